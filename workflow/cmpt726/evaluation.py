@@ -1,0 +1,76 @@
+"""Evaluate a fine-tuned checkpoint on the test set: per-image scores and summary metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .io import atomic_path, write_json
+
+SCORE_COLUMNS = ["index", "label", "pred", "loss"] + [f"p{k}" for k in range(10)]
+
+
+def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normalize: dict,
+                     channels_last: bool = False, device: str = "auto") -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from .training import FeatureBatches, load_finetuned, load_inputs, predict, resolve_device
+
+    device = resolve_device(device)
+    model = load_finetuned(checkpoint_path)
+    batches, labels, classes = load_inputs(test_path, device, normalize, channels_last)
+    net = model.head if isinstance(batches, FeatureBatches) else model
+    net.to(device)
+    logits = predict(net, batches)
+    probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float64)
+    losses = F.cross_entropy(logits, labels, reduction="none").cpu().numpy()
+    labels = labels.cpu().numpy()
+    write_scores(scores_out, labels, probs, losses)
+    metrics = summarize(labels, probs, classes)
+    metrics["test_loss"] = float(losses.mean())
+    write_json(metrics_out, metrics)
+    print(f"accuracy {metrics['accuracy']:.2f}% on {len(labels)} test images")
+    return metrics
+
+
+def write_scores(path, labels: np.ndarray, probs: np.ndarray, losses: np.ndarray) -> None:
+    pred = probs.argmax(1)
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write("\t".join(SCORE_COLUMNS) + "\n")
+        for i, (y, p, loss, row) in enumerate(zip(labels, pred, losses, probs)):
+            fh.write(f"{i}\t{y}\t{p}\t{loss:.6g}\t" + "\t".join(f"{v:.6g}" for v in row) + "\n")
+
+
+def summarize(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
+    pred = probs.argmax(1)
+    k = probs.shape[1]
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    support = confusion.sum(1)
+    per_class = np.where(support > 0, 100.0 * np.diag(confusion) / np.maximum(support, 1), np.nan)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(100.0 * (pred == labels).mean()),
+        "classes": classes,
+        "per_class_accuracy": {c: (None if np.isnan(a) else float(a)) for c, a in zip(classes, per_class)},
+        "confusion": confusion.tolist(),
+    }
+
+
+def read_scores(path, expected_rows: int | None = None):
+    """Load a score file, refusing one that is malformed or has missing rows (naming the file)."""
+    with open(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+    if header != SCORE_COLUMNS:
+        raise ValueError(f"{path}: header {header} is not {SCORE_COLUMNS}")
+    table = np.loadtxt(path, delimiter="\t", skiprows=1, ndmin=2)
+    if table.shape[1] != len(SCORE_COLUMNS):
+        raise ValueError(f"{path}: rows have {table.shape[1]} columns, expected {len(SCORE_COLUMNS)}")
+    if expected_rows is not None and len(table) != expected_rows:
+        raise ValueError(f"{path}: {len(table)} rows, expected {expected_rows} (one per test image); "
+                         "delete it to re-evaluate")
+    index = table[:, 0].astype(int)
+    if not np.array_equal(index, np.arange(len(table))):
+        raise ValueError(f"{path}: the index column is not 0..{len(table) - 1} in order (missing rows?)")
+    return {"index": index, "label": table[:, 1].astype(int), "pred": table[:, 2].astype(int),
+            "loss": table[:, 3], "probs": table[:, 4:]}

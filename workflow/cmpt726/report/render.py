@@ -1,0 +1,130 @@
+"""Assemble the report: results files → a jinja2 context → one self-contained HTML → PDF."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import json
+import math
+import mimetypes
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from ..io import read_json, write_text
+
+
+# --------------------------------------------------------------------------- small helpers
+def fmt(value, digits: int = 3) -> str:
+    """Numbers as the prose shows them; missing values as an en dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e7):
+        return f"{value:.{max(digits - 1, 1)}e}"
+    return f"{value:,.{digits}f}"
+
+
+def data_uri(path) -> str:
+    """Embed a file (figure) so the HTML stands alone."""
+    mime = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def read_tsv(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
+
+
+def _number(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return text
+
+
+def load_outputs(paths) -> dict:
+    """A rule's outputs for a template: JSON → `numbers`, PNG/SVG → `figures[stem]`, TSV → `tables[stem]`."""
+    section = {"numbers": {}, "figures": {}, "tables": {}}
+    for path in map(Path, paths):
+        if path.suffix == ".json":
+            section["numbers"].update(read_json(path))
+        elif path.suffix in (".png", ".svg", ".jpg"):
+            section["figures"][path.stem] = data_uri(path)
+        elif path.suffix == ".tsv":
+            section["tables"][path.stem] = read_tsv(path)
+    return section
+
+
+# --------------------------------------------------------------------------- provenance
+def provenance(config: dict, repo_dir) -> dict:
+    import importlib.metadata as md
+
+    def version(name):
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_dir, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_dir,
+                               capture_output=True, text=True).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        commit = "not a git checkout"
+    return {
+        "commit": commit,
+        "python": platform.python_version(),
+        "versions": {name: version(name) for name in ["torch", "torchvision", "snakemake", "jinja2", "pdfkit"]},
+        "platform": platform.platform(),
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "config": json.dumps(config, indent=2, sort_keys=True),
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+def environment(template_dir) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = fmt
+    return env
+
+
+def render(template_path, out_html, context: dict) -> None:
+    template_path = Path(template_path)
+    env = environment(template_path.parent)
+    html = env.get_template(template_path.name).render(**context)
+    write_text(out_html, html)
+
+
+def html_to_pdf(html_path, pdf_path, options: dict | None = None) -> None:
+    """pdfkit + wkhtmltopdf; a clear message when wkhtmltopdf is missing."""
+    import pdfkit
+
+    binary = shutil.which("wkhtmltopdf")
+    if binary is None:
+        raise RuntimeError("wkhtmltopdf is not installed, so the PDF cannot be built (the HTML is fine). "
+                           "Install it: `sudo apt-get install wkhtmltopdf` (Debian/Ubuntu), "
+                           "`brew install --cask wkhtmltopdf` (macOS), or `conda install -c conda-forge wkhtmltopdf`.")
+    from ..io import atomic_path
+
+    opts = {"page-size": "A4", "margin-top": "15mm", "margin-bottom": "15mm", "margin-left": "15mm",
+            "margin-right": "15mm", "encoding": "UTF-8", "enable-local-file-access": None, "quiet": None,
+            "print-media-type": None}
+    opts.update(options or {})
+    with atomic_path(pdf_path, suffix=".pdf") as tmp:
+        pdfkit.from_file(str(html_path), str(tmp), options=opts,
+                         configuration=pdfkit.configuration(wkhtmltopdf=binary))

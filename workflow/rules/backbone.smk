@@ -1,0 +1,32 @@
+# The CIFAR-100 ResNet-20: one producer, chosen by backbone.source. The file name carries the
+# source, so switching source rebuilds everything downstream.
+BACKBONE_SOURCE = config["backbone"]["source"]
+BACKBONE = f"results/backbone/{BACKBONE_SOURCE}.pt"
+
+if BACKBONE_SOURCE == "download":
+
+    rule fetch_backbone:
+        output:
+            BACKBONE,
+        params:
+            url=config["backbone"]["url"],
+        log:
+            f"{LOGS}/fetch_backbone.log",
+        benchmark:
+            f"{BENCHMARKS}/fetch_backbone.tsv"
+        script:
+            "../scripts/fetch_backbone.py"
+
+elif BACKBONE_SOURCE == "path":
+
+    rule import_backbone:
+        input:
+            config["backbone"]["path"],
+        output:
+            BACKBONE,
+        log:
+            f"{LOGS}/import_backbone.log",
+        benchmark:
+            f"{BENCHMARKS}/import_backbone.tsv"
+        script:
+            "../scripts/import_backbone.py"

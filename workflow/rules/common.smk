@@ -1,0 +1,39 @@
+# Helpers only: variant × seed expansion and the config slice each rule gets as params.
+from pathlib import Path
+
+from cmpt726.config import normalization_key, resolve_variant, uses_cached_features
+
+VARIANTS = list(config["variants"])
+SEEDS = config["seeds"]
+SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
+# Feature caches are keyed by normalisation, the only setting they depend on besides the backbone.
+NORMALIZATIONS = {normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()}
+LOGS = "results/logs"
+BENCHMARKS = "results/benchmarks"
+
+
+wildcard_constraints:
+    variant="|".join(VARIANTS),
+    seed=r"\d+",
+    split="train|test",
+    norm=r"[0-9a-f]{10}",
+
+
+def variant_settings(wildcards):
+    return SETTINGS[wildcards.variant]
+
+
+def variant_input(split):
+    """Cached features for frozen-backbone variants, prepared images otherwise."""
+
+    def choose(wildcards):
+        settings = SETTINGS[wildcards.variant]
+        if uses_cached_features(settings):
+            return f"results/features/{normalization_key(settings['normalize'])}/{split}.npz"
+        return f"results/data/cifar10/{split}.npz"
+
+    return choose
+
+
+def per_variant_seed(pattern):
+    return expand(pattern, variant=VARIANTS, seed=SEEDS)

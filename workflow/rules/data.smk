@@ -1,0 +1,33 @@
+# CIFAR-10: download when absent, then prepare compact uint8 arrays once.
+CIFAR10_DIR = str(Path(config["data"]["cifar10"]["root"]) / "cifar-10-batches-py")
+
+# Only a missing folder gets a download rule, so no run (not even --forceall) replaces a user's copy.
+if not Path(CIFAR10_DIR).exists():
+
+    rule download_cifar10:
+        output:
+            protected(directory(CIFAR10_DIR)),
+        log:
+            f"{LOGS}/download_cifar10.log",
+        benchmark:
+            f"{BENCHMARKS}/download_cifar10.tsv"
+        script:
+            "../scripts/download_cifar10.py"
+
+
+rule prepare_cifar10:
+    input:
+        batches=CIFAR10_DIR,
+    output:
+        train="results/data/cifar10/train.npz",
+        test="results/data/cifar10/test.npz",
+        summary="results/data/cifar10/summary.json",
+    params:
+        verify=config["data"]["cifar10"]["verify"],
+        subset=config["data"]["subset"],
+    log:
+        f"{LOGS}/prepare_cifar10.log",
+    benchmark:
+        f"{BENCHMARKS}/prepare_cifar10.tsv"
+    script:
+        "../scripts/prepare_cifar10.py"

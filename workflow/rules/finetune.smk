@@ -1,0 +1,66 @@
+# Frozen features once, then every variant × seed: train, evaluate.
+
+
+rule cache_features:
+    input:
+        backbone=BACKBONE,
+        images="results/data/cifar10/{split}.npz",
+    output:
+        "results/features/{norm}/{split}.npz",
+    params:
+        normalize=lambda wildcards: NORMALIZATIONS[wildcards.norm],
+        device=config["device"],
+    log:
+        f"{LOGS}/cache_features/{{norm}}/{{split}}.log",
+    benchmark:
+        f"{BENCHMARKS}/cache_features/{{norm}}/{{split}}.tsv"
+    threads: 8
+    resources:
+        gpu=1,
+    script:
+        "../scripts/cache_features.py"
+
+
+rule train_variant:
+    input:
+        backbone=BACKBONE,
+        train=variant_input("train"),
+        test=variant_input("test"),
+    output:
+        checkpoint="results/models/{variant}/seed{seed}.pt",
+        epochs="results/metrics/{variant}/seed{seed}.epochs.tsv",
+    params:
+        settings=variant_settings,
+        device=config["device"],
+        # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
+        resume="results/models/{variant}/seed{seed}.resume.pt",
+    log:
+        f"{LOGS}/train/{{variant}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{variant}}/seed{{seed}}.tsv"
+    threads: 8
+    resources:
+        gpu=1,
+    script:
+        "../scripts/train_variant.py"
+
+
+rule evaluate_variant:
+    input:
+        checkpoint=rules.train_variant.output.checkpoint,
+        test=variant_input("test"),
+    output:
+        scores="results/scores/{variant}/seed{seed}.tsv",
+        metrics="results/metrics/{variant}/seed{seed}.json",
+    params:
+        normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
+        device=config["device"],
+    log:
+        f"{LOGS}/evaluate/{{variant}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{variant}}/seed{{seed}}.tsv"
+    threads: 8
+    resources:
+        gpu=1,
+    script:
+        "../scripts/evaluate_variant.py"

@@ -1,0 +1,9 @@
+from cmpt726.jobs import run
+from cmpt726.training import extract_features
+
+run(
+    snakemake,
+    lambda smk: extract_features(
+        smk.input.backbone, smk.input.images, smk.output[0], smk.params.normalize, smk.params.device
+    ),
+)

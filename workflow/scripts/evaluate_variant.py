@@ -1,0 +1,14 @@
+from cmpt726.evaluation import evaluate_variant
+from cmpt726.jobs import run
+
+run(
+    snakemake,
+    lambda smk: evaluate_variant(
+        smk.input.checkpoint,
+        smk.input.test,
+        smk.output.scores,
+        smk.output.metrics,
+        normalize=smk.params.normalize,
+        device=smk.params.device,
+    ),
+)

@@ -1,0 +1,15 @@
+from cmpt726.data import prepare_cifar10
+from cmpt726.jobs import run
+
+run(
+    snakemake,
+    lambda smk: prepare_cifar10(
+        smk.input.batches,
+        smk.output.train,
+        smk.output.test,
+        smk.output.summary,
+        verify=smk.params.verify,
+        subset_train=smk.params.subset["train"],
+        subset_test=smk.params.subset["test"],
+    ),
+)
