@@ -14,6 +14,10 @@ from cmpt726.config import validate_config
 configfile: "config.yaml"
 
 
+# Used only with `--sdm conda`; otherwise jobs run in the current environment (./setup.sh's .venv).
+conda: "envs/workflow.yaml"
+
+
 validate_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
 
 

@@ -1,0 +1,84 @@
+"""CIFAR-10 reading and preparation: the real pickle format, checks, subsets, and the real data set."""
+
+import pickle
+import time
+
+import numpy as np
+import pytest
+
+from cmpt726 import data
+from conftest import SHARED_DATA, write_cifar10
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return write_cifar10(tmp_path / "c10", n_train=53, n_test=20, seed=3)
+
+
+def test_prepare_reads_every_batch_in_order(tiny, tmp_path):
+    summary = data.prepare_cifar10(tiny, tmp_path / "train.npz", tmp_path / "test.npz", tmp_path / "s.json", verify=False)
+    images, labels, classes = data.load_arrays(tmp_path / "train.npz")
+    assert images.shape == (53, 3, 32, 32) and images.dtype == np.uint8
+    first = pickle.load(open(tiny / "data_batch_1", "rb"), encoding="latin1")
+    last = pickle.load(open(tiny / "data_batch_5", "rb"), encoding="latin1")
+    assert np.array_equal(images[0].reshape(-1), first["data"][0])  # rows are R, G, B planes of 32×32
+    assert np.array_equal(labels[-len(last["labels"]):], last["labels"])
+    assert classes[0] == "airplane" and len(classes) == 10
+    assert summary["train"]["images"] == 53 and summary["test"]["images"] == 20
+    assert sum(summary["test"]["per_class"]) == 20
+
+
+def test_subset_takes_the_first_images_and_refuses_too_many(tiny, tmp_path):
+    data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False,
+                         subset_train=7, subset_test=5)
+    full, _ = data.read_batches(tiny, data.TRAIN_BATCHES, verify=False)
+    assert np.array_equal(data.load_arrays(tmp_path / "a.npz")[0], full[:7])
+    with pytest.raises(ValueError, match=r"data\.subset\.test: 21 is more than the 20"):
+        data.prepare_cifar10(tiny, tmp_path / "c.npz", tmp_path / "d.npz", tmp_path / "s2.json", verify=False,
+                             subset_test=21)
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_verify_names_the_file_whose_md5_is_wrong(tiny, tmp_path):
+    with pytest.raises(ValueError, match=r"data_batch_1: md5 [0-9a-f]{32} is not the official c99cafc1"):
+        data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=True)
+    assert not (tmp_path / "a.npz").exists()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda b: b.update(data=b["data"][:, :100]), r"must be uint8 of shape \(N, 3072\)"),
+    (lambda b: b.update(labels=b["labels"][:-1]), "labels for"),
+    (lambda b: b.update(labels=[11] * len(b["labels"])), r"labels must lie in 0\.\.9"),
+    (lambda b: b.pop("labels"), "needs 'data' and 'labels'"),
+])
+def test_malformed_batches_are_named(tiny, mutate, message):
+    path = tiny / "data_batch_2"
+    batch = pickle.load(open(path, "rb"), encoding="latin1")
+    mutate(batch)
+    pickle.dump(batch, open(path, "wb"))
+    with pytest.raises(ValueError, match=f"data_batch_2.*{message}|{message}"):
+        data.read_batches(tiny, data.TRAIN_BATCHES, verify=False)
+
+
+def test_not_a_pickle_is_named(tiny):
+    (tiny / "test_batch").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="test_batch is not a CIFAR python pickle"):
+        data.read_batches(tiny, data.TEST_BATCHES, verify=False)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "restore.py").exists(), reason="../shared/data (the real CIFAR-10) is absent")
+def test_real_cifar10_prepares_to_the_official_split(tmp_path_factory):
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("real")
+    subprocess.run([sys.executable, str(SHARED_DATA / "restore.py"), str(root), "--only", "cifar10"], check=True,
+                   capture_output=True)
+    out = root / "prepared"
+    tic = time.perf_counter()
+    summary = data.prepare_cifar10(root / "cifar-10-batches-py", out / "train.npz", out / "test.npz",
+                                   out / "summary.json", verify=True)
+    print(f"real CIFAR-10 prepare (md5 verified): {time.perf_counter() - tic:.1f} s")
+    assert summary["train"] == {"images": 50000, "per_class": [5000] * 10}
+    assert summary["test"] == {"images": 10000, "per_class": [1000] * 10}
+    assert summary["classes"][:3] == ["airplane", "automobile", "bird"]
