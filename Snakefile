@@ -18,6 +18,10 @@ configfile: "config.yaml"
 conda: "envs/workflow.yaml"
 
 
+# The front page of `snakemake --report report.zip`.
+report: "workflow/report/workflow.rst"
+
+
 validate_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
 
 
@@ -25,7 +29,24 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/backbone.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/theory.smk"
 include: "workflow/rules/report.smk"
+
+
+# Under a cluster executor these run on the submitting host: quick (seconds), and the report
+# rules need wkhtmltopdf.
+localrules:
+    all,
+    theory_q1,
+    theory_q2,
+    theory_q3,
+    theory_q4,
+    theory_q5,
+    plot_q6,
+    report_html,
+    report_pdf,
+    gallery_html,
+    gallery_pdf,
 
 
 rule all:
@@ -33,3 +54,5 @@ rule all:
     input:
         rules.report_html.output,
         rules.report_pdf.output,
+        rules.gallery_html.output,
+        rules.gallery_pdf.output,

@@ -28,9 +28,26 @@ def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normal
     write_scores(scores_out, labels, probs, losses)
     metrics = summarize(labels, probs, classes)
     metrics["test_loss"] = float(losses.mean())
+    metrics["device"] = device_name(device)
     write_json(metrics_out, metrics)
     print(f"accuracy {metrics['accuracy']:.2f}% on {len(labels)} test images")
     return metrics
+
+
+def device_name(device) -> str:
+    """What ran the job, for the report's provenance: the GPU's name, else the CPU's model name."""
+    import platform
+
+    if device.type == "cuda":
+        import torch
+
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"{device.type}: {model or platform.processor() or platform.machine()}"
 
 
 def write_scores(path, labels: np.ndarray, probs: np.ndarray, losses: np.ndarray) -> None:

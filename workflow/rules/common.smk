@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from cmpt726.config import normalization_key, resolve_variant, uses_cached_features
+from cmpt726.sources import module_sources
 
 VARIANTS = list(config["variants"])
 SEEDS = config["seeds"]
@@ -37,3 +38,10 @@ def variant_input(split):
 
 def per_variant_seed(pattern):
     return expand(pattern, variant=VARIANTS, seed=SEEDS)
+
+
+def package_sources(*modules):
+    """The .py files of the cmpt726 modules a rule runs (names like "training", "report.assemble")
+    and of everything they import from the package: a rule's `code` input, so that editing a
+    module reruns exactly the rules that run it."""
+    return module_sources(WORKFLOW_DIR, *modules)

@@ -18,6 +18,7 @@ if not Path(CIFAR10_DIR).exists():
 rule prepare_cifar10:
     input:
         batches=CIFAR10_DIR,
+        code=package_sources("data"),
     output:
         train="results/data/cifar10/train.npz",
         test="results/data/cifar10/test.npz",

@@ -5,6 +5,7 @@ rule cache_features:
     input:
         backbone=BACKBONE,
         images="results/data/cifar10/{split}.npz",
+        code=package_sources("training"),
     output:
         "results/features/{norm}/{split}.npz",
     params:
@@ -26,6 +27,7 @@ rule train_variant:
         backbone=BACKBONE,
         train=variant_input("train"),
         test=variant_input("test"),
+        code=package_sources("training"),
     output:
         checkpoint="results/models/{variant}/seed{seed}.pt",
         epochs="results/metrics/{variant}/seed{seed}.epochs.tsv",
@@ -49,6 +51,7 @@ rule evaluate_variant:
     input:
         checkpoint=rules.train_variant.output.checkpoint,
         test=variant_input("test"),
+        code=package_sources("evaluation"),
     output:
         scores="results/scores/{variant}/seed{seed}.tsv",
         metrics="results/metrics/{variant}/seed{seed}.json",

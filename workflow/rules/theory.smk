@@ -9,6 +9,8 @@ def theory_q5_data(wildcards):
 
 
 rule theory_q1:
+    input:
+        code=package_sources("theory.q1_softmax"),
     output:
         numbers="results/theory/q1/numbers.json",
         regions="results/theory/q1/regions.png",
@@ -26,6 +28,8 @@ rule theory_q1:
 
 
 rule theory_q2:
+    input:
+        code=package_sources("theory.q2_glm"),
     output:
         numbers="results/theory/q2/numbers.json",
         functions="results/theory/q2/functions.png",
@@ -43,6 +47,8 @@ rule theory_q2:
 
 
 rule theory_q3:
+    input:
+        code=package_sources("theory.q3_backprop"),
     output:
         numbers="results/theory/q3/numbers.json",
         formulas="results/theory/q3/formulas.png",
@@ -60,6 +66,8 @@ rule theory_q3:
 
 
 rule theory_q4:
+    input:
+        code=package_sources("theory.q4_vanishing"),
     output:
         numbers="results/theory/q4/numbers.json",
         activations="results/theory/q4/activations.png",
@@ -79,6 +87,7 @@ rule theory_q4:
 rule theory_q5:
     input:
         unpack(theory_q5_data),
+        code=package_sources("theory.q5_logreg"),
     output:
         numbers="results/theory/q5/numbers.json",
         nll="results/theory/q5/nll.png",

@@ -2,35 +2,48 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 from ..io import read_json
-from . import q6
-from .render import load_outputs, provenance, read_tsv, render
+from .q6 import describe_backbone
+from .render import load_outputs, provenance, render
 
 
-def write_report(out_html, template, *, settings: dict, seeds: list[int], metrics: list, epochs: list,
-                 benchmarks: list, reference: dict, theory: dict, backbone: dict, data: dict, config: dict,
-                 title: str, repo_dir=".") -> None:
-    """metrics/epochs/benchmarks are in expand() order: variant-major, then seed."""
-    keys = list(itertools.product(settings, seeds))
-    metrics_by, epochs_by, bench_by = (dict(zip(keys, paths)) for paths in (metrics, epochs, benchmarks))
-    rows = q6.variant_rows(settings, seeds, metrics_by, bench_by, reference)
+def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, config: dict,
+                 title: str, gallery: dict | None = None, backbone_summary=None, repo_dir=".") -> None:
+    """q6: the outputs of rule plot_q6 (figures, the variant table, numbers.json);
+    theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2."""
+    outputs = load_outputs(q6)
+    numbers = outputs["numbers"]
+    if "rows" not in numbers:
+        raise ValueError(f"none of {list(map(str, q6))} is the Q6 numbers JSON (with 'rows')")
     context = {
         "title": title,
         "theory": {name: load_outputs(paths) for name, paths in theory.items()},
         "q6": {
-            "rows": rows,
-            "best": max(rows, key=lambda r: r["accuracy"]),
-            "n_test": read_json(metrics[0])["n"],
-            "curves": {key: read_tsv(path) for key, path in epochs_by.items()},
-            "backbone": {**backbone, "description": q6.describe_backbone(backbone)},
+            **numbers,
+            "figures": outputs["figures"],
+            "backbone": q6_backbone(backbone, backbone_summary),
             "data": data,
             "defaults": config["training"],
-            "seeds": seeds,
+            "gallery": gallery,
         },
-        "provenance": provenance(config, repo_dir),
+        "provenance": provenance(config, repo_dir, devices=numbers.get("devices")),
         "stylesheet": Path(template).with_name("report.css").read_text(),
     }
     render(template, out_html, context)
+
+
+def q6_backbone(backbone: dict, summary_path=None) -> dict:
+    """The backbone's source in words and its CIFAR-100 top-1 (%) with where that number comes from."""
+    info = {**backbone, "description": describe_backbone(backbone), "top1": None, "top1_source": None}
+    published = (backbone.get("pretrain") or {}).get("published_top1")
+    if summary_path:
+        summary = read_json(summary_path)
+        info.update(top1=summary.get("final_top1"), top1_source="measured on the CIFAR-100 test set after "
+                    f"{summary.get('epochs')} epochs of pretraining here", published_top1=published,
+                    pretrain_device=summary.get("device"))
+    elif backbone["source"] == "download" and published is not None:
+        info.update(top1=published, top1_source="as published with the weights; config key "
+                    "backbone.pretrain.published_top1")
+    return info

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import jinja2
+import yaml
 
 from ..io import read_json, write_text
 
@@ -68,7 +69,8 @@ def load_outputs(paths) -> dict:
 
 
 # --------------------------------------------------------------------------- provenance
-def provenance(config: dict, repo_dir) -> dict:
+def provenance(config: dict, repo_dir, devices=None) -> dict:
+    """What built the report: the workflow's commit, versions, the devices of the evaluation jobs, the date."""
     import importlib.metadata as md
 
     def version(name):
@@ -90,8 +92,9 @@ def provenance(config: dict, repo_dir) -> dict:
         "python": platform.python_version(),
         "versions": {name: version(name) for name in ["torch", "torchvision", "snakemake", "jinja2", "pdfkit"]},
         "platform": platform.platform(),
+        "devices": list(devices or ["not recorded"]),
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "config": json.dumps(config, indent=2, sort_keys=True),
+        "config": yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False, default_flow_style=None, width=110),
     }
 
 
@@ -100,6 +103,7 @@ def environment(template_dir) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
+    env.filters["g"] = lambda value: "–" if value is None else f"{value:g}"  # 0.001, 0, 1e-05
     return env
 
 
@@ -116,7 +120,7 @@ def html_to_pdf(html_path, pdf_path, options: dict | None = None) -> None:
 
     binary = shutil.which("wkhtmltopdf")
     if binary is None:
-        raise RuntimeError("wkhtmltopdf is not installed, so the PDF cannot be built (the HTML is fine). "
+        raise RuntimeError(f"wkhtmltopdf is not installed, so {pdf_path} cannot be built ({html_path} is fine). "
                            "Install it: `sudo apt-get install wkhtmltopdf` (Debian/Ubuntu), "
                            "`brew install --cask wkhtmltopdf` (macOS), or `conda install -c conda-forge wkhtmltopdf`.")
     from ..io import atomic_path

@@ -1,0 +1,196 @@
+"""Faults: a killed training job resumes exactly; broken inputs fail clearly and leave no half output.
+
+One small project trains one variant through the image path (frozen backbone recomputed every
+step, so that an epoch lasts long enough to be interrupted); each test works on its own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SNAKEMAKE, make_project, smoke_config
+from workflow_helpers import leftovers, snakemake
+
+pytestmark = pytest.mark.slow
+
+VARIANT = "v"
+EPOCHS = 3
+CHECKPOINT = f"results/models/{VARIANT}/seed0.pt"
+RESUME = f"results/models/{VARIANT}/seed0.resume.pt"
+EPOCHS_TSV = f"results/metrics/{VARIANT}/seed0.epochs.tsv"
+METRICS = f"results/metrics/{VARIANT}/seed0.json"
+SCORES = f"results/scores/{VARIANT}/seed0.tsv"
+TRAIN_LOG = f"results/logs/train/{VARIANT}/seed0.log"
+
+
+def fault_config(tiny_inputs, **data):
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    config["variants"] = {VARIANT: {"train": "head", "cache_features": False, "epochs": EPOCHS}}
+    config["report"]["gallery_variant"] = VARIANT
+    config["data"]["cifar10"].update(data)
+    return config
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_inputs, tmp_path_factory):
+    """The uninterrupted reference run, up to the variant's metrics."""
+    workdir = make_project(tmp_path_factory.mktemp("faults") / "reference", fault_config(tiny_inputs))
+    snakemake(workdir, "--cores", "2", METRICS)
+    return workdir
+
+
+def copy_project(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, symlinks=True)  # copy2: the times Snakemake compares are kept
+    return dest
+
+
+def epoch_rows(path: Path) -> list[list[str]]:
+    """The per-epoch table without its wall-clock column."""
+    rows = [line.split("\t") for line in path.read_text().splitlines()]
+    drop = rows[0].index("seconds")
+    return [[cell for i, cell in enumerate(row) if i != drop] for row in rows]
+
+
+def processes_in(workdir: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd") == str(workdir):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_sigkill_mid_epoch_resumes_to_the_same_result(trained, tmp_path):
+    import torch
+
+    workdir = copy_project(trained, tmp_path / "killed")
+    for path in [CHECKPOINT, EPOCHS_TSV, METRICS, SCORES]:  # as before the first training
+        (workdir / path).unlink()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    # Train in its own process group, and kill the group (Snakemake and the job) with SIGKILL
+    # as soon as the first epoch's resume state is on disk, i.e. during epoch 2.
+    proc = subprocess.Popen([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", METRICS],
+                            cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (workdir / RESUME).exists():
+            assert proc.poll() is None, "snakemake ended before the first epoch finished"
+            assert time.monotonic() < deadline, "no resume state after 300 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for _ in range(100):  # the job is gone too, so nothing writes behind the rerun's back
+        if not processes_in(workdir):
+            break
+        time.sleep(0.05)
+    assert not processes_in(workdir)
+    assert not (workdir / CHECKPOINT).exists(), "the job finished before it was killed"
+
+    snakemake(workdir, "--unlock")
+    rerun = snakemake(workdir, "--cores", "2", "--rerun-incomplete", METRICS)
+    log = (workdir / TRAIN_LOG).read_text()
+    resumed = [line for line in log.splitlines() if line.startswith(f"resuming from {RESUME} after epoch ")]
+    assert resumed, f"the rerun did not resume:\n{log}\n{rerun.stderr[-3000:]}"
+    assert 1 <= int(resumed[0].rsplit(" ", 1)[1]) < EPOCHS
+    assert not (workdir / RESUME).exists(), "the resume state outlived the finished job"
+
+    assert epoch_rows(workdir / EPOCHS_TSV) == epoch_rows(trained / EPOCHS_TSV)
+    assert (workdir / SCORES).read_text() == (trained / SCORES).read_text()
+    got, want = (json.loads((d / METRICS).read_text()) for d in (workdir, trained))
+    assert got == want
+    a, b = (torch.load(d / CHECKPOINT, weights_only=True)["state_dict"] for d in (workdir, trained))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unreadable_resume_state_is_ignored(trained, tmp_path, capsys):
+    """A truncated resume file only costs the saved epochs: training starts over and says why."""
+    import yaml
+    from cmpt726.config import resolve_variant, validate_config
+    from cmpt726.training import train_variant
+
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    settings = {**resolve_variant(config, VARIANT), "epochs": 1}
+    resume = tmp_path / "seed0.resume.pt"
+    resume.write_bytes(b"PK\x03\x04 truncated")
+    history = train_variant(trained / "results/backbone/path.pt", trained / "results/data/cifar10/train.npz",
+                            trained / "results/data/cifar10/test.npz", tmp_path / "m.pt", tmp_path / "e.tsv",
+                            settings, seed=0, device="cpu", resume_path=resume)
+    assert len(history) == 1 and (tmp_path / "m.pt").exists() and not resume.exists()
+    assert f"ignoring {resume}: unreadable" in capsys.readouterr().out
+
+
+def test_truncated_checkpoint_fails_evaluation_naming_it(trained, tmp_path):
+    workdir = copy_project(trained, tmp_path / "project")
+    ckpt = workdir / CHECKPOINT
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    proc = snakemake(workdir, "--cores", "1", METRICS, check=False)
+    assert proc.returncode != 0
+    assert f"checkpoint {CHECKPOINT} cannot be loaded" in proc.stderr, proc.stderr[-3000:]
+    assert not (workdir / METRICS).exists() and not (workdir / SCORES).exists()
+    assert not [p for p in leftovers(workdir / "results/metrics") + leftovers(workdir / "results/scores")
+                if "/." in "/" + p], "temporary files left behind"
+
+
+def test_corrupt_dataset_file_fails_md5_naming_it(tiny_inputs, tmp_path):
+    data = tmp_path / "cifar10"
+    shutil.copytree(tiny_inputs / "cifar10", data)
+    config = fault_config(tiny_inputs, root=str(data), verify=True)
+    workdir = make_project(tmp_path / "project", config)
+    proc = snakemake(workdir, "--cores", "1", "results/data/cifar10/summary.json", check=False)
+    assert proc.returncode != 0
+    bad = data / "cifar-10-batches-py" / "data_batch_1"
+    assert f"{bad}: md5 " in proc.stderr and "is not the official" in proc.stderr, proc.stderr[-3000:]
+    assert leftovers(workdir / "results/data") == []
+
+
+def test_truncated_dataset_file_fails_naming_it_and_removes_written_outputs(tiny_inputs, tmp_path):
+    data = tmp_path / "cifar10"
+    shutil.copytree(tiny_inputs / "cifar10", data)
+    bad = data / "cifar-10-batches-py" / "test_batch"
+    bad.write_bytes(bad.read_bytes()[:1000])  # read after train.npz is written
+    workdir = make_project(tmp_path / "project", fault_config(tiny_inputs, root=str(data)))
+    proc = snakemake(workdir, "--cores", "1", "results/data/cifar10/summary.json", check=False)
+    assert proc.returncode != 0
+    assert f"{bad} is not a CIFAR python pickle" in proc.stderr, proc.stderr[-3000:]
+    assert leftovers(workdir / "results/data") == []
+
+
+def test_score_file_with_missing_rows_fails_naming_it(trained, tmp_path):
+    workdir = copy_project(trained, tmp_path / "project")
+    scores = workdir / SCORES
+    lines = scores.read_text().splitlines(keepends=True)
+    scores.write_text("".join(lines[:10] + lines[11:]))  # one test image's row gone
+    proc = snakemake(workdir, "--cores", "1", "report/gallery.html", check=False)
+    assert proc.returncode != 0
+    assert f"{SCORES}: 99 rows, expected 100" in proc.stderr, proc.stderr[-3000:]
+    assert leftovers(workdir / "report") == []
+
+
+def test_missing_wkhtmltopdf_fails_clearly_without_pdf(trained, tmp_path):
+    workdir = copy_project(trained, tmp_path / "project")
+    # A PATH with everything but wkhtmltopdf.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for exe in Path(folder).glob("*") if Path(folder).is_dir() else []:
+            if exe.name != "wkhtmltopdf" and not (bin_dir / exe.name).exists() and os.access(exe, os.X_OK):
+                (bin_dir / exe.name).symlink_to(exe)
+    # The gallery's PDF: the same html_to_pdf as report/report.pdf, with far fewer jobs before it.
+    proc = snakemake(workdir, "--cores", "2", "report/gallery.pdf", check=False, env={"PATH": str(bin_dir)})
+    assert proc.returncode != 0
+    assert "wkhtmltopdf is not installed, so report/gallery.pdf cannot be built" in proc.stderr, proc.stderr[-3000:]
+    assert [p for p in leftovers(workdir / "report") if "pdf" in p] == []

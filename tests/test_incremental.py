@@ -1,0 +1,124 @@
+"""Incremental rebuilds: after a finished run, a change reruns exactly the jobs that depend on it.
+
+One small project (two frozen-backbone variants on cached features, so that it runs fast)
+is run once with a private copy of the workflow; each scenario then edits the config, a
+template or a module, asks `snakemake -n` what it would run, and puts the edit back.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import make_project, smoke_config
+from workflow_helpers import (copy_workflow, edited_config, edited_file, job, parse_jobs, planned_jobs,
+                              snakemake)
+
+pytestmark = pytest.mark.slow
+
+# The report's own rules (figures, HTML, PDF, gallery); a change upstream of the report may rerun any
+# of them, and nothing else than what the scenario names.
+REPORT_PREFIXES = ("report_", "gallery_", "plot_")
+DOCUMENT = {"report_html", "report_pdf"}
+
+
+def is_report(name: str) -> bool:
+    return name.split("[")[0].startswith(REPORT_PREFIXES)
+
+
+def variant_jobs(variant, seed=0):
+    return {job("train_variant", variant=variant, seed=seed), job("evaluate_variant", variant=variant, seed=seed)}
+
+
+def assert_plan(jobs, core, document=True):
+    """`core`: exactly the non-report jobs expected; with document, the report is rebuilt as well."""
+    assert {j for j in jobs if not is_report(j)} == core, sorted(jobs)
+    if document:
+        assert DOCUMENT <= jobs, sorted(jobs)
+
+
+@pytest.fixture(scope="module")
+def project(tiny_inputs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("incremental")
+    snakefile = copy_workflow(root / "workflow-copy")
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    config["variants"] = {"a": {"train": "head"}, "b": {"train": "head", "weight_decay": 0.001}}
+    config["report"]["gallery_variant"] = "a"
+    workdir = make_project(root / "project", config)
+    snakemake(workdir, "--cores", "2", snakefile=snakefile)
+    return {"dir": workdir, "snakefile": snakefile, "workflow": snakefile.parent / "workflow"}
+
+
+def plan(project):
+    return planned_jobs(project["dir"], snakefile=project["snakefile"])
+
+
+def test_finished_run_has_nothing_to_do(project):
+    proc = snakemake(project["dir"], "-n", snakefile=project["snakefile"])
+    assert parse_jobs(proc.stdout + proc.stderr) == set()
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_lr_of_one_variant_reruns_only_it_and_the_report(project, tmp_path):
+    def edit(config):
+        config["variants"]["b"]["lr"] = 0.05
+
+    with edited_config(project["dir"], edit):
+        planned = plan(project)
+    assert_plan(planned, variant_jobs("b"))
+    assert not any(j.startswith("gallery_") for j in planned), "the gallery shows variant a"
+    # The plan is what really runs; afterwards nothing is left to do.
+    copy = tmp_path / "project"
+    shutil.copytree(project["dir"], copy, symlinks=True)
+    with edited_config(copy, edit):
+        ran = snakemake(copy, "--cores", "2", snakefile=project["snakefile"])
+        assert parse_jobs(ran.stderr + ran.stdout) == planned
+        assert planned_jobs(copy, snakefile=project["snakefile"]) == set()
+
+
+def test_new_variant_trains_alone_and_reuses_cached_features(project):
+    def edit(config):
+        config["variants"]["c"] = {"train": "head", "lr": 0.02}
+
+    with edited_config(project["dir"], edit):
+        jobs = plan(project)
+    assert_plan(jobs, variant_jobs("c"))  # no cache_features, no prepare_cifar10
+
+
+@pytest.mark.parametrize("template", ["report.css", "report.html.j2", "sections/q6.html.j2"])
+def test_report_template_edit_reruns_only_report_rules(project, template):
+    comment = "\n/* edited */\n" if template.endswith(".css") else "\n{# edited #}\n"
+    with edited_file(project["workflow"] / "templates" / template, comment):
+        assert_plan(plan(project), set())
+    assert plan(project) == set()
+
+
+def test_new_seed_runs_only_its_jobs(project):
+    def edit(config):
+        config["seeds"] = [0, 1]
+
+    with edited_config(project["dir"], edit):
+        assert_plan(plan(project), variant_jobs("a", 1) | variant_jobs("b", 1))
+
+
+@pytest.mark.parametrize("module, core, document", [
+    ("evaluation.py", {job("evaluate_variant", variant=v, seed=0) for v in "ab"}, True),
+    ("report/assemble.py", set(), True),
+    ("report/render.py", set(), True),
+    ("data.py", None, True),
+])
+def test_module_edit_reruns_the_rules_that_run_it(project, module, core, document):
+    with edited_file(project["workflow"] / "cmpt726" / module, "\n# edited\n"):
+        jobs = plan(project)
+    if core is None:  # data.py: everything from the prepared arrays on
+        assert "prepare_cifar10" in jobs and "import_backbone" not in jobs, sorted(jobs)
+    else:
+        assert_plan(jobs, core, document)
+
+
+def test_training_module_edit_reruns_features_training_and_downstream(project):
+    with edited_file(project["workflow"] / "cmpt726" / "training.py", "\n# edited\n"):
+        jobs = plan(project)
+    rules = sorted(j.split("[")[0] for j in jobs if not is_report(j))
+    assert rules == sorted(["cache_features"] * 2 + ["train_variant"] * 2 + ["evaluate_variant"] * 2), jobs
+    assert DOCUMENT <= jobs

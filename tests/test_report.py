@@ -1,0 +1,297 @@
+"""The assembled report: report.html (self-contained, numbers from the results), report.pdf, Snakemake's report."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import CLASSES, REPO, run_snakemake
+
+from cmpt726.data import save_arrays
+from cmpt726.evaluation import summarize, write_scores
+from cmpt726.io import write_json, write_text
+from cmpt726.report import assemble, figures, render
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+TEMPLATE = REPO / "workflow" / "templates" / "report.html.j2"
+
+
+class Page(HTMLParser):
+    """Collects elements and refuses unbalanced markup (every non-void element is closed, in order)."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.elements, self.errors, self._text = [], [], [], []
+        self.feed(text)
+        self.close()
+        if self.stack:
+            self.errors.append(f"unclosed: {self.stack}")
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1] if self.stack else 'nothing'} "
+                               f"at line {self.getpos()[0]}")
+            if tag in self.stack:
+                while self.stack.pop() != tag:
+                    pass
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self._text.append(data)
+
+    def find(self, tag, **attrs):
+        return [a for t, a in self.elements if t == tag and all(a.get(k) == v for k, v in attrs.items())]
+
+    @property
+    def text(self) -> str:
+        return re.sub(r"\s+", " ", "".join(self._text))
+
+
+def decode_image(uri: str):
+    from PIL import Image
+
+    head, data = uri.split(",", 1)
+    assert head.startswith("data:image/") and head.endswith(";base64"), head[:40]
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    image.load()
+    return np.asarray(image.convert("RGB"))
+
+
+def variant_rows(html: str) -> list[str]:
+    """Variant names from the rows of the variant table's body."""
+    table = re.search(r'<table class="variants">(.*?)</table>', html, re.S).group(1)
+    body = re.search(r"<tbody>(.*?)</tbody>", table, re.S).group(1)
+    return re.findall(r'<td class="name">([^<]*)</td>', body)
+
+
+@pytest.fixture(scope="module")
+def report(smoke_run):
+    html = (smoke_run["dir"] / "report/report.html").read_text(encoding="utf-8")
+    config = yaml.safe_load((smoke_run["dir"] / "config.yaml").read_text())
+    return {"dir": smoke_run["dir"], "html": html, "page": Page(html), "config": config}
+
+
+# --------------------------------------------------------------------------- report.html of the smoke run
+def test_html_parses_and_is_balanced(report):
+    assert report["page"].errors == []
+    assert report["html"].lstrip().startswith("<!DOCTYPE html>")
+    for section in ["q6", "provenance"]:
+        assert report["page"].find("section", id=section), section
+
+
+def test_every_image_is_embedded_and_not_blank(report):
+    images = report["page"].find("img")
+    assert len(images) >= 5  # curves, confusion, per-class, reliability, mistakes
+    for img in images:
+        assert img["src"].startswith("data:image/"), img["src"][:60]  # no file next to the HTML is needed
+        assert img.get("alt")
+        pixels = decode_image(img["src"])
+        assert pixels.shape[0] > 50 and pixels.shape[1] > 50
+        assert pixels.std() > 5, "a blank figure"
+    assert not re.search(r'<(link|script)[^>]+(href|src)="(?!data:)', report["html"])  # nothing fetched
+
+
+def test_variant_table_has_one_row_per_variant(report):
+    assert variant_rows(report["html"]) == list(report["config"]["variants"])
+
+
+def test_prose_numbers_equal_the_results_files(report):
+    results = report["dir"] / "results"
+    accuracy = {v: json.loads((results / f"metrics/{v}/seed0.json").read_text())["accuracy"]
+                for v in report["config"]["variants"]}
+    best = max(accuracy, key=accuracy.get)
+    text = report["page"].text
+    match = re.search(r"The best variant is (\S+) with ([\d.]+)% test accuracy", text)
+    assert match, "the sentence naming the best variant is missing"
+    assert match.group(1) == best
+    assert float(match.group(2)) == pytest.approx(accuracy[best], abs=0.005)
+    # The ECE in the prose is the one plot_q6 computed from the score file.
+    numbers = json.loads((results / "figures/q6/numbers.json").read_text())
+    ece = re.search(r"For \S+ the ECE is ([\d.]+)%", text).group(1)
+    assert float(ece) == pytest.approx(100 * numbers["calibration"]["ece"], abs=0.005)
+    wrong = re.search(r"([\d,]+) of ([\d,]+) test images wrong", text)
+    scores = np.loadtxt(results / f"scores/{best}/seed0.tsv", skiprows=1)
+    assert int(wrong.group(1).replace(",", "")) == int((scores[:, 1] != scores[:, 2]).sum())
+    assert int(wrong.group(2).replace(",", "")) == len(scores)
+
+
+def test_variant_table_numbers_equal_the_results_files(report):
+    results = report["dir"] / "results"
+    table = re.search(r'<table class="variants">(.*?)</table>', report["html"], re.S).group(1)
+    for variant in report["config"]["variants"]:
+        row = re.search(rf'<td class="name">{variant}</td>(.*?)</tr>', table, re.S).group(1)
+        cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+        accuracy = json.loads((results / f"metrics/{variant}/seed0.json").read_text())["accuracy"]
+        assert f"{accuracy:.2f}" in cells
+        assert f"{report['config']['reference_accuracy'][variant]:.2f}" in cells
+        bench = (results / f"benchmarks/train/{variant}/seed0.tsv").read_text().splitlines()
+        seconds = float(bench[1].split("\t")[0])
+        assert f"{seconds:,.1f}" in cells
+
+
+def test_provenance_names_versions_device_and_config(report):
+    section = report["html"].split('<section id="provenance">', 1)[1]
+    for needle in ["Python", "torch", "torchvision", "snakemake", "workflow commit", "built"]:
+        assert needle in section, needle
+    device = json.loads((report["dir"] / "results/metrics/all/seed0.json").read_text())["device"]
+    assert device in section
+    shown = yaml.safe_load(re.search(r'<pre class="config">(.*?)</pre>', section, re.S).group(1)
+                           .replace("&#34;", '"').replace("&#39;", "'").replace("&amp;", "&")
+                           .replace("&lt;", "<").replace("&gt;", ">"))
+    assert shown["variants"] == report["config"]["variants"]
+
+
+# --------------------------------------------------------------------------- report.pdf
+def pdf_text(path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="poppler-utils (pdfinfo, pdftotext) not installed")
+def test_pdf_has_sane_pages_titles_and_figures(report):
+    pdf = report["dir"] / "report/report.pdf"
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
+    assert 3 <= pages <= 40, pages
+    assert "595 x 842" in info or "595.276 x 841.89" in info  # A4
+    text = re.sub(r"\s+", " ", pdf_text(pdf))
+    for title in re.findall(r"<h2>([^<]+)</h2>", report["html"]):
+        assert title.strip() in text, title  # every section title, so every question, is in the PDF
+    for variant in report["config"]["variants"]:
+        assert re.search(rf"\b{variant}\b", text), variant
+    # Each embedded figure of the HTML is an image in the PDF (none lost or blank-replaced).
+    listed = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert len(listed.strip().splitlines()) - 2 >= len(report["page"].find("img"))
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_pdf_puts_each_question_on_a_new_page(report):
+    pages = [re.sub(r"\s+", " ", page).strip() for page in pdf_text(report["dir"] / "report/report.pdf").split("\f")]
+    titles = [t.strip() for t in re.findall(r"<h2>([^<]+)</h2>", report["html"])]
+    assert titles[0].startswith("Question") and titles[-1] == "Provenance"
+    for title in titles:
+        assert any(page.startswith(title) for page in pages), f"no page starts with {title!r}"
+
+
+def test_pdf_without_wkhtmltopdf_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    html = tmp_path / "r.html"
+    html.write_text("<p>x</p>")
+    with pytest.raises(RuntimeError, match=r"wkhtmltopdf is not installed.*apt-get install wkhtmltopdf"):
+        render.html_to_pdf(html, tmp_path / "r.pdf")
+    assert not (tmp_path / "r.pdf").exists()
+
+
+# --------------------------------------------------------------------------- snakemake --report
+def test_snakemake_report_zip_builds(smoke_run, tmp_path):
+    out = tmp_path / "report.zip"
+    run_snakemake(smoke_run["dir"], "--report", str(out))
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        assert any(n.endswith("report.html") for n in names), names[:20]
+        for figure in ["curves.png", "confusion.png", "per_class.png", "reliability.png", "mistakes.png",
+                       "q6_variants.tsv", "gallery.html"]:
+            assert any(n.endswith(figure) for n in names), figure
+        index = next(archive.read(n) for n in names if n.endswith("report.html")).decode()
+    assert "Question 6" in index
+
+
+# --------------------------------------------------------------------------- the Q6 numbers, unit-sized
+def test_calibration_bins_and_ece_by_hand():
+    confidence = np.array([0.95, 0.95, 0.95, 0.95, 0.55, 0.55])
+    correct = np.array([1, 1, 1, 0, 1, 0], bool)
+    calib = figures.calibration(confidence, correct, bins=10)
+    # bin (0.9, 1]: 4 images, accuracy 0.75, score 0.95; bin (0.5, 0.6]: 2 images, accuracy 0.5, score 0.55
+    assert calib["count"][9] == 4 and calib["count"][5] == 2 and sum(calib["count"]) == 6
+    assert calib["ece"] == pytest.approx(4 / 6 * 0.20 + 2 / 6 * 0.05)
+    assert calib["accuracy"][0] is None  # empty bins are missing, not zero
+    assert figures.calibration(np.array([1.0, 0.1]), np.array([True, False]), bins=10)["count"][9] == 1
+
+
+def test_confident_mistakes_are_wrong_and_sorted():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.95, 0.05]])
+    labels = np.array([0, 0, 1, 1, 1])
+    assert figures.confident_mistakes(labels, probs, k=2).tolist() == [4, 1]
+    assert figures.confident_mistakes(labels, probs).tolist() == [4, 1, 2]
+
+
+def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60) -> dict:
+    """Result files in the workflow's formats for given accuracies, without training anything."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    save_arrays(root / "test.npz", images, labels, CLASSES)
+    paths = {"metrics": [], "epochs": [], "benchmarks": [], "scores": []}
+    for name, accuracy in variants.items():
+        for seed in seeds:
+            logits = rng.normal(0, 1, (n, 10))
+            hit = rng.random(n) < accuracy + 0.05 * seed
+            logits[np.arange(n), np.where(hit, labels, (labels + 1) % 10)] += 4
+            probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            base = root / name / f"seed{seed}"
+            base.mkdir(parents=True, exist_ok=True)
+            write_scores(base / "scores.tsv", labels, probs, np.ones(n))
+            metrics = summarize(labels, probs, CLASSES)
+            metrics["device"] = "cpu: test"
+            write_json(base / "metrics.json", metrics)
+            write_text(base / "epochs.tsv", "epoch\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc\tseconds\n"
+                       "1\t1.5\t40\t1.4\t45\t2\n2\t1.2\t55\t1.3\t50\t2\n")
+            write_text(base / "bench.tsv", "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\t"
+                       "cpu_time\n12.5\t0:00:12\t300.5\t1\t1\t1\t0\t0\t0\t1\n")
+            for key, file in [("metrics", "metrics.json"), ("epochs", "epochs.tsv"), ("benchmarks", "bench.tsv"),
+                              ("scores", "scores.tsv")]:
+                paths[key].append(base / file)
+    return paths
+
+
+def test_several_seeds_give_mean_and_std_and_render(tmp_path):
+    settings = {name: {"head": {"hidden": [], "batchnorm": False, "dropout": 0.0}, "train": train, "epochs": 2,
+                       "lr": 0.01, "weight_decay": 0.0, "batch_size": 32}
+                for name, train in [("head", "head"), ("all", "all")]}
+    paths = fake_results(tmp_path, {"head": 0.5, "all": 0.8}, seeds=[0, 1])
+    out = {name: tmp_path / "fig" / f"{name}.png" for name in ["curves", "confusion", "per_class", "reliability",
+                                                                "mistakes"]}
+    out.update(table=tmp_path / "fig/q6_variants.tsv", numbers=tmp_path / "fig/numbers.json")
+    numbers = figures.q6_outputs(settings=settings, seeds=[0, 1], test_images=tmp_path / "test.npz",
+                                 reference={"head": 68.55}, out=out, **paths)
+    rows = {r["name"]: r for r in numbers["rows"]}
+    accs = [json.loads(p.read_text())["accuracy"] for p in paths["metrics"][2:]]
+    assert rows["all"]["accuracy"] == pytest.approx(np.mean(accs))
+    assert rows["all"]["accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert rows["all"]["delta"] == pytest.approx(rows["all"]["accuracy"] - rows["head"]["accuracy"])
+    assert numbers["best"] == "all" and len(numbers["mistakes"]) <= figures.N_MISTAKES
+    assert all(p.exists() for p in out.values())
+
+    html = tmp_path / "report.html"
+    config = {"training": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "epochs": 2,
+                           "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True,
+                           "seed_quirks": False}}
+    data = {"train": {"images": 500, "per_class": [50] * 10}, "test": {"images": 60, "per_class": [6] * 10},
+            "classes": CLASSES}
+    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, config=config, data=data,
+                          backbone={"source": "path", "path": "/x/backbone.pth"}, title="T <&> test",
+                          gallery={"variant": "all", "seed": 0}, repo_dir=tmp_path)
+    text = html.read_text()
+    assert Page(text).errors == []
+    assert f"{rows['all']['accuracy']:.2f} ± {rows['all']['accuracy_std']:.2f}" in text
+    assert "T &lt;&amp;&gt; test" in text  # autoescape
+    assert "not a git checkout" in text
+    assert variant_rows(text) == ["head", "all"]

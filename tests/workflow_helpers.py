@@ -1,0 +1,100 @@
+"""Helpers of the workflow-level tests (incremental rebuilds, faults, config validation, SLURM)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+from conftest import REPO, SNAKEMAKE
+
+_RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
+_WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A private copy of the workflow (Snakefile, workflow/, profiles/, envs/) whose files a test may edit.
+
+    Returns the copied Snakefile. Jobs import the copy's cmpt726: the Snakefile puts its own
+    workflow/ first on PYTHONPATH.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in ["workflow", "profiles", "envs"]:
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, dest / name, ignore=ignore, dirs_exist_ok=True)
+    shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
+    return dest / "Snakefile"
+
+
+def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", check: bool = True,
+              timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow"), **(env or {})}
+    proc = subprocess.run([*SNAKEMAKE, "-s", str(snakefile), *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def parse_jobs(output: str) -> set[str]:
+    """The jobs a Snakemake log announces, as 'rule[k=v,...]' ('all' left out)."""
+    jobs, current = [], None
+    for line in output.splitlines():
+        if m := _RULE.match(line):
+            current = [m.group(1), ""]
+            jobs.append(current)
+        elif current is not None and (m := _WILDCARDS.match(line)):
+            current[1] = ",".join(part.strip() for part in m.group(1).split(","))
+        elif not line.strip():
+            current = None
+    return {f"{rule}[{wc}]" if wc else rule for rule, wc in jobs if rule != "all"}
+
+
+def planned_jobs(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> set[str]:
+    """What `snakemake -n` would run now."""
+    proc = snakemake(workdir, "-n", *args, snakefile=snakefile)
+    return parse_jobs(proc.stdout + "\n" + proc.stderr)
+
+
+def job(rule: str, **wildcards) -> str:
+    return f"{rule}[{','.join(f'{k}={v}' for k, v in wildcards.items())}]" if wildcards else rule
+
+
+@contextlib.contextmanager
+def edited_config(workdir: Path, edit):
+    """config.yaml changed by `edit(config)` inside the block, restored after."""
+    path = workdir / "config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    edit(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        yield config
+    finally:
+        path.write_text(original)
+
+
+@contextlib.contextmanager
+def edited_file(path: Path, append: str):
+    """`append` added to a file inside the block; content and times restored after."""
+    stat = path.stat()
+    original = path.read_bytes()
+    path.write_bytes(original + append.encode())
+    try:
+        yield path
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Every file under `folder` (relative paths), hidden temporaries included."""
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
