@@ -38,6 +38,12 @@ def validate_config(config: dict, schema_path: str) -> None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
     validate(config, str(schema_path), set_default=True)
     check_cross_keys(config)
+    from .theory import theory_settings
+
+    try:  # questions 1-5 have a schema of their own (workflow/schemas/theory.schema.yaml)
+        config["theory"] = theory_settings(config.get("theory"))
+    except ValueError as error:
+        raise ConfigError(f"invalid configuration: config key {error}") from None
 
 
 def check_cross_keys(config: dict) -> None:

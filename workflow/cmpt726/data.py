@@ -25,11 +25,12 @@ META = "batches.meta"
 NUM_CLASSES = 10
 
 
-def official_md5() -> dict[str, str]:
-    """The md5 of each official file, as torchvision checks them (one source of truth)."""
-    from torchvision.datasets import CIFAR10
+def official_md5(dataset: str = "CIFAR10") -> dict[str, str]:
+    """The md5 of each official file, as torchvision checks them (one source of truth); CIFAR10 or CIFAR100."""
+    import torchvision.datasets
 
-    return dict(CIFAR10.train_list + CIFAR10.test_list + [[CIFAR10.meta["filename"], CIFAR10.meta["md5"]]])
+    cls = getattr(torchvision.datasets, dataset)
+    return dict(cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]])
 
 
 def md5sum(path) -> str:
@@ -40,18 +41,21 @@ def md5sum(path) -> str:
     return digest.hexdigest()
 
 
-def download_cifar10(batch_dir) -> None:
-    """Download and extract into `batch_dir` (…/cifar-10-batches-py) via torchvision; all or nothing."""
-    from torchvision.datasets import CIFAR10
+def download_cifar10(batch_dir, dataset: str = "CIFAR10") -> None:
+    """Download and extract into `batch_dir` (…/cifar-10-batches-py; …/cifar-100-python for dataset
+    CIFAR100) via torchvision; all or nothing."""
+    import torchvision.datasets
 
+    cls = getattr(torchvision.datasets, dataset)
     batch_dir = Path(batch_dir)
     if batch_dir.exists():
-        raise FileExistsError(f"{batch_dir} exists; refusing to overwrite it (point data.cifar10.root at it instead)")
+        raise FileExistsError(f"{batch_dir} exists; refusing to overwrite it (point data.{dataset.lower()}.root "
+                              "at it instead)")
     batch_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=batch_dir.parent, prefix=".download-") as tmp:
-        CIFAR10(tmp, train=True, download=True)  # checks the archive's md5, then every batch's
-        CIFAR10(tmp, train=False, download=False)
-        shutil.move(str(Path(tmp) / BATCH_DIR), batch_dir)
+        cls(tmp, train=True, download=True)  # checks the archive's md5, then every batch's
+        cls(tmp, train=False, download=False)
+        shutil.move(str(Path(tmp) / cls.base_folder), batch_dir)
 
 
 def _unpickle(path) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -36,10 +37,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 class ImageBatches:
-    """uint8 (N, 3, 32, 32) on the device → normalised float batches (optionally channels_last)."""
+    """uint8 (N, 3, 32, 32) on the device → normalised float batches (optionally channels_last).
 
-    def __init__(self, images: torch.Tensor, mean, std, channels_last: bool):
+    `augment`, if given, maps each uint8 batch to an augmented uint8 batch before normalising.
+    """
+
+    def __init__(self, images: torch.Tensor, mean, std, channels_last: bool, augment=None):
         self.data = images
+        self.augment = augment
         self.mean = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255.0
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -48,7 +53,8 @@ class ImageBatches:
         return len(self.data)
 
     def __getitem__(self, index) -> torch.Tensor:
-        x = (self.data[index].float() - self.mean) / self.std
+        x = self.data[index] if self.augment is None else self.augment(self.data[index])
+        x = (x.float() - self.mean) / self.std
         return x.contiguous(memory_format=self.memory_format)
 
 
@@ -142,16 +148,23 @@ def train_variant(backbone_path, train_path, test_path, checkpoint_out, epochs_o
     start_epoch = 0
 
     stamp = fingerprint(settings, seed, [backbone_path, train_path, test_path])
+    print(f"device {device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})", flush=True)
     if resume_path and Path(resume_path).exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        except Exception as error:  # truncated or not ours: it only saves time, so start over
+            state = {}
+            print(f"ignoring {resume_path}: unreadable ({type(error).__name__}: {error}); training from epoch 0")
         if state.get("fingerprint") == stamp:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             shuffle.set_state(state["shuffle_rng"])
             torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
             history, start_epoch = state["history"], state["epoch"]
             print(f"resuming from {resume_path} after epoch {start_epoch}")
-        else:
+        elif state:
             print(f"ignoring {resume_path}: it belongs to another configuration")
 
     bf16 = settings["bf16"]
@@ -191,7 +204,9 @@ def train_variant(backbone_path, train_path, test_path, checkpoint_out, epochs_o
             with atomic_path(resume_path, suffix=".pt") as tmp:
                 torch.save({"fingerprint": stamp, "epoch": epoch + 1, "history": history,
                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state()}, tmp)
+                            "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+                           tmp)
 
     model.cpu()
     with atomic_path(checkpoint_out, suffix=".pt") as tmp:

@@ -22,6 +22,7 @@ elif BACKBONE_SOURCE == "path":
     rule import_backbone:
         input:
             config["backbone"]["path"],
+            code=package_sources("backbone"),
         output:
             BACKBONE,
         log:
@@ -30,3 +31,7 @@ elif BACKBONE_SOURCE == "path":
             f"{BENCHMARKS}/import_backbone.tsv"
         script:
             "../scripts/import_backbone.py"
+
+else:  # pretrain: CIFAR-100 → ResNet-20 trained here (rules prepare_cifar100, pretrain_backbone)
+
+    include: "pretrain.smk"

@@ -1,0 +1,121 @@
+"""CIFAR-100 for pretraining the backbone: the torchvision pickle layout or an ImageFolder tree.
+
+Either source ends as the same compact files as CIFAR-10's (data.save_arrays): uint8
+images (N, 3, 32, 32), int64 fine labels, the 100 class names. The pickle layout is
+read by us (md5-checked like CIFAR-10, through data.py's helpers); an ImageFolder tree
+(`train/<class>/*`, `test/<class>/*`) is decoded with PIL once, here, never in training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+from .io import write_json
+
+BATCH_DIR = "cifar-100-python"  # = torchvision CIFAR100.base_folder
+SPLITS = {"train": "train", "test": "test"}  # split -> pickle file name
+META = "meta"
+NUM_CLASSES = 100
+SIZE = 32
+
+
+def download_cifar100(batch_dir) -> None:
+    """torchvision download (archive and file md5 checked) into `batch_dir` (…/cifar-100-python)."""
+    data.download_cifar10(batch_dir, dataset="CIFAR100")
+
+
+def _checked_pickle(path, verify: bool) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"CIFAR-100 file missing: {path}")
+    if verify:
+        want = data.official_md5("CIFAR100")[path.name]
+        got = data.md5sum(path)
+        if got != want:
+            raise ValueError(f"{path}: md5 {got} is not the official {want} "
+                             "(corrupt or not the official file; set data.cifar100.verify: false to read it anyway)")
+    return data._unpickle(path)
+
+
+def read_pickle_split(batch_dir, split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images (N, 3, 32, 32) uint8, fine labels (N,) int64 and the class names of one split."""
+    batch_dir = Path(batch_dir)
+    path = batch_dir / SPLITS[split]
+    batch = _checked_pickle(path, verify)
+    if "data" not in batch or "fine_labels" not in batch:
+        raise ValueError(f"{path}: a CIFAR-100 file needs 'data' and 'fine_labels' entries, found {sorted(batch)}")
+    images = np.asarray(batch["data"])
+    labels = np.asarray(batch["fine_labels"], dtype=np.int64)
+    if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * SIZE * SIZE:
+        raise ValueError(f"{path}: 'data' must be uint8 of shape (N, 3072), found {images.dtype} {images.shape}")
+    _check_labels(path, labels, len(images))
+    meta = _checked_pickle(batch_dir / META, verify)
+    classes = [str(c) for c in meta.get("fine_label_names", [])]
+    if len(classes) != NUM_CLASSES:
+        raise ValueError(f"{batch_dir / META}: needs 100 'fine_label_names', found {len(classes)}")
+    return images.reshape(-1, 3, SIZE, SIZE), labels, classes
+
+
+def read_imagefolder_split(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`root/split/<class>/*` (torchvision ImageFolder: classes sorted by name) → uint8 arrays."""
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"CIFAR-100 ImageFolder split missing: {folder} (data.cifar100.imagefolder)")
+    dataset = ImageFolder(str(folder))
+    if len(dataset.classes) != NUM_CLASSES:
+        raise ValueError(f"{folder}: CIFAR-100 needs 100 class folders, found {len(dataset.classes)}")
+    images = np.empty((len(dataset.samples), SIZE, SIZE, 3), dtype=np.uint8)
+    labels = np.empty(len(dataset.samples), dtype=np.int64)
+    for i, (path, label) in enumerate(dataset.samples):
+        try:
+            with Image.open(path) as img:
+                pixels = np.asarray(img.convert("RGB"))
+        except Exception as error:
+            raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+        if pixels.shape != (SIZE, SIZE, 3):
+            raise ValueError(f"{path}: CIFAR images are 32×32 RGB, found {pixels.shape}")
+        images[i], labels[i] = pixels, label
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels, list(dataset.classes)
+
+
+def _check_labels(path, labels: np.ndarray, n: int) -> None:
+    if labels.shape != (n,):
+        raise ValueError(f"{path}: {labels.shape[0]} labels for {n} images")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise ValueError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found {labels.min()}..{labels.max()}")
+
+
+def source_of(cfg: dict) -> tuple[str, str]:
+    """data.cifar100 → ("imagefolder", path) when `imagefolder` is set, else ("pickle", root/cifar-100-python)."""
+    if cfg.get("imagefolder"):
+        return "imagefolder", str(cfg["imagefolder"])
+    return "pickle", str(Path(cfg["root"]) / BATCH_DIR)
+
+
+def prepare_cifar100(source, kind: str, train_out, test_out, summary_out, verify: bool = True) -> dict:
+    """Read both splits once (pickle layout or ImageFolder tree) and write compact uint8 arrays."""
+    summary: dict = {"source": str(source), "kind": kind}
+    classes_seen = None
+    for split, out in [("train", train_out), ("test", test_out)]:
+        if kind == "imagefolder":
+            images, labels, classes = read_imagefolder_split(source, split)
+        elif kind == "pickle":
+            images, labels, classes = read_pickle_split(source, split, verify)
+        else:
+            raise ValueError(f"unknown CIFAR-100 source kind {kind!r} (pickle | imagefolder)")
+        if classes_seen is not None and classes != classes_seen:
+            raise ValueError(f"{source}: the train and test splits name different classes")
+        classes_seen = classes
+        data.save_arrays(out, images, labels, classes)
+        per_class = np.bincount(labels, minlength=NUM_CLASSES).tolist()
+        summary[split] = {"images": int(len(labels)), "per_class": per_class}
+        print(f"{split}: {len(labels)} images from {source} ({kind}), {min(per_class)}..{max(per_class)} per class")
+    summary["classes"] = classes_seen
+    write_json(summary_out, summary)
+    return summary

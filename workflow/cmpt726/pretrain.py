@@ -1,0 +1,214 @@
+"""Pretrain the backbone: chenyaofo's ResNet-20 (`models.cifar_resnet20(100)`) on CIFAR-100.
+
+The upstream recipe is the default (config `backbone.pretrain`): SGD + Nesterov, step
+schedule (÷10 at 50 % and 75 % of the epochs), random 32-crop of the 4-pixel zero-padded
+image and horizontal flip. `schedule: onecycle` is the short-schedule option.
+
+Same machinery as fine-tuning (training.py): uint8 images in memory on the device,
+`ImageBatches` normalisation, index-permutation shuffling, `predict` for the test set,
+and a per-epoch resume state keyed by `fingerprint`. Augmentation is one gather per
+batch on the device (`RandomCropFlip`), drawn from its own generator, saved in the
+resume state, so a killed run resumes to the same final weights (CPU, fixed seed).
+
+Outputs: a plain state_dict (loads with strict=True into `cifar_resnet20(100)`, like the
+published file), a per-epoch TSV and a summary JSON beside the published top-1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import models
+from .evaluation import device_name
+from .io import atomic_path, write_json, write_text
+from .training import fingerprint, load_inputs, predict, resolve_device
+
+EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
+
+
+# --------------------------------------------------------------------------- augmentation
+class RandomCropFlip:
+    """uint8 (B, C, H, W) → the same shape: a random H×W crop of the image zero-padded by `padding`
+    on each side, mirrored left-right with probability ½ when `flip`. One gather, on x's device;
+    the result has channels_last strides."""
+
+    def __init__(self, padding: int, flip: bool, generator: torch.Generator):
+        self.padding = int(padding)
+        self.flip = bool(flip)
+        self.generator = generator
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        p, dev, g = self.padding, x.device, self.generator
+        padded = F.pad(x, (p, p, p, p)) if p else x
+        dy = torch.randint(0, 2 * p + 1, (b, 1), generator=g, device=dev)
+        dx = torch.randint(0, 2 * p + 1, (b, 1), generator=g, device=dev)
+        cols = torch.arange(w, device=dev).expand(b, w)
+        if self.flip:
+            mirrored = torch.rand(b, 1, generator=g, device=dev) < 0.5
+            cols = torch.where(mirrored, w - 1 - cols, cols)
+        rows = dy + torch.arange(h, device=dev)  # (B, H)
+        cols = dx + cols  # (B, W)
+        nhwc = padded.permute(0, 2, 3, 1)
+        out = nhwc[torch.arange(b, device=dev)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        return out.permute(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------- schedules
+def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) of the whole run.
+
+    step: lr × gamma^(milestones passed), a milestone being a fraction of the epochs
+    (0.5 of 200 → from epoch 100 on, per epoch as upstream's MultiStepLR).
+    onecycle: linear warm-up from lr/div_factor to lr over the first `warmup` fraction of the
+    steps, then cosine down to lr/div_factor/final_div_factor at the last step.
+    """
+    epochs, lr = cfg["epochs"], cfg["lr"]
+    if cfg["schedule"] == "step":
+        epoch = step // steps_per_epoch
+        passed = sum(epoch >= round(m * epochs) for m in cfg["milestones"])
+        return lr * cfg["gamma"] ** passed
+    if cfg["schedule"] == "onecycle":
+        oc = cfg["onecycle"]
+        total = epochs * steps_per_epoch
+        start = lr / oc["div_factor"]
+        final = start / oc["final_div_factor"]
+        warm = max(1, round(oc["warmup"] * total))
+        if step < warm:
+            return start + (lr - start) * step / warm
+        t = (step - warm) / max(1, total - 1 - warm)
+        return final + (lr - final) * (1 + math.cos(math.pi * min(t, 1.0))) / 2
+    raise ValueError(f"config key backbone.pretrain.schedule: unknown {cfg['schedule']!r} (step | onecycle)")
+
+
+# --------------------------------------------------------------------------- the loop
+def _tsv(history) -> str:
+    lines = ["\t".join(EPOCH_COLUMNS)]
+    lines += ["\t".join(str(r[c]) if c == "epoch" else f"{r[c]:.6g}" for c in EPOCH_COLUMNS) for r in history]
+    return "\n".join(lines) + "\n"
+
+
+def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: dict, device: str = "auto",
+             resume_path=None, on_epoch=None) -> dict:
+    """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg` (= config backbone.pretrain).
+
+    After every epoch the full state goes to `resume_path`; a rerun with the same config and
+    inputs continues from it. `on_epoch(row)` is called after each epoch's state is saved.
+    """
+    tic_total = time.perf_counter()
+    device = resolve_device(device)
+    torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
+    seed = int(cfg["seed"])
+    channels_last = cfg["channels_last"]
+    bf16 = bool(cfg["bf16"]) and device.type == "cuda"
+
+    train_x, train_y, classes = load_inputs(train_path, device, cfg["normalize"], channels_last)
+    test_x, test_y, _ = load_inputs(test_path, device, cfg["normalize"], channels_last)
+    if len(classes) != 100:
+        raise ValueError(f"{train_path}: pretraining needs the 100 CIFAR-100 classes, found {len(classes)}")
+    augment_rng = torch.Generator(device=device).manual_seed(seed)
+    train_x.augment = RandomCropFlip(cfg["crop_padding"], cfg["flip"], augment_rng)
+
+    torch.manual_seed(seed)
+    model = models.cifar_resnet20(100).to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                                nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
+    shuffle = torch.Generator().manual_seed(seed)
+    n, batch_size = len(train_x), cfg["batch_size"]
+    steps_per_epoch = math.ceil(n / batch_size)
+    history: list[dict] = []
+    start_epoch, resumed_from = 0, None
+
+    stamp = fingerprint(cfg, seed, [train_path, test_path])
+    if resume_path and Path(resume_path).exists():
+        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") == stamp:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            shuffle.set_state(state["shuffle_rng"])
+            augment_rng.set_state(state["augment_rng"])
+            history, start_epoch = state["history"], state["epoch"]
+            resumed_from = start_epoch
+            print(f"resuming from {resume_path} after epoch {start_epoch}", flush=True)
+        else:
+            print(f"ignoring {resume_path}: it belongs to another configuration", flush=True)
+
+    print(f"pretraining ResNet-20 on {n} images, {steps_per_epoch} steps/epoch, device {device_name(device)} "
+          f"({torch.get_num_threads()} threads), schedule {cfg['schedule']}, {cfg['epochs']} epochs", flush=True)
+    for epoch in range(start_epoch, cfg["epochs"]):
+        tic = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        first_lr = None
+        for i, start in enumerate(range(0, n, batch_size)):
+            lr = learning_rate(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
+            first_lr = lr if first_lr is None else first_lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            index = order[start:start + batch_size]
+            target = train_y[index]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(train_x[index])
+            loss = F.cross_entropy(logits.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(index)
+            correct += (logits.argmax(1) == target).sum()
+        test_logits = predict(model, test_x, bf16)
+        row = {
+            "epoch": epoch + 1,
+            "lr": first_lr,
+            "train_loss": loss_sum.item() / n,
+            "train_acc": 100.0 * correct.item() / n,
+            "test_loss": F.cross_entropy(test_logits, test_y).item(),
+            "test_top1": 100.0 * (test_logits.argmax(1) == test_y).float().mean().item(),
+            "seconds": time.perf_counter() - tic,
+        }
+        history.append(row)
+        print(json.dumps(row), flush=True)
+        if resume_path:
+            with atomic_path(resume_path, suffix=".pt") as tmp:
+                torch.save({"fingerprint": stamp, "epoch": epoch + 1, "history": history,
+                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "shuffle_rng": shuffle.get_state(), "augment_rng": augment_rng.get_state()}, tmp)
+        if on_epoch is not None:
+            on_epoch(row)
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(backbone_out, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+        models.load_backbone_state(tmp)  # the published file's contract: strict load into cifar_resnet20(100)
+    write_text(epochs_out, _tsv(history))
+    summary = {
+        "final_top1": history[-1]["test_top1"] if history else None,
+        "final_test_loss": history[-1]["test_loss"] if history else None,
+        "best_top1": max((r["test_top1"] for r in history), default=None),
+        "published_top1": cfg["published_top1"],
+        "epochs": cfg["epochs"],
+        "schedule": cfg["schedule"],
+        "train_seconds": sum(r["seconds"] for r in history),  # all epochs, across resumed runs
+        "wall_seconds_this_run": time.perf_counter() - tic_total,
+        "resumed_from_epoch": resumed_from,
+        "device": device_name(device),
+        "threads": torch.get_num_threads(),
+        "images": {"train": n, "test": len(test_x)},
+        "settings": cfg,
+    }
+    write_json(summary_out, summary)
+    if resume_path:
+        Path(resume_path).unlink(missing_ok=True)
+    print(f"final CIFAR-100 test top-1 {summary['final_top1']:.2f}% (published {cfg['published_top1']}%), "
+          f"{summary['train_seconds']:.0f} s of training", flush=True)
+    return summary
+

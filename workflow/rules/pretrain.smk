@@ -1,0 +1,63 @@
+# backbone.source: pretrain. CIFAR-100 (pickle layout under data.cifar100.root, downloaded when
+# absent; or an ImageFolder tree at data.cifar100.imagefolder, which wins when set) → compact
+# arrays → ResNet-20 trained here → BACKBONE, used by fine-tuning exactly like the published one.
+from cmpt726.cifar100 import source_of
+
+CIFAR100_KIND, CIFAR100_SOURCE = source_of(config["data"]["cifar100"])
+
+# As for CIFAR-10: only a missing folder gets a download rule, so no run replaces a user's copy.
+if CIFAR100_KIND == "pickle" and not Path(CIFAR100_SOURCE).exists():
+
+    rule download_cifar100:
+        output:
+            protected(directory(CIFAR100_SOURCE)),
+        log:
+            f"{LOGS}/download_cifar100.log",
+        benchmark:
+            f"{BENCHMARKS}/download_cifar100.tsv"
+        script:
+            "../scripts/download_cifar100.py"
+
+
+rule prepare_cifar100:
+    input:
+        source=CIFAR100_SOURCE,
+        code=package_sources("cifar100"),
+    output:
+        train="results/data/cifar100/train.npz",
+        test="results/data/cifar100/test.npz",
+        summary="results/data/cifar100/summary.json",
+    params:
+        kind=CIFAR100_KIND,
+        verify=config["data"]["cifar100"]["verify"],
+    log:
+        f"{LOGS}/prepare_cifar100.log",
+    benchmark:
+        f"{BENCHMARKS}/prepare_cifar100.tsv"
+    script:
+        "../scripts/prepare_cifar100.py"
+
+
+rule pretrain_backbone:
+    input:
+        train=rules.prepare_cifar100.output.train,
+        test=rules.prepare_cifar100.output.test,
+        code=package_sources("pretrain"),
+    output:
+        backbone=BACKBONE,
+        epochs="results/backbone/pretrain_epochs.tsv",
+        summary="results/backbone/pretrain_summary.json",
+    params:
+        pretrain=config["backbone"]["pretrain"],
+        device=config["device"],
+        # Epoch checkpoint of an interrupted run (not an output, so a failed job keeps it).
+        resume="results/backbone/pretrain.resume.pt",
+    log:
+        f"{LOGS}/pretrain_backbone.log",
+    benchmark:
+        f"{BENCHMARKS}/pretrain_backbone.tsv"
+    threads: 8
+    resources:
+        gpu=1,
+    script:
+        "../scripts/pretrain_backbone.py"

@@ -1,0 +1,16 @@
+from cmpt726.jobs import run
+from cmpt726.pretrain import pretrain
+
+run(
+    snakemake,
+    lambda smk: pretrain(
+        smk.input.train,
+        smk.input.test,
+        smk.output.backbone,
+        smk.output.epochs,
+        smk.output.summary,
+        cfg=smk.params.pretrain,
+        device=smk.params.device,
+        resume_path=smk.params.resume,
+    ),
+)
