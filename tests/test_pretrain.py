@@ -102,7 +102,8 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
     source = ({"root": str(c100 / "pickle"), "verify": False} if layout == "pickle"
               else {"root": str(tmp_path / "unused"), "imagefolder": str(c100 / "imagefolder")})
     workdir = pretrain_project(tmp_path / "proj", tiny_inputs, source)
-    targets = ["results/metrics/head/seed0.json"] + (["results/metrics/all/seed0.json"] if layout == "pickle" else [])
+    targets = ["results/metrics/head/seed0.json"] + (
+        ["results/metrics/all/seed0.json", "results/figures/pretrain/curves.png"] if layout == "pickle" else [])
     run_snakemake(workdir, "--cores", "1", *targets)
 
     backbone = workdir / "results" / "backbone"
@@ -115,8 +116,10 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
     assert 0 <= summary["final_top1"] <= 100
     prep = json.loads((workdir / "results/data/cifar100/summary.json").read_text())
     assert prep["kind"] == layout and prep["train"]["images"] == 300 and prep["test"]["images"] == 100
-    for target in targets:
+    for target in targets[:2]:
         assert 0 <= json.loads((workdir / target).read_text())["accuracy"] <= 100
+    if layout == "pickle":  # the report's pretraining figure
+        assert (workdir / targets[-1]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # No download rule when the data is there; the fine-tuning consumed the pretrained file.
     assert not (workdir / "results/logs/download_cifar100.log").exists()
     if layout == "pickle":  # a finished pretraining is not redone

@@ -61,3 +61,25 @@ rule pretrain_backbone:
         gpu=1,
     script:
         "../scripts/pretrain_backbone.py"
+
+
+rule plot_pretraining:
+    input:
+        epochs=rules.pretrain_backbone.output.epochs,
+        code=package_sources("report.figures"),
+    output:
+        report(
+            "results/figures/pretrain/curves.png",
+            caption="../report/pretrain_curves.rst",
+            category="Backbone",
+            labels={"figure": "pretraining curves"},
+        ),
+    params:
+        published_top1=config["backbone"]["pretrain"]["published_top1"],
+    log:
+        f"{LOGS}/plot_pretraining.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_pretraining.tsv"
+    threads: 1
+    script:
+        "../scripts/plot_pretraining.py"

@@ -18,12 +18,13 @@ def q6_figure(name, caption, label):
 
 
 def backbone_summary(wildcards):
-    """The pretraining summary (its CIFAR-100 accuracy) when this workflow trains the backbone."""
-    return (
-        {"backbone": "results/backbone/pretrain_summary.json"}
-        if BACKBONE_SOURCE == "pretrain"
-        else {}
-    )
+    """The pretraining summary (its CIFAR-100 accuracy) and curves when this workflow trains the backbone."""
+    if BACKBONE_SOURCE != "pretrain":
+        return {}
+    return {
+        "backbone": rules.pretrain_backbone.output.summary,
+        "backbone_curves": rules.plot_pretraining.output[0],
+    }
 
 
 rule plot_q6:

@@ -11,6 +11,7 @@ run(
         theory={question: smk.input[f"theory_{question}"] for question in smk.params.theory},
         backbone=smk.params.backbone,
         backbone_summary=smk.input.get("backbone"),
+        backbone_curves=smk.input.get("backbone_curves"),
         data=read_json(smk.input.data),
         gallery=smk.params.gallery,
         config=smk.params.config,

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from ..io import read_json
 from .q6 import describe_backbone
-from .render import load_outputs, provenance, render
+from .render import data_uri, load_outputs, provenance, render
 
 
 def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, config: dict,
-                 title: str, gallery: dict | None = None, backbone_summary=None, repo_dir=".") -> None:
+                 title: str, gallery: dict | None = None, backbone_summary=None, backbone_curves=None,
+                 repo_dir=".") -> None:
     """q6: the outputs of rule plot_q6 (figures, the variant table, numbers.json);
     theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2."""
     outputs = load_outputs(q6)
@@ -23,7 +24,7 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
         "q6": {
             **numbers,
             "figures": outputs["figures"],
-            "backbone": q6_backbone(backbone, backbone_summary),
+            "backbone": q6_backbone(backbone, backbone_summary, backbone_curves),
             "data": data,
             "defaults": config["training"],
             "gallery": gallery,
@@ -34,9 +35,10 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
     render(template, out_html, context)
 
 
-def q6_backbone(backbone: dict, summary_path=None) -> dict:
+def q6_backbone(backbone: dict, summary_path=None, curves_path=None) -> dict:
     """The backbone's source in words and its CIFAR-100 top-1 (%) with where that number comes from."""
-    info = {**backbone, "description": describe_backbone(backbone), "top1": None, "top1_source": None}
+    info = {**backbone, "description": describe_backbone(backbone), "top1": None, "top1_source": None,
+            "curves": data_uri(curves_path) if curves_path else None}
     published = (backbone.get("pretrain") or {}).get("published_top1")
     if summary_path:
         summary = read_json(summary_path)
