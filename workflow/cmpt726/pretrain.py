@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from . import models
 from .evaluation import device_name
 from .io import atomic_path, write_json, write_text
-from .training import fingerprint, load_inputs, predict, resolve_device
+from .training import Progress, fingerprint, load_inputs, resolve_device, run_epoch
 
 EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
 
@@ -124,64 +123,30 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
     shuffle = torch.Generator().manual_seed(seed)
     n, batch_size = len(train_x), cfg["batch_size"]
     steps_per_epoch = math.ceil(n / batch_size)
-    history: list[dict] = []
-    start_epoch, resumed_from = 0, None
-
     stamp = fingerprint(cfg, seed, [train_path, test_path])
-    if resume_path and Path(resume_path).exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") == stamp:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            shuffle.set_state(state["shuffle_rng"])
-            augment_rng.set_state(state["augment_rng"])
-            history, start_epoch = state["history"], state["epoch"]
-            resumed_from = start_epoch
-            print(f"resuming from {resume_path} after epoch {start_epoch}", flush=True)
-        else:
-            print(f"ignoring {resume_path}: it belongs to another configuration", flush=True)
+    progress = Progress(resume_path, stamp, model, optimizer, {"shuffle": shuffle, "augment": augment_rng}, device)
+    history = progress.resume()
+    resumed_from = len(history) or None
 
     print(f"pretraining ResNet-20 on {n} images, {steps_per_epoch} steps/epoch, device {device_name(device)} "
           f"({torch.get_num_threads()} threads), schedule {cfg['schedule']}, {cfg['epochs']} epochs", flush=True)
-    for epoch in range(start_epoch, cfg["epochs"]):
+    for epoch in range(len(history), cfg["epochs"]):
         tic = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=shuffle).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        first_lr = None
-        for i, start in enumerate(range(0, n, batch_size)):
-            lr = learning_rate(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
-            first_lr = lr if first_lr is None else first_lr
+
+        def set_lr(i, epoch=epoch):
             for group in optimizer.param_groups:
-                group["lr"] = lr
-            index = order[start:start + batch_size]
-            target = train_y[index]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(train_x[index])
-            loss = F.cross_entropy(logits.float(), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(index)
-            correct += (logits.argmax(1) == target).sum()
-        test_logits = predict(model, test_x, bf16)
-        row = {
-            "epoch": epoch + 1,
-            "lr": first_lr,
-            "train_loss": loss_sum.item() / n,
-            "train_acc": 100.0 * correct.item() / n,
-            "test_loss": F.cross_entropy(test_logits, test_y).item(),
-            "test_top1": 100.0 * (test_logits.argmax(1) == test_y).float().mean().item(),
-            "seconds": time.perf_counter() - tic,
-        }
+                group["lr"] = learning_rate(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
+
+        metrics = run_epoch(model, optimizer, train_x, train_y, test_x, test_y, order, batch_size, bf16, set_lr)
+        row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch * steps_per_epoch, steps_per_epoch),
+               "train_loss": metrics["train_loss"], "train_acc": metrics["train_acc"],
+               "test_loss": metrics["test_loss"], "test_top1": metrics["test_acc"],
+               "seconds": time.perf_counter() - tic}
         history.append(row)
         print(json.dumps(row), flush=True)
-        if resume_path:
-            with atomic_path(resume_path, suffix=".pt") as tmp:
-                torch.save({"fingerprint": stamp, "epoch": epoch + 1, "history": history,
-                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "shuffle_rng": shuffle.get_state(), "augment_rng": augment_rng.get_state()}, tmp)
+        progress.save(history)
         if on_epoch is not None:
             on_epoch(row)
 
@@ -206,8 +171,7 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
         "settings": cfg,
     }
     write_json(summary_out, summary)
-    if resume_path:
-        Path(resume_path).unlink(missing_ok=True)
+    progress.finish()
     print(f"final CIFAR-100 test top-1 {summary['final_top1']:.2f}% (published {cfg['published_top1']}%), "
           f"{summary['train_seconds']:.0f} s of training", flush=True)
     return summary

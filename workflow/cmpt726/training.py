@@ -122,6 +122,85 @@ def _epoch_rows_tsv(history) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Progress:
+    """Per-epoch resume state: model, optimiser, every random stream and the history so far.
+
+    Saved after each epoch (atomically) to `path`; `resume()` restores it when its fingerprint
+    matches this run, so a killed job continues where it stopped and ends with the same weights.
+    """
+
+    def __init__(self, path, stamp: str, model, optimizer, generators: dict, device: torch.device):
+        self.path, self.stamp, self.model, self.optimizer = path, stamp, model, optimizer
+        self.generators, self.device = generators, device
+
+    def resume(self) -> list[dict]:
+        if not self.path or not Path(self.path).exists():
+            return []
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as error:  # truncated or not ours: it only saves time, so start over
+            print(f"ignoring {self.path}: unreadable ({type(error).__name__}: {error}); starting from epoch 0")
+            return []
+        if state.get("fingerprint") != self.stamp:
+            print(f"ignoring {self.path}: it belongs to another configuration")
+            return []
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for name, generator in self.generators.items():
+            generator.set_state(state["generators"][name])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        print(f"resuming from {self.path} after epoch {state['epoch']}", flush=True)
+        return state["history"]
+
+    def save(self, history: list[dict]) -> None:
+        if not self.path:
+            return
+        with atomic_path(self.path, suffix=".pt") as tmp:
+            torch.save({"fingerprint": self.stamp, "epoch": len(history), "history": history,
+                        "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                        "generators": {name: g.get_state() for name, g in self.generators.items()},
+                        "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
+                       tmp)
+
+    def finish(self) -> None:
+        if self.path:
+            Path(self.path).unlink(missing_ok=True)
+
+
+def run_epoch(net, optimizer, train_x, train_y, test_x, test_y, order, batch_size: int, bf16: bool,
+              before_step=None) -> dict:
+    """One pass over `order` in batches, then the test set: mean train loss/accuracy, test loss/accuracy.
+
+    `before_step(i)` runs before the i-th optimiser step of the epoch (a learning-rate schedule).
+    """
+    device = train_y.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for i, start in enumerate(range(0, len(order), batch_size)):
+        if before_step is not None:
+            before_step(i)
+        index = order[start:start + batch_size]
+        target = train_y[index]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = net(train_x[index])
+        loss = F.cross_entropy(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(index)
+        correct += (logits.argmax(1) == target).sum()
+    test_logits = predict(net, test_x, bf16)
+    return {
+        "train_loss": loss_sum.item() / len(order),
+        "train_acc": 100.0 * correct.item() / len(order),
+        "test_loss": F.cross_entropy(test_logits, test_y).item(),
+        "test_acc": 100.0 * (test_logits.argmax(1) == test_y).float().mean().item(),
+    }
+
+
 def train_variant(backbone_path, train_path, test_path, checkpoint_out, epochs_out, settings: dict, seed: int,
                   device: str = "auto", resume_path=None) -> list[dict]:
     """Train one variant with one seed; write its checkpoint and per-epoch metrics."""
@@ -144,77 +223,35 @@ def train_variant(backbone_path, train_path, test_path, checkpoint_out, epochs_o
                                 weight_decay=settings["weight_decay"])
     shuffle = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout's stream: the same in both paths
-    history: list[dict] = []
-    start_epoch = 0
 
     stamp = fingerprint(settings, seed, [backbone_path, train_path, test_path])
     print(f"device {device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})", flush=True)
-    if resume_path and Path(resume_path).exists():
-        try:
-            state = torch.load(resume_path, map_location="cpu", weights_only=False)
-        except Exception as error:  # truncated or not ours: it only saves time, so start over
-            state = {}
-            print(f"ignoring {resume_path}: unreadable ({type(error).__name__}: {error}); training from epoch 0")
-        if state.get("fingerprint") == stamp:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            shuffle.set_state(state["shuffle_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-            history, start_epoch = state["history"], state["epoch"]
-            print(f"resuming from {resume_path} after epoch {start_epoch}")
-        elif state:
-            print(f"ignoring {resume_path}: it belongs to another configuration")
+    progress = Progress(resume_path, stamp, model, optimizer, {"shuffle": shuffle}, device)
+    history = progress.resume()
 
-    bf16 = settings["bf16"]
-    batch_size = settings["batch_size"]
-    for epoch in range(start_epoch, settings["epochs"]):
-        tic = time.perf_counter()
+    def set_mode():
         if cached:
             net.train()
         else:
             models.set_train_mode(model, settings["train"], settings["seed_quirks"])
+
+    for epoch in range(len(history), settings["epochs"]):
+        tic = time.perf_counter()
+        set_mode()
         order = torch.randperm(len(train_x), generator=shuffle).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            target = train_y[index]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = net(train_x[index])
-            loss = F.cross_entropy(logits.float(), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(index)
-            correct += (logits.argmax(1) == target).sum()
-        test_logits = predict(net, test_x, bf16)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum.item() / len(order),
-            "train_acc": 100.0 * correct.item() / len(order),
-            "test_loss": F.cross_entropy(test_logits, test_y).item(),
-            "test_acc": 100.0 * (test_logits.argmax(1) == test_y).float().mean().item(),
-            "seconds": time.perf_counter() - tic,
-        }
+        row = {"epoch": epoch + 1, **run_epoch(net, optimizer, train_x, train_y, test_x, test_y, order,
+                                               settings["batch_size"], settings["bf16"])}
+        row["seconds"] = time.perf_counter() - tic
         history.append(row)
         print(json.dumps(row), flush=True)
-        if resume_path:
-            with atomic_path(resume_path, suffix=".pt") as tmp:
-                torch.save({"fingerprint": stamp, "epoch": epoch + 1, "history": history,
-                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-                            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-                           tmp)
+        progress.save(history)
 
     model.cpu()
     with atomic_path(checkpoint_out, suffix=".pt") as tmp:
         torch.save({"head": settings["head"], "train": settings["train"], "seed": seed,
                     "state_dict": model.state_dict()}, tmp)
     write_text(epochs_out, _epoch_rows_tsv(history))
-    if resume_path:
-        Path(resume_path).unlink(missing_ok=True)
+    progress.finish()
     return history
 
 
