@@ -185,7 +185,7 @@ def workflow_grid(work, backbone, grid, tag) -> dict:
                       device="cpu")
         trained = time.perf_counter()
         metrics = evaluate_variant(work / f"{tag}_{name}.pt", test_in, work / f"{tag}_{name}.scores.tsv",
-                                   work / f"{tag}_{name}.json", s["normalize"], device="cpu")
+                                   work / f"{tag}_{name}.json", s["normalize"], s["channels_last"], device="cpu")
         done = time.perf_counter()
         out["stages"]["head_training" if cached else "full_training"] += trained - tic
         out["stages"]["evaluation"] += done - trained

@@ -21,6 +21,8 @@ def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normal
     batches, labels, classes = load_inputs(test_path, device, normalize, channels_last)
     net = model.head if isinstance(batches, FeatureBatches) else model
     net.to(device)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
     logits = predict(net, batches)
     probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float64)
     losses = F.cross_entropy(logits, labels, reduction="none").cpu().numpy()

@@ -57,6 +57,7 @@ rule evaluate_variant:
         metrics="results/metrics/{variant}/seed{seed}.json",
     params:
         normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
+        channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],
         device=config["device"],
     log:
         f"{LOGS}/evaluate/{{variant}}/seed{{seed}}.log",

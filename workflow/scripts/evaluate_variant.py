@@ -9,6 +9,7 @@ run(
         smk.output.scores,
         smk.output.metrics,
         normalize=smk.params.normalize,
+        channels_last=smk.params.channels_last,
         device=smk.params.device,
     ),
 )
