@@ -6,7 +6,9 @@ import sys
 WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, WORKFLOW_DIR)
 # Jobs (scripts, cluster jobs) import the same package without an install step.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [WORKFLOW_DIR, os.environ.get("PYTHONPATH")]))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [WORKFLOW_DIR, os.environ.get("PYTHONPATH")])
+)
 
 from cmpt726.config import validate_config
 

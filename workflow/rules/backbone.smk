@@ -8,12 +8,12 @@ if BACKBONE_SOURCE == "download":
     rule fetch_backbone:
         output:
             BACKBONE,
-        params:
-            url=config["backbone"]["url"],
         log:
             f"{LOGS}/fetch_backbone.log",
         benchmark:
             f"{BENCHMARKS}/fetch_backbone.tsv"
+        params:
+            url=config["backbone"]["url"],
         script:
             "../scripts/fetch_backbone.py"
 

@@ -8,7 +8,9 @@ VARIANTS = list(config["variants"])
 SEEDS = config["seeds"]
 SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
 # Feature caches are keyed by normalisation, the only setting they depend on besides the backbone.
-NORMALIZATIONS = {normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()}
+NORMALIZATIONS = {
+    normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()
+}
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
 

@@ -23,12 +23,12 @@ rule prepare_cifar10:
         train="results/data/cifar10/train.npz",
         test="results/data/cifar10/test.npz",
         summary="results/data/cifar10/summary.json",
-    params:
-        verify=config["data"]["cifar10"]["verify"],
-        subset=config["data"]["subset"],
     log:
         f"{LOGS}/prepare_cifar10.log",
     benchmark:
         f"{BENCHMARKS}/prepare_cifar10.tsv"
+    params:
+        verify=config["data"]["cifar10"]["verify"],
+        subset=config["data"]["subset"],
     script:
         "../scripts/prepare_cifar10.py"

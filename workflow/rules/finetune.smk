@@ -8,9 +8,6 @@ rule cache_features:
         code=package_sources("training"),
     output:
         "results/features/{norm}/{split}.npz",
-    params:
-        normalize=lambda wildcards: NORMALIZATIONS[wildcards.norm],
-        device=config["device"],
     log:
         f"{LOGS}/cache_features/{{norm}}/{{split}}.log",
     benchmark:
@@ -18,6 +15,9 @@ rule cache_features:
     threads: 8
     resources:
         gpu=1,
+    params:
+        normalize=lambda wildcards: NORMALIZATIONS[wildcards.norm],
+        device=config["device"],
     script:
         "../scripts/cache_features.py"
 
@@ -31,11 +31,6 @@ rule train_variant:
     output:
         checkpoint="results/models/{variant}/seed{seed}.pt",
         epochs="results/metrics/{variant}/seed{seed}.epochs.tsv",
-    params:
-        settings=variant_settings,
-        device=config["device"],
-        # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
-        resume="results/models/{variant}/seed{seed}.resume.pt",
     log:
         f"{LOGS}/train/{{variant}}/seed{{seed}}.log",
     benchmark:
@@ -43,6 +38,11 @@ rule train_variant:
     threads: 8
     resources:
         gpu=1,
+    params:
+        settings=variant_settings,
+        device=config["device"],
+        # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
+        resume="results/models/{variant}/seed{seed}.resume.pt",
     script:
         "../scripts/train_variant.py"
 
@@ -55,10 +55,6 @@ rule evaluate_variant:
     output:
         scores="results/scores/{variant}/seed{seed}.tsv",
         metrics="results/metrics/{variant}/seed{seed}.json",
-    params:
-        normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
-        channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],
-        device=config["device"],
     log:
         f"{LOGS}/evaluate/{{variant}}/seed{{seed}}.log",
     benchmark:
@@ -66,5 +62,9 @@ rule evaluate_variant:
     threads: 8
     resources:
         gpu=1,
+    params:
+        normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
+        channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],
+        device=config["device"],
     script:
         "../scripts/evaluate_variant.py"

@@ -27,13 +27,13 @@ rule prepare_cifar100:
         train="results/data/cifar100/train.npz",
         test="results/data/cifar100/test.npz",
         summary="results/data/cifar100/summary.json",
-    params:
-        kind=CIFAR100_KIND,
-        verify=config["data"]["cifar100"]["verify"],
     log:
         f"{LOGS}/prepare_cifar100.log",
     benchmark:
         f"{BENCHMARKS}/prepare_cifar100.tsv"
+    params:
+        kind=CIFAR100_KIND,
+        verify=config["data"]["cifar100"]["verify"],
     script:
         "../scripts/prepare_cifar100.py"
 
@@ -47,11 +47,6 @@ rule pretrain_backbone:
         backbone=BACKBONE,
         epochs="results/backbone/pretrain_epochs.tsv",
         summary="results/backbone/pretrain_summary.json",
-    params:
-        pretrain=config["backbone"]["pretrain"],
-        device=config["device"],
-        # Epoch checkpoint of an interrupted run (not an output, so a failed job keeps it).
-        resume="results/backbone/pretrain.resume.pt",
     log:
         f"{LOGS}/pretrain_backbone.log",
     benchmark:
@@ -59,6 +54,11 @@ rule pretrain_backbone:
     threads: 8
     resources:
         gpu=1,
+    params:
+        pretrain=config["backbone"]["pretrain"],
+        device=config["device"],
+        # Epoch checkpoint of an interrupted run (not an output, so a failed job keeps it).
+        resume="results/backbone/pretrain.resume.pt",
     script:
         "../scripts/pretrain_backbone.py"
 
@@ -74,12 +74,12 @@ rule plot_pretraining:
             category="Backbone",
             labels={"figure": "pretraining curves"},
         ),
-    params:
-        published_top1=config["backbone"]["pretrain"]["published_top1"],
     log:
         f"{LOGS}/plot_pretraining.log",
     benchmark:
         f"{BENCHMARKS}/plot_pretraining.tsv"
     threads: 1
+    params:
+        published_top1=config["backbone"]["pretrain"]["published_top1"],
     script:
         "../scripts/plot_pretraining.py"

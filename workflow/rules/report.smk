@@ -48,15 +48,15 @@ rule plot_q6:
             labels={"figure": "variant table"},
         ),
         numbers=f"{Q6_FIGURES}/numbers.json",
-    params:
-        settings=SETTINGS,
-        seeds=SEEDS,
-        reference=config.get("reference_accuracy", {}),
     log:
         f"{LOGS}/plot_q6.log",
     benchmark:
         f"{BENCHMARKS}/plot_q6.tsv"
     threads: 1
+    params:
+        settings=SETTINGS,
+        seeds=SEEDS,
+        reference=config.get("reference_accuracy", {}),
     script:
         "../scripts/plot_q6.py"
 
@@ -70,12 +70,18 @@ rule report_html:
         unpack(backbone_summary),
         **{f"theory_{question}": outputs for question, outputs in THEORY.items()},
         template=f"{TEMPLATES}/report.html.j2",
-        sections=[f"{TEMPLATES}/sections/{q}.html.j2" for q in [*THEORY, "q6"]] + [f"{TEMPLATES}/report.css"],
+        sections=[f"{TEMPLATES}/sections/{q}.html.j2" for q in [*THEORY, "q6"]]
+        + [f"{TEMPLATES}/report.css"],
         data=rules.prepare_cifar10.output.summary,
         q6=rules.plot_q6.output,
         code=package_sources("report.assemble"),
     output:
         "report/report.html",
+    log:
+        f"{LOGS}/report_html.log",
+    benchmark:
+        f"{BENCHMARKS}/report_html.tsv"
+    threads: 1
     params:
         backbone=config["backbone"],
         gallery={"variant": GALLERY_VARIANT, "seed": GALLERY_SEED},
@@ -83,11 +89,6 @@ rule report_html:
         title=config["report"]["title"],
         config=config,
         repo=workflow.basedir,
-    log:
-        f"{LOGS}/report_html.log",
-    benchmark:
-        f"{BENCHMARKS}/report_html.tsv"
-    threads: 1
     script:
         "../scripts/report_html.py"
 
@@ -124,15 +125,15 @@ rule gallery_html:
             category="Gallery",
             labels={"variant": GALLERY_VARIANT, "seed": str(GALLERY_SEED)},
         ),
-    params:
-        variant=GALLERY_VARIANT,
-        seed=GALLERY_SEED,
-        title=config["report"]["title"],
     log:
         f"{LOGS}/gallery_html.log",
     benchmark:
         f"{BENCHMARKS}/gallery_html.tsv"
     threads: 1
+    params:
+        variant=GALLERY_VARIANT,
+        seed=GALLERY_SEED,
+        title=config["report"]["title"],
     script:
         "../scripts/gallery_html.py"
 
@@ -145,14 +146,14 @@ rule gallery_pdf:
         code=package_sources("report.gallery"),
     output:
         "report/gallery.pdf",
-    params:
-        variant=GALLERY_VARIANT,
-        seed=GALLERY_SEED,
-        title=config["report"]["title"],
     log:
         f"{LOGS}/gallery_pdf.log",
     benchmark:
         f"{BENCHMARKS}/gallery_pdf.tsv"
     threads: 1
+    params:
+        variant=GALLERY_VARIANT,
+        seed=GALLERY_SEED,
+        title=config["report"]["title"],
     script:
         "../scripts/gallery_pdf.py"

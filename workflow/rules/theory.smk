@@ -16,13 +16,13 @@ rule theory_q1:
         regions="results/theory/q1/regions.png",
         boundary_probs="results/theory/q1/boundary_probs.png",
         region_probs="results/theory/q1/region_probs.png",
-    params:
-        settings=config["theory"]["q1"],
     log:
         "results/logs/theory/q1.log",
     benchmark:
         "results/benchmarks/theory/q1.tsv"
     threads: 1
+    params:
+        settings=config["theory"]["q1"],
     script:
         "../scripts/theory_q1.py"
 
@@ -35,13 +35,13 @@ rule theory_q2:
         functions="results/theory/q2/functions.png",
         regions="results/theory/q2/regions.png",
         feature_space="results/theory/q2/feature_space.png",
-    params:
-        settings=config["theory"]["q2"],
     log:
         "results/logs/theory/q2.log",
     benchmark:
         "results/benchmarks/theory/q2.tsv"
     threads: 1
+    params:
+        settings=config["theory"]["q2"],
     script:
         "../scripts/theory_q2.py"
 
@@ -54,13 +54,13 @@ rule theory_q3:
         formulas="results/theory/q3/formulas.png",
         network="results/theory/q3/network.png",
         fd_error="results/theory/q3/fd_error.png",
-    params:
-        settings=config["theory"]["q3"],
     log:
         "results/logs/theory/q3.log",
     benchmark:
         "results/benchmarks/theory/q3.tsv"
     threads: 1
+    params:
+        settings=config["theory"]["q3"],
     script:
         "../scripts/theory_q3.py"
 
@@ -73,13 +73,13 @@ rule theory_q4:
         activations="results/theory/q4/activations.png",
         gradient_norms="results/theory/q4/gradient_norms.png",
         dead_relu="results/theory/q4/dead_relu.png",
-    params:
-        settings=config["theory"]["q4"],
     log:
         "results/logs/theory/q4.log",
     benchmark:
         "results/benchmarks/theory/q4.tsv"
     threads: 1
+    params:
+        settings=config["theory"]["q4"],
     script:
         "../scripts/theory_q4.py"
 
@@ -94,12 +94,12 @@ rule theory_q5:
         slope_intercept="results/theory/q5/slope_intercept.png",
         separators="results/theory/q5/separators.png",
         sgd="results/theory/q5/sgd.png",
-    params:
-        settings=config["theory"]["q5"],
     log:
         "results/logs/theory/q5.log",
     benchmark:
         "results/benchmarks/theory/q5.tsv"
     threads: 1
+    params:
+        settings=config["theory"]["q5"],
     script:
         "../scripts/theory_q5.py"
