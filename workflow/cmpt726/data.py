@@ -136,5 +136,6 @@ def prepare_cifar10(batch_dir, train_out, test_out, summary_out, verify=True, su
         summary[split] = {"images": int(len(labels)), "per_class": np.bincount(labels, minlength=NUM_CLASSES).tolist()}
         print(f"{split}: {len(labels)} images, per class {summary[split]['per_class']}")
     summary["classes"] = classes
+    summary["subset"] = {"train": subset_train, "test": subset_test}
     write_json(summary_out, summary)
     return summary
