@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Side-by-side CPU benchmark of the fine-tuning grid (issue 6), reported as ratios.
+"""Side-by-side benchmark of the fine-tuning grid (issue 6) on the CPU or a GPU, reported as ratios.
 
 1. training-step throughput of the workflow's loop vs a bare PyTorch loop (same model, batch);
 2. a starter-style implementation (DataLoader + per-image PIL transforms, batch 32, the full
@@ -10,7 +10,8 @@
 4. peak memory (max RSS) of one training job in a fresh process.
 Then the full grid (50,000 images, the configured epochs) is extrapolated from 2.
 
-    .venv/bin/python benchmarks/cpu_grid.py [--cifar10 DIR] [--backbone PTH] [--train 5000] [--test 2000]
+    .venv/bin/python benchmarks/grid_benchmark.py [--cifar10 DIR] [--backbone PTH] [--train 5000] [--test 2000]
+    python3 benchmarks/grid_benchmark.py --device cuda --train 50000 --test 10000 --epochs 10   # a GPU box
 
 Without --cifar10 it uses ../shared/data (restored to a temp folder) when present, else random
 images; without --backbone a randomly initialised ResNet-20 (throughput does not depend on it;
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEVICE = "cpu"  # --device
 sys.path.insert(0, str(REPO / "workflow"))
 
 import numpy as np  # noqa: E402
@@ -85,24 +87,32 @@ def bare_loop_throughput(train_path, backbone, batch_size, n_steps) -> float:
     images, labels, _ = load_arrays(train_path)
     torch.manual_seed(0)
     model = models.build_finetune_net(models.load_backbone_state(backbone), {"hidden": []}, 0)
-    model.to(memory_format=torch.channels_last).train()
+    model.to(DEVICE, memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
-    x = ImageBatches(torch.from_numpy(images), [0.49, 0.48, 0.45], [0.2, 0.2, 0.2], channels_last=True)
-    y = torch.from_numpy(labels)
-    perm = torch.randperm(len(y))
-    steps = [perm[i:i + batch_size] for i in range(0, len(perm) - batch_size + 1, batch_size)][:n_steps]
+    x = ImageBatches(torch.from_numpy(images).to(DEVICE), [0.49, 0.48, 0.45], [0.2, 0.2, 0.2], channels_last=True)
+    y = torch.from_numpy(labels).to(DEVICE)
+    perm = torch.randperm(len(y), device=DEVICE)
+    steps = [perm[i:i + batch_size] for i in range(0, len(perm) - batch_size + 1, batch_size)]
+    steps = (steps * (n_steps // max(len(steps), 1) + 1))[:n_steps]  # same step count as the workflow side
     for index in steps[:5]:  # warm-up
         loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
         opt.zero_grad()
         loss.backward()
         opt.step()
+    synchronize()
     tic = time.perf_counter()
     for index in steps:
         loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
         opt.zero_grad()
         loss.backward()
         opt.step()
+    synchronize()
     return len(steps) * batch_size / (time.perf_counter() - tic)
+
+
+def synchronize():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def workflow_loop_throughput(work, backbone, settings, n_images) -> float:
@@ -110,11 +120,13 @@ def workflow_loop_throughput(work, backbone, settings, n_images) -> float:
     images, labels, classes = load_arrays(work / "train.npz")
     from cmpt726.data import save_arrays
 
+    n_images = min(n_images, len(labels))
+
     save_arrays(work / "tp_train.npz", images[:n_images], labels[:n_images], classes)
     save_arrays(work / "tp_test.npz", images[:10], labels[:10], classes)
     s = dict(settings, epochs=1)
     history = train_variant(backbone, work / "tp_train.npz", work / "tp_test.npz", work / "tp.pt", work / "tp.tsv",
-                            s, seed=0, device="cpu")
+                            s, seed=0, device=DEVICE)
     return n_images / history[0]["seconds"]
 
 
@@ -137,7 +149,7 @@ def starter_style_variant(train_path, test_path, backbone, s, seed) -> float:
             return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
     torch.manual_seed(seed)
-    model = models.build_finetune_net(models.load_backbone_state(backbone), s["head"], seed)
+    model = models.build_finetune_net(models.load_backbone_state(backbone), s["head"], seed).to(DEVICE)
     trained = model.head.parameters() if s["train"] == "head" else (
         model.backbone.parameters() if s["train"] == "backbone" else model.parameters())
     opt = torch.optim.SGD(trained, lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"])
@@ -145,6 +157,7 @@ def starter_style_variant(train_path, test_path, backbone, s, seed) -> float:
     for _ in range(s["epochs"]):
         model.train()  # the starter never froze BatchNorm: statistics drift even when "frozen"
         for x, y in loader:
+            x, y = x.to(DEVICE), y.to(DEVICE)
             loss = torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()  # gradients through the whole network, whatever the optimiser holds
@@ -153,7 +166,7 @@ def starter_style_variant(train_path, test_path, backbone, s, seed) -> float:
     correct = total = 0
     with torch.no_grad():
         for x, y in torch.utils.data.DataLoader(ArrayDataset(test_path), batch_size=32, num_workers=2):
-            correct += (model(x).argmax(1) == y).sum().item()
+            correct += (model(x.to(DEVICE)).argmax(1).cpu() == y).sum().item()
             total += len(y)
     return 100.0 * correct / total
 
@@ -174,7 +187,7 @@ def workflow_grid(work, backbone, grid, tag) -> dict:
     normalize = next(iter(grid.values()))["normalize"]
     tic = time.perf_counter()
     for split in ("train", "test"):
-        extract_features(backbone, work / f"{split}.npz", work / f"feat_{tag}_{split}.npz", normalize, "cpu")
+        extract_features(backbone, work / f"{split}.npz", work / f"feat_{tag}_{split}.npz", normalize, DEVICE)
     out["stages"]["features"] = time.perf_counter() - tic
     for name, s in grid.items():
         cached = uses_cached_features(s)
@@ -182,10 +195,10 @@ def workflow_grid(work, backbone, grid, tag) -> dict:
         test_in = work / (f"feat_{tag}_test.npz" if cached else "test.npz")
         tic = time.perf_counter()
         train_variant(backbone, train_in, test_in, work / f"{tag}_{name}.pt", work / f"{tag}_{name}.tsv", s, seed=0,
-                      device="cpu")
+                      device=DEVICE)
         trained = time.perf_counter()
         metrics = evaluate_variant(work / f"{tag}_{name}.pt", test_in, work / f"{tag}_{name}.scores.tsv",
-                                   work / f"{tag}_{name}.json", s["normalize"], s["channels_last"], device="cpu")
+                                   work / f"{tag}_{name}.json", s["normalize"], s["channels_last"], device=DEVICE)
         done = time.perf_counter()
         out["stages"]["head_training" if cached else "full_training"] += trained - tic
         out["stages"]["evaluation"] += done - trained
@@ -199,7 +212,7 @@ def peak_memory_mb(work, backbone, s) -> float:
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'workflow')!r});"
             "from cmpt726.training import train_variant;"
             f"train_variant({str(backbone)!r}, {str(work / 'train.npz')!r}, {str(work / 'test.npz')!r},"
-            f" {str(work / 'mem.pt')!r}, {str(work / 'mem.tsv')!r}, {json.dumps(dict(s, epochs=1))}, 0, 'cpu')")
+            f" {str(work / 'mem.pt')!r}, {str(work / 'mem.tsv')!r}, {json.dumps(dict(s, epochs=1))}, 0, {DEVICE!r})")
     code = code.replace("true", "True").replace("false", "False").replace("null", "None")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -213,8 +226,11 @@ def main():
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,14 +238,16 @@ def main():
         folder, backbone = prepared_subset(args, work)
         grid, config = grid_settings(args.epochs)
         all_settings = grid["all"]
-        print(f"# CPU grid benchmark: {platform.processor() or platform.machine()}, {args.threads} threads, "
+        where = torch.cuda.get_device_name() if DEVICE == "cuda" else platform.processor() or platform.machine()
+        print(f"# grid benchmark on {DEVICE}: {where}, {args.threads} threads, "
               f"torch {torch.__version__}, data {folder.name}, {args.train} train / {args.test} test, "
               f"{args.epochs} epochs")
 
         print("1. loop throughput (batch 32, 'all', channels_last)")
-        bare = bare_loop_throughput(work / "train.npz", backbone, 32, n_steps=80)
-        lean = workflow_loop_throughput(work, backbone, all_settings, n_images=80 * 32)
-        bare2 = bare_loop_throughput(work / "train.npz", backbone, 32, n_steps=80)  # bracket against drift
+        n_steps = min(80 * 32, args.train) // 32
+        bare = bare_loop_throughput(work / "train.npz", backbone, 32, n_steps=n_steps)
+        lean = workflow_loop_throughput(work, backbone, all_settings, n_images=min(80 * 32, args.train))
+        bare2 = bare_loop_throughput(work / "train.npz", backbone, 32, n_steps=n_steps)  # bracket against drift
         bare = (bare + bare2) / 2
         print(f"  bare {bare:.0f} img/s, workflow {lean:.0f} img/s, ratio {lean / bare:.3f}")
 
@@ -254,7 +272,7 @@ def main():
         est_starter = sum(starter[n]["seconds"] * scale_train[n] for n in grid)
 
     result = {
-        "machine": platform.processor() or platform.machine(), "threads": args.threads,
+        "device": DEVICE, "machine": platform.processor() or platform.machine(), "threads": args.threads,
         "torch": torch.__version__, "train": args.train, "test": args.test, "epochs": args.epochs,
         "throughput": {"bare_img_s": bare, "workflow_img_s": lean, "ratio": lean / bare},
         "grid_seconds": {"starter": t_starter, "workflow_fp32": t_ours, "workflow_bf16": t_bf16},
