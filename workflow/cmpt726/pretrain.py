@@ -105,7 +105,7 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     seed = int(cfg["seed"])
     channels_last = cfg["channels_last"]
-    bf16 = bool(cfg["bf16"]) and device.type == "cuda"
+    bf16 = bool(cfg["bf16"])  # autocast on any device (CPUs with AVX512-BF16 gain ≈ 1.4×)
 
     train_x, train_y, classes = load_inputs(train_path, device, cfg["normalize"], channels_last)
     test_x, test_y, _ = load_inputs(test_path, device, cfg["normalize"], channels_last)
