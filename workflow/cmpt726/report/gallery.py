@@ -139,17 +139,17 @@ def _render(template, out_html, context: dict) -> None:
 
 
 # --------------------------------------------------------------------------- entry points for the rules
-def gallery_html(test_images, scores, out_html, template, *, variant: str, seed: int, title: str) -> None:
+def _build(write, test_images, scores, out, template, *, variant: str, seed: int, title: str) -> None:
     tic = time.perf_counter()
     data = load_gallery(test_images, scores)
-    write_gallery_html(out_html, template, data, variant=variant, seed=seed, title=title)
-    print(f"{out_html}: {len(data['labels'])} images, {Path(out_html).stat().st_size / 1e6:.1f} MB, "
+    write(out, template, data, variant=variant, seed=seed, title=title)
+    print(f"{out}: {len(data['labels'])} images, {Path(out).stat().st_size / 1e6:.1f} MB, "
           f"{time.perf_counter() - tic:.1f} s")
 
 
-def gallery_pdf(test_images, scores, out_pdf, template, *, variant: str, seed: int, title: str) -> None:
-    tic = time.perf_counter()
-    data = load_gallery(test_images, scores)
-    write_gallery_pdf(out_pdf, template, data, variant=variant, seed=seed, title=title)
-    print(f"{out_pdf}: {len(data['labels'])} images, {Path(out_pdf).stat().st_size / 1e6:.1f} MB, "
-          f"{time.perf_counter() - tic:.1f} s")
+def gallery_html(test_images, scores, out_html, template, **kwargs) -> None:
+    _build(write_gallery_html, test_images, scores, out_html, template, **kwargs)
+
+
+def gallery_pdf(test_images, scores, out_pdf, template, **kwargs) -> None:
+    _build(write_gallery_pdf, test_images, scores, out_pdf, template, **kwargs)
