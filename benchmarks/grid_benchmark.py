@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -181,30 +182,113 @@ def starter_grid(work, backbone, grid) -> dict:
     return out
 
 
-def workflow_grid(work, backbone, grid, tag) -> dict:
-    """The workflow's own functions, in the order Snakemake runs them (features once, shared)."""
-    out = {"variants": {}, "stages": {"features": 0.0, "head_training": 0.0, "full_training": 0.0, "evaluation": 0.0}}
-    normalize = next(iter(grid.values()))["normalize"]
+def _run_job(job: tuple) -> tuple[str, float, float | None]:
+    """One workflow job in a worker process (what one Snakemake job runs); returns its seconds."""
+    kind, name, args = job
     tic = time.perf_counter()
+    accuracy = None
+    if kind == "features":
+        extract_features(*args, DEVICE)
+    elif kind == "train":
+        train_variant(*args, seed=0, device=DEVICE)
+    else:
+        accuracy = evaluate_variant(*args, device=DEVICE)["accuracy"]
+    return name, time.perf_counter() - tic, accuracy
+
+
+def _worker_init(threads: int, device: str):
+    global DEVICE
+    DEVICE = device
+    torch.set_num_threads(threads)
+    sys.stdout = open(os.devnull, "w")  # the jobs' progress lines go to their logs in the workflow
+
+
+def workflow_grid(work, backbone, grid, tag, jobs_at_once: int, threads: int) -> dict:
+    """The workflow's own functions as Snakemake schedules them: the jobs of the DAG (features once,
+    shared; a training and an evaluation job per variant) on `jobs_at_once` workers of `threads`
+    threads each, a job starting as soon as its inputs exist (what --cores N with threads_per_job
+    does on a CPU-only machine). Worker start-up is outside the clock; the real Snakemake run
+    (snakemake_grid) includes every job's process start."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    normalize = next(iter(grid.values()))["normalize"]
+    feats = {split: work / f"feat_{tag}_{split}.npz" for split in ("train", "test")}
+    jobs, needs = {}, {}
     for split in ("train", "test"):
-        extract_features(backbone, work / f"{split}.npz", work / f"feat_{tag}_{split}.npz", normalize, DEVICE)
-    out["stages"]["features"] = time.perf_counter() - tic
+        jobs[f"features/{split}"] = ("features", "features", (backbone, work / f"{split}.npz", feats[split], normalize))
+        needs[f"features/{split}"] = []
     for name, s in grid.items():
         cached = uses_cached_features(s)
-        train_in = work / (f"feat_{tag}_train.npz" if cached else "train.npz")
-        test_in = work / (f"feat_{tag}_test.npz" if cached else "test.npz")
-        tic = time.perf_counter()
-        train_variant(backbone, train_in, test_in, work / f"{tag}_{name}.pt", work / f"{tag}_{name}.tsv", s, seed=0,
-                      device=DEVICE)
-        trained = time.perf_counter()
-        metrics = evaluate_variant(work / f"{tag}_{name}.pt", test_in, work / f"{tag}_{name}.scores.tsv",
-                                   work / f"{tag}_{name}.json", s["normalize"], s["channels_last"], device=DEVICE)
-        done = time.perf_counter()
-        out["stages"]["head_training" if cached else "full_training"] += trained - tic
-        out["stages"]["evaluation"] += done - trained
-        out["variants"][name] = {"accuracy": metrics["accuracy"], "seconds": done - tic}
-        print(f"  workflow {tag:4s} {name:14s} {metrics['accuracy']:6.2f}%  {done - tic:6.1f} s", flush=True)
+        train_in, test_in = (feats["train"], feats["test"]) if cached else (work / "train.npz", work / "test.npz")
+        ckpt = work / f"{tag}_{name}.pt"
+        jobs[f"train/{name}"] = ("train", name, (backbone, train_in, test_in, ckpt, work / f"{tag}_{name}.tsv", s))
+        needs[f"train/{name}"] = ["features/train", "features/test"] if cached else []
+        jobs[f"evaluate/{name}"] = ("evaluate", name, (ckpt, test_in, work / f"{tag}_{name}.scores.tsv",
+                                                        work / f"{tag}_{name}.json", s["normalize"],
+                                                        s["channels_last"]))
+        needs[f"evaluate/{name}"] = [f"train/{name}"]
+
+    out = {"variants": {n: {"seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0} for n in grid},
+           "stages": {"features": 0.0, "head_training": 0.0, "full_training": 0.0, "evaluation": 0.0}}
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, as Snakemake's jobs are
+    with cf.ProcessPoolExecutor(jobs_at_once, mp_context=context, initializer=_worker_init,
+                                initargs=(threads, DEVICE)) as pool:
+        list(pool.map(time.sleep, [0.5] * jobs_at_once))  # start the workers before the clock
+        done, running, tic = set(), {}, time.perf_counter()
+        while len(done) < len(jobs):
+            for key in jobs:
+                if key not in done and key not in running.values() and all(n in done for n in needs[key]) \
+                        and len(running) < jobs_at_once:
+                    running[pool.submit(_run_job, jobs[key])] = key
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                key = running.pop(future)
+                name, seconds, accuracy = future.result()
+                done.add(key)
+                kind = key.split("/")[0]
+                if kind == "features":
+                    out["stages"]["features"] += seconds
+                    continue
+                out["variants"][name]["seconds"] += seconds
+                out["variants"][name][f"{'eval' if kind == 'evaluate' else 'train'}_seconds"] += seconds
+                if kind == "evaluate":
+                    out["stages"]["evaluation"] += seconds
+                    out["variants"][name]["accuracy"] = accuracy
+                    print(f"  workflow {tag:4s} {name:14s} {accuracy:6.2f}%  "
+                          f"{out['variants'][name]['seconds']:6.1f} s", flush=True)
+                else:
+                    cached = uses_cached_features(grid[name])
+                    out["stages"]["head_training" if cached else "full_training"] += seconds
+        out["wall"] = time.perf_counter() - tic
     return out
+
+
+def snakemake_grid(work, folder, backbone, args, threads_per_job: int) -> float:
+    """The real thing: `snakemake --cores N` on the grid's evaluation targets (train and evaluate
+    every variant, features cached), data and backbone prepared beforehand and not timed. Every job
+    is its own Python process, so this includes the start-up the in-process schedule leaves out."""
+    project = work / "snakemake"
+    project.mkdir()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["data"]["cifar10"] = {"root": str(folder.parent), "verify": False}
+    config["data"]["subset"] = {"train": args.train, "test": args.test}
+    config["backbone"] = {"source": "path", "path": str(backbone)}
+    config["training"]["epochs"] = args.epochs
+    config.update(device=DEVICE, threads_per_job=threads_per_job)
+    (project / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(args.threads)]
+
+    def snakemake(*targets):
+        proc = subprocess.run([*cmd, *targets], cwd=project, env=env, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"snakemake {' '.join(targets)} failed:\n{proc.stderr[-3000:]}")
+
+    snakemake("results/data/cifar10/train.npz", "results/data/cifar10/test.npz", "results/backbone/path.pt")
+    tic = time.perf_counter()
+    snakemake(*[f"results/metrics/{name}/seed0.json" for name in config["variants"]])
+    return time.perf_counter() - tic
 
 
 # --------------------------------------------------------------------------- 4. memory
@@ -226,6 +310,9 @@ def main():
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads-per-job", type=int, default=1,
+                    help="the workflow's threads_per_job: --threads / this many jobs run side by side")
+    ap.add_argument("--no-snakemake", action="store_true", help="skip the real Snakemake run of the grid")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args()
@@ -245,57 +332,88 @@ def main():
 
         print("1. loop throughput (batch 32, 'all', channels_last)")
         n_steps = min(80 * 32, args.train) // 32
-        bare = bare_loop_throughput(work / "train.npz", backbone, 32, n_steps=n_steps)
-        lean = workflow_loop_throughput(work, backbone, all_settings, n_images=min(80 * 32, args.train))
-        bare2 = bare_loop_throughput(work / "train.npz", backbone, 32, n_steps=n_steps)  # bracket against drift
-        bare = (bare + bare2) / 2
-        print(f"  bare {bare:.0f} img/s, workflow {lean:.0f} img/s, ratio {lean / bare:.3f}")
+        # This VM's speed drifts by ±10 % from minute to minute: alternate the two loops and take medians.
+        rounds = [(bare_loop_throughput(work / "train.npz", backbone, 32, n_steps=n_steps),
+                   workflow_loop_throughput(work, backbone, all_settings, n_images=n_steps * 32)) for _ in range(5)]
+        bare, lean = (float(np.median(column)) for column in zip(*rounds))
+        ratio = float(np.median([w / b for b, w in rounds]))
+        print("  rounds (bare, workflow img/s): " + ", ".join(f"({b:.0f}, {w:.0f})" for b, w in rounds))
+        print(f"  median: bare {bare:.0f} img/s, workflow {lean:.0f} img/s, median ratio {ratio:.3f}")
 
         print("2. 8-variant grid")
-        ours = workflow_grid(work, backbone, grid, "fp32")
+        packed = (max(1, args.threads // args.threads_per_job), min(args.threads_per_job, args.threads))
+        one_at_a_time = workflow_grid(work, backbone, grid, "seq", 1, args.threads)
+        ours = workflow_grid(work, backbone, grid, "fp32", *packed)
         starter = starter_grid(work, backbone, grid)
         bf16_grid, _ = grid_settings(args.epochs, bf16=True)
-        ours_bf16 = workflow_grid(work, backbone, bf16_grid, "bf16")
-
-        t_starter = sum(v["seconds"] for v in starter.values())
-        t_ours = sum(ours["stages"].values())
-        t_bf16 = sum(ours_bf16["stages"].values())
+        ours_bf16 = workflow_grid(work, backbone, bf16_grid, "bf16", *packed)
+        real = None if args.no_snakemake else snakemake_grid(work, folder, backbone, args, packed[1])
         mem = peak_memory_mb(work, backbone, all_settings)
 
-        # Extrapolation to the full grid: per-image costs of each stage × the full sizes.
-        full_epochs = {name: resolve_variant(config, name)["epochs"] for name in grid}
-        n_tr, n_te = args.train, args.test
-        scale_train = {name: 50000 / n_tr * full_epochs[name] / grid[name]["epochs"] for name in grid}
-        est = ours["stages"]["features"] * (60000 / (n_tr + n_te))
-        for name, s in grid.items():
-            est += ours["variants"][name]["seconds"] * scale_train[name]
-        est_starter = sum(starter[n]["seconds"] * scale_train[n] for n in grid)
+    t_starter = sum(v["seconds"] for v in starter.values())
+    t_seq, t_ours, t_bf16 = one_at_a_time["wall"], ours["wall"], ours_bf16["wall"]
+
+    # Extrapolation to the full grid (50,000 training and 10,000 test images, the configured
+    # epochs): each job's seconds × its size ratio, the job-seconds spread over the workers (the
+    # four equal image-variant jobs dominate and pack evenly). Training jobs scale with their
+    # training images × epochs, which overstates their per-epoch test passes (those scale 5× per
+    # epoch from 2,000 to 10,000 test images, training 10× from 5,000 to 50,000).
+    full_epochs = {name: resolve_variant(config, name)["epochs"] for name in grid}
+    n_tr, n_te = args.train, args.test
+    scale_train = {name: 50000 / n_tr * full_epochs[name] / grid[name]["epochs"] for name in grid}
+
+    def full_grid_hours(run, workers=1):
+        job_seconds = run["stages"]["features"] * 60000 / (n_tr + n_te) if "stages" in run else 0.0
+        for name, v in run["variants"].items():
+            job_seconds += v["train_seconds"] * scale_train[name] + v["eval_seconds"] * 10000 / n_te
+        return job_seconds / workers / 3600
+
+    starter_runs = {"variants": {n: {"train_seconds": v["seconds"], "eval_seconds": 0.0} for n, v in starter.items()}}
+    est = {"starter": full_grid_hours(starter_runs), "workflow_fp32_one_at_a_time": full_grid_hours(one_at_a_time),
+           "workflow_fp32": full_grid_hours(ours, packed[0])}
 
     result = {
         "device": DEVICE, "machine": platform.processor() or platform.machine(), "threads": args.threads,
+        "jobs_at_once": packed[0], "threads_per_job": packed[1],
         "torch": torch.__version__, "train": args.train, "test": args.test, "epochs": args.epochs,
-        "throughput": {"bare_img_s": bare, "workflow_img_s": lean, "ratio": lean / bare},
-        "grid_seconds": {"starter": t_starter, "workflow_fp32": t_ours, "workflow_bf16": t_bf16},
-        "speedup": {"fp32": t_starter / t_ours, "bf16": t_starter / t_bf16},
-        "stages_fp32": ours["stages"], "stages_bf16": ours_bf16["stages"],
-        "accuracy": {n: {"starter": starter[n]["accuracy"], "fp32": ours["variants"][n]["accuracy"],
-                         "bf16": ours_bf16["variants"][n]["accuracy"]} for n in grid},
+        "throughput": {"bare_img_s": bare, "workflow_img_s": lean, "ratio": ratio, "rounds": rounds},
+        "grid_seconds": {"starter": t_starter, "workflow_fp32_one_at_a_time": t_seq, "workflow_fp32": t_ours,
+                         "workflow_bf16": t_bf16, "snakemake_fp32": real},
+        "speedup": {"fp32_one_at_a_time": t_starter / t_seq, "fp32": t_starter / t_ours, "bf16": t_starter / t_bf16,
+                    "snakemake_fp32": t_starter / real if real else None},
+        "stages_fp32_job_seconds": ours["stages"], "stages_bf16_job_seconds": ours_bf16["stages"],
+        "stages_fp32_one_at_a_time": one_at_a_time["stages"],
+        "accuracy": {n: {"starter": starter[n]["accuracy"], "fp32_one_at_a_time": one_at_a_time["variants"][n]["accuracy"],
+                         "fp32": ours["variants"][n]["accuracy"], "bf16": ours_bf16["variants"][n]["accuracy"]}
+                     for n in grid},
         "peak_rss_mb_train_all": mem,
-        "extrapolated_full_grid_hours": {"workflow_fp32": est / 3600, "starter": est_starter / 3600},
+        "extrapolated_full_grid_hours": est,
     }
+    k, t = packed
     print("\n## Results\n")
-    print(f"| measure | value |\n|---|---|")
-    print(f"| loop throughput: workflow / bare PyTorch | {lean:.0f} / {bare:.0f} img/s = **{lean / bare:.2f}×** |")
-    print(f"| grid: starter-style / workflow fp32 | {t_starter:.1f} s / {t_ours:.1f} s = **{t_starter / t_ours:.2f}×** |")
-    print(f"| grid: starter-style / workflow bf16 | {t_starter:.1f} s / {t_bf16:.1f} s = **{t_starter / t_bf16:.2f}×** |")
+    print("| measure | value |\n|---|---|")
+    print(f"| loop throughput: workflow / bare PyTorch (medians of 5 alternating rounds; median ratio) | "
+          f"{lean:.0f} / {bare:.0f} img/s, **{ratio:.2f}×** |")
+    print(f"| grid: starter-style / workflow fp32, one job at a time ({args.threads} threads) | "
+          f"{t_starter:.1f} s / {t_seq:.1f} s = **{t_starter / t_seq:.2f}×** |")
+    print(f"| grid: starter-style / workflow fp32, {k} jobs at once × {t} thread(s) | "
+          f"{t_starter:.1f} s / {t_ours:.1f} s = **{t_starter / t_ours:.2f}×** |")
+    print(f"| grid: starter-style / workflow bf16, {k} jobs at once × {t} thread(s) | "
+          f"{t_starter:.1f} s / {t_bf16:.1f} s = **{t_starter / t_bf16:.2f}×** |")
+    if real:
+        print(f"| grid: starter-style / real `snakemake --cores {args.threads}` fp32 (threads_per_job {t}, "
+              f"every job its own process) | {t_starter:.1f} s / {real:.1f} s = **{t_starter / real:.2f}×** |")
+    for stage, sec in one_at_a_time["stages"].items():
+        print(f"| fp32 stage, one job at a time: {stage.replace('_', ' ')} | {sec:.1f} s |")
     for stage, sec in ours["stages"].items():
-        print(f"| fp32 stage: {stage.replace('_', ' ')} | {sec:.1f} s |")
+        print(f"| fp32 stage, {k} at once (job-seconds): {stage.replace('_', ' ')} | {sec:.1f} s |")
     print(f"| peak RSS of a training job ('all', 1 epoch) | {mem:.0f} MB |")
-    print(f"| full grid extrapolated (50,000 images, configured epochs), workflow fp32 | {est / 3600:.2f} h |")
-    print(f"| full grid extrapolated, starter-style | {est_starter / 3600:.2f} h |")
-    print("\n| variant | starter-style acc. | workflow fp32 | workflow bf16 |\n|---|---|---|---|")
+    print(f"| full grid extrapolated (50,000 images, configured epochs): starter-style | {est['starter']:.2f} h |")
+    print(f"| full grid extrapolated: workflow fp32, one job at a time | {est['workflow_fp32_one_at_a_time']:.2f} h |")
+    print(f"| full grid extrapolated: workflow fp32, {k} jobs at once | {est['workflow_fp32']:.2f} h |")
+    print("\n| variant | starter-style acc. | workflow fp32 (one at a time) | fp32 (packed) | bf16 |\n|---|---|---|---|---|")
     for n, a in result["accuracy"].items():
-        print(f"| {n} | {a['starter']:.2f} | {a['fp32']:.2f} | {a['bf16']:.2f} |")
+        print(f"| {n} | {a['starter']:.2f} | {a['fp32_one_at_a_time']:.2f} | {a['fp32']:.2f} | {a['bf16']:.2f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

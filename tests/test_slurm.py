@@ -107,23 +107,6 @@ def test_smoke_workflow_on_slurm_matches_the_local_run(slurm, smoke_run, tiny_in
 
 
 # --------------------------------------------------------------------------- the profiles themselves
-def test_local_run_never_runs_two_gpu_jobs_at_once(smoke_run):
-    """profiles/default limits gpu=1: the GPU rules (gpu: 1 each) ran one after the other."""
-    running, most = set(), 0
-    rule, gpu_rules = None, GPU_RULES
-    for line in smoke_run["log"].splitlines():
-        if m := re.match(r"^(?:local)?rule (\w+):", line):
-            rule = m.group(1)
-        elif (m := re.match(r"^\s+jobid: (\d+)", line)) and rule:
-            if rule in gpu_rules:
-                running.add(m.group(1))
-                most = max(most, len(running))
-            rule = None
-        elif m := re.match(r"^Finished jobid: (\d+)", line):
-            running.discard(m.group(1))
-    assert most == 1
-
-
 def test_profiles_declare_what_the_docs_say():
     import yaml
 

@@ -79,3 +79,20 @@ def normalization_key(normalize: dict) -> str:
     """Short stable name of a normalisation, so feature caches differ when it does."""
     blob = json.dumps({"mean": normalize["mean"], "std": normalize["std"]}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def gpus_per_job(device: str, nvidia_present=None) -> int:
+    """The `gpu` resource a feature/training/evaluation job claims: 1 when it will run on CUDA.
+
+    Decided without importing torch (the Snakefile stays light): `auto` claims a GPU when the
+    machine shows an NVIDIA driver. On a CPU-only machine the jobs claim none, so the local
+    profile's gpu=1 limit does not run them one at a time while cores sit idle.
+    """
+    if device in ("cpu", "cuda"):
+        return int(device == "cuda")
+    if nvidia_present is None:
+        import shutil
+        from pathlib import Path
+
+        nvidia_present = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+    return int(bool(nvidia_present))

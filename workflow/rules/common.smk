@@ -1,7 +1,12 @@
 # Helpers only: variant × seed expansion and the config slice each rule gets as params.
 from pathlib import Path
 
-from cmpt726.config import normalization_key, resolve_variant, uses_cached_features
+from cmpt726.config import (
+    gpus_per_job,
+    normalization_key,
+    resolve_variant,
+    uses_cached_features,
+)
 from cmpt726.sources import module_sources
 
 VARIANTS = list(config["variants"])
@@ -11,6 +16,10 @@ SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
 NORMALIZATIONS = {
     normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()
 }
+# The heavy rules (features, training, evaluation, pretraining) claim a GPU only where they will use one,
+# and on a CPU take `threads_per_job` threads, so Snakemake runs cores / threads_per_job of them at once.
+GPU_PER_JOB = gpus_per_job(config["device"])
+THREADS_PER_JOB = config["threads_per_job"]
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
 

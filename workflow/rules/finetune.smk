@@ -12,9 +12,9 @@ rule cache_features:
         f"{LOGS}/cache_features/{{norm}}/{{split}}.log",
     benchmark:
         f"{BENCHMARKS}/cache_features/{{norm}}/{{split}}.tsv"
-    threads: 8
+    threads: THREADS_PER_JOB
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
     params:
         normalize=lambda wildcards: NORMALIZATIONS[wildcards.norm],
         device=config["device"],
@@ -35,9 +35,9 @@ rule train_variant:
         f"{LOGS}/train/{{variant}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train/{{variant}}/seed{{seed}}.tsv"
-    threads: 8
+    threads: THREADS_PER_JOB
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
     params:
         settings=variant_settings,
         device=config["device"],
@@ -59,9 +59,9 @@ rule evaluate_variant:
         f"{LOGS}/evaluate/{{variant}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/evaluate/{{variant}}/seed{{seed}}.tsv"
-    threads: 8
+    threads: THREADS_PER_JOB
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
     params:
         normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
         channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],

@@ -53,7 +53,7 @@ rule pretrain_backbone:
         f"{BENCHMARKS}/pretrain_backbone.tsv"
     threads: 8
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
     params:
         pretrain=config["backbone"]["pretrain"],
         device=config["device"],

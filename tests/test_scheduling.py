@@ -1,0 +1,82 @@
+"""How the heavy jobs share a machine: on a CPU they claim no GPU and pack side by side
+(threads_per_job); wherever they claim a GPU, the local profile's gpu=1 limit runs one at a time."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import make_project, run_snakemake, smoke_config
+
+from cmpt726.config import gpus_per_job
+
+HEAVY_RULES = {"train_variant", "evaluate_variant", "cache_features"}
+TARGETS = ["results/metrics/head/seed0.json", "results/metrics/all/seed0.json"]
+
+
+def most_heavy_jobs_at_once(log: str) -> int:
+    """The largest number of heavy jobs running together, read from Snakemake's job log."""
+    running, most, rule = set(), 0, None
+    for line in log.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line):
+            rule = m.group(1)
+        elif (m := re.match(r"^\s+jobid: (\d+)", line)) and rule:
+            if rule in HEAVY_RULES:
+                running.add(m.group(1))
+                most = max(most, len(running))
+            rule = None
+        elif m := re.match(r"^Finished jobid: (\d+)", line):
+            running.discard(m.group(1))
+    return most
+
+
+def declared(log: str, rule: str, key: str) -> set[str]:
+    """The values a dry run prints for `key` (threads, resources) under each job of `rule`."""
+    values, current = set(), None
+    for line in log.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line):
+            current = m.group(1)
+        elif current == rule and line.strip().startswith(f"{key}:"):
+            values.add(line.split(":", 1)[1].strip())
+    return values
+
+
+def test_gpus_per_job_follows_the_device():
+    assert gpus_per_job("cpu", nvidia_present=True) == 0
+    assert gpus_per_job("cuda", nvidia_present=False) == 1
+    assert gpus_per_job("auto", nvidia_present=True) == 1
+    assert gpus_per_job("auto", nvidia_present=False) == 0
+
+
+@pytest.mark.parametrize("device, gpu", [("cpu", "gpu=0"), ("cuda", "gpu=1")])
+def test_heavy_rules_declare_a_gpu_only_for_cuda(tiny_inputs, tmp_path, device, gpu):
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth", device=device, threads_per_job=3)
+    log = run_snakemake(make_project(tmp_path, config), "-n", "--cores", "8").stdout
+    for rule in HEAVY_RULES:
+        resources = declared(log, rule, "resources")
+        assert resources and all(gpu in r.split(", ") for r in resources), (rule, resources)
+        assert declared(log, rule, "threads") == {"3"}, rule
+
+
+@pytest.fixture(scope="module")
+def packing_project(tiny_inputs, tmp_path_factory):
+    def project(name):
+        config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth", threads_per_job=1)
+        return make_project(tmp_path_factory.mktemp(name), config)
+
+    return project
+
+
+def test_cpu_jobs_run_side_by_side(packing_project):
+    """device: cpu, threads_per_job 1, --cores 2: two heavy jobs run at once."""
+    proc = run_snakemake(packing_project("cpu"), "--cores", "2", *TARGETS)
+    assert most_heavy_jobs_at_once(proc.stderr) == 2, proc.stderr[-3000:]
+
+
+def test_gpu_jobs_run_one_at_a_time(packing_project):
+    """The same DAG with the GPU claim that device: cuda makes: profiles/default's gpu=1 limit
+    serialises the heavy jobs although cores are free."""
+    claim = [f"{rule}:gpu=1" for rule in sorted(HEAVY_RULES)]
+    proc = run_snakemake(packing_project("gpu"), "--cores", "2", "--set-resources", *claim, "--", *TARGETS)
+    assert most_heavy_jobs_at_once(proc.stderr) == 1, proc.stderr[-3000:]
+    assert re.search(r"gpu=1", proc.stderr)
