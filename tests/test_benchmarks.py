@@ -1,0 +1,40 @@
+"""The benchmark scripts still run (their recorded output in docs/performance.md must stay reproducible):
+the grid benchmark end to end on tiny random CIFAR-10 files, with its real Snakemake run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, write_backbone, write_cifar10
+
+pytestmark = pytest.mark.slow
+
+
+def test_grid_benchmark_runs_and_reports_every_measure(tmp_path):
+    folder = write_cifar10(tmp_path / "c10", n_train=160, n_test=64)
+    backbone = write_backbone(tmp_path / "backbone.pt")
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/grid_benchmark.py"), "--cifar10", str(folder),
+                           "--backbone", str(backbone), "--train", "160", "--test", "64", "--epochs", "1",
+                           "--threads", "2", "--threads-per-job", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["jobs_at_once"] == 2 and result["threads_per_job"] == 1
+    assert len(result["throughput"]["rounds"]) == 5 and result["throughput"]["ratio"] > 0
+    seconds = result["grid_seconds"]
+    for key in ["starter", "workflow_fp32_one_at_a_time", "workflow_fp32", "workflow_bf16", "snakemake_fp32"]:
+        assert seconds[key] > 0, key
+    assert 0 < seconds["snakemake_startup"] < seconds["snakemake_fp32"]
+    assert len(result["accuracy"]) == 8  # the config's grid
+    for accuracy in result["accuracy"].values():
+        assert all(0 <= a <= 100 for a in accuracy.values())
+    for stages in (result["stages_fp32_job_seconds"], result["stages_fp32_one_at_a_time"]):
+        assert set(stages) == {"features", "head_training", "full_training", "evaluation"}
+        assert all(v > 0 for v in stages.values())
+    assert result["peak_rss_mb_train_all"] > 100
+    assert all(h > 0 for h in result["extrapolated_full_grid_hours"].values())
+    assert "| grid: starter-style / real `snakemake --cores 2`" in proc.stdout
