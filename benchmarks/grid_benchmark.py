@@ -186,18 +186,18 @@ def starter_grid(work, backbone, grid) -> dict:
     return out
 
 
-def _run_job(job: tuple) -> tuple[str, float, float | None]:
-    """One workflow job in a worker process (what one Snakemake job runs); returns its seconds."""
-    kind, name, args = job
+def _run_job(stage: str, args: tuple) -> tuple[float, float | None]:
+    """One workflow job in a worker process (what one Snakemake job runs): its seconds, and the
+    accuracy for an evaluation."""
     tic = time.perf_counter()
     accuracy = None
-    if kind == "features":
+    if stage == "features":
         extract_features(*args, DEVICE)
-    elif kind == "train":
-        train_variant(*args, seed=0, device=DEVICE)
-    else:
+    elif stage == "evaluation":
         accuracy = evaluate_variant(*args, device=DEVICE)["accuracy"]
-    return name, time.perf_counter() - tic, accuracy
+    else:
+        train_variant(*args, seed=0, device=DEVICE)
+    return time.perf_counter() - tic, accuracy
 
 
 def _worker_init(threads: int, device: str):
@@ -220,15 +220,16 @@ def workflow_grid(work, backbone, grid, tag, jobs_at_once: int, threads: int) ->
     feats = {split: work / f"feat_{tag}_{split}.npz" for split in ("train", "test")}
     jobs, needs = {}, {}
     for split in ("train", "test"):
-        jobs[f"features/{split}"] = ("features", "features", (backbone, work / f"{split}.npz", feats[split], normalize))
+        jobs[f"features/{split}"] = ("features", None, (backbone, work / f"{split}.npz", feats[split], normalize))
         needs[f"features/{split}"] = []
     for name, s in grid.items():
         cached = uses_cached_features(s)
         train_in, test_in = (feats["train"], feats["test"]) if cached else (work / "train.npz", work / "test.npz")
         ckpt = work / f"{tag}_{name}.pt"
-        jobs[f"train/{name}"] = ("train", name, (backbone, train_in, test_in, ckpt, work / f"{tag}_{name}.tsv", s))
+        jobs[f"train/{name}"] = ("head_training" if cached else "full_training", name,
+                                 (backbone, train_in, test_in, ckpt, work / f"{tag}_{name}.tsv", s))
         needs[f"train/{name}"] = ["features/train", "features/test"] if cached else []
-        jobs[f"evaluate/{name}"] = ("evaluate", name, (ckpt, test_in, work / f"{tag}_{name}.scores.tsv",
+        jobs[f"evaluate/{name}"] = ("evaluation", name, (ckpt, test_in, work / f"{tag}_{name}.scores.tsv",
                                                         work / f"{tag}_{name}.json", s["normalize"],
                                                         s["channels_last"]))
         needs[f"evaluate/{name}"] = [f"train/{name}"]
@@ -244,26 +245,23 @@ def workflow_grid(work, backbone, grid, tag, jobs_at_once: int, threads: int) ->
             for key in jobs:
                 if key not in done and key not in running.values() and all(n in done for n in needs[key]) \
                         and len(running) < jobs_at_once:
-                    running[pool.submit(_run_job, jobs[key])] = key
+                    stage, _, args = jobs[key]
+                    running[pool.submit(_run_job, stage, args)] = key
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for future in finished:
                 key = running.pop(future)
-                name, seconds, accuracy = future.result()
                 done.add(key)
-                kind = key.split("/")[0]
-                if kind == "features":
-                    out["stages"]["features"] += seconds
+                stage, name, _ = jobs[key]
+                seconds, accuracy = future.result()
+                out["stages"][stage] += seconds
+                if name is None:  # a feature job, shared by the frozen-backbone variants
                     continue
-                out["variants"][name]["seconds"] += seconds
-                out["variants"][name][f"{'eval' if kind == 'evaluate' else 'train'}_seconds"] += seconds
-                if kind == "evaluate":
-                    out["stages"]["evaluation"] += seconds
-                    out["variants"][name]["accuracy"] = accuracy
-                    print(f"  workflow {tag:4s} {name:14s} {accuracy:6.2f}%  "
-                          f"{out['variants'][name]['seconds']:6.1f} s", flush=True)
-                else:
-                    cached = uses_cached_features(grid[name])
-                    out["stages"]["head_training" if cached else "full_training"] += seconds
+                variant = out["variants"][name]
+                variant["seconds"] += seconds
+                variant["eval_seconds" if stage == "evaluation" else "train_seconds"] += seconds
+                if stage == "evaluation":
+                    variant["accuracy"] = accuracy
+                    print(f"  workflow {tag:4s} {name:14s} {accuracy:6.2f}%  {variant['seconds']:6.1f} s", flush=True)
         out["wall"] = time.perf_counter() - tic
     return out
 
@@ -283,14 +281,14 @@ def snakemake_grid(work, folder, backbone, args, threads_per_job: int) -> tuple[
     (project / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(args.threads)]
+    if DEVICE == "cuda":  # let the jobs share the card (profiles/default allows one GPU job at a time)
+        cmd += ["--resources", f"gpu={max(1, args.threads // threads_per_job)}"]
 
     def snakemake(*targets):
         proc = subprocess.run([*cmd, *targets], cwd=project, env=env, capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(f"snakemake {' '.join(targets)} failed:\n{proc.stderr[-3000:]}")
 
-    if DEVICE == "cuda":  # let the jobs share the card (profiles/default allows one GPU job at a time)
-        cmd += ["--resources", f"gpu={max(1, args.threads // threads_per_job)}"]
     snakemake("results/data/cifar10/train.npz", "results/data/cifar10/test.npz", "results/backbone/path.pt")
     targets = [f"results/metrics/{name}/seed0.json" for name in config["variants"]]
     tic = time.perf_counter()
@@ -373,15 +371,17 @@ def main():
     n_tr, n_te = args.train, args.test
     scale_train = {name: 50000 / n_tr * full_epochs[name] / grid[name]["epochs"] for name in grid}
 
-    def full_grid_hours(run, workers=1):
-        job_seconds = run["stages"]["features"] * 60000 / (n_tr + n_te) if "stages" in run else 0.0
-        for name, v in run["variants"].items():
-            job_seconds += v["train_seconds"] * scale_train[name] + v["eval_seconds"] * 10000 / n_te
+    def full_grid_hours(variants, feature_seconds=0.0, workers=1):
+        job_seconds = feature_seconds * 60000 / (n_tr + n_te)
+        for name, v in variants.items():
+            job_seconds += v["train_seconds"] * scale_train[name] + v.get("eval_seconds", 0.0) * 10000 / n_te
         return job_seconds / workers / 3600
 
-    starter_runs = {"variants": {n: {"train_seconds": v["seconds"], "eval_seconds": 0.0} for n, v in starter.items()}}
-    est = {"starter": full_grid_hours(starter_runs), "workflow_fp32_one_at_a_time": full_grid_hours(one_at_a_time),
-           "workflow_fp32": full_grid_hours(ours, packed[0])}
+    # The starter's variants are single runs (training and its test pass): all scaled as training.
+    est = {"starter": full_grid_hours({n: {"train_seconds": v["seconds"]} for n, v in starter.items()}),
+           "workflow_fp32_one_at_a_time": full_grid_hours(one_at_a_time["variants"],
+                                                          one_at_a_time["stages"]["features"]),
+           "workflow_fp32": full_grid_hours(ours["variants"], ours["stages"]["features"], packed[0])}
 
     result = {
         "device": DEVICE, "machine": platform.processor() or platform.machine(), "threads": args.threads,

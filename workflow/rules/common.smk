@@ -16,8 +16,9 @@ SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
 NORMALIZATIONS = {
     normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()
 }
-# The heavy rules (features, training, evaluation, pretraining) claim a GPU only where they will use one,
-# and on a CPU take `threads_per_job` threads, so Snakemake runs cores / threads_per_job of them at once.
+# The heavy rules (features, training, evaluation, pretraining) claim a GPU only where they will use one;
+# features, training and evaluation take `threads_per_job` threads, so that on a CPU Snakemake runs
+# cores / threads_per_job of them at once.
 GPU_PER_JOB = gpus_per_job(config["device"])
 THREADS_PER_JOB = config["threads_per_job"]
 LOGS = "results/logs"
