@@ -36,10 +36,12 @@ import yaml  # noqa: E402
 from cmpt726 import cifar100  # noqa: E402
 from cmpt726.config import normalization_key, resolve_variant, uses_cached_features  # noqa: E402
 from cmpt726.data import prepare_cifar10  # noqa: E402
-from cmpt726.evaluation import device_name, evaluate_variant  # noqa: E402
+from cmpt726.evaluation import evaluate_variant  # noqa: E402
 from cmpt726.io import read_json, write_json, write_text  # noqa: E402
 from cmpt726.pretrain import pretrain  # noqa: E402
-from cmpt726.training import extract_features, resolve_device, train_variant  # noqa: E402
+from cmpt726.features import extract_features  # noqa: E402
+from cmpt726.finetune import train_variant  # noqa: E402
+from cmpt726.runtime import device_name, resolve_device  # noqa: E402
 
 
 def parse_args(argv=None):

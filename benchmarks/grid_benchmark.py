@@ -47,7 +47,9 @@ from cmpt726 import models  # noqa: E402
 from cmpt726.config import resolve_variant, uses_cached_features  # noqa: E402
 from cmpt726.data import load_arrays, prepare_cifar10  # noqa: E402
 from cmpt726.evaluation import evaluate_variant  # noqa: E402
-from cmpt726.training import ImageBatches, extract_features, train_variant  # noqa: E402
+from cmpt726.features import extract_features  # noqa: E402
+from cmpt726.finetune import train_variant  # noqa: E402
+from cmpt726.runtime import ImageBatches  # noqa: E402
 
 
 # --------------------------------------------------------------------------- inputs
@@ -303,7 +305,7 @@ def snakemake_grid(work, folder, backbone, args, threads_per_job: int) -> tuple[
 # --------------------------------------------------------------------------- 4. memory
 def peak_memory_mb(work, backbone, s) -> float:
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'workflow')!r});"
-            "from cmpt726.training import train_variant;"
+            "from cmpt726.finetune import train_variant;"
             f"train_variant({str(backbone)!r}, {str(work / 'train.npz')!r}, {str(work / 'test.npz')!r},"
             f" {str(work / 'mem.pt')!r}, {str(work / 'mem.tsv')!r}, {json.dumps(dict(s, epochs=1))}, 0, {DEVICE!r})")
     code = code.replace("true", "True").replace("false", "False").replace("null", "None")

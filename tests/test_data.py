@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from cmpt726 import data
+from cmpt726 import cifar, data
 from conftest import SHARED_DATA, write_cifar10
 
 
@@ -31,7 +31,7 @@ def test_prepare_reads_every_batch_in_order(tiny, tmp_path):
 def test_subset_takes_the_first_images_and_refuses_too_many(tiny, tmp_path):
     data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False,
                          subset_train=7, subset_test=5)
-    full, _ = data.read_batches(tiny, data.TRAIN_BATCHES, verify=False)
+    full, _ = cifar.read_split(tiny, cifar.CIFAR10, "train", verify=False)
     assert np.array_equal(data.load_arrays(tmp_path / "a.npz")[0], full[:7])
     with pytest.raises(ValueError, match=r"data\.subset\.test: 21 is more than the 20"):
         data.prepare_cifar10(tiny, tmp_path / "c.npz", tmp_path / "d.npz", tmp_path / "s2.json", verify=False,
@@ -57,13 +57,13 @@ def test_malformed_batches_are_named(tiny, mutate, message):
     mutate(batch)
     pickle.dump(batch, open(path, "wb"))
     with pytest.raises(ValueError, match=f"data_batch_2.*{message}|{message}"):
-        data.read_batches(tiny, data.TRAIN_BATCHES, verify=False)
+        cifar.read_split(tiny, cifar.CIFAR10, "train", verify=False)
 
 
 def test_not_a_pickle_is_named(tiny):
     (tiny / "test_batch").write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="test_batch is not a CIFAR python pickle"):
-        data.read_batches(tiny, data.TEST_BATCHES, verify=False)
+        cifar.read_split(tiny, cifar.CIFAR10, "test", verify=False)
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "restore.py").exists(), reason="../shared/data (the real CIFAR-10) is absent")

@@ -119,7 +119,7 @@ def test_unreadable_resume_state_is_ignored(trained, tmp_path, capsys):
     """A truncated resume file only costs the saved epochs: training starts over and says why."""
     import yaml
     from cmpt726.config import resolve_variant, validate_config
-    from cmpt726.training import train_variant
+    from cmpt726.finetune import train_variant
 
     config = yaml.safe_load((trained / "config.yaml").read_text())
     validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))

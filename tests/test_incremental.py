@@ -116,8 +116,8 @@ def test_module_edit_reruns_the_rules_that_run_it(project, module, core, documen
         assert_plan(jobs, core, document)
 
 
-def test_training_module_edit_reruns_features_training_and_downstream(project):
-    with edited_file(project["workflow"] / "cmpt726" / "training.py", "\n# edited\n"):
+def test_runtime_module_edit_reruns_features_training_and_downstream(project):
+    with edited_file(project["workflow"] / "cmpt726" / "runtime.py", "\n# edited\n"):
         jobs = plan(project)
     rules = sorted(j.split("[")[0] for j in jobs if not is_report(j))
     assert rules == sorted(["cache_features"] * 2 + ["train_variant"] * 2 + ["evaluate_variant"] * 2), jobs

@@ -20,7 +20,7 @@ from conftest import CLASSES, REPO, run_snakemake
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import summarize, write_scores
 from cmpt726.io import write_json, write_text
-from cmpt726.report import assemble, figures, render
+from cmpt726.report import assemble, q6, render
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 TEMPLATE = REPO / "workflow" / "templates" / "report.html.j2"
@@ -142,9 +142,8 @@ def test_variant_table_numbers_equal_the_results_files(report):
         accuracy = json.loads((results / f"metrics/{variant}/seed0.json").read_text())["accuracy"]
         assert f"{accuracy:.2f}" in cells
         assert f"{report['config']['reference_accuracy'][variant]:.2f}" in cells
-        bench = (results / f"benchmarks/train/{variant}/seed0.tsv").read_text().splitlines()
-        seconds = float(bench[1].split("\t")[0])
-        assert f"{seconds:,.1f}" in cells
+        cost = json.loads((results / f"metrics/{variant}/seed0.train.json").read_text())
+        assert f"{cost['train_seconds']:,.1f}" in cells and f"{cost['peak_rss_mb']:,.0f}" in cells
 
 
 def test_provenance_names_versions_device_and_config(report):
@@ -218,19 +217,19 @@ def test_snakemake_report_zip_builds(smoke_run, tmp_path):
 def test_calibration_bins_and_ece_by_hand():
     confidence = np.array([0.95, 0.95, 0.95, 0.95, 0.55, 0.55])
     correct = np.array([1, 1, 1, 0, 1, 0], bool)
-    calib = figures.calibration(confidence, correct, bins=10)
+    calib = q6.calibration(confidence, correct, bins=10)
     # bin (0.9, 1]: 4 images, accuracy 0.75, score 0.95; bin (0.5, 0.6]: 2 images, accuracy 0.5, score 0.55
     assert calib["count"][9] == 4 and calib["count"][5] == 2 and sum(calib["count"]) == 6
     assert calib["ece"] == pytest.approx(4 / 6 * 0.20 + 2 / 6 * 0.05)
     assert calib["accuracy"][0] is None  # empty bins are missing, not zero
-    assert figures.calibration(np.array([1.0, 0.1]), np.array([True, False]), bins=10)["count"][9] == 1
+    assert q6.calibration(np.array([1.0, 0.1]), np.array([True, False]), bins=10)["count"][9] == 1
 
 
 def test_confident_mistakes_are_wrong_and_sorted():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.95, 0.05]])
     labels = np.array([0, 0, 1, 1, 1])
-    assert figures.confident_mistakes(labels, probs, k=2).tolist() == [4, 1]
-    assert figures.confident_mistakes(labels, probs).tolist() == [4, 1, 2]
+    assert q6.confident_mistakes(labels, probs, k=2).tolist() == [4, 1]
+    assert q6.confident_mistakes(labels, probs).tolist() == [4, 1, 2]
 
 
 def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60) -> dict:
@@ -239,7 +238,7 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60) -> d
     labels = rng.integers(0, 10, n)
     images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
     save_arrays(root / "test.npz", images, labels, CLASSES)
-    paths = {"metrics": [], "epochs": [], "benchmarks": [], "scores": []}
+    paths = {"metrics": [], "epochs": [], "train_summaries": [], "scores": []}
     for name, accuracy in variants.items():
         for seed in seeds:
             logits = rng.normal(0, 1, (n, 10))
@@ -254,9 +253,8 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60) -> d
             write_json(base / "metrics.json", metrics)
             write_text(base / "epochs.tsv", "epoch\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc\tseconds\n"
                        "1\t1.5\t40\t1.4\t45\t2\n2\t1.2\t55\t1.3\t50\t2\n")
-            write_text(base / "bench.tsv", "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\t"
-                       "cpu_time\n12.5\t0:00:12\t300.5\t1\t1\t1\t0\t0\t0\t1\n")
-            for key, file in [("metrics", "metrics.json"), ("epochs", "epochs.tsv"), ("benchmarks", "bench.tsv"),
+            write_json(base / "train.json", {"train_seconds": 12.5, "peak_rss_mb": 300.5, "peak_cuda_mb": None})
+            for key, file in [("metrics", "metrics.json"), ("epochs", "epochs.tsv"), ("train_summaries", "train.json"),
                               ("scores", "scores.tsv")]:
                 paths[key].append(base / file)
     return paths
@@ -270,14 +268,14 @@ def test_several_seeds_give_mean_and_std_and_render(tmp_path):
     out = {name: tmp_path / "fig" / f"{name}.png" for name in ["curves", "confusion", "per_class", "reliability",
                                                                 "mistakes"]}
     out.update(table=tmp_path / "fig/q6_variants.tsv", numbers=tmp_path / "fig/numbers.json")
-    numbers = figures.q6_outputs(settings=settings, seeds=[0, 1], test_images=tmp_path / "test.npz",
+    numbers = q6.q6_outputs(settings=settings, seeds=[0, 1], test_images=tmp_path / "test.npz",
                                  reference={"head": 68.55}, out=out, **paths)
     rows = {r["name"]: r for r in numbers["rows"]}
     accs = [json.loads(p.read_text())["accuracy"] for p in paths["metrics"][2:]]
     assert rows["all"]["accuracy"] == pytest.approx(np.mean(accs))
     assert rows["all"]["accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
     assert rows["all"]["delta"] == pytest.approx(rows["all"]["accuracy"] - rows["head"]["accuracy"])
-    assert numbers["best"] == "all" and len(numbers["mistakes"]) <= figures.N_MISTAKES
+    assert numbers["best"] == "all" and len(numbers["mistakes"]) <= q6.N_MISTAKES
     assert all(p.exists() for p in out.values())
 
     html = tmp_path / "report.html"

@@ -7,7 +7,8 @@ import yaml
 from cmpt726 import config as cfg
 from cmpt726.data import prepare_cifar10
 from cmpt726.models import build_finetune_net
-from cmpt726.training import extract_features, load_finetuned, train_variant
+from cmpt726.features import extract_features
+from cmpt726.finetune import load_finetuned, train_variant
 from conftest import REPO, write_backbone, write_cifar10
 
 

@@ -1,9 +1,9 @@
 """CIFAR-100 for pretraining the backbone: the torchvision pickle layout or an ImageFolder tree.
 
 Either source ends as the same compact files as CIFAR-10's (data.save_arrays): uint8
-images (N, 3, 32, 32), int64 fine labels, the 100 class names. The pickle layout is
-read by us (md5-checked like CIFAR-10, through data.py's helpers); an ImageFolder tree
-(`train/<class>/*`, `test/<class>/*`) is decoded with PIL once, here, never in training.
+images (N, 3, 32, 32), int64 fine labels, the 100 class names. The pickle layout is read
+by `cifar.py` (md5-checked, like CIFAR-10); an ImageFolder tree (`train/<class>/*`,
+`test/<class>/*`) is decoded with PIL once, here, never in training.
 """
 
 from __future__ import annotations
@@ -12,51 +12,24 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
+from . import cifar, data
 from .io import write_json
 
-BATCH_DIR = "cifar-100-python"  # = torchvision CIFAR100.base_folder
-SPLITS = {"train": "train", "test": "test"}  # split -> pickle file name
-META = "meta"
-NUM_CLASSES = 100
-SIZE = 32
+LAYOUT = cifar.CIFAR100
+BATCH_DIR = LAYOUT.folder  # = torchvision CIFAR100.base_folder
+NUM_CLASSES = LAYOUT.classes
+SIZE = cifar.SIZE
 
 
 def download_cifar100(batch_dir) -> None:
-    """torchvision download (archive and file md5 checked) into `batch_dir` (…/cifar-100-python)."""
-    data.download_cifar10(batch_dir, dataset="CIFAR100")
-
-
-def _checked_pickle(path, verify: bool) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"CIFAR-100 file missing: {path}")
-    if verify:
-        want = data.official_md5("CIFAR100")[path.name]
-        got = data.md5sum(path)
-        if got != want:
-            raise ValueError(f"{path}: md5 {got} is not the official {want} "
-                             "(corrupt or not the official file; set data.cifar100.verify: false to read it anyway)")
-    return data._unpickle(path)
+    """torchvision's download (archive and file md5 checked) into `batch_dir` (…/cifar-100-python)."""
+    cifar.download(LAYOUT, batch_dir)
 
 
 def read_pickle_split(batch_dir, split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Images (N, 3, 32, 32) uint8, fine labels (N,) int64 and the class names of one split."""
-    batch_dir = Path(batch_dir)
-    path = batch_dir / SPLITS[split]
-    batch = _checked_pickle(path, verify)
-    if "data" not in batch or "fine_labels" not in batch:
-        raise ValueError(f"{path}: a CIFAR-100 file needs 'data' and 'fine_labels' entries, found {sorted(batch)}")
-    images = np.asarray(batch["data"])
-    labels = np.asarray(batch["fine_labels"], dtype=np.int64)
-    if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * SIZE * SIZE:
-        raise ValueError(f"{path}: 'data' must be uint8 of shape (N, 3072), found {images.dtype} {images.shape}")
-    _check_labels(path, labels, len(images))
-    meta = _checked_pickle(batch_dir / META, verify)
-    classes = [str(c) for c in meta.get("fine_label_names", [])]
-    if len(classes) != NUM_CLASSES:
-        raise ValueError(f"{batch_dir / META}: needs 100 'fine_label_names', found {len(classes)}")
-    return images.reshape(-1, 3, SIZE, SIZE), labels, classes
+    images, labels = cifar.read_split(batch_dir, LAYOUT, split, verify)
+    return images, labels, cifar.read_classes(batch_dir, LAYOUT, verify)
 
 
 def read_imagefolder_split(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -82,13 +55,6 @@ def read_imagefolder_split(root, split: str) -> tuple[np.ndarray, np.ndarray, li
             raise ValueError(f"{path}: CIFAR images are 32×32 RGB, found {pixels.shape}")
         images[i], labels[i] = pixels, label
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels, list(dataset.classes)
-
-
-def _check_labels(path, labels: np.ndarray, n: int) -> None:
-    if labels.shape != (n,):
-        raise ValueError(f"{path}: {labels.shape[0]} labels for {n} images")
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found {labels.min()}..{labels.max()}")
 
 
 def source_of(cfg: dict) -> tuple[str, str]:

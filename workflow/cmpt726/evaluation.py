@@ -1,10 +1,14 @@
-"""Evaluate a fine-tuned checkpoint on the test set: per-image scores and summary metrics."""
+"""Evaluate a fine-tuned checkpoint on the test set: per-image scores and summary metrics.
+
+This module owns the score file, the per-image record every later analysis reads:
+`index, label, pred, loss, p0 … p9` (one row per test image, in test-set order).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .io import atomic_path, write_json
+from .io import write_json, write_tsv
 
 SCORE_COLUMNS = ["index", "label", "pred", "loss"] + [f"p{k}" for k in range(10)]
 
@@ -14,7 +18,8 @@ def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normal
     import torch
     import torch.nn.functional as F
 
-    from .training import FeatureBatches, load_finetuned, load_inputs, predict, resolve_device
+    from .finetune import load_finetuned
+    from .runtime import FeatureBatches, device_name, load_inputs, predict, resolve_device
 
     device = resolve_device(device)
     model = load_finetuned(checkpoint_path)
@@ -36,28 +41,10 @@ def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normal
     return metrics
 
 
-def device_name(device) -> str:
-    """What ran the job, for the report's provenance: the GPU's name, else the CPU's model name."""
-    import platform
-
-    if device.type == "cuda":
-        import torch
-
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return f"{device.type}: {model or platform.processor() or platform.machine()}"
-
-
 def write_scores(path, labels: np.ndarray, probs: np.ndarray, losses: np.ndarray) -> None:
     pred = probs.argmax(1)
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        fh.write("\t".join(SCORE_COLUMNS) + "\n")
-        for i, (y, p, loss, row) in enumerate(zip(labels, pred, losses, probs)):
-            fh.write(f"{i}\t{y}\t{p}\t{loss:.6g}\t" + "\t".join(f"{v:.6g}" for v in row) + "\n")
+    rows = ([i, y, p, loss, *row] for i, (y, p, loss, row) in enumerate(zip(labels, pred, losses, probs)))
+    write_tsv(path, SCORE_COLUMNS, rows)
 
 
 def summarize(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:

@@ -1,9 +1,16 @@
-"""Atomic writes: an output either appears whole or not at all."""
+"""Every file the package writes or reads as text: atomic writes, JSON and TSV.
+
+An output either appears whole or not at all (`atomic_path`). JSON is written with sorted keys,
+numpy values made plain, and no NaN (a NaN in a result is a bug: it fails here, naming the file).
+TSV tables have a header row; floats are written with 6 significant digits.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -32,10 +39,73 @@ def write_text(path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+# --------------------------------------------------------------------------- JSON
+def _plain(value):
+    """numpy scalars and arrays → plain Python (json calls this for what it cannot write)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def write_json(path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, default=_plain, allow_nan=False)
+    except ValueError as error:  # allow_nan=False: say where
+        raise ValueError(f"{path}: {error} (a NaN or infinity at {_first_nan(obj) or '?'})") from None
+    write_text(path, text + "\n")
+
+
+def _first_nan(obj, where: str = "") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "(top level)"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = _first_nan(value, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def read_json(path):
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+# --------------------------------------------------------------------------- TSV
+def format_cell(value) -> str:
+    """None → empty, float → 6 significant digits, anything else (ints, numpy ints, text) → str."""
+    if value is None:
+        return ""
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        return f"{float(value):.6g}"
+    if type(value).__name__.startswith(("int", "uint")):
+        return str(int(value))
+    return str(value)
+
+
+def write_tsv(path, columns: list[str], rows) -> None:
+    """A header and one line per row; a row is a sequence in column order or a dict keyed by column."""
+    lines = ["\t".join(columns)]
+    for row in rows:
+        values = [row.get(c) for c in columns] if isinstance(row, dict) else row
+        lines.append("\t".join(format_cell(v) for v in values))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def read_tsv(path) -> list[dict]:
+    """Rows as dicts, numbers parsed (int, else float, else the text; empty → None)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
+
+
+def _number(text):
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text

@@ -1,42 +1,19 @@
 """ResNet-20 for CIFAR (chenyaofo's `CifarResNet`, same parameter names) and the fine-tuning head.
 
 The published `cifar100-resnet20-8412cc70.pth` loads into `cifar_resnet20(100)` with
-strict=True. For fine-tuning we keep everything up to the global average pool
-(64 features) and put a new head on top.
+strict=True. The residual blocks are torchvision's own `BasicBlock` (same submodule names,
+conv1/bn1/conv2/bn2/downsample, hence the same state_dict keys as upstream). For fine-tuning
+we keep everything up to the global average pool (64 features) and put a new head on top.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
 
 FEATURES = 64
 NUM_CLASSES = 10
-
-
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
-
-
-def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
 
 
 class CifarResNet(nn.Module):
@@ -90,13 +67,18 @@ def load_backbone_state(path) -> dict:
     except Exception as error:
         raise ValueError(f"backbone checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
                          "it may be truncated or not a torch file") from error
+    return check_backbone_state(state, f"backbone checkpoint {path}")
+
+
+def check_backbone_state(state, source: str) -> dict:
+    """`state` if it loads with strict=True into cifar_resnet20(100) (a {"state_dict": …} wrapper is
+    unwrapped), else a ValueError that starts with `source`."""
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    model = cifar_resnet20(100)
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"backbone checkpoint {path} is not a CIFAR-100 ResNet-20 state_dict: {error}") from error
+        cifar_resnet20(100).load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise ValueError(f"{source} is not a CIFAR-100 ResNet-20 state_dict: {error}") from error
     return state
 
 

@@ -2,13 +2,9 @@
 
 The upstream recipe is the default (config `backbone.pretrain`): SGD + Nesterov, step
 schedule (÷10 at 50 % and 75 % of the epochs), random 32-crop of the 4-pixel zero-padded
-image and horizontal flip. `schedule: onecycle` is the short-schedule option.
-
-Same machinery as fine-tuning (training.py): uint8 images in memory on the device,
-`ImageBatches` normalisation, index-permutation shuffling, `predict` for the test set,
-and a per-epoch resume state keyed by `fingerprint`. Augmentation is one gather per
-batch on the device (`RandomCropFlip`), drawn from its own generator, saved in the
-resume state, so a killed run resumes to the same final weights (CPU, fixed seed).
+image and horizontal flip (`augment.RandomCropFlip`, batched on the device, from its own
+generator). `schedule: onecycle` is the short-schedule option. The epochs run in `loop.fit`,
+which saves a resume state after each one, so a killed run resumes to the same weights.
 
 Outputs: a plain state_dict (loads with strict=True into `cifar_resnet20(100)`, like the
 published file), a per-epoch TSV and a summary JSON beside the published top-1.
@@ -16,47 +12,19 @@ published file), a per-epoch TSV and a summary JSON beside the published top-1.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
 import torch
-import torch.nn.functional as F
 
 from . import models
-from .evaluation import device_name
-from .io import atomic_path, write_json, write_text
-from .training import Progress, fingerprint, load_inputs, resolve_device, run_epoch
+from .augment import RandomCropFlip
+from .io import atomic_path, write_json, write_tsv
+from .loop import Fit, ResumeState, fingerprint, fit
+from .runtime import device_name, load_inputs, resolve_device
 
+# The loop's test_acc is the CIFAR-100 top-1 here.
 EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
-
-
-# --------------------------------------------------------------------------- augmentation
-class RandomCropFlip:
-    """uint8 (B, C, H, W) → the same shape: a random H×W crop of the image zero-padded by `padding`
-    on each side, mirrored left-right with probability ½ when `flip`. One gather, on x's device;
-    the result has channels_last strides."""
-
-    def __init__(self, padding: int, flip: bool, generator: torch.Generator):
-        self.padding = int(padding)
-        self.flip = bool(flip)
-        self.generator = generator
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        p, dev, g = self.padding, x.device, self.generator
-        padded = F.pad(x, (p, p, p, p)) if p else x
-        dy = torch.randint(0, 2 * p + 1, (b, 1), generator=g, device=dev)
-        dx = torch.randint(0, 2 * p + 1, (b, 1), generator=g, device=dev)
-        cols = torch.arange(w, device=dev).expand(b, w)
-        if self.flip:
-            mirrored = torch.rand(b, 1, generator=g, device=dev) < 0.5
-            cols = torch.where(mirrored, w - 1 - cols, cols)
-        rows = dy + torch.arange(h, device=dev)  # (B, H)
-        cols = dx + cols  # (B, W)
-        nhwc = padded.permute(0, 2, 3, 1)
-        out = nhwc[torch.arange(b, device=dev)[:, None, None], rows[:, :, None], cols[:, None, :]]
-        return out.permute(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -86,13 +54,7 @@ def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
     raise ValueError(f"config key backbone.pretrain.schedule: unknown {cfg['schedule']!r} (step | onecycle)")
 
 
-# --------------------------------------------------------------------------- the loop
-def _tsv(history) -> str:
-    lines = ["\t".join(EPOCH_COLUMNS)]
-    lines += ["\t".join(str(r[c]) if c == "epoch" else f"{r[c]:.6g}" for c in EPOCH_COLUMNS) for r in history]
-    return "\n".join(lines) + "\n"
-
-
+# --------------------------------------------------------------------------- set-up + the loop
 def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: dict, device: str = "auto",
              resume_path=None, on_epoch=None) -> dict:
     """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg` (= config backbone.pretrain).
@@ -105,7 +67,6 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     seed = int(cfg["seed"])
     channels_last = cfg["channels_last"]
-    bf16 = bool(cfg["bf16"])  # autocast on any device (CPUs with AVX512-BF16 gain ≈ 1.4×)
 
     train_x, train_y, classes = load_inputs(train_path, device, cfg["normalize"], channels_last)
     test_x, test_y, _ = load_inputs(test_path, device, cfg["normalize"], channels_last)
@@ -120,41 +81,26 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                                 nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
-    shuffle = torch.Generator().manual_seed(seed)
     n, batch_size = len(train_x), cfg["batch_size"]
     steps_per_epoch = math.ceil(n / batch_size)
-    stamp = fingerprint(cfg, seed, [train_path, test_path])
-    progress = Progress(resume_path, stamp, model, optimizer, {"shuffle": shuffle, "augment": augment_rng}, device)
-    history = progress.resume()
-    resumed_from = len(history) or None
+    resume = ResumeState(resume_path, fingerprint(cfg, seed, [train_path, test_path]))
 
     print(f"pretraining ResNet-20 on {n} images, {steps_per_epoch} steps/epoch, device {device_name(device)} "
           f"({torch.get_num_threads()} threads), schedule {cfg['schedule']}, {cfg['epochs']} epochs", flush=True)
-    for epoch in range(len(history), cfg["epochs"]):
-        tic = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=shuffle).to(device)
-
-        def set_lr(i, epoch=epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
-
-        metrics = run_epoch(model, optimizer, train_x, train_y, test_x, test_y, order, batch_size, bf16, set_lr)
-        row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch * steps_per_epoch, steps_per_epoch),
-               "train_loss": metrics["train_loss"], "train_acc": metrics["train_acc"],
-               "test_loss": metrics["test_loss"], "test_top1": metrics["test_acc"],
-               "seconds": time.perf_counter() - tic}
-        history.append(row)
-        print(json.dumps(row), flush=True)
-        progress.save(history)
-        if on_epoch is not None:
-            on_epoch(row)
+    job = Fit(model=model, net=model, optimizer=optimizer, train=(train_x, train_y), held_out=(test_x, test_y),
+              epochs=cfg["epochs"], batch_size=batch_size, shuffle=torch.Generator().manual_seed(seed),
+              set_train_mode=model.train,
+              bf16=bool(cfg["bf16"]),  # autocast on any device (CPUs with AVX512-BF16 gain ≈ 1.4×)
+              lr_at=lambda step: learning_rate(cfg, step, steps_per_epoch),
+              generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch, name="pretraining")
+    history = fit(job)
+    history = [{**row, "test_top1": row["test_acc"]} for row in history]
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(backbone_out, suffix=".pt") as tmp:
         torch.save(state, tmp)
         models.load_backbone_state(tmp)  # the published file's contract: strict load into cifar_resnet20(100)
-    write_text(epochs_out, _tsv(history))
+    write_tsv(epochs_out, EPOCH_COLUMNS, history)
     summary = {
         "final_top1": history[-1]["test_top1"] if history else None,
         "final_test_loss": history[-1]["test_loss"] if history else None,
@@ -164,15 +110,14 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
         "schedule": cfg["schedule"],
         "train_seconds": sum(r["seconds"] for r in history),  # all epochs, across resumed runs
         "wall_seconds_this_run": time.perf_counter() - tic_total,
-        "resumed_from_epoch": resumed_from,
+        "resumed_from_epoch": job.resumed_from,
         "device": device_name(device),
         "threads": torch.get_num_threads(),
         "images": {"train": n, "test": len(test_x)},
         "settings": cfg,
     }
     write_json(summary_out, summary)
-    progress.finish()
+    resume.discard()
     print(f"final CIFAR-100 test top-1 {summary['final_top1']:.2f}% (published {cfg['published_top1']}%), "
           f"{summary['train_seconds']:.0f} s of training", flush=True)
     return summary
-

@@ -52,6 +52,25 @@ def per_variant_seed(pattern):
     return expand(pattern, variant=VARIANTS, seed=SEEDS)
 
 
+def q6_figure(name, caption, label):
+    return report(
+        f"{Q6_FIGURES}/{name}.png",
+        caption=f"../report/{caption}.rst",
+        category="Question 6",
+        labels={"figure": label},
+    )
+
+
+def backbone_summary(wildcards):
+    """The pretraining summary (its CIFAR-100 accuracy) and curves when this workflow trains the backbone."""
+    if BACKBONE_SOURCE != "pretrain":
+        return {}
+    return {
+        "backbone": rules.pretrain_backbone.output.summary,
+        "backbone_curves": rules.plot_pretraining.output[0],
+    }
+
+
 def package_sources(*modules):
     """The .py files of the cmpt726 modules a rule runs (names like "training", "report.assemble")
     and of everything they import from the package: a rule's `code` input, so that editing a

@@ -5,7 +5,7 @@ rule cache_features:
     input:
         backbone=BACKBONE,
         images="results/data/cifar10/{split}.npz",
-        code=package_sources("training"),
+        code=package_sources("features"),
     output:
         "results/features/{norm}/{split}.npz",
     log:
@@ -27,10 +27,12 @@ rule train_variant:
         backbone=BACKBONE,
         train=variant_input("train"),
         test=variant_input("test"),
-        code=package_sources("training"),
+        code=package_sources("finetune"),
     output:
         checkpoint="results/models/{variant}/seed{seed}.pt",
         epochs="results/metrics/{variant}/seed{seed}.epochs.tsv",
+        # Training seconds and peak memory, as the job measured them (the report's cost columns).
+        summary="results/metrics/{variant}/seed{seed}.train.json",
     log:
         f"{LOGS}/train/{{variant}}/seed{{seed}}.log",
     benchmark:

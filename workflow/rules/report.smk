@@ -8,33 +8,14 @@ GALLERY_VARIANT = config["report"]["gallery_variant"] or VARIANTS[0]
 GALLERY_SEED = SEEDS[0]
 
 
-def q6_figure(name, caption, label):
-    return report(
-        f"{Q6_FIGURES}/{name}.png",
-        caption=f"../report/{caption}.rst",
-        category="Question 6",
-        labels={"figure": label},
-    )
-
-
-def backbone_summary(wildcards):
-    """The pretraining summary (its CIFAR-100 accuracy) and curves when this workflow trains the backbone."""
-    if BACKBONE_SOURCE != "pretrain":
-        return {}
-    return {
-        "backbone": rules.pretrain_backbone.output.summary,
-        "backbone_curves": rules.plot_pretraining.output[0],
-    }
-
-
 rule plot_q6:
     input:
         test=rules.prepare_cifar10.output.test,
         metrics=per_variant_seed(rules.evaluate_variant.output.metrics),
         scores=per_variant_seed(rules.evaluate_variant.output.scores),
         epochs=per_variant_seed(rules.train_variant.output.epochs),
-        benchmarks=per_variant_seed(f"{BENCHMARKS}/train/{{variant}}/seed{{seed}}.tsv"),
-        code=package_sources("report.figures"),
+        train_summaries=per_variant_seed(rules.train_variant.output.summary),
+        code=package_sources("report.q6"),
     output:
         curves=q6_figure("curves", "q6_curves", "training curves"),
         confusion=q6_figure("confusion", "q6_confusion", "confusion matrix"),

@@ -1,5 +1,5 @@
 from cmpt726.jobs import run
-from cmpt726.training import extract_features
+from cmpt726.features import extract_features
 
 run(
     snakemake,

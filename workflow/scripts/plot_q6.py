@@ -1,5 +1,5 @@
 from cmpt726.jobs import run
-from cmpt726.report.figures import q6_outputs
+from cmpt726.report.q6 import q6_outputs
 
 run(
     snakemake,
@@ -8,7 +8,7 @@ run(
         seeds=smk.params.seeds,
         metrics=smk.input.metrics,
         epochs=smk.input.epochs,
-        benchmarks=smk.input.benchmarks,
+        train_summaries=smk.input.train_summaries,
         scores=smk.input.scores,
         test_images=smk.input.test,
         reference=smk.params.reference,

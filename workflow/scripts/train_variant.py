@@ -1,5 +1,5 @@
+from cmpt726.finetune import train_variant
 from cmpt726.jobs import run
-from cmpt726.training import train_variant
 
 run(
     snakemake,
@@ -13,5 +13,6 @@ run(
         seed=int(smk.wildcards.seed),
         device=smk.params.device,
         resume_path=smk.params.resume,
+        summary_out=smk.output.summary,
     ),
 )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import read_json
-from .q6 import describe_backbone
-from .render import data_uri, load_outputs, provenance, render
+from .q6 import backbone_info, describe_data
+from .render import load_outputs, provenance, render
 
 
 def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, config: dict,
@@ -24,8 +23,8 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
         "q6": {
             **numbers,
             "figures": outputs["figures"],
-            "backbone": q6_backbone(backbone, backbone_summary, backbone_curves),
-            "data": data,
+            "backbone": backbone_info(backbone, backbone_summary, backbone_curves),
+            "data": describe_data(data),
             "defaults": config["training"],
             "gallery": gallery,
         },
@@ -33,19 +32,3 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
         "stylesheet": Path(template).with_name("report.css").read_text(),
     }
     render(template, out_html, context)
-
-
-def q6_backbone(backbone: dict, summary_path=None, curves_path=None) -> dict:
-    """The backbone's source in words and its CIFAR-100 top-1 (%) with where that number comes from."""
-    info = {**backbone, "description": describe_backbone(backbone), "top1": None, "top1_source": None,
-            "curves": data_uri(curves_path) if curves_path else None}
-    published = (backbone.get("pretrain") or {}).get("published_top1")
-    if summary_path:
-        summary = read_json(summary_path)
-        info.update(top1=summary.get("final_top1"), top1_source="measured on the CIFAR-100 test set after "
-                    f"{summary.get('epochs')} epochs of pretraining here", published_top1=published,
-                    pretrain_device=summary.get("device"))
-    elif backbone["source"] == "download" and published is not None:
-        info.update(top1=published, top1_source="as published with the weights; config key "
-                    "backbone.pretrain.published_top1")
-    return info

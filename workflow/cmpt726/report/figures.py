@@ -1,69 +1,17 @@
-"""Question 6 figures and numbers: training curves, confusion matrix, per-class accuracy, calibration,
-the most confident mistakes; the variant table as TSV; one JSON of every number the prose quotes."""
+"""Question 6 and pretraining figures: training curves, confusion matrix, per-class accuracy, reliability
+diagram, the most confident mistakes, the backbone's pretraining curves. Drawing only: the numbers
+come from report/q6.py."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
-import statistics
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")  # no display on the workers; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..data import load_arrays  # noqa: E402
-from ..evaluation import read_scores  # noqa: E402
-from ..io import atomic_path, read_json, write_json  # noqa: E402
-from . import q6  # noqa: E402
-from .render import read_tsv  # noqa: E402
-
-DPI = 130
-N_MISTAKES = 24
-CALIBRATION_BINS = 15
-TABLE_COLUMNS = ["variant", "train", "head", "epochs", "lr", "weight_decay", "batch_size", "accuracy",
-                 "accuracy_std", "delta_vs_baseline", "reference_accuracy", "ece", "train_seconds", "peak_rss_mb"]
-
-
-# --------------------------------------------------------------------------- pure numbers
-def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
-    """Reliability bins of the max softmax score and the expected calibration error (ECE, in [0, 1]).
-
-    Bin b holds the scores in (b/bins, (b+1)/bins]; ECE = Σ_b (n_b / N) |accuracy_b − mean score_b|.
-    """
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=bool)
-    if confidence.shape != correct.shape or confidence.ndim != 1 or not len(confidence):
-        raise ValueError("calibration needs two equal-length, non-empty 1-d arrays")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    count = np.bincount(which, minlength=bins)
-    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
-    hit_sum = np.bincount(which, weights=correct.astype(np.float64), minlength=bins)
-    filled = count > 0
-    mean_conf = np.where(filled, conf_sum / np.maximum(count, 1), np.nan)
-    accuracy = np.where(filled, hit_sum / np.maximum(count, 1), np.nan)
-    ece = float(np.sum(count[filled] / len(confidence) * np.abs(accuracy[filled] - mean_conf[filled])))
-    nan_to_none = lambda a: [None if math.isnan(v) else float(v) for v in a]  # noqa: E731
-    return {"edges": edges.tolist(), "count": count.tolist(), "confidence": nan_to_none(mean_conf),
-            "accuracy": nan_to_none(accuracy), "ece": ece, "mean_confidence": float(confidence.mean()),
-            "accuracy_overall": float(correct.mean())}
-
-
-def confident_mistakes(labels: np.ndarray, probs: np.ndarray, k: int = N_MISTAKES) -> np.ndarray:
-    """Indices of the k wrong predictions with the highest max score, most confident first."""
-    pred = probs.argmax(1)
-    score = probs.max(1)
-    wrong = np.flatnonzero(pred != labels)
-    order = np.lexsort((wrong, -score[wrong]))  # ties: lower index first, so the choice is stable
-    return wrong[order[:k]]
-
-
-def _clean(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
+from ..io import read_tsv
+from ..plotting import plt, save_figure
 
 
 def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -72,15 +20,6 @@ def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, n
     values = np.array([[row[column] for row in h[:length]] for h in histories], dtype=np.float64)
     epochs = np.array([row["epoch"] for row in histories[0][:length]])
     return epochs, values.mean(0), (values.std(0, ddof=1) if len(histories) > 1 else None)
-
-
-# --------------------------------------------------------------------------- figures
-def _save(fig, path) -> None:
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
 
 
 def plot_curves(curves: dict[str, list[list[dict]]], path) -> None:
@@ -103,7 +42,7 @@ def plot_curves(curves: dict[str, list[list[dict]]], path) -> None:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
     ax_acc.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path) -> None:
@@ -121,7 +60,7 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path) 
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="fraction of the true class")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_per_class(per_class: dict[str, dict[str, float | None]], path) -> None:
@@ -142,7 +81,7 @@ def plot_per_class(per_class: dict[str, dict[str, float | None]], path) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_reliability(calib: dict, title: str, path) -> None:
@@ -165,7 +104,7 @@ def plot_reliability(calib: dict, title: str, path) -> None:
     ax_n.set(xlabel="max softmax score", ylabel="images")
     ax_n.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_mistakes(images: np.ndarray, labels, probs, indices, classes: list[str], title: str, path) -> None:
@@ -184,10 +123,9 @@ def plot_mistakes(images: np.ndarray, labels, probs, indices, classes: list[str]
         axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-# --------------------------------------------------------------------------- the rule's work
 def plot_pretraining(epochs_path, path, published_top1: float | None = None) -> None:
     """Backbone pretraining on CIFAR-100: test top-1 and losses per epoch, beside the published top-1."""
     rows = read_tsv(epochs_path)
@@ -206,91 +144,4 @@ def plot_pretraining(epochs_path, path, published_top1: float | None = None) -> 
     right.legend(fontsize=8)
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    _save(fig, path)
-
-
-def write_table(path, rows: list[dict]) -> None:
-    with atomic_path(path, suffix=".tsv") as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(TABLE_COLUMNS)
-        for r in rows:
-            values = [r["name"], r["train"], r["head"], r["epochs"], r["lr"], r["weight_decay"], r["batch_size"],
-                      r["accuracy"], r["accuracy_std"], r["delta"], r["reference"], r["ece"], r["seconds"],
-                      r["max_rss_mb"]]
-            writer.writerow(["" if v is None else (f"{v:.6g}" if isinstance(v, float) else v) for v in values])
-
-
-def q6_outputs(*, settings: dict, seeds: list[int], metrics: list, epochs: list, benchmarks: list, scores: list,
-               test_images, reference: dict, out: dict, baseline: str = "head") -> dict:
-    """Every Q6 figure, the variant table and the numbers JSON.
-
-    metrics/epochs/benchmarks/scores are in expand() order (variant-major, then seed). The per-image analyses
-    (confusion, per-class, calibration diagram, mistakes) use the best variant's first seed.
-    out: figure name → path for curves, confusion, per_class, reliability, mistakes, table, numbers.
-    """
-    keys = list(itertools.product(settings, seeds))
-    for name, paths in [("metrics", metrics), ("epochs", epochs), ("benchmarks", benchmarks), ("scores", scores)]:
-        if len(paths) != len(keys):
-            raise ValueError(f"{name}: {len(paths)} files for {len(keys)} variant × seed runs")
-    metrics_by, epochs_by, bench_by, scores_by = (dict(zip(keys, p)) for p in (metrics, epochs, benchmarks, scores))
-    images, labels, classes = load_arrays(test_images)
-    n = len(labels)
-
-    rows = q6.variant_rows(settings, seeds, metrics_by, bench_by, reference, baseline=baseline)
-    table = {key: read_scores(path, expected_rows=n) for key, path in scores_by.items()}
-    for key, s in table.items():
-        if not np.array_equal(s["label"], labels):
-            raise ValueError(f"{scores_by[key]}: its labels differ from {test_images}; re-evaluate the variant")
-    calib = {key: calibration(s["probs"].max(1), s["pred"] == s["label"]) for key, s in table.items()}
-    for r in rows:
-        r["ece"] = statistics.fmean(100 * calib[r["name"], seed]["ece"] for seed in seeds)
-        r.update({k: _clean(v) for k, v in r.items()})
-
-    best = max(rows, key=lambda r: r["accuracy"])["name"]
-    seed = seeds[0]
-    best_metrics = read_json(metrics_by[best, seed])
-    best_scores = table[best, seed]
-    mistakes = confident_mistakes(best_scores["label"], best_scores["probs"])
-    compare = {best: best_metrics["per_class_accuracy"]}
-    if baseline in settings and baseline != best:
-        compare[f"{baseline} (baseline)"] = read_json(metrics_by[baseline, seed])["per_class_accuracy"]
-    per_class = best_metrics["per_class_accuracy"]
-    ranked = sorted((a, c) for c, a in per_class.items() if a is not None)
-
-    plot_curves({name: [read_tsv(epochs_by[name, s]) for s in seeds] for name in settings}, out["curves"])
-    plot_confusion(best_metrics["confusion"], classes, f"{best}, seed {seed}", out["confusion"])
-    plot_per_class(compare, out["per_class"])
-    plot_reliability(calib[best, seed], f"{best}, seed {seed}", out["reliability"])
-    plot_mistakes(images, best_scores["label"], best_scores["probs"], mistakes, classes,
-                  f"The {len(mistakes)} most confident mistakes of {best} (seed {seed})", out["mistakes"])
-    write_table(out["table"], rows)
-
-    wrong = int((best_scores["pred"] != best_scores["label"]).sum())
-    numbers = {
-        "rows": rows, "baseline": baseline if baseline in settings else None, "best": best, "seed": seed,
-        "seeds": list(seeds), "n_test": n, "classes": classes,
-        "best_accuracy": next(r["accuracy"] for r in rows if r["name"] == best),
-        "best_seed_accuracy": best_metrics["accuracy"],
-        "ece": {name: next(r["ece"] for r in rows if r["name"] == name) for name in settings},
-        "calibration": {k: v for k, v in calib[best, seed].items() if k != "edges"},
-        "calibration_bins": CALIBRATION_BINS,
-        "per_class": per_class,
-        "worst_class": {"name": ranked[0][1], "accuracy": ranked[0][0]} if ranked else None,
-        "best_class": {"name": ranked[-1][1], "accuracy": ranked[-1][0]} if ranked else None,
-        "top_confusion": _top_confusion(best_metrics["confusion"], classes),
-        "n_wrong": wrong,
-        "mistakes": [{"index": int(i), "label": classes[best_scores["label"][i]],
-                      "pred": classes[best_scores["pred"][i]], "score": float(best_scores["probs"][i].max())}
-                     for i in mistakes],
-        "devices": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
-    }
-    write_json(out["numbers"], numbers)
-    return numbers
-
-
-def _top_confusion(confusion, classes) -> dict | None:
-    """The most frequent off-diagonal (true, predicted) pair."""
-    c = np.array(confusion)
-    np.fill_diagonal(c, -1)
-    i, j = np.unravel_index(np.argmax(c), c.shape)
-    return None if c[i, j] <= 0 else {"true": classes[i], "pred": classes[j], "count": int(c[i, j])}
+    save_figure(fig, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
 import json
 import math
@@ -16,7 +15,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from ..io import read_json, write_text
+from ..io import read_json, read_tsv, write_text
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -37,22 +36,6 @@ def data_uri(path) -> str:
     """Embed a file (figure) so the HTML stands alone."""
     mime = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def read_tsv(path) -> list[dict]:
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return [{k: _number(v) for k, v in row.items()} for row in rows]
-
-
-def _number(text):
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        try:
-            return float(text)
-        except (TypeError, ValueError):
-            return text
 
 
 def load_outputs(paths) -> dict:
@@ -104,6 +87,7 @@ def environment(template_dir) -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
     env.filters["g"] = lambda value: "–" if value is None else f"{value:g}"  # 0.001, 0, 1e-05
+    env.filters["fixed"] = lambda value, digits=1: "–" if value is None else f"{value:,.{digits}f}"  # no exponent
     return env
 
 

@@ -1,0 +1,208 @@
+"""The epoch loop shared by fine-tuning and pretraining, with a resume state saved after every epoch.
+
+`fit` runs: put the model in training mode → shuffle (one index permutation from its own
+generator) → one pass over the training batches → score the held-out batches → log a line →
+save the resume state. A job killed mid-run starts again from the last saved epoch and ends
+with the same weights, because the resume state holds the model, the optimiser and every
+random stream. It is stored as plain tensors, numbers and lists, loaded with
+`torch.load(weights_only=True)`: a planted or foreign file in results/ cannot run code, it is
+only ignored ("unreadable → start over").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .io import atomic_path
+from .runtime import predict
+
+RESUME_KEYS = {"fingerprint", "epoch", "history", "model", "optimizer", "generators", "torch_rng", "cuda_rng"}
+
+
+def fingerprint(settings: dict, seed: int, inputs) -> str:
+    """Identifies a run, so that a resume state from another configuration or other inputs is never used."""
+    stamp = [settings, seed] + [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs]
+    return hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- one epoch
+def train_epoch(net, optimizer, batches, labels, order, *, batch_size: int, bf16: bool = False,
+                before_step: Callable[[int], None] | None = None) -> dict:
+    """One pass over `order` in batches: mean training loss and accuracy (%) of the epoch.
+
+    `before_step(i)` runs before the i-th optimiser step of the epoch (a learning-rate schedule).
+    """
+    device = labels.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for i, start in enumerate(range(0, len(order), batch_size)):
+        if before_step is not None:
+            before_step(i)
+        index = order[start:start + batch_size]
+        target = labels[index]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = net(batches[index])
+        loss = F.cross_entropy(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(index)  # summed on the device: no sync per step
+        correct += (logits.argmax(1) == target).sum()
+    return {"train_loss": loss_sum.item() / len(order), "train_acc": 100.0 * correct.item() / len(order)}
+
+
+def evaluate(net, batches, labels, *, bf16: bool = False) -> dict:
+    """Mean cross-entropy and accuracy (%) of `net` on every input, in eval mode."""
+    logits = predict(net, batches, bf16)
+    return {"loss": F.cross_entropy(logits, labels).item(),
+            "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+
+
+# --------------------------------------------------------------------------- resume state
+@dataclass
+class ResumeState:
+    """The file a run saves after each epoch and a rerun restarts from (None: no resuming).
+
+    `stamp` is the run's fingerprint: a file written by another configuration is ignored.
+    """
+
+    path: Path | str | None
+    stamp: str
+
+    def load(self) -> dict | None:
+        """The saved state if it is readable and belongs to this run, else None (saying why)."""
+        if not self.path or not Path(self.path).exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            missing = RESUME_KEYS - set(state) if isinstance(state, dict) else RESUME_KEYS
+            if missing:
+                raise ValueError(f"not a resume state (missing {sorted(missing)})")
+        except Exception as error:  # truncated, foreign or unsafe: it only saves time, so start over
+            print(f"ignoring {self.path}: unreadable ({type(error).__name__}: {error}); starting from epoch 0")
+            return None
+        if state["fingerprint"] != self.stamp:
+            print(f"ignoring {self.path}: it belongs to another configuration")
+            return None
+        return state
+
+    def save(self, history: list[dict], model, optimizer, generators: dict, device: torch.device) -> None:
+        if not self.path:
+            return
+        state = {"fingerprint": self.stamp, "epoch": len(history), "history": history,
+                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "generators": {name: g.get_state() for name, g in generators.items()},
+                 "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        with atomic_path(self.path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+
+    def discard(self) -> None:
+        if self.path:
+            Path(self.path).unlink(missing_ok=True)
+
+
+def _restore(state: dict, model, optimizer, generators: dict, device: torch.device) -> list[dict]:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    for name, generator in generators.items():
+        generator.set_state(state["generators"][name])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return list(state["history"])
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass
+class Fit:
+    """What `fit` trains and how. `model` is what the resume state saves; `net` is what the batches go
+    through (the head alone when training on cached features, else the model)."""
+
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train: tuple            # (batches, labels)
+    held_out: tuple         # (batches, labels), scored after every epoch
+    epochs: int
+    batch_size: int
+    shuffle: torch.Generator
+    set_train_mode: Callable[[], None]
+    bf16: bool = False
+    lr_at: Callable[[int], float] | None = None   # optimiser step of the whole run → learning rate
+    generators: dict = field(default_factory=dict)  # other random streams to save (augmentation)
+    resume: ResumeState | None = None
+    on_epoch: Callable[[dict], None] | None = None
+    name: str = "training"
+    resumed_from: int | None = None   # set by fit: the epoch a saved state continued from
+
+
+def fit(job: Fit) -> list[dict]:
+    """Train for `job.epochs` (continuing a saved run); one row per epoch:
+    epoch, [lr,] train_loss, train_acc, test_loss, test_acc, seconds."""
+    train_x, train_y = job.train
+    test_x, test_y = job.held_out
+    device = train_y.device
+    generators = {"shuffle": job.shuffle, **job.generators}
+    saved = job.resume.load() if job.resume else None
+    history = _restore(saved, job.model, job.optimizer, generators, device) if saved else []
+    if saved:
+        job.resumed_from = saved["epoch"]
+        print(f"resuming from {job.resume.path} after epoch {saved['epoch']}", flush=True)
+    n = len(train_x)
+    steps_per_epoch = math.ceil(n / job.batch_size)
+    this_run = []
+    for epoch in range(len(history), job.epochs):
+        tic = time.perf_counter()
+        job.set_train_mode()
+        order = torch.randperm(n, generator=job.shuffle).to(device)
+        row = {"epoch": epoch + 1}
+        before_step = None
+        if job.lr_at is not None:
+            row["lr"] = job.lr_at(epoch * steps_per_epoch)
+
+            def before_step(i, first=epoch * steps_per_epoch):
+                for group in job.optimizer.param_groups:
+                    group["lr"] = job.lr_at(first + i)
+
+        row.update(train_epoch(job.net, job.optimizer, train_x, train_y, order, batch_size=job.batch_size,
+                               bf16=job.bf16, before_step=before_step))
+        scored = evaluate(job.net, test_x, test_y, bf16=job.bf16)
+        row.update(test_loss=scored["loss"], test_acc=scored["acc"], seconds=time.perf_counter() - tic)
+        history.append(row)
+        this_run.append(row["seconds"])
+        print(progress_line(job.name, row, job.epochs, this_run), flush=True)
+        if job.resume:
+            job.resume.save(history, job.model, job.optimizer, generators, device)
+        if job.on_epoch is not None:
+            job.on_epoch(row)
+    return history
+
+
+def progress_line(name: str, row: dict, epochs: int, seconds: list[float]) -> str:
+    """`training epoch 3/10: train loss …, acc … | test loss …, acc … | 12.3 s/epoch, ETA 1 min 26 s`."""
+    eta = (epochs - row["epoch"]) * sum(seconds) / len(seconds)
+    lr = f", lr {row['lr']:.4g}" if "lr" in row else ""
+    return (f"{name} epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}, acc {row['train_acc']:.2f}%"
+            f"{lr} | test loss {row['test_loss']:.4f}, acc {row['test_acc']:.2f}% | "
+            f"{row['seconds']:.1f} s/epoch, ETA {_duration(eta)}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
