@@ -131,6 +131,19 @@ def test_bootstrap_replicate_equals_a_direct_resample():
             assert boot[name][r] == pytest.approx(expected, abs=1e-9)
 
 
+def test_bootstrap_resamples_the_same_images_for_every_variant():
+    # B is A with 20 of its right answers turned wrong. Paired, every replicate's A - B counts how
+    # often those 20 images were drawn: never negative, about 1 point. Unpaired draws would give
+    # a spread of several points around 1, crossing 0.
+    a = planted(2000, 0.8, np.random.default_rng(13))
+    b = a.copy()
+    b[np.flatnonzero(a)[:20]] = False
+    boot = stats.bootstrap_accuracies({"A": a, "B": b}, replicates=2000, seed=0)
+    diff = boot["A"] - boot["B"]
+    assert diff.min() >= 0
+    assert np.percentile(diff, 97.5) - np.percentile(diff, 2.5) < 1.5
+
+
 def test_one_seed_bootstrap_interval_roughly_matches_wilson():
     n = 10_000
     row = planted(n, 0.87, np.random.default_rng(2))
