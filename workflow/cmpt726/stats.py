@@ -282,6 +282,7 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
       over the bootstrap replicates. `per_seed_mcnemar` then records McNemar of seed row i of A
       against seed row i of B (for the record only; it does not enter p).
 
+    `boot` takes a `bootstrap_accuracies` result to reuse (then "seed" is None in the output).
     Returns {"order", "alpha", "confidence", "replicates", "seed", "pairs": [...]}; look one pair up
     in either orientation with `find_pair`.
     """
@@ -296,6 +297,8 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if boot is None:
         boot = bootstrap_accuracies(correct_by_variant, replicates=replicates, seed=seed)
+    else:
+        seed = None  # the caller's bootstrap: its seed is not known here
     replicates = int(len(next(iter(boot.values()))))
 
     pairs = []
@@ -329,7 +332,7 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
         record["p_adjusted"] = adjusted
         record["significant"] = bool(adjusted < alpha)
     return {"order": order, "alpha": float(alpha), "confidence": float(confidence),
-            "replicates": replicates, "seed": int(seed), "pairs": pairs}
+            "replicates": replicates, "seed": None if seed is None else int(seed), "pairs": pairs}
 
 
 def find_pair(comparisons: Mapping, a: str, b: str) -> dict:
