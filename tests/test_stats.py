@@ -1,0 +1,332 @@
+"""cmpt726.stats on tiny synthetic correctness arrays: intervals, paired tests, Holm, the verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from cmpt726 import stats
+
+Z95 = 1.959963984540054  # the 97.5 % normal quantile
+
+
+def planted(n: int, rate: float, rng) -> np.ndarray:
+    """Exactly round(rate * n) of n images right, at random positions."""
+    row = np.zeros(n, dtype=bool)
+    row[rng.choice(n, size=round(rate * n), replace=False)] = True
+    return row
+
+
+# ---------------------------------------------------------------------------------------- Wilson
+
+
+def test_wilson_zero_successes_has_the_closed_form_upper_bound():
+    # With no successes the Wilson interval is [0, z^2 / (n + z^2)].
+    low, high = stats.wilson_interval(0, 10)
+    assert low == 0.0
+    assert high == pytest.approx(100 * Z95**2 / (10 + Z95**2), abs=1e-9)  # 27.75 %
+
+
+def test_wilson_bounds_are_where_the_score_test_hits_z():
+    # The Wilson bounds are exactly the p with |phat - p| / sqrt(p (1 - p) / n) = z.
+    correct, n = 8, 10
+    for bound in stats.wilson_interval(correct, n):
+        p = bound / 100
+        assert abs(correct / n - p) / math.sqrt(p * (1 - p) / n) == pytest.approx(Z95, rel=1e-9)
+    # ... and match the tabulated 8/10 interval 49.0 % .. 94.3 %.
+    low, high = stats.wilson_interval(correct, n)
+    assert (round(low, 1), round(high, 1)) == (49.0, 94.3)
+
+
+@pytest.mark.parametrize("correct,n,confidence", [(8, 10, 0.95), (8700, 10_000, 0.95), (3, 50, 0.9), (50, 50, 0.99)])
+def test_wilson_matches_scipy(correct, n, confidence):
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    low, high = stats.wilson_interval(correct, n, confidence)
+    assert low == pytest.approx(100 * ci.low, abs=1e-9)
+    assert high == pytest.approx(100 * ci.high, abs=1e-9)
+
+
+def test_wilson_refuses_nonsense():
+    with pytest.raises(ValueError):
+        stats.wilson_interval(1, 0)
+    with pytest.raises(ValueError):
+        stats.wilson_interval(11, 10)
+
+
+# -------------------------------------------------------------------------------------- McNemar
+
+
+def test_mcnemar_counts_and_hand_worked_p():
+    # A right / B wrong on 5 images, A wrong / B right on 1, 4 concordant images.
+    a = np.array([1, 1, 1, 1, 1, 0, 1, 1, 0, 0], dtype=bool)
+    b = np.array([0, 0, 0, 0, 0, 1, 1, 1, 0, 0], dtype=bool)
+    result = stats.mcnemar_exact(a, b)
+    assert (result["b"], result["c"]) == (5, 1)
+    # Two-sided exact: 2 * P(X <= 1), X ~ Binomial(6, 1/2) = 2 * (1 + 6) / 64.
+    assert result["p"] == pytest.approx(14 / 64)
+    swapped = stats.mcnemar_exact(b, a)
+    assert (swapped["b"], swapped["c"], swapped["p"]) == (1, 5, result["p"])
+
+
+def test_mcnemar_without_discordant_pairs_is_one():
+    a = np.array([True, False, True])
+    assert stats.mcnemar_exact(a, a.copy()) == {"b": 0, "c": 0, "p": 1.0}
+
+
+# ----------------------------------------------------------------------------------------- Holm
+
+
+def test_holm_hand_worked_example():
+    # Sorted: 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; the running
+    # maximum lifts the last to 0.06. Back in input order:
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # Capped at 1 (0.5 * 2 = 1.0, then max(1.0, 0.6)).
+    assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert stats.holm([0.2]) == pytest.approx([0.2])
+    assert stats.holm([]) == []
+
+
+def test_holm_is_monotone_and_never_below_raw():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        p = rng.random(rng.integers(1, 12)) ** 3
+        adjusted = np.array(stats.holm(p))
+        order = np.argsort(p)
+        assert np.all(np.diff(adjusted[order]) >= 0)
+        assert np.all(adjusted >= p) and np.all(adjusted <= 1)
+
+
+# ------------------------------------------------------------------------------------ Bootstrap
+
+
+def test_bootstrap_is_deterministic_under_a_seed():
+    rng = np.random.default_rng(0)
+    data = {"a": rng.random((3, 300)) < 0.8, "b": rng.random((1, 300)) < 0.7}
+    one = stats.bootstrap_accuracies(data, replicates=700, seed=5, chunk=200)
+    two = stats.bootstrap_accuracies(data, replicates=700, seed=5, chunk=200)
+    other = stats.bootstrap_accuracies(data, replicates=700, seed=6, chunk=200)
+    for name in data:
+        assert one[name].shape == (700,)
+        np.testing.assert_array_equal(one[name], two[name])
+        assert not np.array_equal(one[name], other[name])
+
+
+def test_bootstrap_replicate_equals_a_direct_resample():
+    # Independent check of the count-vector shortcut: one replicate recomputed by hand from the
+    # same draws (chunk=1 so replicate r uses draw r of each stream).
+    rng = np.random.default_rng(1)
+    data = {"a": rng.random((3, 50)) < 0.6, "b": rng.random((2, 50)) < 0.5}
+    boot = stats.bootstrap_accuracies(data, replicates=4, seed=9, chunk=1)
+    image_ss, seed_ss = np.random.SeedSequence(9).spawn(2)
+    image_rng, seed_rng = np.random.default_rng(image_ss), np.random.default_rng(seed_ss)
+    for r in range(4):
+        images = image_rng.integers(0, 50, size=(1, 50), dtype=np.int32)[0]
+        for name, arr in data.items():
+            seeds = seed_rng.integers(0, arr.shape[0], size=(1, arr.shape[0]))[0]
+            expected = np.mean([100 * arr[s, images].mean() for s in seeds])
+            assert boot[name][r] == pytest.approx(expected, abs=1e-9)
+
+
+def test_bootstrap_resamples_the_same_images_for_every_variant():
+    # B is A with 20 of its right answers turned wrong. Paired, every replicate's A - B counts how
+    # often those 20 images were drawn: never negative, about 1 point. Unpaired draws would give
+    # a spread of several points around 1, crossing 0.
+    a = planted(2000, 0.8, np.random.default_rng(13))
+    b = a.copy()
+    b[np.flatnonzero(a)[:20]] = False
+    boot = stats.bootstrap_accuracies({"A": a, "B": b}, replicates=2000, seed=0)
+    diff = boot["A"] - boot["B"]
+    assert diff.min() >= 0
+    assert np.percentile(diff, 97.5) - np.percentile(diff, 2.5) < 1.5
+
+
+def test_one_seed_bootstrap_interval_roughly_matches_wilson():
+    n = 10_000
+    row = planted(n, 0.87, np.random.default_rng(2))
+    boot = stats.bootstrap_accuracies({"x": row[None]}, replicates=4000, seed=0)
+    low, high = np.percentile(boot["x"], [2.5, 97.5])
+    w_low, w_high = stats.wilson_interval(int(row.sum()), n)
+    assert abs(low - w_low) < 0.3 and abs(high - w_high) < 0.3
+    # One seed: the seed level changes nothing.
+    flat = stats.bootstrap_accuracies({"x": row[None]}, replicates=4000, seed=0, resample_seeds=False)
+    np.testing.assert_array_equal(boot["x"], flat["x"])
+
+
+def test_seed_noise_widens_the_two_level_interval():
+    # Three seeds at 60 %, 75 %, 90 % on the same 2,000 images: most of the uncertainty about the
+    # variant's mean is which seed you got, which only the seed level of the bootstrap sees.
+    rng = np.random.default_rng(4)
+    noisy = {"x": np.stack([planted(2000, r, rng) for r in (0.60, 0.75, 0.90)])}
+    two = stats.bootstrap_accuracies(noisy, replicates=2000, seed=0)["x"]
+    one = stats.bootstrap_accuracies(noisy, replicates=2000, seed=0, resample_seeds=False)["x"]
+    width_two = np.subtract(*np.percentile(two, [97.5, 2.5]))
+    width_one = np.subtract(*np.percentile(one, [97.5, 2.5]))
+    assert width_two > 3 * width_one
+    # The summary reports the two-level interval for a multi-seed variant.
+    summary = stats.accuracy_summary(noisy, replicates=2000, seed=0)["x"]
+    assert summary["ci_high"] - summary["ci_low"] == pytest.approx(width_two)
+
+
+# -------------------------------------------------------------------------------------- Summary
+
+
+def test_accuracy_summary_fields_and_interval_choice():
+    rng = np.random.default_rng(5)
+    multi = rng.random((3, 400)) < 0.7
+    single = rng.random(400) < 0.8  # 1-D: one seed
+    summary = stats.accuracy_summary({"multi": multi, "single": single}, replicates=1000, seed=1)
+    json.dumps(summary, allow_nan=False)
+
+    m = summary["multi"]
+    per_seed = 100 * multi.mean(1)
+    assert m["seeds"] == 3 and m["n_images"] == 400
+    assert m["per_seed"] == pytest.approx(per_seed.tolist())
+    assert m["mean"] == pytest.approx(per_seed.mean())
+    assert m["std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert m["interval_method"] == "bootstrap (images × seeds)"
+    assert m["ci_low"] < m["mean"] < m["ci_high"]
+
+    s = summary["single"]
+    assert s["seeds"] == 1 and s["std"] is None
+    assert s["interval_method"] == "wilson"
+    assert (s["ci_low"], s["ci_high"]) == stats.wilson_interval(int(single.sum()), 400)
+
+
+def test_inputs_must_share_the_test_images():
+    with pytest.raises(ValueError, match="images"):
+        stats.accuracy_summary({"a": np.ones((1, 10), bool), "b": np.ones((1, 11), bool)})
+    with pytest.raises(ValueError, match="boolean"):
+        stats.accuracy_summary({"a": np.full((1, 10), 0.5)})
+
+
+def test_correct_matrix_from_score_tables():
+    label = np.array([0, 1, 2, 3])
+    tables = [{"label": label, "pred": np.array([0, 1, 0, 3])}, {"label": label, "pred": np.array([1, 1, 2, 3])}]
+    np.testing.assert_array_equal(stats.correct_matrix(tables), [[1, 1, 0, 1], [0, 1, 1, 1]])
+    with pytest.raises(ValueError, match="labels differ"):
+        stats.correct_matrix([tables[0], {"label": label[::-1], "pred": label}])
+
+
+# ----------------------------------------------------------------------------------- Comparisons
+
+
+def planted_family(seeds: int, rng) -> dict:
+    """A right on 80 %, B on 60 % of the same 2,000 images; C an exact copy of A's scores."""
+    a = np.stack([planted(2000, 0.80, rng) for _ in range(seeds)])
+    b = np.stack([planted(2000, 0.60, rng) for _ in range(seeds)])
+    return {"A": a, "B": b, "C": a.copy()}
+
+
+@pytest.mark.parametrize("seeds,test", [(1, "mcnemar exact"), (3, "bootstrap (images × seeds)")])
+def test_planted_difference_is_found_and_a_copy_is_not(seeds, test):
+    data = planted_family(seeds, np.random.default_rng(10 + seeds))
+    comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0)
+    json.dumps(comparisons, allow_nan=False)
+    assert len(comparisons["pairs"]) == 3
+
+    ab = stats.find_pair(comparisons, "A", "B")
+    assert ab["test"] == test
+    assert ab["diff_points"] == pytest.approx(20.0)
+    assert 15 < ab["ci_low"] < 20 < ab["ci_high"] < 25
+    assert ab["p_adjusted"] < 0.05 and ab["significant"]
+
+    copy = stats.find_pair(comparisons, "A", "C")
+    assert copy["test"] == test
+    assert copy["diff_points"] == 0
+    assert copy["ci_low"] <= 0 <= copy["ci_high"]
+    assert not copy["significant"]
+    if seeds == 1:
+        assert copy["p"] == 1.0 and copy["mcnemar"] == {"b": 0, "c": 0, "p": 1.0}
+        assert ab["per_seed_mcnemar"] is None
+    else:
+        assert copy["p"] > 0.5
+        # Per-seed McNemar is recorded: seed i vs seed i of an exact copy never disagrees.
+        assert [m["p"] for m in copy["per_seed_mcnemar"]] == [1.0, 1.0, 1.0]
+        assert all(m["p"] < 1e-6 for m in ab["per_seed_mcnemar"])
+
+    # Holm over the family of three pairs, from the raw p-values.
+    raw = [r["p"] for r in comparisons["pairs"]]
+    assert [r["p_adjusted"] for r in comparisons["pairs"]] == pytest.approx(stats.holm(raw))
+
+
+def test_bootstrap_p_is_never_zero():
+    data = planted_family(3, np.random.default_rng(7))
+    ab = stats.find_pair(stats.pairwise_comparisons(data, replicates=999, seed=0), "A", "B")
+    assert ab["p"] == pytest.approx(2 / 1000)  # no replicate crosses 0: 2 * (1 + 0) / (1 + 999)
+
+
+def test_mixed_seed_counts_use_the_bootstrap():
+    rng = np.random.default_rng(8)
+    data = {"one": planted(500, 0.7, rng), "three": np.stack([planted(500, 0.7, rng) for _ in range(3)])}
+    record = stats.pairwise_comparisons(data, replicates=500, seed=0)["pairs"][0]
+    assert record["test"] == "bootstrap (images × seeds)"
+    assert len(record["per_seed_mcnemar"]) == 1
+
+
+def test_paired_test_and_find_pair_orientation():
+    data = planted_family(1, np.random.default_rng(12))
+    comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=3)
+    forward = stats.paired_test(data, "A", "B", replicates=1000, seed=3)
+    assert forward == stats.find_pair(comparisons, "A", "B")
+    # Holm over the whole family of three pairs, not just this one.
+    assert forward["p_adjusted"] >= forward["p"]
+
+    backward = stats.paired_test(data, "B", "A", comparisons=comparisons)
+    assert (backward["a"], backward["b"]) == ("B", "A")
+    assert backward["diff_points"] == -forward["diff_points"]
+    assert (backward["ci_low"], backward["ci_high"]) == (-forward["ci_high"], -forward["ci_low"])
+    assert backward["mcnemar"]["b"] == forward["mcnemar"]["c"]
+    assert backward["p_adjusted"] == forward["p_adjusted"]
+    with pytest.raises(KeyError):
+        stats.find_pair(comparisons, "A", "nobody")
+
+
+# -------------------------------------------------------------------------------------- Verdict
+
+
+def run_verdict(data, **kwargs):
+    summary = stats.accuracy_summary(data, replicates=2000, seed=0)
+    comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0, **kwargs)
+    result = stats.verdict(summary, comparisons)
+    json.dumps(result, allow_nan=False)
+    return result, comparisons
+
+
+def test_verdict_names_a_clear_winner():
+    rng = np.random.default_rng(20)
+    data = {"low": planted(2000, 0.60, rng), "high": planted(2000, 0.90, rng), "mid": planted(2000, 0.70, rng)}
+    result, _ = run_verdict(data)
+    assert result["top"] == "high" and result["runner_up"] == "mid"
+    assert result["best"] == "high"
+    assert result["tied_with_top"] == ["high"]
+    assert result["max_gap_points"] is None
+    assert result["p_top_vs_runner_up"] < 0.05
+
+
+def test_verdict_ties_near_identical_top_variants():
+    rng = np.random.default_rng(21)
+    first = planted(2000, 0.80, rng)
+    second = first.copy()
+    second[np.flatnonzero(first)[:2]] = False  # two images fewer: 80.0 % vs 79.9 %
+    data = {"second": second, "far": planted(2000, 0.60, rng), "first": first}
+    result, comparisons = run_verdict(data)
+    assert result["top"] == "first" and result["runner_up"] == "second"
+    assert result["best"] is None
+    assert result["tied_with_top"] == ["first", "second"]
+    record = stats.find_pair(comparisons, "first", "second")
+    assert result["max_gap_points"] == max(abs(record["ci_low"]), abs(record["ci_high"]))
+    assert result["p_top_vs_runner_up"] == record["p_adjusted"] >= 0.05
+
+
+def test_verdict_with_three_seeds_and_a_single_variant():
+    rng = np.random.default_rng(22)
+    data = {"a": np.stack([planted(1000, 0.85, rng) for _ in range(3)]),
+            "b": np.stack([planted(1000, 0.70, rng) for _ in range(3)])}
+    result, _ = run_verdict(data)
+    assert result["best"] == "a"
+    alone, _ = run_verdict({"a": data["a"]})
+    assert alone["best"] is None and alone["runner_up"] is None and alone["tied_with_top"] == ["a"]
