@@ -72,6 +72,11 @@ def test_flipped_easy_images_rank_first():
     assert set(CONFUSING) <= set(table["index"][len(FLIPPED):])
     assert set(table["index"]) <= set(FLIPPED) | set(CONFUSING) | set(HARD)
     assert np.all(np.diff(table["self_confidence"]) >= 0)
+    # prune_by_noise_rate flags only some of the ambiguous images the mean model gets wrong
+    # ("predicted_neq_given" would flag them all)
+    hard_wrong = HARD[combine_probs(probs)[HARD].argmax(1) != given[HARD]]
+    assert len(hard_wrong) >= 5
+    assert len(set(table["index"]) & set(HARD)) < len(hard_wrong)
     first = {i: k for k, i in enumerate(table["index"])}
     for i in FLIPPED:
         k = first[i]
