@@ -17,7 +17,7 @@ from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confide
                                            download_counts, ensure_counts, human_metrics, human_table,
                                            load_counts, model_vs_humans, read_human_table, suspects_vs_humans,
                                            write_human_metrics, write_human_table)
-from cmpt726.evaluation import write_scores
+from cmpt726.evaluation import read_scores, write_scores
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -277,7 +277,6 @@ def test_human_metrics_per_variant(tmp_path):
     result = write_human_metrics(path, files, out)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["humans"]["n_disagree"] == 5
-    from cmpt726.evaluation import read_scores
     for variant, paths in files.items():
         per_seed = [model_vs_humans(counts, read_scores(p)["probs"], labels) for p in paths]
         v = result["variants"][variant]

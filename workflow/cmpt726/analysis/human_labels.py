@@ -310,7 +310,7 @@ def suspects_vs_humans(suspect_indices, disagree) -> dict:
         "n_disagree": int(disagree.sum()),
         "both": both,
         "suspects_humans_disagree_pct": 100.0 * both / len(suspects) if len(suspects) else None,
-        "disagreements_among_suspects_pct": 100.0 * both / disagree.sum() if disagree.any() else None,
+        "disagreements_among_suspects_pct": 100.0 * both / int(disagree.sum()) if disagree.any() else None,
     }
 
 
@@ -375,7 +375,8 @@ def read_human_table(path) -> dict[str, np.ndarray]:
             "agreement_with_label": np.array(cols[5], dtype=np.float64),
             "disagree": np.array(cols[6], dtype=np.int64).astype(bool),
             "unsure": np.array(cols[7], dtype=np.int64).astype(bool),
-            "votes": np.array([[int(v) for v in c.split(",")] for c in cols[8]], dtype=np.int64).reshape(-1, NUM_CLASSES),
+            "votes": np.array([[int(v) for v in c.split(",")] for c in cols[8]],
+                              dtype=np.int64).reshape(-1, NUM_CLASSES),
         }
     except (ValueError, IndexError) as error:
         raise ValueError(f"{path}: malformed row ({error})") from error
