@@ -193,6 +193,10 @@ def test_flags_exactly_the_chosen_images(tmp_path):
     assert back["human_majority"][2] == "truck" and back["label"][2] == "bird"
     assert np.array_equal(back["votes"], counts)
     assert np.allclose(back["entropy"], table["entropy"], rtol=1e-5)
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:3] + [lines[3].rsplit("\t", 1)[0]] + lines[4:]) + "\n")
+    with pytest.raises(ValueError, match=f"{out}: line 4 has 8 columns"):
+        read_human_table(out)
 
 
 def test_labels_from_a_score_file_and_a_subset(tmp_path):

@@ -364,6 +364,9 @@ def read_human_table(path) -> dict[str, np.ndarray]:
         rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
     if header != TSV_COLUMNS:
         raise ValueError(f"{path}: header {header} is not {TSV_COLUMNS}")
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(TSV_COLUMNS):
+            raise ValueError(f"{path}: line {n} has {len(row)} columns, expected {len(TSV_COLUMNS)}")
     try:
         cols = list(zip(*rows)) if rows else [()] * len(TSV_COLUMNS)
         return {
