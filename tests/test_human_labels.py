@@ -1,0 +1,306 @@
+"""CIFAR-10H on tiny fake count files: download via a local HTTP server, validation, flags, metrics."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import math
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confidence_bins, cross_entropy,
+                                           download_counts, ensure_counts, human_metrics, human_table,
+                                           load_counts, model_vs_humans, read_human_table, suspects_vs_humans,
+                                           write_human_metrics, write_human_table)
+from cmpt726.evaluation import read_scores, write_scores
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def unanimous(labels, voters=50):
+    counts = np.zeros((len(labels), 10), dtype=np.int64)
+    counts[np.arange(len(labels)), labels] = voters
+    return counts
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """An HTTP server on 127.0.0.1 serving tmp_path/www; yields (folder, base URL)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    www = tmp_path / "www"
+    www.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- download --------------------------------------------------------------------------------
+
+def test_download_right_checksum(server, tmp_path):
+    www, base = server
+    counts = unanimous(np.arange(20) % 10, voters=51)
+    np.save(www / "cifar10h-counts.npy", counts)
+    want = sha256(www / "cifar10h-counts.npy")
+    out = tmp_path / "data" / "cifar10h" / "cifar10h-counts.npy"
+    assert download_counts(f"{base}/cifar10h-counts.npy", want, out) == out
+    assert np.array_equal(load_counts(out), counts)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cifar10h-counts.npy"]
+    # ensure_counts keeps a good existing file without asking the network
+    assert ensure_counts(out.parent, url=f"http://127.0.0.1:{closed_port()}/x.npy", sha256=want) == out
+
+
+def test_download_wrong_checksum_leaves_nothing(server, tmp_path):
+    www, base = server
+    np.save(www / "cifar10h-counts.npy", unanimous(np.arange(20) % 10))
+    got = sha256(www / "cifar10h-counts.npy")
+    out = tmp_path / "data" / "cifar10h-counts.npy"
+    url = f"{base}/cifar10h-counts.npy"
+    with pytest.raises(ValueError) as info:
+        download_counts(url, "0" * 64, out)
+    message = str(info.value)
+    assert str(out) in message and url in message and got in message and "0" * 64 in message
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == []  # no temporary file either
+
+
+def test_ensure_counts_downloads_when_missing_and_refuses_a_bad_copy(server, tmp_path):
+    www, base = server
+    np.save(www / "cifar10h-counts.npy", unanimous(np.arange(5)))
+    want = sha256(www / "cifar10h-counts.npy")
+    root = tmp_path / "root"
+    path = ensure_counts(root, url=f"{base}/cifar10h-counts.npy", sha256=want)
+    assert path == root / "cifar10h-counts.npy" and sha256(path) == want
+    np.save(path, unanimous(np.arange(6)))
+    with pytest.raises(ValueError, match=f"{path}: sha256 {sha256(path)}, expected {want}"):
+        ensure_counts(root, url=f"{base}/cifar10h-counts.npy", sha256=want)
+
+
+@pytest.mark.parametrize("where", ["closed port", "404"])
+def test_unreachable_url_says_which_config_keys(server, tmp_path, where):
+    _, base = server
+    url = f"http://127.0.0.1:{closed_port()}/c.npy" if where == "closed port" else f"{base}/missing.npy"
+    out = tmp_path / "d" / "cifar10h-counts.npy"
+    with pytest.raises(ConnectionError) as info:
+        download_counts(url, "0" * 64, out, timeout=10)
+    message = str(info.value)
+    assert url in message and "data.cifar10h.root" in message and "data.cifar10h.enabled: false" in message
+    assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+# --- validation --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case, array, match", [
+    ("wrong shape", np.ones((5, 9), dtype=np.int64), r"shape \(5, 9\)"),
+    ("1-d", np.ones(10, dtype=np.int64), r"shape \(10,\)"),
+    ("floats", np.ones((5, 10)) / 10, "dtype float64"),
+    ("negative", np.array([[50] + [0] * 9, [51, -1] + [0] * 8]), "negative counts.*row 1"),
+    ("row of zeros", np.array([[50] + [0] * 9, [50] + [0] * 9, [0] * 10]), "no votes.*row 2"),
+])
+def test_malformed_counts_refused_naming_the_file(tmp_path, case, array, match):
+    path = tmp_path / f"{case}.npy"
+    np.save(path, array)
+    with pytest.raises(ValueError, match=match) as info:
+        load_counts(path)
+    assert str(path) in str(info.value)
+
+
+def test_other_bad_files_refused(tmp_path):
+    text = tmp_path / "text.npy"
+    text.write_text("not numpy\n")
+    with pytest.raises(ValueError, match=f"{text}: not a .npy"):
+        load_counts(text)
+    npz = tmp_path / "a.npz"
+    np.savez(npz, counts=unanimous(np.arange(3)))
+    with pytest.raises(ValueError, match=f"{npz}: an .npz"):
+        load_counts(npz)
+    with pytest.raises(FileNotFoundError, match="missing.npy"):
+        load_counts(tmp_path / "missing.npy")
+
+
+def test_subset_takes_the_first_rows_and_refuses_too_few(tmp_path):
+    counts = unanimous(np.arange(12) % 10)
+    counts[:, 9] += np.arange(12)  # make rows distinguishable
+    path = tmp_path / "c.npy"
+    np.save(path, counts.astype(np.int32))
+    got = load_counts(path, n_images=5)
+    assert got.dtype == np.int64 and np.array_equal(got, counts[:5])
+    with pytest.raises(ValueError, match=f"{path}: 12 rows, but the run has 13 test images"):
+        load_counts(path, n_images=13)
+
+
+# --- flags --------------------------------------------------------------------------------------
+
+def flag_example():
+    """8 images, 50 people each; people disagree with the label on 2 and 7, are unsure on 2, 5, 6."""
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 7])
+    counts = unanimous(labels)
+    counts[2, [2, 9]] = [20, 30]   # majority 9 != label 2; top share 0.6 -> unsure
+    counts[5, [5, 3]] = [32, 18]   # label wins, top share 0.64 -> unsure only
+    counts[6, [6, 0]] = [25, 25]   # a tie including the label: not "disagree"; unsure
+    counts[7, [7, 4]] = [10, 40]   # majority 4 != label 7; top share 0.8 -> sure
+    return labels, counts
+
+
+def test_flags_exactly_the_chosen_images(tmp_path):
+    labels, counts = flag_example()
+    table = human_table(counts, labels)
+    assert list(np.flatnonzero(table["disagree"])) == [2, 7]
+    assert list(np.flatnonzero(table["unsure"])) == [2, 5, 6]
+    assert list(np.flatnonzero(human_table(counts, labels, unsure_below=0.65)["unsure"])) == [2, 5, 6]
+    assert list(np.flatnonzero(human_table(counts, labels, unsure_below=0.61)["unsure"])) == [2, 6]
+    assert table["majority"][6] == 6 and table["majority"][2] == 9
+    assert table["agreement"][7] == pytest.approx(0.2)
+    assert table["entropy"][0] == 0.0
+    assert table["entropy"][6] == pytest.approx(math.log(2))  # nats
+
+    path = tmp_path / "counts.npy"
+    np.save(path, counts)
+    out = tmp_path / "out" / "human_labels.tsv"
+    result = write_human_table(path, labels, out, CLASSES, summary_json=tmp_path / "out" / "h.json")
+    assert result["n_images"] == 8 and result["n_disagree"] == 2 and result["n_unsure"] == 3
+    assert json.loads((tmp_path / "out" / "h.json").read_text())["n_disagree"] == 2
+    assert out.read_text().splitlines()[0].split("\t") == TSV_COLUMNS
+    back = read_human_table(out)
+    assert list(np.flatnonzero(back["disagree"])) == [2, 7]
+    assert list(np.flatnonzero(back["unsure"])) == [2, 5, 6]
+    assert back["human_majority"][2] == "truck" and back["label"][2] == "bird"
+    assert np.array_equal(back["votes"], counts)
+    assert np.allclose(back["entropy"], table["entropy"], rtol=1e-5)
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:3] + [lines[3].rsplit("\t", 1)[0]] + lines[4:]) + "\n")
+    with pytest.raises(ValueError, match=f"{out}: line 4 has 8 columns"):
+        read_human_table(out)
+
+
+def test_labels_from_a_score_file_and_a_subset(tmp_path):
+    labels, counts = flag_example()
+    path = tmp_path / "counts.npy"
+    np.save(path, np.vstack([counts, unanimous([0, 1, 2])]))  # the file has more rows than the run
+    scores = tmp_path / "scores.tsv"
+    probs = np.full((8, 10), 0.1)
+    write_scores(scores, labels, probs, np.zeros(8))
+    result = write_human_table(path, scores, tmp_path / "h.tsv", CLASSES)
+    assert result["n_images"] == 8 and result["n_disagree"] == 2
+
+
+def test_counts_in_another_order_refused(tmp_path):
+    labels = np.arange(40) % 10
+    counts = unanimous(labels)
+    path = tmp_path / "counts.npy"
+    np.save(path, counts[::-1])
+    with pytest.raises(ValueError, match=f"{path}: the human majority matches the official label on only"):
+        write_human_table(path, labels, tmp_path / "h.tsv", CLASSES)
+    assert not (tmp_path / "h.tsv").exists()
+    check_alignment(counts, labels, path)  # the right order passes
+
+
+# --- model metrics -----------------------------------------------------------------------------
+
+def test_cross_entropy_and_accuracy_vs_majority_by_hand():
+    labels = np.array([0, 1, 2])
+    counts = np.zeros((3, 10), dtype=np.int64)
+    counts[0, 0] = 10                 # h = (1, 0, ...)
+    counts[1, [0, 1]] = [6, 4]        # h = (0.6, 0.4, ...): majority 0, label 1
+    counts[2, [1, 2]] = [2, 8]        # h = (0, 0.2, 0.8, ...)
+    probs = np.zeros((3, 10))
+    probs[0, [0, 3]] = [0.8, 0.2]
+    probs[1, [0, 1, 5]] = [0.5, 0.3, 0.2]
+    probs[2, [2, 7]] = [0.6, 0.4]     # p_1 = 0 where h_1 = 0.2: clipped at eps
+    eps = 1e-12
+    by_hand = -(1.0 * math.log(0.8)
+                + 0.6 * math.log(0.5) + 0.4 * math.log(0.3)
+                + 0.2 * math.log(eps) + 0.8 * math.log(0.6)) / 3
+    assert cross_entropy(counts / counts.sum(1, keepdims=True), probs) == pytest.approx(by_hand, rel=1e-12)
+    m = model_vs_humans(counts, probs, labels)
+    assert m["cross_entropy"] == pytest.approx(by_hand, rel=1e-12)
+    # predictions 0, 0, 2; human majority 0, 0, 2; labels 0, 1, 2
+    assert m["accuracy_vs_majority"] == pytest.approx(100.0)
+    assert m["accuracy"] == pytest.approx(200 / 3)
+    assert model_vs_humans(counts, probs, labels, eps=1e-6)["cross_entropy"] == pytest.approx(
+        by_hand + 0.2 * (math.log(1e-12) - math.log(1e-6)) / 3, rel=1e-12)
+
+
+def test_confidence_bins_by_hand():
+    agreement = np.array([0.3, 0.6, 0.95, 1.0, 1.0])
+    labels = np.array([0, 0, 1, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.4, 0.6], [0.0, 1.0]])
+    bins = confidence_bins(agreement, probs, labels, edges=[0, 0.5, 0.9, 1.0])
+    assert bins["n"] == [1, 1, 3]
+    assert bins["lo"] == [0.0, 0.5, 0.9] and bins["hi"] == [0.5, 0.9, 1.0]
+    assert bins["mean_confidence"] == pytest.approx([0.9, 0.5, 0.8])
+    assert bins["mean_prob_label"] == pytest.approx([0.9, 0.5, 0.8])
+    assert bins["accuracy"] == pytest.approx([100.0, 100.0, 100.0])
+    assert bins["mean_human"] == pytest.approx([0.3, 0.6, 2.95 / 3])
+    empty = confidence_bins(agreement, probs, labels, edges=[0, 0.2, 0.5, 1.0])
+    assert empty["n"] == [0, 1, 4] and empty["mean_confidence"][0] is None
+
+
+def test_human_metrics_per_variant(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.arange(30) % 10
+    counts = unanimous(labels)
+    counts[:5, 9] += 60                # people say "truck" on the first five
+    path = tmp_path / "counts.npy"
+    np.save(path, counts)
+    files = {}
+    for variant in ("head", "full"):
+        files[variant] = []
+        for seed in range(2):
+            probs = rng.dirichlet(np.ones(10), 30)
+            f = tmp_path / f"{variant}_{seed}.tsv"
+            write_scores(f, labels, probs, np.zeros(30))
+            files[variant].append(f)
+    out = tmp_path / "m.json"
+    result = write_human_metrics(path, files, out)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert result["humans"]["n_disagree"] == 5
+    for variant, paths in files.items():
+        per_seed = [model_vs_humans(counts, read_scores(p)["probs"], labels) for p in paths]
+        v = result["variants"][variant]
+        assert [s["path"] for s in v["seeds"]] == [str(p) for p in paths]
+        assert v["cross_entropy"] == pytest.approx(np.mean([m["cross_entropy"] for m in per_seed]))
+        assert v["accuracy_vs_majority"] == pytest.approx(np.mean([m["accuracy_vs_majority"] for m in per_seed]))
+        assert v["cross_entropy_std"] == pytest.approx(np.std([m["cross_entropy"] for m in per_seed], ddof=1))
+        assert v["bins"]["n"] == per_seed[0]["bins"]["n"]
+
+    bad = tmp_path / "bad.tsv"
+    other = labels.copy()
+    other[3] = 4
+    write_scores(bad, other, np.full((30, 10), 0.1), np.zeros(30))
+    with pytest.raises(ValueError, match=f"{bad}: labels disagree.*index 3"):
+        write_human_metrics(path, {"head": files["head"], "x": [bad]}, tmp_path / "m2.json")
+    assert not (tmp_path / "m2.json").exists()
+
+
+def test_suspects_vs_humans():
+    disagree = np.array([False, True, True, False, False])
+    assert suspects_vs_humans([1, 3], disagree) == {
+        "n_suspects": 2, "n_disagree": 2, "both": 1,
+        "suspects_humans_disagree_pct": 50.0, "disagreements_among_suspects_pct": 50.0}

@@ -1,0 +1,161 @@
+"""cleanlab suspects on tiny synthetic score files: flipped labels of easy images come first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, read_label_issues,
+                                           read_score_set, summary, write_label_issues)
+from cmpt726.evaluation import write_scores
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+FLIPPED = np.array([3, 41, 77, 150, 188])  # easy images whose given label we corrupt
+HARD = np.arange(100, 130)                 # images the models find ambiguous (between two classes)
+CONFUSING = np.array([20, 60, 170])        # right labels the models confidently get wrong (p(label) ~ 0.1)
+
+
+def softmax(z):
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def synthetic(n_models=3, n=200, seed=0):
+    """True labels, given labels (FLIPPED changed), and each model's probabilities.
+
+    Models are confident and right on easy images, torn between the true class and a neighbour
+    on HARD ones, confidently wrong on CONFUSING ones; each model has its own noise.
+    """
+    rng = np.random.default_rng(seed)
+    truth = np.arange(n) % 10
+    given = truth.copy()
+    given[FLIPPED] = (truth[FLIPPED] + 1 + rng.integers(0, 9, len(FLIPPED))) % 10
+    assert np.all(given[FLIPPED] != truth[FLIPPED])
+    probs = []
+    for _ in range(n_models):
+        logits = rng.normal(0, 0.5, (n, 10))
+        logits[np.arange(n), truth] += 6.0
+        hard_other = (truth[HARD] + 1) % 10
+        logits[HARD, truth[HARD]] -= 4.8
+        logits[HARD, hard_other] += 1.0
+        logits[CONFUSING, (truth[CONFUSING] + 2) % 10] += 8.2
+        probs.append(softmax(logits))
+    return truth, given, probs
+
+
+def write_set(folder, given, probs_list):
+    paths = []
+    for m, probs in enumerate(probs_list):
+        path = folder / f"scores_{m}.tsv"
+        write_scores(path, given, probs, -np.log(probs[np.arange(len(given)), given]))
+        paths.append(path)
+    return paths
+
+
+def test_combine_probs_is_the_mean_and_checks_shapes():
+    a, b = np.array([[0.2, 0.8]]), np.array([[0.6, 0.4]])
+    assert np.allclose(combine_probs([a, b]), [[0.4, 0.6]])
+    with pytest.raises(ValueError, match="model 1"):
+        combine_probs([a, np.ones((2, 2)) / 2])
+    with pytest.raises(ValueError, match="no probabilities"):
+        combine_probs([])
+
+
+def test_flipped_easy_images_rank_first():
+    truth, given, probs = synthetic()
+    table = find_suspects(given, probs)
+    top = table["index"][: len(FLIPPED)]
+    assert set(top) == set(FLIPPED), table["index"]
+    assert list(table["rank"][: len(FLIPPED)]) == [1, 2, 3, 4, 5]
+    # the confidently mispredicted images are suspects too, but ranked after the flipped ones
+    assert set(CONFUSING) <= set(table["index"][len(FLIPPED):])
+    assert set(table["index"]) <= set(FLIPPED) | set(CONFUSING) | set(HARD)
+    assert np.all(np.diff(table["self_confidence"]) >= 0)
+    # prune_by_noise_rate flags only some of the ambiguous images the mean model gets wrong
+    # ("predicted_neq_given" would flag them all)
+    hard_wrong = HARD[combine_probs(probs)[HARD].argmax(1) != given[HARD]]
+    assert len(hard_wrong) >= 5
+    assert len(set(table["index"]) & set(HARD)) < len(hard_wrong)
+    first = {i: k for k, i in enumerate(table["index"])}
+    for i in FLIPPED:
+        k = first[i]
+        assert table["given"][k] == given[i]
+        assert table["suggested"][k] == truth[i]  # cleanlab's suspects have suggested != given
+        assert table["models_wrong"][k] == 3 and table["models"][k] == 3
+    # with the clean labels the flipped images are not suspects
+    clean = find_suspects(truth, probs)
+    assert not set(clean["index"]) & set(FLIPPED)
+
+
+def test_summary_hand_computed():
+    labels = np.array([0, 1, 2, 3])
+    probs = np.eye(4)[[0, 2, 2, 0]]          # wrong on images 1 and 3
+    s = summary(labels, probs, [1])
+    assert s == {"n_images": 4, "n_suspects": 1, "mistakes": 2, "mistakes_suspect": 1,
+                 "accuracy": 50.0, "accuracy_without_suspects": pytest.approx(100 * 2 / 3)}
+    assert summary(labels, probs, [])["accuracy_without_suspects"] == 50.0
+    assert summary(labels, probs, [0, 1, 2, 3])["accuracy_without_suspects"] is None
+    with pytest.raises(ValueError, match="0..3"):
+        summary(labels, probs, [4])
+
+
+def test_tsv_round_trip(tmp_path):
+    _, given, probs = synthetic()
+    paths = write_set(tmp_path, given, probs)
+    out = tmp_path / "out" / "label_issues.tsv"
+    result = write_label_issues(paths, out, CLASSES, summary_json=tmp_path / "out" / "summary.json")
+
+    labels, read_probs = read_score_set(paths)
+    expected = find_suspects(labels, read_probs)
+    header = out.read_text().splitlines()[0].split("\t")
+    assert header == TSV_COLUMNS
+    back = read_label_issues(out, CLASSES)
+    for key in TSV_COLUMNS:
+        if key == "self_confidence":
+            assert np.allclose(back[key], expected[key], rtol=1e-5)
+        else:
+            assert np.array_equal(back[key], expected[key]), key
+    named = read_label_issues(out)
+    assert list(named["given"][:1]) == [CLASSES[expected["given"][0]]]
+
+    assert result["n_suspects"] == len(expected["index"]) and result["n_models"] == 3
+    assert result["reference"] == str(paths[0])
+    ref = summary(labels, read_probs[0], expected["index"])
+    assert {k: result[k] for k in ref} == ref
+    assert (tmp_path / "out" / "summary.json").exists()
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_mismatched_labels_name_the_file(tmp_path):
+    _, given, probs = synthetic(n_models=2)
+    a, b = write_set(tmp_path, given, probs)
+    other = given.copy()
+    other[7] = (other[7] + 1) % 10
+    write_scores(b, other, probs[1], np.zeros(len(other)))
+    out = tmp_path / "label_issues.tsv"
+    with pytest.raises(ValueError, match=f"{b}: labels disagree with {a}.*index 7"):
+        write_label_issues([a, b], out, CLASSES)
+    assert not out.exists()
+    assert list(tmp_path.glob(".*")) == []
+
+
+def test_wrong_number_of_class_names_refused(tmp_path):
+    _, given, probs = synthetic(n_models=1)
+    paths = write_set(tmp_path, given, probs)
+    with pytest.raises(ValueError, match="10 probability columns"):
+        write_label_issues(paths, tmp_path / "x.tsv", CLASSES[:9])
+    assert not (tmp_path / "x.tsv").exists()
+
+
+def test_reference_outside_the_set_must_share_labels(tmp_path):
+    _, given, probs = synthetic(n_models=2)
+    a, b = write_set(tmp_path, given, probs)
+    result = write_label_issues([a], tmp_path / "li.tsv", CLASSES, reference=b)
+    assert result["reference"] == str(b) and result["n_models"] == 1
+    other = given.copy()
+    other[0] = (other[0] + 1) % 10
+    write_scores(b, other, probs[1], np.zeros(len(other)))
+    with pytest.raises(ValueError, match=str(b)):
+        write_label_issues([a], tmp_path / "li2.tsv", CLASSES, reference=b)
+    assert not (tmp_path / "li2.tsv").exists()

@@ -1,0 +1,446 @@
+"""CIFAR-10H: what ~51 people per image said about the 10,000 CIFAR-10 test images, and how the
+models compare with them.
+
+Data: `cifar10h-counts.npy` of the public repository jcpeterson/cifar-10h (folder `data/`), a
+(10000, 10) integer matrix — for each test image (official `test_batch` order) how many annotators
+(47–63) chose each class. Licence CC BY-NC-SA 4.0. Paper: Peterson, Battleday, Griffiths,
+Russakovsky (2019), "Human uncertainty makes classification more robust", ICCV. A run on the first
+N test images uses the first N rows.
+
+Definitions (per image):
+
+- human distribution h = counts / row sum; top share = max_k h_k.
+- human majority: the class most people chose; a tie is broken in favour of the official label, then
+  the lowest class index. So "people disagree with the label" (`disagree`) means strictly more
+  people chose some other class than the official one. (Plain argmax, ties to the lowest index,
+  differs from the label on 79 images of the real file; with this rule 77: 2 ties include the label.)
+- entropy of h in nats (natural log; 0 = everyone agrees, log 10 ≈ 2.303 = uniform).
+- agreement with the label: the fraction of people who chose the official label.
+- "people unsure" (`unsure`): top share < `unsure_below` (default 0.7, i.e. fewer than 70% of the
+  people chose the most popular class). The rule ignores the official label, so an image can be
+  unsure without disagreeing and the other way round.
+
+Per model (probabilities p, (N, 10)):
+
+- accuracy against the human majority (%), beside accuracy against the official label;
+- cross-entropy against the human distribution, the paper's metric: mean over images of
+  −Σ_k h_k log max(p_k, eps), in nats, with eps = 1e-12 (only keeps an exact 0 — a float32 softmax
+  that underflowed — finite; it changes nothing else). Its floor is the mean human entropy;
+- calibration against people: images binned by human agreement with the official label (or by
+  human top share), and per bin the model's mean confidence (max prob), mean probability of the
+  official label, and accuracy — plain lists for a figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation import read_scores
+from ..io import atomic_path, write_json
+
+FILENAME = "cifar10h-counts.npy"
+DEFAULT_URL = "https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-counts.npy"
+DEFAULT_SHA256 = "9b36b4550349af56c79083356312eb4af856cc5fd3caf1f669d40b9d0bbb69ff"
+LICENSE = "CC BY-NC-SA 4.0"
+CITATION = ("Peterson, J. C., Battleday, R. M., Griffiths, T. L., & Russakovsky, O. (2019). Human "
+            "uncertainty makes classification more robust. ICCV.")
+SOURCE = "https://github.com/jcpeterson/cifar-10h (data/cifar10h-counts.npy)"
+NUM_CLASSES = 10
+UNSURE_BELOW = 0.7
+EPS = 1e-12
+AGREEMENT_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
+TSV_COLUMNS = ["index", "label", "human_majority", "human_top_share", "entropy", "agreement_with_label",
+               "disagree", "unsure", "votes"]
+MIN_ALIGNMENT = 0.5  # below this fraction of majority == label, the counts are not for these labels
+
+
+# --- the file --------------------------------------------------------------------------------
+
+def sha256sum(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _unreachable(url, error) -> ConnectionError:
+    return ConnectionError(
+        f"cannot download the CIFAR-10H counts from {url} ({type(error).__name__}: {error}). Without "
+        f"internet, put {FILENAME} (sha256 {DEFAULT_SHA256}, from {SOURCE}) in a folder and set the "
+        "config key data.cifar10h.root to that folder, or set data.cifar10h.enabled: false to skip the "
+        "human-label analysis")
+
+
+def download_counts(url, sha256, out_path, *, timeout: float = 60.0) -> Path:
+    """Download `url` to `out_path`, checking its sha256; all or nothing.
+
+    A wrong checksum raises ValueError naming the URL, the file and both hashes, and leaves nothing
+    at `out_path`; an unreachable URL raises ConnectionError saying which config keys to set.
+    """
+    out_path = Path(out_path)
+    want = str(sha256).lower()
+    digest = hashlib.sha256()
+    with atomic_path(out_path) as tmp:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except (OSError, ValueError, http.client.HTTPException) as error:  # URLError/HTTPError are OSErrors
+            raise _unreachable(url, error) from error
+        with response, open(tmp, "wb") as fh:
+            while True:
+                try:
+                    chunk = response.read(1 << 20)
+                except (OSError, http.client.HTTPException) as error:
+                    raise _unreachable(url, error) from error
+                if not chunk:
+                    break
+                digest.update(chunk)
+                fh.write(chunk)
+        got = digest.hexdigest()
+        if got != want:
+            raise ValueError(f"{out_path}: the file downloaded from {url} has sha256 {got}, expected {want}; "
+                             "not kept (a changed upstream file or a proxy's error page?)")
+    return out_path
+
+
+def ensure_counts(root, url: str = DEFAULT_URL, sha256: str = DEFAULT_SHA256, *, timeout: float = 60.0) -> Path:
+    """`root`/cifar10h-counts.npy, downloaded when missing; an existing file must have the sha256."""
+    path = Path(root) / FILENAME
+    if path.exists():
+        got = sha256sum(path)
+        if got != str(sha256).lower():
+            raise ValueError(f"{path}: sha256 {got}, expected {str(sha256).lower()}; delete it to download "
+                             f"it again from {url}")
+        return path
+    return download_counts(url, sha256, path, timeout=timeout)
+
+
+def load_counts(path, n_images: int | None = None) -> np.ndarray:
+    """The (N, 10) int64 vote counts; the first `n_images` rows when given (a run on a subset of
+    the test set). Refuses, naming the file: not a .npy, not 2-d with 10 columns, not integers,
+    negative counts, a row without votes, fewer rows than `n_images`."""
+    path = Path(path)
+    try:
+        counts = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"CIFAR-10H counts missing: {path}") from None
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: not a .npy array ({error})") from error
+    if not isinstance(counts, np.ndarray):
+        counts.close()
+        raise ValueError(f"{path}: an .npz archive, expected a single .npy array of vote counts")
+    if counts.ndim != 2 or counts.shape[1] != NUM_CLASSES:
+        raise ValueError(f"{path}: shape {counts.shape}, expected (images, {NUM_CLASSES}) vote counts")
+    if counts.dtype.kind not in "iu":
+        raise ValueError(f"{path}: dtype {counts.dtype}, expected integer vote counts")
+    negative = np.flatnonzero((counts < 0).any(1))
+    if len(negative):
+        raise ValueError(f"{path}: negative counts in {len(negative)} rows (first: row {negative[0]})")
+    empty = np.flatnonzero(counts.sum(1) == 0)
+    if len(empty):
+        raise ValueError(f"{path}: {len(empty)} rows have no votes (first: row {empty[0]})")
+    if n_images is not None:
+        if n_images < 1:
+            raise ValueError(f"load_counts: n_images must be positive, got {n_images}")
+        if len(counts) < n_images:
+            raise ValueError(f"{path}: {len(counts)} rows, but the run has {n_images} test images")
+        counts = counts[:n_images]
+    return counts.astype(np.int64)
+
+
+# --- per image ----------------------------------------------------------------------------------
+
+def _check(counts, labels=None):
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or (counts.sum(1) <= 0).any():
+        raise ValueError(f"counts must be (N, K) with votes in every row, got shape {counts.shape}")
+    if labels is None:
+        return counts, None
+    labels = np.asarray(labels)
+    if labels.shape != (len(counts),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be {len(counts)} integers (one per row of counts), got {labels.shape} "
+                         f"{labels.dtype}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= counts.shape[1]):
+        raise ValueError(f"labels must lie in 0..{counts.shape[1] - 1}")
+    return counts, labels
+
+
+def human_distribution(counts) -> np.ndarray:
+    counts, _ = _check(counts)
+    return counts / counts.sum(1, keepdims=True)
+
+
+def human_majority(counts, labels=None) -> np.ndarray:
+    """The class most people chose; ties go to the official label (when given), then the lowest index."""
+    counts, labels = _check(counts, labels)
+    majority = counts.argmax(1)
+    if labels is not None:
+        rows = np.arange(len(counts))
+        majority = np.where(counts[rows, labels] == counts.max(1), labels, majority)
+    return majority
+
+
+def entropy_nats(dist) -> np.ndarray:
+    dist = np.asarray(dist, dtype=np.float64)
+    terms = np.where(dist > 0, dist * np.log(np.where(dist > 0, dist, 1.0)), 0.0)
+    return -terms.sum(1)
+
+
+def human_table(counts, labels, *, unsure_below: float = UNSURE_BELOW) -> dict[str, np.ndarray]:
+    """Per image: index, label, votes, distribution, majority, top_share, entropy (nats),
+    agreement (with the label), disagree (majority != label), unsure (top_share < unsure_below)."""
+    counts, labels = _check(counts, labels)
+    dist = human_distribution(counts)
+    majority = human_majority(counts, labels)
+    top_share = dist.max(1)
+    return {
+        "index": np.arange(len(counts)),
+        "label": labels,
+        "votes": counts,
+        "distribution": dist,
+        "majority": majority,
+        "top_share": top_share,
+        "entropy": entropy_nats(dist),
+        "agreement": dist[np.arange(len(counts)), labels],
+        "disagree": majority != labels,
+        "unsure": top_share < unsure_below,
+    }
+
+
+def human_summary(table) -> dict:
+    n = len(table["index"])
+    return {
+        "n_images": int(n),
+        "n_disagree": int(table["disagree"].sum()),
+        "n_unsure": int(table["unsure"].sum()),
+        "n_disagree_and_unsure": int((table["disagree"] & table["unsure"]).sum()),
+        "mean_agreement_with_label": float(table["agreement"].mean()),
+        "mean_entropy_nats": float(table["entropy"].mean()),
+        "mean_votes": float(table["votes"].sum(1).mean()),
+    }
+
+
+def check_alignment(counts, labels, path) -> None:
+    """Refuse counts that cannot belong to these labels (another order or another file)."""
+    agree = float(np.mean(human_majority(counts, labels) == labels))
+    if agree < MIN_ALIGNMENT:
+        raise ValueError(f"{path}: the human majority matches the official label on only {100 * agree:.1f}% "
+                         f"of the {len(labels)} images (the real file: 99.2%); these counts are not in "
+                         "test_batch order or not CIFAR-10H")
+
+
+# --- per model ----------------------------------------------------------------------------------
+
+def cross_entropy(human_dist, probs, eps: float = EPS) -> float:
+    """Mean over images of −Σ_k h_k log max(p_k, eps), in nats."""
+    h = np.asarray(human_dist, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64)
+    if h.shape != p.shape:
+        raise ValueError(f"cross_entropy: human distribution {h.shape} and probabilities {p.shape} differ")
+    return float(-(h * np.log(np.clip(p, eps, None))).sum(1).mean())
+
+
+def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[str, list]:
+    """Images binned by `human_value` ([lo, hi) bins, the last one closed); per bin the count, mean
+    human value, the model's mean confidence (max prob), mean probability of the label, accuracy (%)
+    against the label. Plain lists; None where a bin is empty."""
+    value = np.asarray(human_value, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"confidence_bins: edges must increase, got {edges}")
+    which = np.searchsorted(edges, value, side="right") - 1
+    which[value == edges[-1]] = len(edges) - 2
+    rows = np.arange(len(labels))
+    confidence, p_label, right = probs.max(1), probs[rows, labels], probs.argmax(1) == labels
+    out = {"lo": edges[:-1], "hi": edges[1:], "n": [], "mean_human": [], "mean_confidence": [],
+           "mean_prob_label": [], "accuracy": []}
+    for b in range(len(edges) - 1):
+        mask = which == b
+        n = int(mask.sum())
+        out["n"].append(n)
+        for key, values, scale in [("mean_human", value, 1.0), ("mean_confidence", confidence, 1.0),
+                                   ("mean_prob_label", p_label, 1.0), ("accuracy", right, 100.0)]:
+            out[key].append(float(scale * values[mask].mean()) if n else None)
+    return out
+
+
+def model_vs_humans(counts, probs, labels, *, eps: float = EPS, by: str = "agreement",
+                    edges=AGREEMENT_EDGES) -> dict:
+    """One model against the people: accuracy (%, official label), accuracy_vs_majority (%),
+    cross_entropy (nats, vs the human distribution), and `bins` binned by human agreement with the
+    label (`by="agreement"`) or by human top share (`by="top_share"`)."""
+    counts, labels = _check(counts, labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != counts.shape:
+        raise ValueError(f"model_vs_humans: probabilities {probs.shape} for counts {counts.shape}")
+    dist = human_distribution(counts)
+    pred = probs.argmax(1)
+    if by == "agreement":
+        value = dist[np.arange(len(labels)), labels]
+    elif by == "top_share":
+        value = dist.max(1)
+    else:
+        raise ValueError(f"model_vs_humans: by must be 'agreement' or 'top_share', got {by!r}")
+    return {
+        "accuracy": float(100.0 * np.mean(pred == labels)),
+        "accuracy_vs_majority": float(100.0 * np.mean(pred == human_majority(counts, labels))),
+        "cross_entropy": cross_entropy(dist, probs, eps),
+        "bins": {"by": by, **confidence_bins(value, probs, labels, edges)},
+    }
+
+
+def suspects_vs_humans(suspect_indices, disagree) -> dict:
+    """How cleanlab's suspects (indices) overlap the images where people disagree with the label."""
+    disagree = np.asarray(disagree, dtype=bool)
+    suspects = np.unique(np.asarray(suspect_indices, dtype=np.int64))
+    if len(suspects) and (suspects.min() < 0 or suspects.max() >= len(disagree)):
+        raise ValueError(f"suspects_vs_humans: indices must lie in 0..{len(disagree) - 1}")
+    both = int(disagree[suspects].sum())
+    return {
+        "n_suspects": int(len(suspects)),
+        "n_disagree": int(disagree.sum()),
+        "both": both,
+        "suspects_humans_disagree_pct": 100.0 * both / len(suspects) if len(suspects) else None,
+        "disagreements_among_suspects_pct": 100.0 * both / int(disagree.sum()) if disagree.any() else None,
+    }
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+def read_labels(source) -> np.ndarray:
+    """Official labels from an array, a prepared test set (.npz with "labels") or a score file (.tsv)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.suffix == ".npz":
+            with np.load(path) as f:
+                if "labels" not in f:
+                    raise ValueError(f"{path}: no 'labels' array (has {sorted(f.files)})")
+                return np.asarray(f["labels"], dtype=np.int64)
+        return read_scores(path)["label"]
+    return np.asarray(source)
+
+
+def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: float = UNSURE_BELOW,
+                      summary_json=None) -> dict:
+    """Per-image TSV (TSV_COLUMNS; label and human_majority as class names, disagree/unsure 0/1,
+    votes a comma list of the 10 counts), written atomically; `labels` as for `read_labels` (their
+    number sets how many rows of the counts are used). Returns (and writes to `summary_json`) the
+    counts: n_images, n_disagree, n_unsure, means."""
+    labels = read_labels(labels)
+    classes = [str(c) for c in classes]
+    if len(classes) != NUM_CLASSES:
+        raise ValueError(f"write_human_table: {len(classes)} class names, expected {NUM_CLASSES}")
+    counts = load_counts(counts_path, len(labels))
+    check_alignment(counts, labels, counts_path)
+    table = human_table(counts, labels, unsure_below=unsure_below)
+    with atomic_path(out_tsv) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("\t".join(TSV_COLUMNS) + "\n")
+        for i in range(len(labels)):
+            fh.write(f"{i}\t{classes[table['label'][i]]}\t{classes[table['majority'][i]]}\t"
+                     f"{table['top_share'][i]:.6g}\t{table['entropy'][i]:.6g}\t{table['agreement'][i]:.6g}\t"
+                     f"{int(table['disagree'][i])}\t{int(table['unsure'][i])}\t"
+                     + ",".join(str(v) for v in table["votes"][i]) + "\n")
+    result = {**human_summary(table), "unsure_below": unsure_below, "entropy_unit": "nats",
+              "source": SOURCE, "license": LICENSE, "citation": CITATION}
+    if summary_json is not None:
+        write_json(summary_json, result)
+    return result
+
+
+def read_human_table(path) -> dict[str, np.ndarray]:
+    """A per-image TSV back as arrays (label/human_majority as names, votes (N, 10)); refuses a wrong header."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
+    if header != TSV_COLUMNS:
+        raise ValueError(f"{path}: header {header} is not {TSV_COLUMNS}")
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(TSV_COLUMNS):
+            raise ValueError(f"{path}: line {n} has {len(row)} columns, expected {len(TSV_COLUMNS)}")
+    try:
+        cols = list(zip(*rows)) if rows else [()] * len(TSV_COLUMNS)
+        return {
+            "index": np.array(cols[0], dtype=np.int64),
+            "label": np.array(cols[1], dtype=str),
+            "human_majority": np.array(cols[2], dtype=str),
+            "human_top_share": np.array(cols[3], dtype=np.float64),
+            "entropy": np.array(cols[4], dtype=np.float64),
+            "agreement_with_label": np.array(cols[5], dtype=np.float64),
+            "disagree": np.array(cols[6], dtype=np.int64).astype(bool),
+            "unsure": np.array(cols[7], dtype=np.int64).astype(bool),
+            "votes": np.array([[int(v) for v in c.split(",")] for c in cols[8]],
+                              dtype=np.int64).reshape(-1, NUM_CLASSES),
+        }
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"{path}: malformed row ({error})") from error
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = float(np.mean(values))
+    return mean, (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def human_metrics(counts_path, scores: Mapping, *, eps: float = EPS, by: str = "agreement",
+                  edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW) -> dict:
+    """Per variant (`scores`: variant name → its score files, one per seed) the models against people.
+
+    Every score file must have the same labels (refused naming the file). Returns {"humans": the
+    per-image summary, "settings": …, "variants": {name: {"seeds": [per file: path, accuracy,
+    accuracy_vs_majority, cross_entropy], "accuracy_vs_majority"/"cross_entropy"/"accuracy" (mean
+    over seeds) with "_std" (None for one seed), "bins": per-bin means over seeds}}}.
+    """
+    if not scores:
+        raise ValueError("human_metrics: no variants given")
+    labels = reference = counts = None
+    variants = {}
+    for name, paths in scores.items():
+        paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+        if not paths:
+            raise ValueError(f"human_metrics: variant {name} has no score files")
+        seeds = []
+        for path in paths:
+            s = read_scores(path, None if labels is None else len(labels))
+            if labels is None:
+                labels, reference = s["label"], path
+                counts = load_counts(counts_path, len(labels))
+                check_alignment(counts, labels, counts_path)
+            elif not np.array_equal(s["label"], labels):
+                i = int(np.flatnonzero(s["label"] != labels)[0])
+                raise ValueError(f"{path}: labels disagree with {reference} (first: index {i})")
+            seeds.append({"path": path, **model_vs_humans(counts, s["probs"], labels, eps=eps, by=by, edges=edges)})
+        entry = {"seeds": [{k: v for k, v in m.items() if k != "bins"} for m in seeds]}
+        for key in ("accuracy", "accuracy_vs_majority", "cross_entropy"):
+            entry[key], entry[key + "_std"] = _mean_std([m[key] for m in seeds])
+        bins = dict(seeds[0]["bins"])
+        for key in ("mean_confidence", "mean_prob_label", "accuracy"):
+            bins[key] = [_mean_std([m["bins"][key][b] for m in seeds])[0] for b in range(len(bins["n"]))]
+        entry["bins"] = bins
+        variants[str(name)] = entry
+    table = human_table(counts, labels, unsure_below=unsure_below)
+    return {
+        "humans": human_summary(table),
+        "settings": {"eps": eps, "entropy_unit": "nats", "cross_entropy_unit": "nats", "by": by,
+                     "edges": [float(e) for e in edges], "unsure_below": unsure_below,
+                     "counts": str(counts_path), "source": SOURCE, "license": LICENSE, "citation": CITATION},
+        "variants": variants,
+    }
+
+
+def write_human_metrics(counts_path, scores: Mapping, out_json, **kwargs) -> dict:
+    """`human_metrics`, written atomically as JSON."""
+    result = human_metrics(counts_path, scores, **kwargs)
+    write_json(out_json, result)
+    return result

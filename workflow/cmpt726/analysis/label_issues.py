@@ -1,0 +1,216 @@
+"""Likely label errors in the CIFAR-10 test set, found with cleanlab (confident learning).
+
+The score files hold test-set probabilities of models that never saw a test image: they are
+out-of-sample, which is what `cleanlab.filter.find_label_issues` asks for (on training data it
+would need cross-validated probabilities), so they go in as they are. Several models (variants ×
+seeds) are combined by averaging their probabilities (`combine_probs`), which makes the result
+depend less on one model's quirks.
+
+cleanlab settings used by `find_suspects` (cleanlab 2.x):
+
+- ``filter_by="prune_by_noise_rate"`` (cleanlab's default, the method the confident-learning
+  paper recommends): from the confident joint it estimates how many images of each given class
+  really belong to each other class and flags, per off-diagonal cell, that many images with the
+  largest margin p(other) − p(given). It flags fewer images than ``"predicted_neq_given"`` (every
+  mistake of the model) — only as many as the estimated noise rates explain. cleanlab also drops
+  every image whose argmax is its given label, so each suspect has suggested ≠ given.
+- ``return_indices_ranked_by="self_confidence"``: rank 1 is the suspect whose given label has the
+  lowest mean probability, i.e. the most likely error.
+- ``n_jobs=1``: cleanlab's result does not depend on it; a workflow job keeps to the threads it
+  declared instead of forking a pool per core.
+- ``frac_noise=1.0``, ``min_examples_per_class=1``: cleanlab's defaults (on a tiny subset run a
+  class with a single image is never flagged; cleanlab warns).
+
+Output `label_issues.tsv` (one row per suspect, by rank): index, given, suggested (class names),
+self_confidence, rank, models_wrong (how many of the individual models predict something other
+than the given label), models (how many models were combined).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation import read_scores
+from ..io import atomic_path, write_json
+
+FILTER_BY = "prune_by_noise_rate"
+RANK_BY = "self_confidence"
+TSV_COLUMNS = ["index", "given", "suggested", "self_confidence", "rank", "models_wrong", "models"]
+
+
+def combine_probs(probs_list) -> np.ndarray:
+    """Mean of the models' probabilities, each (N, K); refuses an empty list or differing shapes."""
+    arrays = [np.asarray(p, dtype=np.float64) for p in probs_list]
+    if not arrays:
+        raise ValueError("combine_probs: no probabilities given (need at least one model)")
+    shape = arrays[0].shape
+    if len(shape) != 2:
+        raise ValueError(f"combine_probs: probabilities must be (N, K), got shape {shape}")
+    for i, p in enumerate(arrays):
+        if p.shape != shape:
+            raise ValueError(f"combine_probs: model {i} has shape {p.shape}, model 0 has {shape}")
+        if not np.all(np.isfinite(p)):
+            raise ValueError(f"combine_probs: model {i} has non-finite probabilities")
+    return np.mean(arrays, axis=0)
+
+
+def find_suspects(labels, probs_list, *, filter_by: str = FILTER_BY) -> dict[str, np.ndarray]:
+    """Images whose given label is likely wrong, by rank (1 = most likely error).
+
+    `labels` (N,) are the given labels, `probs_list` the out-of-sample probabilities of one or
+    more models, each (N, K). Returns a table as a dict of equal-length arrays: index, given,
+    suggested (argmax of the mean probabilities), self_confidence (mean probability of the given
+    label), rank, models_wrong (models whose argmax is not the given label), models.
+    """
+    from cleanlab.filter import find_label_issues
+
+    probs_list = list(probs_list)
+    probs = combine_probs(probs_list)
+    labels = np.asarray(labels)
+    if labels.shape != (len(probs),):
+        raise ValueError(f"find_suspects: {labels.shape[0] if labels.ndim else 0} labels for "
+                         f"{len(probs)} rows of probabilities")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"find_suspects: labels must be integers, got {labels.dtype}")
+    k = probs.shape[1]
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"find_suspects: labels must lie in 0..{k - 1}")
+    labels = labels.astype(np.int64)
+    ranked = np.asarray(find_label_issues(labels, probs, filter_by=filter_by,
+                                          return_indices_ranked_by=RANK_BY, n_jobs=1), dtype=np.int64)
+    wrong = np.sum([p.argmax(1) != labels for p in map(np.asarray, probs_list)], axis=0)
+    return {
+        "index": ranked,
+        "given": labels[ranked],
+        "suggested": probs[ranked].argmax(1),
+        "self_confidence": probs[ranked, labels[ranked]],
+        "rank": np.arange(1, len(ranked) + 1),
+        "models_wrong": np.asarray(wrong, dtype=np.int64)[ranked],
+        "models": np.full(len(ranked), len(probs_list), dtype=np.int64),
+    }
+
+
+def summary(labels, probs, suspect_indices) -> dict:
+    """How one model's mistakes relate to the suspects (pure; the report calls it per variant).
+
+    mistakes: images the model gets wrong against the given labels; mistakes_suspect: how many of
+    those are suspects; accuracy: % on all images; accuracy_without_suspects: % on the images that
+    are not suspects (None when every image is a suspect).
+    """
+    labels = np.asarray(labels)
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise ValueError(f"summary: probabilities of shape {probs.shape} for {len(labels)} labels")
+    suspects = np.asarray(suspect_indices, dtype=np.int64).reshape(-1)
+    if len(suspects) and (suspects.min() < 0 or suspects.max() >= len(labels)):
+        raise ValueError(f"summary: suspect indices must lie in 0..{len(labels) - 1}")
+    if len(np.unique(suspects)) != len(suspects):
+        raise ValueError("summary: suspect indices repeat")
+    is_suspect = np.zeros(len(labels), dtype=bool)
+    is_suspect[suspects] = True
+    wrong = probs.argmax(1) != labels
+    kept = ~is_suspect
+    return {
+        "n_images": int(len(labels)),
+        "n_suspects": int(is_suspect.sum()),
+        "mistakes": int(wrong.sum()),
+        "mistakes_suspect": int((wrong & is_suspect).sum()),
+        "accuracy": float(100.0 * (~wrong).mean()) if len(labels) else None,
+        "accuracy_without_suspects": float(100.0 * (~wrong[kept]).mean()) if kept.any() else None,
+    }
+
+
+def read_score_set(score_paths, expected_rows: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Given labels and the probabilities of every score file; refuses files whose labels differ."""
+    paths = [str(p) for p in score_paths]
+    if not paths:
+        raise ValueError("no score files given")
+    first = read_scores(paths[0], expected_rows)
+    labels, probs_list = first["label"], [first["probs"]]
+    for path in paths[1:]:
+        scores = read_scores(path, expected_rows if expected_rows is not None else len(labels))
+        if scores["probs"].shape != first["probs"].shape:
+            raise ValueError(f"{path}: probabilities of shape {scores['probs'].shape}, "
+                             f"{paths[0]} has {first['probs'].shape}")
+        differ = np.flatnonzero(scores["label"] != labels)
+        if len(differ):
+            i = differ[0]
+            raise ValueError(f"{path}: labels disagree with {paths[0]} on {len(differ)} images "
+                             f"(first: index {i}, {scores['label'][i]} vs {labels[i]}); "
+                             "were they scored on different test sets?")
+        probs_list.append(scores["probs"])
+    return labels, probs_list
+
+
+def write_label_issues(score_paths, out_tsv, classes, *, reference=None, summary_json=None,
+                       expected_rows: int | None = None, filter_by: str = FILTER_BY) -> dict:
+    """Find suspects over all `score_paths` (mean probabilities) and write `out_tsv` atomically.
+
+    `classes` names the K classes (the TSV writes names); `reference` is the score file whose
+    mistakes the summary counts (default: the first of `score_paths`; it may be another file, whose
+    labels must agree too). Returns (and writes to `summary_json`, when given) a small summary:
+    n_images, n_models, n_suspects, the reference's mistakes / mistakes_suspect / accuracy /
+    accuracy_without_suspects, and the settings.
+    """
+    paths = [str(p) for p in score_paths]
+    classes = [str(c) for c in classes]
+    labels, probs_list = read_score_set(paths, expected_rows)
+    if probs_list[0].shape[1] != len(classes):
+        raise ValueError(f"{paths[0]}: {probs_list[0].shape[1]} probability columns but "
+                         f"{len(classes)} class names {classes}")
+    table = find_suspects(labels, probs_list, filter_by=filter_by)
+
+    reference = paths[0] if reference is None else str(reference)
+    if reference in paths:
+        ref_probs = probs_list[paths.index(reference)]
+    else:
+        ref_labels, (ref_probs,) = read_score_set([reference], len(labels))
+        if not np.array_equal(ref_labels, labels):
+            raise ValueError(f"{reference}: labels disagree with {paths[0]} (reference score file)")
+    result = {"n_models": len(paths), "filter_by": filter_by, "rank_by": RANK_BY,
+              "reference": reference, **summary(labels, ref_probs, table["index"])}
+
+    with atomic_path(out_tsv) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("\t".join(TSV_COLUMNS) + "\n")
+        for i, g, s, conf, rank, wrong, models in zip(*(table[c] for c in TSV_COLUMNS)):
+            fh.write(f"{i}\t{classes[g]}\t{classes[s]}\t{conf:.6g}\t{rank}\t{wrong}\t{models}\n")
+    if summary_json is not None:
+        write_json(summary_json, result)
+    return result
+
+
+def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
+    """Read a label_issues.tsv back (columns as arrays; given/suggested as names, or as class
+    indices when `classes` is given). Refuses a wrong header or unknown class names, naming the file."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
+    if header != TSV_COLUMNS:
+        raise ValueError(f"{path}: header {header} is not {TSV_COLUMNS}")
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(TSV_COLUMNS):
+            raise ValueError(f"{path}: line {n} has {len(row)} columns, expected {len(TSV_COLUMNS)}")
+    cols = dict(zip(TSV_COLUMNS, zip(*rows))) if rows else {c: () for c in TSV_COLUMNS}
+    try:
+        table = {
+            "index": np.array(cols["index"], dtype=np.int64),
+            "given": np.array(cols["given"], dtype=str),
+            "suggested": np.array(cols["suggested"], dtype=str),
+            "self_confidence": np.array(cols["self_confidence"], dtype=np.float64),
+            "rank": np.array(cols["rank"], dtype=np.int64),
+            "models_wrong": np.array(cols["models_wrong"], dtype=np.int64),
+            "models": np.array(cols["models"], dtype=np.int64),
+        }
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    if classes is not None:
+        lookup = {str(c): k for k, c in enumerate(classes)}
+        for key in ("given", "suggested"):
+            unknown = sorted(set(table[key]) - set(lookup))
+            if unknown:
+                raise ValueError(f"{path}: column {key} has class names {unknown} not in {list(lookup)}")
+            table[key] = np.array([lookup[c] for c in table[key]], dtype=np.int64)
+    return table
