@@ -24,7 +24,12 @@ conda: "envs/workflow.yaml"
 report: "workflow/report/workflow.rst"
 
 
-validate_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
+# One schema pass: typed --config values, every default filled (theory included), errors naming the key.
+validate_config(
+    config,
+    os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"),
+    command_line=workflow.config_settings.config,
+)
 
 
 include: "workflow/rules/common.smk"
