@@ -24,7 +24,12 @@ conda: "envs/workflow.yaml"
 report: "workflow/report/workflow.rst"
 
 
-validate_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
+# One schema pass: typed --config values, every default filled (theory included), errors naming the key.
+validate_config(
+    config,
+    os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"),
+    command_line=workflow.config_settings.config,
+)
 
 
 include: "workflow/rules/common.smk"
@@ -36,14 +41,9 @@ include: "workflow/rules/report.smk"
 
 
 # Under a cluster executor these run on the submitting host: quick (seconds), and the report
-# rules need wkhtmltopdf.
+# rules need wkhtmltopdf. The theory rules say so themselves (`localrule: True` in theory.smk).
 localrules:
     all,
-    theory_q1,
-    theory_q2,
-    theory_q3,
-    theory_q4,
-    theory_q5,
     plot_q6,
     report_html,
     report_pdf,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import copy
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import make_project, smoke_config
-from workflow_helpers import leftovers, snakemake
+import yaml
+from conftest import REPO, make_project, smoke_config
+from workflow_helpers import leftovers, parse_jobs, snakemake
+
+from cmpt726.config import ConfigError, resolve_variant, theory_settings, typed, validate_config
 
 
 def _set(path: str, value):
@@ -44,6 +50,11 @@ BAD_CONFIGS = [
     ("duplicate-seeds", _set("seeds", [0, 1, 0]), "seeds"),
     # cross-key checks
     ("gallery-variant-unknown", _set("report.gallery_variant", "nope"), "report.gallery_variant"),
+    # the theory settings, in the same pass
+    ("theory-max-iter-zero", _set("theory.q5.max_iter", 0), "theory.q5.max_iter: 0 is less than the minimum of 1"),
+    # removed keys say what replaced them
+    ("optimizer-removed", _set("training.optimizer", "sgd"), "training.optimizer was removed: the optimiser is always"),
+    ("variant-optimizer-removed", _set("variants.all.optimizer", "sgd"), "variants.all.optimizer was removed"),
 ]
 
 
@@ -83,3 +94,205 @@ def test_subset_larger_than_the_data_fails_in_prepare_without_output(tiny_inputs
     assert "config key data.subset.test: 10000 is more than the 100 images available" in proc.stderr
     # train.npz was written before the test split was read: the failed job's outputs are removed.
     assert [p for p in leftovers(workdir / "results") if not p.startswith(("logs/", "benchmarks/"))] == []
+
+
+# --------------------------------------------------------------------------- one pass, in process
+
+def shipped() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_one_pass_fills_every_default_theory_included():
+    config = shipped()
+    config["theory"] = {"q2": {"grid": 80}}
+    del config["report"]
+    validate_config(config)
+    assert config["theory"]["q2"] == {**theory_settings({})["q2"], "grid": 80}
+    assert config["theory"]["q4"] == theory_settings({})["q4"]
+    assert config["report"]["gallery_variant"] is None and config["data"]["subset"] == {"train": None, "test": None}
+    assert config["backbone"]["pretrain"]["onecycle"]["warmup"] == 0.3  # nested defaults
+    again = copy.deepcopy(config)
+    validate_config(again)
+    assert again == config
+
+
+def test_every_bad_key_is_named_in_one_message():
+    config = shipped()
+    config["training"]["lr"] = "fast"
+    config["variants"]["all"]["lr_rate"] = 0.1
+    config["theory"]["q5"]["max_iter"] = 0
+    config["training"]["optimizer"] = "sgd"
+    config["variants"]["head"]["optimizer"] = "adam"
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    lines = str(info.value).splitlines()[1:]
+    assert [line.strip() for line in lines] == [
+        "config key theory.q5.max_iter: 0 is less than the minimum of 1",
+        "config key training.optimizer was removed: the optimiser is always SGD "
+        "(set training.lr, momentum, weight_decay)",
+        "config key training.lr: 'fast' is not of type 'number'",
+        "unknown config key variants.all.lr_rate",
+        "config key variants.head.optimizer was removed: the optimiser is always SGD "
+        "(set training.lr, momentum, weight_decay)",
+    ]
+
+
+def test_defaults_are_copies():
+    first, second = shipped(), shipped()
+    for config in (first, second):
+        del config["theory"]
+        validate_config(config)
+    first["theory"]["q5"]["etas"].append(9.0)
+    assert second["theory"]["q5"]["etas"] == [0.5, 0.3, 0.1, 0.05, 0.01]
+
+
+def test_a_partial_variant_head_keeps_the_training_head():
+    """Defaults are not filled into a variant's head: it overrides the training head key by key."""
+    config = shipped()
+    config["training"]["head"] = {"hidden": [128], "batchnorm": True}
+    config["variants"] = {"drop": {"head": {"dropout": 0.2}}}
+    config["report"]["gallery_variant"] = None
+    validate_config(config)
+    assert config["variants"]["drop"] == {"head": {"dropout": 0.2}}
+    assert resolve_variant(config, "drop")["head"] == {"hidden": [128], "batchnorm": True, "dropout": 0.2}
+
+
+# --------------------------------------------------------------------------- typed --config values
+
+@pytest.mark.parametrize("given, expected", [
+    ({"seeds": ["0", "1"]}, {"seeds": [0, 1]}),
+    ({"training": {"epochs": "1", "lr": "1e-3", "momentum": "0", "head": {"hidden": ["256"], "batchnorm": "true"}}},
+     {"training": {"epochs": 1, "lr": 0.001, "momentum": 0, "head": {"hidden": [256], "batchnorm": True}}}),
+    ({"data": {"cifar10": {"verify": "false", "root": "123"}, "subset": {"train": "100", "test": "null"}}},
+     {"data": {"cifar10": {"verify": False, "root": "123"}, "subset": {"train": 100, "test": None}}}),
+    # a string where a string is accepted stays one, except YAML's null where null is accepted too
+    ({"device": "cpu", "report": {"title": "42", "gallery_variant": "null"}, "backbone": {"path": "~"}},
+     {"device": "cpu", "report": {"title": "42", "gallery_variant": None}, "backbone": {"path": None}}),
+    # variants and reference_accuracy: the additionalProperties schema; theory: $ref to another file
+    ({"variants": {"quick": {"epochs": "2", "head": {"dropout": "0.5"}}}, "reference_accuracy": {"quick": "61.5"}},
+     {"variants": {"quick": {"epochs": 2, "head": {"dropout": 0.5}}}, "reference_accuracy": {"quick": 61.5}}),
+    ({"theory": {"q5": {"max_iter": "3", "etas": "[0.1, 0.2]", "data": "null"}, "q4": {"init": {"relu": "xavier"}}}},
+     {"theory": {"q5": {"max_iter": 3, "etas": [0.1, 0.2], "data": None}, "q4": {"init": {"relu": "xavier"}}}}),
+    # typed already (top-level values Snakemake parsed itself), or not convertible: left as they are
+    ({"threads_per_job": 2, "seeds": ["x", "1.5", "nan"], "training": {"lr": "fast", "epochs": "1.0"}},
+     {"threads_per_job": 2, "seeds": ["x", "1.5", "nan"], "training": {"lr": "fast", "epochs": "1.0"}}),
+    ({"training": {"lr": "inf", "bf16": "maybe"}, "variants": {"v": {"lr_rate": "1"}}, "nope": {"a": "1"}},
+     {"training": {"lr": "inf", "bf16": "maybe"}, "variants": {"v": {"lr_rate": "1"}}, "nope": {"a": "1"}}),
+])
+def test_typed_converts_strings_to_the_schema_types(given, expected):
+    result = typed(given)
+    assert result == expected
+    assert [type(v) for v in _leaves(result)] == [type(v) for v in _leaves(expected)]
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        return [leaf for key in sorted(value) for leaf in _leaves(value[key])]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def test_typed_command_line_merges_over_the_config_files():
+    """As Snakemake merges --config: dicts key by key; the rest of `training` keeps config.yaml's values."""
+    config = shipped()
+    command_line = {"training": {"epochs": "1"}, "seeds": ["0", "1"], "data": {"cifar10": {"verify": "false"}}}
+    config["training"]["epochs"], config["seeds"] = "1", ["0", "1"]  # what Snakemake hands over
+    config["data"]["cifar10"]["verify"] = "false"
+    validate_config(config, command_line=command_line)
+    expected = shipped()
+    expected["training"]["epochs"], expected["seeds"] = 1, [0, 1]
+    expected["data"]["cifar10"]["verify"] = False
+    assert config["training"] == expected["training"]
+    assert config["data"]["cifar10"] == expected["data"]["cifar10"] and config["seeds"] == [0, 1]
+
+
+def test_a_string_from_the_config_file_is_not_converted():
+    config = shipped()
+    config["data"]["cifar10"]["verify"] = "false"
+    with pytest.raises(ConfigError, match="config key data.cifar10.verify: 'false' is not of type 'boolean'"):
+        validate_config(config)
+
+
+# --------------------------------------------------------------------------- typed --config, real runs
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A project whose jobs Snakemake has on record (--touch): a dry run with other params then says
+    why a job would rerun, printing its params before and now: the effective config values."""
+    root = tmp_path_factory.mktemp("typed-config")
+    (root / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)  # never read: dry runs and --touch
+    (root / "backbone.pth").write_bytes(b"never read")
+    config = smoke_config(root / "cifar10", root / "backbone.pth")
+    config["data"]["cifar10"]["verify"] = True
+    config["training"].update(epochs=2, lr=0.02)  # not the schema defaults (10, 0.001)
+    config["variants"] = {"head": {"train": "head"}}
+    config["report"]["gallery_variant"] = "head"
+    workdir = make_project(root / "project", config)
+    outputs = [
+        "results/backbone/path.pt", "results/data/cifar10/train.npz", "results/data/cifar10/test.npz",
+        "results/data/cifar10/summary.json", "results/models/head/seed0.pt", "results/metrics/head/seed0.epochs.tsv",
+    ]
+    proc = snakemake(workdir, "-n", "--forceall", outputs[-1])
+    outputs[4:4] = re.findall(r"results/features/\w+/(?:train|test)\.npz", proc.stdout)[:2]
+    for path in outputs:
+        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / path).write_bytes(b"")
+    snakemake(workdir, "--touch", "--forceall", "--cores", "1", outputs[-1])
+    return workdir
+
+
+def reasons(proc) -> dict[str, str]:
+    """rule name -> its `reason:` line in a dry run's log."""
+    found, rule = {}, None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if m := re.match(r"^rule (\w+):", line):
+            rule = m.group(1)
+        elif rule and (m := re.match(r"^\s+reason: (.*)", line)):
+            found[rule] = m.group(1)
+    return found
+
+
+def params_now(reason: str):
+    """The params of a job as Snakemake prints them in 'Params have changed ... before: X now: Y'."""
+    return ast.literal_eval(reason.split(" now: ", 1)[1].strip())
+
+
+def test_command_line_seeds_list_is_typed(recorded):
+    proc = snakemake(recorded, "-n", "--config", "seeds=[0,1]")
+    jobs = parse_jobs(proc.stdout + proc.stderr)
+    assert {"train_variant[variant=head,seed=0]", "train_variant[variant=head,seed=1]",
+            "evaluate_variant[variant=head,seed=1]"} <= jobs, sorted(jobs)
+
+
+def test_command_line_training_dict_is_typed_and_merged(recorded):
+    """Only `epochs` changes: lr and the rest keep config.yaml's values (Snakemake merges key by key)."""
+    target = "results/metrics/head/seed0.epochs.tsv"
+    proc = snakemake(recorded, "-n", target, "--config", 'training={"epochs": 1}')
+    reason = reasons(proc)["train_variant"]
+    assert reason.startswith("Params have changed"), reason
+    before, now = reason.split(" before: ", 1)[1].split(" now: ")[0], params_now(reason)
+    assert now["epochs"] == 1 and now["lr"] == 0.02 and now["batch_size"] == 32, now
+    assert {**ast.literal_eval(before), "epochs": 1} == now
+    # The same value as config.yaml's: nothing to do, so every setting is what it was.
+    proc = snakemake(recorded, "-n", target, "--config", 'training={"epochs": 2}')
+    assert parse_jobs(proc.stdout + proc.stderr) == set(), proc.stdout[-2000:]
+
+
+def test_command_line_nested_boolean_is_typed_and_merged(recorded):
+    """data.cifar10.verify becomes False; data.cifar10.root keeps its value (else no plan: it is required)."""
+    target = "results/data/cifar10/summary.json"
+    proc = snakemake(recorded, "-n", target, "--config", 'data={"cifar10": {"verify": false}}')
+    reason = reasons(proc)["prepare_cifar10"]
+    assert reason.startswith("Params have changed") and params_now(reason) is False, reason
+    proc = snakemake(recorded, "-n", target, "--config", 'data={"cifar10": {"verify": true}}')
+    assert parse_jobs(proc.stdout + proc.stderr) == set(), proc.stdout[-2000:]
+
+
+def test_command_line_value_that_does_not_convert_is_refused_naming_its_key(recorded):
+    proc = snakemake(recorded, "-n", "--config", "seeds=[0,x]", 'training={"epochs": "many"}', check=False)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key seeds.1: 'x' is not of type 'integer'" in log
+    assert "config key training.epochs: 'many' is not of type 'integer'" in log
+    assert "Building DAG" not in log and parse_jobs(log) == set()

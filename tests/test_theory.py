@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from cmpt726.theory import SCHEMA_PATH, theory_settings
+from cmpt726.config import THEORY_SCHEMA_PATH as SCHEMA_PATH
+from cmpt726.config import theory_settings
+from cmpt726.theory import FIGURE_LABELS, QUESTIONS, write_question
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +87,7 @@ def test_shipped_config_block_equals_the_defaults():
 
 def test_package_init_does_not_import_torch_or_matplotlib():
     code = ("import sys; sys.path.insert(0, 'workflow'); import cmpt726.theory as t; "
-            "t.theory_settings({}); "
+            "assert len(t.QUESTIONS) == 5; "
             "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
@@ -345,14 +347,6 @@ SMALL = {
     "q5": {"max_iter": 40, "etas": [0.3, 0.05]},
 }
 
-OUTPUTS = {
-    "q1": ("q1_softmax", "write_q1", ["regions", "boundary_probs", "region_probs"]),
-    "q2": ("q2_glm", "write_q2", ["functions", "regions", "feature_space"]),
-    "q3": ("q3_backprop", "write_q3", ["formulas", "network", "fd_error"]),
-    "q4": ("q4_vanishing", "write_q4", ["activations", "gradient_norms", "dead_relu"]),
-    "q5": ("q5_logreg", "write_q5", ["nll", "slope_intercept", "separators", "sgd"]),
-}
-
 KEYS = {
     "q1": ["point", "point_exact", "probabilities_at_point", "boundaries", "regions", "far_distance"],
     "q2": ["closed_form", "numeric", "class_inside", "class_outside"],
@@ -364,17 +358,14 @@ KEYS = {
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    import importlib
-
     root = tmp_path_factory.mktemp("theory")
     settings = theory_settings(SMALL)
     paths = {}
-    for name, (module, function, figures) in OUTPUTS.items():
-        out = root / name
-        files = [out / "numbers.json", *(out / f"{stem}.png" for stem in figures)]
-        write = getattr(importlib.import_module(f"cmpt726.theory.{module}"), function)
-        write(*files, **settings[name])
-        paths[name] = files
+    for name, question in QUESTIONS.items():  # as the rules do: one call of the package's dispatcher
+        outputs = {"numbers": root / name / "numbers.json",
+                   **{stem: root / name / f"{stem}.png" for stem in question.figures}}
+        write_question(name, outputs, settings[name])
+        paths[name] = list(outputs.values())
     return paths
 
 
@@ -406,3 +397,64 @@ def test_section_templates_render_from_the_outputs(written):
         assert f"<h2>Question {name[1:]}:" in html
         for stem, uri in theory[name]["figures"].items():
             assert uri in html, f"{name}: figure {stem} not shown"
+
+
+# --------------------------------------------------------------------------- the table and the rules
+
+def test_question_table_names_every_argument_of_its_entry_point():
+    """write_question passes numbers_path, <figure>_path for each figure of the table and the settings."""
+    import importlib
+    import inspect
+
+    defaults = theory_settings({})
+    assert set(QUESTIONS) == set(defaults)
+    for name, question in QUESTIONS.items():
+        write = getattr(importlib.import_module(f"cmpt726.theory.{question.module}"), question.function)
+        params = list(inspect.signature(write).parameters)
+        paths = [p for p in params if p.endswith("_path")]
+        assert paths == ["numbers_path", *(f"{figure}_path" for figure in question.figures)], name
+        assert set(params) - set(paths) == set(defaults[name]), name
+        assert set(question.files) <= set(defaults[name]), name
+        for figure in question.figures:  # its label and caption in Snakemake's report
+            assert FIGURE_LABELS[figure]
+            assert (REPO / "workflow/report" / f"theory_{name}_{figure}.rst").read_text().strip(), figure
+
+
+@pytest.mark.slow
+def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path):
+    from conftest import make_project, run_snakemake, smoke_config
+    from workflow_helpers import parse_jobs
+
+    # The CIFAR-10 data and backbone are never read: only the theory rules run.
+    config = smoke_config(tmp_path / "cifar10", tmp_path / "backbone.pth")
+    config["theory"] = {**SMALL, "q5": {**SMALL["q5"], "data": "points.txt"}}
+    workdir = make_project(tmp_path / "project", config)
+    rng = np.random.default_rng(0)
+    rows = [f"{rng.normal(5 + t, 1):.4f} {rng.normal(t, 1):.4f} 1 {t}" for t in (0, 1) for _ in range(20)]
+    (workdir / "points.txt").write_text("\n".join(rows) + "\n")
+    targets = [f"results/theory/{name}/numbers.json" for name in QUESTIONS]
+
+    run_snakemake(workdir, "--cores", "2", *targets)
+    for name, question in QUESTIONS.items():
+        for stem in ["numbers.json", *(f"{figure}.png" for figure in question.figures)]:
+            assert (workdir / "results/theory" / name / stem).stat().st_size > 0, (name, stem)
+        assert (workdir / f"results/logs/theory/{name}.log").exists()
+        assert (workdir / f"results/benchmarks/theory/{name}.tsv").exists()
+    assert json.loads((workdir / "results/theory/q5/numbers.json").read_text())["data_source"] == "points.txt"
+
+    # Every figure is in Snakemake's report, with its caption rendered from the rule's settings.
+    import zipfile
+
+    run_snakemake(workdir, "--report", "report.zip", *targets)
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = archive.namelist()
+        html = next(archive.read(n).decode() for n in names if n.endswith("report.html"))
+    assert len([n for n in names if n.endswith(".png")]) == sum(len(q.figures) for q in QUESTIONS.values())
+    assert "Questions 1-5" in html
+    assert "4, 3, and one identity output" in html  # q3's caption, with its hidden widths filled in
+
+    # Q5's data file is an input: editing it reruns Q5 alone.
+    with open(workdir / "points.txt", "a") as handle:
+        handle.write("5.5 0.5 1 1\n")
+    proc = run_snakemake(workdir, "-n", *targets)
+    assert parse_jobs(proc.stdout + proc.stderr) == {"theory_q5"}

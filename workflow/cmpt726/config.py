@@ -5,46 +5,220 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_PATH = SCHEMAS / "config.schema.yaml"
+THEORY_SCHEMA_PATH = SCHEMAS / "theory.schema.yaml"
+
+# Keys that existed once: a config that still sets one is refused with what replaced it. A removed
+# `training` key is refused under `variants.<name>` too (a variant overrides training keys).
+REMOVED_KEYS = {
+    "training.optimizer": "the optimiser is always SGD (set training.lr, momentum, weight_decay)",
+}
 
 
 class ConfigError(ValueError):
     """A bad config value; the message names the key."""
 
 
-def _key_path(error) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    return ".".join(parts) or "(top level)"
+# --------------------------------------------------------------------------- one validation pass
+
+@lru_cache(maxsize=8)
+def _schema(schema_path: str):
+    """The schema file (with its file:// URI as $id) and a registry in which its relative $refs
+    (config.schema.yaml -> theory.schema.yaml) resolve, as in snakemake.utils.validate."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
+    def load(path: Path) -> dict:
+        contents = yaml.safe_load(path.read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(contents)
+        # Without $schema: jsonschema would validate a $ref'd file with its own stock validator for
+        # that $schema, one that does not fill defaults (all files here are Draft 2020-12).
+        return {key: value for key, value in contents.items() if key != "$schema"}
+
+    def retrieve(uri: str):
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        return DRAFT202012.create_resource(load(Path(url2pathname(urlparse(uri).path))))
+
+    path = Path(schema_path).resolve()
+    schema = {**load(path), "$id": path.as_uri()}
+    return schema, Registry(retrieve=retrieve).with_resource(path.as_uri(), DRAFT202012.create_resource(schema))
 
 
-def _describe(error) -> str:
-    path = _key_path(error)
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        keys = ", ".join(f"{path}.{k}" if path != "(top level)" else k for k in extra)
-        return f"unknown config key {keys}"
-    return f"config key {path}: {error.message}"
+@lru_cache(maxsize=8)
+def _validator(schema_path: str):
+    """A Draft 2020-12 validator of the schema file that also fills defaults (deep copies) while it
+    descends: one pass validates and completes."""
+    from jsonschema import Draft202012Validator, validators
+
+    properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def fill_then_check(validator, subschemas, instance, schema):
+        if validator.is_type(instance, "object"):
+            for key, sub in subschemas.items():
+                if key not in instance and isinstance(sub, dict) and "default" in sub:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from properties(validator, subschemas, instance, schema)
+
+    schema, registry = _schema(schema_path)
+    return validators.extend(Draft202012Validator, {"properties": fill_then_check})(schema, registry=registry)
 
 
-def validate_config(config: dict, schema_path: str) -> None:
-    """snakemake.utils.validate (fills defaults), with errors that name the key, then cross-key checks."""
-    import jsonschema
-    import yaml
-    from snakemake.utils import validate
+def _removed(key: str) -> str | None:
+    parts = key.split(".")
+    if parts[0] == "variants" and len(parts) > 2:
+        parts = ["training", *parts[2:]]
+    return REMOVED_KEYS.get(".".join(parts))
 
-    with open(schema_path) as fh:
-        schema = yaml.safe_load(fh)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+
+def _describe(error, prefix: str) -> list[str]:
+    """One line per bad key: `config key a.b: ...`, `unknown config key a.c`, `config key a.d was removed: ...`."""
+    path = ".".join(part for part in [prefix, *map(str, error.absolute_path)] if part)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        lines = []
+        for key in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+            full = f"{path}.{key}" if path else str(key)
+            reason = _removed(full)
+            lines.append(f"config key {full} was removed: {reason}" if reason else f"unknown config key {full}")
+        return lines
+    return [f"config key {path or '(top level)'}: {error.message}"]
+
+
+def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH, prefix: str = "") -> dict:
+    """Validate `instance` against the schema file in one pass, filling every default in place.
+
+    Raises ConfigError naming every bad key (`prefix` is the key path of `instance` in the config).
+    """
+    errors = sorted(_validator(str(schema_path)).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
-    validate(config, str(schema_path), set_default=True)
+        lines = [line for error in errors for line in _describe(error, prefix)]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    return instance
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command_line: Mapping | None = None) -> None:
+    """The Snakefile's one check of `config` (in place): typed `--config` values, defaults, errors, cross keys.
+
+    `command_line` is what `--config` set (Snakemake's `workflow.config_settings.config`). Snakemake
+    hands its nested and list values over as strings ('--config seeds=[0,1]' gives ['0', '1']);
+    they are converted to the types the schema asks for (`typed`) and merged over `config` again, key
+    by key as Snakemake merged them. Then one schema pass validates and fills every default (the
+    theory settings included: config.schema.yaml refers to theory.schema.yaml), and the cross-key
+    checks run. Raises ConfigError naming every bad key.
+    """
+    if command_line:
+        _merge(config, typed(command_line, schema_path))
+    fill_and_check(config, schema_path)
     check_cross_keys(config)
-    from .theory import theory_settings
 
-    try:  # questions 1-5 have a schema of their own (workflow/schemas/theory.schema.yaml)
-        config["theory"] = theory_settings(config.get("theory"))
-    except ValueError as error:
-        raise ConfigError(f"invalid configuration: config key {error}") from None
 
+def theory_settings(theory_config: dict | None) -> dict:
+    """The `theory` config (None or {} allowed) with every default filled, validated by the same
+    mechanism; errors name the key as `theory.<question>.<key>`."""
+    return fill_and_check(copy.deepcopy(theory_config or {}), THEORY_SCHEMA_PATH, prefix="theory")
+
+
+# --------------------------------------------------------------------------- typed --config values
+
+_NULL_WORDS = {"", "~", "null", "Null", "NULL"}
+
+
+def _json_type(value) -> str:
+    for name, kind in (("null", type(None)), ("boolean", bool), ("integer", int), ("number", float),
+                       ("string", str), ("array", list), ("object", dict)):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _accepted_types(schema: dict) -> set[str] | None:
+    """The JSON types a schema accepts (None: any). `integer` is added where `number` is accepted."""
+    if "type" in schema:
+        types = {schema["type"]} if isinstance(schema["type"], str) else set(schema["type"])
+    elif "enum" in schema:
+        types = {_json_type(v) for v in schema["enum"]}
+    else:
+        return None
+    return types | {"integer"} if "number" in types else types  # JSON: an integer is a number
+
+
+def _resolve(schema, resolver):
+    """Follow $ref (also to another file) until a schema that says what it is."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        resolved = resolver.lookup(schema["$ref"])
+        schema, resolver = resolved.contents, resolved.resolver
+    return schema, resolver
+
+
+def _from_string(text: str, schema: dict, resolver):
+    types = _accepted_types(schema)
+    if types is None:
+        return text
+    if "null" in types and text.strip() in _NULL_WORDS:  # how YAML spells null: no other way on the command line
+        return None
+    if "string" in types:
+        return text
+    for parse in (int, float) if "number" in types else (int,) if "integer" in types else ():
+        try:
+            value = parse(text)
+        except ValueError:
+            continue
+        if math.isfinite(value):  # no nan or inf: they would slip past minimum and maximum
+            return value
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if _json_type(parsed) in types:
+        return _typed(parsed, schema, resolver)
+    return text  # left as it came: the schema pass refuses it, naming the key
+
+
+def _typed(value, schema, resolver):
+    schema, resolver = _resolve(schema, resolver)
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, str):
+        return _from_string(value, schema, resolver)
+    if isinstance(value, Mapping):
+        known, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        return {key: _typed(item, known.get(key, extra), resolver) if key in known or isinstance(extra, dict)
+                else copy.deepcopy(item) for key, item in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_typed(item, schema["items"], resolver) for item in value]
+    return copy.deepcopy(value)
+
+
+def typed(values: Mapping, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """`values` (e.g. what `--config` set) with every string converted to the type the schema asks
+    for at its key: integer, number, boolean, null, or a list/dict (YAML-parsed) of those, following
+    $ref and `additionalProperties` schemas (variants). A string stays a string where the schema
+    accepts one, except YAML's null words where null is accepted too; a string that does not convert
+    is left as it is, for the schema pass to refuse naming its key."""
+    schema, registry = _schema(str(schema_path))
+    return _typed(dict(values), schema, registry.resolver(base_uri=schema["$id"]))
+
+
+def _merge(config: dict, overrides: Mapping) -> None:
+    """Snakemake's merge of `--config` into the config files: dicts key by key, anything else replaced."""
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), dict):
+            _merge(config[key], value)
+        else:
+            config[key] = value
+
+
+# --------------------------------------------------------------------------- cross-key checks and settings
 
 def check_cross_keys(config: dict) -> None:
     backbone = config["backbone"]

@@ -8,6 +8,7 @@ from cmpt726.config import (
     uses_cached_features,
 )
 from cmpt726.sources import module_sources
+from cmpt726.theory import FIGURE_LABELS, QUESTIONS
 
 VARIANTS = list(config["variants"])
 SEEDS = config["seeds"]
@@ -76,3 +77,30 @@ def package_sources(*modules):
     and of everything they import from the package: a rule's `code` input, so that editing a
     module reruns exactly the rules that run it."""
     return module_sources(WORKFLOW_DIR, *modules)
+
+
+def theory_inputs(question):
+    """A theory rule's inputs: the question's code, and the files its settings name when set (Q5's
+    `data`), so that editing either reruns exactly that question."""
+    spec, settings = QUESTIONS[question], config["theory"][question]
+    return {
+        **{key: settings[key] for key in spec.files if settings[key]},
+        "code": package_sources(f"theory.{spec.module}"),
+    }
+
+
+def theory_outputs(question):
+    """results/theory/<question>/numbers.json and one PNG per figure, each figure in Snakemake's
+    report with its caption workflow/report/theory_<question>_<figure>.rst."""
+    folder = f"results/theory/{question}"
+    figures = {
+        name: report(
+            f"{folder}/{name}.png",
+            caption=f"../report/theory_{question}_{name}.rst",
+            category="Questions 1-5",
+            subcategory=f"Question {question[1:]}",
+            labels={"question": question[1:], "figure": FIGURE_LABELS[name]},
+        )
+        for name in QUESTIONS[question].figures
+    }
+    return {"numbers": f"{folder}/numbers.json", **figures}

@@ -1,71 +1,62 @@
 """Theory questions 1-5: one module per question, each with a `write_qN` entry point.
 
-This package init stays light (no torch, no matplotlib): the rule file imports
-`theory_settings` while Snakemake builds the DAG.
+`QUESTIONS` is the one table of the questions: the rules (workflow/rules/theory.smk makes one per
+question from it), the script (`write_question`) and the tests read it. This package init stays
+light (no torch, no matplotlib, no other cmpt726 module): Snakemake imports it while it builds the
+DAG, and every theory rule runs it (a `code` input of each).
 """
 
 from __future__ import annotations
 
-import copy
-from functools import lru_cache
-from pathlib import Path
-
-import yaml
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "theory.schema.yaml"
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 
-@lru_cache(maxsize=4)
-def _load_schema(path: str) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+@dataclass(frozen=True)
+class Question:
+    """One question: `cmpt726.theory.<module>.<function>(numbers_path, <figure>_path..., **settings)`
+    writes its numbers.json and one PNG per figure (output names, in the order of the arguments);
+    `files` are the settings keys that name an input file (an input of the rule when set)."""
+
+    module: str
+    function: str
+    figures: tuple[str, ...]
+    files: tuple[str, ...] = ()
 
 
-def _fill(value, schema: dict, where: str):
-    """Return `value` with the defaults of `schema` filled in, recursively through objects."""
-    if schema.get("type") != "object" or not isinstance(value, dict):
-        return value
-    properties = schema.get("properties", {})
-    unknown = sorted(set(value) - set(properties))
-    if unknown and schema.get("additionalProperties") is False:
-        # A typo would otherwise silently fall back to a default.
-        raise ValueError(f"unknown key(s) in {where}: {', '.join(unknown)}")
-    filled = dict(value)
-    for key, sub in properties.items():
-        if key not in filled:
-            if "default" not in sub:
-                continue
-            filled[key] = copy.deepcopy(sub["default"])
-        filled[key] = _fill(filled[key], sub, f"{where}.{key}")
-    return filled
+QUESTIONS = {
+    "q1": Question("q1_softmax", "write_q1", ("regions", "boundary_probs", "region_probs")),
+    "q2": Question("q2_glm", "write_q2", ("functions", "regions", "feature_space")),
+    "q3": Question("q3_backprop", "write_q3", ("formulas", "network", "fd_error")),
+    "q4": Question("q4_vanishing", "write_q4", ("activations", "gradient_norms", "dead_relu")),
+    "q5": Question("q5_logreg", "write_q5", ("nll", "slope_intercept", "separators", "sgd"), files=("data",)),
+}
+
+# Each figure's label in Snakemake's report; its caption is workflow/report/theory_<question>_<figure>.rst.
+FIGURE_LABELS = {
+    "regions": "decision regions",
+    "boundary_probs": "probabilities along the boundaries",
+    "region_probs": "probabilities into the regions",
+    "functions": "discriminant functions",
+    "feature_space": "feature space",
+    "formulas": "backpropagation formulas",
+    "network": "network",
+    "fd_error": "finite-difference error",
+    "activations": "activations and derivatives",
+    "gradient_norms": "gradient norm per layer",
+    "dead_relu": "dead ReLUs",
+    "nll": "NLL per iteration",
+    "slope_intercept": "separator path",
+    "separators": "final separators",
+    "sgd": "SGD against GD",
+}
 
 
-def theory_settings(theory_config: dict | None, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """The `theory` config with every default of theory.schema.yaml filled in, validated.
-
-    `theory_config` may be None or {} (YAML `theory:` with nothing under it).
-    Raises ValueError naming the key on unknown keys and on values the schema rejects.
-    """
-    schema = _load_schema(str(schema_path))
-    filled = _fill(copy.deepcopy(theory_config or {}), schema, "theory")
-    validator = _validator(str(schema_path))
-    if validator is not None:
-        errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
-        if errors:
-            # Name the key: jsonschema's own message does not say where the bad value is.
-            raise ValueError("; ".join(
-                f"theory.{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors))
-    return filled
-
-
-@lru_cache(maxsize=4)
-def _validator(path: str):
-    """One compiled validator per schema: the rule file calls theory_settings once per rule."""
-    try:
-        import jsonschema
-    except ImportError:  # validation is a convenience; the top-level schema checks again
-        return None
-    schema = _load_schema(path)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+def write_question(name: str, outputs: Mapping[str, str], settings: dict) -> dict:
+    """Compute question `name`: write outputs["numbers"] and outputs[<figure>] for each of its
+    figures with `settings` (config theory.<name>); return its numbers."""
+    question = QUESTIONS[name]
+    write = getattr(importlib.import_module(f"{__name__}.{question.module}"), question.function)
+    paths = {f"{output}_path": outputs[output] for output in ("numbers", *question.figures)}
+    return write(**paths, **settings)
