@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 
 from cmpt726.data import load_arrays, save_arrays  # noqa: E402
 from cmpt726.evaluation import write_scores  # noqa: E402
+from cmpt726.io import write_json  # noqa: E402
 from cmpt726.report import gallery  # noqa: E402
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -68,6 +69,8 @@ def main(argv=None) -> None:
         folder = Path(args.out or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         test, scores = make_inputs(folder, args.n, args.images)
+        focus = folder / "numbers.json"  # what rule plot_q6 tells the gallery: the variant and seed it shows
+        write_json(focus, {"focus": "bench", "seed": 0})
         print(f"gallery build, {args.n:,} images ({'real: ' + args.images if args.images else 'synthetic'}), "
               f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}")
         total = 0.0
@@ -76,7 +79,7 @@ def main(argv=None) -> None:
             out = folder / name
             tic = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # the builders' own one-line log
-                build(test, scores, out, TEMPLATES / template, variant="bench", seed=0, title="gallery benchmark")
+                build(test, [("bench", 0)], [scores], focus, out, TEMPLATES / template, title="gallery benchmark")
             seconds = time.perf_counter() - tic
             total += seconds
             print(f"  {name:17s} {seconds:6.1f} s  {out.stat().st_size / 1e6:6.1f} MB")

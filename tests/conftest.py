@@ -62,7 +62,8 @@ def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["data"]["cifar10"] = {"root": str(data_root), "verify": False}
     config["backbone"] = {"source": "path", "path": str(backbone)}
-    config["training"].update(epochs=1, batch_size=32, lr=0.01)
+    config["training"].update(epochs=1, batch_size=32, lr=0.01, validation=40)
+    config["seeds"] = [0]
     config["variants"] = {"head": {"train": "head"}, "all": {"train": "all"}}
     config["report"]["gallery_variant"] = "all"
     config["device"] = "cpu"

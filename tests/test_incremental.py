@@ -66,7 +66,6 @@ def test_lr_of_one_variant_reruns_only_it_and_the_report(project, tmp_path):
     with edited_config(project["dir"], edit):
         planned = plan(project)
     assert_plan(planned, variant_jobs("b"))
-    assert not any(j.startswith("gallery_") for j in planned), "the gallery shows variant a"
     # The plan is what really runs; afterwards nothing is left to do.
     copy = tmp_path / "project"
     shutil.copytree(project["dir"], copy, symlinks=True)

@@ -117,18 +117,24 @@ def test_prose_numbers_equal_the_results_files(report):
     results = report["dir"] / "results"
     accuracy = {v: json.loads((results / f"metrics/{v}/seed0.json").read_text())["accuracy"]
                 for v in report["config"]["variants"]}
-    best = max(accuracy, key=accuracy.get)
-    text = report["page"].text
-    match = re.search(r"The best variant is (\S+) with ([\d.]+)% test accuracy", text)
-    assert match, "the sentence naming the best variant is missing"
-    assert match.group(1) == best
-    assert float(match.group(2)) == pytest.approx(accuracy[best], abs=0.005)
-    # The ECE in the prose is the one plot_q6 computed from the score file.
+    top = max(accuracy, key=accuracy.get)
     numbers = json.loads((results / "figures/q6/numbers.json").read_text())
-    ece = re.search(r"For \S+ the ECE is ([\d.]+)%", text).group(1)
+    text = report["page"].text
+    # "best" only when the paired test says so; otherwise the top variant and who it cannot be told from.
+    if numbers["verdict"]["best"]:
+        match = re.search(r"The best variant is (\S+) with ([\d.]+)% test accuracy", text)
+    else:
+        assert "The best variant is" not in text
+        match = re.search(r"No variant is best beyond doubt\. (\S+) has the highest mean test accuracy, ([\d.]+)%", text)
+    assert match, "the sentence naming the top variant is missing"
+    assert match.group(1) == top == numbers["verdict"]["top"]
+    assert float(match.group(2)) == pytest.approx(accuracy[top], abs=0.005)
+    # The ECE in the prose is the one plot_q6 computed from the focus variant's score file.
+    focus = report["config"]["report"]["gallery_variant"] or top
+    ece = re.search(rf"For {focus} the ECE is ([\d.]+)%", text).group(1)
     assert float(ece) == pytest.approx(100 * numbers["calibration"]["ece"], abs=0.005)
     wrong = re.search(r"([\d,]+) of ([\d,]+) test images wrong", text)
-    scores = np.loadtxt(results / f"scores/{best}/seed0.tsv", skiprows=1)
+    scores = np.loadtxt(results / f"scores/{focus}/seed0.tsv", skiprows=1)
     assert int(wrong.group(1).replace(",", "")) == int((scores[:, 1] != scores[:, 2]).sum())
     assert int(wrong.group(2).replace(",", "")) == len(scores)
 
@@ -206,7 +212,8 @@ def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
         assert any(n.endswith("report.html") for n in names), names[:20]
-        for figure in ["curves.png", "confusion.png", "per_class.png", "reliability.png", "mistakes.png",
+        for figure in ["curves.png", "variants.png", "pairs.png", "confusion.png", "per_class.png", "reliability.png",
+                       "mistakes.png", "regions.png", "sgd.png",
                        "q6_variants.tsv", "gallery.html"]:
             assert any(n.endswith(figure) for n in names), figure
         index = next(archive.read(n) for n in names if n.endswith("report.html")).decode()
@@ -232,61 +239,108 @@ def test_confident_mistakes_are_wrong_and_sorted():
     assert q6.confident_mistakes(labels, probs).tolist() == [4, 1, 2]
 
 
-def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60) -> dict:
-    """Result files in the workflow's formats for given accuracies, without training anything."""
+def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copies: dict | None = None) -> dict:
+    """Result files in the workflow's formats for given accuracies, without training anything.
+    copies: name → another variant whose score files it repeats exactly (the same predictions)."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, n)
     images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
     save_arrays(root / "test.npz", images, labels, CLASSES)
-    paths = {"metrics": [], "epochs": [], "train_summaries": [], "scores": []}
-    for name, accuracy in variants.items():
+    paths = {"runs": [], "metrics": [], "epochs": [], "train_summaries": [], "scores": []}
+    probs_of = {}
+    for name, accuracy in {**variants, **(copies or {})}.items():
         for seed in seeds:
-            logits = rng.normal(0, 1, (n, 10))
-            hit = rng.random(n) < accuracy + 0.05 * seed
-            logits[np.arange(n), np.where(hit, labels, (labels + 1) % 10)] += 4
-            probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            if isinstance(accuracy, str):  # a copy
+                probs = probs_of[accuracy, seed]
+            else:
+                logits = rng.normal(0, 1, (n, 10))
+                hit = rng.random(n) < accuracy + 0.05 * seed
+                logits[np.arange(n), np.where(hit, labels, (labels + 1) % 10)] += 4
+                probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            probs_of[name, seed] = probs
             base = root / name / f"seed{seed}"
             base.mkdir(parents=True, exist_ok=True)
             write_scores(base / "scores.tsv", labels, probs, np.ones(n))
             metrics = summarize(labels, probs, CLASSES)
             metrics["device"] = "cpu: test"
             write_json(base / "metrics.json", metrics)
-            write_text(base / "epochs.tsv", "epoch\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc\tseconds\n"
+            write_text(base / "epochs.tsv", "epoch\ttrain_loss\ttrain_acc\tval_loss\tval_acc\tseconds\n"
                        "1\t1.5\t40\t1.4\t45\t2\n2\t1.2\t55\t1.3\t50\t2\n")
-            write_json(base / "train.json", {"train_seconds": 12.5, "peak_rss_mb": 300.5, "peak_cuda_mb": None})
+            write_json(base / "train.json", {"train_seconds": 12.5, "peak_rss_mb": 300.5, "peak_cuda_mb": None,
+                                             "keep": "best", "kept_epoch": 2, "validation_images": 50})
+            paths["runs"].append((name, seed))
             for key, file in [("metrics", "metrics.json"), ("epochs", "epochs.tsv"), ("train_summaries", "train.json"),
                               ("scores", "scores.tsv")]:
                 paths[key].append(base / file)
     return paths
 
 
+def fake_settings(**trains) -> dict:
+    return {name: {"head": {"hidden": [], "batchnorm": False, "dropout": 0.0}, "train": train, "epochs": 2,
+                   "lr": 0.01, "weight_decay": 0.0, "batch_size": 32,
+                   "augment": {"crop": 0, "flip": False, "cutout": 0}} for name, train in trains.items()}
+
+
+def q6_files(root: Path) -> dict:
+    out = {name: root / "fig" / f"{name}.png"
+           for name in ["curves", "variants", "pairs", "confusion", "per_class", "reliability", "mistakes"]}
+    out.update(table=root / "fig/q6_variants.tsv", numbers=root / "fig/numbers.json")
+    return out
+
+
+def test_planted_difference_is_significant_and_a_copy_is_not(tmp_path):
+    """One variant far better on the same images is called best; an exact copy of another's scores is tied with it."""
+    paths = fake_results(tmp_path, {"good": 0.95, "bad": 0.35}, seeds=[0], n=400, copies={"copy": "bad"})
+    comparisons = [{"a": "good", "b": "bad", "asks": "Is good better?"}, {"a": "copy", "b": "bad", "asks": "Same?"},
+                   {"a": "good", "b": "missing", "asks": "Skipped?"}]
+    numbers = q6.q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
+                            reference={}, out=q6_files(tmp_path), comparisons=comparisons, replicates=2000, **paths)
+    asked = {c["asks"]: c for c in numbers["comparisons"]["asked"]}
+    assert asked["Is good better?"]["significant"] and asked["Is good better?"]["diff"] > 40
+    assert asked["Is good better?"]["test"] == "mcnemar exact"
+    same = asked["Same?"]
+    assert not same["significant"] and same["diff"] == 0 and same["p_adjusted"] == 1.0
+    assert same["ci_low"] == same["ci_high"] == 0  # identical predictions on every resampled image
+    assert [c["asks"] for c in numbers["comparisons"]["skipped"]] == ["Skipped?"]
+    assert numbers["verdict"]["best"] == "good"
+    # the matrix says the same, row − column
+    matrix = numbers["matrix"]
+    i, j = matrix["names"].index("good"), matrix["names"].index("bad")
+    assert matrix["diff"][i][j] == pytest.approx(-matrix["diff"][j][i]) and matrix["p_adjusted"][i][j] < 0.05
+
+
+def test_two_indistinguishable_variants_are_not_called_best(tmp_path):
+    paths = fake_results(tmp_path, {"a": 0.6}, seeds=[0], n=60, copies={"b": "a"})
+    numbers = q6.q6_outputs(settings=fake_settings(a="all", b="all"), test_images=tmp_path / "test.npz",
+                            reference={}, out=q6_files(tmp_path), replicates=2000, **paths)
+    assert numbers["verdict"]["best"] is None and numbers["verdict"]["tied_with_top"] == ["a", "b"]
+
+
 def test_several_seeds_give_mean_and_std_and_render(tmp_path):
-    settings = {name: {"head": {"hidden": [], "batchnorm": False, "dropout": 0.0}, "train": train, "epochs": 2,
-                       "lr": 0.01, "weight_decay": 0.0, "batch_size": 32}
-                for name, train in [("head", "head"), ("all", "all")]}
+    settings = fake_settings(head="head", all="all")
     paths = fake_results(tmp_path, {"head": 0.5, "all": 0.8}, seeds=[0, 1])
-    out = {name: tmp_path / "fig" / f"{name}.png" for name in ["curves", "confusion", "per_class", "reliability",
-                                                                "mistakes"]}
-    out.update(table=tmp_path / "fig/q6_variants.tsv", numbers=tmp_path / "fig/numbers.json")
-    numbers = q6.q6_outputs(settings=settings, seeds=[0, 1], test_images=tmp_path / "test.npz",
-                                 reference={"head": 68.55}, out=out, **paths)
+    out = q6_files(tmp_path)
+    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={"head": 68.55}, out=out,
+                            replicates=2000, **paths)
     rows = {r["name"]: r for r in numbers["rows"]}
     accs = [json.loads(p.read_text())["accuracy"] for p in paths["metrics"][2:]]
     assert rows["all"]["accuracy"] == pytest.approx(np.mean(accs))
     assert rows["all"]["accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert rows["all"]["interval_method"].startswith("bootstrap") and rows["all"]["ci_low"] < rows["all"]["accuracy"]
     assert rows["all"]["delta"] == pytest.approx(rows["all"]["accuracy"] - rows["head"]["accuracy"])
-    assert numbers["best"] == "all" and len(numbers["mistakes"]) <= q6.N_MISTAKES
+    assert rows["all"]["kept_epochs"] == [2, 2]
+    assert numbers["verdict"]["top"] == "all" and len(numbers["mistakes"]) <= q6.N_MISTAKES
     assert all(p.exists() for p in out.values())
 
     html = tmp_path / "report.html"
     config = {"training": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "epochs": 2,
                            "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True,
-                           "seed_quirks": False}}
+                           "seed_quirks": False, "validation": 50}}
     data = {"train": {"images": 500, "per_class": [50] * 10}, "test": {"images": 60, "per_class": [6] * 10},
             "classes": CLASSES}
     assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, config=config, data=data,
                           backbone={"source": "path", "path": "/x/backbone.pth"}, title="T <&> test",
-                          gallery={"variant": "all", "seed": 0}, repo_dir=tmp_path)
+                          repo_dir=tmp_path)
     text = html.read_text()
     assert Page(text).errors == []
     assert f"{rows['all']['accuracy']:.2f} ± {rows['all']['accuracy_std']:.2f}" in text

@@ -1,14 +1,17 @@
-"""The training loop: cached features = recomputed features, determinism on CPU."""
+"""The training loop: cached features = recomputed features, determinism on CPU, the validation split,
+keeping the best epoch, augmentation that is deterministic and resume-exact."""
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from cmpt726 import config as cfg
-from cmpt726.data import prepare_cifar10
-from cmpt726.models import build_finetune_net
+from cmpt726.augment import Cutout, from_settings
+from cmpt726.data import prepare_cifar10, split_train_val, write_split
 from cmpt726.features import extract_features
 from cmpt726.finetune import load_finetuned, train_variant
+from cmpt726.models import build_finetune_net
 from conftest import REPO, write_backbone, write_cifar10
 
 
@@ -18,32 +21,41 @@ def prepared(tmp_path_factory):
     folder = write_cifar10(root / "c10", n_train=120, n_test=60, seed=5)
     prepare_cifar10(folder, root / "train.npz", root / "test.npz", root / "summary.json", verify=False)
     write_backbone(root / "backbone.pt", seed=2)
+    write_split(root / "train.npz", root / "split.npz", n_val=30, seed=0)
     return root
 
 
 def settings(**overrides):
+    """A variant of config.yaml's training defaults, shrunk (2 epochs, batch 16, lr 0.05) unless overridden."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["variants"] = {"v": overrides}
-    s = cfg.resolve_variant(config, "v")
-    s.update(epochs=2, batch_size=16, lr=0.05)
-    return s
+    config["variants"] = {"v": {"epochs": 2, "batch_size": 16, "lr": 0.05, **overrides}}
+    cfg.validate_config(config)
+    return cfg.resolve_variant(config, "v")
+
+
+def weights(path):
+    return load_finetuned(path).state_dict()
+
+
+def same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("head", [{"hidden": []}, {"hidden": [32], "batchnorm": True, "dropout": 0.2}])
 def test_cached_features_train_the_same_head_as_the_full_network(prepared, tmp_path, head):
     s = settings(train="head", head=head)
     assert cfg.uses_cached_features(s)
-    for split in ("train", "test"):
-        extract_features(prepared / "backbone.pt", prepared / f"{split}.npz", tmp_path / f"f_{split}.npz", s["normalize"], "cpu")
-    cached = train_variant(prepared / "backbone.pt", tmp_path / "f_train.npz", tmp_path / "f_test.npz",
-                           tmp_path / "cached.pt", tmp_path / "cached.tsv", s, seed=7, device="cpu")
-    full = train_variant(prepared / "backbone.pt", prepared / "train.npz", prepared / "test.npz",
-                         tmp_path / "full.pt", tmp_path / "full.tsv", s, seed=7, device="cpu")
-    a, b = load_finetuned(tmp_path / "cached.pt").state_dict(), load_finetuned(tmp_path / "full.pt").state_dict()
+    extract_features(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "f_train.npz", s["normalize"], "cpu")
+    split = prepared / "split.npz"
+    cached = train_variant(prepared / "backbone.pt", tmp_path / "f_train.npz", tmp_path / "cached.pt",
+                           tmp_path / "cached.tsv", s, seed=7, device="cpu", split_path=split)
+    full = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "full.pt",
+                         tmp_path / "full.tsv", s, seed=7, device="cpu", split_path=split)
+    a, b = weights(tmp_path / "cached.pt"), weights(tmp_path / "full.pt")
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-4, rtol=1e-4), key
-    assert [r["test_acc"] for r in cached] == pytest.approx([r["test_acc"] for r in full], abs=1e-6)
+    assert [r["val_acc"] for r in cached] == pytest.approx([r["val_acc"] for r in full], abs=1e-6)
     assert [r["train_loss"] for r in cached] == pytest.approx([r["train_loss"] for r in full], rel=1e-4)
     init = build_finetune_net(None, s["head"], seed=7).state_dict()  # the head both paths started from
     first = next(k for k in a if k.startswith("head.") and k.endswith("weight"))
@@ -54,12 +66,153 @@ def test_cpu_training_is_deterministic(prepared, tmp_path):
     s = settings(train="all", head={"dropout": 0.2})
     runs = []
     for name in ("a", "b"):
-        history = train_variant(prepared / "backbone.pt", prepared / "train.npz", prepared / "test.npz",
-                                tmp_path / f"{name}.pt", tmp_path / f"{name}.tsv", s, seed=3, device="cpu")
-        runs.append((history, load_finetuned(tmp_path / f"{name}.pt").state_dict()))
+        history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / f"{name}.pt",
+                                tmp_path / f"{name}.tsv", s, seed=3, device="cpu", split_path=prepared / "split.npz")
+        runs.append((history, weights(tmp_path / f"{name}.pt")))
     (h1, w1), (h2, w2) = runs
     assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
-    assert all(torch.equal(w1[k], w2[k]) for k in w1)
-    third = train_variant(prepared / "backbone.pt", prepared / "train.npz", prepared / "test.npz",
-                          tmp_path / "c.pt", tmp_path / "c.tsv", s, seed=4, device="cpu")
+    assert same_weights(w1, w2)
+    third = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "c.pt", tmp_path / "c.tsv", s,
+                          seed=4, device="cpu", split_path=prepared / "split.npz")
     assert [r["train_loss"] for r in third] != [r["train_loss"] for r in h1]  # the seed matters
+
+
+# --------------------------------------------------------------------------- the validation split
+def test_split_is_stratified_disjoint_and_fixed_by_its_seed():
+    labels = np.random.default_rng(1).integers(0, 10, 5000)
+    train, val = split_train_val(labels, 500, seed=0)
+    assert len(val) == 500 and len(train) == 4500
+    assert np.intersect1d(train, val).size == 0 and np.union1d(train, val).size == 5000
+    # each class gives its share of the 500 (within one image of the exact proportion)
+    share = np.bincount(labels[val], minlength=10) - 500 * np.bincount(labels, minlength=10) / 5000
+    assert np.all(np.abs(share) < 1)
+    again, other = split_train_val(labels, 500, seed=0), split_train_val(labels, 500, seed=1)
+    assert np.array_equal(again[1], val) and not np.array_equal(other[1], val)
+    with pytest.raises(ValueError, match="training.validation: 5000 must lie between 1 and 4999"):
+        split_train_val(labels, 5000, seed=0)
+
+
+def test_training_uses_only_the_training_part_of_the_split(prepared, tmp_path, capsys):
+    s = settings(train="head", epochs=1)
+    train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "e.tsv", s, seed=0,
+                  device="cpu", split_path=prepared / "split.npz", summary_out=tmp_path / "s.json")
+    assert "90 training images, 30 held out" in capsys.readouterr().out
+    import json
+
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert (summary["images"], summary["validation_images"]) == (90, 30)
+
+
+# --------------------------------------------------------------------------- keep: best
+@pytest.fixture(scope="module")
+def contrary(tmp_path_factory):
+    """Dark and bright images whose validation part carries the opposite labels of the training part:
+    the better the model learns the training images, the worse its validation accuracy, so the best
+    validation epoch is an early one, whatever the float rounding of the machine."""
+    from cmpt726.data import save_arrays
+
+    root = tmp_path_factory.mktemp("contrary")
+    rng = np.random.default_rng(0)
+    bright = np.tile([0, 1], 100)
+    images = (30 + 190 * bright[:, None] + rng.integers(-5, 6, (200, 3072))).astype(np.uint8).reshape(-1, 3, 32, 32)
+    labels = bright.copy()
+    labels[150:] = 1 - labels[150:]
+    save_arrays(root / "train.npz", images, labels.astype(np.int64), [f"c{i}" for i in range(10)])
+    np.savez(root / "split.npz", train=np.arange(150), val=np.arange(150, 200))
+    write_backbone(root / "backbone.pt", seed=0)
+    return root
+
+
+def test_keep_best_keeps_the_epoch_with_the_best_validation_accuracy(contrary, tmp_path):
+    """keep: best ends with the weights of the best validation epoch: the same weights as a run stopped there."""
+    s = settings(train="head", epochs=4, lr=0.01, keep="best")
+    args = (contrary / "backbone.pt", contrary / "train.npz")
+    split = contrary / "split.npz"
+    history = train_variant(*args, tmp_path / "best.pt", tmp_path / "best.tsv", s, seed=1, device="cpu",
+                            split_path=split, summary_out=tmp_path / "best.json")
+    accs = [r["val_acc"] for r in history]
+    kept = int(np.argmax(accs)) + 1  # the first best epoch
+    assert kept < len(accs) and accs[-1] < accs[kept - 1], accs  # best and last differ: the test can tell them apart
+    import json
+
+    summary = json.loads((tmp_path / "best.json").read_text())
+    assert summary["kept_epoch"] == kept and summary["kept_val_acc"] == accs[kept - 1]
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == kept
+    stopped = train_variant(*args, tmp_path / "stop.pt", tmp_path / "s.tsv", {**s, "epochs": kept, "keep": "last"},
+                            seed=1, device="cpu", split_path=split)
+    assert [r["val_acc"] for r in stopped] == accs[:kept]
+    assert same_weights(weights(tmp_path / "best.pt"), weights(tmp_path / "stop.pt"))
+    train_variant(*args, tmp_path / "last.pt", tmp_path / "l.tsv", {**s, "keep": "last"}, seed=1, device="cpu",
+                  split_path=split)
+    assert not same_weights(weights(tmp_path / "best.pt"), weights(tmp_path / "last.pt"))
+
+
+def test_without_a_split_every_image_trains_and_the_last_epoch_is_kept(prepared, tmp_path):
+    s = settings(train="head", validation=0)
+    history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "e.tsv", s,
+                            seed=0, device="cpu", summary_out=tmp_path / "s.json")
+    assert all(r["val_acc"] is None for r in history)
+    import json
+
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary == {**summary, "keep": "last", "kept_epoch": 2, "images": 120, "validation_images": 0}
+    assert (tmp_path / "e.tsv").read_text().splitlines()[1].split("\t")[3:5] == ["", ""]
+
+
+# --------------------------------------------------------------------------- augmentation
+def test_cutout_paints_one_clipped_square_per_image_with_the_fill():
+    x = torch.full((64, 3, 32, 32), 7, dtype=torch.uint8)
+    out = Cutout(8, torch.Generator().manual_seed(0), fill=(100, 110, 120))(x)
+    painted = out[:, 0] == 100
+    assert torch.equal(painted, out[:, 2] == 120)  # the same square in every channel
+    sizes = painted.sum((1, 2))
+    assert sizes.max() == 64 and sizes.min() > 0  # whole 8×8 squares, some clipped at the border
+    rows, cols = painted.any(2), painted.any(1)
+    assert torch.all(painted.sum((1, 2)) == rows.sum(1) * cols.sum(1))  # a rectangle
+    assert torch.equal(out[~painted[:, None].expand_as(out)], x[~painted[:, None].expand_as(x)])
+
+
+def test_augmentation_is_seeded_and_changes_the_batch():
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    settings_ = {"crop": 4, "flip": True, "cutout": 8}
+    a = from_settings(settings_, torch.Generator().manual_seed(3), [0.5, 0.5, 0.5])(x)
+    b = from_settings(settings_, torch.Generator().manual_seed(3), [0.5, 0.5, 0.5])(x)
+    c = from_settings(settings_, torch.Generator().manual_seed(4), [0.5, 0.5, 0.5])(x)
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
+    assert from_settings({"crop": 0, "flip": False, "cutout": 0}, torch.Generator(), [0.5] * 3) is None
+
+
+def test_augmented_training_is_deterministic_and_resumes_exactly(prepared, tmp_path):
+    s = settings(train="all", epochs=3, augment={"crop": 4, "flip": True, "cutout": 8})
+    assert not cfg.uses_cached_features({**s, "train": "head"})  # augmenting heads never use the cache
+    split = prepared / "split.npz"
+
+    def run(name, **kwargs):
+        history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / f"{name}.pt",
+                                tmp_path / f"{name}.tsv", s, seed=2, device="cpu", split_path=split, **kwargs)
+        return history, weights(tmp_path / f"{name}.pt")
+
+    h1, w1 = run("a")
+    h2, w2 = run("b")
+    assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2] and same_weights(w1, w2)
+    plain = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "p.pt", tmp_path / "p.tsv",
+                          {**s, "augment": {"crop": 0, "flip": False, "cutout": 0}}, seed=2, device="cpu",
+                          split_path=split)
+    assert [r["train_loss"] for r in plain] != [r["train_loss"] for r in h1]  # the augmentation did something
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    resume = tmp_path / "r.resume.pt"
+    with pytest.raises(Killed):
+        run("r", resume_path=resume, on_epoch=kill_after_first)
+    assert resume.exists() and not (tmp_path / "r.pt").exists()
+    h3, w3 = run("r", resume_path=resume)
+    assert not resume.exists()
+    assert [r["train_loss"] for r in h3] == [r["train_loss"] for r in h1]
+    assert [r["val_acc"] for r in h3] == [r["val_acc"] for r in h1]
+    assert same_weights(w3, w1)

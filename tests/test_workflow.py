@@ -17,13 +17,14 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
 
 
-def test_default_config_plans_eight_trainings_and_one_feature_cache(tmp_path):
+def test_default_config_plans_every_variant_and_seed_and_one_feature_cache(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     proc = run_snakemake(tmp_path, "-n", "--cores", "2")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["train_variant"] == 8
-    assert counts["evaluate_variant"] == 8
+    assert counts["train_variant"] == 10 * 3  # ten variants, three seeds
+    assert counts["evaluate_variant"] == 10 * 3
     assert counts["cache_features"] == 2  # train + test, shared by the four frozen-backbone variants
+    assert counts["split_cifar10"] == 1  # one validation split for every variant and seed
     assert counts["download_cifar10"] == 1 and counts["fetch_backbone"] == 1
     assert counts["report_html"] == 1 and counts["report_pdf"] == 1
     assert not (tmp_path / "results").exists()
@@ -44,7 +45,7 @@ def test_smoke_run_writes_complete_score_files(smoke_run):
         assert metrics["accuracy"] == pytest.approx(100 * np.mean(scores["pred"] == scores["label"]))
         assert np.array(metrics["confusion"]).sum() == 100
         epochs = (results / "metrics" / variant / "seed0.epochs.tsv").read_text().splitlines()
-        assert epochs[0].split("\t") == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+        assert epochs[0].split("\t") == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
         assert len(epochs) == 2  # header + 1 epoch
         assert not (results / "models" / variant / "seed0.resume.pt").exists()  # removed once finished
 

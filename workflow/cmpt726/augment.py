@@ -35,3 +35,49 @@ class RandomCropFlip:
         nhwc = padded.permute(0, 2, 3, 1)
         out = nhwc[torch.arange(b, device=dev)[:, None, None], rows[:, :, None], cols[:, None, :]]
         return out.permute(0, 3, 1, 2)
+
+
+class Cutout:
+    """Cutout (DeVries & Taylor 2017, "Improved regularization of convolutional neural networks with
+    Cutout"): a size×size square at a random centre, clipped at the borders, painted with `fill` (the
+    per-channel mean pixel, so after normalisation it is 0, as in the paper). One mask per batch."""
+
+    def __init__(self, size: int, generator: torch.Generator, fill=(0, 0, 0)):
+        self.size = int(size)
+        self.generator = generator
+        self.fill = tuple(int(round(v)) for v in fill)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        dev, g, half = x.device, self.generator, self.size // 2
+        cy = torch.randint(0, h, (b, 1, 1), generator=g, device=dev)
+        cx = torch.randint(0, w, (b, 1, 1), generator=g, device=dev)
+        ys = torch.arange(h, device=dev).view(1, h, 1)
+        xs = torch.arange(w, device=dev).view(1, 1, w)
+        inside = (ys >= cy - half) & (ys < cy - half + self.size) & (xs >= cx - half) & (xs < cx - half + self.size)
+        fill = torch.tensor(self.fill, dtype=x.dtype, device=dev).view(1, c, 1, 1)
+        return torch.where(inside[:, None], fill, x)
+
+
+class Compose:
+    def __init__(self, *transforms):
+        self.transforms = transforms
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x)
+        return x
+
+
+def from_settings(augment: dict, generator: torch.Generator, mean) -> Compose | None:
+    """config training.augment ({crop, flip, cutout}) → the batch transform, or None when it does nothing."""
+    steps = []
+    if augment["crop"] or augment["flip"]:
+        steps.append(RandomCropFlip(augment["crop"], augment["flip"], generator))
+    if augment["cutout"]:
+        steps.append(Cutout(augment["cutout"], generator, fill=[255 * m for m in mean]))
+    return Compose(*steps) if steps else None
+
+
+def is_active(augment: dict | None) -> bool:
+    return bool(augment) and bool(augment["crop"] or augment["flip"] or augment["cutout"])

@@ -119,6 +119,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
     if command_line:
         _merge(config, typed(command_line, schema_path))
     fill_and_check(config, schema_path)
+    drop_null_variants(config)
     check_cross_keys(config)
 
 
@@ -220,10 +221,27 @@ def _merge(config: dict, overrides: Mapping) -> None:
 
 # --------------------------------------------------------------------------- cross-key checks and settings
 
+def drop_null_variants(config: dict) -> None:
+    """`variants: {name: null}` in an overlay removes that variant of config.yaml."""
+    dropped = [name for name, value in config["variants"].items() if value is None]
+    for name in dropped:
+        del config["variants"][name]
+    if not config["variants"]:
+        raise ConfigError(f"config key variants: every variant is null ({', '.join(dropped)}); at least one must stay")
+
+
 def check_cross_keys(config: dict) -> None:
     backbone = config["backbone"]
     if backbone["source"] == "path" and not backbone.get("path"):
         raise ConfigError("config key backbone.path: must name a state_dict file when backbone.source is path")
+    subset = config["data"]["subset"]["train"]
+    for name in config["variants"]:
+        held_out = resolve_variant(config, name)["validation"]
+        if subset is not None and held_out >= subset:
+            key = "training.validation" if "validation" not in (config["variants"][name] or {}) else \
+                f"variants.{name}.validation"
+            raise ConfigError(f"config key {key}: {held_out} validation images leave none of the "
+                              f"data.subset.train {subset} training images to train on")
     gallery = config.get("report", {}).get("gallery_variant")
     if gallery is not None and gallery not in config["variants"]:
         raise ConfigError(f"config key report.gallery_variant: {gallery!r} is not one of the variants "
@@ -231,22 +249,33 @@ def check_cross_keys(config: dict) -> None:
 
 
 def resolve_variant(config: dict, name: str) -> dict:
-    """`training` defaults overridden by the variant's keys (the head dict merges key by key)."""
+    """`training` defaults overridden by the variant's keys (head and augment merge key by key).
+
+    The variant's `seeds` are not a training setting (`variant_seeds`): adding a seed must not
+    change what an existing run was trained with."""
     if name not in config["variants"]:
         raise ConfigError(f"unknown variant {name!r}; config key variants has {sorted(config['variants'])}")
     settings = copy.deepcopy(config["training"])
     overrides = config["variants"][name] or {}
     for key, value in overrides.items():
-        if key == "head":
-            settings["head"] = {**settings["head"], **value}
-        else:
+        if key in ("head", "augment"):
+            settings[key] = {**settings[key], **value}
+        elif key != "seeds":
             settings[key] = copy.deepcopy(value)
     return dict(sorted(settings.items()))
 
 
+def variant_seeds(config: dict, name: str) -> list[int]:
+    """The seeds a variant trains with: its own `seeds`, else the top-level ones."""
+    return list((config["variants"][name] or {}).get("seeds", config["seeds"]))
+
+
 def uses_cached_features(settings: dict) -> bool:
-    """A frozen backbone in eval mode computes the same features every epoch: compute them once."""
-    return settings["train"] == "head" and settings["cache_features"] and not settings["seed_quirks"]
+    """A frozen backbone in eval mode computes the same features every epoch: compute them once
+    (not when the images are augmented, or when the seed's quirk lets its statistics drift)."""
+    augmenting = any(settings["augment"][k] for k in ("crop", "flip", "cutout"))
+    return (settings["train"] == "head" and settings["cache_features"] and not settings["seed_quirks"]
+            and not augmenting)
 
 
 def normalization_key(normalize: dict) -> str:

@@ -2,7 +2,9 @@
 
 The prepared file is an uncompressed .npz of uint8 images (N, 3, 32, 32), int64 labels and the
 class names; training loads it into memory and normalises per batch on the device. Reading the
-pickle batches (md5, keys, shapes) is `cifar.py`'s, shared with CIFAR-100.
+pickle batches (md5, keys, shapes) is `cifar.py`'s, shared with CIFAR-100. The validation split
+is a file of indices into the training images (`split_train_val`), the same for every variant
+and seed, so that one feature cache serves both parts.
 """
 
 from __future__ import annotations
@@ -57,3 +59,35 @@ def prepare_cifar10(batch_dir, train_out, test_out, summary_out, verify=True, su
     summary["subset"] = {"train": subset_train, "test": subset_test}
     write_json(summary_out, summary)
     return summary
+
+
+def split_train_val(labels: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices (train, val): `n_val` images held out, stratified by class, drawn with `seed`.
+
+    Each class gives its share of n_val (largest remainders round the shares to exactly n_val),
+    chosen by one permutation per class from numpy's PCG64 seeded with `seed`.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if not 0 < n_val < n:
+        raise ValueError(f"config key training.validation: {n_val} must lie between 1 and {n - 1} "
+                         f"(the {n} training images)")
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n_val / n
+    share = np.floor(exact).astype(int)
+    share[np.argsort(-(exact - share), kind="stable")[: n_val - share.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    val = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, share)])
+    val = np.sort(val)
+    return np.setdiff1d(np.arange(n), val), val
+
+
+def write_split(train_images, out_path, n_val: int, seed: int) -> dict:
+    """The split of rule split_cifar10: indices `train` and `val` into the prepared training images."""
+    _, labels, classes = load_arrays(train_images)
+    train, val = split_train_val(labels, n_val, seed)
+    with atomic_path(out_path, suffix=".npz") as tmp:
+        np.savez(tmp, train=train, val=val)
+    per_class = np.bincount(labels[val], minlength=len(classes)).tolist()
+    print(f"{len(train)} training and {len(val)} validation images (seed {seed}); validation per class {per_class}")
+    return {"train": len(train), "val": len(val), "val_per_class": per_class}

@@ -4,7 +4,10 @@ Two input paths, one loop:
 * images → FineTuneNet (the backbone trains, or a frozen backbone is recomputed every step);
 * cached 64-d features (`features.extract_features`) → the head alone, on a frozen backbone.
 With the same seed both paths start from the same head and see the same batches, so they agree
-to float tolerance. The training job records its own time and peak memory (`train_summary`).
+to float tolerance. The training images are split by index (`data.split_train_val`) into the
+images trained on and a validation split that scores each epoch and, with `keep: best`, picks the
+epoch whose weights are kept; the test set is never read here. Augmentation (`augment.py`) runs
+on the device from its own seeded generator. The job records its own time and peak memory.
 """
 
 from __future__ import annotations
@@ -12,29 +15,41 @@ from __future__ import annotations
 import os
 import resource
 
+import numpy as np
 import torch
 
-from . import models
+from . import augment, models
 from .io import atomic_path, write_json, write_tsv
 from .loop import Fit, ResumeState, fingerprint, fit
 from .runtime import FeatureBatches, device_name, load_inputs, resolve_device
 
-EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
-def train_variant(backbone_path, train_path, test_path, checkpoint_out, epochs_out, settings: dict, seed: int,
-                  device: str = "auto", resume_path=None, summary_out=None) -> list[dict]:
+def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, settings: dict, seed: int,
+                  device: str = "auto", resume_path=None, summary_out=None, split_path=None,
+                  on_epoch=None) -> list[dict]:
     """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary
-    of what the job cost: training seconds over all epochs and peak memory."""
+    of the run: the kept epoch, training seconds over all epochs and peak memory.
+
+    split_path: an .npz with `train` and `val` indices into `train_path` (None: train on every image,
+    nothing held out, the last epoch kept). on_epoch(row) runs after each epoch's resume state is saved."""
     device = resolve_device(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     backbone_state = models.load_backbone_state(backbone_path)
     model = models.build_finetune_net(backbone_state, settings["head"], seed)
-    train_x, train_y, _ = load_inputs(train_path, device, settings["normalize"], settings["channels_last"])
-    test_x, test_y, _ = load_inputs(test_path, device, settings["normalize"], settings["channels_last"])
-    cached = isinstance(train_x, FeatureBatches)
+    inputs, labels, _ = load_inputs(train_path, device, settings["normalize"], settings["channels_last"])
+    cached = isinstance(inputs, FeatureBatches)
     if cached and settings["train"] != "head":
         raise ValueError(f"{train_path} holds cached features, but train: {settings['train']} needs images")
+    if cached and augment.is_active(settings["augment"]):
+        raise ValueError(f"{train_path} holds cached features, but augmentation needs images")
+    train, held_out = (inputs, labels), None
+    if split_path is not None:
+        with np.load(split_path) as split:
+            train_idx, val_idx = (torch.from_numpy(split[k]).to(device) for k in ("train", "val"))
+        train = (inputs.take(train_idx), labels[train_idx])
+        held_out = (inputs.take(val_idx), labels[val_idx])
 
     params = models.trainable_parameters(model, settings["train"], settings["seed_quirks"])
     net = model.head if cached else model  # what the batches go through
@@ -45,6 +60,9 @@ def train_variant(backbone_path, train_path, test_path, checkpoint_out, epochs_o
                                 weight_decay=settings["weight_decay"])
     shuffle = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout's stream: the same in both paths
+    augment_rng = torch.Generator(device=device).manual_seed(seed)
+    if not cached:
+        train[0].augment = augment.from_settings(settings["augment"], augment_rng, settings["normalize"]["mean"])
 
     def set_train_mode():
         if cached:
@@ -52,33 +70,46 @@ def train_variant(backbone_path, train_path, test_path, checkpoint_out, epochs_o
         else:
             models.set_train_mode(model, settings["train"], settings["seed_quirks"])
 
-    print(f"device {device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})", flush=True)
+    print(f"device {device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+          f"{len(train[1])} training images, {0 if held_out is None else len(held_out[1])} held out", flush=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    resume = ResumeState(resume_path, fingerprint(settings, seed, [backbone_path, train_path, test_path]))
-    history = fit(Fit(model=model, net=net, optimizer=optimizer, train=(train_x, train_y), held_out=(test_x, test_y),
-                      epochs=settings["epochs"], batch_size=settings["batch_size"], shuffle=shuffle,
-                      set_train_mode=set_train_mode, bf16=settings["bf16"], resume=resume))
+    inputs_used = [backbone_path, train_path] + ([split_path] if split_path is not None else [])
+    resume = ResumeState(resume_path, fingerprint(settings, seed, inputs_used))
+    job = Fit(model=model, net=net, optimizer=optimizer, train=train, held_out=held_out,
+              epochs=settings["epochs"], batch_size=settings["batch_size"], shuffle=shuffle,
+              set_train_mode=set_train_mode, bf16=settings["bf16"], validate_every=settings["validate_every"],
+              keep=settings["keep"] if held_out is not None else "last",
+              generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch)
+    history = fit(job)
 
     model.cpu()
     with atomic_path(checkpoint_out, suffix=".pt") as tmp:
-        torch.save({"head": settings["head"], "train": settings["train"], "seed": seed,
+        torch.save({"head": settings["head"], "train": settings["train"], "seed": seed, "epoch": job.kept_epoch,
                     "state_dict": model.state_dict()}, tmp)
     write_tsv(epochs_out, EPOCH_COLUMNS, history)
     if summary_out is not None:
-        write_json(summary_out, train_summary(history, device))
+        write_json(summary_out, train_summary(history, device, job, images=len(train[1]),
+                                              held_out=0 if held_out is None else len(held_out[1])))
     resume.discard()
     return history
 
 
-def train_summary(history: list[dict], device: torch.device) -> dict:
-    """What the training job cost, as it measured itself (the report's time and memory columns).
+def train_summary(history: list[dict], device: torch.device, job: Fit, images: int, held_out: int) -> dict:
+    """What the run kept and what it cost, as the training job measured them (the report's columns).
 
-    train_seconds sums the epochs, across resumed runs; peak_rss_mb is this process's high-water
-    resident memory; peak_cuda_mb the largest CUDA allocation (None on the CPU).
+    kept_epoch is the epoch whose weights the checkpoint holds (the best validation accuracy with
+    keep: best); train_seconds sums the epochs, across resumed runs; peak_rss_mb is this process's
+    high-water resident memory; peak_cuda_mb the largest CUDA allocation (None on the CPU).
     """
+    kept = history[job.kept_epoch - 1] if job.kept_epoch else {}
     return {
         "epochs": len(history),
+        "keep": job.keep,
+        "kept_epoch": job.kept_epoch,
+        "kept_val_acc": kept.get("val_acc"),
+        "images": images,
+        "validation_images": held_out,
         "train_seconds": sum(row["seconds"] for row in history),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
         "peak_cuda_mb": (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,

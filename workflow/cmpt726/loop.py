@@ -1,12 +1,14 @@
 """The epoch loop shared by fine-tuning and pretraining, with a resume state saved after every epoch.
 
 `fit` runs: put the model in training mode → shuffle (one index permutation from its own
-generator) → one pass over the training batches → score the held-out batches → log a line →
-save the resume state. A job killed mid-run starts again from the last saved epoch and ends
-with the same weights, because the resume state holds the model, the optimiser and every
-random stream. It is stored as plain tensors, numbers and lists, loaded with
-`torch.load(weights_only=True)`: a planted or foreign file in results/ cannot run code, it is
-only ignored ("unreadable → start over").
+generator) → one pass over the training batches → score the held-out batches (the validation
+split when fine-tuning, every `validate_every` epochs; CIFAR-100's test set when pretraining) →
+log a line → save the resume state. With `keep="best"` the weights of the epoch with the best
+held-out accuracy are what the run ends with. A job killed mid-run starts again from the last
+saved epoch and ends with the same weights, because the resume state holds the model, the
+optimiser, the best epoch's weights and every random stream. It is stored as plain tensors,
+numbers and lists, loaded with `torch.load(weights_only=True)`: a planted or foreign file in
+results/ cannot run code, it is only ignored ("unreadable → start over").
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 from .io import atomic_path
 from .runtime import predict
 
-RESUME_KEYS = {"fingerprint", "epoch", "history", "model", "optimizer", "generators", "torch_rng", "cuda_rng"}
+RESUME_KEYS = {"fingerprint", "epoch", "history", "model", "optimizer", "generators", "torch_rng", "cuda_rng", "best"}
 
 
 def fingerprint(settings: dict, seed: int, inputs) -> str:
@@ -95,10 +97,11 @@ class ResumeState:
             return None
         return state
 
-    def save(self, history: list[dict], model, optimizer, generators: dict, device: torch.device) -> None:
+    def save(self, history: list[dict], model, optimizer, generators: dict, device: torch.device,
+             best: dict) -> None:
         if not self.path:
             return
-        state = {"fingerprint": self.stamp, "epoch": len(history), "history": history,
+        state = {"fingerprint": self.stamp, "epoch": len(history), "history": history, "best": best,
                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "generators": {name: g.get_state() for name, g in generators.items()},
                  "torch_rng": torch.get_rng_state(),
@@ -112,6 +115,7 @@ class ResumeState:
 
 
 def _restore(state: dict, model, optimizer, generators: dict, device: torch.device) -> list[dict]:
+    """Put the saved model, optimiser and random streams back; the epochs run so far."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     for name, generator in generators.items():
@@ -132,34 +136,44 @@ class Fit:
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
     train: tuple            # (batches, labels)
-    held_out: tuple         # (batches, labels), scored after every epoch
+    held_out: tuple | None  # (batches, labels) scored every `validate_every` epochs, or None
     epochs: int
     batch_size: int
     shuffle: torch.Generator
     set_train_mode: Callable[[], None]
     bf16: bool = False
+    held_out_name: str = "val"  # its columns: val_loss, val_acc (test_… when pretraining)
+    validate_every: int = 1
+    keep: str = "last"          # "best": end with the weights of the best held-out accuracy
     lr_at: Callable[[int], float] | None = None   # optimiser step of the whole run → learning rate
     generators: dict = field(default_factory=dict)  # other random streams to save (augmentation)
     resume: ResumeState | None = None
     on_epoch: Callable[[dict], None] | None = None
     name: str = "training"
     resumed_from: int | None = None   # set by fit: the epoch a saved state continued from
+    kept_epoch: int | None = None     # set by fit: the epoch whose weights the model ends with
 
 
 def fit(job: Fit) -> list[dict]:
     """Train for `job.epochs` (continuing a saved run); one row per epoch:
-    epoch, [lr,] train_loss, train_acc, test_loss, test_acc, seconds."""
+    epoch, [lr,] train_loss, train_acc, <held_out_name>_loss, <held_out_name>_acc (None on epochs not
+    scored), seconds. The model ends with the kept epoch's weights (`job.kept_epoch`)."""
+    if job.keep not in ("last", "best"):
+        raise ValueError(f"keep must be last or best, not {job.keep!r}")
+    if job.keep == "best" and job.held_out is None:
+        raise ValueError("keep: best needs held-out data to choose the epoch")
     train_x, train_y = job.train
-    test_x, test_y = job.held_out
     device = train_y.device
     generators = {"shuffle": job.shuffle, **job.generators}
     saved = job.resume.load() if job.resume else None
     history = _restore(saved, job.model, job.optimizer, generators, device) if saved else []
+    best = saved["best"] if saved else {"epoch": None, "acc": None, "model": None}
     if saved:
         job.resumed_from = saved["epoch"]
         print(f"resuming from {job.resume.path} after epoch {saved['epoch']}", flush=True)
     n = len(train_x)
     steps_per_epoch = math.ceil(n / job.batch_size)
+    loss_key, acc_key = f"{job.held_out_name}_loss", f"{job.held_out_name}_acc"
     this_run = []
     for epoch in range(len(history), job.epochs):
         tic = time.perf_counter()
@@ -176,25 +190,37 @@ def fit(job: Fit) -> list[dict]:
 
         row.update(train_epoch(job.net, job.optimizer, train_x, train_y, order, batch_size=job.batch_size,
                                bf16=job.bf16, before_step=before_step))
-        scored = evaluate(job.net, test_x, test_y, bf16=job.bf16)
-        row.update(test_loss=scored["loss"], test_acc=scored["acc"], seconds=time.perf_counter() - tic)
+        row.update({loss_key: None, acc_key: None})
+        if job.held_out is not None and ((epoch + 1) % job.validate_every == 0 or epoch + 1 == job.epochs):
+            scored = evaluate(job.net, *job.held_out, bf16=job.bf16)
+            row.update({loss_key: scored["loss"], acc_key: scored["acc"]})
+            if job.keep == "best" and (best["acc"] is None or scored["acc"] > best["acc"]):  # ties: the earlier
+                best = {"epoch": epoch + 1, "acc": scored["acc"],
+                        "model": {k: v.detach().clone() for k, v in job.model.state_dict().items()}}
+        row["seconds"] = time.perf_counter() - tic
         history.append(row)
         this_run.append(row["seconds"])
-        print(progress_line(job.name, row, job.epochs, this_run), flush=True)
+        print(progress_line(job.name, row, job.epochs, this_run, job.held_out_name), flush=True)
         if job.resume:
-            job.resume.save(history, job.model, job.optimizer, generators, device)
+            job.resume.save(history, job.model, job.optimizer, generators, device, best)
         if job.on_epoch is not None:
             job.on_epoch(row)
+    if job.keep == "best" and best["model"] is not None:
+        job.model.load_state_dict(best["model"])
+        job.kept_epoch = best["epoch"]
+    else:
+        job.kept_epoch = len(history)
     return history
 
 
-def progress_line(name: str, row: dict, epochs: int, seconds: list[float]) -> str:
-    """`training epoch 3/10: train loss …, acc … | test loss …, acc … | 12.3 s/epoch, ETA 1 min 26 s`."""
+def progress_line(name: str, row: dict, epochs: int, seconds: list[float], held_out: str = "val") -> str:
+    """`training epoch 3/10: train loss …, acc … | val loss …, acc … | 12.3 s/epoch, ETA 1 min 26 s`."""
     eta = (epochs - row["epoch"]) * sum(seconds) / len(seconds)
     lr = f", lr {row['lr']:.4g}" if "lr" in row else ""
+    scored = (f" | {held_out} loss {row[held_out + '_loss']:.4f}, acc {row[held_out + '_acc']:.2f}%"
+              if row.get(held_out + "_acc") is not None else "")
     return (f"{name} epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}, acc {row['train_acc']:.2f}%"
-            f"{lr} | test loss {row['test_loss']:.4f}, acc {row['test_acc']:.2f}% | "
-            f"{row['seconds']:.1f} s/epoch, ETA {_duration(eta)}")
+            f"{lr}{scored} | {row['seconds']:.1f} s/epoch, ETA {_duration(eta)}")
 
 
 def _duration(seconds: float) -> str:

@@ -6,6 +6,7 @@ plain float slices. No DataLoader: a batch is one index into a tensor that alrea
 
 from __future__ import annotations
 
+import copy
 import platform
 
 import numpy as np
@@ -55,6 +56,12 @@ class ImageBatches:
         x = (x.float() - self.mean) / self.std
         return x.contiguous(memory_format=self.memory_format)
 
+    def take(self, index) -> "ImageBatches":
+        """The images at `index` (a copy), with the same normalisation and no augmentation."""
+        part = copy.copy(self)
+        part.data, part.augment = self.data[index], None
+        return part
+
 
 class FeatureBatches:
     """Cached float features (N, 64): batches are plain slices."""
@@ -67,6 +74,9 @@ class FeatureBatches:
 
     def __getitem__(self, index) -> torch.Tensor:
         return self.data[index]
+
+    def take(self, index) -> "FeatureBatches":
+        return FeatureBatches(self.data[index])
 
 
 def load_inputs(path, device, normalize: dict, channels_last: bool):

@@ -6,13 +6,15 @@ from cmpt726.config import (
     normalization_key,
     resolve_variant,
     uses_cached_features,
+    variant_seeds,
 )
 from cmpt726.sources import module_sources
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
 
 VARIANTS = list(config["variants"])
-SEEDS = config["seeds"]
 SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
+# Every (variant, seed) that trains: a variant's own `seeds`, else the top-level ones.
+RUNS = [(name, seed) for name in VARIANTS for seed in variant_seeds(config, name)]
 # Feature caches are keyed by normalisation, the only setting they depend on besides the backbone.
 NORMALIZATIONS = {
     normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()
@@ -31,6 +33,7 @@ wildcard_constraints:
     seed=r"\d+",
     split="train|test",
     norm=r"[0-9a-f]{10}",
+    n_val=r"\d+",
 
 
 def variant_settings(wildcards):
@@ -49,8 +52,15 @@ def variant_input(split):
     return choose
 
 
-def per_variant_seed(pattern):
-    return expand(pattern, variant=VARIANTS, seed=SEEDS)
+def per_run(pattern):
+    """`pattern` for every (variant, seed) in RUNS, in that order."""
+    return expand(pattern, zip, variant=[v for v, _ in RUNS], seed=[s for _, s in RUNS])
+
+
+def variant_split(wildcards):
+    """The validation split a variant trains with (training.validation images held out), or none."""
+    n_val = SETTINGS[wildcards.variant]["validation"]
+    return {"split": f"results/data/cifar10/validation_{n_val}.npz"} if n_val else {}
 
 
 def q6_figure(name, caption, label):

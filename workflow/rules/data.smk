@@ -32,3 +32,21 @@ rule prepare_cifar10:
         subset=config["data"]["subset"],
     script:
         "../scripts/prepare_cifar10.py"
+
+
+rule split_cifar10:
+    """Hold out a validation split of the training images (stratified, data.split_seed)."""
+    input:
+        train=rules.prepare_cifar10.output.train,
+        code=package_sources("data"),
+    output:
+        "results/data/cifar10/validation_{n_val}.npz",
+    log:
+        f"{LOGS}/split_cifar10/validation_{{n_val}}.log",
+    benchmark:
+        f"{BENCHMARKS}/split_cifar10/validation_{{n_val}}.tsv"
+    threads: 1
+    params:
+        seed=config["data"]["split_seed"],
+    script:
+        "../scripts/split_cifar10.py"

@@ -24,9 +24,9 @@ rule cache_features:
 
 rule train_variant:
     input:
+        unpack(variant_split),
         backbone=BACKBONE,
         train=variant_input("train"),
-        test=variant_input("test"),
         code=package_sources("finetune"),
     output:
         checkpoint="results/models/{variant}/seed{seed}.pt",

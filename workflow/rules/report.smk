@@ -1,23 +1,24 @@
 # Q6 figures from the results; the assembled report: report/report.html (self-contained) → report/report.pdf;
-# the per-image gallery of one variant: report/gallery.html (interactive) and report/gallery.pdf (print grid).
-# Figures and tables carry report(...) so that `snakemake --report report.zip` shows them too.
+# the per-image gallery: report/gallery.html (interactive) and report/gallery.pdf (print grid of the focus
+# variant, the one the report's per-image sections study). Figures and tables carry report(...) so that
+# `snakemake --report report.zip` shows them too.
 TEMPLATES = os.path.join(WORKFLOW_DIR, "templates")
 Q6_FIGURES = "results/figures/q6"
-# The gallery shows report.gallery_variant (null: the first variant), first seed.
-GALLERY_VARIANT = config["report"]["gallery_variant"] or VARIANTS[0]
-GALLERY_SEED = SEEDS[0]
 
 
 rule plot_q6:
+    """Q6: variant table with intervals, paired tests, figures and every number of the discussion."""
     input:
         test=rules.prepare_cifar10.output.test,
-        metrics=per_variant_seed(rules.evaluate_variant.output.metrics),
-        scores=per_variant_seed(rules.evaluate_variant.output.scores),
-        epochs=per_variant_seed(rules.train_variant.output.epochs),
-        train_summaries=per_variant_seed(rules.train_variant.output.summary),
+        metrics=per_run(rules.evaluate_variant.output.metrics),
+        scores=per_run(rules.evaluate_variant.output.scores),
+        epochs=per_run(rules.train_variant.output.epochs),
+        train_summaries=per_run(rules.train_variant.output.summary),
         code=package_sources("report.q6"),
     output:
         curves=q6_figure("curves", "q6_curves", "training curves"),
+        variants=q6_figure("variants", "q6_intervals", "accuracy with 95% intervals"),
+        pairs=q6_figure("pairs", "q6_pairs", "paired comparisons"),
         confusion=q6_figure("confusion", "q6_confusion", "confusion matrix"),
         per_class=q6_figure("per_class", "q6_per_class", "per-class accuracy"),
         reliability=q6_figure("reliability", "q6_reliability", "reliability diagram"),
@@ -36,8 +37,11 @@ rule plot_q6:
     threads: 1
     params:
         settings=SETTINGS,
-        seeds=SEEDS,
-        reference=config.get("reference_accuracy", {}),
+        runs=RUNS,
+        reference=config["reference_accuracy"],
+        statistics={k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons")},
+        focus=config["report"]["gallery_variant"],
+        seed_replica=config["training"]["seed_quirks"],
     script:
         "../scripts/plot_q6.py"
 
@@ -47,6 +51,7 @@ THEORY = {f"q{n}": getattr(rules, f"theory_q{n}").output for n in range(1, 6)}
 
 
 rule report_html:
+    """The assignment's answer as one self-contained HTML file (Q1-Q6, provenance)."""
     input:
         unpack(backbone_summary),
         **{f"theory_{question}": outputs for question, outputs in THEORY.items()},
@@ -65,16 +70,15 @@ rule report_html:
     threads: 1
     params:
         backbone=config["backbone"],
-        gallery={"variant": GALLERY_VARIANT, "seed": GALLERY_SEED},
         theory=list(THEORY),
         title=config["report"]["title"],
         config=config,
-        repo=workflow.basedir,
     script:
         "../scripts/report_html.py"
 
 
 rule report_pdf:
+    """report/report.html printed to A4 by wkhtmltopdf."""
     input:
         html=rules.report_html.output[0],
         code=package_sources("report.render"),
@@ -90,21 +94,19 @@ rule report_pdf:
 
 
 rule gallery_html:
+    """Every test image with its scores: one self-contained, sortable and filterable HTML file."""
     input:
         template=f"{TEMPLATES}/gallery.html.j2",
         images=rules.prepare_cifar10.output.test,
-        scores=expand(
-            rules.evaluate_variant.output.scores,
-            variant=GALLERY_VARIANT,
-            seed=GALLERY_SEED,
-        ),
+        scores=per_run(rules.evaluate_variant.output.scores),
+        q6=rules.plot_q6.output.numbers,
         code=package_sources("report.gallery"),
     output:
         report(
             "report/gallery.html",
             caption="../report/gallery.rst",
             category="Gallery",
-            labels={"variant": GALLERY_VARIANT, "seed": str(GALLERY_SEED)},
+            labels={"file": "gallery.html"},
         ),
     log:
         f"{LOGS}/gallery_html.log",
@@ -112,18 +114,19 @@ rule gallery_html:
         f"{BENCHMARKS}/gallery_html.tsv"
     threads: 1
     params:
-        variant=GALLERY_VARIANT,
-        seed=GALLERY_SEED,
+        runs=RUNS,
         title=config["report"]["title"],
     script:
         "../scripts/gallery_html.py"
 
 
 rule gallery_pdf:
+    """Every test image of the focus variant with its scores, as a print grid (wkhtmltopdf)."""
     input:
         template=f"{TEMPLATES}/gallery_print.html.j2",
         images=rules.prepare_cifar10.output.test,
-        scores=rules.gallery_html.input.scores,
+        scores=per_run(rules.evaluate_variant.output.scores),
+        q6=rules.plot_q6.output.numbers,
         code=package_sources("report.gallery"),
     output:
         "report/gallery.pdf",
@@ -133,8 +136,7 @@ rule gallery_pdf:
         f"{BENCHMARKS}/gallery_pdf.tsv"
     threads: 1
     params:
-        variant=GALLERY_VARIANT,
-        seed=GALLERY_SEED,
+        runs=RUNS,
         title=config["report"]["title"],
     script:
         "../scripts/gallery_pdf.py"

@@ -5,11 +5,11 @@ run(
     snakemake,
     lambda smk: gallery_html(
         smk.input.images,
-        smk.input.scores[0],
+        smk.params.runs,
+        smk.input.scores,
+        smk.input.q6,
         smk.output[0],
         smk.input.template,
-        variant=smk.params.variant,
-        seed=smk.params.seed,
         title=smk.params.title,
     ),
 )

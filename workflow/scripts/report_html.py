@@ -13,9 +13,7 @@ run(
         backbone_summary=smk.input.get("backbone"),
         backbone_curves=smk.input.get("backbone_curves"),
         data=read_json(smk.input.data),
-        gallery=smk.params.gallery,
         config=smk.params.config,
         title=smk.params.title,
-        repo_dir=smk.params.repo,
     ),
 )

@@ -6,7 +6,6 @@ run(
     lambda smk: train_variant(
         smk.input.backbone,
         smk.input.train,
-        smk.input.test,
         smk.output.checkpoint,
         smk.output.epochs,
         settings=smk.params.settings,
@@ -14,5 +13,6 @@ run(
         device=smk.params.device,
         resume_path=smk.params.resume,
         summary_out=smk.output.summary,
+        split_path=smk.input.get("split"),
     ),
 )

@@ -9,8 +9,7 @@ from .render import load_outputs, provenance, render
 
 
 def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, config: dict,
-                 title: str, gallery: dict | None = None, backbone_summary=None, backbone_curves=None,
-                 repo_dir=".") -> None:
+                 title: str, backbone_summary=None, backbone_curves=None, repo_dir=None) -> None:
     """q6: the outputs of rule plot_q6 (figures, the variant table, numbers.json);
     theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2."""
     outputs = load_outputs(q6)
@@ -26,7 +25,7 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
             "backbone": backbone_info(backbone, backbone_summary, backbone_curves),
             "data": describe_data(data),
             "defaults": config["training"],
-            "gallery": gallery,
+            "gallery": {"variant": numbers["focus"], "seed": numbers["seed"]},
         },
         "provenance": provenance(config, repo_dir, devices=numbers.get("devices")),
         "stylesheet": Path(template).with_name("report.css").read_text(),

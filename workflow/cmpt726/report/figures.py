@@ -15,32 +15,86 @@ from ..plotting import plt, save_figure
 
 
 def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Epochs, the mean over seeds of one per-epoch column, and its std (None for one seed)."""
+    """Epochs where every seed has a value of `column`, the mean over seeds there, and the std (None for one seed)."""
     length = min(len(h) for h in histories)
-    values = np.array([[row[column] for row in h[:length]] for h in histories], dtype=np.float64)
-    epochs = np.array([row["epoch"] for row in histories[0][:length]])
+    rows = [i for i in range(length) if all(h[i].get(column) is not None for h in histories)]
+    values = np.array([[h[i][column] for i in rows] for h in histories], dtype=np.float64).reshape(len(histories), -1)
+    epochs = np.array([histories[0][i]["epoch"] for i in rows])
     return epochs, values.mean(0), (values.std(0, ddof=1) if len(histories) > 1 else None)
 
 
 def plot_curves(curves: dict[str, list[list[dict]]], path) -> None:
-    """Training loss and test accuracy per epoch, one line per variant (mean over seeds, ±1 std band)."""
+    """Training loss and validation accuracy per epoch, one line per variant (mean over seeds, ±1 std band).
+    Without a validation split (training.validation 0) the right panel says so."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.9))
     colors = plt.get_cmap("tab10")
+    validated = False
     for i, (name, histories) in enumerate(curves.items()):
         color = colors(i % 10)
-        for ax, column in [(ax_loss, "train_loss"), (ax_acc, "test_acc")]:
+        for ax, column in [(ax_loss, "train_loss"), (ax_acc, "val_acc")]:
             epochs, mean, std = mean_curves(histories, column)
+            if not len(epochs):
+                continue
+            validated |= column == "val_acc"
             ax.plot(epochs, mean, marker="o", markersize=3.5, color=color, label=name, lw=1.6)
             if std is not None:
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15, lw=0)
     ax_loss.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="Training loss")
-    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy after each epoch")
+    ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy after each epoch")
+    if not validated:
+        ax_acc.text(0.5, 0.5, "no validation split\n(training.validation: 0)", ha="center", va="center",
+                    transform=ax_acc.transAxes, color="#555")
     last = max(len(h) for histories in curves.values() for h in histories)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.set_xlim(0.5, last + 0.5)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
-    ax_acc.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    handles, labels = ax_loss.get_legend_handles_labels()
+    ax_acc.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_intervals(rows: list[dict], verdict: dict, path) -> None:
+    """Each variant's test accuracy with its 95 % interval, highest first; single seeds as small dots;
+    the variants the tests cannot tell apart from the top one in the top one's colour."""
+    order = sorted(rows, key=lambda r: -r["accuracy"])
+    tied = set(verdict["tied_with_top"])
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(order) + 1.2))
+    for y, r in enumerate(order):
+        color = "#1f77b4" if r["name"] in tied else "#888"
+        ax.errorbar(r["accuracy"], y, xerr=[[r["accuracy"] - r["ci_low"]], [r["ci_high"] - r["accuracy"]]],
+                    fmt="o", color=color, capsize=3, lw=1.6, markersize=5)
+        if len(r["per_seed"]) > 1:
+            ax.plot(r["per_seed"], [y] * len(r["per_seed"]), "|", color=color, markersize=9, alpha=0.6)
+    ax.set_yticks(range(len(order)), [r["name"] for r in order], fontsize=9)
+    ax.invert_yaxis()
+    ax.set(xlabel="test accuracy (%), 95 % interval", title="Test accuracy of every variant")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_pair_matrix(matrix: dict, alpha: float, path) -> None:
+    """Row − column difference in test accuracy (points) for every pair, coloured by size and sign, with the
+    Holm-adjusted p-value; pairs the tests tell apart (p < alpha) are framed."""
+    names, diff, p = matrix["names"], matrix["diff"], matrix["p_adjusted"]
+    k = len(names)
+    values = np.array([[np.nan if v is None else v for v in row] for row in diff], dtype=float).reshape(k, k)
+    limit = max(1e-9, np.nanmax(np.abs(values))) if k > 1 else 1.0
+    fig, ax = plt.subplots(figsize=(1.0 * k + 2.6, 0.8 * k + 1.6))
+    image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit)
+    for i, j in itertools.product(range(k), range(k)):
+        if i == j:
+            continue
+        ax.text(j, i, f"{values[i, j]:+.2f}\np={p[i][j]:.2g}", ha="center", va="center", fontsize=7,
+                color="white" if abs(values[i, j]) > 0.6 * limit else "#222")
+        if p[i][j] < alpha:
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, edgecolor="black"))
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8.5)
+    ax.set_yticks(range(k), names, fontsize=8.5)
+    ax.set_title(f"Row − column test accuracy (points); framed: Holm-adjusted p < {alpha:g}", fontsize=9.5)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="difference (points)")
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..data import load_arrays
 from ..evaluation import read_scores
-from ..io import write_text
+from ..io import read_json, write_text
 from .render import environment, html_to_pdf
 
 THUMB = 32  # CIFAR images are 32 × 32
@@ -139,17 +139,28 @@ def _render(template, out_html, context: dict) -> None:
 
 
 # --------------------------------------------------------------------------- entry points for the rules
-def _build(write, test_images, scores, out, template, *, variant: str, seed: int, title: str) -> None:
+def focus_scores(runs: list, scores: list, q6_numbers) -> tuple[str, int, str]:
+    """The focus variant of the report (numbers.json of rule plot_q6), its first seed and that run's score file."""
+    numbers = read_json(q6_numbers)
+    by_run = {tuple(run): path for run, path in zip(runs, scores)}
+    key = (numbers["focus"], numbers["seed"])
+    if key not in by_run:
+        raise ValueError(f"{q6_numbers}: its focus {key} is not one of the runs {sorted(by_run)}")
+    return numbers["focus"], numbers["seed"], by_run[key]
+
+
+def _build(write, test_images, runs, scores, q6_numbers, out, template, *, title: str) -> None:
     tic = time.perf_counter()
-    data = load_gallery(test_images, scores)
+    variant, seed, path = focus_scores(runs, scores, q6_numbers)
+    data = load_gallery(test_images, path)
     write(out, template, data, variant=variant, seed=seed, title=title)
-    print(f"{out}: {len(data['labels'])} images, {Path(out).stat().st_size / 1e6:.1f} MB, "
+    print(f"{out}: {len(data['labels'])} images of {variant} (seed {seed}), {Path(out).stat().st_size / 1e6:.1f} MB, "
           f"{time.perf_counter() - tic:.1f} s")
 
 
-def gallery_html(test_images, scores, out_html, template, **kwargs) -> None:
-    _build(write_gallery_html, test_images, scores, out_html, template, **kwargs)
+def gallery_html(test_images, runs, scores, q6_numbers, out_html, template, **kwargs) -> None:
+    _build(write_gallery_html, test_images, runs, scores, q6_numbers, out_html, template, **kwargs)
 
 
-def gallery_pdf(test_images, scores, out_pdf, template, **kwargs) -> None:
-    _build(write_gallery_pdf, test_images, scores, out_pdf, template, **kwargs)
+def gallery_pdf(test_images, runs, scores, q6_numbers, out_pdf, template, **kwargs) -> None:
+    _build(write_gallery_pdf, test_images, runs, scores, q6_numbers, out_pdf, template, **kwargs)

@@ -1,9 +1,10 @@
-"""Question 6, every number: the variant table, the best variant and how it errs, calibration, the
-comparisons the prose makes, and the entry point of rule plot_q6 that writes them with the figures.
+"""Question 6, every number: the variant table with 95 % intervals, the paired tests between variants
+and the verdict they allow, the comparisons the prose makes, how the focus variant errs, calibration,
+and the entry point of rule plot_q6 that writes them with the figures.
 
 The template (sections/q6.html.j2) only lays out what `q6_outputs` writes to numbers.json; it
-computes nothing. Training time and peak memory come from the training jobs' own summaries
-(`finetune.train_summary`), not from Snakemake's benchmark files.
+computes nothing. The statistics are `stats.py`'s; training time, peak memory and the kept epoch
+come from the training jobs' own summaries (`finetune.train_summary`).
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import numpy as np
 
 from ..data import load_arrays
 from ..evaluation import read_scores
+from .. import stats
 from ..io import read_json, read_tsv, write_json, write_tsv
 from . import figures
 from .render import data_uri
 
 N_MISTAKES = 24
 CALIBRATION_BINS = 15
-TABLE_COLUMNS = ["variant", "train", "head", "epochs", "lr", "weight_decay", "batch_size", "accuracy",
-                 "accuracy_std", "delta_vs_baseline", "reference_accuracy", "ece", "train_seconds", "peak_rss_mb"]
-TABLE_KEYS = ["name", "train", "head", "epochs", "lr", "weight_decay", "batch_size", "accuracy", "accuracy_std",
-              "delta", "reference", "ece", "seconds", "max_rss_mb"]
+TABLE_COLUMNS = ["variant", "train", "head", "augment", "epochs", "lr", "weight_decay", "batch_size", "seeds",
+                 "accuracy", "ci_low", "ci_high", "interval", "accuracy_std", "kept_epochs", "delta_vs_baseline",
+                 "reference_accuracy", "ece", "train_seconds", "peak_rss_mb"]
+TABLE_KEYS = ["name", "train", "head", "augment", "epochs", "lr", "weight_decay", "batch_size", "seeds", "accuracy",
+              "ci_low", "ci_high", "interval_method", "accuracy_std", "kept_epochs_text", "delta", "reference", "ece",
+              "seconds", "max_rss_mb"]
 
 
 # --------------------------------------------------------------------------- words
@@ -35,6 +39,12 @@ def describe_backbone(backbone: dict) -> str:
     if backbone["source"] == "path":
         return f"weights read from {backbone['path']}"
     return "pretrained on CIFAR-100 by this workflow"
+
+
+def describe_augment(augment: dict) -> str:
+    parts = ([f"crop (pad {augment['crop']})"] if augment["crop"] else []) + (["flip"] if augment["flip"] else [])
+    parts += [f"cutout {augment['cutout']}×{augment['cutout']}"] if augment["cutout"] else []
+    return " + ".join(parts) or "none"
 
 
 def describe_head(head: dict) -> str:
@@ -120,24 +130,27 @@ def top_confusion(confusion, classes) -> dict | None:
 
 
 # --------------------------------------------------------------------------- the variant table
-def _mean_std(values):
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else None
-    return mean, std
-
-
-def variant_rows(settings: dict, seeds: list[int], metrics: dict, train_summaries: dict, reference: dict,
+def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dict, summary: dict, reference: dict,
                  baseline: str = "head") -> list[dict]:
-    """settings: name → resolved settings; metrics/train_summaries: (name, seed) → path."""
+    """One row per variant. settings: name → resolved settings; runs: [(name, seed)]; metrics and
+    train_summaries: (name, seed) → path; summary: stats.accuracy_summary of the score files."""
     rows = []
     for name, s in settings.items():
-        accs = [read_json(metrics[name, seed])["accuracy"] for seed in seeds]
+        seeds = [seed for v, seed in runs if v == name]
         cost = [read_json(train_summaries[name, seed]) for seed in seeds]
-        mean, std = _mean_std(accs)
+        acc = summary[name]
+        kept = [c.get("kept_epoch") for c in cost]
         rows.append({
-            "name": name, "head": describe_head(s["head"]), "train": s["train"], "epochs": s["epochs"],
-            "lr": s["lr"], "weight_decay": s["weight_decay"], "batch_size": s["batch_size"],
-            "accuracy": mean, "accuracy_std": std, "seeds": len(seeds), "reference": reference.get(name),
+            "name": name, "head": describe_head(s["head"]), "augment": describe_augment(s["augment"]),
+            "train": s["train"], "epochs": s["epochs"], "lr": s["lr"], "weight_decay": s["weight_decay"],
+            "batch_size": s["batch_size"], "seeds": len(seeds), "seed_list": seeds,
+            "accuracy": acc["mean"], "accuracy_std": acc["std"], "per_seed": acc["per_seed"],
+            "ci_low": acc["ci_low"], "ci_high": acc["ci_high"], "interval_method": acc["interval_method"],
+            "metrics_accuracy": [read_json(metrics[name, seed])["accuracy"] for seed in seeds],
+            "reference": reference.get(name),
+            "keep": cost[0].get("keep"), "kept_epochs": kept,
+            "kept_epochs_text": ", ".join("–" if k is None else str(k) for k in kept),
+            "validation_images": cost[0].get("validation_images"),
             "seconds": statistics.fmean(c["train_seconds"] for c in cost),
             "max_rss_mb": max(c["peak_rss_mb"] for c in cost),
             "max_cuda_mb": max((c["peak_cuda_mb"] for c in cost if c.get("peak_cuda_mb") is not None), default=None),
@@ -150,86 +163,151 @@ def variant_rows(settings: dict, seeds: list[int], metrics: dict, train_summarie
 
 def varying_columns(rows: list[dict]) -> dict:
     """Which optional columns differ between variants (a column that is the same everywhere goes in a note)."""
-    return {key: len({r[key] for r in rows}) > 1 for key in ("lr", "batch_size")}
+    return {key: len({str(r[key]) for r in rows}) > 1 for key in ("lr", "batch_size", "augment", "seeds")}
 
 
-def head_vs_full(rows: list[dict]) -> dict | None:
-    """The prose's comparison: the best variant that fine-tunes everything against the best head-only one."""
+def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict) -> dict:
+    """The discussion's questions (config report.comparisons: a, b, asks), each with its paired test from the
+    whole family (Holm over every pair), plus "head vs full": the best variant that fine-tunes everything
+    against the best head-only one. Questions about variants this run does not have are listed as skipped."""
+    by_name = {r["name"]: r for r in rows}
+    found, skipped = [], []
+    for item in asked:
+        if item["a"] in by_name and item["b"] in by_name and item["a"] != item["b"]:
+            found.append({**item, **_pair(pairs, by_name, item["a"], item["b"])})
+        else:
+            skipped.append(item)
     heads = [r for r in rows if r["train"] == "head"]
     fulls = [r for r in rows if r["train"] == "all"]
-    if not heads or not fulls:
-        return None
-    h = max(heads, key=lambda r: r["accuracy"])
-    f = max(fulls, key=lambda r: r["accuracy"])
-    return {"head": h["name"], "head_accuracy": h["accuracy"], "full": f["name"], "full_accuracy": f["accuracy"],
-            "full_wins": f["accuracy"] > h["accuracy"], "difference": abs(f["accuracy"] - h["accuracy"]),
-            "time_ratio": f["seconds"] / h["seconds"] if f["seconds"] and h["seconds"] else None}
+    head_vs_full = None
+    if heads and fulls:
+        h = max(heads, key=lambda r: r["accuracy"])
+        f = max(fulls, key=lambda r: r["accuracy"])
+        head_vs_full = {**_pair(pairs, by_name, f["name"], h["name"]),
+                        "time_ratio": f["seconds"] / h["seconds"] if f["seconds"] and h["seconds"] else None}
+    return {"asked": found, "skipped": skipped, "head_vs_full": head_vs_full}
+
+
+def _pair(pairs: dict, by_name: dict, a: str, b: str) -> dict:
+    """One paired comparison oriented a − b, with both accuracies and the words the prose needs."""
+    record = stats.find_pair(pairs, a, b)
+    return {"a": a, "b": b, "a_accuracy": by_name[a]["accuracy"], "b_accuracy": by_name[b]["accuracy"],
+            "diff": record["diff_points"], "ci_low": record["ci_low"], "ci_high": record["ci_high"],
+            "p": record["p"], "p_adjusted": record["p_adjusted"], "test": record["test"],
+            "significant": record["significant"],
+            "direction": "higher" if record["diff_points"] > 0 else "lower" if record["diff_points"] < 0 else "equal"}
+
+
+def pair_matrix(names: list[str], pairs: dict) -> dict:
+    """Row − column differences (points) and Holm-adjusted p-values as square lists (None on the diagonal)."""
+    diff = [[None if a == b else stats.find_pair(pairs, a, b)["diff_points"] for b in names] for a in names]
+    p = [[None if a == b else stats.find_pair(pairs, a, b)["p_adjusted"] for b in names] for a in names]
+    return {"names": names, "diff": diff, "p_adjusted": p}
+
+
+def headline(verdict: dict, rows: list[dict]) -> dict:
+    """What the report may claim: a best variant only when the tests allow it, else who is tied at the top."""
+    by_name = {r["name"]: r for r in rows}
+    top = by_name[verdict["top"]]
+    return {**verdict, "top_accuracy": top["accuracy"], "top_ci": [top["ci_low"], top["ci_high"]],
+            "tied_others": [v for v in verdict["tied_with_top"] if v != verdict["top"]]}
+
+
+def reference_check(rows: list[dict], seed_replica: bool) -> dict:
+    """The seed's reported accuracies against ours: how many lie inside our 95 % intervals."""
+    checked = [{"name": r["name"], "reference": r["reference"], "accuracy": r["accuracy"],
+                "diff": r["accuracy"] - r["reference"], "inside": r["ci_low"] <= r["reference"] <= r["ci_high"]}
+               for r in rows if r["reference"] is not None]
+    return {"seed_replica": seed_replica, "rows": checked, "inside": sum(c["inside"] for c in checked),
+            "n": len(checked)}
 
 
 # --------------------------------------------------------------------------- rule plot_q6
-def q6_outputs(*, settings: dict, seeds: list[int], metrics: list, epochs: list, train_summaries: list,
-               scores: list, test_images, reference: dict, out: dict, baseline: str = "head") -> dict:
+def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
+               test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
+               alpha: float = 0.05, replicates: int = 10_000, seed_replica: bool = False,
+               baseline: str = "head") -> dict:
     """Every Q6 figure, the variant table and the numbers JSON.
 
-    metrics/epochs/train_summaries/scores are in expand() order (variant-major, then seed). The per-image
-    analyses (confusion, per-class, calibration diagram, mistakes) use the best variant's first seed.
-    out: figure name → path for curves, confusion, per_class, reliability, mistakes, table, numbers.
+    runs: the (variant, seed) pairs in the order of metrics/epochs/train_summaries/scores. focus: the variant
+    whose first seed the per-image analyses use (confusion, per-class, calibration diagram, mistakes);
+    None: the top variant by mean accuracy. out: name → path for curves, confusion, per_class, reliability,
+    mistakes, variants, pairs, table, numbers.
     """
-    keys = list(itertools.product(settings, seeds))
+    runs = [tuple(r) for r in runs]
     for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
                         ("scores", scores)]:
-        if len(paths) != len(keys):
-            raise ValueError(f"{name}: {len(paths)} files for {len(keys)} variant × seed runs")
-    metrics_by, epochs_by, cost_by, scores_by = (dict(zip(keys, p)) for p in (metrics, epochs, train_summaries, scores))
+        if len(paths) != len(runs):
+            raise ValueError(f"{name}: {len(paths)} files for {len(runs)} variant × seed runs")
+    metrics_by, epochs_by, cost_by, scores_by = (dict(zip(runs, p)) for p in (metrics, epochs, train_summaries, scores))
     images, labels, classes = load_arrays(test_images)
     n = len(labels)
 
-    rows = variant_rows(settings, seeds, metrics_by, cost_by, reference, baseline=baseline)
     table = {key: read_scores(path, expected_rows=n) for key, path in scores_by.items()}
     for key, s in table.items():
         if not np.array_equal(s["label"], labels):
             raise ValueError(f"{scores_by[key]}: its labels differ from {test_images}; re-evaluate the variant")
+    correct = {name: np.stack([table[name, seed]["pred"] == labels for v, seed in runs if v == name])
+               for name in settings}
+    boot = stats.bootstrap_accuracies(correct, replicates=replicates, seed=0)
+    summary = stats.accuracy_summary(correct, boot=boot)
+    pairs = stats.pairwise_comparisons(correct, order=list(settings), alpha=alpha, boot=boot) if len(settings) > 1 \
+        else {"pairs": [], "alpha": alpha}
+    rows = variant_rows(settings, runs, metrics_by, cost_by, summary, reference, baseline=baseline)
     calib = {key: calibration(s["probs"].max(1), s["pred"] == s["label"]) for key, s in table.items()}
     for r in rows:
-        r["ece"] = statistics.fmean(100 * calib[r["name"], seed]["ece"] for seed in seeds)
+        r["ece"] = statistics.fmean(100 * calib[r["name"], seed]["ece"] for seed in r["seed_list"])
+    verdict = stats.verdict(summary, pairs, alpha) if len(settings) > 1 else {
+        "top": rows[0]["name"], "runner_up": None, "best": None, "tied_with_top": [rows[0]["name"]],
+        "max_gap_points": None, "p_top_vs_runner_up": None, "alpha": alpha, "ranking": [rows[0]["name"]]}
 
-    best_row = max(rows, key=lambda r: r["accuracy"])
-    best, seed = best_row["name"], seeds[0]
-    best_metrics = read_json(metrics_by[best, seed])
-    best_scores = table[best, seed]
-    mistakes = confident_mistakes(best_scores["label"], best_scores["probs"])
-    compare = {best: best_metrics["per_class_accuracy"]}
-    if baseline in settings and baseline != best:
-        compare[f"{baseline} (baseline)"] = read_json(metrics_by[baseline, seed])["per_class_accuracy"]
-    per_class = best_metrics["per_class_accuracy"]
+    focus = focus or verdict["top"]
+    focus_row = next(r for r in rows if r["name"] == focus)
+    seed = focus_row["seed_list"][0]
+    focus_metrics = read_json(metrics_by[focus, seed])
+    focus_scores = table[focus, seed]
+    mistakes = confident_mistakes(focus_scores["label"], focus_scores["probs"])
+    compare = {focus: focus_metrics["per_class_accuracy"]}
+    if baseline in settings and baseline != focus:
+        base_seed = next(s for v, s in runs if v == baseline)
+        compare[f"{baseline} (baseline)"] = read_json(metrics_by[baseline, base_seed])["per_class_accuracy"]
+    per_class = focus_metrics["per_class_accuracy"]
     ranked = sorted((a, c) for c, a in per_class.items() if a is not None)
 
-    figures.plot_curves({name: [read_tsv(epochs_by[name, s]) for s in seeds] for name in settings}, out["curves"])
-    figures.plot_confusion(best_metrics["confusion"], classes, f"{best}, seed {seed}", out["confusion"])
+    curves = {name: [read_tsv(epochs_by[name, s]) for v, s in runs if v == name] for name in settings}
+    figures.plot_curves(curves, out["curves"])
+    figures.plot_confusion(focus_metrics["confusion"], classes, f"{focus}, seed {seed}", out["confusion"])
     figures.plot_per_class(compare, out["per_class"])
-    figures.plot_reliability(calib[best, seed], f"{best}, seed {seed}", out["reliability"])
-    figures.plot_mistakes(images, best_scores["label"], best_scores["probs"], mistakes, classes,
-                          f"The {len(mistakes)} most confident mistakes of {best} (seed {seed})", out["mistakes"])
+    figures.plot_reliability(calib[focus, seed], f"{focus}, seed {seed}", out["reliability"])
+    figures.plot_mistakes(images, focus_scores["label"], focus_scores["probs"], mistakes, classes,
+                          f"The {len(mistakes)} most confident mistakes of {focus} (seed {seed})", out["mistakes"])
+    figures.plot_intervals(rows, verdict, out["variants"])
+    matrix = pair_matrix([r["name"] for r in rows], pairs)
+    figures.plot_pair_matrix(matrix, alpha, out["pairs"])
     write_tsv(out["table"], TABLE_COLUMNS, ([r[k] for k in TABLE_KEYS] for r in rows))
 
     numbers = {
-        "rows": rows, "baseline": baseline if baseline in settings else None, "best": best, "best_row": best_row,
-        "seed": seed, "seeds": list(seeds), "n_test": n, "classes": classes,
+        "rows": rows, "baseline": baseline if baseline in settings else None,
+        "verdict": headline(verdict, rows), "alpha": alpha, "replicates": replicates,
+        "pairs": pairs["pairs"], "matrix": matrix,
+        "comparisons": named_comparisons(comparisons or [], rows, pairs),
+        "reference_check": reference_check(rows, seed_replica),
+        "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
+        "seed": seed, "seeds": sorted({s for _, s in runs}), "n_test": n, "classes": classes,
         "train_modes": list(dict.fromkeys(r["train"] for r in rows)),
         "varying": varying_columns(rows),
-        "head_vs_full": head_vs_full(rows),
-        "best_accuracy": best_row["accuracy"],
-        "best_seed_accuracy": best_metrics["accuracy"],
+        "validation": {"images": focus_row["validation_images"], "keep": focus_row["keep"]},
+        "focus_seed_accuracy": focus_metrics["accuracy"],
         "ece": {r["name"]: r["ece"] for r in rows},
-        "calibration": {k: v for k, v in calib[best, seed].items() if k != "edges"},
+        "calibration": {k: v for k, v in calib[focus, seed].items() if k != "edges"},
         "calibration_bins": CALIBRATION_BINS,
         "per_class": per_class,
         "worst_class": {"name": ranked[0][1], "accuracy": ranked[0][0]} if ranked else None,
         "best_class": {"name": ranked[-1][1], "accuracy": ranked[-1][0]} if ranked else None,
-        "top_confusion": top_confusion(best_metrics["confusion"], classes),
-        "n_wrong": int((best_scores["pred"] != best_scores["label"]).sum()),
-        "mistakes": [{"index": int(i), "label": classes[best_scores["label"][i]],
-                      "pred": classes[best_scores["pred"][i]], "score": float(best_scores["probs"][i].max())}
+        "top_confusion": top_confusion(focus_metrics["confusion"], classes),
+        "n_wrong": int((focus_scores["pred"] != focus_scores["label"]).sum()),
+        "mistakes": [{"index": int(i), "label": classes[focus_scores["label"][i]],
+                      "pred": classes[focus_scores["pred"][i]], "score": float(focus_scores["probs"][i].max())}
                      for i in mistakes],
         "devices": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
     }

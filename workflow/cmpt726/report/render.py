@@ -52,9 +52,13 @@ def load_outputs(paths) -> dict:
 
 
 # --------------------------------------------------------------------------- provenance
-def provenance(config: dict, repo_dir, devices=None) -> dict:
-    """What built the report: the workflow's commit, versions, the devices of the evaluation jobs, the date."""
+def provenance(config: dict, repo_dir=None, devices=None) -> dict:
+    """What built the report: the workflow's commit, versions, the devices of the evaluation jobs, the date.
+
+    repo_dir: the checkout to ask git about (None: the one this package lives in)."""
     import importlib.metadata as md
+
+    repo_dir = repo_dir or Path(__file__).resolve().parents[3]
 
     def version(name):
         try:
