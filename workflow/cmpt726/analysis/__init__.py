@@ -1,0 +1,1 @@
+"""Analyses of the data and the trained models that sit beside the main workflow."""
