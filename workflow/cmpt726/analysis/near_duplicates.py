@@ -422,14 +422,16 @@ def _load_npz(path, keys: list[str]) -> dict:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [key for key in keys if key not in f.files]
-            if missing:
-                raise ValueError(f"{path}: missing {missing} (has {sorted(f.files)})")
-            return {key: f[key] for key in keys}
+            found = sorted(f.files)
+            arrays = {key: f[key] for key in keys if key in f.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise ValueError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from error
+    missing = [key for key in keys if key not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing {missing} (has {found})")
+    return arrays
 
 
 def _load_pair(images_npz, features_npz) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
