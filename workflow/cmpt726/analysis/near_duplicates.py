@@ -23,12 +23,12 @@ Pixel distance: picture and detail, each standardised; tolerant of 1-pixel shift
     kind of false match (looked at on real CIFAR-10 with benchmarks/near_duplicates_bench.py).
 
 Search: candidates, then exact distances
-    All 9 shifts over 6,144 values for 50,000 × 10,000 pairs is ~5.5·10¹³ multiply-adds (many minutes on
-    2 cores), so the search has two stages: (1) candidates: the correlation of 8×8 thumbnails (4×4 average
-    pooling, standardised) in one chunked matrix product, the top `CANDIDATES` = 16 training images per
-    test image; (2) d to those 16, as matrix products (the cross terms of all 9 shifts in one batched
-    product with zero-filled shifted copies of the test image). A copy also looks the same at 8×8, so it
-    is among the candidates (on real CIFAR-10 every twin below the threshold ranked 0–11); for an ordinary
+    All 9 shifts over 6,144 values for 50,000 × 10,000 pairs is ~2.8·10¹³ multiply-adds (about 15 minutes
+    on one core of the benchmark machine), so the search has two stages: (1) candidates: the correlation
+    of 8×8 thumbnails (4×4 average pooling, standardised) in one chunked matrix product, the top
+    `CANDIDATES` = 16 training images per test image; (2) d to those 16, as matrix products (the cross
+    terms of all 9 shifts in one batched product with zero-filled shifted copies of the test image). A copy
+    also looks the same at 8×8, so it is among the candidates (on real CIFAR-10 every twin below the threshold ranked 0–11); for an ordinary
     test image the reported neighbour is the nearest among its candidates, an upper bound on the true
     nearest distance. The winner's distance is recomputed directly in float32, so copies get exactly 0.
     `exact_nearest_by_pixels` is the same distance by brute force over every training image; the benchmark
@@ -267,8 +267,6 @@ def nearest_by_pixels(train_images, test_images, candidates: int = CANDIDATES, m
     Images (N, C, H, W), uint8 or float. Returns (train_index int64, distance float32), each (N_test,).
     `timings`, if given, receives the seconds of each stage.
     """
-    import torch
-
     import torch
 
     _check_images(train_images, test_images)
