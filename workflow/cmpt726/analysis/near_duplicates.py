@@ -28,11 +28,12 @@ Search: candidates, then exact distances
     of 8×8 thumbnails (4×4 average pooling, standardised) in one chunked matrix product, the top
     `CANDIDATES` = 16 training images per test image; (2) d to those 16, as matrix products (the cross
     terms of all 9 shifts in one batched product with zero-filled shifted copies of the test image). A copy
-    also looks the same at 8×8, so it is among the candidates (on real CIFAR-10 every twin below the threshold ranked 0–11); for an ordinary
-    test image the reported neighbour is the nearest among its candidates, an upper bound on the true
-    nearest distance. The winner's distance is recomputed directly in float32, so copies get exactly 0.
-    `exact_nearest_by_pixels` is the same distance by brute force over every training image; the benchmark
-    shows that the two find the same twin for every test image whose exact distance is below the threshold.
+    also looks the same at 8×8, so it is among the candidates (on real CIFAR-10 every twin below the
+    threshold ranked 0–11 of 16); for an ordinary test image the reported neighbour is the nearest among
+    its candidates, an upper bound on the true nearest distance. The winner's distance is recomputed
+    directly in float32, so copies get exactly 0. `exact_nearest_by_pixels` is the same distance by brute
+    force over every training image; in the benchmark the two find the same twin for every test image of
+    a random 1,000 whose exact distance is below the threshold, and for every flagged one.
 
 Why pixels flag and features do not
     A near-duplicate is a statement about the picture, not its meaning. The backbone's features are made
