@@ -1,0 +1,230 @@
+"""Train–test near-duplicates on tiny synthetic data made here: copies of chosen training images (exact, with
+±3 noise, shifted by a pixel, brightness/contrast changed) are flagged with the right twin; ordinary same-class
+look-alikes are not; the two-stage search agrees with brute force; bad inputs are refused, naming the files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmpt726.analysis import near_duplicates as nd
+
+N_TRAIN, N_TEST, N_CLASSES = 600, 200, 10
+
+
+def make_images(rng, templates, n):
+    """(n, 3, 32, 32) uint8 and labels: each image is 60% its class's 8×8 colour template, 40% its own random
+    8×8 pattern, upsampled ×4, plus pixel noise (sd 6). Same-class images are look-alikes (correlated, the
+    nearest training image is of the same class), never copies."""
+    labels = rng.integers(0, N_CLASSES, n)
+    coarse = 0.6 * templates[labels] + 0.4 * rng.uniform(0, 255, (n, 3, 8, 8))
+    images = coarse.repeat(4, axis=2).repeat(4, axis=3) + rng.normal(0, 6, (n, 3, 32, 32))
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels
+
+
+def shift_one_pixel(image, axis):
+    """Move a (C, H, W) picture one pixel down (axis 1) or right (axis 2), repeating the first row/column."""
+    first = np.take(image, [0], axis=axis)
+    rest = np.take(image, np.arange(image.shape[axis] - 1), axis=axis)
+    return np.concatenate([first, rest], axis=axis)
+
+
+def features_of(images, seed=1):
+    """Synthetic 64-d features: a fixed random projection of the pixels."""
+    projection = np.random.default_rng(seed).standard_normal((images[0].size, 64)).astype(np.float32)
+    return (images.reshape(len(images), -1).astype(np.float32) / 255) @ projection
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(726)
+    templates = rng.uniform(0, 255, (N_CLASSES, 3, 8, 8))
+    train, train_labels = make_images(rng, templates, N_TRAIN)
+    fresh, fresh_labels = make_images(rng, templates, N_TEST)
+
+    test, test_labels = fresh.copy(), fresh_labels.copy()
+    twins = rng.choice(N_TRAIN, 24, replace=False)
+    where = rng.choice(N_TEST, 24, replace=False)
+    kinds = np.repeat(["exact", "noise", "shift", "brightness"], 6)
+    for twin, position, kind in zip(twins, where, kinds):
+        image = train[twin].astype(np.int16)
+        if kind == "noise":
+            image = image + rng.integers(-3, 4, image.shape)
+        elif kind == "shift":
+            image = shift_one_pixel(image, axis=1 + position % 2)
+        elif kind == "brightness":
+            image = 0.75 * image + 40
+        test[position] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        test_labels[position] = train_labels[twin]
+    return {"train": train, "train_labels": train_labels, "fresh": fresh, "fresh_labels": fresh_labels,
+            "test": test, "test_labels": test_labels, "twins": twins, "where": where, "kinds": kinds}
+
+
+def test_copies_are_flagged_exactly_with_their_training_twins(data):
+    result = nd.find_near_duplicates(data["train"], data["test"], features_of(data["train"]), features_of(data["test"]))
+    assert sorted(np.flatnonzero(result.flagged)) == sorted(data["where"])
+    assert result.n_flagged == 24
+    assert list(result.train_index[data["where"]]) == list(data["twins"])
+    exact = data["where"][data["kinds"] == "exact"]
+    assert np.all(result.pixel_distance[exact] == 0)
+    # the threshold separates: every copy below, every ordinary image well above
+    others = np.setdiff1d(np.arange(N_TEST), data["where"])
+    assert result.pixel_distance[data["where"]].max() <= result.threshold < result.pixel_distance[others].min()
+    # ... and comes from the data: exp(median − 8 robust sd) of the log nearest-neighbour distances
+    log_d = np.log(np.maximum(result.pixel_distance, nd.DISTANCE_FLOOR))
+    median = np.median(log_d)
+    assert result.threshold == pytest.approx(np.exp(median - 8 * 1.4826 * np.median(np.abs(log_d - median))))
+    assert result.threshold_details["k"] == 8 and "median" in result.rule
+    # features of an exact copy are identical: its nearest by cosine is the twin, at cosine 1
+    assert list(result.feature_index[exact]) == list(data["twins"][data["kinds"] == "exact"])
+    assert np.allclose(result.feature_cosine[exact], 1, atol=1e-5)
+
+
+def test_same_class_look_alikes_without_copies_are_not_flagged(data):
+    result = nd.find_near_duplicates(data["train"], data["fresh"], features_of(data["train"]),
+                                     features_of(data["fresh"]))
+    assert result.n_flagged == 0
+    # they are look-alikes: the nearest training image is of the same class, yet far above the threshold
+    assert np.mean(data["train_labels"][result.train_index] == data["fresh_labels"]) > 0.9
+    assert result.pixel_distance.min() > 1.2 * result.threshold
+
+
+def test_two_stage_search_agrees_with_brute_force(data):
+    train, test = data["train"], data["test"]
+    exact_index, exact_distance = nd.exact_nearest_by_pixels(train, test)
+    fast_index, fast_distance = nd.nearest_by_pixels(train, test)
+    assert list(exact_index[data["where"]]) == list(data["twins"])
+    assert list(fast_index[data["where"]]) == list(exact_index[data["where"]])
+    assert np.all(fast_distance >= exact_distance - 1e-5)  # the fast search can only miss, never undercut
+    assert np.mean(fast_index == exact_index) > 0.9
+    # with every training image a candidate, the two are the same search
+    all_index, all_distance = nd.nearest_by_pixels(train, test, candidates=len(train))
+    assert np.array_equal(all_index, exact_index)
+    assert np.allclose(all_distance, exact_distance, atol=1e-5)
+
+
+def test_distance_ignores_brightness_and_one_pixel_shifts_but_not_more(data):
+    image = data["train"][:1]
+
+    def distance(other):
+        return float(nd.nearest_by_pixels(image, other[None].astype(np.uint8))[1][0])
+
+    x = image[0].astype(np.float64)
+    assert distance(image[0]) == 0
+    assert distance(np.clip(np.rint(0.5 * x + 60), 0, 255)) < 0.02  # rounding to uint8 is all that differs
+    assert distance(np.roll(image[0], 1, axis=1)) < 0.15  # down by one: the wrapped row is all that differs
+    assert distance(np.roll(image[0], -1, axis=2)) < 0.15  # left by one
+    assert distance(np.roll(image[0], 2, axis=2)) > 0.4  # two pixels: no longer a near-copy
+    assert distance(data["fresh"][0]) > 0.6  # an unrelated image
+
+
+def test_threshold_rule_is_median_minus_k_robust_sd_in_log_space():
+    rng = np.random.default_rng(0)
+    body = np.exp(rng.normal(0, 0.1, 1000))  # log-normal ordinary distances, sd 0.1
+    distances = np.concatenate([body, [0.0, 0.2, 0.3]])
+    threshold, details = nd.low_outlier_threshold(distances, k=8)
+    log_d = np.log(np.maximum(distances, 1e-4))
+    mad = np.median(np.abs(log_d - np.median(log_d)))
+    assert threshold == pytest.approx(np.exp(np.median(log_d) - 8 * 1.4826 * mad))
+    assert details["robust_sd_log_distance"] == pytest.approx(0.1, rel=0.1)  # MAD·1.4826 finds the sd
+    assert np.flatnonzero(distances <= threshold).tolist() == [1000, 1001, 1002]
+    assert nd.low_outlier_threshold(distances, k=5)[0] > threshold
+    with pytest.raises(ValueError, match="at least 10"):
+        nd.low_outlier_threshold(distances[:9])
+    with pytest.raises(ValueError, match="non-negative"):
+        nd.low_outlier_threshold(np.r_[body, -1.0])
+
+
+def test_feature_search_is_cosine_not_euclidean():
+    train = np.array([[1, 0], [10, 1], [0, 1]], np.float32)
+    test = np.array([[2, 0.1], [0, 5]], np.float32)
+    index, cosine = nd.nearest_by_features(train, test)
+    assert index.tolist() == [1, 2]  # [10, 1] is far in Euclidean terms but nearly parallel to [2, 0.1]
+    assert cosine[1] == pytest.approx(1)
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def save(folder, data, test_key="test", test_labels_key="test_labels"):
+    paths = {name: folder / f"{name}.npz" for name in ["train", "test", "train_features", "test_features"]}
+    classes = np.array([f"class{i}" for i in range(N_CLASSES)])
+    for split, images, labels in (("train", data["train"], data["train_labels"]),
+                                  ("test", data[test_key], data[test_labels_key])):
+        np.savez(paths[split], images=images, labels=labels, classes=classes)
+        np.savez(paths[f"{split}_features"], features=features_of(images), labels=labels, classes=classes)
+    return paths
+
+
+def test_write_near_duplicates_writes_one_row_per_test_image(tmp_path, data):
+    paths = save(tmp_path, data)
+    out = tmp_path / "out" / "near_duplicates.tsv"
+    summary = nd.write_near_duplicates(paths["train"], paths["test"], paths["train_features"],
+                                       paths["test_features"], out)
+    lines = out.read_text().splitlines()
+    assert lines[0].split("\t") == ["index", "train_index", "pixel_distance", "feature_index", "feature_cosine",
+                                    "flagged"]
+    table = np.loadtxt(out, delimiter="\t", skiprows=1)
+    assert table.shape == (N_TEST, 6)
+    assert table[:, 0].tolist() == list(range(N_TEST))
+    assert np.flatnonzero(table[:, 5] == 1).tolist() == sorted(data["where"])
+    assert table[data["where"], 1].astype(int).tolist() == list(data["twins"])
+    assert set(np.unique(table[:, 5])) == {0, 1}
+    expected = nd.find_near_duplicates(data["train"], data["test"], features_of(data["train"]),
+                                       features_of(data["test"]))
+    assert summary["threshold"] == pytest.approx(expected.threshold)
+    assert summary["n_flagged"] == 24 and summary["n_test"] == N_TEST and summary["n_train"] == N_TRAIN
+    assert summary["n_flagged_other_label"] == 0
+    assert summary["rule"] == expected.rule
+    assert summary["seconds"]["total"] > 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["near_duplicates.tsv"]  # no temporary left over
+
+
+def assert_refused(paths, out, error, *names):
+    old = "old\tcontent\n"
+    out.write_text(old)
+    with pytest.raises(error) as caught:
+        nd.write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"],
+                                 out)
+    for name in names:
+        assert str(paths[name]) in str(caught.value), (name, caught.value)
+    assert out.read_text() == old  # the previous output is untouched ...
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # ... and nothing half-written
+
+
+def test_refuses_feature_rows_that_do_not_match_the_images(tmp_path, data):
+    paths = save(tmp_path, data)
+    with np.load(paths["test_features"]) as f:
+        np.savez(paths["test_features"], features=f["features"][:-1], labels=f["labels"][:-1], classes=f["classes"])
+    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "test", "test_features")
+
+
+def test_refuses_labels_that_differ_between_features_and_images(tmp_path, data):
+    paths = save(tmp_path, data)
+    with np.load(paths["train_features"]) as f:
+        labels = f["labels"].copy()
+        labels[[0, 1]] = (labels[[0, 1]] + 1) % N_CLASSES
+        np.savez(paths["train_features"], features=f["features"], labels=labels, classes=f["classes"])
+    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "train", "train_features")
+
+
+def test_refuses_missing_and_unreadable_files(tmp_path, data):
+    paths = save(tmp_path, data)
+    paths["train"].unlink()
+    assert_refused(paths, tmp_path / "near_duplicates.tsv", FileNotFoundError, "train")
+    paths = save(tmp_path, data)
+    paths["test_features"].write_bytes(b"not an npz file")
+    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "test_features")
+    paths = save(tmp_path, data)
+    np.savez(paths["test"], pictures=data["test"], labels=data["test_labels"])
+    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "test")
+
+
+def test_pure_function_refuses_mismatched_rows_and_too_few_test_images(data):
+    train, test = data["train"], data["test"]
+    with pytest.raises(ValueError, match="feature rows"):
+        nd.find_near_duplicates(train, test, features_of(train)[:-1], features_of(test))
+    with pytest.raises(ValueError, match="at least 10"):
+        nd.find_near_duplicates(train, test[:5], features_of(train), features_of(test[:5]))
+    with pytest.raises(ValueError, match="but test images"):
+        nd.nearest_by_pixels(train, test[:, :, :16])
