@@ -37,6 +37,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/backbone.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/theory.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -45,6 +46,7 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     plot_q6,
+    plot_analysis,
     report_html,
     report_pdf,
     gallery_html,

@@ -46,6 +46,22 @@ def write_cifar10(root: Path, n_train: int = 200, n_test: int = 100, seed: int =
     return folder
 
 
+def write_cifar10h(folder: Path, cifar10: Path, seed: int = 0, votes: int = 51) -> Path:
+    """A fake CIFAR-10H counts file for the test batch under `cifar10` (…/cifar-10-batches-py): most people
+    choose the image's label, a few another class (never the real CIFAR-10H, which tests may not use)."""
+    rng = np.random.default_rng(seed)
+    with open(cifar10 / "test_batch", "rb") as fh:
+        labels = np.asarray(pickle.load(fh, encoding="latin1")["labels"])
+    counts = np.zeros((len(labels), 10), dtype=np.int64)
+    for i, label in enumerate(labels):
+        agree = rng.integers(votes // 2 + 5, votes + 1)
+        counts[i, label] = agree
+        counts[i] += np.bincount(rng.integers(0, 10, votes - agree), minlength=10)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "cifar10h-counts.npy", counts)
+    return folder / "cifar10h-counts.npy"
+
+
 def write_backbone(path: Path, seed: int = 0) -> Path:
     import torch
 
@@ -61,6 +77,7 @@ def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
     """The default config.yaml, shrunk: 2 variants, 1 epoch, the tiny data, a local backbone."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["data"]["cifar10"] = {"root": str(data_root), "verify": False}
+    config["data"]["cifar10h"] = {"enabled": True, "root": str(data_root.parent / "cifar10h"), "verify": False}
     config["backbone"] = {"source": "path", "path": str(backbone)}
     config["training"].update(epochs=1, batch_size=32, lr=0.01, validation=40)
     config["seeds"] = [0]
@@ -85,6 +102,7 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
 def tiny_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     write_cifar10(root / "cifar10", n_train=200, n_test=100)
+    write_cifar10h(root / "cifar10h", root / "cifar10" / "cifar-10-batches-py")
     write_backbone(root / "backbone.pth")
     return root
 

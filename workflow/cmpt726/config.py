@@ -242,6 +242,10 @@ def check_cross_keys(config: dict) -> None:
                 f"variants.{name}.validation"
             raise ConfigError(f"config key {key}: {held_out} validation images leave none of the "
                               f"data.subset.train {subset} training images to train on")
+    for i, name in enumerate(config["analysis"]["label_issues"]["variants"] or []):
+        if name not in config["variants"]:
+            raise ConfigError(f"config key analysis.label_issues.variants.{i}: {name!r} is not one of the variants "
+                              f"{sorted(config['variants'])}")
     gallery = config.get("report", {}).get("gallery_variant")
     if gallery is not None and gallery not in config["variants"]:
         raise ConfigError(f"config key report.gallery_variant: {gallery!r} is not one of the variants "
@@ -263,6 +267,16 @@ def resolve_variant(config: dict, name: str) -> dict:
         elif key != "seeds":
             settings[key] = copy.deepcopy(value)
     return dict(sorted(settings.items()))
+
+
+def label_issue_variants(config: dict) -> list[str]:
+    """The variants cleanlab reads: analysis.label_issues.variants, else those that train the whole network
+    (else every variant, when none does)."""
+    chosen = config["analysis"]["label_issues"]["variants"]
+    if chosen:
+        return list(chosen)
+    full = [name for name in config["variants"] if resolve_variant(config, name)["train"] == "all"]
+    return full or list(config["variants"])
 
 
 def variant_seeds(config: dict, name: str) -> list[int]:

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from cmpt726.config import (
     gpus_per_job,
+    label_issue_variants,
     normalization_key,
     resolve_variant,
     uses_cached_features,
@@ -19,6 +20,9 @@ RUNS = [(name, seed) for name in VARIANTS for seed in variant_seeds(config, name
 NORMALIZATIONS = {
     normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()
 }
+# The frozen backbone's features under the training defaults' normalisation: the near-duplicate search's.
+DEFAULT_NORM = normalization_key(config["training"]["normalize"])
+NORMALIZATIONS.setdefault(DEFAULT_NORM, config["training"]["normalize"])
 # The heavy rules (features, training, evaluation, pretraining) claim a GPU only where they will use one;
 # features, training and evaluation take `threads_per_job` threads, so that on a CPU Snakemake runs
 # cores / threads_per_job of them at once.
@@ -55,6 +59,29 @@ def variant_input(split):
 def per_run(pattern):
     """`pattern` for every (variant, seed) in RUNS, in that order."""
     return expand(pattern, zip, variant=[v for v, _ in RUNS], seed=[s for _, s in RUNS])
+
+
+def label_issue_scores():
+    """The score files cleanlab reads: every seed of analysis.label_issues.variants (default: train all)."""
+    chosen = set(label_issue_variants(config))
+    return [f"results/scores/{v}/seed{s}.tsv" for v, s in RUNS if v in chosen]
+
+
+def human_label_outputs(wildcards):
+    """CIFAR-10H's per-image table and the models-vs-people metrics, when data.cifar10h is enabled."""
+    if not config["data"]["cifar10h"]["enabled"]:
+        return {}
+    return {"human_labels": rules.human_labels.output.table, "human_metrics": rules.human_labels.output.metrics}
+
+
+def analysis_figure(name, label):
+    return report(
+        f"results/figures/analysis/{name}.png",
+        caption=f"../report/analysis_{name}.rst",
+        category="Question 6",
+        subcategory="What the test images reveal",
+        labels={"figure": label},
+    )
 
 
 def variant_split(wildcards):

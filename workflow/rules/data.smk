@@ -50,3 +50,24 @@ rule split_cifar10:
         seed=config["data"]["split_seed"],
     script:
         "../scripts/split_cifar10.py"
+
+
+# CIFAR-10H (human labels of the test images), only when data.cifar10h.enabled. As for CIFAR-10: only a
+# missing file gets a download rule, so no run replaces a user's copy; the sha256 is checked either way.
+CIFAR10H = config["data"]["cifar10h"]
+CIFAR10H_COUNTS = str(Path(CIFAR10H["root"]) / "cifar10h-counts.npy")
+
+if CIFAR10H["enabled"] and not Path(CIFAR10H_COUNTS).exists():
+
+    rule download_cifar10h:
+        """Download CIFAR-10H's vote counts (sha256-checked)."""
+        localrule: True  # a compute node may have no internet
+        output:
+            protected(CIFAR10H_COUNTS),
+        log:
+            f"{LOGS}/download_cifar10h.log",
+        params:
+            url=CIFAR10H["url"],
+            sha256=CIFAR10H["sha256"],
+        script:
+            "../scripts/download_cifar10h.py"

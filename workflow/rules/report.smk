@@ -56,10 +56,11 @@ rule report_html:
         unpack(backbone_summary),
         **{f"theory_{question}": outputs for question, outputs in THEORY.items()},
         template=f"{TEMPLATES}/report.html.j2",
-        sections=[f"{TEMPLATES}/sections/{q}.html.j2" for q in [*THEORY, "q6"]]
+        sections=[f"{TEMPLATES}/sections/{q}.html.j2" for q in [*THEORY, "q6", "analysis"]]
         + [f"{TEMPLATES}/report.css"],
         data=rules.prepare_cifar10.output.summary,
         q6=rules.plot_q6.output,
+        analysis=rules.plot_analysis.output,
         code=package_sources("report.assemble"),
     output:
         "report/report.html",

@@ -8,6 +8,7 @@ run(
         smk.output[0],
         smk.input.template,
         q6=smk.input.q6,
+        analysis=smk.input.analysis,
         theory={question: smk.input[f"theory_{question}"] for question in smk.params.theory},
         backbone=smk.params.backbone,
         backbone_summary=smk.input.get("backbone"),

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import read_scores
-from ..io import atomic_path, write_json
+from ..io import atomic_path, write_json, write_tsv
 
 FILENAME = "cifar10h-counts.npy"
 DEFAULT_URL = "https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-counts.npy"
@@ -342,13 +342,10 @@ def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: fl
     counts = load_counts(counts_path, len(labels))
     check_alignment(counts, labels, counts_path)
     table = human_table(counts, labels, unsure_below=unsure_below)
-    with atomic_path(out_tsv) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\t".join(TSV_COLUMNS) + "\n")
-        for i in range(len(labels)):
-            fh.write(f"{i}\t{classes[table['label'][i]]}\t{classes[table['majority'][i]]}\t"
-                     f"{table['top_share'][i]:.6g}\t{table['entropy'][i]:.6g}\t{table['agreement'][i]:.6g}\t"
-                     f"{int(table['disagree'][i])}\t{int(table['unsure'][i])}\t"
-                     + ",".join(str(v) for v in table["votes"][i]) + "\n")
+    write_tsv(out_tsv, TSV_COLUMNS, ([i, classes[table["label"][i]], classes[table["majority"][i]],
+                                      float(table["top_share"][i]), float(table["entropy"][i]),
+                                      float(table["agreement"][i]), int(table["disagree"][i]), int(table["unsure"][i]),
+                                      ",".join(str(v) for v in table["votes"][i])] for i in range(len(labels))))
     result = {**human_summary(table), "unsure_below": unsure_below, "entropy_unit": "nats",
               "source": SOURCE, "license": LICENSE, "citation": CITATION}
     if summary_json is not None:
@@ -444,3 +441,25 @@ def write_human_metrics(counts_path, scores: Mapping, out_json, **kwargs) -> dic
     result = human_metrics(counts_path, scores, **kwargs)
     write_json(out_json, result)
     return result
+
+
+def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metrics, *,
+                       unsure_below: float = UNSURE_BELOW, sha256: str | None = None) -> dict:
+    """Rule human_labels: the per-image table of the people's votes (`write_human_table`) and every variant's
+    metrics against them (`write_human_metrics`; `runs` are the (variant, seed) pairs of `scores`).
+    `sha256`: the counts file must have it (config data.cifar10h.verify)."""
+    from ..data import load_arrays
+
+    if sha256 is not None and (got := sha256sum(counts_path)) != sha256:
+        raise ValueError(f"{counts_path}: sha256 {got} is not CIFAR-10H's {sha256} (set data.cifar10h.verify: false "
+                         "to read another counts file)")
+
+    _, labels, classes = load_arrays(test_images)
+    summary = write_human_table(counts_path, labels, out_tsv, classes, unsure_below=unsure_below)
+    by_variant: dict[str, list] = {}
+    for (variant, _seed), path in zip(runs, scores):
+        by_variant.setdefault(variant, []).append(path)
+    metrics = write_human_metrics(counts_path, by_variant, out_metrics, unsure_below=unsure_below)
+    print(f"{summary['n_images']} images: people disagree with the label on {summary['n_disagree']}, "
+          f"are unsure on {summary['n_unsure']}; {len(by_variant)} variants scored against them")
+    return metrics

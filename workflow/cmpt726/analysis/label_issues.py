@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import read_scores
-from ..io import atomic_path, write_json
+from ..io import write_json, write_tsv
 
 FILTER_BY = "prune_by_noise_rate"
 RANK_BY = "self_confidence"
@@ -172,12 +172,12 @@ def write_label_issues(score_paths, out_tsv, classes, *, reference=None, summary
     result = {"n_models": len(paths), "filter_by": filter_by, "rank_by": RANK_BY,
               "reference": reference, **summary(labels, ref_probs, table["index"])}
 
-    with atomic_path(out_tsv) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\t".join(TSV_COLUMNS) + "\n")
-        for i, g, s, conf, rank, wrong, models in zip(*(table[c] for c in TSV_COLUMNS)):
-            fh.write(f"{i}\t{classes[g]}\t{classes[s]}\t{conf:.6g}\t{rank}\t{wrong}\t{models}\n")
+    write_tsv(out_tsv, TSV_COLUMNS, ([i, classes[g], classes[s], float(conf), rank, wrong, models]
+                                     for i, g, s, conf, rank, wrong, models in zip(*(table[c] for c in TSV_COLUMNS))))
     if summary_json is not None:
         write_json(summary_json, result)
+    print(f"{result['n_suspects']} likely label errors among {len(labels)} test images (cleanlab, filter_by={filter_by}, "
+          f"mean probabilities of {len(paths)} score files)")
     return result
 
 

@@ -67,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path
+from ..io import write_json, write_tsv
 
 MAX_SHIFT = 1  # pixels, each direction
 HIGH_PASS = 5  # side of the local mean that the detail channels subtract
@@ -456,7 +456,7 @@ def _load_pair(images_npz, features_npz) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def write_near_duplicates(train_images_npz, test_images_npz, train_features_npz, test_features_npz,
-                          out_tsv) -> dict:
+                          out_tsv, k: float = MAD_K, candidates: int = CANDIDATES, summary_json=None) -> dict:
     """Find the near-duplicates, write `out_tsv` atomically (one row per test image, COLUMNS), return a summary.
 
     Refuses (ValueError naming the files, nothing written) feature files whose rows or labels do not match
@@ -475,18 +475,21 @@ def write_near_duplicates(train_images_npz, test_images_npz, train_features_npz,
         raise ValueError(f"{test_images_npz}: {len(test_img)} test images; the threshold rule needs at least "
                          f"{MIN_TEST_IMAGES}")
     seconds = {"load": time.perf_counter() - tic}
-    result = find_near_duplicates(train_img, test_img, train_feat, test_feat, timings=seconds)
+    result = find_near_duplicates(train_img, test_img, train_feat, test_feat, k=k, candidates=candidates,
+                                  timings=seconds)
     tic_write = time.perf_counter()
-    with atomic_path(out_tsv) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\t".join(COLUMNS) + "\n")
-        for i in range(len(test_img)):
-            fh.write(f"{i}\t{result.train_index[i]}\t{result.pixel_distance[i]:.6g}\t{result.feature_index[i]}\t"
-                     f"{result.feature_cosine[i]:.6g}\t{int(result.flagged[i])}\n")
+    write_tsv(out_tsv, COLUMNS, ([i, result.train_index[i], float(result.pixel_distance[i]), result.feature_index[i],
+                                  float(result.feature_cosine[i]), int(result.flagged[i])] for i in range(len(test_img))))
     seconds["write"] = time.perf_counter() - tic_write
     seconds["total"] = time.perf_counter() - tic
     flagged = result.flagged
-    return {"threshold": result.threshold, "rule": result.rule, **result.threshold_details,
+    summary = {"threshold": result.threshold, "rule": result.rule, **result.threshold_details,
             "n_test": int(len(test_img)), "n_train": int(len(train_img)), "n_flagged": result.n_flagged,
             "n_flagged_other_label": int((train_lab[result.train_index[flagged]] != test_lab[flagged]).sum()),
             "n_flagged_feature_agrees": int((result.feature_index[flagged] == result.train_index[flagged]).sum()),
             "seconds": {key: round(value, 3) for key, value in seconds.items()}}
+    if summary_json is not None:
+        write_json(summary_json, summary)
+    print(f"{summary['n_flagged']} of {summary['n_test']} test images have a near-duplicate in the training set "
+          f"(pixel distance <= {summary['threshold']:.3g}); {summary['seconds']['total']:.1f} s")
+    return summary

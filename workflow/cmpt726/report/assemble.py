@@ -9,8 +9,10 @@ from .render import load_outputs, provenance, render
 
 
 def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, config: dict,
-                 title: str, backbone_summary=None, backbone_curves=None, repo_dir=None) -> None:
-    """q6: the outputs of rule plot_q6 (figures, the variant table, numbers.json);
+                 title: str, analysis: list | None = None, backbone_summary=None, backbone_curves=None,
+                 repo_dir=None) -> None:
+    """q6: the outputs of rule plot_q6 (figures, the variant table, numbers.json); analysis: those of rule
+    plot_analysis (sections/analysis.html.j2; None leaves the section out);
     theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2."""
     outputs = load_outputs(q6)
     numbers = outputs["numbers"]
@@ -27,6 +29,7 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
             "defaults": config["training"],
             "gallery": {"variant": numbers["focus"], "seed": numbers["seed"]},
         },
+        "analysis": load_outputs(analysis) if analysis else None,
         "provenance": provenance(config, repo_dir, devices=numbers.get("devices")),
         "stylesheet": Path(template).with_name("report.css").read_text(),
     }

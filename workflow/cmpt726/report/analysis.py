@@ -1,0 +1,201 @@
+"""What the per-image test scores reveal, as the report shows it: likely label errors (cleanlab), the models
+against CIFAR-10H's people, and train-test near-duplicates. The entry point of rule plot_analysis reads the
+three analyses' outputs and every score file and writes the figures and one numbers.json that
+sections/analysis.html.j2 lays out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import stats
+from ..analysis import label_issues as li
+from ..data import load_arrays
+from ..evaluation import read_scores
+from ..io import read_json, read_tsv, write_json
+from ..plotting import plt, save_figure
+
+N_SHOWN = 24
+
+
+def _scores_by_variant(runs, scores, n):
+    """variant → [read_scores of each seed], in run order."""
+    out: dict[str, list] = {}
+    for (variant, _seed), path in zip(runs, scores):
+        out.setdefault(variant, []).append(read_scores(path, expected_rows=n))
+    return out
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+# --------------------------------------------------------------------------- numbers
+def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, focus: str, seed_index: int,
+                        human_disagree=None) -> dict:
+    """How many suspects, how many of the focus run's mistakes they are, every variant's accuracy without them."""
+    suspects = table["index"]
+    focus_probs = by_variant[focus][seed_index]["probs"]
+    focus_summary = li.summary(labels, focus_probs, suspects)
+    variants = {}
+    for name, runs in by_variant.items():
+        per_seed = [li.summary(labels, s["probs"], suspects) for s in runs]
+        variants[name] = {"accuracy": _mean([p["accuracy"] for p in per_seed]),
+                          "accuracy_without_suspects": _mean([p["accuracy_without_suspects"] for p in per_seed]),
+                          "mistakes_suspect_share": _mean([100 * p["mistakes_suspect"] / p["mistakes"]
+                                                           for p in per_seed if p["mistakes"]])}
+    overlap = None
+    if human_disagree is not None:
+        overlap = {"suspects": int(len(suspects)), "people_disagree": int(human_disagree.sum()),
+                   "both": int(human_disagree[suspects].sum()) if len(suspects) else 0}
+    return {"n_suspects": int(len(suspects)), "n_models": summary["n_models"], "filter_by": summary["filter_by"],
+            "focus": focus_summary, "variants": variants, "human_overlap": overlap,
+            "top": [{"index": int(i), "given": g, "suggested": s, "confidence": float(c)}
+                    for i, g, s, c in zip(suspects[:N_SHOWN], table["given"][:N_SHOWN], table["suggested"][:N_SHOWN],
+                                          table["self_confidence"][:N_SHOWN])]}
+
+
+def human_numbers(metrics: dict, table: dict) -> dict:
+    """The people (how many images they disagree or are unsure on) and every variant against them."""
+    variants = {name: {k: v[k] for k in ("accuracy", "accuracy_std", "accuracy_vs_majority", "accuracy_vs_majority_std",
+                                        "cross_entropy", "cross_entropy_std")}
+                for name, v in metrics["variants"].items()}
+    ranked = sorted(variants, key=lambda n: variants[n]["cross_entropy"])
+    return {"humans": metrics["humans"], "settings": metrics["settings"], "variants": variants,
+            "lowest_cross_entropy": ranked[0], "highest_cross_entropy": ranked[-1],
+            "disagree_examples": [int(i) for i in table["index"][table["disagree"]][:N_SHOWN]]}
+
+
+def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels) -> dict:
+    """The flagged pairs and, per variant, accuracy on flagged vs the other test images (mean over seeds;
+    Wilson interval of the flagged group's accuracy from its size)."""
+    flagged = np.array([bool(r["flagged"]) for r in table])
+    n_flagged = int(flagged.sum())
+    variants = {}
+    for name, runs in by_variant.items():
+        hit = np.stack([s["pred"] == labels for s in runs])
+        on, off = (100 * hit[:, flagged].mean() if n_flagged else None), 100 * hit[:, ~flagged].mean()
+        interval = stats.wilson_interval(round(on / 100 * n_flagged), n_flagged) if n_flagged else (None, None)
+        variants[name] = {"flagged": on, "other": off, "difference": None if on is None else on - off,
+                          "flagged_ci": list(interval)}
+    pairs = sorted((r for r in table if r["flagged"]), key=lambda r: r["pixel_distance"])
+    return {**{k: summary[k] for k in ("threshold", "rule", "n_test", "n_train", "n_flagged",
+                                        "n_flagged_other_label", "n_flagged_feature_agrees")},
+            "k": summary.get("k"), "seconds": summary["seconds"], "variants": variants,
+            "shown": [{"index": int(r["index"]), "train_index": int(r["train_index"]),
+                       "distance": float(r["pixel_distance"])} for r in pairs[:N_SHOWN]]}
+
+
+# --------------------------------------------------------------------------- figures
+def _tile_grid(n: int, cols: int, cell=(1.55, 1.95)):
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell[0], rows * cell[1]), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
+def plot_suspects(images, top: list[dict], path) -> None:
+    """The most likely label errors: the image, its given label → the suggested one, the mean probability of
+    the given label."""
+    fig, axes = _tile_grid(len(top), 6)
+    for ax, s in zip(axes.flat, top):
+        ax.imshow(images[s["index"]].transpose(1, 2, 0), interpolation="nearest")
+        ax.set_title(f"#{s['index']}  {s['given']} →\n{s['suggested']}  (p {s['confidence']:.2f})", fontsize=7.5,
+                     color="#7a4a00", pad=3)
+    if not top:
+        axes[0, 0].text(0.5, 0.5, "no suspects", ha="center", va="center")
+    fig.suptitle("Likely label errors: given label → the models' suggestion (mean probability of the given label)",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_humans(metrics: dict, path) -> None:
+    """Left: the models' mean confidence in their prediction per bin of human agreement with the label.
+    Right: every variant's cross-entropy against the people's vote distribution (lower is better)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.25, 1]})
+    colors = plt.get_cmap("tab10")
+    variants = metrics["variants"]
+    for i, (name, v) in enumerate(variants.items()):
+        bins = v["bins"]
+        x = [m for m in bins["mean_human"]]
+        keep = [j for j, value in enumerate(x) if value is not None and bins["mean_confidence"][j] is not None]
+        left.plot([x[j] for j in keep], [bins["mean_confidence"][j] for j in keep], marker="o", markersize=3.5,
+                  color=colors(i % 10), label=name, lw=1.4)
+    left.plot([0, 1], [0, 1], "--", color="#444", lw=1, label="confidence = agreement")
+    left.set(xlabel="people choosing the official label (share, bin mean)", ylabel="model's top probability (mean)",
+             title="Model confidence against human agreement", xlim=(0, 1.02), ylim=(0, 1.02))
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7, loc="lower right")
+    order = sorted(variants, key=lambda n: variants[n]["cross_entropy"])
+    ce = [variants[n]["cross_entropy"] for n in order]
+    err = [variants[n]["cross_entropy_std"] or 0 for n in order]
+    right.barh(range(len(order)), ce, xerr=err, color="#1f77b4", capsize=2)
+    right.set_yticks(range(len(order)), order, fontsize=8)
+    right.invert_yaxis()
+    right.set(xlabel="cross-entropy against the people's votes (nats)", title="Fit to human uncertainty")
+    right.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_duplicates(test_images, train_images, test_labels, train_labels, classes, shown: list[dict], path) -> None:
+    """Flagged pairs side by side: the test image and its nearest training image, with their labels."""
+    pairs = shown[:N_SHOWN]
+    fig, axes = _tile_grid(2 * len(pairs), 8, cell=(1.3, 1.7))
+    for k, p in enumerate(pairs):
+        a, b = axes.flat[2 * k], axes.flat[2 * k + 1]
+        a.imshow(test_images[p["index"]].transpose(1, 2, 0), interpolation="nearest")
+        b.imshow(train_images[p["train_index"]].transpose(1, 2, 0), interpolation="nearest")
+        a.set_title(f"test #{p['index']}\n{classes[test_labels[p['index']]]}", fontsize=7, pad=2)
+        b.set_title(f"train #{p['train_index']}\n{classes[train_labels[p['train_index']]]}  d {p['distance']:.2f}",
+                    fontsize=7, pad=2, color="#555")
+    if not pairs:
+        axes[0, 0].text(0.5, 0.5, "no near-duplicates", ha="center", va="center")
+    fig.suptitle("Test images with a near-duplicate in the training set (left) and that training image (right)",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- rule plot_analysis
+def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, label_issues, label_issues_summary,
+                     near_duplicates, near_duplicates_summary, out: dict, human_labels=None,
+                     human_metrics=None) -> dict:
+    """Figures suspects, humans (when CIFAR-10H is on), duplicates, and numbers.json (out: name → path)."""
+    runs = [tuple(r) for r in runs]
+    test_x, labels, classes = load_arrays(test_images)
+    train_x, train_labels, _ = load_arrays(train_images)
+    q6 = read_json(q6_numbers)
+    by_variant = _scores_by_variant(runs, scores, len(labels))
+    focus = q6["focus"]
+    seed_index = [s for v, s in runs if v == focus].index(q6["seed"])
+
+    human_table = None
+    humans = None
+    if human_labels is not None:
+        from ..analysis.human_labels import read_human_table
+
+        human_table = read_human_table(human_labels)
+        humans = human_numbers(read_json(human_metrics), human_table)
+        plot_humans(read_json(human_metrics), out["humans"])
+    else:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "CIFAR-10H is off (data.cifar10h.enabled: false)", ha="center", va="center")
+        save_figure(fig, out["humans"])
+
+    issues = label_issue_numbers(li.read_label_issues(label_issues), read_json(label_issues_summary), by_variant,
+                                 labels, focus, seed_index,
+                                 None if human_table is None else human_table["disagree"])
+    duplicates = duplicate_numbers(read_tsv(near_duplicates), read_json(near_duplicates_summary), by_variant, labels)
+    plot_suspects(test_x, issues["top"], out["suspects"])
+    plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
+    numbers = {"focus": focus, "seed": q6["seed"], "n_test": int(len(labels)), "variants": list(by_variant),
+               "label_issues": issues, "humans": humans, "near_duplicates": duplicates}
+    write_json(out["numbers"], numbers)
+    return numbers

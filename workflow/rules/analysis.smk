@@ -1,0 +1,98 @@
+# What the per-image test scores reveal: likely label errors (cleanlab), agreement with people (CIFAR-10H),
+# train-test near-duplicates. Each analysis is its own rule, so a new seed or variant reruns only the
+# analyses that read score files, and the report; plot_analysis turns them into the report's figures.
+ANALYSIS = "results/analysis"
+
+
+rule label_issues:
+    """Likely label errors in the test set: cleanlab on the chosen variants' test probabilities."""
+    input:
+        scores=label_issue_scores(),
+        test=rules.prepare_cifar10.output.test,
+        code=package_sources("analysis.label_issues"),
+    output:
+        table=f"{ANALYSIS}/label_issues.tsv",
+        summary=f"{ANALYSIS}/label_issues.json",
+    log:
+        f"{LOGS}/label_issues.log",
+    benchmark:
+        f"{BENCHMARKS}/label_issues.tsv"
+    threads: 1
+    params:
+        filter_by=config["analysis"]["label_issues"]["filter_by"],
+    script:
+        "../scripts/label_issues.py"
+
+
+rule human_labels:
+    """Every variant against CIFAR-10H's people: accuracy vs their majority, cross-entropy vs their votes."""
+    input:
+        counts=CIFAR10H_COUNTS,
+        test=rules.prepare_cifar10.output.test,
+        scores=per_run(rules.evaluate_variant.output.scores),
+        code=package_sources("analysis.human_labels"),
+    output:
+        table=f"{ANALYSIS}/human_labels.tsv",
+        metrics=f"{ANALYSIS}/human_labels.json",
+    log:
+        f"{LOGS}/human_labels.log",
+    benchmark:
+        f"{BENCHMARKS}/human_labels.tsv"
+    threads: 1
+    params:
+        runs=RUNS,
+        unsure_below=config["analysis"]["human_labels"]["unsure_below"],
+        sha256=CIFAR10H["sha256"] if CIFAR10H["verify"] else None,
+    script:
+        "../scripts/human_labels.py"
+
+
+rule near_duplicates:
+    """Every test image's nearest training image, by pixels (flags near-duplicates) and by backbone features."""
+    input:
+        train=rules.prepare_cifar10.output.train,
+        test=rules.prepare_cifar10.output.test,
+        train_features=f"results/features/{DEFAULT_NORM}/train.npz",
+        test_features=f"results/features/{DEFAULT_NORM}/test.npz",
+        code=package_sources("analysis.near_duplicates"),
+    output:
+        table=f"{ANALYSIS}/near_duplicates.tsv",
+        summary=f"{ANALYSIS}/near_duplicates.json",
+    log:
+        f"{LOGS}/near_duplicates.log",
+    benchmark:
+        f"{BENCHMARKS}/near_duplicates.tsv"
+    threads: 1  # matrix products of small blocks: one thread is as fast on a busy machine
+    params:
+        settings=config["analysis"]["near_duplicates"],
+    script:
+        "../scripts/near_duplicates.py"
+
+
+rule plot_analysis:
+    """The analyses as the report shows them: suspects, people vs models, near-duplicate pairs, numbers."""
+    input:
+        unpack(human_label_outputs),
+        label_issues=rules.label_issues.output.table,
+        label_issues_summary=rules.label_issues.output.summary,
+        near_duplicates=rules.near_duplicates.output.table,
+        near_duplicates_summary=rules.near_duplicates.output.summary,
+        train=rules.prepare_cifar10.output.train,
+        test=rules.prepare_cifar10.output.test,
+        scores=per_run(rules.evaluate_variant.output.scores),
+        q6="results/figures/q6/numbers.json",  # rule plot_q6 (report.smk): the focus variant
+        code=package_sources("report.analysis"),
+    output:
+        suspects=analysis_figure("suspects", "likely label errors"),
+        humans=analysis_figure("humans", "models against people"),
+        duplicates=analysis_figure("duplicates", "near-duplicates"),
+        numbers=f"{ANALYSIS}/numbers.json",
+    log:
+        f"{LOGS}/plot_analysis.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_analysis.tsv"
+    threads: 1
+    params:
+        runs=RUNS,
+    script:
+        "../scripts/plot_analysis.py"
