@@ -110,10 +110,11 @@ def backbone_summary(wildcards):
 
 
 def package_sources(*modules):
-    """The .py files of the cmpt726 modules a rule runs (names like "training", "report.assemble")
+    """The .py files of the cmpt726 modules a rule runs (names like "finetune", "report.assemble")
     and of everything they import from the package: a rule's `code` input, so that editing a
-    module reruns exactly the rules that run it."""
-    return module_sources(WORKFLOW_DIR, *modules)
+    module reruns exactly the rules that run it. Relative to the working directory, like every
+    path of the workflow, so that a moved or copied project plans nothing new."""
+    return [os.path.relpath(path) for path in module_sources(WORKFLOW_DIR, *modules)]
 
 
 def theory_inputs(question):

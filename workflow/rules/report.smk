@@ -2,7 +2,7 @@
 # the per-image gallery: report/gallery.html (interactive) and report/gallery.pdf (print grid of the focus
 # variant, the one the report's per-image sections study). Figures and tables carry report(...) so that
 # `snakemake --report report.zip` shows them too.
-TEMPLATES = os.path.join(WORKFLOW_DIR, "templates")
+TEMPLATES = os.path.relpath(os.path.join(WORKFLOW_DIR, "templates"))  # relative: see package_sources
 Q6_FIGURES = "results/figures/q6"
 
 
