@@ -3,21 +3,22 @@
 import os
 import sys
 
+from snakemake.utils import min_version
+
+# The oldest Snakemake this workflow is tested with.
+min_version("9.19")
+
 WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
+# The Snakefile imports this checkout's package (light modules only: no torch). Jobs import it as
+# installed (`pip install -e .`, setup.sh) or, in a conda env of `--sdm conda`, through
+# workflow/scripts/cmpt726, a link to the package beside the scripts (Snakemake puts a script's
+# folder on its sys.path).
 sys.path.insert(0, WORKFLOW_DIR)
-# Jobs (scripts, cluster jobs) import the same package without an install step.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [WORKFLOW_DIR, os.environ.get("PYTHONPATH")])
-)
 
 from cmpt726.config import validate_config
 
 
 configfile: "config.yaml"
-
-
-# Used only with `--sdm conda`; otherwise jobs run in the current environment (./setup.sh's .venv).
-conda: "envs/workflow.yaml"
 
 
 # The front page of `snakemake --report report.zip`.
@@ -54,6 +55,7 @@ localrules:
 
 
 rule all:
+    """The report (HTML and PDF) and the gallery (HTML and PDF): the default target."""
     default_target: True
     input:
         rules.report_html.output,

@@ -13,6 +13,11 @@ if ! cmp -s requirements.txt .venv/.requirements.installed; then
     .venv/bin/python -m pip install -q -r requirements.txt
     cp requirements.txt .venv/.requirements.installed
 fi
+# The workflow's package, editable (this checkout's workflow/cmpt726): importable by the jobs, the tests
+# and your own scripts without PYTHONPATH.
+if ! .venv/bin/python -c "import cmpt726, pathlib, sys; sys.exit(pathlib.Path(cmpt726.__file__).resolve().parents[1] != pathlib.Path('workflow').resolve())" 2>/dev/null; then
+    .venv/bin/python -m pip install -q --no-deps -e .
+fi
 if ! command -v wkhtmltopdf >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq

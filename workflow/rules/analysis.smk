@@ -6,6 +6,8 @@ ANALYSIS = "results/analysis"
 
 rule label_issues:
     """Likely label errors in the test set: cleanlab on the chosen variants' test probabilities."""
+    conda:
+        CONDA_ENV
     input:
         scores=label_issue_scores(),
         test=rules.prepare_cifar10.output.test,
@@ -26,6 +28,8 @@ rule label_issues:
 
 rule human_labels:
     """Every variant against CIFAR-10H's people: accuracy vs their majority, cross-entropy vs their votes."""
+    conda:
+        CONDA_ENV
     input:
         counts=CIFAR10H_COUNTS,
         test=rules.prepare_cifar10.output.test,
@@ -49,6 +53,8 @@ rule human_labels:
 
 rule near_duplicates:
     """Every test image's nearest training image, by pixels (flags near-duplicates) and by backbone features."""
+    conda:
+        CONDA_ENV
     input:
         train=rules.prepare_cifar10.output.train,
         test=rules.prepare_cifar10.output.test,
@@ -71,6 +77,8 @@ rule near_duplicates:
 
 rule plot_analysis:
     """The analyses as the report shows them: suspects, people vs models, near-duplicate pairs, numbers."""
+    conda:
+        CONDA_ENV
     input:
         unpack(human_label_outputs),
         label_issues=rules.label_issues.output.table,

@@ -6,6 +6,10 @@ BACKBONE = f"results/backbone/{BACKBONE_SOURCE}.pt"
 if BACKBONE_SOURCE == "download":
 
     rule fetch_backbone:
+        """Download the published CIFAR-100 ResNet-20 (torch.hub, sha256-prefix checked)."""
+        localrule: True  # a download: compute nodes of a cluster may have no internet
+        conda:
+            CONDA_ENV
         output:
             BACKBONE,
         log:
@@ -20,6 +24,9 @@ if BACKBONE_SOURCE == "download":
 elif BACKBONE_SOURCE == "path":
 
     rule import_backbone:
+        """Check a local CIFAR-100 ResNet-20 state_dict (strict load) and use it."""
+        conda:
+            CONDA_ENV
         input:
             config["backbone"]["path"],
             code=package_sources("backbone"),

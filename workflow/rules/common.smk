@@ -29,6 +29,8 @@ NORMALIZATIONS.setdefault(DEFAULT_NORM, config["training"]["normalize"])
 GPU_PER_JOB = gpus_per_job(config["device"])
 THREADS_PER_JOB = config["threads_per_job"]
 LOGS = "results/logs"
+# Every rule's software with `--sdm conda` (the pins of requirements.txt); relative to the rule files.
+CONDA_ENV = "../../envs/workflow.yaml"
 BENCHMARKS = "results/benchmarks"
 
 

@@ -5,6 +5,10 @@ CIFAR10_DIR = str(Path(config["data"]["cifar10"]["root"]) / "cifar-10-batches-py
 if not Path(CIFAR10_DIR).exists():
 
     rule download_cifar10:
+        """Download CIFAR-10 (torchvision, md5-checked) where data.cifar10.root has none."""
+        localrule: True  # a download: compute nodes of a cluster may have no internet
+        conda:
+            CONDA_ENV
         output:
             protected(directory(CIFAR10_DIR)),
         log:
@@ -16,6 +20,9 @@ if not Path(CIFAR10_DIR).exists():
 
 
 rule prepare_cifar10:
+    """Read the CIFAR-10 batches once (md5, shapes, labels) into compact uint8 arrays."""
+    conda:
+        CONDA_ENV
     input:
         batches=CIFAR10_DIR,
         code=package_sources("data"),
@@ -36,6 +43,8 @@ rule prepare_cifar10:
 
 rule split_cifar10:
     """Hold out a validation split of the training images (stratified, data.split_seed)."""
+    conda:
+        CONDA_ENV
     input:
         train=rules.prepare_cifar10.output.train,
         code=package_sources("data"),
@@ -62,6 +71,8 @@ if CIFAR10H["enabled"] and not Path(CIFAR10H_COUNTS).exists():
     rule download_cifar10h:
         """Download CIFAR-10H's vote counts (sha256-checked)."""
         localrule: True  # a compute node may have no internet
+        conda:
+            CONDA_ENV
         output:
             protected(CIFAR10H_COUNTS),
         log:

@@ -2,6 +2,9 @@
 
 
 rule cache_features:
+    """The frozen backbone's 64-d features of every image, computed once for all head-only variants."""
+    conda:
+        CONDA_ENV
     input:
         backbone=BACKBONE,
         images="results/data/cifar10/{split}.npz",
@@ -23,6 +26,9 @@ rule cache_features:
 
 
 rule train_variant:
+    """Fine-tune one variant with one seed; keep the best validation epoch; resumable per epoch."""
+    conda:
+        CONDA_ENV
     input:
         unpack(variant_split),
         backbone=BACKBONE,
@@ -50,6 +56,9 @@ rule train_variant:
 
 
 rule evaluate_variant:
+    """Score one fine-tuned model on the test set: per-image scores and metrics."""
+    conda:
+        CONDA_ENV
     input:
         checkpoint=rules.train_variant.output.checkpoint,
         test=variant_input("test"),

@@ -9,6 +9,10 @@ CIFAR100_KIND, CIFAR100_SOURCE = source_of(config["data"]["cifar100"])
 if CIFAR100_KIND == "pickle" and not Path(CIFAR100_SOURCE).exists():
 
     rule download_cifar100:
+        """Download CIFAR-100 (torchvision, md5-checked) where data.cifar100.root has none."""
+        localrule: True  # a download: compute nodes of a cluster may have no internet
+        conda:
+            CONDA_ENV
         output:
             protected(directory(CIFAR100_SOURCE)),
         log:
@@ -20,6 +24,9 @@ if CIFAR100_KIND == "pickle" and not Path(CIFAR100_SOURCE).exists():
 
 
 rule prepare_cifar100:
+    """Read CIFAR-100 (pickle batches or an ImageFolder tree) into compact uint8 arrays."""
+    conda:
+        CONDA_ENV
     input:
         source=CIFAR100_SOURCE,
         code=package_sources("cifar100"),
@@ -39,6 +46,9 @@ rule prepare_cifar100:
 
 
 rule pretrain_backbone:
+    """Pretrain the ResNet-20 on CIFAR-100 (backbone.source: pretrain), resumable per epoch."""
+    conda:
+        CONDA_ENV
     input:
         train=rules.prepare_cifar100.output.train,
         test=rules.prepare_cifar100.output.test,
@@ -64,6 +74,9 @@ rule pretrain_backbone:
 
 
 rule plot_pretraining:
+    """Plot the backbone's CIFAR-100 pretraining curves beside the published top-1."""
+    conda:
+        CONDA_ENV
     input:
         epochs=rules.pretrain_backbone.output.epochs,
         code=package_sources("report.figures"),

@@ -8,6 +8,8 @@ Q6_FIGURES = "results/figures/q6"
 
 rule plot_q6:
     """Q6: variant table with intervals, paired tests, figures and every number of the discussion."""
+    conda:
+        CONDA_ENV
     input:
         test=rules.prepare_cifar10.output.test,
         metrics=per_run(rules.evaluate_variant.output.metrics),
@@ -52,6 +54,8 @@ THEORY = {f"q{n}": getattr(rules, f"theory_q{n}").output for n in range(1, 6)}
 
 rule report_html:
     """The assignment's answer as one self-contained HTML file (Q1-Q6, provenance)."""
+    conda:
+        CONDA_ENV
     input:
         unpack(backbone_summary),
         **{f"theory_{question}": outputs for question, outputs in THEORY.items()},
@@ -80,6 +84,8 @@ rule report_html:
 
 rule report_pdf:
     """report/report.html printed to A4 by wkhtmltopdf."""
+    conda:
+        CONDA_ENV
     input:
         html=rules.report_html.output[0],
         code=package_sources("report.render"),
@@ -96,6 +102,8 @@ rule report_pdf:
 
 rule gallery_html:
     """Every test image with its scores: one self-contained, sortable and filterable HTML file."""
+    conda:
+        CONDA_ENV
     input:
         template=f"{TEMPLATES}/gallery.html.j2",
         images=rules.prepare_cifar10.output.test,
@@ -123,6 +131,8 @@ rule gallery_html:
 
 rule gallery_pdf:
     """Every test image of the focus variant with its scores, as a print grid (wkhtmltopdf)."""
+    conda:
+        CONDA_ENV
     input:
         template=f"{TEMPLATES}/gallery_print.html.j2",
         images=rules.prepare_cifar10.output.test,

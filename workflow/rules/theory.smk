@@ -7,9 +7,12 @@
 for question in QUESTIONS:
 
     rule:
+        """A theory question (Q1-Q5): its numbers and figures, computed by the question's module."""
         name:
             f"theory_{question}"
         localrule: True  # seconds of CPU: run on the submitting host under a cluster executor
+        conda:
+            CONDA_ENV
         input:
             **theory_inputs(question),
         output:

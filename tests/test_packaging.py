@@ -1,0 +1,105 @@
+"""What a user installs and runs, checked where it can be: the conda env (statically: no conda here), the
+package's metadata, the import path of the jobs, the licence and citation, the docs free of machine paths,
+a one-line description per rule, and downloads that stay on the submitting host under a cluster."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import yaml
+from conftest import REPO, SNAKEMAKE
+
+
+def requirements() -> list[str]:
+    return [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_conda_env_parses_and_pins_what_requirements_pins():
+    env = yaml.safe_load((REPO / "envs/workflow.yaml").read_text())
+    deps = env["dependencies"]
+    conda = [d for d in deps if isinstance(d, str)]
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    assert not any(re.match(r"python\b", d) for d in conda), "a python pin: conda-inject refuses it"
+    assert not any(p.startswith(("-r", "-e", "--")) or "/" in p for p in pip), "no paths: conda builds elsewhere"
+    assert pip == requirements()
+    assert "wkhtmltopdf" in conda
+
+
+def test_pyproject_installs_the_package_with_the_same_pins():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert project["build-system"]["build-backend"] == "setuptools.build_meta"
+    test_tools = project["project"]["optional-dependencies"]["test"]
+    assert project["project"]["dependencies"] + test_tools == requirements()
+    assert "pip install -q --no-deps -e ." in (REPO / "setup.sh").read_text()
+
+
+def test_every_rule_has_a_conda_env_and_lint_is_clean(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    proc = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--lint"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "Specify a conda environment" not in out and "Mixed rules and functions" not in out, out[-3000:]
+    assert "Congratulations, your workflow is in a good condition" in out, out[-3000:]
+
+
+def test_jobs_import_the_package_through_the_script_folder_without_an_install():
+    """Snakemake appends a local script's folder to the script's sys.path; workflow/scripts/cmpt726 links to
+    the package, so a job in a conda env (no install, PYTHONPATH dropped) imports this checkout's package."""
+    link = REPO / "workflow/scripts/cmpt726"
+    assert link.is_symlink() and link.resolve() == (REPO / "workflow/cmpt726").resolve()
+    # -S -I: no site-packages (so no installed cmpt726), no PYTHONPATH: only the script folder, as in the job.
+    code = (f"import sys; sys.path.append({str(REPO / 'workflow/scripts')!r}); import cmpt726.io, cmpt726.sources; "
+            "print(cmpt726.io.__file__)")
+    out = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True,
+                         env={}).stdout
+    assert out.strip().startswith(str(REPO / "workflow/scripts/cmpt726/"))
+
+
+def test_licence_and_citation():
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT" and cff["authors"]
+    titles = " ".join(r["title"] for r in cff["references"])
+    for needle in ["Tiny Images", "pytorch-cifar-models", "Human uncertainty", "CMPT-726"]:
+        assert needle in titles, needle
+    readme = (REPO / "README.md").read_text()
+    for needle in ["Krizhevsky", "chenyaofo/pytorch-cifar-models", "CMPT-726", "LICENSE", "CITATION.cff"]:
+        assert needle in readme, needle
+
+
+MACHINE_PATHS = re.compile(r"(?<![\w.])(/work/|/tmp/|/home/|/root/|/Users/|C:\\)")
+
+
+@pytest.mark.parametrize("pattern", ["README.md", "docs/*.md", "configs/*.yaml", "config.yaml", "profiles/*/*.yaml",
+                                     "workflow/report/*.rst", ".test/**/*.yaml"])
+def test_docs_and_configs_name_no_folder_of_a_development_machine(pattern):
+    files = sorted(REPO.glob(pattern))
+    assert files or pattern.startswith(".test"), pattern
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not MACHINE_PATHS.search(line), f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+
+
+def test_every_rule_says_what_it_does_in_list_rules(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    out = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--list-rules"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    rules = [line for line in out.splitlines() if re.match(r"^\w+", line)]
+    assert len(rules) > 20
+    undocumented = [line for line in rules if not re.match(r"^\w+ \(.+\)$", line)]
+    assert undocumented == []
+
+
+def test_downloads_run_on_the_submitting_host(tmp_path):
+    """Compute nodes of a cluster often have no internet: every download is a local rule."""
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    out = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-n"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    for rule in ["download_cifar10", "fetch_backbone", "download_cifar10h"]:
+        assert re.search(rf"^localrule {rule}:", out, re.M), rule
+    assert re.search(r"^rule train_variant:", out, re.M)  # and the heavy ones do not
