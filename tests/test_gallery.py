@@ -215,11 +215,14 @@ def test_class_names_are_escaped(tmp_path):
 
 
 def test_benchmark_script_runs(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/gallery_bench.py"), "--n", "150", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/gallery_bench.py"), "--n", "150", "--runs", "6",
+                           "--analyses", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"gallery\.html\s+[\d.]+ s", proc.stdout) and re.search(r"both\s+[\d.]+ s", proc.stdout)
+    assert re.search(r"gallery\.html\s+[\d.]+ s .*runs [\d.]+ MB", proc.stdout)
+    assert re.search(r"both\s+[\d.]+ s", proc.stdout)
     assert (tmp_path / "gallery.html").exists() and (tmp_path / "gallery.pdf").exists()
+    data = embedded_json((tmp_path / "gallery.html").read_text(encoding="utf-8"), "gallery-data")
+    assert len(data["runs"]) == 6 and len(data["variants"]) == 2 and data["humans"] and data["duplicates"]
 
 
 # --------------------------------------------------------------------------- every run and the analyses, on tiny files
@@ -271,7 +274,8 @@ def write_tiny_inputs(folder):
                                          "verdict": {"top": "wide", "best": None, "tied_with_top": ["wide", "aug"]}})
 
     write_tsv(folder / "label_issues.tsv", ISSUE_COLUMNS,
-              [[i, CLASSES[labels[i]], s, 0.05 * r, r, 4, 6] for i, (s, r) in sorted(ISSUES.items(), key=lambda x: x[1][1])])
+              [[i, CLASSES[labels[i]], s, 0.05 * r, r, 4, 6]
+               for i, (s, r) in sorted(ISSUES.items(), key=lambda x: x[1][1])])
     rows = []
     for i in range(N_TINY):
         votes = np.zeros(10, int)
@@ -360,7 +364,8 @@ def test_analysis_files_are_checked_against_the_test_images(tiny, tmp_path):
     text = (tiny["dir"] / "label_issues.tsv").read_text().splitlines()
     index, given = text[1].split("\t")[:2]
     other = CLASSES[(CLASSES.index(given) + 1) % 10]
-    (tmp_path / "issues.tsv").write_text("\n".join([text[0], text[1].replace(f"\t{given}\t", f"\t{other}\t", 1)]) + "\n")
+    changed = text[1].replace(f"\t{given}\t", f"\t{other}\t", 1)
+    (tmp_path / "issues.tsv").write_text(f"{text[0]}\n{changed}\n")
     with pytest.raises(ValueError, match=rf"issues.tsv: image {index} is given '{other}' here"):
         gallery.load_label_issues(tmp_path / "issues.tsv", data)
     lines = (tiny["dir"] / "human_labels.tsv").read_text().splitlines()
@@ -390,16 +395,18 @@ def shown(browser, attribute="index"):
 def test_run_selector_switches_the_cards_to_that_runs_scores(tiny):
     with Chromium() as browser:
         browser.open(tiny["dir"] / "gallery.html")
-        assert browser.evaluate("document.getElementById('count').textContent") == f"showing {N_TINY} of {N_TINY} images"
-        assert browser.evaluate("[document.getElementById('variant').value, document.getElementById('seed').value]") == \
-            ["wide", "0"]  # the report's focus run first
+        count = browser.evaluate("document.getElementById('count').textContent")
+        assert count == f"showing {N_TINY} of {N_TINY} images"
+        run = browser.evaluate("['variant', 'seed'].map(id => document.getElementById(id).value)")
+        assert run == ["wide", "0"]  # the report's focus run first
         for variant, seed in [("wide", 0), ("base", 1), ("aug", 0), ("aug", 1)]:
             if (variant, seed) != ("wide", 0):
                 choose(browser, "variant", variant)
                 choose(browser, "seed", str(seed))
             probs = tiny["probs"][variant, seed]
             assert shown(browser, "pred") == probs.argmax(1).tolist()
-            got = [t.rsplit(" ", 1) for t in browser.evaluate(f"{CARDS}.map(c => c.querySelector('.k.p1').textContent)")]
+            got = [t.rsplit(" ", 1) for t in
+                   browser.evaluate(f"{CARDS}.map(c => c.querySelector('.k.p1').textContent)")]
             assert [name for name, _ in got] == [f"pred: {CLASSES[p.argmax()]}" for p in probs]
             # shown to 3 places from the 4 the file keeps: within half a thousandth and half a ten-thousandth
             assert np.abs(np.array([float(x) for _, x in got]) - probs.max(1)).max() <= 0.55e-3
@@ -464,8 +471,8 @@ def test_analysis_filters_badges_and_the_training_twin(tiny, tmp_path):
         choose(browser, "sort", "index")
         choose(browser, "subset", "humans-disagree")
         texts = browser.evaluate(f"{CARDS}.map(c => c.querySelector('.ht').textContent)")
-        assert [t.split(" · ")[0] for t in texts] == [f"people: {m} {k}/{n}" for _, (m, k, n) in
-                                                      sorted(HUMANS_DISAGREE.items())]
+        assert texts == [f"people: {m} {k}/{n} (not the label)" + (" · unsure" if i in HUMANS_UNSURE else "")
+                         for i, (m, k, n) in sorted(HUMANS_DISAGREE.items())]
         marked = browser.evaluate(f"{CARDS}.map(c => ['lab', 'maj'].map(k => Array.from("
                                   "c.querySelectorAll('.hv span')).findIndex(s => s.classList.contains(k))))")
         assert marked == [[int(labels[i]), CLASSES.index(HUMANS_DISAGREE[i][0])] for i in sorted(HUMANS_DISAGREE)]
@@ -524,7 +531,8 @@ def test_gallery_pdf_marks_the_planted_images(tiny):
     px = row / 136  # a row: 120 px of content, 6 of padding, 6 of border, 4 of spacing
     assert top["#72"] - top["#77"] == pytest.approx(30 * px, abs=1)
     last_line = max(y1 for w, _, y1 in words if w == "3:")
-    dup_line = next(y1 for (before, _, _), (w, _, y1) in zip(words, words[1:]) if (before, w) == ("train", f"#{TWINS[77]}"))
+    dup_line = next(y1 for (before, _, _), (w, _, y1) in zip(words, words[1:])
+                    if (before, w) == ("train", f"#{TWINS[77]}"))
     assert dup_line == pytest.approx(last_line, abs=2)
     height = float(re.search(r'<page width="[\d.]+" height="([\d.]+)"', boxes).group(1))
     assert last_line < height

@@ -47,6 +47,7 @@ PROB_SCALE = 10_000  # probabilities travel as uint16 ten-thousandths
 RECORD = np.dtype([("top", "<u2"), ("p", "<u2", (TOP_K,))])  # 8 bytes per image and run
 MAX_CLASSES = 16  # 4 bits per class index in RECORD["top"]
 HUMAN_DISAGREE, HUMAN_UNSURE = 1, 2  # bits of the per-image human flags
+NO_ANALYSES = {"label_issues": None, "human_labels": None, "near_duplicates": None}
 
 
 # --------------------------------------------------------------------------- data
@@ -175,12 +176,12 @@ def load_near_duplicates(path, train_images, data: dict) -> dict:
     """near_duplicates.tsv and the training images → the flagged test images and their training twins."""
     if train_images is None:
         raise ValueError(f"{path}: near-duplicates need the training images (train_images) for their thumbnails")
-    rows = read_tsv(path)
-    n = len(data["labels"])
     with open(path, encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
     if header != NEAR_DUPLICATE_COLUMNS:
         raise ValueError(f"{path}: header {header} is not {NEAR_DUPLICATE_COLUMNS}")
+    rows = read_tsv(path)
+    n = len(data["labels"])
     if [r["index"] for r in rows] != list(range(n)):
         raise ValueError(f"{path}: {len(rows)} rows, expected one per test image of {data['path']} "
                          f"(0..{n - 1} in order)")
@@ -211,9 +212,6 @@ def load_analyses(data: dict, *, train_images=None, label_issues=None, human_lab
             "human_labels": None if human_labels is None else load_human_labels(human_labels, data),
             "near_duplicates": (None if near_duplicates is None
                                 else load_near_duplicates(near_duplicates, train_images, data))}
-
-
-NO_ANALYSES = {"label_issues": None, "human_labels": None, "near_duplicates": None}
 
 
 # --------------------------------------------------------------------------- images
