@@ -11,5 +11,9 @@ run(
         smk.output[0],
         smk.input.template,
         title=smk.params.title,
+        train_images=smk.input.get("train_images"),
+        label_issues=smk.input.get("label_issues"),
+        human_labels=smk.input.get("human_labels"),
+        near_duplicates=smk.input.get("near_duplicates"),
     ),
 )
