@@ -16,9 +16,9 @@ from workflow_helpers import (copy_workflow, edited_config, edited_file, job, pa
 
 pytestmark = pytest.mark.slow
 
-# The report's own rules (figures, HTML, PDF, gallery); a change upstream of the report may rerun any
-# of them, and nothing else than what the scenario names.
-REPORT_PREFIXES = ("report_", "gallery_", "plot_")
+# The report's own rules (figures, HTML, PDF, gallery) and the analyses that read every score file; a
+# change upstream of the report may rerun any of them, and nothing else than what the scenario names.
+REPORT_PREFIXES = ("report_", "gallery_", "plot_", "label_issues", "human_labels")
 DOCUMENT = {"report_html", "report_pdf"}
 
 
@@ -119,5 +119,7 @@ def test_runtime_module_edit_reruns_features_training_and_downstream(project):
     with edited_file(project["workflow"] / "cmpt726" / "runtime.py", "\n# edited\n"):
         jobs = plan(project)
     rules = sorted(j.split("[")[0] for j in jobs if not is_report(j))
-    assert rules == sorted(["cache_features"] * 2 + ["train_variant"] * 2 + ["evaluate_variant"] * 2), jobs
+    # near_duplicates reads the recomputed features
+    assert rules == sorted(["cache_features"] * 2 + ["train_variant"] * 2 + ["evaluate_variant"] * 2
+                           + ["near_duplicates"]), jobs
     assert DOCUMENT <= jobs

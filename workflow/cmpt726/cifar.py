@@ -10,7 +10,6 @@ the md5 is checked when asked (`verify`), the keys, shapes and labels always.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import shutil
 import tempfile
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .io import file_digest
 
 SIZE = 32
 
@@ -51,11 +52,7 @@ def official_md5(layout: Layout) -> dict[str, str]:
 
 
 def md5sum(path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def download(layout: Layout, batch_dir) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import math
 import os
@@ -37,6 +38,15 @@ def atomic_path(path, suffix: str | None = None):
 def write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (md5 for the CIFAR batches, sha256 for CIFAR-10H)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- JSON
@@ -90,6 +100,20 @@ def write_tsv(path, columns: list[str], rows) -> None:
         values = [row.get(c) for c in columns] if isinstance(row, dict) else row
         lines.append("\t".join(format_cell(v) for v in values))
     write_text(path, "\n".join(lines) + "\n")
+
+
+def read_table(path, columns: list[str]) -> list[list[str]]:
+    """The rows of a TSV whose header must be `columns` (text cells; blank lines skipped), or a ValueError
+    naming the file and the line that is wrong."""
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
+    if header != columns:
+        raise ValueError(f"{path}: header {header} is not {columns}")
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(columns):
+            raise ValueError(f"{path}: line {n} has {len(row)} columns, expected {len(columns)}")
+    return rows
 
 
 def read_tsv(path) -> list[dict]:

@@ -76,6 +76,17 @@ def human_label_outputs(wildcards):
     return {"human_labels": rules.human_labels.output.table, "human_metrics": rules.human_labels.output.metrics}
 
 
+def gallery_analyses(wildcards):
+    """What the gallery marks on each image: likely label errors, people's votes (when CIFAR-10H is on),
+    near-duplicates with the training images they copy."""
+    return {
+        "label_issues": rules.label_issues.output.table,
+        "near_duplicates": rules.near_duplicates.output.table,
+        "train_images": rules.prepare_cifar10.output.train,
+        **({"human_labels": rules.human_labels.output.table} if config["data"]["cifar10h"]["enabled"] else {}),
+    }
+
+
 def analysis_figure(name, label):
     return report(
         f"results/figures/analysis/{name}.png",

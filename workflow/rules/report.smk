@@ -105,6 +105,7 @@ rule gallery_html:
     conda:
         CONDA_ENV
     input:
+        unpack(gallery_analyses),
         template=f"{TEMPLATES}/gallery.html.j2",
         images=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
@@ -134,6 +135,7 @@ rule gallery_pdf:
     conda:
         CONDA_ENV
     input:
+        unpack(gallery_analyses),
         template=f"{TEMPLATES}/gallery_print.html.j2",
         images=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),

@@ -1,5 +1,5 @@
-"""Analyses of the test-set predictions that need no model: likely label errors (cleanlab,
-`label_issues`) and agreement with human annotators (CIFAR-10H, `human_labels`).
+"""What the per-image test scores reveal: likely label errors (`label_issues`, cleanlab), agreement with
+human annotators (`human_labels`, CIFAR-10H) and train-test near-duplicates (`near_duplicates`).
 
-They read the per-image score files the evaluation writes; nothing here imports torch.
+Each is the function of one rule, reading score files or prepared arrays; none imports torch at import time.
 """

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import read_scores
-from ..io import atomic_path, write_json, write_tsv
+from ..io import atomic_path, file_digest, read_table, write_json, write_tsv
 
 FILENAME = "cifar10h-counts.npy"
 DEFAULT_URL = "https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-counts.npy"
@@ -64,11 +64,7 @@ MIN_ALIGNMENT = 0.5  # below this fraction of majority == label, the counts are 
 # --- the file --------------------------------------------------------------------------------
 
 def sha256sum(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _unreachable(url, error) -> ConnectionError:
@@ -356,14 +352,7 @@ def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: fl
 def read_human_table(path) -> dict[str, np.ndarray]:
     """A per-image TSV back as arrays (label/human_majority as names, votes (N, 10)); refuses a wrong header."""
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
-    if header != TSV_COLUMNS:
-        raise ValueError(f"{path}: header {header} is not {TSV_COLUMNS}")
-    for n, row in enumerate(rows, start=2):
-        if len(row) != len(TSV_COLUMNS):
-            raise ValueError(f"{path}: line {n} has {len(row)} columns, expected {len(TSV_COLUMNS)}")
+    rows = read_table(path, TSV_COLUMNS)
     try:
         cols = list(zip(*rows)) if rows else [()] * len(TSV_COLUMNS)
         return {

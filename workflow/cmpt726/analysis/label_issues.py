@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import read_scores
-from ..io import write_json, write_tsv
+from ..io import read_table, write_json, write_tsv
 
 FILTER_BY = "prune_by_noise_rate"
 RANK_BY = "self_confidence"
@@ -185,14 +185,7 @@ def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
     """Read a label_issues.tsv back (columns as arrays; given/suggested as names, or as class
     indices when `classes` is given). Refuses a wrong header or unknown class names, naming the file."""
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
-    if header != TSV_COLUMNS:
-        raise ValueError(f"{path}: header {header} is not {TSV_COLUMNS}")
-    for n, row in enumerate(rows, start=2):
-        if len(row) != len(TSV_COLUMNS):
-            raise ValueError(f"{path}: line {n} has {len(row)} columns, expected {len(TSV_COLUMNS)}")
+    rows = read_table(path, TSV_COLUMNS)
     cols = dict(zip(TSV_COLUMNS, zip(*rows))) if rows else {c: () for c in TSV_COLUMNS}
     try:
         table = {

@@ -6,8 +6,6 @@ sections/analysis.html.j2 lays out.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import stats
@@ -16,6 +14,7 @@ from ..data import load_arrays
 from ..evaluation import read_scores
 from ..io import read_json, read_tsv, write_json
 from ..plotting import plt, save_figure
+from . import figures
 
 N_SHOWN = 24
 
@@ -90,28 +89,13 @@ def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels
 
 
 # --------------------------------------------------------------------------- figures
-def _tile_grid(n: int, cols: int, cell=(1.55, 1.95)):
-    rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell[0], rows * cell[1]), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    return fig, axes
-
-
 def plot_suspects(images, top: list[dict], path) -> None:
     """The most likely label errors: the image, its given label → the suggested one, the mean probability of
     the given label."""
-    fig, axes = _tile_grid(len(top), 6)
-    for ax, s in zip(axes.flat, top):
-        ax.imshow(images[s["index"]].transpose(1, 2, 0), interpolation="nearest")
-        ax.set_title(f"#{s['index']}  {s['given']} →\n{s['suggested']}  (p {s['confidence']:.2f})", fontsize=7.5,
-                     color="#7a4a00", pad=3)
-    if not top:
-        axes[0, 0].text(0.5, 0.5, "no suspects", ha="center", va="center")
-    fig.suptitle("Likely label errors: given label → the models' suggestion (mean probability of the given label)",
-                 fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path)
+    figures.plot_image_grid([[(images[s["index"]], f"#{s['index']}  {s['given']} →\n{s['suggested']}  "
+                                                   f"(p {s['confidence']:.2f})", "#7a4a00")] for s in top],
+                            "Likely label errors: given label → the models' suggestion (mean probability of the given "
+                            "label)", path, "no suspects")
 
 
 def plot_humans(metrics: dict, path) -> None:
@@ -145,21 +129,12 @@ def plot_humans(metrics: dict, path) -> None:
 
 def plot_duplicates(test_images, train_images, test_labels, train_labels, classes, shown: list[dict], path) -> None:
     """Flagged pairs side by side: the test image and its nearest training image, with their labels."""
-    pairs = shown[:N_SHOWN]
-    fig, axes = _tile_grid(2 * len(pairs), 8, cell=(1.3, 1.7))
-    for k, p in enumerate(pairs):
-        a, b = axes.flat[2 * k], axes.flat[2 * k + 1]
-        a.imshow(test_images[p["index"]].transpose(1, 2, 0), interpolation="nearest")
-        b.imshow(train_images[p["train_index"]].transpose(1, 2, 0), interpolation="nearest")
-        a.set_title(f"test #{p['index']}\n{classes[test_labels[p['index']]]}", fontsize=7, pad=2)
-        b.set_title(f"train #{p['train_index']}\n{classes[train_labels[p['train_index']]]}  d {p['distance']:.2f}",
-                    fontsize=7, pad=2, color="#555")
-    if not pairs:
-        axes[0, 0].text(0.5, 0.5, "no near-duplicates", ha="center", va="center")
-    fig.suptitle("Test images with a near-duplicate in the training set (left) and that training image (right)",
-                 fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path)
+    figures.plot_image_grid(
+        [[(test_images[p["index"]], f"test #{p['index']}\n{classes[test_labels[p['index']]]}", "#222"),
+          (train_images[p["train_index"]], f"train #{p['train_index']}\n{classes[train_labels[p['train_index']]]}"
+                                           f"  d {p['distance']:.2f}", "#555")] for p in shown[:N_SHOWN]],
+        "Test images with a near-duplicate in the training set (left) and that training image (right)", path,
+        "no near-duplicates", cols=8, cell=(1.3, 1.7))
 
 
 # --------------------------------------------------------------------------- rule plot_analysis

@@ -161,23 +161,29 @@ def plot_reliability(calib: dict, title: str, path) -> None:
     save_figure(fig, path)
 
 
-def plot_mistakes(images: np.ndarray, labels, probs, indices, classes: list[str], title: str, path) -> None:
-    """The given test images (N, 3, 32, 32 uint8) in a grid, each with true class, prediction and score."""
-    cols = 6
-    rows = max(1, math.ceil(len(indices) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.55, rows * 1.95), squeeze=False)
+def plot_image_grid(tiles: list[list[tuple]], title: str, path, empty: str, cols: int = 6,
+                    cell=(1.55, 1.95)) -> None:
+    """Small images in a grid with a title each. tiles: one list per image group, of (image (3, 32, 32) uint8,
+    title, colour) (a group of two, e.g. a test image and its training twin, sits side by side)."""
+    flat = [tile for group in tiles for tile in group]
+    rows = max(1, math.ceil(len(flat) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell[0], rows * cell[1]), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, i in zip(axes.flat, indices):
-        p = probs[i]
-        ax.imshow(images[i].transpose(1, 2, 0), interpolation="nearest")
-        ax.set_title(f"#{i}  true: {classes[labels[i]]}\npred: {classes[p.argmax()]} {p.max():.3f}",
-                     fontsize=7.5, color="#a00", pad=3)
-    if not len(indices):
-        axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    for ax, (image, text, color) in zip(axes.flat, flat):
+        ax.imshow(image.transpose(1, 2, 0), interpolation="nearest")
+        ax.set_title(text, fontsize=7.5, color=color, pad=3)
+    if not flat:
+        axes[0, 0].text(0.5, 0.5, empty, ha="center", va="center")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_mistakes(images: np.ndarray, labels, probs, indices, classes: list[str], title: str, path) -> None:
+    """The given test images (N, 3, 32, 32 uint8) in a grid, each with true class, prediction and score."""
+    plot_image_grid([[(images[i], f"#{i}  true: {classes[labels[i]]}\npred: {classes[probs[i].argmax()]} "
+                                  f"{probs[i].max():.3f}", "#a00")] for i in indices], title, path, "no mistakes")
 
 
 def plot_pretraining(epochs_path, path, published_top1: float | None = None) -> None:

@@ -1,0 +1,96 @@
+"""A finished project plans nothing new wherever it goes: moved (mv), copied (cp -a), or its results copied
+into a fresh git clone (after tools/restore_mtimes.py); and the offline trial of the README (.test) runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO, SNAKEMAKE, smoke_config
+from workflow_helpers import copy_workflow, parse_jobs
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake_in(project, *args, check=True):
+    """Snakemake as a user runs it: in the project folder, its own Snakefile, no PYTHONPATH."""
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=project, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def planned(project) -> set[str]:
+    proc = snakemake_in(project, "-n")
+    return parse_jobs(proc.stdout + "\n" + proc.stderr)
+
+
+def git(project, *args):
+    subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_inputs, tmp_path_factory):
+    """A project folder holding the workflow (a git repository), its config and the finished smoke run."""
+    project = tmp_path_factory.mktemp("relocate") / "project"
+    copy_workflow(project)
+    shutil.copytree(REPO / "tools", project / "tools")
+    shutil.copy(REPO / ".gitignore", project / ".gitignore")
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    (project / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "workflow")
+    snakemake_in(project, "--cores", "2")
+    assert planned(project) == set()
+    return project
+
+
+def test_moved_project_plans_nothing(finished, tmp_path):
+    moved = tmp_path / "elsewhere" / "renamed"
+    moved.parent.mkdir()
+    shutil.copytree(finished, tmp_path / "original", symlinks=True)  # keep the fixture for the other tests
+    (tmp_path / "original").rename(moved)
+    assert planned(moved) == set()
+
+
+def test_copied_project_plans_nothing(finished, tmp_path):
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(finished), str(copy)], check=True)
+    assert planned(copy) == set()
+
+
+def test_fresh_clone_with_copied_results_plans_nothing(finished, tmp_path):
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(finished), str(clone))
+    before = planned_after_copy(finished, clone)
+    assert before, "a fresh clone's files are newer than the copied results: Snakemake plans reruns"
+    subprocess.run([sys.executable, "tools/restore_mtimes.py"], cwd=clone, check=True, capture_output=True)
+    assert planned(clone) == set()
+
+
+def planned_after_copy(finished, clone) -> set[str]:
+    for folder in ["results", "report"]:
+        subprocess.run(["cp", "-a", str(finished / folder), str(clone / folder)], check=True)
+    shutil.copy(finished / "config.yaml", clone / "config.yaml")
+    return planned(clone)
+
+
+def test_offline_trial_of_the_readme_runs(tmp_path):
+    """`python -m cmpt726.fake_data .test/data` then `snakemake --cores 2 --directory .test`, in a copy of .test."""
+    trial = tmp_path / ".test"
+    trial.mkdir()
+    shutil.copy(REPO / ".test/config.yaml", trial / "config.yaml")
+    subprocess.run([sys.executable, "-m", "cmpt726.fake_data", str(trial / "data")], check=True, capture_output=True)
+    proc = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", "--directory", str(trial)],
+                          capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    for path in ["report/report.html", "report/report.pdf", "report/gallery.html", "report/gallery.pdf",
+                 "results/analysis/label_issues.tsv", "results/analysis/human_labels.tsv",
+                 "results/analysis/near_duplicates.tsv", "results/scores/all_augment/seed1.tsv"]:
+        assert (trial / path).stat().st_size > 0, path
+    html = (trial / "report/report.html").read_text()
+    assert "bootstrap (images × seeds)" in html  # two seeds: the intervals count them
