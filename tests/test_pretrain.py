@@ -112,7 +112,7 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
     assert rows[0].split("\t") == ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
     assert [r.split("\t")[0] for r in rows[1:]] == ["1", "2"]
     summary = json.loads((backbone / "pretrain_summary.json").read_text())
-    assert summary["epochs"] == 2 and summary["published_top1"] == 68.83 and summary["schedule"] == "step"
+    assert summary["epochs"] == 2 and summary["published_top1"] == 68.83 and summary["schedule"] == "cosine"
     assert 0 <= summary["final_top1"] <= 100
     prep = json.loads((workdir / "results/data/cifar100/summary.json").read_text())
     assert prep["kind"] == layout and prep["train"]["images"] == 300 and prep["test"]["images"] == 100
@@ -202,6 +202,17 @@ def test_crop_flip_is_a_shifted_window_of_the_padded_image():
     assert all(torch.equal(m, i) or torch.equal(m, i.flip(-1)) for m, i in zip(mirrored, x))
 
 
+def test_cosine_schedule_of_the_upstream_log():
+    cfg = pretrain_cfg(epochs=200, schedule="cosine", lr=0.1, eta_min=0.0)
+    steps = 196  # 50,000 / 256
+    assert learning_rate(cfg, 0, steps) == pytest.approx(0.1)
+    assert learning_rate(cfg, 100 * steps, steps) == pytest.approx(0.05)  # half-way: half the rate
+    assert learning_rate(cfg, 200 * steps, steps) == pytest.approx(0.0, abs=1e-12)
+    values = [learning_rate(cfg, s, steps) for s in range(0, 200 * steps, 97)]
+    assert all(a > b for a, b in zip(values, values[1:]))  # falls at every step
+    assert learning_rate({**cfg, "eta_min": 0.001}, 200 * steps, steps) == pytest.approx(0.001)
+
+
 def test_learning_rate_schedules():
     step = pretrain_cfg(epochs=200, schedule="step", lr=0.1)
     lrs = [learning_rate(step, e * 10, 10) for e in (0, 99, 100, 149, 150, 199)]
@@ -244,13 +255,15 @@ def test_imagefolder_takes_precedence_and_config_is_checked(tiny_inputs):
     config["backbone"] = {"source": "pretrain"}
     validate_config(config, str(SCHEMA))  # defaults filled: the upstream recipe
     pre = config["backbone"]["pretrain"]
-    assert (pre["epochs"], pre["batch_size"], pre["lr"], pre["schedule"], pre["milestones"]) == (
-        200, 256, 0.1, "step", [0.5, 0.75])
+    # the upstream training log's recipe
+    assert (pre["epochs"], pre["batch_size"], pre["lr"], pre["schedule"], pre["weight_decay"], pre["eta_min"]) == (
+        200, 256, 0.1, "cosine", 0.0005, 0.0)
+    assert pre["normalize"] == {"mean": [0.507, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2761]}
     assert pre["onecycle"]["warmup"] == 0.3 and config["data"]["cifar100"]["root"] == "data/cifar100"
     bad = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     bad["backbone"] = {"source": "pretrain", "pretrain": {"epoch": 3}}
     with pytest.raises(ConfigError, match="unknown config key backbone.pretrain.epoch"):
         validate_config(bad, str(SCHEMA))
-    bad["backbone"] = {"source": "pretrain", "pretrain": {"schedule": "cosine"}}
+    bad["backbone"] = {"source": "pretrain", "pretrain": {"schedule": "linear"}}
     with pytest.raises(ConfigError, match="backbone.pretrain.schedule"):
         validate_config(bad, str(SCHEMA))

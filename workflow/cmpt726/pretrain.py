@@ -1,9 +1,12 @@
 """Pretrain the backbone: chenyaofo's ResNet-20 (`models.cifar_resnet20(100)`) on CIFAR-100.
 
-The upstream recipe is the default (config `backbone.pretrain`): SGD + Nesterov, step
-schedule (÷10 at 50 % and 75 % of the epochs), random 32-crop of the 4-pixel zero-padded
-image and horizontal flip (`augment.RandomCropFlip`, batched on the device, from its own
-generator). `schedule: onecycle` is the short-schedule option. The epochs run in `loop.fit`,
+The default (config `backbone.pretrain`) is the recipe of the upstream repository's own training log
+of its published CIFAR-100 ResNet-20 (chenyaofo/pytorch-cifar-models, branch `logs`): SGD lr 0.1 +
+Nesterov momentum 0.9, weight decay 5e-4, cosine annealing over 200 epochs, batch 256, its
+normalisation, random 32-crop of the 4-pixel zero-padded image and horizontal flip
+(`augment.RandomCropFlip`, batched on the device, from its own generator). The recipe of the
+upstream README (weight decay 1e-4, ÷10 at 50 % and 75 %) is `configs/pretrain-readme-recipe.yaml`;
+`schedule: onecycle` is the short-schedule option. The epochs run in `loop.fit`,
 which saves a resume state after each one, so a killed run resumes to the same weights.
 
 Outputs: a plain state_dict (loads with strict=True into `cifar_resnet20(100)`, like the
@@ -31,12 +34,17 @@ EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_to
 def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
     """The learning rate of optimiser step `step` (0-based) of the whole run.
 
+    cosine: eta_min + (lr − eta_min)(1 + cos(π t / T)) / 2 at step t of T (cosine annealing over the
+    whole run, per step; the recipe of the upstream repository's training log).
     step: lr × gamma^(milestones passed), a milestone being a fraction of the epochs
-    (0.5 of 200 → from epoch 100 on, per epoch as upstream's MultiStepLR).
+    (0.5 of 200 → from epoch 100 on, per epoch as upstream's MultiStepLR; its README's recipe).
     onecycle: linear warm-up from lr/div_factor to lr over the first `warmup` fraction of the
     steps, then cosine down to lr/div_factor/final_div_factor at the last step.
     """
     epochs, lr = cfg["epochs"], cfg["lr"]
+    if cfg["schedule"] == "cosine":
+        t = min(step / max(1, epochs * steps_per_epoch), 1.0)
+        return cfg["eta_min"] + (lr - cfg["eta_min"]) * (1 + math.cos(math.pi * t)) / 2
     if cfg["schedule"] == "step":
         epoch = step // steps_per_epoch
         passed = sum(epoch >= round(m * epochs) for m in cfg["milestones"])
@@ -51,7 +59,7 @@ def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
             return start + (lr - start) * step / warm
         t = (step - warm) / max(1, total - 1 - warm)
         return final + (lr - final) * (1 + math.cos(math.pi * min(t, 1.0))) / 2
-    raise ValueError(f"config key backbone.pretrain.schedule: unknown {cfg['schedule']!r} (step | onecycle)")
+    raise ValueError(f"config key backbone.pretrain.schedule: unknown {cfg['schedule']!r} (cosine | step | onecycle)")
 
 
 # --------------------------------------------------------------------------- set-up + the loop

@@ -125,9 +125,16 @@ def backbone_summary(wildcards):
 def package_sources(*modules):
     """The .py files of the cmpt726 modules a rule runs (names like "finetune", "report.assemble")
     and of everything they import from the package: a rule's `code` input, so that editing a
-    module reruns exactly the rules that run it. Relative to the working directory, like every
-    path of the workflow, so that a moved or copied project plans nothing new."""
-    return [os.path.relpath(path) for path in module_sources(WORKFLOW_DIR, *modules)]
+    module reruns exactly the rules that run it."""
+    return [project_path(path) for path in module_sources(WORKFLOW_DIR, *modules)]
+
+
+def project_path(path):
+    """`path` relative to the working directory when it lies inside it (so that a project moved or copied
+    with its workflow plans nothing new), else absolute (a workflow run from elsewhere with -s stays
+    the same files when the project folder moves)."""
+    relative = os.path.relpath(path)
+    return os.path.abspath(path) if relative.split(os.sep)[0] == os.pardir else relative
 
 
 def theory_inputs(question):

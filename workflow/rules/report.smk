@@ -2,7 +2,7 @@
 # the per-image gallery: report/gallery.html (interactive) and report/gallery.pdf (print grid of the focus
 # variant, the one the report's per-image sections study). Figures and tables carry report(...) so that
 # `snakemake --report report.zip` shows them too.
-TEMPLATES = os.path.relpath(os.path.join(WORKFLOW_DIR, "templates"))  # relative: see package_sources
+TEMPLATES = project_path(os.path.join(WORKFLOW_DIR, "templates"))
 Q6_FIGURES = "results/figures/q6"
 
 
