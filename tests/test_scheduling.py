@@ -1,5 +1,6 @@
 """How the heavy jobs share a machine: on a CPU they claim no GPU and pack side by side
-(threads_per_job); wherever they claim a GPU, the local profile's gpu=1 limit runs one at a time."""
+(threads_per_job); wherever they claim a GPU, the local profile's gpu_share limit (a card is 1000
+shares) runs gpu_jobs_per_device of them on it at a time."""
 
 from __future__ import annotations
 
@@ -48,13 +49,16 @@ def test_gpus_per_job_follows_the_device():
     assert gpus_per_job("auto", nvidia_present=False) == 0
 
 
-@pytest.mark.parametrize("device, gpu", [("cpu", "gpu=0"), ("cuda", "gpu=1")])
-def test_heavy_rules_declare_a_gpu_only_for_cuda(tiny_inputs, tmp_path, device, gpu):
-    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth", device=device, threads_per_job=3)
+@pytest.mark.parametrize("device, per_device, claims", [("cpu", 1, {"gpu=0", "gpu_share=0"}),
+                                                        ("cuda", 1, {"gpu=1", "gpu_share=1000"}),
+                                                        ("cuda", 4, {"gpu=1", "gpu_share=250"})])
+def test_heavy_rules_declare_a_gpu_only_for_cuda(tiny_inputs, tmp_path, device, per_device, claims):
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth", device=device, threads_per_job=3,
+                          gpu_jobs_per_device=per_device)
     log = run_snakemake(make_project(tmp_path, config), "-n", "--cores", "8").stdout
     for rule in HEAVY_RULES:
         resources = declared(log, rule, "resources")
-        assert resources and all(gpu in r.split(", ") for r in resources), (rule, resources)
+        assert resources and all(claims <= set(r.split(", ")) for r in resources), (rule, resources)
         assert declared(log, rule, "threads") == {"3"}, rule
 
 
@@ -73,10 +77,11 @@ def test_cpu_jobs_run_side_by_side(packing_project):
     assert most_heavy_jobs_at_once(proc.stderr) == 2, proc.stderr[-3000:]
 
 
-def test_gpu_jobs_run_one_at_a_time(packing_project):
-    """The same DAG with the GPU claim that device: cuda makes: profiles/default's gpu=1 limit
-    serialises the heavy jobs although cores are free."""
-    claim = [f"{rule}:gpu=1" for rule in sorted(HEAVY_RULES)]
-    proc = run_snakemake(packing_project("gpu"), "--cores", "2", "--set-resources", *claim, "--", *TARGETS)
-    assert most_heavy_jobs_at_once(proc.stderr) == 1, proc.stderr[-3000:]
-    assert re.search(r"gpu=1", proc.stderr)
+@pytest.mark.parametrize("share, at_once", [(1000, 1), (500, 2)])
+def test_gpu_jobs_share_the_card_as_configured(packing_project, share, at_once):
+    """The same DAG with the GPU claims that device: cuda makes with gpu_jobs_per_device 1 (1000 shares:
+    one job on the card at a time although cores are free) and 2 (500: two side by side)."""
+    claim = [f"{rule}:gpu_share={share}" for rule in sorted(HEAVY_RULES)]
+    proc = run_snakemake(packing_project(f"gpu{share}"), "--cores", "2", "--set-resources", *claim, "--", *TARGETS)
+    assert most_heavy_jobs_at_once(proc.stderr) == at_once, proc.stderr[-3000:]
+    assert re.search(rf"gpu_share={share}", proc.stderr)

@@ -111,7 +111,7 @@ def test_profiles_declare_what_the_docs_say():
     import yaml
 
     local = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
-    assert "gpu=1" in local["resources"] and local["rerun-incomplete"] is True and local["cores"]
+    assert "gpu_share=1000" in local["resources"] and local["rerun-incomplete"] is True and local["cores"]
     text = (REPO / "profiles/slurm/config.yaml").read_text()
     cluster = yaml.safe_load(text)
     assert cluster["executor"] == "slurm" and cluster["retries"] >= 1 and cluster["latency-wait"] >= 5

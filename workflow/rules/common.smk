@@ -27,6 +27,8 @@ NORMALIZATIONS.setdefault(DEFAULT_NORM, config["training"]["normalize"])
 # features, training and evaluation take `threads_per_job` threads, so that on a CPU Snakemake runs
 # cores / threads_per_job of them at once.
 GPU_PER_JOB = gpus_per_job(config["device"])
+# A card is 1000 shares (profiles/default's limit); a job on it claims 1000 // gpu_jobs_per_device.
+GPU_SHARE = GPU_PER_JOB * (1000 // config["gpu_jobs_per_device"])
 THREADS_PER_JOB = config["threads_per_job"]
 LOGS = "results/logs"
 # Every rule's software with `--sdm conda` (the pins of requirements.txt); relative to the rule files.

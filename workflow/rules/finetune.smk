@@ -18,6 +18,7 @@ rule cache_features:
     threads: THREADS_PER_JOB
     resources:
         gpu=GPU_PER_JOB,
+        gpu_share=GPU_SHARE,
     params:
         normalize=lambda wildcards: NORMALIZATIONS[wildcards.norm],
         device=config["device"],
@@ -46,6 +47,7 @@ rule train_variant:
     threads: THREADS_PER_JOB
     resources:
         gpu=GPU_PER_JOB,
+        gpu_share=GPU_SHARE,
     params:
         settings=variant_settings,
         device=config["device"],
@@ -73,6 +75,7 @@ rule evaluate_variant:
     threads: THREADS_PER_JOB
     resources:
         gpu=GPU_PER_JOB,
+        gpu_share=GPU_SHARE,
     params:
         normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
         channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],

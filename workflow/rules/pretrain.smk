@@ -64,6 +64,7 @@ rule pretrain_backbone:
     threads: 8
     resources:
         gpu=GPU_PER_JOB,
+        gpu_share=GPU_SHARE,
     params:
         pretrain=config["backbone"]["pretrain"],
         device=config["device"],
