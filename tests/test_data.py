@@ -50,6 +50,9 @@ def test_verify_names_the_file_whose_md5_is_wrong(tiny, tmp_path):
     (lambda b: b.update(labels=b["labels"][:-1]), "labels for"),
     (lambda b: b.update(labels=[11] * len(b["labels"])), r"labels must lie in 0\.\.9"),
     (lambda b: b.pop("labels"), "needs 'data' and 'labels'"),
+    (lambda b: b.pop("data"), "needs 'data' and 'labels'"),
+    (lambda b: b.update(data=b["data"].astype(np.float32)), r"must be uint8 of shape \(N, 3072\), found float32"),
+    (lambda b: b.update(labels=["cat"] * len(b["labels"])), "must be a list of integers"),
 ])
 def test_malformed_batches_are_named(tiny, mutate, message):
     path = tiny / "data_batch_2"
@@ -82,3 +85,29 @@ def test_real_cifar10_prepares_to_the_official_split(tmp_path_factory):
     assert summary["train"] == {"images": 50000, "per_class": [5000] * 10}
     assert summary["test"] == {"images": 10000, "per_class": [1000] * 10}
     assert summary["classes"][:3] == ["airplane", "automobile", "bird"]
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"num_vis": 3072}, r"batches.meta: needs 'label_names', a list of 10 class names; found keys \['num_vis'\]"),
+    ({"label_names": ["a", "b"]}, r"batches.meta: needs 'label_names', a list of 10 class names; found 2 names"),
+])
+def test_malformed_meta_is_named(tiny, tmp_path, meta, message):
+    pickle.dump(meta, open(tiny / "batches.meta", "wb"))
+    with pytest.raises(ValueError, match=message):
+        data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False)
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_a_pickle_that_is_not_a_dict_is_named(tiny):
+    pickle.dump([1, 2, 3], open(tiny / "data_batch_3", "wb"))
+    with pytest.raises(ValueError, match="data_batch_3 is not a CIFAR python pickle \\(a list, not a dict\\)"):
+        cifar.read_split(tiny, cifar.CIFAR10, "train", verify=False)
+
+
+def test_cifar100_meta_without_fine_label_names_is_named(tmp_path):
+    from test_pretrain import write_cifar100
+
+    folder = write_cifar100(tmp_path)
+    pickle.dump({"coarse_label_names": ["x"] * 20}, open(folder / "meta", "wb"))
+    with pytest.raises(ValueError, match=r"cifar-100-python/meta: needs 'fine_label_names', a list of 100"):
+        cifar.read_classes(folder, cifar.CIFAR100, verify=False)
