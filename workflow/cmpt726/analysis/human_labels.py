@@ -380,7 +380,7 @@ def _mean_std(values):
 
 
 def human_metrics(counts_path, scores: Mapping, *, eps: float = EPS, by: str = "agreement",
-                  edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW) -> dict:
+                  edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW, n_images: int | None = None) -> dict:
     """Per variant (`scores`: variant name → its score files, one per seed) the models against people.
 
     Every score file must have the same labels (refused naming the file). Returns {"humans": the
@@ -398,7 +398,7 @@ def human_metrics(counts_path, scores: Mapping, *, eps: float = EPS, by: str = "
             raise ValueError(f"human_metrics: variant {name} has no score files")
         seeds = []
         for path in paths:
-            s = read_scores(path, None if labels is None else len(labels))
+            s = read_scores(path, n_images if labels is None else len(labels))
             if labels is None:
                 labels, reference = s["label"], path
                 counts = load_counts(counts_path, len(labels))
@@ -448,7 +448,8 @@ def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metr
     by_variant: dict[str, list] = {}
     for (variant, _seed), path in zip(runs, scores):
         by_variant.setdefault(variant, []).append(path)
-    metrics = write_human_metrics(counts_path, by_variant, out_metrics, unsure_below=unsure_below)
+    metrics = write_human_metrics(counts_path, by_variant, out_metrics, unsure_below=unsure_below,
+                                  n_images=len(labels))
     print(f"{summary['n_images']} images: people disagree with the label on {summary['n_disagree']}, "
           f"are unsure on {summary['n_unsure']}; {len(by_variant)} variants scored against them")
     return metrics

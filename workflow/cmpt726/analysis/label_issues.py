@@ -207,3 +207,13 @@ def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
                 raise ValueError(f"{path}: column {key} has class names {unknown} not in {list(lookup)}")
             table[key] = np.array([lookup[c] for c in table[key]], dtype=np.int64)
     return table
+
+
+def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str = FILTER_BY) -> dict:
+    """Rule label_issues: `write_label_issues` with the class names and the image count of the prepared test
+    set (a score file with a row missing is refused, naming it)."""
+    from ..data import load_arrays
+
+    _, labels, classes = load_arrays(test_images)
+    return write_label_issues(score_paths, out_tsv, classes, summary_json=summary_json, expected_rows=len(labels),
+                              filter_by=filter_by)
