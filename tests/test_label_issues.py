@@ -120,6 +120,9 @@ def test_tsv_round_trip(tmp_path):
     assert list(named["given"][:1]) == [CLASSES[expected["given"][0]]]
 
     assert result["n_suspects"] == len(expected["index"]) and result["n_models"] == 3
+    accuracies = [100 * (p.argmax(1) == labels).mean() for p in read_probs]
+    assert result["model_accuracy"] == pytest.approx({"min": min(accuracies), "max": max(accuracies)})
+    assert min(accuracies) < max(accuracies)  # the models differ, so min and max are told apart
     assert result["reference"] == str(paths[0])
     ref = summary(labels, read_probs[0], expected["index"])
     assert {k: result[k] for k in ref} == ref
@@ -159,3 +162,28 @@ def test_reference_outside_the_set_must_share_labels(tmp_path):
     with pytest.raises(ValueError, match=str(b)):
         write_label_issues([a], tmp_path / "li2.tsv", CLASSES, reference=b)
     assert not (tmp_path / "li2.tsv").exists()
+
+
+def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
+    """The report's check of the suspects against people: the share of suspects people relabel, against
+    the share of the other images (planted: people reject the label on every flipped image and on one
+    other image)."""
+    from cmpt726.report.analysis import label_issue_numbers
+
+    truth, given, probs = synthetic()
+    paths = write_set(tmp_path, given, probs)
+    result = write_label_issues(paths, tmp_path / "li.tsv", CLASSES)
+    table = read_label_issues(tmp_path / "li.tsv", CLASSES)
+    assert set(FLIPPED) <= set(table["index"])
+    disagree = np.zeros(len(given), dtype=bool)
+    disagree[FLIPPED] = True
+    other = next(i for i in range(len(given)) if i not in set(table["index"]))
+    disagree[other] = True
+    by_variant = {"v": [{"probs": p} for p in probs]}
+    numbers = label_issue_numbers(table, result, by_variant, given, "v", 0, disagree)
+    n_suspects = len(table["index"])
+    overlap = numbers["human_overlap"]
+    assert overlap["both"] == len(FLIPPED) and overlap["people_disagree"] == len(FLIPPED) + 1
+    assert overlap["share_suspects"] == pytest.approx(100 * len(FLIPPED) / n_suspects)
+    assert overlap["share_others"] == pytest.approx(100 / (len(given) - n_suspects))
+    assert numbers["model_accuracy"] == result["model_accuracy"]

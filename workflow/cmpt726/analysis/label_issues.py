@@ -151,8 +151,8 @@ def write_label_issues(score_paths, out_tsv, classes, *, reference=None, summary
     `classes` names the K classes (the TSV writes names); `reference` is the score file whose
     mistakes the summary counts (default: the first of `score_paths`; it may be another file, whose
     labels must agree too). Returns (and writes to `summary_json`, when given) a small summary:
-    n_images, n_models, n_suspects, the reference's mistakes / mistakes_suspect / accuracy /
-    accuracy_without_suspects, and the settings.
+    n_images, n_models, model_accuracy (min and max test accuracy % of the models read), n_suspects,
+    the reference's mistakes / mistakes_suspect / accuracy / accuracy_without_suspects, and the settings.
     """
     paths = [str(p) for p in score_paths]
     classes = [str(c) for c in classes]
@@ -169,7 +169,11 @@ def write_label_issues(score_paths, out_tsv, classes, *, reference=None, summary
         ref_labels, (ref_probs,) = read_score_set([reference], len(labels))
         if not np.array_equal(ref_labels, labels):
             raise ValueError(f"{reference}: labels disagree with {paths[0]} (reference score file)")
+    # Confident learning is only as good as the models: weak ones make many of their own errors look like
+    # label errors, so the report states how accurate the models it read are.
+    model_accuracy = [float(100.0 * (p.argmax(1) == labels).mean()) for p in probs_list]
     result = {"n_models": len(paths), "filter_by": filter_by, "rank_by": RANK_BY,
+              "model_accuracy": {"min": min(model_accuracy), "max": max(model_accuracy)},
               "reference": reference, **summary(labels, ref_probs, table["index"])}
 
     write_tsv(out_tsv, TSV_COLUMNS, ([i, classes[g], classes[s], float(conf), rank, wrong, models]

@@ -48,9 +48,16 @@ def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, fo
                                                            for p in per_seed if p["mistakes"]])}
     overlap = None
     if human_disagree is not None:
-        overlap = {"suspects": int(len(suspects)), "people_disagree": int(human_disagree.sum()),
-                   "both": int(human_disagree[suspects].sum()) if len(suspects) else 0}
+        # How much more often people reject the official label on a suspect than elsewhere: the check
+        # that the suspects are label problems rather than the models' own errors.
+        human_disagree = np.asarray(human_disagree, dtype=bool)
+        both = int(human_disagree[suspects].sum()) if len(suspects) else 0
+        n_others = len(human_disagree) - len(suspects)
+        overlap = {"suspects": int(len(suspects)), "people_disagree": int(human_disagree.sum()), "both": both,
+                   "share_suspects": 100.0 * both / len(suspects) if len(suspects) else None,
+                   "share_others": 100.0 * (int(human_disagree.sum()) - both) / n_others if n_others else None}
     return {"n_suspects": int(len(suspects)), "n_models": summary["n_models"], "filter_by": summary["filter_by"],
+            "model_accuracy": summary["model_accuracy"],
             "focus": focus_summary, "variants": variants, "human_overlap": overlap,
             "top": [{"index": int(i), "given": g, "suggested": s, "confidence": float(c)}
                     for i, g, s, c in zip(suspects[:N_SHOWN], table["given"][:N_SHOWN], table["suggested"][:N_SHOWN],
