@@ -9,7 +9,8 @@ rule label_issues:
     conda:
         CONDA_ENV
     input:
-        scores=label_issue_scores(),
+        # every seed of analysis.label_issues.variants (default: the variants that train everything)
+        scores=per_run(rules.evaluate_variant.output.scores, label_issue_variants(config)),
         test=rules.prepare_cifar10.output.test,
         code=package_sources("analysis.label_issues"),
     output:

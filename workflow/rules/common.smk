@@ -60,15 +60,10 @@ def variant_input(split):
     return choose
 
 
-def per_run(pattern):
-    """`pattern` for every (variant, seed) in RUNS, in that order."""
-    return expand(pattern, zip, variant=[v for v, _ in RUNS], seed=[s for _, s in RUNS])
-
-
-def label_issue_scores():
-    """The score files cleanlab reads: every seed of analysis.label_issues.variants (default: train all)."""
-    chosen = set(label_issue_variants(config))
-    return [f"results/scores/{v}/seed{s}.tsv" for v, s in RUNS if v in chosen]
+def per_run(pattern, variants=None):
+    """`pattern` for every (variant, seed) in RUNS, in that order (only those of `variants`, when given)."""
+    runs = [(v, s) for v, s in RUNS if variants is None or v in variants]
+    return expand(pattern, zip, variant=[v for v, _ in runs], seed=[s for _, s in runs])
 
 
 def human_label_outputs(wildcards):
