@@ -16,7 +16,8 @@ import pytest
 from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confidence_bins, cross_entropy,
                                            download_counts, ensure_counts, human_metrics, human_table,
                                            load_counts, model_vs_humans, read_human_table, suspects_vs_humans,
-                                           write_human_metrics, write_human_table)
+                                           write_human_labels, write_human_metrics, write_human_table)
+from cmpt726.data import save_arrays
 from cmpt726.evaluation import read_scores, write_scores
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -304,3 +305,26 @@ def test_suspects_vs_humans():
     assert suspects_vs_humans([1, 3], disagree) == {
         "n_suspects": 2, "n_disagree": 2, "both": 1,
         "suspects_humans_disagree_pct": 50.0, "disagreements_among_suspects_pct": 50.0}
+
+
+def test_rule_refuses_a_counts_file_with_another_sha256_and_writes_nothing(tmp_path):
+    """Rule human_labels with data.cifar10h.verify on: a counts file whose sha256 is not the configured one is
+    refused naming the file, both hashes and the config key; with the right sha256 both outputs appear."""
+    labels = np.arange(20) % 10
+    save_arrays(tmp_path / "test.npz", np.zeros((20, 3, 32, 32), np.uint8), labels, CLASSES)
+    counts = tmp_path / "cifar10h-counts.npy"
+    np.save(counts, unanimous(labels))
+    scores = tmp_path / "scores.tsv"
+    probs = np.full((20, 10), 0.01)
+    probs[np.arange(20), labels] = 0.91
+    write_scores(scores, labels, probs, -np.log(probs[np.arange(20), labels]))
+    out_tsv, out_json = tmp_path / "out" / "human_labels.tsv", tmp_path / "out" / "human_labels.json"
+    wrong = "0" * 64
+    with pytest.raises(ValueError, match=rf"{counts}: sha256 {sha256(counts)}, expected {wrong}; .*"
+                                         r"data\.cifar10h\.verify: false"):
+        write_human_labels(counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json, sha256=wrong)
+    assert not out_tsv.parent.exists() or list(out_tsv.parent.iterdir()) == []
+    metrics = write_human_labels(counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json,
+                                 sha256=sha256(counts).upper())
+    assert out_tsv.exists() and json.loads(out_json.read_text()) == json.loads(json.dumps(metrics))
+    assert metrics["variants"]["v"]["accuracy"] == 100.0

@@ -63,8 +63,11 @@ MIN_ALIGNMENT = 0.5  # below this fraction of majority == label, the counts are 
 
 # --- the file --------------------------------------------------------------------------------
 
-def sha256sum(path) -> str:
-    return file_digest(path, "sha256")
+def verify_counts(path, sha256, remedy: str) -> None:
+    """Refuse a counts file whose sha256 is not `sha256`, naming the file, both hashes and `remedy`."""
+    got, want = file_digest(path, "sha256"), str(sha256).lower()
+    if got != want:
+        raise ValueError(f"{path}: sha256 {got}, expected {want}; {remedy}")
 
 
 def _unreachable(url, error) -> ConnectionError:
@@ -110,10 +113,7 @@ def ensure_counts(root, url: str = DEFAULT_URL, sha256: str = DEFAULT_SHA256, *,
     """`root`/cifar10h-counts.npy, downloaded when missing; an existing file must have the sha256."""
     path = Path(root) / FILENAME
     if path.exists():
-        got = sha256sum(path)
-        if got != str(sha256).lower():
-            raise ValueError(f"{path}: sha256 {got}, expected {str(sha256).lower()}; delete it to download "
-                             f"it again from {url}")
+        verify_counts(path, sha256, f"delete it to download it again from {url}")
         return path
     return download_counts(url, sha256, path, timeout=timeout)
 
@@ -439,9 +439,9 @@ def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metr
     `sha256`: the counts file must have it (config data.cifar10h.verify)."""
     from ..data import load_arrays
 
-    if sha256 is not None and (got := sha256sum(counts_path)) != sha256:
-        raise ValueError(f"{counts_path}: sha256 {got} is not CIFAR-10H's {sha256} (set data.cifar10h.verify: false "
-                         "to read another counts file)")
+    if sha256 is not None:
+        verify_counts(counts_path, sha256, "not CIFAR-10H's counts (set data.cifar10h.verify: false to read "
+                                           "another counts file)")
 
     _, labels, classes = load_arrays(test_images)
     summary = write_human_table(counts_path, labels, out_tsv, classes, unsure_below=unsure_below)
