@@ -228,3 +228,27 @@ def test_pure_function_refuses_mismatched_rows_and_too_few_test_images(data):
         nd.find_near_duplicates(train, test[:5], features_of(train), features_of(test[:5]))
     with pytest.raises(ValueError, match="but test images"):
         nd.nearest_by_pixels(train, test[:, :, :16])
+
+
+def test_read_near_duplicates_gives_back_what_was_written_and_refuses_a_bad_file(tmp_path, data):
+    paths = save(tmp_path, data)
+    out = tmp_path / "near_duplicates.tsv"
+    nd.write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"], out)
+    rows = nd.read_near_duplicates(out)
+    table = np.loadtxt(out, delimiter="\t", skiprows=1)
+    assert [list(r) for r in map(dict.keys, rows)] == [nd.COLUMNS] * N_TEST
+    assert np.allclose([[r[c] for c in nd.COLUMNS] for r in rows], table)
+    assert all(isinstance(r["train_index"], int) and r["flagged"] in (0, 1) for r in rows)
+    assert [r["index"] for r in rows if r["flagged"]] == sorted(data["where"])
+
+    lines = out.read_text().splitlines()
+    bad_header = tmp_path / "bad_header.tsv"
+    bad_header.write_text("\n".join(["index\ttwin", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=f"{bad_header}: header"):
+        nd.read_near_duplicates(bad_header)
+    bad_cell = tmp_path / "bad_cell.tsv"
+    cells = lines[1].split("\t")
+    cells[1] = "x"
+    bad_cell.write_text("\n".join([lines[0], "\t".join(cells), *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=f"{bad_cell}: .*'x'"):
+        nd.read_near_duplicates(bad_cell)

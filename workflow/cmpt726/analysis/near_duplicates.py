@@ -67,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import write_json, write_tsv
+from ..io import read_table, write_json, write_tsv
 
 MAX_SHIFT = 1  # pixels, each direction
 HIGH_PASS = 5  # side of the local mean that the detail channels subtract
@@ -82,6 +82,7 @@ CHUNK = 512  # test images per block of a similarity matrix: 512 × 50,000 float
 REFINE_BLOCK = 256  # test images per block of exact distances: 256 × 16 × 6,144 floats (~100 MB)
 
 COLUMNS = ["index", "train_index", "pixel_distance", "feature_index", "feature_cosine", "flagged"]
+_COLUMN_TYPES = [int, int, float, int, float, int]
 
 
 def rule_text(k: float = MAD_K) -> str:
@@ -493,3 +494,13 @@ def write_near_duplicates(train_images_npz, test_images_npz, train_features_npz,
     print(f"{summary['n_flagged']} of {summary['n_test']} test images have a near-duplicate in the training set "
           f"(pixel distance <= {summary['threshold']:.3g}); {summary['seconds']['total']:.1f} s")
     return summary
+
+
+def read_near_duplicates(path) -> list[dict]:
+    """A near_duplicates.tsv back as one dict per row (COLUMNS, numbers parsed; flagged 0/1); refuses a wrong
+    header, a row of the wrong width or a cell that is not a number, naming the file."""
+    rows = read_table(path, COLUMNS)
+    try:
+        return [{c: kind(cell) for c, kind, cell in zip(COLUMNS, _COLUMN_TYPES, row)} for row in rows]
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error

@@ -10,9 +10,10 @@ import numpy as np
 
 from .. import stats
 from ..analysis import label_issues as li
+from ..analysis import near_duplicates as nd
 from ..data import load_arrays
 from ..evaluation import read_scores
-from ..io import read_json, read_tsv, write_json
+from ..io import read_json, write_json
 from ..plotting import plt, save_figure
 from . import figures
 
@@ -174,7 +175,7 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
     issues = label_issue_numbers(li.read_label_issues(label_issues), read_json(label_issues_summary), by_variant,
                                  labels, focus, seed_index,
                                  None if human_table is None else human_table["disagree"])
-    duplicates = duplicate_numbers(read_tsv(near_duplicates), read_json(near_duplicates_summary), by_variant, labels)
+    duplicates = duplicate_numbers(nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary), by_variant, labels)
     plot_suspects(test_x, issues["top"], out["suspects"])
     plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
     numbers = {"focus": focus, "seed": q6["seed"], "n_test": int(len(labels)), "variants": list(by_variant),

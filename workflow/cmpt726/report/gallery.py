@@ -34,10 +34,10 @@ import numpy as np
 
 from ..analysis.human_labels import read_human_table
 from ..analysis.label_issues import read_label_issues
-from ..analysis.near_duplicates import COLUMNS as NEAR_DUPLICATE_COLUMNS
+from ..analysis.near_duplicates import read_near_duplicates
 from ..data import load_arrays
 from ..evaluation import read_scores
-from ..io import read_json, read_tsv, write_text
+from ..io import read_json, write_text
 from .render import environment, html_to_pdf
 
 THUMB = 32  # CIFAR images are 32 × 32
@@ -176,11 +176,7 @@ def load_near_duplicates(path, train_images, data: dict) -> dict:
     """near_duplicates.tsv and the training images → the flagged test images and their training twins."""
     if train_images is None:
         raise ValueError(f"{path}: near-duplicates need the training images (train_images) for their thumbnails")
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-    if header != NEAR_DUPLICATE_COLUMNS:
-        raise ValueError(f"{path}: header {header} is not {NEAR_DUPLICATE_COLUMNS}")
-    rows = read_tsv(path)
+    rows = read_near_duplicates(path)
     n = len(data["labels"])
     if [r["index"] for r in rows] != list(range(n)):
         raise ValueError(f"{path}: {len(rows)} rows, expected one per test image of {data['path']} "
@@ -191,8 +187,7 @@ def load_near_duplicates(path, train_images, data: dict) -> dict:
         raise ValueError(f"{train_images}: images must be uint8 (N, 3, 32, 32), found {train.dtype} {train.shape}")
     if list(train_classes) != list(data["classes"]):
         raise ValueError(f"{train_images}: classes {train_classes} differ from {data['classes']} in {data['path']}")
-    bad = [r["train_index"] for r in flagged if not (isinstance(r["train_index"], int)
-                                                      and 0 <= r["train_index"] < len(train))]
+    bad = [r["train_index"] for r in flagged if not 0 <= r["train_index"] < len(train)]
     if bad:
         raise ValueError(f"{path}: train_index {bad[0]} is not an image of {train_images} ({len(train)} images)")
     twins = sorted({r["train_index"] for r in flagged})
