@@ -47,6 +47,14 @@ def test_every_rule_has_a_conda_env_and_lint_is_clean(tmp_path):
     assert "Congratulations, your workflow is in a good condition" in out, out[-3000:]
 
 
+def test_snakefmt_leaves_the_workflow_as_it_is():
+    """The Snakefile and rule files are as snakefmt writes them (its settings: pyproject.toml [tool.snakefmt],
+    which keeps each rule's docstring first)."""
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
 def test_jobs_import_the_package_through_the_script_folder_without_an_install():
     """Snakemake appends a local script's folder to the script's sys.path; workflow/scripts/cmpt726 links to
     the package, so a job in a conda env (no install, PYTHONPATH dropped) imports this checkout's package."""

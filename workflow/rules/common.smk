@@ -17,9 +17,7 @@ SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
 # Every (variant, seed) that trains: a variant's own `seeds`, else the top-level ones.
 RUNS = [(name, seed) for name in VARIANTS for seed in variant_seeds(config, name)]
 # Feature caches are keyed by normalisation, the only setting they depend on besides the backbone.
-NORMALIZATIONS = {
-    normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()
-}
+NORMALIZATIONS = {normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()}
 # The frozen backbone's features under the training defaults' normalisation: the near-duplicate search's.
 DEFAULT_NORM = normalization_key(config["training"]["normalize"])
 NORMALIZATIONS.setdefault(DEFAULT_NORM, config["training"]["normalize"])
