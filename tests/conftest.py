@@ -33,12 +33,17 @@ def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
     return config
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
-    proc = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), *args], cwd=workdir, env=env,
+def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", check: bool = True,
+              timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The tests' one way to run Snakemake: a subprocess in `workdir` importing this checkout's package
+    (or the copy's, for a copied Snakefile), its output captured; with `check`, a failure raises with
+    the end of both streams."""
+    env = {**os.environ, "PYTHONPATH": str(Path(snakefile).parent / "workflow"), **(env or {})}
+    proc = subprocess.run([*SNAKEMAKE, "-s", str(snakefile), *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
 
 
@@ -65,5 +70,5 @@ def smoke_run(tiny_inputs, tmp_path_factory):
     workdir = make_project(tmp_path_factory.mktemp("smoke"),
                            smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
     tic = time.perf_counter()
-    proc = run_snakemake(workdir, "--cores", "2")
+    proc = snakemake(workdir, "--cores", "2")
     return {"dir": workdir, "seconds": time.perf_counter() - tic, "log": proc.stderr}

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.slow
 # change upstream of the report may rerun any of them, and nothing else than what the scenario names.
 REPORT_PREFIXES = ("report_", "gallery_", "plot_", "label_issues", "human_labels")
 DOCUMENT = {"report_html", "report_pdf"}
+# A change of meaning (a new module-level name), unlike a comment or a docstring.
+REAL_CHANGE = "\n_EDITED_BY_TEST = 1\n"
 
 
 def is_report(name: str) -> bool:
@@ -107,7 +109,7 @@ def test_new_seed_runs_only_its_jobs(project):
     ("data.py", None, True),
 ])
 def test_module_edit_reruns_the_rules_that_run_it(project, module, core, document):
-    with edited_file(project["workflow"] / "cmpt726" / module, "\n# edited\n"):
+    with edited_file(project["workflow"] / "cmpt726" / module, REAL_CHANGE):
         jobs = plan(project)
     if core is None:  # data.py: everything from the prepared arrays on
         assert "prepare_cifar10" in jobs and "import_backbone" not in jobs, sorted(jobs)
@@ -116,10 +118,31 @@ def test_module_edit_reruns_the_rules_that_run_it(project, module, core, documen
 
 
 def test_runtime_module_edit_reruns_features_training_and_downstream(project):
-    with edited_file(project["workflow"] / "cmpt726" / "runtime.py", "\n# edited\n"):
+    with edited_file(project["workflow"] / "cmpt726" / "runtime.py", REAL_CHANGE):
         jobs = plan(project)
     rules = sorted(j.split("[")[0] for j in jobs if not is_report(j))
     # near_duplicates reads the recomputed features
     assert rules == sorted(["cache_features"] * 2 + ["train_variant"] * 2 + ["evaluate_variant"] * 2
                            + ["near_duplicates"]), jobs
     assert DOCUMENT <= jobs
+
+
+@pytest.mark.parametrize("module", ["io.py", "loop.py", "report/q6.py"])
+def test_comment_and_docstring_edits_plan_nothing(project, module):
+    path = project["workflow"] / "cmpt726" / module
+    source = path.read_text()
+    first_def = source.index("\ndef ")
+    # A comment, a blank line and a rewritten docstring of the first function: the syntax tree is the same.
+    edited = source[:first_def] + "\n# a comment\n\n" + source[first_def:]
+    head, sep, rest = edited.partition('"""')
+    edited = head + sep + "Reworded. " + rest
+    with edited_file(path, ""):
+        path.write_text(edited)
+        assert plan(project) == set()
+
+
+def test_changed_line_in_loop_reruns_training_jobs_only(project):
+    with edited_file(project["workflow"] / "cmpt726" / "loop.py", REAL_CHANGE):
+        jobs = plan(project)
+    rules = {j.split("[")[0] for j in jobs if not is_report(j)}
+    assert rules == {"train_variant", "evaluate_variant"}, sorted(jobs)

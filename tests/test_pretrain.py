@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, make_project, run_snakemake, smoke_config
+from conftest import REPO, make_project, snakemake, smoke_config
 
 from cmpt726 import cifar100, data, models
 from cmpt726.config import ConfigError, validate_config
@@ -104,7 +104,7 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
     workdir = pretrain_project(tmp_path / "proj", tiny_inputs, source)
     targets = ["results/metrics/head/seed0.json"] + (
         ["results/metrics/all/seed0.json", "results/figures/pretrain/curves.png"] if layout == "pickle" else [])
-    run_snakemake(workdir, "--cores", "1", *targets)
+    snakemake(workdir, "--cores", "1", *targets)
 
     backbone = workdir / "results" / "backbone"
     assert (backbone / "pretrain.pt").exists() and not (backbone / "pretrain.resume.pt").exists()
@@ -123,7 +123,7 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
     # No download rule when the data is there; the fine-tuning consumed the pretrained file.
     assert not (workdir / "results/logs/download_cifar100.log").exists()
     if layout == "pickle":  # a finished pretraining is not redone
-        dryrun = run_snakemake(workdir, "--cores", "1", "-n", *targets)
+        dryrun = snakemake(workdir, "--cores", "1", "-n", *targets)
         assert "Nothing to be done" in dryrun.stdout + dryrun.stderr
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import CLASSES, REPO, run_snakemake
+from conftest import CLASSES, REPO, snakemake
 
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import summarize, write_scores
@@ -208,7 +208,7 @@ def test_pdf_without_wkhtmltopdf_says_how_to_install_it(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- snakemake --report
 def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     out = tmp_path / "report.zip"
-    run_snakemake(smoke_run["dir"], "--report", str(out))
+    snakemake(smoke_run["dir"], "--report", str(out))
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
         assert any(n.endswith("report.html") for n in names), names[:20]

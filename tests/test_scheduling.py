@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import make_project, run_snakemake, smoke_config
+from conftest import make_project, snakemake, smoke_config
 
 from cmpt726.config import gpus_per_job
 
@@ -55,7 +55,7 @@ def test_gpus_per_job_follows_the_device():
 def test_heavy_rules_declare_a_gpu_only_for_cuda(tiny_inputs, tmp_path, device, per_device, claims):
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth", device=device, threads_per_job=3,
                           gpu_jobs_per_device=per_device)
-    log = run_snakemake(make_project(tmp_path, config), "-n", "--cores", "8").stdout
+    log = snakemake(make_project(tmp_path, config), "-n", "--cores", "8").stdout
     for rule in HEAVY_RULES:
         resources = declared(log, rule, "resources")
         assert resources and all(claims <= set(r.split(", ")) for r in resources), (rule, resources)
@@ -73,7 +73,7 @@ def packing_project(tiny_inputs, tmp_path_factory):
 
 def test_cpu_jobs_run_side_by_side(packing_project):
     """device: cpu, threads_per_job 1, --cores 2: two heavy jobs run at once."""
-    proc = run_snakemake(packing_project("cpu"), "--cores", "2", *TARGETS)
+    proc = snakemake(packing_project("cpu"), "--cores", "2", *TARGETS)
     assert most_heavy_jobs_at_once(proc.stderr) == 2, proc.stderr[-3000:]
 
 
@@ -82,6 +82,6 @@ def test_gpu_jobs_share_the_card_as_configured(packing_project, share, at_once):
     """The same DAG with the GPU claims that device: cuda makes with gpu_jobs_per_device 1 (1000 shares:
     one job on the card at a time although cores are free) and 2 (500: two side by side)."""
     claim = [f"{rule}:gpu_share={share}" for rule in sorted(HEAVY_RULES)]
-    proc = run_snakemake(packing_project(f"gpu{share}"), "--cores", "2", "--set-resources", *claim, "--", *TARGETS)
+    proc = snakemake(packing_project(f"gpu{share}"), "--cores", "2", "--set-resources", *claim, "--", *TARGETS)
     assert most_heavy_jobs_at_once(proc.stderr) == at_once, proc.stderr[-3000:]
     assert re.search(rf"gpu_share={share}", proc.stderr)

@@ -422,7 +422,7 @@ def test_question_table_names_every_argument_of_its_entry_point():
 
 @pytest.mark.slow
 def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path):
-    from conftest import make_project, run_snakemake, smoke_config
+    from conftest import make_project, snakemake, smoke_config
     from workflow_helpers import parse_jobs
 
     # The CIFAR-10 data and backbone are never read: only the theory rules run.
@@ -434,7 +434,7 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
     (workdir / "points.txt").write_text("\n".join(rows) + "\n")
     targets = [f"results/theory/{name}/numbers.json" for name in QUESTIONS]
 
-    run_snakemake(workdir, "--cores", "2", *targets)
+    snakemake(workdir, "--cores", "2", *targets)
     for name, question in QUESTIONS.items():
         for stem in ["numbers.json", *(f"{figure}.png" for figure in question.figures)]:
             assert (workdir / "results/theory" / name / stem).stat().st_size > 0, (name, stem)
@@ -445,7 +445,7 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
     # Every figure is in Snakemake's report, with its caption rendered from the rule's settings.
     import zipfile
 
-    run_snakemake(workdir, "--report", "report.zip", *targets)
+    snakemake(workdir, "--report", "report.zip", *targets)
     with zipfile.ZipFile(workdir / "report.zip") as archive:
         names = archive.namelist()
         html = next(archive.read(n).decode() for n in names if n.endswith("report.html"))
@@ -456,5 +456,5 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
     # Q5's data file is an input: editing it reruns Q5 alone.
     with open(workdir / "points.txt", "a") as handle:
         handle.write("5.5 0.5 1 1\n")
-    proc = run_snakemake(workdir, "-n", *targets)
+    proc = snakemake(workdir, "-n", *targets)
     assert parse_jobs(proc.stdout + proc.stderr) == {"theory_q5"}

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, snakemake
 from cmpt726.evaluation import SCORE_COLUMNS, read_scores
 
 
@@ -19,7 +19,7 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 def test_default_config_plans_every_variant_and_seed_and_one_feature_cache(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    proc = run_snakemake(tmp_path, "-n", "--cores", "2")
+    proc = snakemake(tmp_path, "-n", "--cores", "2")
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train_variant"] == 10 * 3  # ten variants, three seeds
     assert counts["evaluate_variant"] == 10 * 3

@@ -6,11 +6,10 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import REPO, SNAKEMAKE
+from conftest import REPO, snakemake  # noqa: F401  (re-exported for the tests that import it here)
 
 _RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
 _WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
@@ -29,17 +28,6 @@ def copy_workflow(dest: Path) -> Path:
             shutil.copytree(REPO / name, dest / name, ignore=ignore, dirs_exist_ok=True)
     shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
     return dest / "Snakefile"
-
-
-def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", check: bool = True,
-              timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow"), **(env or {})}
-    proc = subprocess.run([*SNAKEMAKE, "-s", str(snakefile), *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
 
 
 def parse_jobs(output: str) -> set[str]:

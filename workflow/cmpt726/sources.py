@@ -1,15 +1,17 @@
 """The package's .py files a job runs, found from their imports (no torch here: the rules call it).
 
-A rule lists the modules its script calls, e.g. `package_sources("training")`; this adds
+A rule names the modules its script calls, e.g. `code_digest(root, "finetune")`; this finds
 every module of the package they import, directly or not (relative or absolute imports,
-also those inside functions), and the `__init__.py` of every package on the way. The
-rules declare these files as inputs, so editing one reruns exactly the rules that run it.
+also those inside functions), and the `__init__.py` of every package on the way, and digests
+their syntax trees: the rule's `code` param, so that a change of meaning reruns exactly the
+rules that run it and a comment or docstring edit reruns nothing.
 `cmpt726.jobs` (logging glue of every script) is not followed unless named.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def module_sources(workflow_dir, *modules: str) -> list[str]:
     todo = [f"{PACKAGE}.{m}" for m in modules]
     for name in todo:
         if _module_file(root, name) is None:
-            raise ValueError(f"package_sources: no module {name} under {root}")
+            raise ValueError(f"code_digest: no module {name} under {root}")
     while todo:
         name = todo.pop()
         path = _module_file(root, name)
@@ -64,3 +66,30 @@ def module_sources(workflow_dir, *modules: str) -> list[str]:
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # importing a.b.c runs a and a.b
         todo += _imports(path, name)
     return sorted({str(p) for p in seen.values()})
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree without docstrings (the first string statement of a module, class or function body)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_digest(workflow_dir, *modules: str) -> str:
+    """A digest of what running `modules` executes, by meaning: the syntax trees of every package file
+    they import (comments, docstrings and layout left out), keyed by their paths inside the package.
+
+    A rule passes it as a param, so a comment or docstring edit plans nothing, a real change reruns
+    exactly the rules that run the changed code, and a moved or cloned project plans nothing new.
+    """
+    root = Path(workflow_dir)
+    digest = hashlib.sha256()
+    for path in module_sources(root, *modules):
+        relative = Path(path).relative_to(root).as_posix()
+        tree = _strip_docstrings(ast.parse(Path(path).read_text(encoding="utf-8"), filename=relative))
+        digest.update(f"{relative}\0{ast.dump(tree, annotate_fields=False)}\0".encode())
+    return digest.hexdigest()[:16]

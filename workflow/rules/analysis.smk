@@ -12,7 +12,6 @@ rule label_issues:
         # every seed of analysis.label_issues.variants (default: the variants that train everything)
         scores=per_run(rules.evaluate_variant.output.scores, label_issue_variants(config)),
         test=rules.prepare_cifar10.output.test,
-        code=package_sources("analysis.label_issues"),
     output:
         table=f"{ANALYSIS}/label_issues.tsv",
         summary=f"{ANALYSIS}/label_issues.json",
@@ -22,6 +21,7 @@ rule label_issues:
         f"{BENCHMARKS}/label_issues.tsv"
     threads: 1
     params:
+        code=package_code("analysis.label_issues"),
         filter_by=config["analysis"]["label_issues"]["filter_by"],
     script:
         "../scripts/label_issues.py"
@@ -35,7 +35,6 @@ rule human_labels:
         counts=CIFAR10H_COUNTS,
         test=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
-        code=package_sources("analysis.human_labels"),
     output:
         table=f"{ANALYSIS}/human_labels.tsv",
         metrics=f"{ANALYSIS}/human_labels.json",
@@ -45,6 +44,7 @@ rule human_labels:
         f"{BENCHMARKS}/human_labels.tsv"
     threads: 1
     params:
+        code=package_code("analysis.human_labels"),
         runs=RUNS,
         unsure_below=config["analysis"]["human_labels"]["unsure_below"],
         sha256=CIFAR10H["sha256"] if CIFAR10H["verify"] else None,
@@ -61,7 +61,6 @@ rule near_duplicates:
         test=rules.prepare_cifar10.output.test,
         train_features=f"results/features/{DEFAULT_NORM}/train.npz",
         test_features=f"results/features/{DEFAULT_NORM}/test.npz",
-        code=package_sources("analysis.near_duplicates"),
     output:
         table=f"{ANALYSIS}/near_duplicates.tsv",
         summary=f"{ANALYSIS}/near_duplicates.json",
@@ -71,6 +70,7 @@ rule near_duplicates:
         f"{BENCHMARKS}/near_duplicates.tsv"
     threads: 1  # matrix products of small blocks: one thread is as fast on a busy machine
     params:
+        code=package_code("analysis.near_duplicates"),
         settings=config["analysis"]["near_duplicates"],
     script:
         "../scripts/near_duplicates.py"
@@ -90,7 +90,6 @@ rule plot_analysis:
         test=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
         q6="results/figures/q6/numbers.json",  # rule plot_q6 (report.smk): the focus variant
-        code=package_sources("report.analysis"),
     output:
         suspects=analysis_figure("suspects", "likely label errors"),
         humans=analysis_figure("humans", "models against people"),
@@ -102,6 +101,7 @@ rule plot_analysis:
         f"{BENCHMARKS}/plot_analysis.tsv"
     threads: 1
     params:
+        code=package_code("report.analysis"),
         runs=RUNS,
     script:
         "../scripts/plot_analysis.py"

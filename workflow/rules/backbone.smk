@@ -29,13 +29,14 @@ elif BACKBONE_SOURCE == "path":
             CONDA_ENV
         input:
             config["backbone"]["path"],
-            code=package_sources("backbone"),
         output:
             BACKBONE,
         log:
             f"{LOGS}/import_backbone.log",
         benchmark:
             f"{BENCHMARKS}/import_backbone.tsv"
+        params:
+            code=package_code("backbone"),
         script:
             "../scripts/import_backbone.py"
 

@@ -9,7 +9,7 @@ from cmpt726.config import (
     uses_cached_features,
     variant_seeds,
 )
-from cmpt726.sources import module_sources
+from cmpt726.sources import code_digest
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
 
 VARIANTS = list(config["variants"])
@@ -117,11 +117,12 @@ def backbone_summary(wildcards):
     }
 
 
-def package_sources(*modules):
-    """The .py files of the cmpt726 modules a rule runs (names like "finetune", "report.assemble")
-    and of everything they import from the package: a rule's `code` input, so that editing a
-    module reruns exactly the rules that run it."""
-    return [project_path(path) for path in module_sources(WORKFLOW_DIR, *modules)]
+def package_code(*modules):
+    """The digest of what the cmpt726 modules a rule runs execute (names like "finetune",
+    "report.assemble"), their imports from the package included, by syntax tree: a rule's `code`
+    param, so that a real change reruns exactly the rules that run it and a comment or docstring
+    edit reruns nothing."""
+    return code_digest(WORKFLOW_DIR, *modules)
 
 
 def project_path(path):
@@ -133,13 +134,10 @@ def project_path(path):
 
 
 def theory_inputs(question):
-    """A theory rule's inputs: the question's code, and the files its settings name when set (Q5's
-    `data`), so that editing either reruns exactly that question."""
+    """A theory rule's inputs: the files its settings name when set (Q5's `data`), so that editing one
+    reruns exactly that question (its code is the rule's `code` param)."""
     spec, settings = QUESTIONS[question], config["theory"][question]
-    return {
-        **{key: settings[key] for key in spec.files if settings[key]},
-        "code": package_sources(f"theory.{spec.module}"),
-    }
+    return {key: settings[key] for key in spec.files if settings[key]}
 
 
 def theory_outputs(question):

@@ -25,7 +25,6 @@ rule prepare_cifar10:
         CONDA_ENV
     input:
         batches=CIFAR10_DIR,
-        code=package_sources("data"),
     output:
         train="results/data/cifar10/train.npz",
         test="results/data/cifar10/test.npz",
@@ -35,6 +34,7 @@ rule prepare_cifar10:
     benchmark:
         f"{BENCHMARKS}/prepare_cifar10.tsv"
     params:
+        code=package_code("data"),
         verify=config["data"]["cifar10"]["verify"],
         subset=config["data"]["subset"],
     script:
@@ -47,7 +47,6 @@ rule split_cifar10:
         CONDA_ENV
     input:
         train=rules.prepare_cifar10.output.train,
-        code=package_sources("data"),
     output:
         "results/data/cifar10/validation_{n_val}.npz",
     log:
@@ -56,6 +55,7 @@ rule split_cifar10:
         f"{BENCHMARKS}/split_cifar10/validation_{{n_val}}.tsv"
     threads: 1
     params:
+        code=package_code("data"),
         seed=config["data"]["split_seed"],
     script:
         "../scripts/split_cifar10.py"

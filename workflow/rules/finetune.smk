@@ -8,7 +8,6 @@ rule cache_features:
     input:
         backbone=BACKBONE,
         images="results/data/cifar10/{split}.npz",
-        code=package_sources("features"),
     output:
         "results/features/{norm}/{split}.npz",
     log:
@@ -20,6 +19,7 @@ rule cache_features:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
+        code=package_code("features"),
         normalize=lambda wildcards: NORMALIZATIONS[wildcards.norm],
         device=config["device"],
     script:
@@ -34,7 +34,6 @@ rule train_variant:
         unpack(variant_split),
         backbone=BACKBONE,
         train=variant_input("train"),
-        code=package_sources("finetune"),
     output:
         checkpoint="results/models/{variant}/seed{seed}.pt",
         epochs="results/metrics/{variant}/seed{seed}.epochs.tsv",
@@ -49,6 +48,7 @@ rule train_variant:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
+        code=package_code("finetune"),
         settings=variant_settings,
         device=config["device"],
         # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
@@ -64,7 +64,6 @@ rule evaluate_variant:
     input:
         checkpoint=rules.train_variant.output.checkpoint,
         test=variant_input("test"),
-        code=package_sources("evaluation"),
     output:
         scores="results/scores/{variant}/seed{seed}.tsv",
         metrics="results/metrics/{variant}/seed{seed}.json",
@@ -77,6 +76,7 @@ rule evaluate_variant:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
+        code=package_code("evaluation"),
         normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
         channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],
         device=config["device"],

@@ -29,7 +29,6 @@ rule prepare_cifar100:
         CONDA_ENV
     input:
         source=CIFAR100_SOURCE,
-        code=package_sources("cifar100"),
     output:
         train="results/data/cifar100/train.npz",
         test="results/data/cifar100/test.npz",
@@ -39,6 +38,7 @@ rule prepare_cifar100:
     benchmark:
         f"{BENCHMARKS}/prepare_cifar100.tsv"
     params:
+        code=package_code("cifar100"),
         kind=CIFAR100_KIND,
         verify=config["data"]["cifar100"]["verify"],
     script:
@@ -52,7 +52,6 @@ rule pretrain_backbone:
     input:
         train=rules.prepare_cifar100.output.train,
         test=rules.prepare_cifar100.output.test,
-        code=package_sources("pretrain"),
     output:
         backbone=BACKBONE,
         epochs="results/backbone/pretrain_epochs.tsv",
@@ -66,6 +65,7 @@ rule pretrain_backbone:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
+        code=package_code("pretrain"),
         pretrain=config["backbone"]["pretrain"],
         device=config["device"],
         # Epoch checkpoint of an interrupted run (not an output, so a failed job keeps it).
@@ -80,7 +80,6 @@ rule plot_pretraining:
         CONDA_ENV
     input:
         epochs=rules.pretrain_backbone.output.epochs,
-        code=package_sources("report.figures"),
     output:
         report(
             "results/figures/pretrain/curves.png",
@@ -94,6 +93,7 @@ rule plot_pretraining:
         f"{BENCHMARKS}/plot_pretraining.tsv"
     threads: 1
     params:
+        code=package_code("report.figures"),
         published_top1=config["backbone"]["pretrain"]["published_top1"],
     script:
         "../scripts/plot_pretraining.py"

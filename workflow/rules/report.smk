@@ -16,7 +16,6 @@ rule plot_q6:
         scores=per_run(rules.evaluate_variant.output.scores),
         epochs=per_run(rules.train_variant.output.epochs),
         train_summaries=per_run(rules.train_variant.output.summary),
-        code=package_sources("report.q6"),
     output:
         curves=q6_figure("curves", "q6_curves", "training curves"),
         variants=q6_figure("variants", "q6_intervals", "accuracy with 95% intervals"),
@@ -38,6 +37,7 @@ rule plot_q6:
         f"{BENCHMARKS}/plot_q6.tsv"
     threads: 1
     params:
+        code=package_code("report.q6"),
         settings=SETTINGS,
         runs=RUNS,
         reference=config["reference_accuracy"],
@@ -65,7 +65,6 @@ rule report_html:
         data=rules.prepare_cifar10.output.summary,
         q6=rules.plot_q6.output,
         analysis=rules.plot_analysis.output,
-        code=package_sources("report.assemble"),
     output:
         "report/report.html",
     log:
@@ -74,6 +73,7 @@ rule report_html:
         f"{BENCHMARKS}/report_html.tsv"
     threads: 1
     params:
+        code=package_code("report.assemble"),
         backbone=config["backbone"],
         theory=list(THEORY),
         title=config["report"]["title"],
@@ -88,7 +88,6 @@ rule report_pdf:
         CONDA_ENV
     input:
         html=rules.report_html.output[0],
-        code=package_sources("report.render"),
     output:
         "report/report.pdf",
     log:
@@ -96,6 +95,8 @@ rule report_pdf:
     benchmark:
         f"{BENCHMARKS}/report_pdf.tsv"
     threads: 1
+    params:
+        code=package_code("report.render"),
     script:
         "../scripts/report_pdf.py"
 
@@ -110,7 +111,6 @@ rule gallery_html:
         images=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
         q6=rules.plot_q6.output.numbers,
-        code=package_sources("report.gallery"),
     output:
         report(
             "report/gallery.html",
@@ -124,6 +124,7 @@ rule gallery_html:
         f"{BENCHMARKS}/gallery_html.tsv"
     threads: 1
     params:
+        code=package_code("report.gallery"),
         runs=RUNS,
         title=config["report"]["title"],
     script:
@@ -140,7 +141,6 @@ rule gallery_pdf:
         images=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
         q6=rules.plot_q6.output.numbers,
-        code=package_sources("report.gallery"),
     output:
         "report/gallery.pdf",
     log:
@@ -149,6 +149,7 @@ rule gallery_pdf:
         f"{BENCHMARKS}/gallery_pdf.tsv"
     threads: 1
     params:
+        code=package_code("report.gallery"),
         runs=RUNS,
         title=config["report"]["title"],
     script:

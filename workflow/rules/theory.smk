@@ -25,5 +25,6 @@ for question in QUESTIONS:
         params:
             question=question,
             settings=config["theory"][question],
+            code=package_code(f"theory.{QUESTIONS[question].module}"),
         script:
             "../scripts/theory.py"
