@@ -15,7 +15,8 @@ WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
 # folder on its sys.path).
 sys.path.insert(0, WORKFLOW_DIR)
 
-from cmpt726.config import validate_config
+from cmpt726.config import ConfigError, validate_config
+from cmpt726 import preflight
 
 
 configfile: "config.yaml"
@@ -26,12 +27,15 @@ report: "workflow/report/workflow.rst"
 
 
 # One schema pass: typed --config values, every default filled (theory included), errors naming the key.
-validate_config(
-    config,
-    os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"),
-    command_line=workflow.config_settings.config,
-)
-
+# A bad config ends the run with its message alone (sys.exit: no traceback of this package's lines).
+try:
+    validate_config(
+        config,
+        os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"),
+        command_line=workflow.config_settings.config,
+    )
+except ConfigError as error:
+    sys.exit(str(error))
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -52,6 +56,22 @@ localrules:
     report_pdf,
     gallery_html,
     gallery_pdf,
+
+
+# Pre-flight, part one: the files the config names (else Snakemake stops at the first, in its own words).
+# Jobs (a local subprocess, a cluster node) re-read this file and skip the pre-flight: the main process did it.
+if workflow.is_main_process and (_problems := preflight.static_problems(config)):
+    sys.exit(preflight.message(_problems))
+
+
+# Pre-flight, part two (real runs, the jobs and the executor known): CUDA where jobs run here, downloads
+# that cannot reach their server, wkhtmltopdf when a PDF is due; everything missing in one message, before
+# any job.
+onstart:
+    if workflow.is_main_process:
+        _rules = {job.rule.name for job in workflow.dag.needrun_jobs()}
+        if _problems := preflight.run_problems(config, _rules, local=workflow.local_exec):
+            sys.exit(preflight.message(_problems))
 
 
 rule all:

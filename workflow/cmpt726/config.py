@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
@@ -86,12 +87,26 @@ def _describe(error, prefix: str) -> list[str]:
     path = ".".join(part for part in [prefix, *map(str, error.absolute_path)] if part)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         lines = []
-        for key in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+        known = sorted(error.schema.get("properties", {}))
+        for key in sorted(set(error.instance) - set(known)):
             full = f"{path}.{key}" if path else str(key)
             reason = _removed(full)
-            lines.append(f"config key {full} was removed: {reason}" if reason else f"unknown config key {full}")
+            if reason:
+                lines.append(f"config key {full} was removed: {reason}")
+            else:
+                lines.append(f"unknown config key {full}{_suggestion(str(key), known, path)}")
         return lines
     return [f"config key {path or '(top level)'}: {error.message}"]
+
+
+def _suggestion(key: str, known: list[str], path: str) -> str:
+    """'; did you mean a.seeds?' for the closest known key at that level (case and typos), else the keys there."""
+    lowered = {name.lower(): name for name in known}
+    close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
+    prefix = f"{path}." if path else ""
+    if close:
+        return f"; did you mean {prefix}{lowered[close[0]]}?"
+    return f" (known keys here: {', '.join(known)})" if known else ""
 
 
 def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH, prefix: str = "") -> dict:

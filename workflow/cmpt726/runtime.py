@@ -15,12 +15,34 @@ import torch
 EVAL_BATCH = 1000
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config key device: cuda was asked for but torch sees no CUDA device")
+def resolve_device(name: str = "auto", say=print) -> torch.device:
+    """The torch device of config `device` (auto, cuda or cpu); says in the job's log which one it took and
+    why, so that a job that fell back to the CPU (e.g. on a node whose driver is too old) is seen at once."""
+    available = torch.cuda.is_available()
+    if name == "cuda" and not available:
+        raise RuntimeError("config key device: cuda was asked for but torch sees no CUDA device "
+                           f"({_no_cuda_reason()}); use device: auto or cpu")
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if available else "cpu"
+        why = "torch sees a CUDA device" if available else _no_cuda_reason()
+        say(f"device: auto took {name} ({why})")
+        if not available and torch.version.cuda:
+            say(f"WARNING: this torch is a CUDA {torch.version.cuda} build but sees no usable GPU: "
+                "this job runs on the CPU. On a GPU node, check the NVIDIA driver (>= 580 for CUDA 13).")
+    else:
+        say(f"device: {name} (config key device)")
     return torch.device(name)
+
+
+def _no_cuda_reason() -> str:
+    """Why torch sees no CUDA device: a CPU-only build, no driver, or a driver it cannot use."""
+    if not torch.version.cuda:
+        return "this torch build has no CUDA"
+    try:
+        count = torch.cuda.device_count()
+    except RuntimeError as error:  # e.g. a driver too old for this build
+        return f"CUDA unusable: {error}"
+    return "no NVIDIA GPU is visible" if count == 0 else "CUDA is not available to torch"
 
 
 def device_name(device: torch.device) -> str:

@@ -1,0 +1,140 @@
+"""Pre-flight: every input a run is missing, found before any job starts and listed in one message.
+
+Imported by the Snakefile (no torch). Two moments:
+- `static_problems`, when the Snakefile is read: local files the config names (a backbone, CIFAR-100 as
+  an image folder, Q5's data). Snakemake would otherwise stop at the first one with its own message.
+- `run_problems`, in `onstart` (a real run; the jobs and the executor known, which they are not while
+  the Snakefile is read): CUDA asked for where jobs run here on a machine without a usable NVIDIA
+  driver, downloads that cannot reach their server, wkhtmltopdf when a PDF is to be printed.
+Each problem names what is missing and how to fix it (config key, folder, package).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+# torchvision's archives (the same URLs torchvision.datasets.CIFAR10/100 fetch); kept here so that the
+# Snakefile need not import torchvision.
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+# torch 2.14.1's wheels are CUDA 13.0 builds: NVIDIA's drivers below 580 cannot run them.
+MIN_DRIVER = 580
+
+
+# The rules that run on config["device"].
+GPU_RULES = {"cache_features", "train_variant", "evaluate_variant", "pretrain_backbone"}
+
+
+class PreflightError(RuntimeError):
+    """Inputs a run cannot do without; the message lists every one with its fix."""
+
+
+def nvidia_driver() -> tuple[bool, int | None]:
+    """(an NVIDIA device node or nvidia-smi is present, the driver's major version when nvidia-smi says it)."""
+    present = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+    if not shutil.which("nvidia-smi"):
+        return present, None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return present, None
+    versions = [int(m.group(1)) for m in re.finditer(r"^\s*(\d+)\.", out, re.MULTILINE)]
+    return present, (min(versions) if versions else None)
+
+
+def device_problems(device: str, local: bool, driver=None) -> list[str]:
+    """`device: cuda` where this machine cannot run CUDA jobs (only for jobs run here: on a cluster the
+    compute nodes decide, and they check at run time)."""
+    if device != "cuda" or not local:
+        return []
+    present, version = driver if driver is not None else nvidia_driver()
+    if not present:
+        return ["config key device: cuda, but this machine shows no NVIDIA GPU (no /dev/nvidiactl, no nvidia-smi). "
+                "Fix: --config device=auto (the GPU where there is one, else the CPU) or device=cpu."]
+    if version is not None and version < MIN_DRIVER:
+        return [f"config key device: cuda, but the NVIDIA driver is {version}.x and this torch build (CUDA 13.0) "
+                f"needs >= {MIN_DRIVER}. Fix: update the driver, or --config device=cpu."]
+    return []
+
+
+def _named_files(config: dict) -> list[tuple[str, str]]:
+    """(config key, path) of the local files the config names and no rule makes."""
+    files = []
+    if config["backbone"]["source"] == "path":
+        files.append(("backbone.path", config["backbone"]["path"]))
+    if config["backbone"]["source"] == "pretrain" and config["data"]["cifar100"].get("imagefolder"):
+        files.append(("data.cifar100.imagefolder", config["data"]["cifar100"]["imagefolder"]))
+    q5_data = config.get("theory", {}).get("q5", {}).get("data")
+    if q5_data:
+        files.append(("theory.q5.data", q5_data))
+    return files
+
+
+def static_problems(config: dict) -> list[str]:
+    """What is missing whatever the targets: the local files the config names."""
+    return [f"config key {key}: {path} does not exist. Fix: point {key} at an existing file or folder."
+            for key, path in _named_files(config) if path and not Path(path).exists()]
+
+
+def downloads(config: dict, rules: set[str]) -> list[tuple[str, str, str]]:
+    """(what, URL, how to do without it) of every download rule among `rules`."""
+    wanted = []
+    if "download_cifar10" in rules:
+        root = config["data"]["cifar10"]["root"]
+        wanted.append(("CIFAR-10", CIFAR10_URL,
+                       f"put an existing cifar-10-batches-py/ under {root}, or set data.cifar10.root to the folder "
+                       "that holds one (configs/offline-shared.yaml does, for ../shared/data)"))
+    if "download_cifar10h" in rules:
+        h = config["data"]["cifar10h"]
+        wanted.append(("CIFAR-10H votes", h["url"],
+                       f"copy cifar10h-counts.npy (sha256 {h['sha256'][:12]}…) into {h['root']}, "
+                       "or set data.cifar10h.enabled: false"))
+    if "fetch_backbone" in rules:
+        wanted.append(("the pretrained backbone", config["backbone"]["url"],
+                       "set backbone.source: path with backbone.path a local state_dict, "
+                       "or backbone.source: pretrain (trains one here on CIFAR-100)"))
+    if "download_cifar100" in rules:
+        root = config["data"]["cifar100"]["root"]
+        wanted.append(("CIFAR-100", CIFAR100_URL,
+                       f"put an existing cifar-100-python/ under {root}, or set data.cifar100.root / .imagefolder"))
+    return wanted
+
+
+def unreachable(url: str, timeout: float = 8.0) -> str | None:
+    """Why `url`'s server cannot be reached (name lookup, then a TCP connection), or None when it can."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return None
+    except OSError as error:
+        return str(error) or type(error).__name__
+
+
+def run_problems(config: dict, rules: set[str], local: bool = True, reach=unreachable, driver=None) -> list[str]:
+    """What the jobs about to run (`rules`: their rule names) lack: CUDA (`device_problems`; `local`: the
+    jobs run on this machine), unreachable downloads, wkhtmltopdf."""
+    problems = device_problems(config["device"], local, driver) if rules & GPU_RULES else []
+    wanted = downloads(config, rules)
+    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+        for (what, url, fix), why in zip(wanted, pool.map(reach, [url for _, url, _ in wanted])):
+            if why:
+                problems.append(f"{what} must be downloaded from {url}, which cannot be reached ({why}). Fix: {fix}.")
+    pdfs = sorted(rules & {"report_pdf", "gallery_pdf"})
+    if pdfs and not shutil.which("wkhtmltopdf"):
+        problems.append(f"wkhtmltopdf is not installed; {' and '.join(pdfs)} need it. Fix: sudo apt-get install "
+                        "wkhtmltopdf (./setup.sh does, as root), or ask for the HTML only: "
+                        "snakemake --cores all report/report.html report/gallery.html.")
+    return problems
+
+
+def message(problems: list[str]) -> str:
+    return (f"pre-flight: this run cannot start; {len(problems)} missing input(s), nothing was run:\n"
+            + "\n".join(f"  - {p}" for p in problems))
