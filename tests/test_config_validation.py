@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO, make_project, smoke_config
 from workflow_helpers import leftovers, parse_jobs, snakemake
 
-from cmpt726.config import ConfigError, resolve_variant, theory_settings, typed, validate_config
+from cmpt726.config import ConfigError, fill_and_check, resolve_variant, theory_settings, typed, validate_config
 
 
 def _set(path: str, value):
@@ -102,6 +102,42 @@ def shipped() -> dict:
     return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
+def _leaf_paths(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            yield from _leaf_paths(value, path)
+        else:
+            yield path, value
+
+
+def test_config_yaml_repeats_defaults_only_with_their_values():
+    """Each default lives in the schema: where config.yaml shows a key for the reader, it shows the default."""
+    filled = {"data": {"cifar10": {"root": "data/cifar10"}}, "backbone": {"source": "download"}, "training": {},
+              "variants": {"v": {}}, "seeds": [0, 1, 2]}
+    fill_and_check(filled)
+    defaults = dict(_leaf_paths(filled))
+    shown = [(path, value) for path, value in _leaf_paths(shipped())
+             if not path.startswith(("variants.", "reference_accuracy."))]
+    assert shown, "config.yaml shows no key?"
+    differ = {path: (value, defaults.get(path, "<no default>")) for path, value in shown if defaults.get(path) != value}
+    assert differ == {}, differ
+
+
+def test_variant_keys_are_the_training_keys_without_defaults():
+    from cmpt726.config import SCHEMA_PATH, _schema
+
+    schema, _ = _schema(str(SCHEMA_PATH))
+    training = schema["properties"]["training"]["properties"]
+    variant = schema["properties"]["variants"]["additionalProperties"]["properties"]
+    assert set(variant) == set(training) | {"seeds"}
+    assert "default" not in str({k: v for k, v in variant.items() if k != "seeds"})
+    config = shipped()
+    config["variants"] = {"v": {"head": {"dropout": 0.5}}}
+    validate_config(config)
+    assert config["variants"]["v"] == {"head": {"dropout": 0.5}}  # nothing filled into a variant
+
+
 def test_one_pass_fills_every_default_theory_included():
     config = shipped()
     config["theory"] = {"q2": {"grid": 80}}
@@ -131,7 +167,7 @@ def test_every_bad_key_is_named_in_one_message():
         "config key training.optimizer was removed: the optimiser is always SGD "
         "(set training.lr, momentum, weight_decay)",
         "config key training.lr: 'fast' is not of type 'number'",
-        "unknown config key variants.all.lr_rate",
+        "unknown config key variants.all.lr_rate; did you mean variants.all.lr?",
         "config key variants.head.optimizer was removed: the optimiser is always SGD "
         "(set training.lr, momentum, weight_decay)",
     ]

@@ -81,8 +81,10 @@ def prepared(c100, tmp_path_factory):
 
 
 def pretrain_cfg(**overrides) -> dict:
-    """The config.yaml defaults of backbone.pretrain, shrunk."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())["backbone"]["pretrain"]
+    """The defaults of backbone.pretrain (config.yaml with the schema's defaults filled in), shrunk."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate_config(config)
+    cfg = config["backbone"]["pretrain"]
     cfg.update(epochs=2, batch_size=64)
     cfg.update(overrides)
     return cfg

@@ -52,8 +52,35 @@ def _schema(schema_path: str):
         return DRAFT202012.create_resource(load(Path(url2pathname(urlparse(uri).path))))
 
     path = Path(schema_path).resolve()
-    schema = {**load(path), "$id": path.as_uri()}
+    schema = _with_overrides({**load(path), "$id": path.as_uri()})
     return schema, Registry(retrieve=retrieve).with_resource(path.as_uri(), DRAFT202012.create_resource(schema))
+
+
+def _without_defaults(schema):
+    """`schema` with every `default` removed, at every depth."""
+    if isinstance(schema, dict):
+        return {key: _without_defaults(value) for key, value in schema.items() if key != "default"}
+    if isinstance(schema, list):
+        return [_without_defaults(item) for item in schema]
+    return schema
+
+
+def _with_overrides(schema: dict) -> dict:
+    """Complete every object schema marked `x-overrides: <top-level key>` with that key's properties less
+    their defaults: a variant's keys are derived from `training`, not listed twice."""
+    def complete(node):
+        if isinstance(node, dict):
+            if "x-overrides" in node:
+                source = schema["properties"][node["x-overrides"]]["properties"]
+                node["properties"] = {**_without_defaults(copy.deepcopy(source)), **node.get("properties", {})}
+            for value in node.values():
+                complete(value)
+        elif isinstance(node, list):
+            for item in node:
+                complete(item)
+
+    complete(schema)
+    return schema
 
 
 @lru_cache(maxsize=8)
@@ -102,7 +129,8 @@ def _describe(error, prefix: str) -> list[str]:
 def _suggestion(key: str, known: list[str], path: str) -> str:
     """'; did you mean a.seeds?' for the closest known key at that level (case and typos), else the keys there."""
     lowered = {name.lower(): name for name in known}
-    close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6) or \
+        [name for name in lowered if key.lower().startswith(name) or name.startswith(key.lower())][:1]
     prefix = f"{path}." if path else ""
     if close:
         return f"; did you mean {prefix}{lowered[close[0]]}?"
