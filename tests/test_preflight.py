@@ -45,7 +45,7 @@ def test_every_unreachable_download_listed_with_url_and_config_key():
                                       driver=(False, None))
     text = "\n".join(problems)
     assert len(problems) == 3, text
-    assert preflight.CIFAR10_URL in text and "data.cifar10.root" in text
+    assert config["data"]["cifar10"]["url"] in text and "data.cifar10.root" in text
     assert config["data"]["cifar10h"]["url"] in text and "data.cifar10h.enabled" in text
     assert config["backbone"]["url"] in text and "backbone.source" in text
 

@@ -295,6 +295,17 @@ def check_cross_keys(config: dict) -> None:
                           f"{sorted(config['variants'])}")
 
 
+def canonical(value):
+    """`value` with every dict's keys sorted, at every depth: a rule's params in a form that changes only
+    when a setting does (Snakemake compares params as text, so a key order changed by --config merging
+    would otherwise rerun the job)."""
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def resolve_variant(config: dict, name: str) -> dict:
     """`training` defaults overridden by the variant's keys (head and augment merge key by key).
 
@@ -309,7 +320,7 @@ def resolve_variant(config: dict, name: str) -> dict:
             settings[key] = {**settings[key], **value}
         elif key != "seeds":
             settings[key] = copy.deepcopy(value)
-    return dict(sorted(settings.items()))
+    return canonical(settings)
 
 
 def label_issue_variants(config: dict) -> list[str]:

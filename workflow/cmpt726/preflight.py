@@ -19,9 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-# torchvision's archives (the same URLs torchvision.datasets.CIFAR10/100 fetch); kept here so that the
-# Snakefile need not import torchvision.
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+# torchvision's CIFAR-100 archive (the URL torchvision.datasets.CIFAR100 fetches; CIFAR-10's is the
+# config key data.cifar10.url), kept here so that the Snakefile need not import torchvision.
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 # torch 2.14.1's wheels are CUDA 13.0 builds: NVIDIA's drivers below 580 cannot run them.
 MIN_DRIVER = 580
@@ -29,10 +28,6 @@ MIN_DRIVER = 580
 
 # The rules that run on config["device"].
 GPU_RULES = {"cache_features", "train_variant", "evaluate_variant", "pretrain_backbone"}
-
-
-class PreflightError(RuntimeError):
-    """Inputs a run cannot do without; the message lists every one with its fix."""
 
 
 def nvidia_driver() -> tuple[bool, int | None]:
@@ -88,7 +83,7 @@ def downloads(config: dict, rules: set[str]) -> list[tuple[str, str, str]]:
     wanted = []
     if "download_cifar10" in rules:
         root = config["data"]["cifar10"]["root"]
-        wanted.append(("CIFAR-10", CIFAR10_URL,
+        wanted.append(("CIFAR-10", config["data"]["cifar10"]["url"],
                        f"put an existing cifar-10-batches-py/ under {root}, or set data.cifar10.root to the folder "
                        "that holds one (configs/offline-shared.yaml does, for ../shared/data)"))
     if "download_cifar10h" in rules:

@@ -71,7 +71,7 @@ rule near_duplicates:
     threads: 1  # matrix products of small blocks: one thread is as fast on a busy machine
     params:
         code=package_code("analysis.near_duplicates"),
-        settings=config["analysis"]["near_duplicates"],
+        settings=canonical(config["analysis"]["near_duplicates"]),
     script:
         "../scripts/near_duplicates.py"
 

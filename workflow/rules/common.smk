@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from cmpt726.config import (
+    canonical,
     gpus_per_job,
     label_issue_variants,
     normalization_key,

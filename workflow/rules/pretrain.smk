@@ -66,7 +66,7 @@ rule pretrain_backbone:
         gpu_share=GPU_SHARE,
     params:
         code=package_code("pretrain"),
-        pretrain=config["backbone"]["pretrain"],
+        pretrain=canonical(config["backbone"]["pretrain"]),
         device=config["device"],
         # Epoch checkpoint of an interrupted run (not an output, so a failed job keeps it).
         resume="results/backbone/pretrain.resume.pt",

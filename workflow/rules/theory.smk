@@ -24,7 +24,7 @@ for question in QUESTIONS:
         threads: 1
         params:
             question=question,
-            settings=config["theory"][question],
+            settings=canonical(config["theory"][question]),
             code=package_code(f"theory.{QUESTIONS[question].module}"),
         script:
             "../scripts/theory.py"
