@@ -221,7 +221,7 @@ def test_benchmark_script_runs(tmp_path):
 VARIANTS, SEEDS = ["base", "wide", "aug"], [0, 1]
 N_TINY, N_TRAIN = 100, 40
 ISSUES = {7: ("frog", 2), 23: ("ship", 1), 51: ("truck", 3), 77: ("horse", 4)}  # index: (suggested, rank)
-HUMANS_DISAGREE = {7: ("dog", 37, 51), 12: ("cat", 24, 50), 33: ("deer", 40, 52), 77: ("bird", 36, 49)}
+HUMANS_DISAGREE = {7: ("dog", 37, 51), 12: ("cat", 24, 50), 33: ("automobile", 40, 52), 77: ("bird", 36, 49)}
 HUMANS_UNSURE = {12, 40, 44}  # 12 both: the majority takes 24 of 50 votes
 TWINS = {5: 3, 17: 30, 42: 11, 77: 25}  # test index: training index (77 carries all three marks)
 
@@ -501,17 +501,18 @@ def test_gallery_pdf_marks_the_planted_images(tiny):
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     names = "|".join(CLASSES)
     assert sorted(re.findall(rf"label\? → ({names})\b", text)) == sorted(s for s, _ in ISSUES.values())
-    assert sorted(re.findall(rf"humans: ({names}) (\d+)/(\d+)", text)) == \
+    assert sorted(re.findall(rf"humans: ({names})\s+(\d+)/(\d+) people", text)) == \
         sorted((m, str(k), str(n)) for m, k, n in HUMANS_DISAGREE.values())
     assert sorted(map(int, re.findall(r"dup of train #(\d+)", text))) == sorted(TWINS.values())
+    assert "…" not in text  # no line is cut ("humans: automobile 40/52" is wider than a cell: two lines)
     # The focus run only, and every image's cell is there, the marked ones included.
     probs = tiny["probs"]["wide", 0]
     assert "Test-set gallery: wide, seed 0" in text
     assert f"1: {CLASSES[probs[77].argmax()]} {probs[77].max():.3f}" in text
     assert set(range(N_TINY)) <= {int(i) for i in re.findall(r"(?<!train )#(\d+)\b", text)}
     # The marks take their height from the thumbnail, so the cells keep their size and the grid its place:
-    # in the first page's last row, #77 (three marks, a thumbnail 30 px smaller) ends where the unmarked cells
-    # end, and that row lies as far below the first row as 9 unmarked rows do.
+    # in the first page's last row, #77 (three marks in four lines, a thumbnail 40 px smaller) ends where the
+    # unmarked cells end, and that row lies as far below the first row as 9 unmarked rows do.
     boxes = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True,
                            text=True, check=True).stdout
     words = [(w, float(y0), float(y1)) for y0, y1, w in
@@ -520,10 +521,47 @@ def test_gallery_pdf_marks_the_planted_images(tiny):
     row = top["#8"] - top["#0"]
     assert top["#72"] - top["#0"] == pytest.approx(9 * row, abs=1)
     px = row / 136  # a row: 120 px of content, 6 of padding, 6 of border, 4 of spacing
-    assert top["#72"] - top["#77"] == pytest.approx(30 * px, abs=1)
+    assert top["#72"] - top["#77"] == pytest.approx(40 * px, abs=1)
     last_line = max(y1 for w, _, y1 in words if w == "3:")
     dup_line = next(y1 for (before, _, _), (w, _, y1) in zip(words, words[1:])
                     if (before, w) == ("train", f"#{TWINS[77]}"))
     assert dup_line == pytest.approx(last_line, abs=2)
     height = float(re.search(r'<page width="[\d.]+" height="([\d.]+)"', boxes).group(1))
     assert last_line < height
+
+
+# Every element of a card (and of the header) that is cut: clipped (scrolls inside itself) or sticking out
+# of its card (of the page, for the header), and a page wider than the window.
+CUT = """(() => {
+  const out = [], root = document.documentElement, width = root.clientWidth;
+  if (root.scrollWidth > width) out.push(`page: ${root.scrollWidth} px wide in ${width}`);
+  const clipped = e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible";
+  for (const card of document.querySelectorAll("#grid .card")) {
+    const box = card.getBoundingClientRect();
+    for (const e of card.querySelectorAll("*")) {
+      const r = e.getBoundingClientRect();
+      if (clipped(e) || r.right > box.right + 0.5 || r.left < box.left - 0.5)
+        out.push(`#${card.dataset.index} ${e.className}: ${e.textContent.slice(0, 50)}`);
+    }
+  }
+  for (const e of document.querySelectorAll("header *")) {
+    const r = e.getBoundingClientRect();
+    if (r.width && (clipped(e) || r.right > width + 0.5)) out.push(`header ${e.tagName} ${e.id}`);
+  }
+  return out;
+})()"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1400, 800, 390])
+def test_nothing_on_a_card_is_cut(tiny, tmp_path, width):
+    """The cards' lines (the main score, the label-error note, people's votes, the training twin) wrap
+    rather than being cut, at a desktop, a small laptop and a phone's width."""
+    with Chromium() as browser:
+        browser.open(tiny["dir"] / "gallery.html", width=width, height=900)
+        for subset in ["", "label-issues", "near-duplicates"]:
+            choose(browser, "subset", subset)
+            assert browser.evaluate(CUT) == [], (width, subset)
+        # the longest lines of the tiny files are there to be cut: a class name that fills a card
+        assert browser.evaluate(f"{CARDS}.some(c => c.querySelector('.badge'))")
+        browser.screenshot(tmp_path / f"cards-{width}.png")

@@ -63,7 +63,7 @@ def write_gallery_html(out_html, template, script, data: dict, runs: list[Run], 
 
 
 def badges(analyses: dict, classes: list[str]) -> dict[int, list[tuple[str, str]]]:
-    """Per flagged test image, the short lines of the print layout: (kind, text)."""
+    """Per flagged test image, the short lines of the print layout: (kind, text), each one 10-px line."""
     out: dict[int, list[tuple[str, str]]] = {}
     li = analyses.get("label_issues")
     if li is not None:
@@ -73,8 +73,10 @@ def badges(analyses: dict, classes: list[str]) -> dict[int, list[tuple[str, str]
     if h is not None:
         for i in np.flatnonzero(h["disagree"]):
             m = int(h["majority"][i])
-            out.setdefault(int(i), []).append(("humans", f"humans: {classes[m]} {int(h['votes'][i, m])}/"
-                                                         f"{int(h['votes'][i].sum())}"))
+            # two lines: "humans: automobile 45/51" is wider than a cell
+            out.setdefault(int(i), []).extend([("humans", f"humans: {classes[m]}"),
+                                               ("humans", f"{int(h['votes'][i, m])}/{int(h['votes'][i].sum())} "
+                                                          "people")])
     d = analyses.get("near_duplicates")
     if d is not None:
         for i, j in zip(d["index"], d["train_index"]):
