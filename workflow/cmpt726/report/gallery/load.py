@@ -26,7 +26,6 @@ class Run:
     variant: str
     seed: int
     probs: np.ndarray  # (N, K)
-    path: str = ""
 
 
 def _thumbnails(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -53,7 +52,7 @@ def load_runs(data: dict, runs, scores) -> list[Run]:
     if len(set(runs)) != len(runs):
         raise ValueError(f"a run is listed twice in {runs}")
     tables = read_score_set(scores, data["labels"], data["classes"], test_set=data["path"])
-    return [Run(v, s, t["probs"], str(path)) for (v, s), path, t in zip(runs, scores, tables)]
+    return [Run(v, s, t["probs"]) for (v, s), t in zip(runs, tables)]
 
 
 def focus_run(runs, q6_numbers) -> tuple[int, dict]:
@@ -68,7 +67,7 @@ def focus_run(runs, q6_numbers) -> tuple[int, dict]:
 
 # --------------------------------------------------------------------------- analyses (optional)
 def load_label_issues(path, data: dict) -> dict:
-    """label_issues.tsv → index, given, suggested (class indices), rank; refuses other images' suspects."""
+    """label_issues.tsv → index, suggested (class index), rank; refuses other images' suspects."""
     table = read_label_issues(path, data["classes"])
     n = len(data["labels"])
     index = table["index"]
@@ -82,8 +81,7 @@ def load_label_issues(path, data: dict) -> dict:
         i = int(index[wrong[0]])
         raise ValueError(f"{path}: image {i} is given {data['classes'][table['given'][wrong[0]]]!r} here but "
                          f"{data['classes'][data['labels'][i]]!r} in {data['path']}")
-    return {"index": index, "given": table["given"], "suggested": table["suggested"], "rank": table["rank"],
-            "self_confidence": table["self_confidence"], "path": str(path)}
+    return {"index": index, "suggested": table["suggested"], "rank": table["rank"]}
 
 
 def load_human_labels(path, data: dict) -> dict:
@@ -108,7 +106,7 @@ def load_human_labels(path, data: dict) -> dict:
     if votes.shape[1] != len(classes) or votes.min(initial=0) < 0:
         raise ValueError(f"{path}: votes must be {len(classes)} counts of 0 or more per image")
     return {"votes": votes, "majority": np.array([lookup[c] for c in table["human_majority"]]),
-            "disagree": table["disagree"], "unsure": table["unsure"], "path": str(path)}
+            "disagree": table["disagree"], "unsure": table["unsure"]}
 
 
 def load_near_duplicates(path, train_images, data: dict) -> dict:
@@ -134,7 +132,7 @@ def load_near_duplicates(path, train_images, data: dict) -> dict:
             "tile": np.array([tile[r["train_index"]] for r in flagged], dtype=np.int64),
             "distance": np.array([float(r["pixel_distance"]) for r in flagged]),
             "train_label": train_labels[[r["train_index"] for r in flagged]].astype(np.int64),
-            "images": train[twins], "path": str(path)}
+            "images": train[twins]}
 
 
 def load_analyses(data: dict, *, train_images=None, label_issues=None, human_labels=None,
