@@ -206,6 +206,19 @@ def test_class_names_are_escaped(tmp_path):
     assert Page(html).errors == []
 
 
+def test_page_script_is_inlined_and_may_not_close_its_element(tmp_path):
+    data = {"images": np.zeros((2, 32, 32, 3), np.uint8), "labels": np.array([0, 3]), "classes": CLASSES}
+    runs = [load.Run("v", 0, np.eye(10)[[0, 3]])]
+    out = tmp_path / "g.html"
+    pages.write_gallery_html(out, TEMPLATES / "gallery.html.j2", SCRIPT, data, runs, title="t")
+    assert f"<script>\n{SCRIPT.read_text(encoding='utf-8')}</script>" in out.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.js"
+    bad.write_text('console.log("</SCRIPT>");\n')
+    with pytest.raises(ValueError, match="bad.js: contains '</script'"):
+        pages.write_gallery_html(tmp_path / "g2.html", TEMPLATES / "gallery.html.j2", bad, data, runs, title="t")
+    assert not (tmp_path / "g2.html").exists()
+
+
 def test_benchmark_script_runs(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks/gallery_bench.py"), "--n", "150", "--runs", "6",
                            "--analyses", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
