@@ -14,70 +14,43 @@ ones from --human-counts) and a near_duplicates.tsv (1% flagged, twins drawn fro
 and prints the time and size of each file, and what the HTML's bytes are. --browser also times opening
 gallery.html in headless Chromium (tests/chromium.py), switching the run, and the disagreement filter.
 
-Recorded output (2 shared CPU cores, other jobs running; Python 3.11; 2026-12):
+Recorded output. The page JSON carries the runs as plain arrays (see cmpt726.report.gallery.pack) since
+2026-12-03; before, as 8 bytes per image and run, bit-packed and base64. Both measured on the same machine
+under the same load (2 shared CPU cores, load average ~11 from other jobs, so the seconds are slow and noisy;
+the sizes are exact):
 
-    $ benchmarks/gallery_bench.py --runs 1 --browser
-    gallery build, 10,000 images (synthetic), 1 run (1 variants), analyses off; 2 CPUs, x86_64, Python 3.11.7
-      gallery.html         0.3 s     8.2 MB  (sprite 8.1 MB, runs 0.11 MB, rest 0.03 MB)
-      gallery.pdf          8.5 s    20.9 MB
-      both                 8.8 s
-      open+paint           1.2 s  (headless Chromium)
-      sort=score-desc      1.0 s  (showing 10,000 of 10,000 images)
-      outcome=wrong        0.3 s  (showing 3,671 of 10,000 images)
-      outcome=             0.8 s  (showing 10,000 of 10,000 images)
-
-    $ benchmarks/gallery_bench.py --runs 30 --browser
-    gallery build, 10,000 images (synthetic), 30 runs (10 variants), analyses off; 2 CPUs, x86_64, Python 3.11.7
-      gallery.html         0.5 s    11.3 MB  (sprite 8.1 MB, runs 3.20 MB, rest 0.03 MB)
-      gallery.pdf          8.3 s    20.9 MB
-      both                 8.8 s
-      open+paint           1.6 s  (headless Chromium)
-      sort=score-desc      0.6 s  (showing 10,000 of 10,000 images)
-      outcome=wrong        0.3 s  (showing 3,671 of 10,000 images)
-      outcome=             0.7 s  (showing 10,000 of 10,000 images)
-      variant=v9           0.8 s  (showing 10,000 of 10,000 images)
-      seed=2               0.8 s  (showing 10,000 of 10,000 images)
-      subset=variants-disagree    0.6 s  (showing 5,697 of 10,000 images)
-
-    $ benchmarks/gallery_bench.py --runs 30 --analyses --no-pdf --browser
+    $ benchmarks/gallery_bench.py --runs 30 --analyses --no-pdf --browser          # plain JSON (now)
     gallery build, 10,000 images (synthetic), 30 runs (10 variants), analyses on; 2 CPUs, x86_64, Python 3.11.7
-      gallery.html         0.8 s    11.5 MB  (sprite 8.1 MB, runs 3.20 MB, twins 0.08 MB, rest 0.20 MB)
-      total                0.8 s
-      open+paint           2.2 s  (headless Chromium)
-      sort=score-desc      1.2 s  (showing 10,000 of 10,000 images)
-      outcome=wrong        0.4 s  (showing 3,671 of 10,000 images)
-      outcome=             1.2 s  (showing 10,000 of 10,000 images)
-      variant=v9           1.2 s  (showing 10,000 of 10,000 images)
-      seed=2               1.2 s  (showing 10,000 of 10,000 images)
-      subset=variants-disagree    0.9 s  (showing 5,697 of 10,000 images)
+      gallery.html         7.1 s    14.5 MB  (sprite 8.1 MB, runs 6.03 MB, twins 0.08 MB, rest 0.30 MB)
+      total                7.1 s
+      open+paint           5.1 s  (headless Chromium)
+      sort=score-desc      4.7 s  (showing 10,000 of 10,000 images)
+      outcome=wrong        2.4 s  (showing 3,671 of 10,000 images)
+      outcome=             5.6 s  (showing 10,000 of 10,000 images)
+      variant=v9           5.4 s  (showing 10,000 of 10,000 images)
+      seed=2               4.8 s  (showing 10,000 of 10,000 images)
+      subset=variants-disagree    2.3 s  (showing 5,697 of 10,000 images)
 
-    Real CIFAR-10 test and training images (prepared from the official batches), the real CIFAR-10H votes:
-    $ benchmarks/gallery_bench.py --analyses --images test.npz --train-images train.npz \\
-          --human-counts cifar10h-counts.npy --browser --runs 1      (then --runs 30)
-    gallery build, 10,000 images (real: /tmp/gallery-real/test.npz), 1 run (1 variants), analyses on; 2 CPUs, ...
-      gallery.html         0.5 s     5.6 MB  (sprite 5.2 MB, runs 0.11 MB, twins 0.05 MB, rest 0.20 MB)
-      gallery.pdf          9.6 s    18.3 MB
-      both                10.1 s
-      open+paint           2.3 s  (headless Chromium)
-      sort=score-desc      1.1 s  (showing 10,000 of 10,000 images)
-      outcome=wrong        0.5 s  (showing 3,714 of 10,000 images)
-      outcome=             1.1 s  (showing 10,000 of 10,000 images)
-    gallery build, 10,000 images (real: /tmp/gallery-real/test.npz), 30 runs (10 variants), analyses on; 2 CPUs, ...
-      gallery.html         0.9 s     8.7 MB  (sprite 5.2 MB, runs 3.20 MB, twins 0.05 MB, rest 0.20 MB)
-      gallery.pdf          9.6 s    18.3 MB
-      both                10.5 s
-      open+paint           2.0 s  (headless Chromium)
-      sort=score-desc      1.1 s  (showing 10,000 of 10,000 images)
-      outcome=wrong        0.4 s  (showing 3,714 of 10,000 images)
-      outcome=             1.3 s  (showing 10,000 of 10,000 images)
-      variant=v9           1.8 s  (showing 10,000 of 10,000 images)
-      seed=2               1.2 s  (showing 10,000 of 10,000 images)
-      subset=variants-disagree    0.7 s  (showing 5,792 of 10,000 images)
+    the same, bit-packed runs (before):
+      gallery.html         4.5 s    11.5 MB  (sprite 8.1 MB, runs 3.20 MB, twins 0.08 MB, rest 0.20 MB)
+      open+paint           4.9 s  (headless Chromium)
+      sort=score-desc      3.9 s  (showing 10,000 of 10,000 images)
+      outcome=wrong        1.5 s  (showing 3,671 of 10,000 images)
+      outcome=             3.5 s  (showing 10,000 of 10,000 images)
+      variant=v9           3.6 s  (showing 10,000 of 10,000 images)
+      seed=2               4.9 s  (showing 10,000 of 10,000 images)
+      subset=variants-disagree    3.5 s  (showing 5,697 of 10,000 images)
 
-So each run adds 0.107 MB (8 bytes per image, base64): 30 runs × 10,000 images 3.2 MB, and the whole file
-11.5 MB with synthetic thumbnails, 8.7 MB with the real ones (the sprite is 5.2 MB of it), under the ~15 MB
-budget. The analyses add ~0.25 MB (mostly the people's votes, 10 bytes per image) and one paint of the
-10 vote bars per card (~0.5 s more to open). gallery.pdf is one run, whatever the number of runs.
+    $ benchmarks/gallery_bench.py --runs 1 --analyses --no-pdf                     # one run
+      gallery.html  8.6 MB plain JSON (runs 0.20 MB, rest 0.30 MB), 8.4 MB bit-packed (runs 0.11 MB, rest 0.20 MB)
+
+So each run adds 0.20 MB of plain JSON (3 classes and 3 probabilities in ten-thousandths per image) where
+the packed format took 0.107 MB: 30 runs × 10,000 images 6.0 MB instead of 3.2 MB, the whole file 14.5 MB
+instead of 11.5 MB (×1.26) with these synthetic thumbnails. With the real CIFAR-10 thumbnails (a 5.2 MB
+sprite, measured before with the packed format: 8.7 MB for 30 runs with the analyses) that makes about
+11.6 MB. The page opens and switches runs as fast as before (within the noise), with nothing to decode.
+The analyses add ~0.35 MB (mostly the people's votes, 10 counts per image, and the twins' sprite).
+gallery.pdf is one run, whatever the number of runs: 8-10 s and ~20 MB for 10,000 images (`--runs 1`).
 """
 
 from __future__ import annotations
@@ -105,7 +78,7 @@ from cmpt726.analysis.near_duplicates import COLUMNS as DUPLICATE_COLUMNS  # noq
 from cmpt726.data import load_arrays, save_arrays  # noqa: E402
 from cmpt726.evaluation import write_scores  # noqa: E402
 from cmpt726.io import write_json, write_tsv  # noqa: E402
-from cmpt726.report import gallery  # noqa: E402
+from cmpt726.report.gallery import pages  # noqa: E402
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TEMPLATES = REPO / "workflow" / "templates"
@@ -183,11 +156,12 @@ def make_analyses(folder: Path, labels, classes, rng, train_npz=None, human_coun
 
 
 def html_parts(path: Path) -> str:
-    """What the bytes of gallery.html are: the thumbnail sprite, the packed runs, the rest."""
+    """What the bytes of gallery.html are: the thumbnail sprite, the runs' scores (their top and p arrays in
+    the page JSON), the rest."""
     html = path.read_text(encoding="utf-8")
     sprite = len(re.search(r"\.thumb \{[^}]*url\(([^)]+)\)", html).group(1))
     twins = re.search(r"\.twin \{[^}]*url\(([^)]+)\)", html)
-    runs = sum(len(m) for m in re.findall(r'"data":"([A-Za-z0-9+/=]*)"', html))
+    runs = sum(len(m) for m in re.findall(r'"(?:top|p)":\[[0-9,]*\]', html))
     rest = len(html.encode("utf-8")) - sprite - runs - (len(twins.group(1)) if twins else 0)
     return (f"sprite {sprite / 1e6:.1f} MB, runs {runs / 1e6:.2f} MB"
             + (f", twins {len(twins.group(1)) / 1e6:.2f} MB" if twins else "") + f", rest {rest / 1e6:.2f} MB")
@@ -220,14 +194,15 @@ def main(argv=None) -> None:
               f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
               f"Python {platform.python_version()}")
         total = 0.0
-        builds = [("gallery.html", gallery.gallery_html, "gallery.html.j2")]
+        builds = [("gallery.html", pages.gallery_html, ["gallery.html.j2", "gallery.js"])]
         if not args.no_pdf:
-            builds.append(("gallery.pdf", gallery.gallery_pdf, "gallery_print.html.j2"))
-        for name, build, template in builds:
+            builds.append(("gallery.pdf", pages.gallery_pdf, ["gallery_print.html.j2"]))
+        for name, build, templates in builds:
             out = folder / name
             tic = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # the builders' own one-line log
-                build(test, runs, scores, focus, out, TEMPLATES / template, title="gallery benchmark", **files)
+                build(test, runs, scores, focus, out, *(TEMPLATES / t for t in templates), title="gallery benchmark",
+                      **files)
             seconds = time.perf_counter() - tic
             total += seconds
             print(f"  {name:17s} {seconds:6.1f} s  {out.stat().st_size / 1e6:6.1f} MB"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -23,9 +22,10 @@ from cmpt726.analysis.near_duplicates import COLUMNS as DUPLICATE_COLUMNS
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import read_scores, write_scores
 from cmpt726.io import write_json, write_tsv
-from cmpt726.report import gallery
+from cmpt726.report.gallery import load, pack, pages
 
 TEMPLATES = REPO / "workflow" / "templates"
+SCRIPT = TEMPLATES / "gallery.js"
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +45,9 @@ def embedded_json(html: str, element_id: str):
                                 re.S).group(1))
 
 
-def decode_bytes(b64: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(b64), dtype=np.uint8)
-
-
 def decode_run(entry: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A run's packed scores, decoded here by the documented layout (not by the module's own decoder):
-    8 bytes per image, uint16 LE top1 | top2 << 4 | top3 << 8, then 3 uint16 LE probabilities × 10,000."""
-    raw = decode_bytes(entry["data"]).reshape(n, 8).astype(np.int64)
-    top = raw[:, 0] | raw[:, 1] << 8
-    classes = np.stack([top & 15, top >> 4 & 15, top >> 8 & 15], 1)
-    return classes, (raw[:, 2::2] | raw[:, 3::2] << 8) / 10_000
+    """A run's scores by the documented layout: top and p, 3 per image, p in ten-thousandths."""
+    return np.array(entry["top"]).reshape(n, 3), np.array(entry["p"]).reshape(n, 3) / 10_000
 
 
 # --------------------------------------------------------------------------- gallery.html of the smoke run
@@ -67,7 +59,7 @@ def test_gallery_html_is_one_file_with_every_image_and_its_facts(built):
     data = embedded_json(html, "gallery-data")
     assert data["classes"] == CLASSES
     n = len(scores["label"])
-    assert data["n"] == n and decode_bytes(data["labels"]).tolist() == scores["label"].tolist()
+    assert data["n"] == n and data["labels"] == scores["label"].tolist()
     # Every run of the workflow is in the file, the focus run first on screen.
     assert {(r["variant"], r["seed"]) for r in data["runs"]} == set(built["runs"])
     assert data["runs"][data["focus"]]["variant"] == built["variant"]
@@ -79,7 +71,7 @@ def test_gallery_html_is_one_file_with_every_image_and_its_facts(built):
         assert np.abs(p - np.take_along_axis(run["probs"], order, 1)).max() <= 1e-4
     # One sprite holds every thumbnail, image i at (i // columns, i % columns).
     sprite = decode_image(re.search(r"url\((data:image/jpeg;base64,[^)]+)\)", html).group(1))
-    columns = int(re.search(r"var COLS = (\d+)", html).group(1))
+    columns = data["sprite_columns"]
     assert sprite.shape == (math.ceil(n / columns) * 32, columns * 32, 3)
     images = np.load(built["dir"] / "results/data/cifar10/test.npz")["images"].transpose(0, 2, 3, 1)
     for i in [0, n - 1]:
@@ -170,7 +162,7 @@ def test_gallery_controls_sort_and_filter_in_chromium(built, tmp_path):
 # --------------------------------------------------------------------------- units
 def test_sprite_places_image_i_at_its_row_and_column():
     images = np.arange(7, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
-    sheet = gallery.sprite(images, columns=3)
+    sheet = pack.sprite(images, columns=3)
     assert sheet.shape == (3 * 32, 3 * 32, 3)
     for i in range(7):
         r, c = divmod(i, 3)
@@ -180,7 +172,7 @@ def test_sprite_places_image_i_at_its_row_and_column():
 
 def test_top_k_breaks_ties_to_the_lower_class():
     probs = np.array([[0.2, 0.4, 0.4, 0.0], [0.1, 0.2, 0.3, 0.4]])
-    order, p = gallery.top_k(probs, 3)
+    order, p = pack.top_k(probs, 3)
     assert order.tolist() == [[1, 2, 0], [3, 2, 1]]
     assert p[1].tolist() == [0.4, 0.3, 0.2]
 
@@ -190,11 +182,12 @@ def test_gallery_refuses_scores_of_other_images(tmp_path):
     save_arrays(tmp_path / "test.npz", np.zeros((3, 3, 32, 32), np.uint8), labels, CLASSES)
     probs = np.full((2, 10), 0.1)
     write_scores(tmp_path / "short.tsv", labels[:2], probs, np.ones(2))
+    data = load.load_test_images(tmp_path / "test.npz")
     with pytest.raises(ValueError, match="short.tsv: 2 rows, expected 3"):
-        gallery.load_gallery(tmp_path / "test.npz", tmp_path / "short.tsv")
+        load.load_runs(data, [("v", 0)], [tmp_path / "short.tsv"])
     write_scores(tmp_path / "other.tsv", np.array([2, 1, 0]), np.full((3, 10), 0.1), np.ones(3))
-    with pytest.raises(ValueError, match="other.tsv: its labels differ"):
-        gallery.load_gallery(tmp_path / "test.npz", tmp_path / "other.tsv")
+    with pytest.raises(ValueError, match="other.tsv: labels disagree with .*test.npz on 2 images"):
+        load.load_runs(data, [("v", 0)], [tmp_path / "other.tsv"])
 
 
 def test_class_names_are_escaped(tmp_path):
@@ -202,9 +195,8 @@ def test_class_names_are_escaped(tmp_path):
     data = {"images": np.zeros((2, 32, 32, 3), np.uint8), "labels": np.array([0, 3]), "classes": classes}
     probs = np.eye(10)[[0, 3]] * 0.9 + 0.01
     out = tmp_path / "g.html"
-    gallery.write_gallery_html(out, TEMPLATES / "gallery.html.j2", data,
-                               [gallery.Run("<v>", 0, probs), gallery.Run("</script>", 1, probs[::-1])],
-                               title="<i>t</i>")
+    pages.write_gallery_html(out, TEMPLATES / "gallery.html.j2", SCRIPT, data,
+                             [load.Run("<v>", 0, probs), load.Run("</script>", 1, probs[::-1])], title="<i>t</i>")
     html = out.read_text()
     assert "<b>cat</b>" not in html.replace('"<b>cat<\\/b>"', "") and "&lt;b&gt;cat&lt;/b&gt;" in html
     assert "</script><script>alert" not in html
@@ -212,6 +204,19 @@ def test_class_names_are_escaped(tmp_path):
     data = embedded_json(html, "gallery-data")
     assert data["classes"] == classes and [r["variant"] for r in data["runs"]] == ["<v>", "</script>"]
     assert Page(html).errors == []
+
+
+def test_page_script_is_inlined_and_may_not_close_its_element(tmp_path):
+    data = {"images": np.zeros((2, 32, 32, 3), np.uint8), "labels": np.array([0, 3]), "classes": CLASSES}
+    runs = [load.Run("v", 0, np.eye(10)[[0, 3]])]
+    out = tmp_path / "g.html"
+    pages.write_gallery_html(out, TEMPLATES / "gallery.html.j2", SCRIPT, data, runs, title="t")
+    assert f"<script>\n{SCRIPT.read_text(encoding='utf-8')}</script>" in out.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.js"
+    bad.write_text('console.log("</SCRIPT>");\n')
+    with pytest.raises(ValueError, match="bad.js: contains '</script'"):
+        pages.write_gallery_html(tmp_path / "g2.html", TEMPLATES / "gallery.html.j2", bad, data, runs, title="t")
+    assert not (tmp_path / "g2.html").exists()
 
 
 def test_benchmark_script_runs(tmp_path):
@@ -229,7 +234,7 @@ def test_benchmark_script_runs(tmp_path):
 VARIANTS, SEEDS = ["base", "wide", "aug"], [0, 1]
 N_TINY, N_TRAIN = 100, 40
 ISSUES = {7: ("frog", 2), 23: ("ship", 1), 51: ("truck", 3), 77: ("horse", 4)}  # index: (suggested, rank)
-HUMANS_DISAGREE = {7: ("dog", 37, 51), 12: ("cat", 24, 50), 33: ("deer", 40, 52), 77: ("bird", 36, 49)}
+HUMANS_DISAGREE = {7: ("dog", 37, 51), 12: ("cat", 24, 50), 33: ("automobile", 40, 52), 77: ("bird", 36, 49)}
 HUMANS_UNSURE = {12, 40, 44}  # 12 both: the majority takes 24 of 50 votes
 TWINS = {5: 3, 17: 30, 42: 11, 77: 25}  # test index: training index (77 carries all three marks)
 
@@ -314,12 +319,12 @@ def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gallery")
     inputs = write_tiny_inputs(folder)
     files = dict(inputs["analyses"], train_images=folder / "train.npz")
-    gallery.gallery_html(*inputs["args"], folder / "gallery.html", TEMPLATES / "gallery.html.j2", title="tiny",
-                         **files)
+    pages.gallery_html(*inputs["args"], folder / "gallery.html", TEMPLATES / "gallery.html.j2", SCRIPT,
+                       title="tiny", **files)
     inputs["html"] = (folder / "gallery.html").read_text(encoding="utf-8")
     if shutil.which("wkhtmltopdf"):
-        gallery.gallery_pdf(*inputs["args"], folder / "gallery.pdf", TEMPLATES / "gallery_print.html.j2",
-                            title="tiny", **files)
+        pages.gallery_pdf(*inputs["args"], folder / "gallery.pdf", TEMPLATES / "gallery_print.html.j2",
+                          title="tiny", **files)
     return inputs
 
 
@@ -327,17 +332,16 @@ def predictions(tiny, runs) -> np.ndarray:
     return np.stack([tiny["probs"][r].argmax(1) for r in runs])
 
 
-def test_run_packing_round_trips():
+def test_run_scores_are_the_top_3_in_ten_thousandths():
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.full(10, 0.3), 500)
     probs[0] = [0.2, 0.4, 0.4, 0, 0, 0, 0, 0, 0, 0]  # a tie: the lower class first
-    raw = gallery.pack_run(probs)
-    assert len(raw) == 8 * 500
-    top, p = decode_run({"data": base64.b64encode(raw).decode()}, 500)
+    entry = json.loads(pack.script_json(pack.run_scores(probs)))
+    assert all(isinstance(x, int) for x in entry["top"] + entry["p"])  # plain integers, nothing to decode
+    top, p = decode_run(entry, 500)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :3]
     assert np.array_equal(top, order) and top[0].tolist() == [1, 2, 0]
     assert np.abs(p - np.take_along_axis(probs, order, 1)).max() <= 0.5e-4
-    assert [a.tolist() for a in gallery.unpack_run(raw)] == [top.tolist(), p.tolist()]
 
 
 def test_gallery_file_holds_every_run_and_analysis(tiny):
@@ -355,28 +359,28 @@ def test_gallery_file_holds_every_run_and_analysis(tiny):
         assert entry["correct"] == int((probs.argmax(1) == tiny["labels"]).sum())
     assert {v["name"]: v["note"] for v in data["variants"]} == {"base": "", "wide": "top, tied", "aug": "tied with top"}
     assert {r[0]: (CLASSES[r[1]], r[2]) for r in data["label_issues"]} == ISSUES
-    assert decode_bytes(data["humans"]["votes"]).reshape(n, 10).sum(1).min() >= 49
+    assert np.array(data["humans"]["votes"]).reshape(n, 10).sum(1).min() >= 49
     assert {r[0]: r[2] for r in data["duplicates"]["twins"]} == TWINS
 
 
 def test_analysis_files_are_checked_against_the_test_images(tiny, tmp_path):
-    data = gallery.load_test_images(tiny["dir"] / "test.npz")
+    data = load.load_test_images(tiny["dir"] / "test.npz")
     text = (tiny["dir"] / "label_issues.tsv").read_text().splitlines()
     index, given = text[1].split("\t")[:2]
     other = CLASSES[(CLASSES.index(given) + 1) % 10]
     changed = text[1].replace(f"\t{given}\t", f"\t{other}\t", 1)
     (tmp_path / "issues.tsv").write_text(f"{text[0]}\n{changed}\n")
     with pytest.raises(ValueError, match=rf"issues.tsv: image {index} is given '{other}' here"):
-        gallery.load_label_issues(tmp_path / "issues.tsv", data)
+        load.load_label_issues(tmp_path / "issues.tsv", data)
     lines = (tiny["dir"] / "human_labels.tsv").read_text().splitlines()
     (tmp_path / "humans.tsv").write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(ValueError, match=f"humans.tsv: {N_TINY - 1} rows, expected one per test image"):
-        gallery.load_human_labels(tmp_path / "humans.tsv", data)
+        load.load_human_labels(tmp_path / "humans.tsv", data)
     with pytest.raises(ValueError, match="near_duplicates.tsv: near-duplicates need the training images"):
-        gallery.load_near_duplicates(tiny["analyses"]["near_duplicates"], None, data)
+        load.load_near_duplicates(tiny["analyses"]["near_duplicates"], None, data)
     save_arrays(tmp_path / "small_train.npz", tiny["train_images"][:10], tiny["train_labels"][:10], CLASSES)
     with pytest.raises(ValueError, match=r"near_duplicates.tsv: train_index 30 is not an image of .*small_train.npz"):
-        gallery.load_near_duplicates(tiny["analyses"]["near_duplicates"], tmp_path / "small_train.npz", data)
+        load.load_near_duplicates(tiny["analyses"]["near_duplicates"], tmp_path / "small_train.npz", data)
 
 
 def choose(browser, control, value):
@@ -510,17 +514,18 @@ def test_gallery_pdf_marks_the_planted_images(tiny):
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     names = "|".join(CLASSES)
     assert sorted(re.findall(rf"label\? → ({names})\b", text)) == sorted(s for s, _ in ISSUES.values())
-    assert sorted(re.findall(rf"humans: ({names}) (\d+)/(\d+)", text)) == \
+    assert sorted(re.findall(rf"humans: ({names})\s+(\d+)/(\d+) people", text)) == \
         sorted((m, str(k), str(n)) for m, k, n in HUMANS_DISAGREE.values())
     assert sorted(map(int, re.findall(r"dup of train #(\d+)", text))) == sorted(TWINS.values())
+    assert "…" not in text  # no line is cut ("humans: automobile 40/52" is wider than a cell: two lines)
     # The focus run only, and every image's cell is there, the marked ones included.
     probs = tiny["probs"]["wide", 0]
     assert "Test-set gallery: wide, seed 0" in text
     assert f"1: {CLASSES[probs[77].argmax()]} {probs[77].max():.3f}" in text
     assert set(range(N_TINY)) <= {int(i) for i in re.findall(r"(?<!train )#(\d+)\b", text)}
     # The marks take their height from the thumbnail, so the cells keep their size and the grid its place:
-    # in the first page's last row, #77 (three marks, a thumbnail 30 px smaller) ends where the unmarked cells
-    # end, and that row lies as far below the first row as 9 unmarked rows do.
+    # in the first page's last row, #77 (three marks in four lines, a thumbnail 40 px smaller) ends where the
+    # unmarked cells end, and that row lies as far below the first row as 9 unmarked rows do.
     boxes = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True,
                            text=True, check=True).stdout
     words = [(w, float(y0), float(y1)) for y0, y1, w in
@@ -529,10 +534,47 @@ def test_gallery_pdf_marks_the_planted_images(tiny):
     row = top["#8"] - top["#0"]
     assert top["#72"] - top["#0"] == pytest.approx(9 * row, abs=1)
     px = row / 136  # a row: 120 px of content, 6 of padding, 6 of border, 4 of spacing
-    assert top["#72"] - top["#77"] == pytest.approx(30 * px, abs=1)
+    assert top["#72"] - top["#77"] == pytest.approx(40 * px, abs=1)
     last_line = max(y1 for w, _, y1 in words if w == "3:")
     dup_line = next(y1 for (before, _, _), (w, _, y1) in zip(words, words[1:])
                     if (before, w) == ("train", f"#{TWINS[77]}"))
     assert dup_line == pytest.approx(last_line, abs=2)
     height = float(re.search(r'<page width="[\d.]+" height="([\d.]+)"', boxes).group(1))
     assert last_line < height
+
+
+# Every element of a card (and of the header) that is cut: clipped (scrolls inside itself) or sticking out
+# of its card (of the page, for the header), and a page wider than the window.
+CUT = """(() => {
+  const out = [], root = document.documentElement, width = root.clientWidth;
+  if (root.scrollWidth > width) out.push(`page: ${root.scrollWidth} px wide in ${width}`);
+  const clipped = e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible";
+  for (const card of document.querySelectorAll("#grid .card")) {
+    const box = card.getBoundingClientRect();
+    for (const e of card.querySelectorAll("*")) {
+      const r = e.getBoundingClientRect();
+      if (clipped(e) || r.right > box.right + 0.5 || r.left < box.left - 0.5)
+        out.push(`#${card.dataset.index} ${e.className}: ${e.textContent.slice(0, 50)}`);
+    }
+  }
+  for (const e of document.querySelectorAll("header *")) {
+    const r = e.getBoundingClientRect();
+    if (r.width && (clipped(e) || r.right > width + 0.5)) out.push(`header ${e.tagName} ${e.id}`);
+  }
+  return out;
+})()"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1400, 800, 390])
+def test_nothing_on_a_card_is_cut(tiny, tmp_path, width):
+    """The cards' lines (the main score, the label-error note, people's votes, the training twin) wrap
+    rather than being cut, at a desktop, a small laptop and a phone's width."""
+    with Chromium() as browser:
+        browser.open(tiny["dir"] / "gallery.html", width=width, height=900)
+        for subset in ["", "label-issues", "near-duplicates"]:
+            choose(browser, "subset", subset)
+            assert browser.evaluate(CUT) == [], (width, subset)
+        # the longest lines of the tiny files are there to be cut: a class name that fills a card
+        assert browser.evaluate(f"{CARDS}.some(c => c.querySelector('.badge'))")
+        browser.screenshot(tmp_path / f"cards-{width}.png")

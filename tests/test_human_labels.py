@@ -279,7 +279,7 @@ def test_human_metrics_per_variant(tmp_path):
             write_scores(f, labels, probs, np.zeros(30))
             files[variant].append(f)
     out = tmp_path / "m.json"
-    result = write_human_metrics(path, files, out)
+    result = write_human_metrics(path, files, labels, out)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["humans"]["n_disagree"] == 5
     for variant, paths in files.items():
@@ -295,8 +295,8 @@ def test_human_metrics_per_variant(tmp_path):
     other = labels.copy()
     other[3] = 4
     write_scores(bad, other, np.full((30, 10), 0.1), np.zeros(30))
-    with pytest.raises(ValueError, match=f"{bad}: labels disagree.*index 3"):
-        write_human_metrics(path, {"head": files["head"], "x": [bad]}, tmp_path / "m2.json")
+    with pytest.raises(ValueError, match=f"{bad}: labels disagree with the test set on 1 images .first: index 3"):
+        write_human_metrics(path, {"head": files["head"], "x": [bad]}, labels, tmp_path / "m2.json")
     assert not (tmp_path / "m2.json").exists()
 
 

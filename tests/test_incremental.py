@@ -94,6 +94,13 @@ def test_report_template_edit_reruns_only_report_rules(project, template):
     assert plan(project) == set()
 
 
+def test_gallery_script_edit_reruns_only_the_gallery_html(project):
+    # gallery.js is inlined into gallery.html at build time, so it is an input of that rule alone.
+    with edited_file(project["workflow"] / "templates" / "gallery.js", "\n// edited\n"):
+        assert plan(project) == {"gallery_html"}
+    assert plan(project) == set()
+
+
 def test_new_seed_runs_only_its_jobs(project):
     def edit(config):
         config["seeds"] = [0, 1]

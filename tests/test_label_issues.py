@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, read_label_issues,
-                                           read_score_set, summary, write_label_issues)
-from cmpt726.evaluation import write_scores
+from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, read_label_issues, summary,
+                                           write_label_issues)
+from cmpt726.evaluation import read_score_set, write_scores
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FLIPPED = np.array([3, 41, 77, 150, 188])  # easy images whose given label we corrupt
@@ -104,9 +104,9 @@ def test_tsv_round_trip(tmp_path):
     _, given, probs = synthetic()
     paths = write_set(tmp_path, given, probs)
     out = tmp_path / "out" / "label_issues.tsv"
-    result = write_label_issues(paths, out, CLASSES, summary_json=tmp_path / "out" / "summary.json")
+    result = write_label_issues(paths, out, CLASSES, given, summary_json=tmp_path / "out" / "summary.json")
 
-    labels, read_probs = read_score_set(paths)
+    labels, read_probs = given, [s["probs"] for s in read_score_set(paths, given)]
     expected = find_suspects(labels, read_probs)
     header = out.read_text().splitlines()[0].split("\t")
     assert header == TSV_COLUMNS
@@ -137,8 +137,8 @@ def test_mismatched_labels_name_the_file(tmp_path):
     other[7] = (other[7] + 1) % 10
     write_scores(b, other, probs[1], np.zeros(len(other)))
     out = tmp_path / "label_issues.tsv"
-    with pytest.raises(ValueError, match=f"{b}: labels disagree with {a}.*index 7"):
-        write_label_issues([a, b], out, CLASSES)
+    with pytest.raises(ValueError, match=f"{b}: labels disagree with test.npz on 1 images .first: index 7"):
+        write_label_issues([a, b], out, CLASSES, given, test_set="test.npz")
     assert not out.exists()
     assert list(tmp_path.glob(".*")) == []
 
@@ -147,20 +147,20 @@ def test_wrong_number_of_class_names_refused(tmp_path):
     _, given, probs = synthetic(n_models=1)
     paths = write_set(tmp_path, given, probs)
     with pytest.raises(ValueError, match="10 probability columns"):
-        write_label_issues(paths, tmp_path / "x.tsv", CLASSES[:9])
+        write_label_issues(paths, tmp_path / "x.tsv", CLASSES[:9], given)
     assert not (tmp_path / "x.tsv").exists()
 
 
 def test_reference_outside_the_set_must_share_labels(tmp_path):
     _, given, probs = synthetic(n_models=2)
     a, b = write_set(tmp_path, given, probs)
-    result = write_label_issues([a], tmp_path / "li.tsv", CLASSES, reference=b)
+    result = write_label_issues([a], tmp_path / "li.tsv", CLASSES, given, reference=b)
     assert result["reference"] == str(b) and result["n_models"] == 1
     other = given.copy()
     other[0] = (other[0] + 1) % 10
     write_scores(b, other, probs[1], np.zeros(len(other)))
     with pytest.raises(ValueError, match=str(b)):
-        write_label_issues([a], tmp_path / "li2.tsv", CLASSES, reference=b)
+        write_label_issues([a], tmp_path / "li2.tsv", CLASSES, given, reference=b)
     assert not (tmp_path / "li2.tsv").exists()
 
 
@@ -172,7 +172,7 @@ def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
 
     truth, given, probs = synthetic()
     paths = write_set(tmp_path, given, probs)
-    result = write_label_issues(paths, tmp_path / "li.tsv", CLASSES)
+    result = write_label_issues(paths, tmp_path / "li.tsv", CLASSES, given)
     table = read_label_issues(tmp_path / "li.tsv", CLASSES)
     assert set(FLIPPED) <= set(table["index"])
     disagree = np.zeros(len(given), dtype=bool)

@@ -80,3 +80,30 @@ def read_scores(path, expected_rows: int | None = None):
         raise ValueError(f"{path}: the index column is not 0..{len(table) - 1} in order (missing rows?)")
     return {"index": index, "label": table[:, 1].astype(int), "pred": table[:, 2].astype(int),
             "loss": table[:, 3], "probs": table[:, 4:]}
+
+
+def read_score_set(paths, labels, classes=None, *, test_set="the test set") -> list[dict]:
+    """Every score file of a set of runs (`read_scores` dicts, in the order of `paths`), each checked against
+    the test set: one row per image, its labels those of the test set, and one probability column per class
+    (`classes`; without them, as many as the first file has). `test_set` names the labels' source in the
+    messages; every refusal names the score file."""
+    labels = np.asarray(labels)
+    paths = list(paths)
+    if not paths:
+        raise ValueError(f"no score files given for {test_set}")
+    columns = None if classes is None else len(classes)
+    out = []
+    for path in paths:
+        scores = read_scores(path, expected_rows=len(labels))
+        differ = np.flatnonzero(scores["label"] != labels)
+        if len(differ):
+            i = int(differ[0])
+            raise ValueError(f"{path}: labels disagree with {test_set} on {len(differ)} images (first: index {i}, "
+                             f"{scores['label'][i]} here, {labels[i]} there); re-evaluate the variant")
+        if columns is None:
+            columns = scores["probs"].shape[1]
+        if scores["probs"].shape[1] != columns:
+            raise ValueError(f"{path}: {scores['probs'].shape[1]} probability columns, expected {columns}"
+                             + ("" if classes is None else f" (the classes of {test_set}: {list(classes)})"))
+        out.append(scores)
+    return out

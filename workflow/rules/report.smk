@@ -108,6 +108,7 @@ rule gallery_html:
     input:
         unpack(gallery_analyses),
         template=f"{TEMPLATES}/gallery.html.j2",
+        script=f"{TEMPLATES}/gallery.js",
         images=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
         q6=rules.plot_q6.output.numbers,

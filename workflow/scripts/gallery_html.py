@@ -10,6 +10,7 @@ run(
         smk.input.q6,
         smk.output[0],
         smk.input.template,
+        smk.input.script,
         title=smk.params.title,
         train_images=smk.input.get("train_images"),
         label_issues=smk.input.get("label_issues"),

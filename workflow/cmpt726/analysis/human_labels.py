@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation import read_scores
+from ..evaluation import read_score_set, read_scores
 from ..io import atomic_path, file_digest, read_table, write_json, write_tsv
 
 FILENAME = "cifar10h-counts.npy"
@@ -379,34 +379,32 @@ def _mean_std(values):
     return mean, (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
-def human_metrics(counts_path, scores: Mapping, *, eps: float = EPS, by: str = "agreement",
-                  edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW, n_images: int | None = None) -> dict:
+def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test set", eps: float = EPS,
+                  by: str = "agreement", edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW) -> dict:
     """Per variant (`scores`: variant name → its score files, one per seed) the models against people.
 
-    Every score file must have the same labels (refused naming the file). Returns {"humans": the
+    `labels` are the test set's (`test_set` names it in messages): every score file must have them
+    (`evaluation.read_score_set`). Returns {"humans": the
     per-image summary, "settings": …, "variants": {name: {"seeds": [per file: path, accuracy,
     accuracy_vs_majority, cross_entropy], "accuracy_vs_majority"/"cross_entropy"/"accuracy" (mean
     over seeds) with "_std" (None for one seed), "bins": per-bin means over seeds}}}.
     """
     if not scores:
         raise ValueError("human_metrics: no variants given")
-    labels = reference = counts = None
-    variants = {}
-    for name, paths in scores.items():
-        paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    labels = np.asarray(labels)
+    groups = {str(name): [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+              for name, paths in scores.items()}
+    for name, paths in groups.items():
         if not paths:
             raise ValueError(f"human_metrics: variant {name} has no score files")
-        seeds = []
-        for path in paths:
-            s = read_scores(path, n_images if labels is None else len(labels))
-            if labels is None:
-                labels, reference = s["label"], path
-                counts = load_counts(counts_path, len(labels))
-                check_alignment(counts, labels, counts_path)
-            elif not np.array_equal(s["label"], labels):
-                i = int(np.flatnonzero(s["label"] != labels)[0])
-                raise ValueError(f"{path}: labels disagree with {reference} (first: index {i})")
-            seeds.append({"path": path, **model_vs_humans(counts, s["probs"], labels, eps=eps, by=by, edges=edges)})
+    every = [p for paths in groups.values() for p in paths]
+    read = dict(zip(every, read_score_set(every, labels, test_set=test_set)))
+    counts = load_counts(counts_path, len(labels))
+    check_alignment(counts, labels, counts_path)
+    variants = {}
+    for name, paths in groups.items():
+        seeds = [{"path": path, **model_vs_humans(counts, read[path]["probs"], labels, eps=eps, by=by, edges=edges)}
+                 for path in paths]
         entry = {"seeds": [{k: v for k, v in m.items() if k != "bins"} for m in seeds]}
         for key in ("accuracy", "accuracy_vs_majority", "cross_entropy"):
             entry[key], entry[key + "_std"] = _mean_std([m[key] for m in seeds])
@@ -414,7 +412,7 @@ def human_metrics(counts_path, scores: Mapping, *, eps: float = EPS, by: str = "
         for key in ("mean_confidence", "mean_prob_label", "accuracy"):
             bins[key] = [_mean_std([m["bins"][key][b] for m in seeds])[0] for b in range(len(bins["n"]))]
         entry["bins"] = bins
-        variants[str(name)] = entry
+        variants[name] = entry
     table = human_table(counts, labels, unsure_below=unsure_below)
     return {
         "humans": human_summary(table),
@@ -425,9 +423,9 @@ def human_metrics(counts_path, scores: Mapping, *, eps: float = EPS, by: str = "
     }
 
 
-def write_human_metrics(counts_path, scores: Mapping, out_json, **kwargs) -> dict:
+def write_human_metrics(counts_path, scores: Mapping, labels, out_json, **kwargs) -> dict:
     """`human_metrics`, written atomically as JSON."""
-    result = human_metrics(counts_path, scores, **kwargs)
+    result = human_metrics(counts_path, scores, labels, **kwargs)
     write_json(out_json, result)
     return result
 
@@ -448,8 +446,8 @@ def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metr
     by_variant: dict[str, list] = {}
     for (variant, _seed), path in zip(runs, scores):
         by_variant.setdefault(variant, []).append(path)
-    metrics = write_human_metrics(counts_path, by_variant, out_metrics, unsure_below=unsure_below,
-                                  n_images=len(labels))
+    metrics = write_human_metrics(counts_path, by_variant, labels, out_metrics, unsure_below=unsure_below,
+                                  test_set=test_images)
     print(f"{summary['n_images']} images: people disagree with the label on {summary['n_disagree']}, "
           f"are unsure on {summary['n_unsure']}; {len(by_variant)} variants scored against them")
     return metrics

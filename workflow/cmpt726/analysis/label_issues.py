@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation import read_scores
+from ..evaluation import read_score_set
 from ..io import read_table, write_json, write_tsv
 
 FILTER_BY = "prune_by_noise_rate"
@@ -122,53 +122,28 @@ def summary(labels, probs, suspect_indices) -> dict:
     }
 
 
-def read_score_set(score_paths, expected_rows: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Given labels and the probabilities of every score file; refuses files whose labels differ."""
-    paths = [str(p) for p in score_paths]
-    if not paths:
-        raise ValueError("no score files given")
-    first = read_scores(paths[0], expected_rows)
-    labels, probs_list = first["label"], [first["probs"]]
-    for path in paths[1:]:
-        scores = read_scores(path, expected_rows if expected_rows is not None else len(labels))
-        if scores["probs"].shape != first["probs"].shape:
-            raise ValueError(f"{path}: probabilities of shape {scores['probs'].shape}, "
-                             f"{paths[0]} has {first['probs'].shape}")
-        differ = np.flatnonzero(scores["label"] != labels)
-        if len(differ):
-            i = differ[0]
-            raise ValueError(f"{path}: labels disagree with {paths[0]} on {len(differ)} images "
-                             f"(first: index {i}, {scores['label'][i]} vs {labels[i]}); "
-                             "were they scored on different test sets?")
-        probs_list.append(scores["probs"])
-    return labels, probs_list
-
-
-def write_label_issues(score_paths, out_tsv, classes, *, reference=None, summary_json=None,
-                       expected_rows: int | None = None, filter_by: str = FILTER_BY) -> dict:
+def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None, summary_json=None,
+                       test_set="the test set", filter_by: str = FILTER_BY) -> dict:
     """Find suspects over all `score_paths` (mean probabilities) and write `out_tsv` atomically.
 
-    `classes` names the K classes (the TSV writes names); `reference` is the score file whose
-    mistakes the summary counts (default: the first of `score_paths`; it may be another file, whose
-    labels must agree too). Returns (and writes to `summary_json`, when given) a small summary:
+    `classes` names the K classes (the TSV writes names) and `labels` are the test set's (`test_set` names
+    it in messages): every score file must have them (`evaluation.read_score_set`). `reference` is the score
+    file whose mistakes the summary counts (default: the first of `score_paths`; it may be another file). Returns (and writes to `summary_json`, when given) a small summary:
     n_images, n_models, model_accuracy (min and max test accuracy % of the models read), n_suspects,
     the reference's mistakes / mistakes_suspect / accuracy / accuracy_without_suspects, and the settings.
     """
     paths = [str(p) for p in score_paths]
     classes = [str(c) for c in classes]
-    labels, probs_list = read_score_set(paths, expected_rows)
-    if probs_list[0].shape[1] != len(classes):
-        raise ValueError(f"{paths[0]}: {probs_list[0].shape[1]} probability columns but "
-                         f"{len(classes)} class names {classes}")
+    labels = np.asarray(labels)
+    probs_list = [s["probs"] for s in read_score_set(paths, labels, classes, test_set=test_set)]
     table = find_suspects(labels, probs_list, filter_by=filter_by)
 
     reference = paths[0] if reference is None else str(reference)
     if reference in paths:
         ref_probs = probs_list[paths.index(reference)]
     else:
-        ref_labels, (ref_probs,) = read_score_set([reference], len(labels))
-        if not np.array_equal(ref_labels, labels):
-            raise ValueError(f"{reference}: labels disagree with {paths[0]} (reference score file)")
+        (ref,) = read_score_set([reference], labels, classes, test_set=test_set)
+        ref_probs = ref["probs"]
     # Confident learning is only as good as the models: weak ones make many of their own errors look like
     # label errors, so the report states how accurate the models it read are.
     model_accuracy = [float(100.0 * (p.argmax(1) == labels).mean()) for p in probs_list]
@@ -214,10 +189,9 @@ def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
 
 
 def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str = FILTER_BY) -> dict:
-    """Rule label_issues: `write_label_issues` with the class names and the image count of the prepared test
-    set (a score file with a row missing is refused, naming it)."""
+    """Rule label_issues: `write_label_issues` with the class names and labels of the prepared test set."""
     from ..data import load_arrays
 
     _, labels, classes = load_arrays(test_images)
-    return write_label_issues(score_paths, out_tsv, classes, summary_json=summary_json, expected_rows=len(labels),
-                              filter_by=filter_by)
+    return write_label_issues(score_paths, out_tsv, classes, labels, summary_json=summary_json,
+                              test_set=test_images, filter_by=filter_by)

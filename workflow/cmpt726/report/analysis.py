@@ -12,7 +12,7 @@ from .. import stats
 from ..analysis import label_issues as li
 from ..analysis import near_duplicates as nd
 from ..data import load_arrays
-from ..evaluation import read_scores
+from ..evaluation import read_score_set
 from ..io import read_json, write_json
 from ..plotting import plt, save_figure
 from . import figures
@@ -20,11 +20,11 @@ from . import figures
 N_SHOWN = 24
 
 
-def _scores_by_variant(runs, scores, n):
-    """variant → [read_scores of each seed], in run order."""
+def _scores_by_variant(runs, scores, labels, classes, test_set):
+    """variant → [read_scores of each seed], in run order, each checked against the test set."""
     out: dict[str, list] = {}
-    for (variant, _seed), path in zip(runs, scores):
-        out.setdefault(variant, []).append(read_scores(path, expected_rows=n))
+    for (variant, _seed), table in zip(runs, read_score_set(scores, labels, classes, test_set=test_set)):
+        out.setdefault(variant, []).append(table)
     return out
 
 
@@ -154,7 +154,7 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
     test_x, labels, classes = load_arrays(test_images)
     train_x, train_labels, _ = load_arrays(train_images)
     q6 = read_json(q6_numbers)
-    by_variant = _scores_by_variant(runs, scores, len(labels))
+    by_variant = _scores_by_variant(runs, scores, labels, classes, test_images)
     focus = q6["focus"]
     seed_index = [s for v, s in runs if v == focus].index(q6["seed"])
 

@@ -16,7 +16,7 @@ import statistics
 import numpy as np
 
 from ..data import load_arrays
-from ..evaluation import read_scores
+from ..evaluation import read_score_set
 from .. import stats
 from ..io import read_json, read_tsv, write_json, write_tsv
 from . import figures
@@ -243,10 +243,7 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     images, labels, classes = load_arrays(test_images)
     n = len(labels)
 
-    table = {key: read_scores(path, expected_rows=n) for key, path in scores_by.items()}
-    for key, s in table.items():
-        if not np.array_equal(s["label"], labels):
-            raise ValueError(f"{scores_by[key]}: its labels differ from {test_images}; re-evaluate the variant")
+    table = dict(zip(scores_by, read_score_set(scores_by.values(), labels, classes, test_set=test_images)))
     correct = {name: np.stack([table[name, seed]["pred"] == labels for v, seed in runs if v == name])
                for name in settings}
     boot = stats.bootstrap_accuracies(correct, replicates=replicates, seed=0)
