@@ -129,7 +129,7 @@ def test_prose_numbers_equal_the_results_files(report):
     assert match, "the sentence naming the top variant is missing"
     assert match.group(1) == top == numbers["verdict"]["top"]
     assert float(match.group(2)) == pytest.approx(accuracy[top], abs=0.005)
-    # The ECE in the prose is the one plot_q6 computed from the focus variant's score file.
+    # The ECE in the prose is the one compare_variants computed from the focus variant's score file.
     focus = report["config"]["report"]["gallery_variant"] or top
     ece = re.search(rf"For {focus} the ECE is ([\d.]+)%", text).group(1)
     assert float(ece) == pytest.approx(100 * numbers["calibration"]["ece"], abs=0.005)

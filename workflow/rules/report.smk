@@ -6,7 +6,7 @@ TEMPLATES = project_path(os.path.join(WORKFLOW_DIR, "templates"))
 Q6_FIGURES = "results/figures/q6"
 
 
-rule plot_q6:
+rule compare_variants:
     """Q6: variant table with intervals, paired tests, figures and every number of the discussion."""
     conda:
         CONDA_ENV
@@ -32,9 +32,9 @@ rule plot_q6:
         ),
         numbers=f"{Q6_FIGURES}/numbers.json",
     log:
-        f"{LOGS}/plot_q6.log",
+        f"{LOGS}/compare_variants.log",
     benchmark:
-        f"{BENCHMARKS}/plot_q6.tsv"
+        f"{BENCHMARKS}/compare_variants.tsv"
     threads: 1
     params:
         code=package_code("report.q6"),
@@ -45,7 +45,7 @@ rule plot_q6:
         focus=config["report"]["gallery_variant"],
         seed_replica=config["training"]["seed_quirks"],
     script:
-        "../scripts/plot_q6.py"
+        "../scripts/compare_variants.py"
 
 
 # Questions 1-5: each rule's outputs (numbers.json + figures) feed one section of the report.
@@ -63,8 +63,8 @@ rule report_html:
         sections=[f"{TEMPLATES}/sections/{q}.html.j2" for q in [*THEORY, "q6", "analysis"]]
         + [f"{TEMPLATES}/report.css"],
         data=rules.prepare_cifar10.output.summary,
-        q6=rules.plot_q6.output,
-        analysis=rules.plot_analysis.output,
+        q6=rules.compare_variants.output,
+        analysis=rules.summarize_analyses.output,
     output:
         "report/report.html",
     log:
@@ -110,7 +110,7 @@ rule gallery_html:
         template=f"{TEMPLATES}/gallery.html.j2",
         images=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
-        q6=rules.plot_q6.output.numbers,
+        q6=rules.compare_variants.output.numbers,
     output:
         report(
             "report/gallery.html",
@@ -140,7 +140,7 @@ rule gallery_pdf:
         template=f"{TEMPLATES}/gallery_print.html.j2",
         images=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
-        q6=rules.plot_q6.output.numbers,
+        q6=rules.compare_variants.output.numbers,
     output:
         "report/gallery.pdf",
     log:

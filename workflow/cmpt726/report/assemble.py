@@ -11,8 +11,8 @@ from .render import load_outputs, provenance, render
 def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, config: dict,
                  title: str, analysis: list | None = None, backbone_summary=None, backbone_curves=None,
                  repo_dir=None) -> None:
-    """q6: the outputs of rule plot_q6 (figures, the variant table, numbers.json); analysis: those of rule
-    plot_analysis (sections/analysis.html.j2; None leaves the section out);
+    """q6: the outputs of rule compare_variants (figures, the variant table, numbers.json); analysis: those of rule
+    summarize_analyses (sections/analysis.html.j2; None leaves the section out);
     theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2."""
     outputs = load_outputs(q6)
     numbers = outputs["numbers"]

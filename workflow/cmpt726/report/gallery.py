@@ -3,7 +3,7 @@
 gallery.html is one self-contained file. The thumbnails are one JPEG sprite (a data URI) that CSS places;
 everything else is one JSON object (`<script id="gallery-data">`, see `page_data`) that a small script
 turns into cards, sorted and filtered in the browser. A selector picks the run (variant, then seed) whose
-scores the cards show; the default is the report's focus run (numbers.json of rule plot_q6: `focus`,
+scores the cards show; the default is the report's focus run (numbers.json of rule compare_variants: `focus`,
 `seed`). Each run's scores are packed (`pack_run`) into 8 bytes per image, base64 in the JSON:
 
     bytes 0-1  uint16 little-endian: top-1 | top-2 << 4 | top-3 << 8   (class indices, 4 bits each)
@@ -386,7 +386,8 @@ def _render(template, out_html, context: dict) -> None:
 
 # --------------------------------------------------------------------------- entry points for the rules
 def focus_run(runs, q6_numbers) -> tuple[int, dict]:
-    """The index in `runs` of the report's focus run (numbers.json of rule plot_q6: focus, seed), and the numbers."""
+    """The index in `runs` of the report's focus run (numbers.json of rule compare_variants: focus, seed),
+    and the numbers."""
     numbers = read_json(q6_numbers)
     keys = [(str(v), int(s)) for v, s in runs]
     key = (numbers["focus"], numbers["seed"])

@@ -1,6 +1,6 @@
 """Question 6, every number: the variant table with 95 % intervals, the paired tests between variants
 and the verdict they allow, the comparisons the prose makes, how the focus variant errs, calibration,
-and the entry point of rule plot_q6 that writes them with the figures.
+and the entry point of rule compare_variants that writes them with the figures.
 
 The template (sections/q6.html.j2) only lays out what `q6_outputs` writes to numbers.json; it
 computes nothing. The statistics are `stats.py`'s; training time, peak memory and the kept epoch
@@ -222,7 +222,7 @@ def reference_check(rows: list[dict], seed_replica: bool) -> dict:
             "n": len(checked)}
 
 
-# --------------------------------------------------------------------------- rule plot_q6
+# --------------------------------------------------------------------------- rule compare_variants
 def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
                test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
                alpha: float = 0.05, replicates: int = 10_000, seed_replica: bool = False,
