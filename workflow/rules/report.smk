@@ -38,10 +38,11 @@ rule compare_variants:
     threads: 1
     params:
         code=package_code("report.q6"),
-        settings=SETTINGS,
+        # Canonical slices (keys sorted): a --config that changes no value plans nothing here.
+        settings={name: canonical(s) for name, s in SETTINGS.items()},
         runs=RUNS,
-        reference=config["reference_accuracy"],
-        statistics={k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons")},
+        reference=canonical(config["reference_accuracy"]),
+        statistics=canonical({k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons")}),
         focus=config["report"]["gallery_variant"],
         seed_replica=config["training"]["seed_quirks"],
     script:
@@ -74,10 +75,12 @@ rule report_html:
     threads: 1
     params:
         code=package_code("report.assemble"),
-        backbone=config["backbone"],
+        backbone=canonical(config["backbone"]),
         theory=list(THEORY),
         title=config["report"]["title"],
-        config=config,
+        # Every setting the text names comes from the results files; of the config only what differs
+        # from the shipped config.yaml, sorted, for the provenance table.
+        config_changes=CONFIG_CHANGES,
     script:
         "../scripts/report_html.py"
 
