@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import CLASSES, REPO, snakemake
+from conftest import CLASSES, REPO, make_project, smoke_config, snakemake
+from workflow_helpers import parse_jobs
 
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import summarize, write_scores
@@ -166,6 +167,20 @@ def test_provenance_names_versions_device_and_config(report):
     assert "variants.head" not in rows  # the same as shipped
     assert rows["variants.head_1ep"] == ("–", "{epochs: 1, train: head}")  # left out of this run
     assert "training.momentum" not in rows and "device" in rows  # same as shipped / differs
+
+
+REPORT_RULES = {"compare_variants", "summarize_analyses", "report_html", "report_pdf", "gallery_html", "gallery_pdf"}
+
+
+@pytest.mark.parametrize("setting", ["device=cpu", "seeds=[0]", "threads_per_job=2"])
+def test_a_config_that_changes_nothing_reruns_no_report(report, setting):
+    """The smoke run has device cpu, seeds [0] and threads_per_job 2 already: saying so again on the command
+    line changes no value, so the report and plot rules (whose params are canonical config slices) plan nothing."""
+    assert report["config"]["device"] == "cpu" and report["config"]["seeds"] == [0]
+    assert report["config"]["threads_per_job"] == 2
+    proc = snakemake(report["dir"], "-n", "--config", setting)
+    jobs = {job.split("[")[0] for job in parse_jobs(proc.stdout + "\n" + proc.stderr)}
+    assert not jobs & REPORT_RULES, proc.stdout[-3000:]
 
 
 # --------------------------------------------------------------------------- report.pdf
@@ -437,3 +452,23 @@ def test_config_changes_lists_only_what_differs_from_the_shipped_config():
     reordered = dict(reversed(list(shipped["training"].items())))
     assert repr(canonical(reordered)) == repr(canonical(shipped["training"]))
     assert repr(reordered) != repr(shipped["training"])
+
+
+@pytest.mark.slow
+def test_workflow_report_states_per_variant_settings_not_the_defaults(tiny_inputs, tmp_path):
+    """The whole path, config to HTML: training.lr 0.01 but every variant at lr 0.05, batch sizes 16 and 64."""
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    config["training"].update(lr=0.01, batch_size=32)
+    config["variants"] = {"head": {"train": "head", "lr": 0.05, "batch_size": 16},
+                          "all": {"train": "all", "lr": 0.05, "batch_size": 64}}
+    project = make_project(tmp_path / "project", config)
+    snakemake(project, "--cores", "2", "report/report.html")
+    numbers = json.loads((project / "results/figures/q6/numbers.json").read_text())
+    assert {r["name"]: (r["lr"], r["batch_size"]) for r in numbers["rows"]} == {"head": (0.05, 16), "all": (0.05, 64)}
+    html = (project / "report/report.html").read_text()
+    q6_text = Page(html.split('<section id="q6">', 1)[1].split("</section>", 1)[0]).text
+    assert "learning rate 0.05," in q6_text and "Learning rate 0.05 for every variant" in q6_text
+    assert "learning rate 0.01" not in q6_text.lower() and "batch size 32" not in q6_text
+    for name, batch in [("head", 16), ("all", 64)]:
+        row = re.search(rf'<td class="name">{name}</td>(.*?)</tr>', html, re.S).group(1)
+        assert f'<td class="num">{batch}</td>' in row, row
