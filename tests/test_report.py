@@ -441,6 +441,7 @@ def test_config_changes_lists_only_what_differs_from_the_shipped_config():
     del ours["variants"]["head_1ep"]
     ours["variants"]["all"] = {"train": "all", "batch_size": 64}
     ours["reference_accuracy"] = {}
+    ours["threads_per_job"] = 7  # scheduling only: no row, no report rebuilt
     assert config_changes(ours, shipped) == [
         {"key": "reference_accuracy", "value": "–", "shipped": (
             "{all: 84.44, all_dropout: 84.55, all_fc256: 84.46, backbone_only: 80.33, head: 68.55, head_1ep: 65.1, "

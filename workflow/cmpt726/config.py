@@ -360,11 +360,16 @@ def _compact(value) -> str:
 
 
 _MISSING = object()
+# How jobs are scheduled, not what they compute: left out of the report's configuration, so that
+# changing them rebuilds no report.
+SCHEDULING_KEYS = ("threads_per_job", "gpu_jobs_per_device")
 
 
 def config_changes(config: Mapping, shipped: Mapping) -> list[dict]:
     """The keys whose value differs from the shipped config.yaml, sorted: [{key, value, shipped}] as short
-    text ("–" where one side lacks the key). What the report shows as the run's configuration."""
+    text ("–" where one side lacks the key), SCHEDULING_KEYS left out. What the report shows as the run's
+    configuration."""
     ours, theirs = _leaves(config), _leaves(shipped)
     return [{"key": key, "value": _compact(ours.get(key, _MISSING)), "shipped": _compact(theirs.get(key, _MISSING))}
-            for key in sorted(set(ours) | set(theirs)) if ours.get(key, _MISSING) != theirs.get(key, _MISSING)]
+            for key in sorted(set(ours) | set(theirs))
+            if key not in SCHEDULING_KEYS and ours.get(key, _MISSING) != theirs.get(key, _MISSING)]
