@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import CLASSES, REPO, make_project, smoke_config, snakemake
+from chromium import Chromium, find_chromium
 from workflow_helpers import parse_jobs
 
 from cmpt726.data import save_arrays
@@ -181,6 +182,18 @@ def test_a_config_that_changes_nothing_reruns_no_report(report, setting):
     proc = snakemake(report["dir"], "-n", "--config", setting)
     jobs = {job.split("[")[0] for job in parse_jobs(proc.stdout + "\n" + proc.stderr)}
     assert not jobs & REPORT_RULES, proc.stdout[-3000:]
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
+@pytest.mark.parametrize("width", [1400, 800, 390])
+def test_no_table_pushes_the_page_wider_than_the_window(report, width):
+    """At desktop, tablet and phone widths the page never scrolls sideways: wide tables scroll in their own box."""
+    with Chromium() as browser:
+        browser.open(report["dir"] / "report/report.html", width=width, height=1000)
+        page_width = browser.evaluate("document.documentElement.scrollWidth")
+        wide = browser.evaluate("[...document.querySelectorAll('table')].filter(t => t.closest('.scroll') === null"
+                                " && t.getBoundingClientRect().right > window.innerWidth + 1).map(t => t.className)")
+    assert page_width <= width and wide == [], (page_width, wide)
 
 
 # --------------------------------------------------------------------------- report.pdf
