@@ -354,9 +354,9 @@ SMALL = {
 KEYS = {
     "q1": ["point", "point_exact", "probabilities_at_point", "boundaries", "regions", "far_distance"],
     "q2": ["closed_form", "numeric", "class_inside", "class_outside"],
-    "q3": ["layers", "max_rel_err_autograd", "max_rel_err_fd", "fd_step", "fd_sweep", "example"],
+    "q3": ["layers", "max_rel_err_autograd", "max_rel_err_fd", "fd_step", "fd_sweep", "fd_best", "example"],
     "q4": ["activations", "vanishing", "dead_relu"],
-    "q5": ["data_source", "gd", "sgd", "etas", "tol", "max_iter", "sgd_sampling_text"],
+    "q5": ["data_source", "gd", "sgd", "etas", "tol", "max_iter", "sgd_sampling_text", "findings"],
 }
 
 
