@@ -50,8 +50,8 @@ include: "workflow/rules/report.smk"
 # rules need wkhtmltopdf. The theory rules say so themselves (`localrule: True` in theory.smk).
 localrules:
     all,
-    plot_q6,
-    plot_analysis,
+    compare_variants,
+    summarize_analyses,
     report_html,
     report_pdf,
     gallery_html,

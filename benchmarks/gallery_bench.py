@@ -185,7 +185,7 @@ def main(argv=None) -> None:
         test, runs, scores, labels, classes = make_inputs(folder, args.n, args.images, args.runs)
         files = (make_analyses(folder, labels, classes, np.random.default_rng(1), args.train_images,
                                args.human_counts) if args.analyses else {})
-        focus = folder / "numbers.json"  # what rule plot_q6 tells the gallery: the variant and seed it shows
+        focus = folder / "numbers.json"  # what rule compare_variants tells the gallery: the variant and seed it shows
         write_json(focus, {"focus": runs[0][0], "seed": runs[0][1],
                            "verdict": {"top": runs[0][0], "best": None, "tied_with_top": [runs[0][0]]}})
         print(f"gallery build, {len(labels):,} images ({'real: ' + args.images if args.images else 'synthetic'}), "

@@ -125,7 +125,7 @@ def test_downloads_and_report_rules_run_on_the_submitting_host(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     local = local_rules(tmp_path)
     assert {"download_cifar10", "fetch_backbone", "download_cifar10h", "report_html", "report_pdf", "gallery_html",
-            "gallery_pdf", "plot_q6", "theory_q1"} <= local
+            "gallery_pdf", "compare_variants", "theory_q1"} <= local
     assert not local & {"train_variant", "evaluate_variant", "cache_features", "near_duplicates"}
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["backbone"]["source"] = "pretrain"

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import CLASSES, REPO, snakemake
+from conftest import CLASSES, REPO, make_project, smoke_config, snakemake
+from chromium import Chromium, find_chromium
+from workflow_helpers import parse_jobs
 
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import summarize, write_scores
@@ -129,7 +131,7 @@ def test_prose_numbers_equal_the_results_files(report):
     assert match, "the sentence naming the top variant is missing"
     assert match.group(1) == top == numbers["verdict"]["top"]
     assert float(match.group(2)) == pytest.approx(accuracy[top], abs=0.005)
-    # The ECE in the prose is the one plot_q6 computed from the focus variant's score file.
+    # The ECE in the prose is the one compare_variants computed from the focus variant's score file.
     focus = report["config"]["report"]["gallery_variant"] or top
     ece = re.search(rf"For {focus} the ECE is ([\d.]+)%", text).group(1)
     assert float(ece) == pytest.approx(100 * numbers["calibration"]["ece"], abs=0.005)
@@ -158,10 +160,40 @@ def test_provenance_names_versions_device_and_config(report):
         assert needle in section, needle
     device = json.loads((report["dir"] / "results/metrics/all/seed0.json").read_text())["device"]
     assert device in section
-    shown = yaml.safe_load(re.search(r'<pre class="config">(.*?)</pre>', section, re.S).group(1)
-                           .replace("&#34;", '"').replace("&#39;", "'").replace("&amp;", "&")
-                           .replace("&lt;", "<").replace("&gt;", ">"))
-    assert shown["variants"] == report["config"]["variants"]
+    # The configuration: one row per key that differs from the shipped config.yaml, not pages of YAML.
+    table = re.search(r'<table class="config">(.*?)</table>', section, re.S).group(1)
+    rows = {key: (value, shipped) for key, value, shipped in
+            re.findall(r'<td class="key">([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>', table)}
+    assert rows["training.epochs"] == ("1", "10") and rows["seeds"] == ("[0]", "[0, 1, 2]")
+    assert "variants.head" not in rows  # the same as shipped
+    assert rows["variants.head_1ep"] == ("–", "{epochs: 1, train: head}")  # left out of this run
+    assert "training.momentum" not in rows and "device" in rows  # same as shipped / differs
+
+
+REPORT_RULES = {"compare_variants", "summarize_analyses", "report_html", "report_pdf", "gallery_html", "gallery_pdf"}
+
+
+@pytest.mark.parametrize("setting", ["device=cpu", "seeds=[0]", "threads_per_job=2"])
+def test_a_config_that_changes_nothing_reruns_no_report(report, setting):
+    """The smoke run has device cpu, seeds [0] and threads_per_job 2 already: saying so again on the command
+    line changes no value, so the report and plot rules (whose params are canonical config slices) plan nothing."""
+    assert report["config"]["device"] == "cpu" and report["config"]["seeds"] == [0]
+    assert report["config"]["threads_per_job"] == 2
+    proc = snakemake(report["dir"], "-n", "--config", setting)
+    jobs = {job.split("[")[0] for job in parse_jobs(proc.stdout + "\n" + proc.stderr)}
+    assert not jobs & REPORT_RULES, proc.stdout[-3000:]
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
+@pytest.mark.parametrize("width", [1400, 800, 390])
+def test_no_table_pushes_the_page_wider_than_the_window(report, width):
+    """At desktop, tablet and phone widths the page never scrolls sideways: wide tables scroll in their own box."""
+    with Chromium() as browser:
+        browser.open(report["dir"] / "report/report.html", width=width, height=1000)
+        page_width = browser.evaluate("document.documentElement.scrollWidth")
+        wide = browser.evaluate("[...document.querySelectorAll('table')].filter(t => t.closest('.scroll') === null"
+                                " && t.getBoundingClientRect().right > window.innerWidth + 1).map(t => t.className)")
+    assert page_width <= width and wide == [], (page_width, wide)
 
 
 # --------------------------------------------------------------------------- report.pdf
@@ -192,7 +224,9 @@ def test_pdf_puts_each_question_on_a_new_page(report):
     pages = [re.sub(r"\s+", " ", page).strip() for page in pdf_text(report["dir"] / "report/report.pdf").split("\f")]
     titles = [t.strip() for t in re.findall(r"<h2>([^<]+)</h2>", report["html"])]
     assert titles[0].startswith("Question") and titles[-1] == "Provenance"
-    for title in titles:
+    # Page 1 holds the title, the contents and the start of the first question, not the title alone.
+    assert pages[0].startswith(report["config"]["report"]["title"]) and titles[0] in pages[0]
+    for title in titles[1:]:
         assert any(page.startswith(title) for page in pages), f"no page starts with {title!r}"
 
 
@@ -208,7 +242,7 @@ def test_pdf_without_wkhtmltopdf_says_how_to_install_it(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- snakemake --report
 def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     out = tmp_path / "report.zip"
-    snakemake(smoke_run["dir"], "--report", str(out))
+    proc = snakemake(smoke_run["dir"], "--report", str(out))
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
         assert any(n.endswith("report.html") for n in names), names[:20]
@@ -218,6 +252,10 @@ def test_snakemake_report_zip_builds(smoke_run, tmp_path):
             assert any(n.endswith(figure) for n in names), figure
         index = next(archive.read(n) for n in names if n.endswith("report.html")).decode()
     assert "Question 6" in index
+    # The captions are valid reStructuredText (docutils warns about the faulty ones into the log).
+    log = proc.stdout + proc.stderr
+    assert "Inline literal start-string without end-string" not in log
+    assert not re.search(r"\(WARNING/2\)|\(ERROR/3\)", log), log[-2000:]
 
 
 # --------------------------------------------------------------------------- the Q6 numbers, unit-sized
@@ -277,8 +315,13 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copi
 
 def fake_settings(**trains) -> dict:
     return {name: {"head": {"hidden": [], "batchnorm": False, "dropout": 0.0}, "train": train, "epochs": 2,
-                   "lr": 0.01, "weight_decay": 0.0, "batch_size": 32,
+                   "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "validation": 50,
+                   "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True, "seed_quirks": False,
                    "augment": {"crop": 0, "flip": False, "cutout": 0}} for name, train in trains.items()}
+
+
+DATA = {"train": {"images": 500, "per_class": [50] * 10}, "test": {"images": 60, "per_class": [6] * 10},
+        "classes": CLASSES}
 
 
 def q6_files(root: Path) -> dict:
@@ -333,12 +376,7 @@ def test_several_seeds_give_mean_and_std_and_render(tmp_path):
     assert all(p.exists() for p in out.values())
 
     html = tmp_path / "report.html"
-    config = {"training": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "epochs": 2,
-                           "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True,
-                           "seed_quirks": False, "validation": 50}}
-    data = {"train": {"images": 500, "per_class": [50] * 10}, "test": {"images": 60, "per_class": [6] * 10},
-            "classes": CLASSES}
-    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, config=config, data=data,
+    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA,
                           backbone={"source": "path", "path": "/x/backbone.pth"}, title="T <&> test",
                           repo_dir=tmp_path)
     text = html.read_text()
@@ -347,3 +385,104 @@ def test_several_seeds_give_mean_and_std_and_render(tmp_path):
     assert "T &lt;&amp;&gt; test" in text  # autoescape
     assert "not a git checkout" in text
     assert variant_rows(text) == ["head", "all"]
+
+
+def test_report_states_the_settings_the_variants_ran_with(tmp_path):
+    """The text names the resolved per-variant settings (numbers.json), never the `training` defaults: with
+    training.lr 0.01 but every variant at lr 0.05, and batch sizes that differ, the report says 0.05 and
+    shows each batch size."""
+    settings = fake_settings(head="head", all="all")
+    for name, batch in [("head", 16), ("all", 64)]:
+        settings[name].update(lr=0.05, batch_size=batch)
+    settings["all"]["momentum"] = 0.5
+    paths = fake_results(tmp_path, {"head": 0.5, "all": 0.8}, seeds=[0])
+    out = q6_files(tmp_path)
+    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
+                            replicates=500, **paths)
+    assert numbers["settings"]["lr"] == 0.05 and numbers["settings"]["batch_size"] is None
+    html = tmp_path / "report.html"
+    changes = [{"key": "training.lr", "value": "0.01", "shipped": "0.001"}]  # the defaults, overridden everywhere
+    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, config_changes=changes,
+                          backbone={"source": "path", "path": "/x/backbone.pth"}, title="T", repo_dir=tmp_path)
+    page = Page(html.read_text())
+    assert page.errors == []
+    q6_text = Page(html.read_text().split('<section id="q6">', 1)[1].split("</section>", 1)[0]).text
+    assert "learning rate 0.05," in q6_text and "Learning rate 0.05 for every variant" in q6_text
+    assert "0.01" not in q6_text and "batch size 32" not in q6_text
+    assert "batch size per variant (table below)" in q6_text
+    assert "momentum per variant (head 0.9, all 0.5)" in q6_text
+    table = re.search(r'<table class="variants">(.*?)</table>', html.read_text(), re.S).group(1)
+    for name, batch in [("head", 16), ("all", 64)]:
+        row = re.search(rf'<td class="name">{name}</td>(.*?)</tr>', table, re.S).group(1)
+        assert f'<td class="num">{batch}</td>' in row, row
+    assert re.search(r'<td class="key">training.lr</td><td>0.01</td>', html.read_text())  # the config, labelled
+
+
+def test_comparisons_say_what_the_variants_differ_in_and_never_minus_zero(tmp_path):
+    settings = fake_settings(all="all", all_augment="all")
+    settings["all_augment"]["augment"] = {"crop": 4, "flip": True, "cutout": 8}
+    paths = fake_results(tmp_path, {"all": 0.6}, seeds=[0], copies={"all_augment": "all"})
+    out = q6_files(tmp_path)
+    asks = [{"a": "all_augment", "b": "all", "asks": "Does augmentation (random crop and flip) help?"}]
+    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
+                            comparisons=asks, replicates=500, **paths)
+    (c,) = numbers["comparisons"]["asked"]
+    assert c["differs"] == ["augment: crop (pad 4) + flip + cutout 8×8 vs none"]
+    assert c["answer"] == "not distinguishable" and c["diff"] == 0
+    html = tmp_path / "report.html"
+    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T",
+                          backbone={"source": "path", "path": "/x/backbone.pth"}, repo_dir=tmp_path)
+    text = html.read_text()
+    assert "-0.00" not in text and "+0.00" not in text
+    assert "augment: crop (pad 4) + flip + cutout 8×8 vs none" in text
+
+
+@pytest.mark.parametrize("value, text", [(-0.001, "0.00"), (0.0, "0.00"), (-0.0, "0.00"), (0.004, "0.00"),
+                                         (0.005001, "+0.01"), (-1.234, "-1.23"), (2, "+2.00"), (None, "–")])
+def test_signed_never_shows_minus_zero(value, text):
+    assert render.signed(value) == text
+    assert render.fmt(-0.0, 2) == "0.00" and render.fmt(-0.5, 2) == "-0.50"
+
+
+def test_config_changes_lists_only_what_differs_from_the_shipped_config():
+    from cmpt726.config import canonical, config_changes, shipped_config
+
+    shipped = shipped_config(REPO / "config.yaml")
+    assert config_changes(shipped, shipped) == []
+    ours = json.loads(json.dumps(shipped))
+    ours["training"]["lr"] = 0.05
+    del ours["variants"]["head_1ep"]
+    ours["variants"]["all"] = {"train": "all", "batch_size": 64}
+    ours["reference_accuracy"] = {}
+    ours["threads_per_job"] = 7  # scheduling only: no row, no report rebuilt
+    assert config_changes(ours, shipped) == [
+        {"key": "reference_accuracy", "value": "–", "shipped": (
+            "{all: 84.44, all_dropout: 84.55, all_fc256: 84.46, backbone_only: 80.33, head: 68.55, head_1ep: 65.1, "
+            "head_fc256_l2: 68.52, head_l2: 68.65}")},
+        {"key": "training.lr", "value": "0.05", "shipped": "0.001"},
+        {"key": "variants.all", "value": "{batch_size: 64, train: all}", "shipped": "{train: all}"},
+        {"key": "variants.head_1ep", "value": "–", "shipped": "{epochs: 1, train: head}"}]
+    # Key order is no change: the canonical form of a reordered mapping is the same, repr included.
+    reordered = dict(reversed(list(shipped["training"].items())))
+    assert repr(canonical(reordered)) == repr(canonical(shipped["training"]))
+    assert repr(reordered) != repr(shipped["training"])
+
+
+@pytest.mark.slow
+def test_workflow_report_states_per_variant_settings_not_the_defaults(tiny_inputs, tmp_path):
+    """The whole path, config to HTML: training.lr 0.01 but every variant at lr 0.05, batch sizes 16 and 64."""
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    config["training"].update(lr=0.01, batch_size=32)
+    config["variants"] = {"head": {"train": "head", "lr": 0.05, "batch_size": 16},
+                          "all": {"train": "all", "lr": 0.05, "batch_size": 64}}
+    project = make_project(tmp_path / "project", config)
+    snakemake(project, "--cores", "2", "report/report.html")
+    numbers = json.loads((project / "results/figures/q6/numbers.json").read_text())
+    assert {r["name"]: (r["lr"], r["batch_size"]) for r in numbers["rows"]} == {"head": (0.05, 16), "all": (0.05, 64)}
+    html = (project / "report/report.html").read_text()
+    q6_text = Page(html.split('<section id="q6">', 1)[1].split("</section>", 1)[0]).text
+    assert "learning rate 0.05," in q6_text and "Learning rate 0.05 for every variant" in q6_text
+    assert "learning rate 0.01" not in q6_text.lower() and "batch size 32" not in q6_text
+    for name, batch in [("head", 16), ("all", 64)]:
+        row = re.search(rf'<td class="name">{name}</td>(.*?)</tr>', html, re.S).group(1)
+        assert f'<td class="num">{batch}</td>' in row, row

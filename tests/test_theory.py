@@ -161,6 +161,10 @@ def test_q3_backprop_agrees_with_autograd_and_finite_differences(hidden):
     for row in numbers["layers"]:
         assert row["max_rel_err_autograd"] < 1e-10, row
         assert row["max_rel_err_fd"] < 1e-6, row
+    # What the report concludes, computed here (the template only prints it).
+    assert numbers["fd_best"]["max_rel_err"] == min(r["max_rel_err"] for r in numbers["fd_sweep"])
+    deltas = numbers["example"]["deltas"]
+    assert numbers["example"]["hidden_smaller"] == (max(map(abs, deltas[0])) < max(map(abs, deltas[-1])))
 
 
 def test_q3_check_detects_a_wrong_delta_rule():
@@ -344,9 +348,9 @@ SMALL = {
 KEYS = {
     "q1": ["point", "point_exact", "probabilities_at_point", "boundaries", "regions", "far_distance"],
     "q2": ["closed_form", "numeric", "class_inside", "class_outside"],
-    "q3": ["layers", "max_rel_err_autograd", "max_rel_err_fd", "fd_step", "fd_sweep", "example"],
+    "q3": ["layers", "max_rel_err_autograd", "max_rel_err_fd", "fd_step", "fd_sweep", "fd_best", "example"],
     "q4": ["activations", "vanishing", "dead_relu"],
-    "q5": ["data_source", "gd", "sgd", "etas", "tol", "max_iter", "sgd_sampling_text"],
+    "q5": ["data_source", "gd", "sgd", "etas", "tol", "max_iter", "sgd_sampling_text", "findings"],
 }
 
 
@@ -452,3 +456,20 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
         handle.write("5.5 0.5 1 1\n")
     proc = snakemake(workdir, "-n", *targets)
     assert parse_jobs(proc.stdout + proc.stderr) == {"theory_q5"}
+
+
+def test_q5_findings_name_the_runs_the_prose_discusses():
+    from cmpt726.theory.q5_logreg import findings
+
+    def run(eta, final, rises=0, converged=False, start=0.7, top=0.7):
+        return {"eta": eta, "final_nll": final, "nll_rises": rises, "converged": converged, "nll_start": start,
+                "nll_max": top}
+
+    gd = [run(0.5, 0.30, rises=4), run(0.1, 0.35, converged=True), run(0.01, 0.50)]
+    sgd = [run(0.5, 0.40, top=0.9), run(0.1, 0.32, top=0.8), run(0.01, 0.45, converged=True)]
+    f = findings(gd, sgd)
+    assert f["gd_best"]["eta"] == 0.5 and f["sgd_best"]["eta"] == 0.1
+    assert [r["eta"] for r in f["gd_rising"]] == [0.5] and [r["eta"] for r in f["gd_monotone"]] == [0.1, 0.01]
+    assert [r["eta"] for r in f["gd_converged"]] == [0.1] and [r["eta"] for r in f["sgd_converged"]] == [0.01]
+    assert [r["eta"] for r in f["sgd_wild"]] == [0.5, 0.1] and f["sgd_wild_max"] == 0.9
+    assert findings(gd, [run(0.5, 0.4)])["sgd_wild_max"] is None

@@ -25,7 +25,7 @@ def test_default_config_plans_every_variant_and_seed_and_one_feature_cache(tmp_p
     assert counts["evaluate_variant"] == 10 * 3
     assert counts["cache_features"] == 2  # train + test, shared by the four frozen-backbone variants
     assert counts["split_cifar10"] == 1  # one validation split for every variant and seed
-    for rule in ("label_issues", "human_labels", "download_cifar10h", "near_duplicates", "plot_analysis"):
+    for rule in ("label_issues", "human_labels", "download_cifar10h", "near_duplicates", "summarize_analyses"):
         assert counts[rule] == 1, rule
     assert counts["download_cifar10"] == 1 and counts["fetch_backbone"] == 1
     assert counts["report_html"] == 1 and counts["report_pdf"] == 1

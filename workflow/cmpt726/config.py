@@ -295,17 +295,6 @@ def check_cross_keys(config: dict) -> None:
                           f"{sorted(config['variants'])}")
 
 
-def canonical(value):
-    """`value` with every dict's keys sorted, at every depth: a rule's params in a form that changes only
-    when a setting does (Snakemake compares params as text, so a key order changed by --config merging
-    would otherwise rerun the job)."""
-    if isinstance(value, Mapping):
-        return {key: canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    return value
-
-
 def resolve_variant(config: dict, name: str) -> dict:
     """`training` defaults overridden by the variant's keys (head and augment merge key by key).
 
@@ -367,3 +356,63 @@ def gpus_per_job(device: str, nvidia_present=None) -> int:
 
         nvidia_present = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
     return int(bool(nvidia_present))
+
+
+# --------------------------------------------------------------------------- config slices as rule params
+
+def canonical(value):
+    """`value` with every mapping's keys sorted, recursively: a rule param whose repr (what Snakemake
+    compares to decide a rerun) changes only when a value does, not when `--config` reorders keys."""
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def shipped_config(path: str | Path) -> dict:
+    """config.yaml as shipped with the workflow (beside the Snakefile), validated and filled the way a run's
+    config is; {} when the workflow has none (a copied Snakefile): then every key counts as changed."""
+    if not Path(path).is_file():
+        return {}
+    config = fill_and_check(yaml.safe_load(Path(path).read_text()))
+    drop_null_variants(config)
+    return config
+
+
+def _leaves(config: Mapping, prefix: str = "") -> dict:
+    """Dotted key → value. A variant stays one leaf (its overrides read together), and so do the
+    seed's reference accuracies; an empty mapping is no leaf."""
+    leaves = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and not value and prefix != "variants.":
+            continue
+        if isinstance(value, Mapping) and prefix != "variants." and path != "reference_accuracy":
+            leaves.update(_leaves(value, f"{path}."))
+        else:
+            leaves[path] = value
+    return leaves
+
+
+def _compact(value) -> str:
+    if value is _MISSING:
+        return "–"
+    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, allow_unicode=True).strip()
+    return text.removesuffix("...").strip()
+
+
+_MISSING = object()
+# How jobs are scheduled, not what they compute: left out of the report's configuration, so that
+# changing them rebuilds no report.
+SCHEDULING_KEYS = ("threads_per_job", "gpu_jobs_per_device")
+
+
+def config_changes(config: Mapping, shipped: Mapping) -> list[dict]:
+    """The keys whose value differs from the shipped config.yaml, sorted: [{key, value, shipped}] as short
+    text ("–" where one side lacks the key), SCHEDULING_KEYS left out. What the report shows as the run's
+    configuration."""
+    ours, theirs = _leaves(config), _leaves(shipped)
+    return [{"key": key, "value": _compact(ours.get(key, _MISSING)), "shipped": _compact(theirs.get(key, _MISSING))}
+            for key in sorted(set(ours) | set(theirs))
+            if key not in SCHEDULING_KEYS and ours.get(key, _MISSING) != theirs.get(key, _MISSING)]

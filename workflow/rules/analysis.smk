@@ -1,6 +1,6 @@
 # What the per-image test scores reveal: likely label errors (cleanlab), agreement with people (CIFAR-10H),
 # train-test near-duplicates. Each analysis is its own rule, so a new seed or variant reruns only the
-# analyses that read score files, and the report; plot_analysis turns them into the report's figures.
+# analyses that read score files, and the report; summarize_analyses turns them into the report's figures.
 ANALYSIS = "results/analysis"
 
 
@@ -76,7 +76,7 @@ rule near_duplicates:
         "../scripts/near_duplicates.py"
 
 
-rule plot_analysis:
+rule summarize_analyses:
     """The analyses as the report shows them: suspects, people vs models, near-duplicate pairs, numbers."""
     conda:
         CONDA_ENV
@@ -89,19 +89,19 @@ rule plot_analysis:
         train=rules.prepare_cifar10.output.train,
         test=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
-        q6="results/figures/q6/numbers.json",  # rule plot_q6 (report.smk): the focus variant
+        q6="results/figures/q6/numbers.json",  # rule compare_variants (report.smk): the focus variant
     output:
         suspects=analysis_figure("suspects", "likely label errors"),
         humans=analysis_figure("humans", "models against people"),
         duplicates=analysis_figure("duplicates", "near-duplicates"),
         numbers=f"{ANALYSIS}/numbers.json",
     log:
-        f"{LOGS}/plot_analysis.log",
+        f"{LOGS}/summarize_analyses.log",
     benchmark:
-        f"{BENCHMARKS}/plot_analysis.tsv"
+        f"{BENCHMARKS}/summarize_analyses.tsv"
     threads: 1
     params:
         code=package_code("report.analysis"),
         runs=RUNS,
     script:
-        "../scripts/plot_analysis.py"
+        "../scripts/summarize_analyses.py"

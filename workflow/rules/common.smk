@@ -3,10 +3,12 @@ from pathlib import Path
 
 from cmpt726.config import (
     canonical,
+    config_changes,
     gpus_per_job,
     label_issue_variants,
     normalization_key,
     resolve_variant,
+    shipped_config,
     uses_cached_features,
     variant_seeds,
 )
@@ -33,6 +35,8 @@ LOGS = "results/logs"
 # Every rule's software with `--sdm conda` (the pins of requirements.txt); relative to the rule files.
 CONDA_ENV = "../../envs/workflow.yaml"
 BENCHMARKS = "results/benchmarks"
+# The report's configuration table: the keys that differ from the config.yaml shipped with the workflow.
+CONFIG_CHANGES = config_changes(config, shipped_config(os.path.join(workflow.basedir, "config.yaml")))
 
 
 wildcard_constraints:

@@ -14,7 +14,7 @@ run(
         backbone_summary=smk.input.get("backbone"),
         backbone_curves=smk.input.get("backbone_curves"),
         data=read_json(smk.input.data),
-        config=smk.params.config,
+        config_changes=smk.params.config_changes,
         title=smk.params.title,
     ),
 )

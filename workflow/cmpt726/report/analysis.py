@@ -1,5 +1,5 @@
 """What the per-image test scores reveal, as the report shows it: likely label errors (cleanlab), the models
-against CIFAR-10H's people, and train-test near-duplicates. The entry point of rule plot_analysis reads the
+against CIFAR-10H's people, and train-test near-duplicates. The entry point of rule summarize_analyses reads the
 three analyses' outputs and every score file and writes the figures and one numbers.json that
 sections/analysis.html.j2 lays out.
 """
@@ -145,7 +145,7 @@ def plot_duplicates(test_images, train_images, test_labels, train_labels, classe
         "no near-duplicates", cols=8, cell=(1.3, 1.7))
 
 
-# --------------------------------------------------------------------------- rule plot_analysis
+# --------------------------------------------------------------------------- rule summarize_analyses
 def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, label_issues, label_issues_summary,
                      near_duplicates, near_duplicates_summary, out: dict, human_labels=None,
                      human_metrics=None) -> dict:

@@ -8,12 +8,15 @@ from .q6 import backbone_info, describe_data
 from .render import load_outputs, provenance, render
 
 
-def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, config: dict,
-                 title: str, analysis: list | None = None, backbone_summary=None, backbone_curves=None,
+def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, title: str,
+                 config_changes: list | None = None, analysis: list | None = None, backbone_summary=None, backbone_curves=None,
                  repo_dir=None) -> None:
-    """q6: the outputs of rule plot_q6 (figures, the variant table, numbers.json); analysis: those of rule
-    plot_analysis (sections/analysis.html.j2; None leaves the section out);
-    theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2."""
+    """q6: the outputs of rule compare_variants (figures, the variant table, numbers.json); analysis: those of rule
+    summarize_analyses (sections/analysis.html.j2; None leaves the section out);
+    theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2;
+    config_changes: the keys that differ from the shipped config.yaml (`config.config_changes`), shown as the
+    run's configuration. Every setting the text names comes from the results files (numbers.json), so the
+    report cannot contradict what the jobs ran with."""
     outputs = load_outputs(q6)
     numbers = outputs["numbers"]
     if "rows" not in numbers:
@@ -26,11 +29,10 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
             "figures": outputs["figures"],
             "backbone": backbone_info(backbone, backbone_summary, backbone_curves),
             "data": describe_data(data),
-            "defaults": config["training"],
             "gallery": {"variant": numbers["focus"], "seed": numbers["seed"]},
         },
         "analysis": load_outputs(analysis) if analysis else None,
-        "provenance": provenance(config, repo_dir, devices=numbers.get("devices")),
+        "provenance": provenance(config_changes, repo_dir, devices=numbers.get("devices")),
         "stylesheet": Path(template).with_name("report.css").read_text(),
     }
     render(template, out_html, context)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..io import read_tsv
 from ..plotting import plt, save_figure
+from .render import signed
 
 
 def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -87,7 +88,7 @@ def plot_pair_matrix(matrix: dict, alpha: float, path) -> None:
     for i, j in itertools.product(range(k), range(k)):
         if i == j:
             continue
-        ax.text(j, i, f"{values[i, j]:+.2f}\np={p[i][j]:.2g}", ha="center", va="center", fontsize=7,
+        ax.text(j, i, f"{signed(values[i, j])}\np={p[i][j]:.2g}", ha="center", va="center", fontsize=7,
                 color="white" if abs(values[i, j]) > 0.6 * limit else "#222")
         if p[i][j] < alpha:
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, edgecolor="black"))

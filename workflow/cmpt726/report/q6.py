@@ -1,6 +1,6 @@
 """Question 6, every number: the variant table with 95 % intervals, the paired tests between variants
 and the verdict they allow, the comparisons the prose makes, how the focus variant errs, calibration,
-and the entry point of rule plot_q6 that writes them with the figures.
+and the entry point of rule compare_variants that writes them with the figures.
 
 The template (sections/q6.html.j2) only lays out what `q6_outputs` writes to numbers.json; it
 computes nothing. The statistics are `stats.py`'s; training time, peak memory and the kept epoch
@@ -15,6 +15,7 @@ import statistics
 
 import numpy as np
 
+from ..config import uses_cached_features
 from ..data import load_arrays
 from ..evaluation import read_score_set
 from .. import stats
@@ -166,6 +167,28 @@ def varying_columns(rows: list[dict]) -> dict:
     return {key: len({str(r[key]) for r in rows}) > 1 for key in ("lr", "batch_size", "augment", "seeds")}
 
 
+# The training settings the prose names; the variant table shows lr, batch size, weight decay and epochs per variant.
+SHARED_KEYS = ("lr", "momentum", "weight_decay", "batch_size", "epochs", "normalize", "validation", "seed_quirks")
+
+
+def shared_settings(settings: dict) -> dict:
+    """Each of SHARED_KEYS with its value when every variant has the same, else None (it differs per variant);
+    `by_variant` lists the values that differ; `cached_heads`/`uncached_heads`: the head-only variants that
+    read cached backbone features and those that run the frozen backbone on every batch. The report's one
+    source of the settings it names: the resolved per-variant settings, never the `training` defaults."""
+    shared, by_variant = {}, {}
+    for key in SHARED_KEYS:
+        values = {name: s[key] for name, s in settings.items()}
+        same = all(v == next(iter(values.values())) for v in values.values())
+        shared[key] = next(iter(values.values())) if same else None
+        if not same:
+            by_variant[key] = [{"name": name, "value": v} for name, v in values.items()]
+    heads = [name for name, s in settings.items() if s["train"] == "head"]
+    cached = [name for name in heads if uses_cached_features(settings[name])]
+    return {**shared, "by_variant": by_variant, "cached_heads": cached,
+            "uncached_heads": [name for name in heads if name not in cached]}
+
+
 def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict) -> dict:
     """The discussion's questions (config report.comparisons: a, b, asks), each with its paired test from the
     whole family (Holm over every pair), plus "head vs full": the best variant that fine-tunes everything
@@ -174,7 +197,8 @@ def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict) -> dict:
     found, skipped = [], []
     for item in asked:
         if item["a"] in by_name and item["b"] in by_name and item["a"] != item["b"]:
-            found.append({**item, **_pair(pairs, by_name, item["a"], item["b"])})
+            found.append({**item, **_pair(pairs, by_name, item["a"], item["b"]),
+                          "differs": differences(by_name[item["a"]], by_name[item["b"]])})
         else:
             skipped.append(item)
     heads = [r for r in rows if r["train"] == "head"]
@@ -185,7 +209,21 @@ def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict) -> dict:
         f = max(fulls, key=lambda r: r["accuracy"])
         head_vs_full = {**_pair(pairs, by_name, f["name"], h["name"]),
                         "time_ratio": f["seconds"] / h["seconds"] if f["seconds"] and h["seconds"] else None}
+    if head_vs_full:
+        head_vs_full["verb"] = ("beats" if head_vs_full["answer"] == "yes" else "loses to"
+                                if head_vs_full["significant"] else "cannot be told apart from")
     return {"asked": found, "skipped": skipped, "head_vs_full": head_vs_full}
+
+
+DIFFERENCE_KEYS = {"train": "trains", "head": "head", "augment": "augment", "epochs": "epochs", "lr": "lr",
+                   "weight_decay": "weight decay", "batch_size": "batch"}
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """What the table rows of variants a and b differ in, as "augment: crop (pad 4) + flip vs none": the
+    comparison table shows it beside the question, so a question that no longer fits its variants shows."""
+    return [f"{label}: {a[key]:g} vs {b[key]:g}" if isinstance(a[key], float) else f"{label}: {a[key]} vs {b[key]}"
+            for key, label in DIFFERENCE_KEYS.items() if a[key] != b[key]]
 
 
 def _pair(pairs: dict, by_name: dict, a: str, b: str) -> dict:
@@ -195,7 +233,10 @@ def _pair(pairs: dict, by_name: dict, a: str, b: str) -> dict:
             "diff": record["diff_points"], "ci_low": record["ci_low"], "ci_high": record["ci_high"],
             "p": record["p"], "p_adjusted": record["p_adjusted"], "test": record["test"],
             "significant": record["significant"],
-            "direction": "higher" if record["diff_points"] > 0 else "lower" if record["diff_points"] < 0 else "equal"}
+            "direction": "higher" if record["diff_points"] > 0 else "lower" if record["diff_points"] < 0 else "equal",
+            # The answer to "is a better than b?" that the comparisons table prints.
+            "answer": ("yes" if record["diff_points"] > 0 else "no, the opposite") if record["significant"]
+            else "not distinguishable"}
 
 
 def pair_matrix(names: list[str], pairs: dict) -> dict:
@@ -222,7 +263,7 @@ def reference_check(rows: list[dict], seed_replica: bool) -> dict:
             "n": len(checked)}
 
 
-# --------------------------------------------------------------------------- rule plot_q6
+# --------------------------------------------------------------------------- rule compare_variants
 def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
                test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
                alpha: float = 0.05, replicates: int = 10_000, seed_replica: bool = False,
@@ -293,6 +334,7 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
         "seed": seed, "seeds": sorted({s for _, s in runs}), "n_test": n, "classes": classes,
         "train_modes": list(dict.fromkeys(r["train"] for r in rows)),
         "varying": varying_columns(rows),
+        "settings": shared_settings(settings),
         "validation": {"images": focus_row["validation_images"], "keep": focus_row["keep"]},
         "focus_seed_accuracy": focus_metrics["accuracy"],
         "ece": {r["name"]: r["ece"] for r in rows},

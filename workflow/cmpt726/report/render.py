@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import math
 import mimetypes
 import platform
@@ -13,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import jinja2
-import yaml
 
 from ..io import read_json, read_tsv, write_text
 
@@ -29,7 +27,16 @@ def fmt(value, digits: int = 3) -> str:
         return f"{value:,}"
     if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e7):
         return f"{value:.{max(digits - 1, 1)}e}"
-    return f"{value:,.{digits}f}"
+    text = f"{value:,.{digits}f}"
+    return text[1:] if text.startswith("-") and not float(text.replace(",", "")) else text  # never "-0.00"
+
+
+def signed(value, digits: int = 2) -> str:
+    """A difference with its sign, "+1.23" or "−0.50"; one that rounds to zero is "0.00", never "-0.00"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value:+.{digits}f}"
+    return f"{0:.{digits}f}" if float(text) == 0 else text
 
 
 def data_uri(path) -> str:
@@ -52,8 +59,9 @@ def load_outputs(paths) -> dict:
 
 
 # --------------------------------------------------------------------------- provenance
-def provenance(config: dict, repo_dir=None, devices=None) -> dict:
-    """What built the report: the workflow's commit, versions, the devices of the evaluation jobs, the date.
+def provenance(config_changes: list | None = None, repo_dir=None, devices=None) -> dict:
+    """What built the report: the workflow's commit, versions, the devices of the evaluation jobs, the date,
+    and the configuration as the keys that differ from the shipped config.yaml (`config.changes`).
 
     repo_dir: the checkout to ask git about (None: the one this package lives in)."""
     import importlib.metadata as md
@@ -81,7 +89,7 @@ def provenance(config: dict, repo_dir=None, devices=None) -> dict:
         "platform": platform.platform(),
         "devices": list(devices or ["not recorded"]),
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "config": yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False, default_flow_style=None, width=110),
+        "config_changes": list(config_changes or []),
     }
 
 
@@ -90,6 +98,7 @@ def environment(template_dir) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
+    env.filters["signed"] = signed
     env.filters["g"] = lambda value: "–" if value is None else f"{value:g}"  # 0.001, 0, 1e-05
     env.filters["fixed"] = lambda value, digits=1: "–" if value is None else f"{value:,.{digits}f}"  # no exponent
     return env

@@ -161,8 +161,14 @@ def q3_numbers(hidden: list[int], n_examples: int, init_std: float, fd_step: flo
                            "max_rel_err_fd": worst[name]["fd"],
                            "max_abs_grad": worst[name]["max_abs_grad"],
                            "min_abs_grad": worst[name]["min_abs_grad"]})
+    if example is not None:
+        # What the prose concludes from the worked example: the first hidden layer's deltas are smaller than the
+        # output's (each logistic layer multiplies by sigma' <= 1/4 on the way back).
+        example["hidden_smaller"] = max(map(abs, example["deltas"][0])) < max(map(abs, example["deltas"][-1]))
+    sweep = fd_sweep(params, seed)
     return {
-        "fd_sweep": fd_sweep(params, seed),
+        "fd_sweep": sweep,
+        "fd_best": min(sweep, key=lambda row: row["max_rel_err"]),  # the step with the smallest error
         "sizes": [N_INPUTS, *hidden, 1],
         "hidden": list(hidden),
         "n_params": int(sum(row["count"] for row in layers)),

@@ -308,6 +308,25 @@ def plot_sgd(X, t, gd_runs, sgd_runs, etas, sampling: str):
     return fig
 
 
+# --------------------------------------------------------------------------- what the prose concludes
+
+def findings(gd: list[dict], sgd: list[dict]) -> dict:
+    """The runs the discussion names, from the per-rate summaries: the lowest final NLL of GD and of SGD,
+    the GD runs whose NLL rose at some step and those where it only fell, the runs the tolerance
+    stopped, and the SGD runs whose NLL went above its start (with the highest value they reached)."""
+    wild = [r for r in sgd if r["nll_max"] > sgd[0]["nll_start"]]
+    return {
+        "gd_best": min(gd, key=lambda r: r["final_nll"]),
+        "sgd_best": min(sgd, key=lambda r: r["final_nll"]),
+        "gd_converged": [r for r in gd if r["converged"]],
+        "gd_rising": [r for r in gd if r["nll_rises"] > 0],
+        "gd_monotone": [r for r in gd if not r["nll_rises"] > 0],
+        "sgd_converged": [r for r in sgd if r["converged"]],
+        "sgd_wild": wild,
+        "sgd_wild_max": max((r["nll_max"] for r in wild), default=None),
+    }
+
+
 # --------------------------------------------------------------------------- entry point
 
 def write_q5(numbers_path, nll_path, slope_intercept_path, separators_path, sgd_path, *,
@@ -342,6 +361,7 @@ def write_q5(numbers_path, nll_path, slope_intercept_path, separators_path, sgd_
         "gd": [_summary(run, eta, X, t) for run, eta in zip(gd_runs, etas)],
         "sgd": [_summary(run, eta, X, t) for run, eta in zip(sgd_runs, etas)],
     }
+    numbers["findings"] = findings(numbers["gd"], numbers["sgd"])
     save_figure(plot_nll(gd_runs, etas), nll_path)
     save_figure(plot_slope_intercept(gd_runs, etas), slope_intercept_path)
     save_figure(plot_separators(points, gd_runs, sgd_runs, etas, source), separators_path)

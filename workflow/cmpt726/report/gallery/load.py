@@ -56,7 +56,7 @@ def load_runs(data: dict, runs, scores) -> list[Run]:
 
 
 def focus_run(runs, q6_numbers) -> tuple[int, dict]:
-    """The index in `runs` of the report's focus run (numbers.json of rule plot_q6: focus, seed), and the numbers."""
+    """The index in `runs` of the report's focus run (numbers.json of rule compare_variants: focus, seed), and the numbers."""
     numbers = read_json(q6_numbers)
     keys = [(str(v), int(s)) for v, s in runs]
     key = (numbers["focus"], numbers["seed"])

@@ -4,7 +4,7 @@ gallery.html: the template (workflow/templates/gallery.html.j2: layout, style, c
 sprites, the page JSON (`pack.page_data`) and the page script (workflow/templates/gallery.js, inlined here so
 that the file stands alone) that turns the JSON into cards, sorted and filtered in the browser. A selector
 picks the run (variant, then seed) whose scores the cards show; the default is the report's focus run
-(numbers.json of rule plot_q6: `focus`, `seed`).
+(numbers.json of rule compare_variants: `focus`, `seed`).
 
 gallery.pdf is a print layout of the focus run (a fixed 8 × 10 grid per A4 page, no script) converted by
 wkhtmltopdf, each thumbnail a small PNG data URI, with a short line per analysis that flags the image.
