@@ -37,6 +37,7 @@ try:
 except ConfigError as error:
     sys.exit(str(error))
 
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/backbone.smk"
