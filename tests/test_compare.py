@@ -58,6 +58,36 @@ def test_a_changed_default_is_listed_once_and_a_variant_change_under_its_variant
     assert {r["key"]: r["differs"] for r in diff["global"]}["variants"] is True
 
 
+def test_several_seeds_are_compared_by_the_paired_bootstrap_with_holm_over_the_page():
+    rng = np.random.default_rng(0)
+    good = rng.random((3, 400)) < 0.9  # three seeds, ~90 % right
+    poor = rng.random((1, 400)) < 0.6  # one seed, ~60 % right
+    runs = [{"name": "first", "correct": {"a": poor, "b": good[:1]}},
+            {"name": "second", "correct": {"a": good, "b": good[:1], "c": good}}]
+    result = compare.paired_tests(runs, alpha=0.05, replicates=500)
+    tests = {t["variant"]: t for t in result["tests"]}
+    assert set(tests) == {"a", "b"}  # c is in one experiment only
+    a, b = tests["a"], tests["b"]
+    assert (a["a"], a["b"], a["test"]) == ("second", "first", stats.BOOTSTRAP_METHOD)
+    assert a["diff_points"] == pytest.approx(100 * (good.mean() - poor.mean())) and a["significant"]
+    assert b["test"] == stats.MCNEMAR_TEST and b["diff_points"] == 0 and not b["significant"]
+    assert [a["p_adjusted"], b["p_adjusted"]] == stats.holm([a["p"], b["p"]])
+
+
+def test_weights_digest_sees_the_weights_not_the_file(tmp_path):
+    import torch
+
+    from cmpt726.io import file_digest, weights_digest
+
+    state = {"w": torch.arange(6.0).reshape(2, 3)}
+    torch.save(state, tmp_path / "a.pt")
+    torch.save(state, tmp_path / "b.pt")
+    torch.save({"w": state["w"] + 1}, tmp_path / "c.pt")
+    assert file_digest(tmp_path / "a.pt") != file_digest(tmp_path / "b.pt")  # torch's random serialization id
+    assert weights_digest(tmp_path / "a.pt") == weights_digest(tmp_path / "b.pt")
+    assert weights_digest(tmp_path / "a.pt") != weights_digest(tmp_path / "c.pt")
+
+
 # --------------------------------------------------------------------------- refusals
 def test_refuses_a_missing_folder(smoke_run, tmp_path):
     out = tmp_path / "cmp.html"
