@@ -50,12 +50,13 @@ def test_a_changed_default_is_listed_once_and_a_variant_change_under_its_variant
     base = {"lr": 0.01, "batch_size": 32, "head": {"hidden": []}}
     one = _fake_run("one", {"head": base, "all": base}, {"head": [0], "all": [0]})
     two = _fake_run("two", {"head": {**base, "batch_size": 64, "lr": 0.05}, "all": {**base, "batch_size": 64},
-                            "extra": base}, {"head": [0], "all": [0], "extra": [0]})
+                            "extra": base}, {"head": [0, 1], "all": [0, 1], "extra": [0]})
     diff = compare.settings_differences([one, two])
     assert diff["common"] == [{"key": "batch_size", "cells": ["32", "64"]}]
     assert diff["per_variant"] == [{"variant": "head", "rows": [{"key": "lr", "cells": ["0.01", "0.05"]}]}]
     assert diff["only_in"] == [{"variant": "extra", "in": ["two"]}]
-    assert {r["key"]: r["differs"] for r in diff["global"]}["variants"] is True
+    rows = {r["key"]: r for r in diff["global"]}
+    assert rows["variants"]["differs"] and rows["seeds"]["cells"] == ["0", "0, 1"]  # seeds: here, not per variant
 
 
 def test_several_seeds_are_compared_by_the_paired_bootstrap_with_holm_over_the_page():

@@ -144,7 +144,8 @@ def show(value) -> str:
 def variant_settings(run: dict) -> dict:
     """variant → its flat resolved settings, with the seeds it ran (not a training setting, but it differs)."""
     seeds = {row["name"]: row["seed_list"] for row in run["numbers"]["rows"]}
-    return {name: {**flatten(s), "seeds": seeds[name]} for name, s in run["numbers"]["settings"].items()}
+    return {name: {**flatten(s), "seeds": ", ".join(map(str, seeds[name]))}
+            for name, s in run["numbers"]["settings"].items()}
 
 
 def global_facts(run: dict) -> dict:
@@ -194,6 +195,7 @@ def settings_differences(runs: list[dict]) -> dict:
             if len(seen) == 1 and len(set(next(iter(seen)))) > 1:
                 common.append({"key": key, "cells": list(next(iter(seen)))})
     lifted = {c["key"] for c in common}
+    common = [c for c in common if c["key"] != "seeds"]  # the run-wide seeds row says it already
     per_variant = []
     for variant in variants:
         present = [s for s in per_run if variant in s]
