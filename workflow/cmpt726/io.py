@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 
@@ -46,6 +47,22 @@ def file_digest(path, algorithm: str = "sha256") -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_digest(path) -> str:
+    """sha256 of what a torch.save file holds rather than of its bytes: torch writes a random
+    serialization id into the archive and names its folder after the (temporary) file, so two saves of
+    the same weights differ as files. Entries are hashed by name within the archive, in order."""
+    digest = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename.split("/", 1)[-1]):
+                name = info.filename.split("/", 1)[-1]
+                if name != ".data/serialization_id":
+                    digest.update(name.encode() + b"\0" + archive.read(info))
+    except zipfile.BadZipFile:  # torch's legacy (pre-1.6) format: the bytes are all there is
+        return file_digest(path)
     return digest.hexdigest()
 
 

@@ -12,6 +12,8 @@ rule compare_variants:
         CONDA_ENV
     input:
         test=rules.prepare_cifar10.output.test,
+        # Only its digest, for numbers.json (runs compared by cmpt726.compare).
+        backbone=BACKBONE,
         metrics=per_run(rules.evaluate_variant.output.metrics),
         scores=per_run(rules.evaluate_variant.output.scores),
         epochs=per_run(rules.train_variant.output.epochs),

@@ -11,6 +11,7 @@ run(
         train_summaries=smk.input.train_summaries,
         scores=smk.input.scores,
         test_images=smk.input.test,
+        backbone=smk.input.backbone,
         reference=smk.params.reference,
         comparisons=smk.params.statistics["comparisons"],
         alpha=smk.params.statistics["alpha"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..config import uses_cached_features
 from ..data import load_arrays
 from ..evaluation import read_score_set
 from .. import stats
-from ..io import read_json, read_tsv, write_json, write_tsv
+from ..io import read_json, read_tsv, weights_digest, write_json, write_tsv
 from . import figures
 from .render import data_uri
 
@@ -267,13 +268,14 @@ def reference_check(rows: list[dict], seed_replica: bool) -> dict:
 def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
                test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
                alpha: float = 0.05, replicates: int = 10_000, seed_replica: bool = False,
-               baseline: str = "head") -> dict:
+               baseline: str = "head", backbone=None) -> dict:
     """Every Q6 figure, the variant table and the numbers JSON.
 
     runs: the (variant, seed) pairs in the order of metrics/epochs/train_summaries/scores. focus: the variant
     whose first seed the per-image analyses use (confusion, per-class, calibration diagram, mistakes);
     None: the top variant by mean accuracy. out: name → path for curves, confusion, per_class, reliability,
-    mistakes, variants, pairs, table, numbers.
+    mistakes, variants, pairs, table, numbers. backbone: the weights file the variants started from; its
+    digest and the resolved settings go into numbers.json, so that runs can be compared (`cmpt726.compare`).
     """
     runs = [tuple(r) for r in runs]
     for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
@@ -349,6 +351,9 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
                       "pred": classes[focus_scores["pred"][i]], "score": float(focus_scores["probs"][i].max())}
                      for i in mistakes],
         "devices": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
+        "settings": settings,
+        "backbone_file": None if backbone is None else {"name": Path(backbone).name,
+                                                        "sha256": weights_digest(backbone)},
     }
     write_json(out["numbers"], numbers)
     return numbers
