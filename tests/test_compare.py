@@ -40,7 +40,7 @@ def test_points_never_shows_minus_zero():
 
 def _fake_run(name, settings, seeds):
     rows = [{"name": v, "seed_list": seeds[v]} for v in settings]
-    numbers = {"settings": settings, "rows": rows, "seeds": sorted({s for v in seeds.values() for s in v}),
+    numbers = {"variant_settings": settings, "rows": rows, "seeds": sorted({s for v in seeds.values() for s in v}),
                "alpha": 0.05, "replicates": 100, "devices": ["cpu"], "backbone_file": None}
     return {"name": name, "numbers": numbers, "n_test": 10, "test_digest": "0" * 64,
             "data": {"train": {"images": 20}, "subset": {"train": None, "test": None}}}

@@ -82,7 +82,7 @@ def load_run(folder, name: str) -> dict:
         if not (folder / relative).is_file():
             raise _unfinished(folder, f"{relative} is missing")
     numbers = read_json(folder / NUMBERS)
-    if "settings" not in numbers:
+    if "variant_settings" not in numbers:
         raise CompareError(f"{folder / NUMBERS} has no resolved settings (written by an older workflow); rerun "
                            f"snakemake --cores all --directory {folder} (only the Q6 numbers and the report rerun)")
     images, labels, classes = load_arrays(folder / TEST_IMAGES)
@@ -145,7 +145,7 @@ def variant_settings(run: dict) -> dict:
     """variant → its flat resolved settings, with the seeds it ran (not a training setting, but it differs)."""
     seeds = {row["name"]: row["seed_list"] for row in run["numbers"]["rows"]}
     return {name: {**flatten(s), "seeds": ", ".join(map(str, seeds[name]))}
-            for name, s in run["numbers"]["settings"].items()}
+            for name, s in run["numbers"]["variant_settings"].items()}
 
 
 def global_facts(run: dict) -> dict:

@@ -351,7 +351,8 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
                       "pred": classes[focus_scores["pred"][i]], "score": float(focus_scores["probs"][i].max())}
                      for i in mistakes],
         "devices": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
-        "settings": settings,
+        # Each variant's resolved settings, whole (the comparison page of several runs reads them).
+        "variant_settings": settings,
         "backbone_file": None if backbone is None else {"name": Path(backbone).name,
                                                         "sha256": weights_digest(backbone)},
     }
