@@ -12,6 +12,7 @@ import yaml
 from conftest import REPO, make_project, smoke_config
 from workflow_helpers import leftovers, parse_jobs, snakemake
 
+from cmpt726 import cifar
 from cmpt726.config import ConfigError, resolve_variant, theory_settings, typed, validate_config
 
 
@@ -248,7 +249,9 @@ def recorded(tmp_path_factory):
     """A project whose jobs Snakemake has on record (--touch): a dry run with other params then says
     why a job would rerun, printing its params before and now: the effective config values."""
     root = tmp_path_factory.mktemp("typed-config")
-    (root / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)  # never read: dry runs and --touch
+    (root / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
+    for name in cifar.files(cifar.CIFAR10):  # the rule's inputs, never read: dry runs and --touch
+        (root / "cifar10" / "cifar-10-batches-py" / name).write_bytes(b"")
     (root / "backbone.pth").write_bytes(b"never read")
     config = smoke_config(root / "cifar10", root / "backbone.pth")
     config["data"]["cifar10"]["verify"] = True
