@@ -126,3 +126,35 @@ def test_class_names_and_titles_are_drawn_as_written(tmp_path):
     figures.plot_per_class({"$best": dict.fromkeys(classes, 50.0), "base$": dict.fromkeys(classes, 40.0)},
                            tmp_path / "p.png")
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "p.png").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- the other readers
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def test_torch_and_numpy_readers_run_no_code_from_a_planted_file(tmp_path):
+    """The backbone, a fine-tuned checkpoint (torch.load weights_only) and a prepared array file (np.load
+    without pickles) refuse a payload, naming the file; the marker is never made."""
+    import torch
+
+    from cmpt726.data import load_arrays
+    from cmpt726.finetune import load_finetuned
+    from cmpt726.models import load_backbone_state
+
+    marker = tmp_path / "pwned"
+    planted = tmp_path / "planted.pt"
+    torch.save({"state_dict": _Payload(marker)}, planted)
+    with pytest.raises(ValueError, match=rf"backbone checkpoint {planted} cannot be read"):
+        load_backbone_state(planted)
+    with pytest.raises(ValueError, match=rf"checkpoint {planted} cannot be loaded"):
+        load_finetuned(planted)
+    arrays = tmp_path / "train.npz"
+    np.savez(arrays, images=np.array([_Payload(marker)], dtype=object), labels=np.zeros(1), classes=np.array(["a"]))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_arrays(arrays)
+    assert not marker.exists()
