@@ -21,7 +21,7 @@ if not any(map(os.path.exists, CIFAR10_FILES)):
         benchmark:
             f"{BENCHMARKS}/download_cifar10.tsv"
         params:
-            folder=CIFAR10_DIR,
+            folder=lambda wildcards, output: os.path.dirname(output[0]),
         script:
             "../scripts/download_cifar10.py"
 
@@ -42,7 +42,7 @@ rule prepare_cifar10:
         f"{BENCHMARKS}/prepare_cifar10.tsv"
     params:
         code=package_code("data"),
-        folder=CIFAR10_DIR,
+        folder=lambda wildcards, input: os.path.dirname(input.batches[0]),
         verify=config["data"]["cifar10"]["verify"],
         subset=config["data"]["subset"],
     script:

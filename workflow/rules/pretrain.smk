@@ -28,7 +28,7 @@ if CIFAR100_KIND == "pickle" and not any(map(os.path.exists, CIFAR100_FILES)):
         benchmark:
             f"{BENCHMARKS}/download_cifar100.tsv"
         params:
-            folder=CIFAR100_SOURCE,
+            folder=lambda wildcards, output: os.path.dirname(output[0]),
         script:
             "../scripts/download_cifar100.py"
 
@@ -50,7 +50,10 @@ rule prepare_cifar100:
     params:
         code=package_code("cifar100"),
         kind=CIFAR100_KIND,
-        source=CIFAR100_SOURCE,
+        # The folder the files lie in (pickle), or the tree itself (imagefolder).
+        source=lambda wildcards, input: (
+            os.path.dirname(input.source[0]) if CIFAR100_KIND == "pickle" else input.source[0]
+        ),
         # Evaluated only when the job is planned: an ImageFolder tree's files, edited in place, rerun it.
         tree=lambda wildcards: tree_digest(CIFAR100_SOURCE) if CIFAR100_KIND == "imagefolder" else None,
         verify=config["data"]["cifar100"]["verify"],
