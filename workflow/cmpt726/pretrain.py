@@ -24,8 +24,8 @@ from . import models
 from .augment import RandomCropFlip
 from .io import atomic_path, write_json, write_tsv
 from .loop import Fit, ResumeState, batch_bounds, fingerprint, fit
-from .runtime import device_name
-from .sources import package_digest, load_inputs, resolve_device
+from .runtime import device_name, load_inputs, resolve_device
+from .sources import package_digest
 
 # The loop's test_acc is the CIFAR-100 top-1 here.
 EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
