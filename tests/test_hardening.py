@@ -158,3 +158,24 @@ def test_torch_and_numpy_readers_run_no_code_from_a_planted_file(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle"):
         load_arrays(arrays)
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_snakemake_stops_on_a_planted_pickle_naming_the_file(tmp_path):
+    """The offline trial's setting (verify: false): the prepare job refuses, nothing runs, nothing is written."""
+    import pickle
+
+    folder = write_cifar10(tmp_path / "data", n_train=50, n_test=20)
+    with open(folder / "data_batch_1", "rb") as fh:
+        content = pickle.load(fh)
+    content["data"] = _Payload(tmp_path / "pwned")
+    with open(folder / "data_batch_1", "wb") as fh:
+        pickle.dump(content, fh)
+    config = smoke_config(tmp_path / "data", tmp_path / "backbone.pth")
+    config["data"]["cifar10h"]["enabled"] = False
+    workdir = make_project(tmp_path / "project", config)
+    proc = snakemake(workdir, "--cores", "1", "results/data/cifar10/summary.json", check=False)
+    assert proc.returncode != 0
+    assert f"{folder / 'data_batch_1'} is not a CIFAR python pickle" in proc.stderr, proc.stderr[-3000:]
+    assert "names posix.mkdir" in proc.stderr
+    assert not (tmp_path / "pwned").exists() and not (workdir / "results/data/cifar10/train.npz").exists()
