@@ -179,3 +179,18 @@ def test_snakemake_stops_on_a_planted_pickle_naming_the_file(tmp_path):
     assert f"{folder / 'data_batch_1'} is not a CIFAR python pickle" in proc.stderr, proc.stderr[-3000:]
     assert "names posix.mkdir" in proc.stderr
     assert not (tmp_path / "pwned").exists() and not (workdir / "results/data/cifar10/train.npz").exists()
+
+
+def test_an_imagefolder_image_replaced_in_place_changes_the_tree_digest(tmp_path):
+    """prepare_cifar100's `tree` param for an ImageFolder source: a file rewritten in place changes it."""
+    from cmpt726.cifar100 import tree_digest
+
+    image = tmp_path / "train" / "apple" / "0.png"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"old image")
+    (tmp_path / "test").mkdir()
+    before = tree_digest(tmp_path)
+    assert tree_digest(tmp_path) == before
+    time.sleep(0.01)
+    image.write_bytes(b"new image")  # the same size, the same folder listing
+    assert tree_digest(tmp_path) != before

@@ -1,7 +1,7 @@
 # backbone.source: pretrain. CIFAR-100 (pickle layout under data.cifar100.root, downloaded when
 # absent; or an ImageFolder tree at data.cifar100.imagefolder, which wins when set) → compact
 # arrays → ResNet-20 trained here → BACKBONE, used by fine-tuning exactly like the published one.
-from cmpt726.cifar import CIFAR100
+from cmpt726.cifar import CIFAR100, files as layout_files
 from cmpt726.cifar100 import source_of, tree_digest
 
 CIFAR100_KIND, CIFAR100_SOURCE = source_of(config["data"]["cifar100"])
