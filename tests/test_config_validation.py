@@ -12,6 +12,7 @@ import yaml
 from conftest import REPO, make_project, smoke_config
 from workflow_helpers import leftovers, parse_jobs, snakemake
 
+from cmpt726 import cifar
 from cmpt726.config import ConfigError, fill_and_check, resolve_variant, theory_settings, typed, validate_config
 
 
@@ -52,6 +53,19 @@ BAD_CONFIGS = [
     ("gallery-variant-unknown", _set("report.gallery_variant", "nope"), "report.gallery_variant"),
     # the theory settings, in the same pass
     ("theory-max-iter-zero", _set("theory.q5.max_iter", 0), "theory.q5.max_iter: 0 is less than the minimum of 1"),
+    # the numeric policy: finite numbers (YAML .nan / .inf), seeds in [0, 2**63), sizes the later rules need
+    ("lr-nan", _set("training.lr", float("nan")), "training.lr: nan is not a finite number"),
+    ("weight-decay-inf", _set("variants.head.weight_decay", float("inf")), "variants.head.weight_decay: inf is not"),
+    ("normalize-nan", _set("training.normalize.mean", [0.5, float("nan"), 0.5]), "training.normalize.mean.1: nan"),
+    ("alpha-nan", _set("report.alpha", float("nan")), "report.alpha: nan is not a finite number"),
+    ("seed-2-64", _set("seeds", [0, 2**64]), "seeds.1: seed 18446744073709551616 must lie in 0 <= seed < 2**63"),
+    ("split-seed-2-63", _set("data.split_seed", 2**63), "data.split_seed: seed"),
+    ("subset-test-1", _set("data.subset.test", 1), "data.subset.test: 1 images cannot hold the 10 classes"),
+    ("validation-leaves-too-few", _set("data.subset.train", 45), "training.validation: 40 validation images leave"),
+    ("batchnorm-batch-of-one", _set("variants.all", {"head": {"hidden": [8], "batchnorm": True}, "batch_size": 1}),
+     "variants.all.batch_size: a head with batchnorm needs batches of at least 2"),
+    # names: full-match patterns (`$` alone matches before a final newline)
+    ("variant-name-newline", _set("variants.all\n", {"train": "all"}), "variants: 'all\\n' does not match"),
     # removed keys say what replaced them
     ("optimizer-removed", _set("training.optimizer", "sgd"), "training.optimizer was removed: the optimiser is always"),
     ("variant-optimizer-removed", _set("variants.all.optimizer", "sgd"), "variants.all.optimizer was removed"),
@@ -173,6 +187,20 @@ def test_every_bad_key_is_named_in_one_message():
     ]
 
 
+def test_the_numeric_policy_names_the_key_in_process():
+    config = shipped()
+    config["analysis"] = {"near_duplicates": {"mad_k": float("inf")}}
+    with pytest.raises(ConfigError, match=r"config key analysis.near_duplicates.mad_k: inf is not a finite number"):
+        validate_config(config)
+    config = shipped()
+    config["backbone"]["pretrain"]["seed"] = -1  # the schema's minimum, before the policy
+    with pytest.raises(ConfigError, match=r"backbone.pretrain.seed: -1 is less than the minimum"):
+        validate_config(config)
+    config = shipped()
+    config["variants"]["head"]["seeds"] = [2**63 - 1]  # the largest seed torch and numpy take
+    validate_config(config)
+
+
 def test_defaults_are_copies():
     first, second = shipped(), shipped()
     for config in (first, second):
@@ -257,7 +285,9 @@ def recorded(tmp_path_factory):
     """A project whose jobs Snakemake has on record (--touch): a dry run with other params then says
     why a job would rerun, printing its params before and now: the effective config values."""
     root = tmp_path_factory.mktemp("typed-config")
-    (root / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)  # never read: dry runs and --touch
+    (root / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
+    for name in cifar.files(cifar.CIFAR10):  # the rule's inputs, never read: dry runs and --touch
+        (root / "cifar10" / "cifar-10-batches-py" / name).write_bytes(b"")
     (root / "backbone.pth").write_bytes(b"never read")
     config = smoke_config(root / "cifar10", root / "backbone.pth")
     config["data"]["cifar10"]["verify"] = True

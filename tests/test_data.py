@@ -28,11 +28,19 @@ def test_prepare_reads_every_batch_in_order(tiny, tmp_path):
     assert sum(summary["test"]["per_class"]) == 20
 
 
+def _first_with_every_class(labels) -> int:
+    return next(n for n in range(1, len(labels) + 1) if len(set(labels[:n].tolist())) == 10)
+
+
 def test_subset_takes_the_first_images_and_refuses_too_many(tiny, tmp_path):
+    full, train_labels = cifar.read_split(tiny, cifar.CIFAR10, "train", verify=False)
+    n_train = _first_with_every_class(train_labels)
     data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False,
-                         subset_train=7, subset_test=5)
-    full, _ = cifar.read_split(tiny, cifar.CIFAR10, "train", verify=False)
-    assert np.array_equal(data.load_arrays(tmp_path / "a.npz")[0], full[:7])
+                         subset_train=n_train)
+    assert np.array_equal(data.load_arrays(tmp_path / "a.npz")[0], full[:n_train])
+    with pytest.raises(ValueError, match=rf"data\.subset\.train: the first {n_train - 1} images leave out the classes"):
+        data.prepare_cifar10(tiny, tmp_path / "e.npz", tmp_path / "f.npz", tmp_path / "s3.json", verify=False,
+                             subset_train=n_train - 1)
     with pytest.raises(ValueError, match=r"data\.subset\.test: 21 is more than the 20"):
         data.prepare_cifar10(tiny, tmp_path / "c.npz", tmp_path / "d.npz", tmp_path / "s2.json", verify=False,
                              subset_test=21)
@@ -111,3 +119,52 @@ def test_cifar100_meta_without_fine_label_names_is_named(tmp_path):
     pickle.dump({"coarse_label_names": ["x"] * 20}, open(folder / "meta", "wb"))
     with pytest.raises(ValueError, match=r"cifar-100-python/meta: needs 'fine_label_names', a list of 100"):
         cifar.read_classes(folder, cifar.CIFAR100, verify=False)
+
+
+# --------------------------------------------------------------------------- hostile files
+class _Payload:
+    """What a crafted CIFAR file holds: unpickling it calls os.mkdir(marker)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+@pytest.mark.parametrize("dataset, name, key", [
+    ("cifar10", "data_batch_2", "data"), ("cifar10", "test_batch", "labels"), ("cifar10", "batches.meta", "label_names"),
+    ("cifar100", "train", "data"), ("cifar100", "test", "fine_labels"), ("cifar100", "meta", "fine_label_names"),
+])
+def test_a_payload_in_any_cifar_file_is_refused_without_running(tmp_path, dataset, name, key):
+    """verify: false reads any folder in the format, so the reader itself must run no code."""
+    from cmpt726 import cifar100
+    from test_pretrain import write_cifar100
+
+    folder = write_cifar10(tmp_path / "c10", n_train=20, n_test=10) if dataset == "cifar10" else write_cifar100(tmp_path)
+    with open(folder / name, "rb") as fh:
+        content = pickle.load(fh)
+    marker = tmp_path / "pwned"
+    content[key] = _Payload(marker)
+    with open(folder / name, "wb") as fh:
+        pickle.dump(content, fh, protocol=2)
+    with pytest.raises(ValueError, match=rf"{name} is not a CIFAR python pickle .*names posix\.mkdir.*refused"):
+        if dataset == "cifar10":
+            data.prepare_cifar10(folder, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False)
+        else:
+            cifar100.prepare_cifar100(folder, "pickle", tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json",
+                                      verify=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_the_safe_reader_reads_numpy_pickles_of_every_protocol(tmp_path, protocol):
+    batch = {"data": np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072), "labels": np.array([3, 9]),
+             "n": np.int64(7), "name": b"training batch", "filenames": ["a.png", "b.png"]}
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    images, labels = cifar.read_data_file(path, cifar.CIFAR10)
+    assert np.array_equal(images.reshape(2, -1), batch["data"]) and labels.tolist() == [3, 9]
+    assert cifar.unpickle(path, cifar.CIFAR10)["name"] == b"training batch"

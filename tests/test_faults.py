@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SNAKEMAKE, make_project, smoke_config
-from workflow_helpers import leftovers, snakemake
+from workflow_helpers import copy_workflow, leftovers, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -69,16 +69,14 @@ def processes_in(workdir: Path) -> list[int]:
     return found
 
 
-def test_sigkill_mid_epoch_resumes_to_the_same_result(trained, tmp_path):
-    import torch
-
-    workdir = copy_project(trained, tmp_path / "killed")
+def kill_training_after_first_epoch(workdir: Path, snakefile: Path = REPO / "Snakefile") -> None:
+    """Start the training from scratch and SIGKILL Snakemake and the job once epoch 1's resume state is saved."""
     for path in [CHECKPOINT, EPOCHS_TSV, METRICS, SCORES]:  # as before the first training
         (workdir / path).unlink()
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    env = {**os.environ, "PYTHONPATH": str(snakefile.parent / "workflow")}
     # Train in its own process group, and kill the group (Snakemake and the job) with SIGKILL
     # as soon as the first epoch's resume state is on disk, i.e. during epoch 2.
-    proc = subprocess.Popen([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", METRICS],
+    proc = subprocess.Popen([*SNAKEMAKE, "-s", str(snakefile), "--cores", "2", METRICS],
                             cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -98,8 +96,14 @@ def test_sigkill_mid_epoch_resumes_to_the_same_result(trained, tmp_path):
         time.sleep(0.05)
     assert not processes_in(workdir)
     assert not (workdir / CHECKPOINT).exists(), "the job finished before it was killed"
+    snakemake(workdir, "--unlock", snakefile=snakefile)
 
-    snakemake(workdir, "--unlock")
+
+def test_sigkill_mid_epoch_resumes_to_the_same_result(trained, tmp_path):
+    import torch
+
+    workdir = copy_project(trained, tmp_path / "killed")
+    kill_training_after_first_epoch(workdir)
     rerun = snakemake(workdir, "--cores", "2", "--rerun-incomplete", METRICS)
     log = (workdir / TRAIN_LOG).read_text()
     resumed = [line for line in log.splitlines() if line.startswith(f"resuming from {RESUME} after epoch ")]
@@ -113,6 +117,23 @@ def test_sigkill_mid_epoch_resumes_to_the_same_result(trained, tmp_path):
     assert got == want
     a, b = (torch.load(d / CHECKPOINT, weights_only=True)["state_dict"] for d in (workdir, trained))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_code_edited_between_kill_and_rerun_starts_training_over(trained, tmp_path):
+    """Kill training, edit loop.py (label smoothing), rerun: the saved epochs of the old code are not continued."""
+    snakefile = copy_workflow(tmp_path / "workflow")
+    workdir = copy_project(trained, tmp_path / "killed")
+    kill_training_after_first_epoch(workdir, snakefile)
+    loop = snakefile.parent / "workflow" / "cmpt726" / "loop.py"
+    old = "loss = F.cross_entropy(logits.float(), target)"
+    assert old in loop.read_text()
+    loop.write_text(loop.read_text().replace(old, "loss = F.cross_entropy(logits.float(), target, label_smoothing=0.1)"))
+    snakemake(workdir, "--cores", "2", "--rerun-incomplete", METRICS, snakefile=snakefile)
+    log = (workdir / TRAIN_LOG).read_text()
+    assert f"ignoring {RESUME}: it belongs to another configuration, other inputs or other code" in log, log
+    assert "resuming from" not in log, log
+    assert len(epoch_rows(workdir / EPOCHS_TSV)) == EPOCHS + 1
+    assert epoch_rows(workdir / EPOCHS_TSV) != epoch_rows(trained / EPOCHS_TSV)  # all epochs by the new code
 
 
 def test_unreadable_resume_state_is_ignored(trained, tmp_path, capsys):

@@ -216,3 +216,71 @@ def test_augmented_training_is_deterministic_and_resumes_exactly(prepared, tmp_p
     assert [r["train_loss"] for r in h3] == [r["train_loss"] for r in h1]
     assert [r["val_acc"] for r in h3] == [r["val_acc"] for r in h1]
     assert same_weights(w3, w1)
+
+
+# --------------------------------------------------------------------------- hardening
+def test_a_resume_state_of_other_code_is_refused(prepared, tmp_path, capsys):
+    """Kill after epoch 1, edit the code that trains (loop.py), rerun: it starts over; unedited, it resumes."""
+    import shutil
+
+    from cmpt726.sources import code_digest, package_digest
+
+    package = tmp_path / "copy"
+    shutil.copytree(REPO / "workflow" / "cmpt726", package / "cmpt726")
+    before = code_digest(package, "finetune")
+    assert before == package_digest("finetune")  # a direct caller's default: the package's own digest
+    loop = package / "cmpt726" / "loop.py"
+    loop.write_text(loop.read_text().replace("loss = F.cross_entropy(logits.float(), target)",
+                                             "loss = F.cross_entropy(logits.float(), target, label_smoothing=0.1)"))
+    after = code_digest(package, "finetune")
+    assert after != before
+
+    s = settings(train="head", epochs=2)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    def run(name, code, **kwargs):
+        return train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / f"{name}.pt",
+                             tmp_path / f"{name}.tsv", s, seed=0, device="cpu", resume_path=tmp_path / f"{name}.resume",
+                             code=code, **kwargs)
+
+    for name, rerun_code, resumes in [("edited", after, False), ("same", before, True)]:
+        with pytest.raises(Killed):
+            run(name, before, on_epoch=kill_after_first)
+        capsys.readouterr()
+        run(name, rerun_code)
+        out = capsys.readouterr().out
+        assert ("resuming from" in out) == resumes, out
+        assert ("other code" in out) == (not resumes), out
+
+
+def test_a_diverging_run_fails_at_once_naming_variant_epoch_and_lr(prepared, tmp_path):
+    s = settings(train="all", lr=1e8, epochs=3)
+    with pytest.raises(FloatingPointError, match=r"variant big, seed 0 diverged: training loss (nan|inf) in epoch 1 "
+                                                 r"at learning rate 1e\+08"):
+        train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "m.tsv", s,
+                      seed=0, device="cpu", resume_path=tmp_path / "m.resume", split_path=prepared / "split.npz",
+                      variant="big")
+    assert list(tmp_path.iterdir()) == []  # no model, no table, no resume state to continue from
+
+
+def test_batch_bounds_never_leave_a_batch_of_one():
+    from cmpt726.loop import batch_bounds
+
+    assert batch_bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert batch_bounds(9, 3) == [(0, 3), (3, 6), (6, 9)]
+    assert batch_bounds(1, 4) == [(0, 1)]
+    assert batch_bounds(5, 4) == [(0, 5)]
+
+
+def test_a_batchnorm_head_trains_when_one_image_is_left_over(prepared, tmp_path):
+    """90 training images (120 minus 30 held out) in batches of 89: the last would hold one image."""
+    s = settings(train="all", epochs=1, batch_size=89, head={"hidden": [8], "batchnorm": True})
+    history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "m.tsv",
+                            s, seed=0, device="cpu", split_path=prepared / "split.npz")
+    assert len(history) == 1 and np.isfinite(history[0]["train_loss"])

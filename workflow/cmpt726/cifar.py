@@ -6,10 +6,20 @@ of truth), the download (torchvision, all or nothing), and one checked reader th
 malformed file with a message naming the file and what is wrong — never a bare KeyError.
 torchvision's dataset classes refuse any folder whose md5 does not match, so reading is ours:
 the md5 is checked when asked (`verify`), the keys, shapes and labels always.
+
+A CIFAR file is a pickle, and `pickle.load` runs whatever a crafted file names: the files are read
+by `SafeUnpickler`, which builds only dicts, lists, strings, numbers and numpy arrays (the globals
+the official files and numpy's own pickles name) and refuses any other global, naming the file,
+with or without `verify`. The download takes a lock beside the folder, unpacks into a hidden
+temporary sibling and renames it into place, so two runs sharing a data root never download into
+each other: the second waits and finds the finished folder.
 """
 
 from __future__ import annotations
 
+import codecs
+import fcntl
+import os
 import pickle
 import shutil
 import tempfile
@@ -43,6 +53,11 @@ CIFAR100 = Layout("CIFAR-100", "CIFAR100", "cifar-100-python", ("train",), ("tes
                   "fine_label_names", 100, "data.cifar100")
 
 
+def files(layout: Layout) -> tuple[str, ...]:
+    """The files of a layout's folder that the workflow reads: a rule's inputs, file by file."""
+    return layout.train + layout.test + (layout.meta,)
+
+
 def official_md5(layout: Layout) -> dict[str, str]:
     """The md5 of each official file, as torchvision checks them."""
     import torchvision.datasets
@@ -55,21 +70,94 @@ def md5sum(path) -> str:
     return file_digest(path, "md5")
 
 
-def download(layout: Layout, batch_dir) -> None:
+def download(layout: Layout, batch_dir, fetch=None) -> str:
     """Download and extract the official archive into `batch_dir` (…/<layout.folder>) with torchvision,
-    which checks the archive's md5 and every file's; all or nothing, never over an existing folder."""
-    import torchvision.datasets
+    which checks the archive's md5 and every file's; all or nothing, never over a user's files.
 
-    cls = getattr(torchvision.datasets, layout.torchvision)
+    Exclusive and atomic on a shared root: a lock file beside the folder (`.<folder>.lock`) is held
+    while torchvision unpacks into a hidden temporary sibling that is then renamed into place. A
+    second process waits for the lock and then finds the finished folder ("found"). An existing
+    folder holding none of the layout's files (an output folder Snakemake made) is filled; one
+    holding some of them is refused. `fetch(tmp)` puts `layout.folder` under `tmp` (default:
+    torchvision's download). Returns "downloaded" or "found"."""
     batch_dir = Path(batch_dir)
-    if batch_dir.exists():
-        raise FileExistsError(f"{batch_dir} exists; refusing to overwrite it (point {layout.config_key}.root at it "
-                              "instead)")
+    names = files(layout)
     batch_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=batch_dir.parent, prefix=".download-") as tmp:
+    with open(batch_dir.parent / f".{batch_dir.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when the process is killed
+        present = [name for name in names if (batch_dir / name).exists()]
+        if len(present) == len(names):
+            print(f"{batch_dir}: found (downloaded by another run)")
+            return "found"
+        if present or (batch_dir.exists() and not batch_dir.is_dir()):
+            raise FileExistsError(f"{batch_dir} holds only part of {layout.name} ({', '.join(present)}); refusing "
+                                  f"to overwrite it (complete it, or point {layout.config_key}.root elsewhere)")
+        for stale in batch_dir.parent.glob(f".download-{batch_dir.name}-*"):  # a killed download's leftovers
+            shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=batch_dir.parent, prefix=f".download-{batch_dir.name}-") as tmp:
+            (fetch or _torchvision_fetch(layout))(tmp)
+            if batch_dir.is_dir():
+                batch_dir.rmdir()  # empty (checked above): made by Snakemake for its output files
+            os.rename(Path(tmp) / layout.folder, batch_dir)  # same file system: atomic, never nested
+    print(f"{batch_dir}: downloaded")
+    return "downloaded"
+
+
+def _torchvision_fetch(layout: Layout):
+    def fetch(tmp):
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, layout.torchvision)
         cls(tmp, train=True, download=True)
         cls(tmp, train=False, download=False)
-        shutil.move(str(Path(tmp) / cls.base_folder), batch_dir)
+
+    return fetch
+
+
+# --------------------------------------------------------------------------- reading without running code
+def _latin1_encode(text, encoding="latin1"):
+    """What a protocol-2 pickle of bytes names (`_codecs.encode`), for latin-1 only."""
+    if codecs.lookup(encoding).name != "iso8859-1":
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
+    return codecs.encode(text, "latin1")
+
+
+def _allowed_globals() -> dict:
+    """(module, name) → object: every global the CIFAR files (numpy 1 and 2 pickles) may name."""
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray, numeric
+    objects = {"_reconstruct": multiarray._reconstruct, "scalar": multiarray.scalar,
+               "_frombuffer": numeric._frombuffer}
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+               ("_codecs", "encode"): _latin1_encode, ("codecs", "encode"): _latin1_encode}
+    for prefix in ("numpy.core", "numpy._core"):
+        allowed[(f"{prefix}.multiarray", "_reconstruct")] = objects["_reconstruct"]
+        allowed[(f"{prefix}.multiarray", "scalar")] = objects["scalar"]
+        allowed[(f"{prefix}.numeric", "_frombuffer")] = objects["_frombuffer"]
+    return allowed
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that builds only plain containers, strings, numbers and numpy arrays: any other
+    global a file names (os.system, builtins.eval, …) is refused before anything runs."""
+
+    _allowed = None
+
+    def find_class(self, module, name):
+        if SafeUnpickler._allowed is None:
+            SafeUnpickler._allowed = _allowed_globals()
+        try:
+            return SafeUnpickler._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR file never does "
+                                         "(refused: unpickling it could run code)") from None
+
+
+def safe_load(fh):
+    """`pickle.load(fh, encoding="latin1")` that runs no code (SafeUnpickler)."""
+    return SafeUnpickler(fh, encoding="latin1").load()
 
 
 def unpickle(path, layout: Layout, md5: str | None = None) -> dict:
@@ -84,7 +172,7 @@ def unpickle(path, layout: Layout, md5: str | None = None) -> dict:
                              f"set {layout.config_key}.verify: false to read it anyway)")
     try:
         with open(path, "rb") as fh:
-            content = pickle.load(fh, encoding="latin1")
+            content = safe_load(fh)
     except Exception as error:
         raise ValueError(f"{path} is not a CIFAR python pickle ({type(error).__name__}: {error})") from error
     if not isinstance(content, dict):

@@ -57,6 +57,22 @@ def read_imagefolder_split(root, split: str) -> tuple[np.ndarray, np.ndarray, li
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels, list(dataset.classes)
 
 
+def tree_digest(root) -> str:
+    """A digest of every file's relative path, size and mtime under `root` (an ImageFolder tree): the
+    prepare rule's param, so that an image replaced in place reruns it (the folder's mtime does not change)."""
+    import hashlib
+    import os
+
+    digest = hashlib.sha256()
+    for folder, dirs, names in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(names):
+            stat = os.stat(os.path.join(folder, name))
+            digest.update(f"{os.path.relpath(os.path.join(folder, name), root)}\0{stat.st_size}\0"
+                          f"{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def source_of(cfg: dict) -> tuple[str, str]:
     """data.cifar100 → ("imagefolder", path) when `imagefolder` is set, else ("pickle", root/cifar-100-python)."""
     if cfg.get("imagefolder"):

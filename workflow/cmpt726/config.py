@@ -163,6 +163,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
         _merge(config, typed(command_line, schema_path))
     fill_and_check(config, schema_path)
     drop_null_variants(config)
+    check_numbers(config)
     check_cross_keys(config)
 
 
@@ -273,18 +274,63 @@ def drop_null_variants(config: dict) -> None:
         raise ConfigError(f"config key variants: every variant is null ({', '.join(dropped)}); at least one must stay")
 
 
+# --------------------------------------------------------------------------- the numeric policy
+
+SEED_LIMIT = 2**63  # torch and numpy seed generators take a signed 64-bit integer
+CIFAR10_CLASSES = 10
+
+
+def _numbers(value, key: str = ""):
+    """(dotted key, value) of every number in a config, at any depth (list items as key.i)."""
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            yield from _numbers(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{key}.{i}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield key, value
+
+
+def _is_seed(key: str) -> bool:
+    parts = key.split(".")
+    return parts[-1] == "seed" or parts[-1].endswith("_seed") or (len(parts) > 1 and parts[-2] == "seeds")
+
+
+def check_numbers(config: dict) -> None:
+    """One numeric policy for every key, before any job: finite numbers only (YAML's .nan and .inf slip
+    past the schema's minimum and maximum), seeds in 0 <= seed < 2**63, and the sizes the later rules
+    need (every class can be in a subset; a BatchNorm head never trains on batches of one image)."""
+    for key, value in _numbers(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key}: {value} is not a finite number")
+        if _is_seed(key) and isinstance(value, int) and not 0 <= value < SEED_LIMIT:
+            raise ConfigError(f"config key {key}: seed {value} must lie in 0 <= seed < 2**63")
+    for split, n in config["data"]["subset"].items():
+        if n is not None and n < CIFAR10_CLASSES:
+            raise ConfigError(f"config key data.subset.{split}: {n} images cannot hold the {CIFAR10_CLASSES} "
+                              f"classes that the per-class results and cleanlab need (at least {CIFAR10_CLASSES})")
+    for name in config["variants"]:
+        settings = resolve_variant(config, name)
+        subset = config["data"]["subset"]["train"]
+        if subset is not None and settings["validation"] and subset - settings["validation"] < CIFAR10_CLASSES:
+            raise ConfigError(f"config key {_variant_key(config, name, 'validation')}: {settings['validation']} "
+                              f"validation images leave fewer than {CIFAR10_CLASSES} of the data.subset.train "
+                              f"{subset} images to train on")
+        if settings["head"]["batchnorm"] and settings["head"]["hidden"] and settings["batch_size"] < 2:
+            raise ConfigError(f"config key {_variant_key(config, name, 'batch_size')}: a head with batchnorm "
+                              "needs batches of at least 2 images")
+
+
+def _variant_key(config: dict, name: str, key: str) -> str:
+    """The key that set a variant's setting: variants.<name>.<key> when the variant overrides it."""
+    return f"variants.{name}.{key}" if key in (config["variants"][name] or {}) else f"training.{key}"
+
+
 def check_cross_keys(config: dict) -> None:
     backbone = config["backbone"]
     if backbone["source"] == "path" and not backbone.get("path"):
         raise ConfigError("config key backbone.path: must name a state_dict file when backbone.source is path")
-    subset = config["data"]["subset"]["train"]
-    for name in config["variants"]:
-        held_out = resolve_variant(config, name)["validation"]
-        if subset is not None and held_out >= subset:
-            key = "training.validation" if "validation" not in (config["variants"][name] or {}) else \
-                f"variants.{name}.validation"
-            raise ConfigError(f"config key {key}: {held_out} validation images leave none of the "
-                              f"data.subset.train {subset} training images to train on")
     for i, name in enumerate(config["analysis"]["label_issues"]["variants"] or []):
         if name not in config["variants"]:
             raise ConfigError(f"config key analysis.label_issues.variants.{i}: {name!r} is not one of the variants "

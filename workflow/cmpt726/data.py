@@ -40,6 +40,10 @@ def _take_subset(images, labels, n, key):
         return images, labels
     if n > len(labels):
         raise ValueError(f"config key {key}: {n} is more than the {len(labels)} images available")
+    missing = sorted(set(range(LAYOUT.classes)) - set(labels[:n].tolist()))
+    if missing:  # per-class results and cleanlab need every class
+        raise ValueError(f"config key {key}: the first {n} images leave out the classes {missing}; "
+                         "choose a larger subset")
     return images[:n], labels[:n]
 
 

@@ -22,18 +22,21 @@ from . import augment, models
 from .io import atomic_path, write_json, write_tsv
 from .loop import Fit, ResumeState, fingerprint, fit
 from .runtime import FeatureBatches, device_name, load_inputs, resolve_device
+from .sources import package_digest
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
 def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, settings: dict, seed: int,
                   device: str = "auto", resume_path=None, summary_out=None, split_path=None,
-                  on_epoch=None) -> list[dict]:
+                  on_epoch=None, code: str | None = None, variant: str | None = None) -> list[dict]:
     """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary
     of the run: the kept epoch, training seconds over all epochs and peak memory.
 
     split_path: an .npz with `train` and `val` indices into `train_path` (None: train on every image,
-    nothing held out, the last epoch kept). on_epoch(row) runs after each epoch's resume state is saved."""
+    nothing held out, the last epoch kept). on_epoch(row) runs after each epoch's resume state is saved.
+    code: the digest of the code that trains (the rule's `code` param; None: this package's own), part of
+    the resume state's fingerprint. variant: the name a divergence is reported with."""
     device = resolve_device(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     backbone_state = models.load_backbone_state(backbone_path)
@@ -75,12 +78,13 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     inputs_used = [backbone_path, train_path] + ([split_path] if split_path is not None else [])
-    resume = ResumeState(resume_path, fingerprint(settings, seed, inputs_used))
+    resume = ResumeState(resume_path, fingerprint(settings, seed, inputs_used, code or package_digest("finetune")))
     job = Fit(model=model, net=net, optimizer=optimizer, train=train, held_out=held_out,
               epochs=settings["epochs"], batch_size=settings["batch_size"], shuffle=shuffle,
               set_train_mode=set_train_mode, bf16=settings["bf16"], validate_every=settings["validate_every"],
               keep=settings["keep"] if held_out is not None else "last",
-              generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch)
+              generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch,
+              describe=f"variant {variant or '?'}, seed {seed}")
     history = fit(job)
 
     model.cpu()

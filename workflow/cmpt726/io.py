@@ -1,6 +1,7 @@
 """Every file the package writes or reads as text: atomic writes, JSON and TSV.
 
-An output either appears whole or not at all (`atomic_path`). JSON is written with sorted keys,
+An output either appears whole or not at all (`atomic_path`); the hidden temporary file of a job killed
+mid-write is removed by the next write of the same output. JSON is written with sorted keys,
 numpy values made plain, and no NaN (a NaN in a result is a bug: it fails here, naming the file).
 TSV tables have a header row; floats are written with 6 significant digits.
 """
@@ -9,21 +10,56 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import hashlib
 import json
 import math
 import os
+import re
+import socket
 import tempfile
 import zipfile
 from pathlib import Path
 
 
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporary siblings of `path` (`.<name>.tmp-<host>-<pid>-…`) that a killed writer on this
+    host left (its process is gone); those of a live writer or another host are left alone. Returns them."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.tmp-(\w+)-(\d+)-")
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        match = pattern.match(candidate.name)
+        if match and match.group(1) == _HOST and not _alive(int(match.group(2))):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    The temporary file is named after the writer (`.<name>.tmp-<host>-<pid>-…`), so that the next
+    write of `path` removes what a killed writer left (`remove_stale_temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{_HOST}-{os.getpid()}-", suffix=suffix or path.suffix,
+                               dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

@@ -8,7 +8,11 @@ held-out accuracy are what the run ends with. A job killed mid-run starts again 
 saved epoch and ends with the same weights, because the resume state holds the model, the
 optimiser, the best epoch's weights and every random stream. It is stored as plain tensors,
 numbers and lists, loaded with `torch.load(weights_only=True)`: a planted or foreign file in
-results/ cannot run code, it is only ignored ("unreadable → start over").
+results/ cannot run code, it is only ignored ("unreadable → start over"). Its fingerprint covers the
+settings, the seed, the inputs and a digest of the package code the job runs, so a state saved by
+other code (an edit between a kill and the rerun) is never continued. A non-finite loss fails the run
+at once (`Diverged`), before anything is saved; the last batch of an epoch never holds a single
+image (`batch_bounds`), which BatchNorm cannot train on.
 """
 
 from __future__ import annotations
@@ -30,13 +34,29 @@ from .runtime import predict
 RESUME_KEYS = {"fingerprint", "epoch", "history", "model", "optimizer", "generators", "torch_rng", "cuda_rng", "best"}
 
 
-def fingerprint(settings: dict, seed: int, inputs) -> str:
-    """Identifies a run, so that a resume state from another configuration or other inputs is never used."""
-    stamp = [settings, seed] + [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs]
+class Diverged(FloatingPointError):
+    """A non-finite loss: the run is failed, nothing of it kept."""
+
+
+def fingerprint(settings: dict, seed: int, inputs, code: str) -> str:
+    """Identifies a run, so that a resume state from another configuration, other inputs or other code
+    (`code`: `sources.code_digest` of the modules the job runs) is never used."""
+    if not code:
+        raise ValueError("fingerprint: the code digest is missing (sources.code_digest of the job's modules)")
+    stamp = [settings, seed, code] + [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs]
     return hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- one epoch
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of each batch of an epoch of `n` images: a last batch of one image joins the one
+    before (BatchNorm cannot train on a single value per channel); the same for every seed."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 def train_epoch(net, optimizer, batches, labels, order, *, batch_size: int, bf16: bool = False,
                 before_step: Callable[[int], None] | None = None) -> dict:
     """One pass over `order` in batches: mean training loss and accuracy (%) of the epoch.
@@ -46,10 +66,10 @@ def train_epoch(net, optimizer, batches, labels, order, *, batch_size: int, bf16
     device = labels.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for i, start in enumerate(range(0, len(order), batch_size)):
+    for i, (start, stop) in enumerate(batch_bounds(len(order), batch_size)):
         if before_step is not None:
             before_step(i)
-        index = order[start:start + batch_size]
+        index = order[start:stop]
         target = labels[index]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = net(batches[index])
@@ -93,7 +113,8 @@ class ResumeState:
             print(f"ignoring {self.path}: unreadable ({type(error).__name__}: {error}); starting from epoch 0")
             return None
         if state["fingerprint"] != self.stamp:
-            print(f"ignoring {self.path}: it belongs to another configuration")
+            print(f"ignoring {self.path}: it belongs to another configuration, other inputs or other code; "
+                  "starting from epoch 0")
             return None
         return state
 
@@ -150,6 +171,7 @@ class Fit:
     resume: ResumeState | None = None
     on_epoch: Callable[[dict], None] | None = None
     name: str = "training"
+    describe: str = ""                # what a failure names, e.g. "variant all, seed 0"
     resumed_from: int | None = None   # set by fit: the epoch a saved state continued from
     kept_epoch: int | None = None     # set by fit: the epoch whose weights the model ends with
 
@@ -172,7 +194,7 @@ def fit(job: Fit) -> list[dict]:
         job.resumed_from = saved["epoch"]
         print(f"resuming from {job.resume.path} after epoch {saved['epoch']}", flush=True)
     n = len(train_x)
-    steps_per_epoch = math.ceil(n / job.batch_size)
+    steps_per_epoch = len(batch_bounds(n, job.batch_size))
     loss_key, acc_key = f"{job.held_out_name}_loss", f"{job.held_out_name}_acc"
     this_run = []
     for epoch in range(len(history), job.epochs):
@@ -190,9 +212,11 @@ def fit(job: Fit) -> list[dict]:
 
         row.update(train_epoch(job.net, job.optimizer, train_x, train_y, order, batch_size=job.batch_size,
                                bf16=job.bf16, before_step=before_step))
+        _check_finite(job, epoch + 1, "training", row["train_loss"])
         row.update({loss_key: None, acc_key: None})
         if job.held_out is not None and ((epoch + 1) % job.validate_every == 0 or epoch + 1 == job.epochs):
             scored = evaluate(job.net, *job.held_out, bf16=job.bf16)
+            _check_finite(job, epoch + 1, job.held_out_name, scored["loss"])
             row.update({loss_key: scored["loss"], acc_key: scored["acc"]})
             if job.keep == "best" and (best["acc"] is None or scored["acc"] > best["acc"]):  # ties: the earlier
                 best = {"epoch": epoch + 1, "acc": scored["acc"],
@@ -211,6 +235,15 @@ def fit(job: Fit) -> list[dict]:
     else:
         job.kept_epoch = len(history)
     return history
+
+
+def _check_finite(job: Fit, epoch: int, which: str, loss: float) -> None:
+    """Fail the job at once on a non-finite loss, before its state is saved or kept as the best."""
+    if math.isfinite(loss):
+        return
+    lr = job.optimizer.param_groups[0]["lr"]
+    raise Diverged(f"{job.name}{' of ' + job.describe if job.describe else ''} diverged: {which} loss {loss} in "
+                   f"epoch {epoch} at learning rate {lr:g}; nothing was kept (lower the learning rate)")
 
 
 def progress_line(name: str, row: dict, epochs: int, seconds: list[float], held_out: str = "val") -> str:

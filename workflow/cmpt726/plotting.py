@@ -1,5 +1,7 @@
 """matplotlib for every figure of the workflow: the Agg backend (no display on the workers) set
-once, before pyplot is imported, and one atomic PNG writer."""
+once, before pyplot is imported, one atomic PNG writer, and `plain_text` for figures that show
+user text (class names from the data's meta file, variant names, titles): drawn as written, never
+typeset as math text (a `$` in a class name would be, and a malformed one would fail the job)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+
+import functools  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
 
@@ -22,4 +26,16 @@ def save_figure(fig, path, dpi: int = DPI) -> None:
         plt.close(fig)
 
 
-__all__ = ["DPI", "plt", "save_figure"]
+def plain_text(draw):
+    """Run a figure function with math text off for every text it creates (tick labels drawn at save
+    time included): the report's figures, whose text comes from users and data files."""
+
+    @functools.wraps(draw)
+    def drawn_as_written(*args, **kwargs):
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return drawn_as_written
+
+
+__all__ = ["DPI", "plain_text", "plt", "save_figure"]

@@ -23,8 +23,9 @@ import torch
 from . import models
 from .augment import RandomCropFlip
 from .io import atomic_path, write_json, write_tsv
-from .loop import Fit, ResumeState, fingerprint, fit
+from .loop import Fit, ResumeState, batch_bounds, fingerprint, fit
 from .runtime import device_name, load_inputs, resolve_device
+from .sources import package_digest
 
 # The loop's test_acc is the CIFAR-100 top-1 here.
 EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
@@ -64,11 +65,12 @@ def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
 
 # --------------------------------------------------------------------------- set-up + the loop
 def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: dict, device: str = "auto",
-             resume_path=None, on_epoch=None) -> dict:
+             resume_path=None, on_epoch=None, code: str | None = None) -> dict:
     """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg` (= config backbone.pretrain).
 
     After every epoch the full state goes to `resume_path`; a rerun with the same config and
-    inputs continues from it. `on_epoch(row)` is called after each epoch's state is saved.
+    inputs continues from it (and the same `code`: the rule's digest of the code that trains, None: this
+    package's own). `on_epoch(row)` is called after each epoch's state is saved.
     """
     tic_total = time.perf_counter()
     device = resolve_device(device)
@@ -90,8 +92,8 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                                 nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
     n, batch_size = len(train_x), cfg["batch_size"]
-    steps_per_epoch = math.ceil(n / batch_size)
-    resume = ResumeState(resume_path, fingerprint(cfg, seed, [train_path, test_path]))
+    steps_per_epoch = len(batch_bounds(n, batch_size))
+    resume = ResumeState(resume_path, fingerprint(cfg, seed, [train_path, test_path], code or package_digest("pretrain")))
 
     print(f"pretraining ResNet-20 on {n} images, {steps_per_epoch} steps/epoch, device {device_name(device)} "
           f"({torch.get_num_threads()} threads), schedule {cfg['schedule']}, {cfg['epochs']} epochs", flush=True)
@@ -101,6 +103,7 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
               bf16=bool(cfg["bf16"]),  # autocast on any device (CPUs with AVX512-BF16 gain ≈ 1.4×)
               lr_at=lambda step: learning_rate(cfg, step, steps_per_epoch),
               generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch, name="pretraining",
+              describe=f"backbone.pretrain (seed {seed})",
               held_out_name="test")
     history = fit(job)
     history = [{**row, "test_top1": row["test_acc"]} for row in history]

@@ -1,8 +1,13 @@
 # CIFAR-10: download when absent, then prepare compact uint8 arrays once.
-CIFAR10_DIR = str(Path(config["data"]["cifar10"]["root"]) / "cifar-10-batches-py")
+from cmpt726.cifar import CIFAR10, files as layout_files
 
-# Only a missing folder gets a download rule, so no run (not even --forceall) replaces a user's copy.
-if not Path(CIFAR10_DIR).exists():
+CIFAR10_DIR = str(Path(config["data"]["cifar10"]["root"]) / CIFAR10.folder)
+# Every batch file is an input of its own: a file replaced in place (same folder mtime) reruns prepare.
+CIFAR10_FILES = [str(Path(CIFAR10_DIR) / name) for name in layout_files(CIFAR10)]
+
+# Only a folder holding none of the files gets a download rule, so no run (not even --forceall) replaces
+# a user's copy; one holding some of them fails as a missing input, naming the file.
+if not any(map(os.path.exists, CIFAR10_FILES)):
 
     rule download_cifar10:
         """Download CIFAR-10 (torchvision, md5-checked) where data.cifar10.root has none."""
@@ -10,11 +15,13 @@ if not Path(CIFAR10_DIR).exists():
         conda:
             CONDA_ENV
         output:
-            protected(directory(CIFAR10_DIR)),
+            protected(CIFAR10_FILES),
         log:
             f"{LOGS}/download_cifar10.log",
         benchmark:
             f"{BENCHMARKS}/download_cifar10.tsv"
+        params:
+            folder=lambda wildcards, output: os.path.dirname(output[0]),
         script:
             "../scripts/download_cifar10.py"
 
@@ -24,7 +31,7 @@ rule prepare_cifar10:
     conda:
         CONDA_ENV
     input:
-        batches=CIFAR10_DIR,
+        batches=CIFAR10_FILES,
     output:
         train="results/data/cifar10/train.npz",
         test="results/data/cifar10/test.npz",
@@ -35,6 +42,7 @@ rule prepare_cifar10:
         f"{BENCHMARKS}/prepare_cifar10.tsv"
     params:
         code=package_code("data"),
+        folder=lambda wildcards, input: os.path.dirname(input.batches[0]),
         verify=config["data"]["cifar10"]["verify"],
         subset=config["data"]["subset"],
     script:

@@ -1,12 +1,20 @@
 # backbone.source: pretrain. CIFAR-100 (pickle layout under data.cifar100.root, downloaded when
 # absent; or an ImageFolder tree at data.cifar100.imagefolder, which wins when set) → compact
 # arrays → ResNet-20 trained here → BACKBONE, used by fine-tuning exactly like the published one.
-from cmpt726.cifar100 import source_of
+from cmpt726.cifar import CIFAR100, files as layout_files
+from cmpt726.cifar100 import source_of, tree_digest
 
 CIFAR100_KIND, CIFAR100_SOURCE = source_of(config["data"]["cifar100"])
+# The pickle files are inputs one by one (a file replaced in place reruns prepare); an ImageFolder tree
+# (60000 files) is the folder plus a digest of every file's path, size and mtime as a param.
+CIFAR100_FILES = (
+    [str(Path(CIFAR100_SOURCE) / name) for name in layout_files(CIFAR100)]
+    if CIFAR100_KIND == "pickle"
+    else [CIFAR100_SOURCE]
+)
 
-# As for CIFAR-10: only a missing folder gets a download rule, so no run replaces a user's copy.
-if CIFAR100_KIND == "pickle" and not Path(CIFAR100_SOURCE).exists():
+# As for CIFAR-10: only a folder holding none of the files gets a download rule, so no run replaces a user's copy.
+if CIFAR100_KIND == "pickle" and not any(map(os.path.exists, CIFAR100_FILES)):
 
     rule download_cifar100:
         """Download CIFAR-100 (torchvision, md5-checked) where data.cifar100.root has none."""
@@ -14,11 +22,13 @@ if CIFAR100_KIND == "pickle" and not Path(CIFAR100_SOURCE).exists():
         conda:
             CONDA_ENV
         output:
-            protected(directory(CIFAR100_SOURCE)),
+            protected(CIFAR100_FILES),
         log:
             f"{LOGS}/download_cifar100.log",
         benchmark:
             f"{BENCHMARKS}/download_cifar100.tsv"
+        params:
+            folder=lambda wildcards, output: os.path.dirname(output[0]),
         script:
             "../scripts/download_cifar100.py"
 
@@ -28,7 +38,7 @@ rule prepare_cifar100:
     conda:
         CONDA_ENV
     input:
-        source=CIFAR100_SOURCE,
+        source=CIFAR100_FILES,
     output:
         train="results/data/cifar100/train.npz",
         test="results/data/cifar100/test.npz",
@@ -40,6 +50,12 @@ rule prepare_cifar100:
     params:
         code=package_code("cifar100"),
         kind=CIFAR100_KIND,
+        # The folder the files lie in (pickle), or the tree itself (imagefolder).
+        source=lambda wildcards, input: (
+            os.path.dirname(input.source[0]) if CIFAR100_KIND == "pickle" else input.source[0]
+        ),
+        # Evaluated only when the job is planned: an ImageFolder tree's files, edited in place, rerun it.
+        tree=lambda wildcards: tree_digest(CIFAR100_SOURCE) if CIFAR100_KIND == "imagefolder" else None,
         verify=config["data"]["cifar100"]["verify"],
     script:
         "../scripts/prepare_cifar100.py"

@@ -4,7 +4,7 @@ from cmpt726.jobs import run
 run(
     snakemake,
     lambda smk: prepare_cifar10(
-        smk.input.batches,
+        smk.params.folder,
         smk.output.train,
         smk.output.test,
         smk.output.summary,

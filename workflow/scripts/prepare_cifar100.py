@@ -4,7 +4,7 @@ from cmpt726.jobs import run
 run(
     snakemake,
     lambda smk: prepare_cifar100(
-        smk.input.source,
+        smk.params.source,
         smk.params.kind,
         smk.output.train,
         smk.output.test,

@@ -12,5 +12,6 @@ run(
         cfg=smk.params.pretrain,
         device=smk.params.device,
         resume_path=smk.params.resume,
+        code=smk.params.code,
     ),
 )

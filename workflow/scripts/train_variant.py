@@ -14,5 +14,7 @@ run(
         resume_path=smk.params.resume,
         summary_out=smk.output.summary,
         split_path=smk.input.get("split"),
+        code=smk.params.code,
+        variant=smk.wildcards.variant,
     ),
 )

@@ -14,7 +14,7 @@ from ..analysis import near_duplicates as nd
 from ..data import load_arrays
 from ..evaluation import read_score_set
 from ..io import read_json, write_json
-from ..plotting import plt, save_figure
+from ..plotting import plain_text, plt, save_figure
 from . import figures
 
 N_SHOWN = 24
@@ -97,6 +97,7 @@ def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels
 
 
 # --------------------------------------------------------------------------- figures
+@plain_text
 def plot_suspects(images, top: list[dict], path) -> None:
     """The most likely label errors: the image, its given label → the suggested one, the mean probability of
     the given label."""
@@ -106,6 +107,7 @@ def plot_suspects(images, top: list[dict], path) -> None:
                             "label)", path, "no suspects")
 
 
+@plain_text
 def plot_humans(metrics: dict, path) -> None:
     """Left: the models' mean confidence in their prediction per bin of human agreement with the label.
     Right: every variant's cross-entropy against the people's vote distribution (lower is better)."""
@@ -135,6 +137,7 @@ def plot_humans(metrics: dict, path) -> None:
     save_figure(fig, path)
 
 
+@plain_text
 def plot_duplicates(test_images, train_images, test_labels, train_labels, classes, shown: list[dict], path) -> None:
     """Flagged pairs side by side: the test image and its nearest training image, with their labels."""
     figures.plot_image_grid(
@@ -146,6 +149,7 @@ def plot_duplicates(test_images, train_images, test_labels, train_labels, classe
 
 
 # --------------------------------------------------------------------------- rule summarize_analyses
+@plain_text
 def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, label_issues, label_issues_summary,
                      near_duplicates, near_duplicates_summary, out: dict, human_labels=None,
                      human_metrics=None) -> dict:

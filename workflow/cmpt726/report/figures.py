@@ -11,7 +11,7 @@ import matplotlib.ticker
 import numpy as np
 
 from ..io import read_tsv
-from ..plotting import plt, save_figure
+from ..plotting import plain_text, plt, save_figure
 from .render import signed
 
 
@@ -24,6 +24,7 @@ def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, n
     return epochs, values.mean(0), (values.std(0, ddof=1) if len(histories) > 1 else None)
 
 
+@plain_text
 def plot_curves(curves: dict[str, list[list[dict]]], path) -> None:
     """Training loss and validation accuracy per epoch, one line per variant (mean over seeds, ±1 std band).
     Without a validation split (training.validation 0) the right panel says so."""
@@ -56,6 +57,7 @@ def plot_curves(curves: dict[str, list[list[dict]]], path) -> None:
     save_figure(fig, path)
 
 
+@plain_text
 def plot_intervals(rows: list[dict], verdict: dict, path) -> None:
     """Each variant's test accuracy with its 95 % interval, highest first; single seeds as small dots;
     the variants the tests cannot tell apart from the top one in the top one's colour."""
@@ -76,6 +78,7 @@ def plot_intervals(rows: list[dict], verdict: dict, path) -> None:
     save_figure(fig, path)
 
 
+@plain_text
 def plot_pair_matrix(matrix: dict, alpha: float, path) -> None:
     """Row − column difference in test accuracy (points) for every pair, coloured by size and sign, with the
     Holm-adjusted p-value; pairs the tests tell apart (p < alpha) are framed."""
@@ -100,6 +103,7 @@ def plot_pair_matrix(matrix: dict, alpha: float, path) -> None:
     save_figure(fig, path)
 
 
+@plain_text
 def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path) -> None:
     """Counts, coloured by the row-normalised rate (recall per true class)."""
     confusion = np.asarray(confusion)
@@ -118,6 +122,7 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path) 
     save_figure(fig, path)
 
 
+@plain_text
 def plot_per_class(per_class: dict[str, dict[str, float | None]], path) -> None:
     """Grouped bars: per-class test accuracy of each named variant (best and baseline)."""
     names = list(per_class)
@@ -139,6 +144,7 @@ def plot_per_class(per_class: dict[str, dict[str, float | None]], path) -> None:
     save_figure(fig, path)
 
 
+@plain_text
 def plot_reliability(calib: dict, title: str, path) -> None:
     """Accuracy per score bin against the diagonal, and how many images fall in each bin."""
     edges = np.array(calib["edges"])
@@ -162,6 +168,7 @@ def plot_reliability(calib: dict, title: str, path) -> None:
     save_figure(fig, path)
 
 
+@plain_text
 def plot_image_grid(tiles: list[list[tuple]], title: str, path, empty: str, cols: int = 6,
                     cell=(1.55, 1.95)) -> None:
     """Small images in a grid with a title each. tiles: one list per image group, of (image (3, 32, 32) uint8,
@@ -181,12 +188,14 @@ def plot_image_grid(tiles: list[list[tuple]], title: str, path, empty: str, cols
     save_figure(fig, path)
 
 
+@plain_text
 def plot_mistakes(images: np.ndarray, labels, probs, indices, classes: list[str], title: str, path) -> None:
     """The given test images (N, 3, 32, 32 uint8) in a grid, each with true class, prediction and score."""
     plot_image_grid([[(images[i], f"#{i}  true: {classes[labels[i]]}\npred: {classes[probs[i].argmax()]} "
                                   f"{probs[i].max():.3f}", "#a00")] for i in indices], title, path, "no mistakes")
 
 
+@plain_text
 def plot_pretraining(epochs_path, path, published_top1: float | None = None) -> None:
     """Backbone pretraining on CIFAR-100: test top-1 and losses per epoch, beside the published top-1."""
     rows = read_tsv(epochs_path)
