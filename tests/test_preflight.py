@@ -108,3 +108,13 @@ def test_config_error_has_no_traceback_lines(tiny_inputs, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "did you mean seeds?" in out
     assert 'File "' not in out and "Traceback" not in out, out[-2000:]
+
+
+def test_cifar10_download_error_names_the_url_and_the_root_key(tmp_path):
+    from cmpt726 import data
+
+    url = closed_port_url()
+    with pytest.raises(OSError) as error:
+        data.download_cifar10(tmp_path / "cifar10" / "cifar-10-batches-py", url=url)
+    assert url in str(error.value) and "data.cifar10.root" in str(error.value)
+    assert not (tmp_path / "cifar10" / "cifar-10-batches-py").exists()  # nothing half-written

@@ -70,7 +70,7 @@ def md5sum(path) -> str:
     return file_digest(path, "md5")
 
 
-def download(layout: Layout, batch_dir, fetch=None) -> str:
+def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> str:
     """Download and extract the official archive into `batch_dir` (…/<layout.folder>) with torchvision,
     which checks the archive's md5 and every file's; all or nothing, never over a user's files.
 
@@ -79,7 +79,7 @@ def download(layout: Layout, batch_dir, fetch=None) -> str:
     second process waits for the lock and then finds the finished folder ("found"). An existing
     folder holding none of the layout's files (an output folder Snakemake made) is filled; one
     holding some of them is refused. `fetch(tmp)` puts `layout.folder` under `tmp` (default:
-    torchvision's download). Returns "downloaded" or "found"."""
+    torchvision's download from `url`, torchvision's own URL when None). Returns "downloaded" or "found"."""
     batch_dir = Path(batch_dir)
     names = files(layout)
     batch_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def download(layout: Layout, batch_dir, fetch=None) -> str:
         for stale in batch_dir.parent.glob(f".download-{batch_dir.name}-*"):  # a killed download's leftovers
             shutil.rmtree(stale, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=batch_dir.parent, prefix=f".download-{batch_dir.name}-") as tmp:
-            (fetch or _torchvision_fetch(layout))(tmp)
+            (fetch or _torchvision_fetch(layout, url, batch_dir))(tmp)
             if batch_dir.is_dir():
                 batch_dir.rmdir()  # empty (checked above): made by Snakemake for its output files
             os.rename(Path(tmp) / layout.folder, batch_dir)  # same file system: atomic, never nested
@@ -103,12 +103,24 @@ def download(layout: Layout, batch_dir, fetch=None) -> str:
     return "downloaded"
 
 
-def _torchvision_fetch(layout: Layout):
+def _torchvision_fetch(layout: Layout, url: str | None, batch_dir: Path):
+    """torchvision's download of the archive (its md5 checked) from `url`, then its check of every file."""
+
     def fetch(tmp):
+        import urllib.error
+
         import torchvision.datasets
+        from torchvision.datasets.utils import download_and_extract_archive
 
         cls = getattr(torchvision.datasets, layout.torchvision)
-        cls(tmp, train=True, download=True)
+        source = url or cls.url
+        try:
+            download_and_extract_archive(source, tmp, filename=cls.filename, md5=cls.tgz_md5)
+        except (urllib.error.URLError, OSError) as error:
+            raise OSError(f"{layout.name} cannot be downloaded from {source} ({error}). Offline: put an existing "
+                          f"{layout.folder}/ at {batch_dir}, or set {layout.config_key}.root to the folder that "
+                          f"holds one") from error
+        cls(tmp, train=True, download=False)  # torchvision's md5 check of every file
         cls(tmp, train=False, download=False)
 
     return fetch

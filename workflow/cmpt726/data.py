@@ -20,9 +20,10 @@ LAYOUT = cifar.CIFAR10
 BATCH_DIR = LAYOUT.folder
 
 
-def download_cifar10(batch_dir) -> None:
-    """torchvision's download (archive and file md5 checked) into `batch_dir` (…/cifar-10-batches-py)."""
-    cifar.download(LAYOUT, batch_dir)
+def download_cifar10(batch_dir, url: str | None = None) -> None:
+    """torchvision's download (archive and file md5 checked) from `url` (data.cifar10.url) into `batch_dir`
+    (…/cifar-10-batches-py)."""
+    cifar.download(LAYOUT, batch_dir, url=url)
 
 
 def save_arrays(path, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:

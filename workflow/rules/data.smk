@@ -22,6 +22,7 @@ if not any(map(os.path.exists, CIFAR10_FILES)):
             f"{BENCHMARKS}/download_cifar10.tsv"
         params:
             folder=lambda wildcards, output: os.path.dirname(output[0]),
+            url=config["data"]["cifar10"]["url"],
         script:
             "../scripts/download_cifar10.py"
 
