@@ -41,7 +41,7 @@ rule plot_q6:
         settings=SETTINGS,
         runs=RUNS,
         reference=config["reference_accuracy"],
-        statistics={k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons")},
+        statistics={k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons", "smallest_effect")},
         focus=config["report"]["gallery_variant"],
         seed_replica=config["training"]["seed_quirks"],
     script:
