@@ -399,33 +399,34 @@ def test_run_level_difference_by_hand():
         stats.run_level_difference(a[:1], b[:1])
 
 
-def simulated_pairs(rng, sims, k, effect, n=2000, spread_s=2.6, shift=0.1):
-    """Small version of benchmarks/run_level_calibration.simulate: images with a latent ease shared by
-    the variants, a variant-by-image part, a run-wide shift per run and per-image noise."""
-    mu = 1.08 * np.sqrt(1 + shift**2 + spread_s**2)  # Phi^-1(0.86) ~ 1.08
-    x = rng.normal(mu, spread_s, (sims, 1, n))
+def calibration_benchmark():
+    """benchmarks/run_level_calibration.py as a module: its simulator is the one the recorded rates come from."""
+    import importlib.util
+    from pathlib import Path
 
-    def variant(delta):
-        g = rng.normal(0, 0.25 * spread_s, (sims, 1, n))
-        return x + g + delta + rng.normal(0, shift, (sims, k, 1)) + rng.standard_normal((sims, k, n)) > 0
-
-    return variant(effect), variant(0.0)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run_level_calibration.py"
+    spec = importlib.util.spec_from_file_location("run_level_calibration", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_run_level_test_holds_its_level_where_seed_zero_mcnemar_does_not():
-    # 400 simulated pairs of equal variants, 3 runs each, with a run-wide shift (runs that are a
-    # little better or worse everywhere). The run-level test says "different" about 5 % of the time;
+    # 400 simulated pairs of equal variants on 2,000 images, 3 runs each, with a run-wide shift (runs that
+    # are a little better or worse everywhere). The run-level test says "different" about 5 % of the time;
     # McNemar of seed 0 against seed 0, read as a claim about the variants, far more often.
+    bench = calibration_benchmark()
     rng = np.random.default_rng(40)
-    a, b = simulated_pairs(rng, 400, 3, 0.0)
-    r = stats.run_level_difference(a, b)
-    false_positive = np.mean(r["p"] < 0.05)
-    mcnemar = np.mean([stats.mcnemar_exact(a[s, 0], b[s, 0])["p"] < 0.05 for s in range(400)])
+    a, b = bench.simulate(rng, 400, 3, 3, 0.0, S=10.0, tau=0.15, n=2000)
+    false_positive = np.mean(stats.run_level_difference(a, b)["p"] < 0.05)
+    mcnemar = np.mean(bench.mcnemar_p(a, b) < 0.05)
     assert false_positive <= 0.09  # 5 % +- 2.2 % (2 standard errors of 400 draws), plus slack
     assert mcnemar > 2 * false_positive
-    # ... and finds a real difference of about 6 points nearly always.
-    a, b = simulated_pairs(rng, 200, 3, 1.0)
+    # ... and finds a difference of 3 points nearly always.
+    a, b = bench.simulate(rng, 200, 3, 3, 3.0, S=10.0, tau=0.15, n=2000)
     assert np.mean(stats.run_level_difference(a, b)["p"] < 0.05) > 0.9
+    # The vectorised McNemar of the benchmark is the package's.
+    assert bench.mcnemar_p(a[:3], b[:3]) == pytest.approx([stats.mcnemar_exact(a[i, 0], b[i, 0])["p"] for i in range(3)])
 
 
 # ---------------------------------------------------------------------------------- The answers
