@@ -34,19 +34,35 @@ def _mean(values):
 
 
 # --------------------------------------------------------------------------- numbers
-def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, focus: str, seed_index: int,
-                        human_disagree=None) -> dict:
-    """How many suspects, how many of the focus run's mistakes they are, every variant's accuracy without them."""
+def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, focus: str, human_disagree=None,
+                        human_majority=None) -> dict:
+    """How many suspects, and every variant's mistakes against suspects found WITHOUT that variant.
+
+    A variant among the flagging models (summary["variants"]) is set against its leave-one-out suspects
+    (summary["leave_one_out"], mean over its seeds); one that is not is set against the full list, which never
+    saw it. A flagging variant with no leave-one-out list (it was the only one) gets None: its numbers would
+    follow by construction. The focus entry is the focus variant's (mean over its seeds when it flags).
+    Against CIFAR-10H: precision = share of suspects whose people's majority rejects the given label (Wilson
+    interval), and how often that majority picks the models' suggested class.
+    """
     suspects = table["index"]
-    focus_probs = by_variant[focus][seed_index]["probs"]
-    focus_summary = li.summary(labels, focus_probs, suspects)
+    flagging = set(summary.get("variants") or [])
+    loo = summary.get("leave_one_out") or {}
     variants = {}
     for name, runs in by_variant.items():
-        per_seed = [li.summary(labels, s["probs"], suspects) for s in runs]
-        variants[name] = {"accuracy": _mean([p["accuracy"] for p in per_seed]),
-                          "accuracy_without_suspects": _mean([p["accuracy_without_suspects"] for p in per_seed]),
-                          "mistakes_suspect_share": _mean([100 * p["mistakes_suspect"] / p["mistakes"]
-                                                           for p in per_seed if p["mistakes"]])}
+        if name in loo:
+            own = {**loo[name], "suspects_from": "leave-one-out"}
+        elif name in flagging:
+            own = {"accuracy": _mean([li.summary(labels, s["probs"], suspects)["accuracy"] for s in runs]),
+                   "accuracy_without_suspects": None, "mistakes_suspect_share": None, "mistakes": None,
+                   "mistakes_suspect": None, "n_suspects": None, "suspects_from": "circular (the only flagging variant)"}
+        else:
+            per_seed = [li.summary(labels, s["probs"], suspects) for s in runs]
+            own = {key: _mean([p[key] for p in per_seed])
+                   for key in ("accuracy", "accuracy_without_suspects", "mistakes", "mistakes_suspect")}
+            own.update(n_suspects=int(len(suspects)), suspects_from="all flagging variants (not this one)",
+                       mistakes_suspect_share=100 * own["mistakes_suspect"] / own["mistakes"] if own["mistakes"] else None)
+        variants[name] = own
     overlap = None
     if human_disagree is not None:
         # How much more often people reject the official label on a suspect than elsewhere: the check
@@ -56,10 +72,15 @@ def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, fo
         n_others = len(human_disagree) - len(suspects)
         overlap = {"suspects": int(len(suspects)), "people_disagree": int(human_disagree.sum()), "both": both,
                    "share_suspects": 100.0 * both / len(suspects) if len(suspects) else None,
-                   "share_others": 100.0 * (int(human_disagree.sum()) - both) / n_others if n_others else None}
+                   "share_others": 100.0 * (int(human_disagree.sum()) - both) / n_others if n_others else None,
+                   "precision_ci": list(stats.wilson_interval(both, len(suspects))) if len(suspects) else None,
+                   "suggested_is_majority": None}
+        if human_majority is not None and len(suspects):
+            hits = int((np.asarray(human_majority)[suspects] == np.asarray(table["suggested"])).sum())
+            overlap["suggested_is_majority"] = 100.0 * hits / len(suspects)
     return {"n_suspects": int(len(suspects)), "n_models": summary["n_models"], "filter_by": summary["filter_by"],
-            "model_accuracy": summary["model_accuracy"],
-            "focus": focus_summary, "variants": variants, "human_overlap": overlap,
+            "model_accuracy": summary["model_accuracy"], "flagging_variants": sorted(flagging),
+            "focus": variants[focus], "variants": variants, "human_overlap": overlap,
             "top": [{"index": int(i), "given": g, "suggested": s, "confidence": float(c)}
                     for i, g, s, c in zip(suspects[:N_SHOWN], table["given"][:N_SHOWN], table["suggested"][:N_SHOWN],
                                           table["self_confidence"][:N_SHOWN])]}
@@ -173,8 +194,9 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
         save_figure(fig, out["humans"])
 
     issues = label_issue_numbers(li.read_label_issues(label_issues), read_json(label_issues_summary), by_variant,
-                                 labels, focus, seed_index,
-                                 None if human_table is None else human_table["disagree"])
+                                 labels, focus,
+                                 None if human_table is None else human_table["disagree"],
+                                 None if human_table is None else human_table["human_majority"])
     duplicates = duplicate_numbers(nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary), by_variant, labels)
     plot_suspects(test_x, issues["top"], out["suspects"])
     plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
