@@ -462,3 +462,25 @@ def test_three_answers_for_the_prespecified_questions():
     raw = [answers[q["asks"]]["p"] for q in questions]
     assert [answers[q["asks"]]["p_adjusted"] for q in questions] == pytest.approx(stats.holm(raw))
     assert all(a["p_adjusted_all_pairs"] >= a["p_adjusted"] for a in answers.values())
+
+
+# ---------------------------------------------------------------------------------- Rankings
+
+
+def test_ranking_intervals_separate_a_real_gap_and_not_a_tiny_one():
+    # Per-image cross-entropies: "b" is "a" plus 0.001 nats of noise-sized shift, "c" is 0.3 nats worse.
+    rng = np.random.default_rng(60)
+    a = rng.exponential(0.5, 3000)
+    values = {"b": a + 0.001 + rng.normal(0, 0.05, 3000), "a": a, "c": a + 0.3}
+    ranking = stats.ranking_intervals(values, replicates=1000)
+    json.dumps(ranking, allow_nan=False)
+    assert ranking["order"][-1] == "c" and ranking["tied_with_lowest"] != ["c"]
+    assert "c" not in ranking["tied_with_lowest"]
+    second = ranking["order"][1]
+    assert second in ("a", "b") and second in ranking["tied_with_lowest"]
+    row = ranking["rows"]["c"]
+    assert row["diff_to_lowest"] == pytest.approx(values["c"].mean() - values[ranking["lowest"]].mean())
+    assert row["diff_ci_low"] < row["diff_to_lowest"] < row["diff_ci_high"]
+    # Paired: the same image draws for every name, so a constant shift has a zero-width difference interval.
+    boot = stats.bootstrap_means({"a": a, "c": a + 0.3}, replicates=200)
+    np.testing.assert_allclose(boot["c"] - boot["a"], 0.3)

@@ -11,6 +11,8 @@ This module owns the numbers the report quotes when it compares fine-tuning vari
 * `bootstrap_accuracies` - a two-level paired bootstrap (test images x seeds) of every variant's
   mean accuracy, the source of every multi-seed variant's accuracy interval;
 * `accuracy_summary` - per variant: mean, std over seeds, per-seed accuracies, a 95 % interval;
+* `bootstrap_means`, `ranking_intervals` - a paired image bootstrap of any per-image value (the
+  cross-entropy against CIFAR-10H) and every name's difference to the lowest, with intervals;
 * `run_level_difference` - the run-level test of two variants (per-run accuracies, Welch-type t with
   the image-sampling variance added), the test of every pair where a variant has several seeds;
 * `mcnemar_exact` - two single trained models on the same images (a statement about those two
@@ -202,6 +204,31 @@ def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicate
     return out
 
 
+def bootstrap_means(values_by_name: Mapping[str, np.ndarray], replicates: int = 2000, seed: int = 0,
+                    chunk: int = 500) -> dict:
+    """Paired image bootstrap of per-image values (e.g. a cross-entropy per test image): name -> (replicates,)
+    means, every name resampled with the SAME draws of images (so differences between names are paired).
+    Values are floats, one (images,) array per name, all of one length; NaN is refused."""
+    names = [str(k) for k in values_by_name]
+    if not names:
+        raise ValueError("no values given")
+    matrix = np.stack([np.asarray(v, dtype=np.float64) for v in values_by_name.values()], axis=1)  # (n, names)
+    if matrix.ndim != 2 or not np.isfinite(matrix).all():
+        raise ValueError(f"need finite (images,) arrays of one length per name, got shape {matrix.shape}")
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    n = matrix.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty((replicates, len(names)))
+    chunk = max(1, min(chunk, (2**31 - 1) // n))
+    for start in range(0, replicates, chunk):
+        m = min(chunk, replicates - start)
+        draws = rng.integers(0, n, size=(m, n), dtype=np.int32) + (np.arange(m, dtype=np.int32) * n)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
+        out[start:start + m] = counts @ matrix / n
+    return {name: out[:, j] for j, name in enumerate(names)}
+
+
 def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(samples, [tail, 100 - tail])
@@ -311,6 +338,26 @@ def holm(pvalues) -> list[float]:
     adjusted = np.empty(m)
     adjusted[order] = stepped
     return [float(v) for v in adjusted]
+
+
+def ranking_intervals(values_by_name: Mapping[str, np.ndarray], confidence: float = 0.95, replicates: int = 2000,
+                      seed: int = 0) -> dict:
+    """A ranking by the mean of a per-image value (lower first) with paired bootstrap intervals: per name its mean
+    and interval, and its difference to the lowest with that interval. `tied_with_lowest`: the names whose
+    difference interval reaches 0 (the data cannot put them behind the lowest). Image sampling only: the values
+    of a name with several seeds are their mean per image."""
+    boot = bootstrap_means(values_by_name, replicates=replicates, seed=seed)
+    means = {str(k): float(np.mean(v)) for k, v in values_by_name.items()}
+    order = sorted(means, key=means.get)
+    lowest = order[0]
+    rows = {}
+    for name in order:
+        low, high = _percentile_interval(boot[name], confidence)
+        d_low, d_high = _percentile_interval(boot[name] - boot[lowest], confidence)
+        rows[name] = {"mean": means[name], "ci_low": low, "ci_high": high,
+                      "diff_to_lowest": means[name] - means[lowest], "diff_ci_low": d_low, "diff_ci_high": d_high}
+    return {"order": order, "lowest": lowest, "confidence": float(confidence), "replicates": int(replicates),
+            "tied_with_lowest": [n for n in order[1:] if rows[n]["diff_ci_low"] <= 0], "rows": rows}
 
 
 def run_variance(runs: np.ndarray) -> tuple[float, float, int] | None:
