@@ -231,10 +231,12 @@ def test_report_uses_the_leave_one_out_numbers_and_gives_none_when_circular(tmp_
     numbers = label_issue_numbers(table, result, by_variant, given, "a")
     assert numbers["focus"] == numbers["variants"]["a"]
     assert numbers["variants"]["a"]["suspects_from"] == "leave-one-out"
-    assert numbers["variants"]["a"]["accuracy_without_suspects"] == result["leave_one_out"]["a"]["accuracy_without_suspects"]
+    loo_a = result["leave_one_out"]["a"]
+    assert numbers["variants"]["a"]["accuracy_without_suspects"] == loo_a["accuracy_without_suspects"]
     # A variant that did not flag is set against the full list, which never saw it.
     full = summary(given, probs[2], table["index"])
-    assert numbers["variants"]["outsider"]["accuracy_without_suspects"] == pytest.approx(full["accuracy_without_suspects"])
+    outsider = numbers["variants"]["outsider"]
+    assert outsider["accuracy_without_suspects"] == pytest.approx(full["accuracy_without_suspects"])
     # The only flagging variant: its numbers would follow by construction, so there are none.
     alone = write_label_issues(paths[:1], tmp_path / "li1.tsv", CLASSES, variants=["a"])
     numbers = label_issue_numbers(read_label_issues(tmp_path / "li1.tsv", CLASSES), alone, by_variant, given, "a")

@@ -402,8 +402,8 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, smallest_effe
 
     The reference distribution is Student's t with Welch-Satterthwaite degrees of freedom from the
     run parts (the image part has n - 1, counted as infinite); when a side borrows, the two run
-    parts count as one estimate with the smaller df. Intervals at `confidence`; `tost_p` = max of the two one-sided p-values of
-    |diff| >= smallest_effect. Returns arrays (0-d for one pair) in points: diff, se, ci_low,
+    parts count as one estimate with the smaller df. Intervals at `confidence`; `tost_p` = max of
+    the two one-sided p-values of |diff| >= smallest_effect. Returns arrays (0-d for one pair) in points: diff, se, ci_low,
     ci_high; and p, tost_p, df (np.inf: normal).
     """
     xa, xb = np.asarray(a_runs, dtype=np.float64), np.asarray(b_runs, dtype=np.float64)
@@ -414,8 +414,7 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, smallest_effe
         raise ValueError("the run-level test needs at least 2 test images")
     if smallest_effect <= 0:
         raise ValueError(f"smallest_effect must be positive, got {smallest_effect}")
-    z = _z(confidence)  # validates confidence
-    del z
+    _z(confidence)  # refuses a confidence outside (0, 1)
     acc_a, acc_b = xa.mean(-1), xb.mean(-1)  # (..., k): each run's accuracy
     diff = acc_a.mean(-1) - acc_b.mean(-1)
     pa, pb = xa.mean(-2), xb.mean(-2)  # (..., n): each image's share of runs right

@@ -55,13 +55,15 @@ def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, fo
         elif name in flagging:
             own = {"accuracy": _mean([li.summary(labels, s["probs"], suspects)["accuracy"] for s in runs]),
                    "accuracy_without_suspects": None, "mistakes_suspect_share": None, "mistakes": None,
-                   "mistakes_suspect": None, "n_suspects": None, "suspects_from": "circular (the only flagging variant)"}
+                   "mistakes_suspect": None, "n_suspects": None,
+                   "suspects_from": "circular (the only flagging variant)"}
         else:
             per_seed = [li.summary(labels, s["probs"], suspects) for s in runs]
             own = {key: _mean([p[key] for p in per_seed])
                    for key in ("accuracy", "accuracy_without_suspects", "mistakes", "mistakes_suspect")}
             own.update(n_suspects=int(len(suspects)), suspects_from="all flagging variants (not this one)",
-                       mistakes_suspect_share=100 * own["mistakes_suspect"] / own["mistakes"] if own["mistakes"] else None)
+                       mistakes_suspect_share=(100 * own["mistakes_suspect"] / own["mistakes"]
+                                               if own["mistakes"] else None))
         variants[name] = own
     overlap = None
     if human_disagree is not None:
@@ -123,7 +125,8 @@ def matched_accuracy(hit, flagged, ease, bins: int = EASE_BINS) -> float | None:
     return float(100 * expected[usable].mean()) if usable.any() else None
 
 
-def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels, ease_variant: str | None = None) -> dict:
+def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels,
+                      ease_variant: str | None = None) -> dict:
     """The flagged pairs and, per variant, accuracy on flagged vs the other test images (mean over seeds;
     Wilson interval of the flagged group's accuracy from its size), and the control for flagged images simply being
     easier: `matched`, the accuracy of other images as easy as the flagged ones by `ease_variant`'s probability of
@@ -233,8 +236,8 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
                                  None if human_table is None else human_table["human_majority"])
     # The ease control's reference: the first variant trained on frozen features (train: head), if any.
     ease_variant = next((r["name"] for r in q6.get("rows", []) if r.get("train") == "head"), None)
-    duplicates = duplicate_numbers(nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary), by_variant,
-                                   labels, ease_variant)
+    duplicates = duplicate_numbers(nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary),
+                                   by_variant, labels, ease_variant)
     plot_suspects(test_x, issues["top"], out["suspects"])
     plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
     numbers = {"focus": focus, "seed": q6["seed"], "n_test": int(len(labels)), "variants": list(by_variant),

@@ -215,11 +215,11 @@ def headline(verdict: dict, rows: list[dict]) -> dict:
 
 
 def validation_accuracy(epochs: list[dict], kept_epoch) -> float | None:
-    """A run's validation accuracy at the epoch it kept (the last one when none is recorded); None without one."""
-    if not epochs:
-        return None
-    row = next((r for r in epochs if r["epoch"] == kept_epoch), epochs[-1])
-    return row.get("val_acc")
+    """A run's validation accuracy at the epoch it kept, or the latest one measured before it (validation may run
+    every few epochs; no kept epoch recorded: the latest of all); None when the run has no validation split."""
+    measured = [r["val_acc"] for r in epochs
+                if r.get("val_acc") is not None and (kept_epoch is None or r["epoch"] <= kept_epoch)]
+    return measured[-1] if measured else None
 
 
 def choose_focus(rows: list[dict], focus: str | None = None) -> tuple[str, str]:
@@ -252,8 +252,8 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     runs: the (variant, seed) pairs in the order of metrics/epochs/train_summaries/scores. focus: the variant
     whose first seed the per-image analyses use (confusion, per-class, calibration diagram, mistakes);
     None: the one with the highest mean validation accuracy (`choose_focus`). smallest_effect: δ (points) of the
-    equivalence tests behind the answer "no difference larger than δ". out: name → path for curves, confusion, per_class, reliability,
-    mistakes, variants, pairs, table, numbers.
+    equivalence tests behind the answer "no difference larger than δ". out: name → path for curves, confusion,
+    per_class, reliability, mistakes, variants, pairs, table, numbers.
     """
     runs = [tuple(r) for r in runs]
     for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
