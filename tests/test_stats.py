@@ -398,6 +398,9 @@ def test_run_level_difference_by_hand():
     assert float(r["tost_p"]) == pytest.approx(tost)
     with pytest.raises(ValueError, match="pooled"):
         stats.run_level_difference(a[:1], b[:1])
+    # Two seeds at 0 % and 100 %: t with one df reaches far past what a difference of accuracies can be.
+    wild = stats.run_level_difference(np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), np.array([[0, 0, 0, 1], [1, 1, 1, 0]]))
+    assert (float(wild["ci_low"]), float(wild["ci_high"])) == (-100.0, 100.0)
 
 
 def calibration_benchmark():
