@@ -290,6 +290,15 @@ def test_human_metrics_per_variant(tmp_path):
         assert v["accuracy_vs_majority"] == pytest.approx(np.mean([m["accuracy_vs_majority"] for m in per_seed]))
         assert v["cross_entropy_std"] == pytest.approx(np.std([m["cross_entropy"] for m in per_seed], ddof=1))
         assert v["bins"]["n"] == per_seed[0]["bins"]["n"]
+    # The ranking by cross-entropy comes with paired intervals: the variant means are the ones above.
+    ranking = result["cross_entropy_ranking"]
+    assert set(ranking["order"]) == {"head", "full"} and ranking["lowest"] == ranking["order"][0]
+    for variant in files:
+        row = ranking["rows"][variant]
+        assert row["mean"] == pytest.approx(result["variants"][variant]["cross_entropy"])
+        assert row["ci_low"] <= row["mean"] <= row["ci_high"]
+    other = ranking["rows"][ranking["order"][1]]
+    assert other["diff_ci_low"] <= other["diff_to_lowest"] <= other["diff_ci_high"]
 
     bad = tmp_path / "bad.tsv"
     other = labels.copy()

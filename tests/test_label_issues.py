@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, read_label_issues, summary,
-                                           write_label_issues)
+from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, leave_one_out, read_label_issues,
+                                           summary, write_label_issues)
 from cmpt726.evaluation import read_score_set, write_scores
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -180,10 +180,66 @@ def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
     other = next(i for i in range(len(given)) if i not in set(table["index"]))
     disagree[other] = True
     by_variant = {"v": [{"probs": p} for p in probs]}
-    numbers = label_issue_numbers(table, result, by_variant, given, "v", 0, disagree)
+    numbers = label_issue_numbers(table, result, by_variant, given, "v", disagree)
     n_suspects = len(table["index"])
     overlap = numbers["human_overlap"]
     assert overlap["both"] == len(FLIPPED) and overlap["people_disagree"] == len(FLIPPED) + 1
     assert overlap["share_suspects"] == pytest.approx(100 * len(FLIPPED) / n_suspects)
     assert overlap["share_others"] == pytest.approx(100 / (len(given) - n_suspects))
     assert numbers["model_accuracy"] == result["model_accuracy"]
+    # Precision against the people, with its Wilson interval (5 of the suspects).
+    low, high = overlap["precision_ci"]
+    assert low < overlap["share_suspects"] < high
+    # How often the people's majority picks the models' suggestion: at least on every flipped image.
+    with_majority = label_issue_numbers(table, result, by_variant, given, "v", disagree, truth)["human_overlap"]
+    suggested_right = int((truth[table["index"]] == table["suggested"]).sum())
+    assert with_majority["suggested_is_majority"] == pytest.approx(100 * suggested_right / n_suspects)
+    assert suggested_right >= len(FLIPPED)
+
+
+def test_each_flagging_variant_is_judged_against_suspects_found_without_it(tmp_path):
+    """Leave one variant out: cleanlab again on the other variants' runs, the left-out variant's own mistakes
+    counted against that list. The planted label errors are found without any one variant, so every variant's
+    mistakes on them still count; only images a variant's own probabilities put on the list drop out."""
+    truth, given, probs = synthetic(n_models=4)
+    variants = ["a", "a", "b", "c"]  # a has two seeds
+    result = write_label_issues(write_set(tmp_path, given, probs), tmp_path / "li.tsv", CLASSES, given,
+                                variants=variants)
+    loo = result["leave_one_out"]
+    assert result["variants"] == ["a", "b", "c"] and set(loo) == {"a", "b", "c"}
+    without_a = find_suspects(given, probs[2:])["index"]
+    assert set(FLIPPED) <= set(without_a)
+    own = [summary(given, p, without_a) for p in probs[:2]]
+    assert loo["a"]["n_suspects"] == len(without_a) and loo["a"]["models"] == 2 and loo["a"]["runs"] == 2
+    for key in ("mistakes", "mistakes_suspect", "accuracy", "accuracy_without_suspects"):
+        assert loo["a"][key] == pytest.approx(np.mean([o[key] for o in own]))
+    for name in "abc":
+        assert loo[name]["mistakes_suspect"] >= len(FLIPPED)  # real label errors survive leaving it out
+    # One flagging variant: nothing is left to flag without it.
+    assert leave_one_out(given, probs[:2], ["a", "a"]) == {}
+    with pytest.raises(ValueError, match="variant names"):
+        leave_one_out(given, probs, ["a"])
+
+
+def test_report_uses_the_leave_one_out_numbers_and_gives_none_when_circular(tmp_path):
+    from cmpt726.report.analysis import label_issue_numbers
+
+    truth, given, probs = synthetic(n_models=3)
+    paths = write_set(tmp_path, given, probs)
+    by_variant = {"a": [{"probs": probs[0]}], "b": [{"probs": probs[1]}], "outsider": [{"probs": probs[2]}]}
+    result = write_label_issues(paths[:2], tmp_path / "li.tsv", CLASSES, given, variants=["a", "b"])
+    table = read_label_issues(tmp_path / "li.tsv", CLASSES)
+    numbers = label_issue_numbers(table, result, by_variant, given, "a")
+    assert numbers["focus"] == numbers["variants"]["a"]
+    assert numbers["variants"]["a"]["suspects_from"] == "leave-one-out"
+    loo_a = result["leave_one_out"]["a"]
+    assert numbers["variants"]["a"]["accuracy_without_suspects"] == loo_a["accuracy_without_suspects"]
+    # A variant that did not flag is set against the full list, which never saw it.
+    full = summary(given, probs[2], table["index"])
+    outsider = numbers["variants"]["outsider"]
+    assert outsider["accuracy_without_suspects"] == pytest.approx(full["accuracy_without_suspects"])
+    # The only flagging variant: its numbers would follow by construction, so there are none.
+    alone = write_label_issues(paths[:1], tmp_path / "li1.tsv", CLASSES, given, variants=["a"])
+    numbers = label_issue_numbers(read_label_issues(tmp_path / "li1.tsv", CLASSES), alone, by_variant, given, "a")
+    assert numbers["focus"]["accuracy_without_suspects"] is None
+    assert numbers["focus"]["suspects_from"].startswith("circular")

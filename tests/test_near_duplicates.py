@@ -252,3 +252,35 @@ def test_read_near_duplicates_gives_back_what_was_written_and_refuses_a_bad_file
     bad_cell.write_text("\n".join([lines[0], "\t".join(cells), *lines[2:]]) + "\n")
     with pytest.raises(ValueError, match=f"{bad_cell}: .*'x'"):
         nd.read_near_duplicates(bad_cell)
+
+
+def test_ease_control_explains_a_gain_that_is_only_ease():
+    """Flagged images drawn from the easy end: a model right with probability = ease gains many points on them,
+    all of which the matched control explains; a model 10 points below its ease on flagged images shows -10."""
+    from cmpt726.report.analysis import duplicate_numbers, matched_accuracy
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    ease = rng.beta(4, 1, n)  # the reference model's probability of the given label
+    flagged = np.zeros(n, dtype=bool)
+    flagged[rng.choice(np.flatnonzero(ease > 0.9), 400, replace=False)] = True
+    only_ease = rng.random((3, n)) < ease
+    worse = rng.random((3, n)) < np.where(flagged, ease - 0.1, ease)  # 10 points below its ease on flagged images
+    labels = np.zeros(n, dtype=np.int64)
+    probs = np.stack([ease, 1 - ease], axis=1)
+
+    def scores(hit):
+        return [{"pred": np.where(h, 0, 1), "probs": probs} for h in hit]
+
+    table = [{"flagged": f, "pixel_distance": 0.1, "index": i, "train_index": i} for i, f in enumerate(flagged)]
+    summary = {k: 0 for k in ("threshold", "rule", "n_test", "n_train", "n_flagged", "n_flagged_other_label",
+                              "n_flagged_feature_agrees", "seconds")}
+    numbers = duplicate_numbers(table, summary, {"ref": scores(only_ease), "worse": scores(worse)}, labels, "ref")
+    ref = numbers["variants"]["ref"]
+    assert numbers["ease_variant"] == "ref"
+    assert ref["difference"] > 10                 # flagged images look far easier...
+    assert abs(ref["beyond_ease"]) < 2            # ...and ease explains it
+    assert numbers["variants"]["worse"]["beyond_ease"] == pytest.approx(-10, abs=2.5)
+    assert ref["matched"] == pytest.approx(matched_accuracy(only_ease, flagged, ease))
+    # Without a frozen-feature variant there is no control.
+    assert duplicate_numbers(table, summary, {"ref": scores(only_ease)}, labels)["variants"]["ref"]["matched"] is None

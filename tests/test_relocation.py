@@ -93,4 +93,5 @@ def test_offline_trial_of_the_readme_runs(tmp_path):
                  "results/analysis/near_duplicates.tsv", "results/scores/all_augment/seed1.tsv"]:
         assert (trial / path).stat().st_size > 0, path
     html = (trial / "report/report.html").read_text()
-    assert "bootstrap (images × seeds)" in html  # two seeds: the intervals count them
+    # two seeds: the intervals count them, and the variants are compared run by run
+    assert "paired bootstrap over test images and seeds" in html and "run-level t (runs + images)" in html

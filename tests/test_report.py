@@ -132,7 +132,7 @@ def test_prose_numbers_equal_the_results_files(report):
     assert match.group(1) == top == numbers["verdict"]["top"]
     assert float(match.group(2)) == pytest.approx(accuracy[top], abs=0.005)
     # The ECE in the prose is the one compare_variants computed from the focus variant's score file.
-    focus = report["config"]["report"]["gallery_variant"] or top
+    focus = numbers["focus"]  # report.gallery_variant, else chosen on validation accuracy
     ece = re.search(rf"For {focus} the ECE is ([\d.]+)%", text).group(1)
     assert float(ece) == pytest.approx(100 * numbers["calibration"]["ece"], abs=0.005)
     wrong = re.search(r"([\d,]+) of ([\d,]+) test images wrong", text)
@@ -332,24 +332,60 @@ def q6_files(root: Path) -> dict:
 
 
 def test_planted_difference_is_significant_and_a_copy_is_not(tmp_path):
-    """One variant far better on the same images is called best; an exact copy of another's scores is tied with it."""
+    """One seed each: the trained models differ (McNemar), but no variant is called best and the question about the
+    variants stays inconclusive; an exact copy of another's scores is tied with it."""
     paths = fake_results(tmp_path, {"good": 0.95, "bad": 0.35}, seeds=[0], n=400, copies={"copy": "bad"})
     comparisons = [{"a": "good", "b": "bad", "asks": "Is good better?"}, {"a": "copy", "b": "bad", "asks": "Same?"},
                    {"a": "good", "b": "missing", "asks": "Skipped?"}]
     numbers = q6.q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
                             reference={}, out=q6_files(tmp_path), comparisons=comparisons, replicates=2000, **paths)
     asked = {c["asks"]: c for c in numbers["comparisons"]["asked"]}
-    assert asked["Is good better?"]["significant"] and asked["Is good better?"]["diff"] > 40
-    assert asked["Is good better?"]["test"] == "mcnemar exact"
+    good = asked["Is good better?"]
+    assert good["significant"] and good["diff"] > 40
+    assert good["test"] == "mcnemar exact" and good["scope"] == "two trained models"
+    assert good["answer"].startswith("inconclusive") and "two trained models" in good["answer"]
     same = asked["Same?"]
     assert not same["significant"] and same["diff"] == 0 and same["p_adjusted"] == 1.0
-    assert same["ci_low"] == same["ci_high"] == 0  # identical predictions on every resampled image
+    assert same["ci_low"] == same["ci_high"] == 0  # identical predictions on every image
     assert [c["asks"] for c in numbers["comparisons"]["skipped"]] == ["Skipped?"]
-    assert numbers["verdict"]["best"] == "good"
+    assert numbers["verdict"]["best"] is None and numbers["verdict"]["tied_with_top"] == ["good"]
     # the matrix says the same, row − column
     matrix = numbers["matrix"]
     i, j = matrix["names"].index("good"), matrix["names"].index("bad")
     assert matrix["diff"][i][j] == pytest.approx(-matrix["diff"][j][i]) and matrix["p_adjusted"][i][j] < 0.05
+
+
+def test_several_seeds_answer_the_questions_and_name_the_best(tmp_path):
+    paths = fake_results(tmp_path, {"good": 0.9, "bad": 0.35}, seeds=[0, 1, 2], n=400, copies={"copy": "bad"})
+    comparisons = [{"a": "good", "b": "bad", "asks": "Is good better?"}, {"a": "bad", "b": "good", "asks": "Reverse?"},
+                   {"a": "copy", "b": "bad", "asks": "Same?"}]
+    numbers = q6.q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
+                            reference={}, out=q6_files(tmp_path), comparisons=comparisons, replicates=1000,
+                            smallest_effect=1.0, **paths)
+    asked = {c["asks"]: c for c in numbers["comparisons"]["asked"]}
+    assert asked["Is good better?"]["answer"] == "yes" and asked["Is good better?"]["scope"] == "variants"
+    assert asked["Is good better?"]["test"] == "run-level t (runs + images)"
+    assert asked["Reverse?"]["answer"] == "no, the opposite"
+    # A copy of every run: the difference is 0, but fake_results' seeds lie 5 points apart, so a new run of either
+    # procedure could differ by more than 1 point - the run-level answer is "inconclusive", not "equal".
+    same = asked["Same?"]
+    assert same["diff"] == 0 and same["outcome"] == "inconclusive" and same["ci_low"] < -1 and same["ci_high"] > 1
+    assert same["answer"] == f"inconclusive: [{same['ci_low']:+.2f}, {same['ci_high']:+.2f}]"
+    assert numbers["smallest_effect"] == 1.0
+    assert numbers["verdict"]["best"] == "good"
+
+
+def test_focus_is_chosen_by_validation_not_test_accuracy(tmp_path):
+    paths = fake_results(tmp_path, {"high_test": 0.9, "high_val": 0.5}, seeds=[0], n=100)
+    for path in paths["epochs"]:
+        if "high_val" in str(path):
+            path.write_text("epoch\ttrain_loss\ttrain_acc\tval_loss\tval_acc\tseconds\n1\t1.5\t40\t1.4\t45\t2\n"
+                            "2\t1.2\t55\t1.3\t60\t2\n")
+    numbers = q6.q6_outputs(settings=fake_settings(high_test="all", high_val="all"), test_images=tmp_path / "test.npz",
+                            reference={}, out=q6_files(tmp_path), replicates=1000, **paths)
+    assert numbers["verdict"]["top"] == "high_test"
+    assert numbers["focus"] == "high_val" and numbers["focus_chosen_by"] == "validation accuracy"
+    assert {r["name"]: r["val_accuracy"] for r in numbers["rows"]} == {"high_test": 50, "high_val": 60}
 
 
 def test_two_indistinguishable_variants_are_not_called_best(tmp_path):

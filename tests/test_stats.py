@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import binomtest
+from scipy.stats import t as t_dist
 
 from cmpt726 import stats
 
@@ -221,7 +222,7 @@ def planted_family(seeds: int, rng) -> dict:
     return {"A": a, "B": b, "C": a.copy()}
 
 
-@pytest.mark.parametrize("seeds,test", [(1, "mcnemar exact"), (3, "bootstrap (images × seeds)")])
+@pytest.mark.parametrize("seeds,test", [(1, "mcnemar exact"), (3, "run-level t (runs + images)")])
 def test_planted_difference_is_found_and_a_copy_is_not(seeds, test):
     data = planted_family(seeds, np.random.default_rng(10 + seeds))
     comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0)
@@ -242,6 +243,9 @@ def test_planted_difference_is_found_and_a_copy_is_not(seeds, test):
     if seeds == 1:
         assert copy["p"] == 1.0 and copy["mcnemar"] == {"b": 0, "c": 0, "p": 1.0}
         assert ab["per_seed_mcnemar"] is None
+        # One seed each: a statement about two trained networks, never an answer about the variants.
+        assert ab["scope"] == copy["scope"] == "two trained models"
+        assert ab["outcome"] == "models only" and ab["answer"].startswith("inconclusive")
     else:
         assert copy["p"] > 0.5
         # Per-seed McNemar is recorded: seed i vs seed i of an exact copy never disagrees.
@@ -253,18 +257,49 @@ def test_planted_difference_is_found_and_a_copy_is_not(seeds, test):
     assert [r["p_adjusted"] for r in comparisons["pairs"]] == pytest.approx(stats.holm(raw))
 
 
-def test_bootstrap_p_is_never_zero():
+def test_bootstrap_p_below_its_floor_comes_from_the_normal_approximation():
+    # No replicate crosses 0: the rank p would be its floor 2 / (B + 1) = 0.002, which Holm over
+    # many pairs pushes above alpha whatever the data; the normal approximation goes below it.
     data = planted_family(3, np.random.default_rng(7))
-    ab = stats.find_pair(stats.pairwise_comparisons(data, replicates=999, seed=0), "A", "B")
-    assert ab["p"] == pytest.approx(2 / 1000)  # no replicate crosses 0: 2 * (1 + 0) / (1 + 999)
+    ab = stats.find_pair(stats.pairwise_comparisons(data, replicates=999, seed=0, method="bootstrap"), "A", "B")
+    assert ab["test"] == "bootstrap (images × seeds)" and ab["p_method"] == "normal"
+    assert ab["p"] < 1e-6
+    # With enough replicates in the smaller tail the rank form is kept.
+    diff = np.random.default_rng(0).normal(0.3, 1.0, 5000)
+    p, how = stats.bootstrap_p(diff)
+    assert how == "rank"
+    assert p == pytest.approx(2 * (1 + np.count_nonzero(diff <= 0)) / 5001)
 
 
-def test_mixed_seed_counts_use_the_bootstrap():
+def test_min_replicates_is_where_the_floor_clears_holm():
+    b = stats.min_replicates(45, 0.05)  # 10 variants
+    assert b == 1800
+    assert 45 * 2 / (b + 1) < 0.05 <= 45 * 2 / b
+    with pytest.raises(ValueError):
+        stats.min_replicates(0, 0.05)
+
+
+def test_bootstrap_with_too_few_replicates_for_holm_still_reaches_significance():
+    # 10 variants, 45 pairs, B = 1000 < min_replicates: before, the smallest possible Holm-adjusted
+    # p of a multi-seed pair was 45 * 2 / 1001 = 0.09. A 10-point gap must come out significant.
+    rng = np.random.default_rng(30)
+    data = {f"v{j}": rng.random((3, 1000)) < (0.8 if j == 0 else 0.7) for j in range(10)}
+    comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=0, method="bootstrap")
+    assert 1000 < stats.min_replicates(len(comparisons["pairs"]), 0.05)
+    record = stats.find_pair(comparisons, "v0", "v1")
+    assert record["p_adjusted"] < 0.05 and record["significant"]
+
+
+def test_mixed_seed_counts_borrow_the_pooled_run_variance():
     rng = np.random.default_rng(8)
-    data = {"one": planted(500, 0.7, rng), "three": np.stack([planted(500, 0.7, rng) for _ in range(3)])}
-    record = stats.pairwise_comparisons(data, replicates=500, seed=0)["pairs"][0]
-    assert record["test"] == "bootstrap (images × seeds)"
-    assert len(record["per_seed_mcnemar"]) == 1
+    data = {"one": planted(500, 0.7, rng), "three": rng.random((3, 500)) < 0.7}
+    comparisons = stats.pairwise_comparisons(data)
+    record = comparisons["pairs"][0]
+    assert record["test"] == "run-level t (runs + images)" and record["scope"] == "variants"
+    assert record["borrowed"] and len(record["per_seed_mcnemar"]) == 1
+    # The pool is the 3-seed variant's own run variance (two variants only).
+    s2, _, df = stats.run_variance(data["three"])
+    assert comparisons["pooled_run_sd"] == pytest.approx(100 * np.sqrt(s2)) and df == 2
 
 
 def test_paired_test_and_find_pair_orientation():
@@ -296,15 +331,19 @@ def run_verdict(data, **kwargs):
     return result, comparisons
 
 
-def test_verdict_names_a_clear_winner():
+def test_verdict_names_a_clear_winner_only_from_several_seeds():
     rng = np.random.default_rng(20)
-    data = {"low": planted(2000, 0.60, rng), "high": planted(2000, 0.90, rng), "mid": planted(2000, 0.70, rng)}
+    data = {name: rng.random((3, 2000)) < rate for name, rate in [("low", 0.60), ("high", 0.90), ("mid", 0.70)]}
     result, _ = run_verdict(data)
     assert result["top"] == "high" and result["runner_up"] == "mid"
-    assert result["best"] == "high"
+    assert result["best"] == "high" and result["scope"] == "variants"
     assert result["tied_with_top"] == ["high"]
     assert result["max_gap_points"] is None
     assert result["p_top_vs_runner_up"] < 0.05
+    # The same gaps from one seed each: the trained models differ, but no variant is named best.
+    single, _ = run_verdict({name: runs[:1] for name, runs in data.items()})
+    assert single["tied_with_top"] == ["high"] and single["p_top_vs_runner_up"] < 0.05
+    assert single["best"] is None and single["single_seed_top"] and single["scope"] == "two trained models"
 
 
 def test_verdict_ties_near_identical_top_variants():
@@ -330,3 +369,123 @@ def test_verdict_with_three_seeds_and_a_single_variant():
     assert result["best"] == "a"
     alone, _ = run_verdict({"a": data["a"]})
     assert alone["best"] is None and alone["runner_up"] is None and alone["tied_with_top"] == ["a"]
+
+
+# ------------------------------------------------------------------------------------ Run level
+
+
+def test_run_level_difference_by_hand():
+    # A: runs at 3/4, 2/4, 3/4; B: 1/4, 2/4. Per-run accuracies give the run part, the images the rest.
+    a = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 1]], dtype=bool)
+    b = np.array([[1, 0, 0, 0], [0, 1, 0, 1]], dtype=bool)
+    r = stats.run_level_difference(a, b, smallest_effect=5.0)
+    acc_a, acc_b = a.mean(1), b.mean(1)
+    diff = acc_a.mean() - acc_b.mean()
+    pa, pb = a.mean(0), b.mean(0)
+    wa = (pa * (1 - pa)).mean() * 3 / 2
+    wb = (pb * (1 - pb)).mean() * 2 / 1
+    v_img = max(0.0, np.var(pa - pb, ddof=1) - wa / 3 - wb / 2) / 4
+    ra, rb = np.var(acc_a, ddof=1) / 3, np.var(acc_b, ddof=1) / 2
+    se = np.sqrt(ra + rb + v_img)
+    df = (ra + rb + v_img) ** 2 / (ra**2 / 2 + rb**2 / 1)
+    assert float(r["diff"]) == pytest.approx(100 * diff)
+    assert float(r["se"]) == pytest.approx(100 * se)
+    assert float(r["df"]) == pytest.approx(df)
+    assert float(r["p"]) == pytest.approx(2 * t_dist.sf(abs(diff) / se, df))
+    q = t_dist.ppf(0.975, df)
+    assert (float(r["ci_low"]), float(r["ci_high"])) == pytest.approx((100 * (diff - q * se), 100 * (diff + q * se)))
+    tost = max(t_dist.sf((diff + 0.05) / se, df), t_dist.cdf((diff - 0.05) / se, df))
+    assert float(r["tost_p"]) == pytest.approx(tost)
+    with pytest.raises(ValueError, match="pooled"):
+        stats.run_level_difference(a[:1], b[:1])
+    # Two seeds at 0 % and 100 %: t with one df reaches far past what a difference of accuracies can be.
+    wild = stats.run_level_difference(np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), np.array([[0, 0, 0, 1], [1, 1, 1, 0]]))
+    assert (float(wild["ci_low"]), float(wild["ci_high"])) == (-100.0, 100.0)
+
+
+def calibration_benchmark():
+    """benchmarks/run_level_calibration.py as a module: its simulator is the one the recorded rates come from."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run_level_calibration.py"
+    spec = importlib.util.spec_from_file_location("run_level_calibration", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_level_test_holds_its_level_where_seed_zero_mcnemar_does_not():
+    # 400 simulated pairs of equal variants on 2,000 images, 3 runs each, with a run-wide shift (runs that
+    # are a little better or worse everywhere). The run-level test says "different" about 5 % of the time;
+    # McNemar of seed 0 against seed 0, read as a claim about the variants, far more often.
+    bench = calibration_benchmark()
+    rng = np.random.default_rng(40)
+    a, b = bench.simulate(rng, 400, 3, 3, 0.0, S=10.0, tau=0.15, n=2000)
+    false_positive = np.mean(stats.run_level_difference(a, b)["p"] < 0.05)
+    mcnemar = np.mean(bench.mcnemar_p(a, b) < 0.05)
+    assert false_positive <= 0.09  # 5 % +- 2.2 % (2 standard errors of 400 draws), plus slack
+    assert mcnemar > 2 * false_positive
+    # ... and finds a difference of 3 points nearly always.
+    a, b = bench.simulate(rng, 200, 3, 3, 3.0, S=10.0, tau=0.15, n=2000)
+    assert np.mean(stats.run_level_difference(a, b)["p"] < 0.05) > 0.9
+    # The vectorised McNemar of the benchmark is the package's.
+    exact = [stats.mcnemar_exact(a[i, 0], b[i, 0])["p"] for i in range(3)]
+    assert bench.mcnemar_p(a[:3], b[:3]) == pytest.approx(exact)
+
+
+# ---------------------------------------------------------------------------------- The answers
+
+
+def test_three_answers_for_the_prespecified_questions():
+    rng = np.random.default_rng(50)
+    n = 20_000
+    ease = rng.random(n) < 0.8  # runs of a variant agree on most images, as trained networks do
+
+    def runs(k, flip=0.01):
+        return ease ^ (rng.random((k, n)) < flip)
+
+    data = {
+        "base": runs(3),
+        "better": rng.random((3, n)) < 0.9,                                # 10 points more: yes
+        "same": runs(3),                                                    # same procedure: within 0.5 points
+        "noisy": np.stack([rng.random(n) < 0.70, rng.random(n) < 0.88]),   # 2 runs far apart: inconclusive
+    }
+    comparisons = stats.pairwise_comparisons(data, smallest_effect=0.5)
+    questions = [{"a": "better", "b": "base", "asks": "better?"}, {"a": "same", "b": "base", "asks": "same?"},
+                 {"a": "noisy", "b": "base", "asks": "noisy?"}, {"a": "base", "b": "better", "asks": "reverse?"}]
+    answers = {q["asks"]: q for q in stats.answer_questions(comparisons, questions)}
+    json.dumps(answers, allow_nan=False)
+    assert answers["better?"]["answer"] == "yes" and answers["better?"]["outcome"] == "difference"
+    assert answers["reverse?"]["answer"] == "no, the opposite"
+    assert answers["same?"]["answer"] == "no difference larger than 0.5 points"
+    noisy = answers["noisy?"]
+    assert noisy["outcome"] == "inconclusive"
+    assert noisy["answer"] == f"inconclusive: [{noisy['ci_low']:+.2f}, {noisy['ci_high']:+.2f}]"
+    assert noisy["ci_low"] < -0.5 or noisy["ci_high"] > 0.5
+    # Holm over the four questions only, not the six pairs.
+    raw = [answers[q["asks"]]["p"] for q in questions]
+    assert [answers[q["asks"]]["p_adjusted"] for q in questions] == pytest.approx(stats.holm(raw))
+    assert all(a["p_adjusted_all_pairs"] >= a["p_adjusted"] for a in answers.values())
+
+
+# ---------------------------------------------------------------------------------- Rankings
+
+
+def test_ranking_intervals_separate_a_real_gap_and_not_a_tiny_one():
+    # Per-image cross-entropies: "b" is "a" plus 0.001 nats of noise-sized shift, "c" is 0.3 nats worse.
+    rng = np.random.default_rng(60)
+    a = rng.exponential(0.5, 3000)
+    values = {"b": a + 0.001 + rng.normal(0, 0.05, 3000), "a": a, "c": a + 0.3}
+    ranking = stats.ranking_intervals(values, replicates=1000)
+    json.dumps(ranking, allow_nan=False)
+    assert ranking["order"][-1] == "c" and ranking["tied_with_lowest"] != ["c"]
+    assert "c" not in ranking["tied_with_lowest"]
+    second = ranking["order"][1]
+    assert second in ("a", "b") and second in ranking["tied_with_lowest"]
+    row = ranking["rows"]["c"]
+    assert row["diff_to_lowest"] == pytest.approx(values["c"].mean() - values[ranking["lowest"]].mean())
+    assert row["diff_ci_low"] < row["diff_to_lowest"] < row["diff_ci_high"]
+    # Paired: the same image draws for every name, so a constant shift has a zero-width difference interval.
+    boot = stats.bootstrap_means({"a": a, "c": a + 0.3}, replicates=200)
+    np.testing.assert_allclose(boot["c"] - boot["a"], 0.3)

@@ -1,14 +1,28 @@
 """The statistics behind "which variant is better": intervals, paired tests, the headline verdict.
 
+The report's claims are about variants - training procedures - not about the particular networks a
+seed happened to produce. So the unit of a between-variant test is the training run, and the test
+images are a second, crossed source of noise (docs/statistics.md says which test is used where and
+why; benchmarks/run_level_calibration.py checks the run-level test's error rates by simulation).
+
 This module owns the numbers the report quotes when it compares fine-tuning variants:
 
 * `wilson_interval` - the interval for one run's accuracy (one seed);
 * `bootstrap_accuracies` - a two-level paired bootstrap (test images x seeds) of every variant's
-  mean accuracy, the one source of every multi-seed interval and every difference interval;
+  mean accuracy, the source of every multi-seed variant's accuracy interval;
 * `accuracy_summary` - per variant: mean, std over seeds, per-seed accuracies, a 95 % interval;
-* `mcnemar_exact`, `holm`, `pairwise_comparisons`, `find_pair`, `paired_test` - every pair of
-  variants compared on the same images, p-values Holm-adjusted over the whole family of pairs;
-* `verdict` - who is best, or which variants are indistinguishable from the top one.
+* `bootstrap_means`, `ranking_intervals` - a paired image bootstrap of any per-image value (the
+  cross-entropy against CIFAR-10H) and every name's difference to the lowest, with intervals;
+* `run_level_difference` - the run-level test of two variants (per-run accuracies, Welch-type t with
+  the image-sampling variance added), the test of every pair where a variant has several seeds;
+* `mcnemar_exact` - two single trained models on the same images (a statement about those two
+  networks, never about their variants);
+* `holm`, `pairwise_comparisons`, `find_pair`, `paired_test` - every pair of variants, p-values
+  Holm-adjusted over the family of pairs; `answer_questions` - the pre-specified questions as their
+  own Holm family, each answered "yes"/"no, the opposite", "no difference larger than δ" (TOST) or
+  "inconclusive: [a, b]";
+* `verdict` - who is best, or which variants are indistinguishable from the top one;
+* `min_replicates`, `bootstrap_p` - a bootstrap p-value that can reach significance after Holm.
 
 Everything is pure numpy/scipy on in-memory arrays: no files, no torch, no plotting. The input is
 always `correct_by_variant`: a dict name -> boolean array (seeds, images), row s being seed s's
@@ -17,9 +31,9 @@ the same images in the same order (the comparisons are paired); the seed count m
 variants. `correct_matrix` builds such an array from `evaluation.read_scores` results.
 
 Outputs meant for the report (`accuracy_summary`, `pairwise_comparisons`, `paired_test`,
-`verdict`) hold only str/int/float/bool/None, lists and dicts, and never NaN, so that
-`json.dumps(..., allow_nan=False)` takes them as they are. Accuracies and differences are in
-percent / percentage points.
+`answer_questions`, `verdict`) hold only str/int/float/bool/None, lists and dicts, and never NaN or
+infinity, so that `json.dumps(..., allow_nan=False)` takes them as they are. Accuracies and
+differences are in percent / percentage points.
 """
 
 from __future__ import annotations
@@ -33,6 +47,11 @@ from scipy import stats as _scipy_stats
 BOOTSTRAP_METHOD = "bootstrap (images × seeds)"
 WILSON_METHOD = "wilson"
 MCNEMAR_TEST = "mcnemar exact"
+RUN_LEVEL_TEST = "run-level t (runs + images)"
+# What a test's conclusion is about: the variants (training procedures) or two trained networks.
+SCOPE_VARIANTS = "variants"
+SCOPE_MODELS = "two trained models"
+SMALLEST_EFFECT = 0.5  # points; config report.smallest_effect
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,22 +204,76 @@ def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicate
     return out
 
 
+def bootstrap_means(values_by_name: Mapping[str, np.ndarray], replicates: int = 2000, seed: int = 0,
+                    chunk: int = 500) -> dict:
+    """Paired image bootstrap of per-image values (e.g. a cross-entropy per test image): name -> (replicates,)
+    means, every name resampled with the SAME draws of images (so differences between names are paired).
+    Values are floats, one (images,) array per name, all of one length; NaN is refused."""
+    names = [str(k) for k in values_by_name]
+    if not names:
+        raise ValueError("no values given")
+    matrix = np.stack([np.asarray(v, dtype=np.float64) for v in values_by_name.values()], axis=1)  # (n, names)
+    if matrix.ndim != 2 or not np.isfinite(matrix).all():
+        raise ValueError(f"need finite (images,) arrays of one length per name, got shape {matrix.shape}")
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    n = matrix.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty((replicates, len(names)))
+    chunk = max(1, min(chunk, (2**31 - 1) // n))
+    for start in range(0, replicates, chunk):
+        m = min(chunk, replicates - start)
+        draws = rng.integers(0, n, size=(m, n), dtype=np.int32) + (np.arange(m, dtype=np.int32) * n)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
+        out[start:start + m] = counts @ matrix / n
+    return {name: out[:, j] for j, name in enumerate(names)}
+
+
 def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(samples, [tail, 100 - tail])
     return float(low), float(high)
 
 
-def _bootstrap_p(diff: np.ndarray) -> float:
-    """Two-sided bootstrap p of "no difference": 2 x the smaller tail, (1 + count) / (1 + B).
+# A rank-based bootstrap p counts replicates beyond a point; with fewer than this many in the tail
+# its value is mostly the resolution floor (1 + count) / (1 + B), and the normal approximation of
+# the replicates is taken instead (see `bootstrap_p`).
+MIN_TAIL = 10
 
-    The +1 counts the observed data as one of the resamples, so p is never 0 (the smallest
-    reportable p is 2 / (B + 1)); ties at 0 count in both tails, which only makes p larger.
-    """
+
+def min_replicates(n_comparisons: int, alpha: float) -> int:
+    """The fewest bootstrap replicates B whose smallest rank p, 2 / (B + 1), still lies below alpha
+    after Holm multiplies it by up to `n_comparisons` (B >= 2 m / alpha - 1)."""
+    if n_comparisons < 1 or not 0 < alpha < 1:
+        raise ValueError(f"need n_comparisons >= 1 and 0 < alpha < 1, got {n_comparisons}, {alpha}")
+    return int(np.floor(2 * n_comparisons / alpha))
+
+
+def _one_sided(diff: np.ndarray, x0: float, upper: bool) -> tuple[float, str]:
+    """Bootstrap p of "diff <= x0" (upper=False) or "diff >= x0": (1 + count) / (1 + B), or, when
+    fewer than MIN_TAIL replicates lie there, the normal approximation of the replicates."""
     b = len(diff)
-    below = (1 + np.count_nonzero(diff <= 0)) / (1 + b)
-    above = (1 + np.count_nonzero(diff >= 0)) / (1 + b)
-    return float(min(1.0, 2 * min(below, above)))
+    count = np.count_nonzero(diff >= x0 if upper else diff <= x0)
+    if count >= MIN_TAIL:
+        return float((1 + count) / (1 + b)), "rank"
+    sd = float(np.std(diff, ddof=1)) if b > 1 else 0.0
+    z = (x0 - float(np.mean(diff))) / sd if sd > 0 else (np.inf if x0 > np.mean(diff) else -np.inf)
+    # upper: P(D >= x0) = sf(z); lower: P(D <= x0) = cdf(z)
+    return float(_scipy_stats.norm.sf(z) if upper else _scipy_stats.norm.cdf(z)), "normal"
+
+
+def bootstrap_p(diff: np.ndarray) -> tuple[float, str]:
+    """Two-sided bootstrap p of "no difference", 2 x the smaller tail, and how it was taken.
+
+    Rank form: (1 + count) / (1 + B) per tail, the observed data counted as one resample. Its floor
+    2 / (B + 1) times Holm's factor can exceed alpha whatever the data (B = 1000 and 10 variants, 45
+    pairs: 0.09), so a tail holding fewer than MIN_TAIL replicates takes the normal approximation
+    of the replicates instead ("normal"); otherwise "rank". Ties at 0 count in both tails.
+    """
+    low, how_low = _one_sided(diff, 0.0, upper=False)
+    high, how_high = _one_sided(diff, 0.0, upper=True)
+    p, how = (low, how_low) if low <= high else (high, how_high)
+    return float(min(1.0, 2 * p)), how
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,24 +340,195 @@ def holm(pvalues) -> list[float]:
     return [float(v) for v in adjusted]
 
 
+def ranking_intervals(values_by_name: Mapping[str, np.ndarray], confidence: float = 0.95, replicates: int = 2000,
+                      seed: int = 0) -> dict:
+    """A ranking by the mean of a per-image value (lower first) with paired bootstrap intervals: per name its mean
+    and interval, and its difference to the lowest with that interval. `tied_with_lowest`: the names whose
+    difference interval reaches 0 (the data cannot put them behind the lowest). Image sampling only: the values
+    of a name with several seeds are their mean per image."""
+    boot = bootstrap_means(values_by_name, replicates=replicates, seed=seed)
+    means = {str(k): float(np.mean(v)) for k, v in values_by_name.items()}
+    order = sorted(means, key=means.get)
+    lowest = order[0]
+    rows = {}
+    for name in order:
+        low, high = _percentile_interval(boot[name], confidence)
+        d_low, d_high = _percentile_interval(boot[name] - boot[lowest], confidence)
+        rows[name] = {"mean": means[name], "ci_low": low, "ci_high": high,
+                      "diff_to_lowest": means[name] - means[lowest], "diff_ci_low": d_low, "diff_ci_high": d_high}
+    return {"order": order, "lowest": lowest, "confidence": float(confidence), "replicates": int(replicates),
+            "tied_with_lowest": [n for n in order[1:] if rows[n]["diff_ci_low"] <= 0], "rows": rows}
+
+
+def run_variance(runs: np.ndarray) -> tuple[float, float, int] | None:
+    """One variant's run-to-run variation, from its (seeds, images) correctness: (s2, w, df).
+
+    s2: the variance over seeds of the run accuracy (proportion^2, ddof 1); w: the mean over images
+    of the variance over seeds of an image's 0/1 correctness (ddof 1); df = seeds - 1. None for one
+    seed: one run says nothing about how much another run would differ.
+    """
+    x = np.asarray(runs, dtype=np.float64)
+    k = x.shape[-2]
+    if k < 2:
+        return None
+    p = x.mean(-2)
+    return float(x.mean(-1).var(ddof=1)), float((p * (1 - p)).mean() * k / (k - 1)), k - 1
+
+
+def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple[float, float, int] | None:
+    """`run_variance` pooled over every variant with several seeds (weighted by df), for a variant
+    with one seed; None when no variant has two. Assumes the variants' run-to-run spreads are alike,
+    which is the only way a one-seed variant's spread can be known at all."""
+    parts = [v for v in (run_variance(a) for a in arrays) if v is not None]
+    if not parts:
+        return None
+    df = sum(d for _, _, d in parts)
+    return (sum(s2 * d for s2, _, d in parts) / df, sum(w * d for _, w, d in parts) / df, df)
+
+
+def run_level_difference(a_runs, b_runs, confidence: float = 0.95, smallest_effect: float = SMALLEST_EFFECT,
+                         pooled: tuple[float, float, int] | None = None) -> dict:
+    """The run-level test of variant A against variant B: is the difference between the training
+    procedures' expected accuracies zero (two-sided), and is it within ±smallest_effect (TOST)?
+
+    Inputs are (..., seeds, images) 0/1 arrays on the same images; leading axes are a batch (the
+    calibration benchmark passes thousands of simulated data sets at once). The estimate is the
+    difference of the mean per-run accuracies, and its variance has two parts:
+
+    * runs: s2_A / k_A + s2_B / k_B, the seed-to-seed variance of each variant's run accuracy over
+      its number of seeds (a variant with one seed borrows `pooled`, see `pooled_run_variance`);
+    * images: Var_i(pbar_A(i) - pbar_B(i)) / n, the paired image-sampling variance of the run-mean
+      correctness, less its run part w_A / k_A + w_B / k_B (already counted above), floored at 0.
+
+    The reference distribution is Student's t with Welch-Satterthwaite degrees of freedom from the
+    run parts (the image part has n - 1, counted as infinite); when a side borrows, the two run
+    parts count as one estimate with the smaller df. Intervals at `confidence`; `tost_p` = max of
+    the two one-sided p-values of |diff| >= smallest_effect. Returns arrays (0-d for one pair) in points: diff, se, ci_low,
+    ci_high; and p, tost_p, df (np.inf: normal).
+    """
+    xa, xb = np.asarray(a_runs, dtype=np.float64), np.asarray(b_runs, dtype=np.float64)
+    if xa.ndim < 2 or xb.ndim < 2 or xa.shape[-1] != xb.shape[-1]:
+        raise ValueError(f"need (..., seeds, images) arrays on the same images, got {xa.shape} and {xb.shape}")
+    n = xa.shape[-1]
+    if n < 2:
+        raise ValueError("the run-level test needs at least 2 test images")
+    if smallest_effect <= 0:
+        raise ValueError(f"smallest_effect must be positive, got {smallest_effect}")
+    _z(confidence)  # refuses a confidence outside (0, 1)
+    acc_a, acc_b = xa.mean(-1), xb.mean(-1)  # (..., k): each run's accuracy
+    diff = acc_a.mean(-1) - acc_b.mean(-1)
+    pa, pb = xa.mean(-2), xb.mean(-2)  # (..., n): each image's share of runs right
+
+    def side(x, acc, p):
+        k = x.shape[-2]
+        if k >= 2:
+            return acc.var(-1, ddof=1), (p * (1 - p)).mean(-1) * k / (k - 1), k - 1, k, False
+        if pooled is None:
+            raise ValueError("a variant with one seed needs a pooled run variance (another variant with 2+ seeds)")
+        return pooled[0], pooled[1], pooled[2], 1, True
+
+    s2a, wa, dfa, ka, borrowed_a = side(xa, acc_a, pa)
+    s2b, wb, dfb, kb, borrowed_b = side(xb, acc_b, pb)
+    v_img = np.maximum(0.0, (pa - pb).var(-1, ddof=1) - wa / ka - wb / kb) / n
+    ra, rb = s2a / ka, s2b / kb
+    se2 = ra + rb + v_img
+    # A borrowed variance is partly (with two variants: wholly) the other side's own estimate, so
+    # then the two run parts count as one estimate with the smaller df.
+    if borrowed_a or borrowed_b:
+        denom = (ra + rb) ** 2 / min(dfa, dfb)
+    else:
+        denom = ra**2 / dfa + rb**2 / dfb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(denom > 0, se2**2 / np.where(denom > 0, denom, 1.0), np.inf)
+    se = np.sqrt(se2)
+    d = smallest_effect / 100
+    positive = se > 0
+    safe = np.where(positive, se, 1.0)
+    t_dist = _scipy_stats.t
+    p = np.where(positive, 2 * t_dist.sf(np.abs(diff) / safe, df), np.where(diff == 0, 1.0, 0.0))
+    # TOST: H0 diff <= -d (reject when diff is well above -d) and H0 diff >= d.
+    p_low = np.where(positive, t_dist.sf((diff + d) / safe, df), np.where(diff > -d, 0.0, 1.0))
+    p_high = np.where(positive, t_dist.cdf((diff - d) / safe, df), np.where(diff < d, 0.0, 1.0))
+    q = t_dist.ppf(0.5 + confidence / 2, df)
+    # A difference of accuracies lies in [-100, 100] points; with 2 seeds and t's df near 1 the bounds can pass it.
+    return {"diff": 100 * diff, "se": 100 * se, "df": df, "ci_low": np.maximum(-100.0, 100 * (diff - q * se)),
+            "ci_high": np.minimum(100.0, 100 * (diff + q * se)), "p": np.minimum(1.0, p),
+            "tost_p": np.maximum(p_low, p_high),
+            "borrowed": borrowed_a or borrowed_b}
+
+
+def _paired_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Normal interval (points) for the accuracy difference of two trained models on the same images."""
+    d = a.astype(np.float64) - b.astype(np.float64)
+    half = _z(confidence) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+    return float(100 * (d.mean() - half)), float(100 * (d.mean() + half))
+
+
+def answer(outcome: str, diff: float, ci_low: float, ci_high: float, smallest_effect: float) -> str:
+    """The words for one question "does A beat B?" (A - B oriented), from the outcome of its tests."""
+    if outcome == "difference":
+        return "yes" if diff > 0 else "no, the opposite"
+    if outcome == "equivalent":
+        return f"no difference larger than {smallest_effect:g} points"
+    interval = f"[{ci_low:+.2f}, {ci_high:+.2f}]"
+    if outcome == "models only":
+        return f"inconclusive: {interval}; one seed each, so the test compares two trained models, not the variants"
+    return f"inconclusive: {interval}"
+
+
+def _decide(record: dict, alpha: float) -> None:
+    """significant, equivalent, outcome and answer of a record from its adjusted p-values."""
+    variants = record["scope"] == SCOPE_VARIANTS
+    record["significant"] = bool(record["p_adjusted"] < alpha)
+    record["equivalent"] = bool(variants and not record["significant"] and record["tost_p_adjusted"] is not None
+                                and record["tost_p_adjusted"] < alpha)
+    record["outcome"] = ("models only" if not variants else "difference" if record["significant"]
+                         else "equivalent" if record["equivalent"] else "inconclusive")
+    record["answer"] = answer(record["outcome"], record["diff_points"], record["ci_low"], record["ci_high"],
+                              record["smallest_effect"])
+
+
+def _adjust(records: list[dict], alpha: float) -> None:
+    """Holm over `records` (one family), for the tests of a difference and, separately, for TOST."""
+    for record, adjusted in zip(records, holm([r["p"] for r in records])):
+        record["p_adjusted"] = adjusted
+    with_tost = [r for r in records if r["tost_p"] is not None]
+    for record, adjusted in zip(with_tost, holm([r["tost_p"] for r in with_tost])):
+        record["tost_p_adjusted"] = adjusted
+    for record in records:
+        record.setdefault("tost_p_adjusted", None)
+        _decide(record, alpha)
+
+
 def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Sequence[str] | None = None,
                          alpha: float = 0.05, confidence: float = 0.95, replicates: int = 10_000,
-                         seed: int = 0, boot: Mapping | None = None) -> dict:
+                         seed: int = 0, boot: Mapping | None = None, method: str = "run-level",
+                         smallest_effect: float = SMALLEST_EFFECT) -> dict:
     """Every unordered pair (A, B) of variants compared on the same test images.
 
     Per pair, oriented A - B with A before B in `order` (default: the input order):
-    `diff_points` (mean accuracy A - B), `ci_low`/`ci_high` (its percentile interval from the paired
-    bootstrap), `p`, `p_adjusted` (Holm over all pairs of this family), `significant`
-    (p_adjusted < alpha) and `test`, which says where p came from:
+    `diff_points` (mean accuracy A - B), `ci_low`/`ci_high` (its interval at `confidence`), `p`,
+    `p_adjusted` (Holm over all pairs of this family), `significant` (p_adjusted < alpha), `tost_p`
+    and `tost_p_adjusted` (equivalence within ±smallest_effect points, Holm over the family),
+    `equivalent`, `outcome` ("difference", "equivalent", "inconclusive", "models only"), `answer`
+    (in words), `scope` (what the test is about) and `test`, which says where p came from:
 
-    * both variants with one seed -> "mcnemar exact" on the two runs (also under `mcnemar`);
-    * otherwise -> "bootstrap (images × seeds)": p = min(1, 2 min(P*(diff <= 0), P*(diff >= 0)))
-      over the bootstrap replicates. `per_seed_mcnemar` then records McNemar of seed row i of A
-      against seed row i of B (for the record only; it does not enter p).
+    * both variants with one seed -> "mcnemar exact" on the two runs (also under `mcnemar`), scope
+      "two trained models": it says whether these two networks differ on the population of images,
+      nothing about their variants (a seed-to-seed spread it cannot see makes it over-confident
+      about the variants: benchmarks/run_level_calibration.py). Its interval is the normal one of
+      the paired image differences; no equivalence test.
+    * otherwise, method "run-level" (default) -> `run_level_difference`, scope "variants"; a variant
+      with one seed borrows the run variance pooled over the multi-seed variants (`borrowed`).
+    * method "bootstrap" -> the two-level paired bootstrap (`bootstrap_accuracies`; `boot` takes
+      one to reuse): percentile interval, `bootstrap_p` (`p_method`: "rank" or "normal" when its
+      floor would bind) and a bootstrap TOST. Kept for comparison: with 3 seeds the seed draw
+      sees only 10 distinct multisets, and its error rates are in the calibration benchmark.
 
-    `boot` takes a `bootstrap_accuracies` result to reuse (then "seed" is None in the output).
-    Returns {"order", "alpha", "confidence", "replicates", "seed", "pairs": [...]}; look one pair up
-    in either orientation with `find_pair`.
+    `per_seed_mcnemar` records McNemar of seed row i of A against seed row i of B for multi-seed
+    pairs (for the record only; it does not enter p). Returns {"order", "alpha", "confidence",
+    "method", "smallest_effect", "replicates", "seed", "pooled_run_sd", "pairs": [...]}; look one pair
+    up in either orientation with `find_pair`.
     """
     names, arrays, n = _validate(correct_by_variant)
     by_name = dict(zip(names, arrays))
@@ -295,50 +539,70 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
         raise ValueError(f"order {order} must list each variant {names} exactly once")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if boot is None:
-        boot = bootstrap_accuracies(correct_by_variant, replicates=replicates, seed=seed)
+    if method not in ("run-level", "bootstrap"):
+        raise ValueError(f"method must be 'run-level' or 'bootstrap', got {method!r}")
+    if not smallest_effect > 0:
+        raise ValueError(f"smallest_effect must be positive, got {smallest_effect}")
+    pooled = pooled_run_variance(arrays)
+    if method == "bootstrap":
+        if boot is None:
+            boot = bootstrap_accuracies(correct_by_variant, replicates=replicates, seed=seed)
+        else:
+            seed = None  # the caller's bootstrap: its seed is not known here
+        replicates = int(len(next(iter(boot.values()))))
     else:
-        seed = None  # the caller's bootstrap: its seed is not known here
-    replicates = int(len(next(iter(boot.values()))))
+        replicates = seed = None
 
     pairs = []
     for a, b in itertools.combinations(order, 2):
         xa, xb = by_name[a], by_name[b]
-        diff = boot[a] - boot[b]
-        low, high = _percentile_interval(diff, confidence)
         record = {
             "a": a,
             "b": b,
             "seeds_a": int(xa.shape[0]),
             "seeds_b": int(xb.shape[0]),
             "diff_points": float(100.0 * (xa.mean(1).mean() - xb.mean(1).mean())),
-            "ci_low": low,
-            "ci_high": high,
+            "smallest_effect": float(smallest_effect),
             "mcnemar": None,
             "per_seed_mcnemar": None,
+            "borrowed": False,
+            "se_points": None,
+            "df": None,
+            "p_method": None,
         }
         if xa.shape[0] == 1 and xb.shape[0] == 1:
             record["mcnemar"] = mcnemar_exact(xa[0], xb[0])
-            record["p"] = record["mcnemar"]["p"]
-            record["test"] = MCNEMAR_TEST
+            record["ci_low"], record["ci_high"] = _paired_interval(xa[0], xb[0], confidence)
+            record.update(p=record["mcnemar"]["p"], tost_p=None, test=MCNEMAR_TEST, scope=SCOPE_MODELS)
         else:
-            record["p"] = _bootstrap_p(diff)
-            record["test"] = BOOTSTRAP_METHOD
             record["per_seed_mcnemar"] = [{"seed_row": i, **mcnemar_exact(xa[i], xb[i])}
                                           for i in range(min(xa.shape[0], xb.shape[0]))]
+            record["scope"] = SCOPE_VARIANTS
+            if method == "run-level":
+                r = run_level_difference(xa, xb, confidence, smallest_effect, pooled)
+                record.update(ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]), p=float(r["p"]),
+                              tost_p=float(r["tost_p"]), se_points=float(r["se"]), borrowed=r["borrowed"],
+                              df=None if np.isinf(r["df"]) else float(r["df"]), test=RUN_LEVEL_TEST)
+            else:
+                diff = boot[a] - boot[b]
+                record["ci_low"], record["ci_high"] = _percentile_interval(diff, confidence)
+                record["p"], record["p_method"] = bootstrap_p(diff)
+                record["tost_p"] = max(_one_sided(diff, -smallest_effect, upper=False)[0],
+                                       _one_sided(diff, smallest_effect, upper=True)[0])
+                record["test"] = BOOTSTRAP_METHOD
         pairs.append(record)
 
-    for record, adjusted in zip(pairs, holm([r["p"] for r in pairs])):
-        record["p_adjusted"] = adjusted
-        record["significant"] = bool(adjusted < alpha)
-    return {"order": order, "alpha": float(alpha), "confidence": float(confidence),
-            "replicates": replicates, "seed": None if seed is None else int(seed), "pairs": pairs}
+    _adjust(pairs, alpha)
+    return {"order": order, "alpha": float(alpha), "confidence": float(confidence), "method": method,
+            "smallest_effect": float(smallest_effect), "replicates": replicates,
+            "seed": None if seed is None else int(seed),
+            "pooled_run_sd": None if pooled is None else float(100 * np.sqrt(pooled[0])), "pairs": pairs}
 
 
 def find_pair(comparisons: Mapping, a: str, b: str) -> dict:
     """The record for A vs B from `pairwise_comparisons` output, oriented A - B whichever way it
     was stored (a flipped record has the difference and its interval negated, McNemar's b and c
-    swapped; the p-values do not change)."""
+    swapped and its answer reworded; the p-values do not change)."""
     for record in comparisons["pairs"]:
         if (record["a"], record["b"]) == (a, b):
             return dict(record)
@@ -346,6 +610,8 @@ def find_pair(comparisons: Mapping, a: str, b: str) -> dict:
             flipped = dict(record, a=a, b=b, seeds_a=record["seeds_b"], seeds_b=record["seeds_a"],
                            diff_points=-record["diff_points"],
                            ci_low=-record["ci_high"], ci_high=-record["ci_low"])
+            flipped["answer"] = answer(flipped["outcome"], flipped["diff_points"], flipped["ci_low"],
+                                       flipped["ci_high"], flipped["smallest_effect"])
             if record["mcnemar"] is not None:
                 m = record["mcnemar"]
                 flipped["mcnemar"] = {"b": m["c"], "c": m["b"], "p": m["p"]}
@@ -359,14 +625,36 @@ def paired_test(correct_by_variant: Mapping[str, np.ndarray], a: str, b: str,
                 comparisons: Mapping | None = None, **kwargs) -> dict:
     """One named comparison (e.g. "head" vs "all"), oriented A - B, as its record in the family.
 
-    The p-value is Holm-adjusted over ALL pairs of `correct_by_variant`, not just this one, so a
-    headline comparison gets no easier standard than the rest. It is `find_pair` on
+    The p-value is Holm-adjusted over ALL pairs of `correct_by_variant`, not just this one (for a
+    pre-specified family of questions use `answer_questions`). It is `find_pair` on
     `pairwise_comparisons(correct_by_variant, **kwargs)`; pass that output as `comparisons` to
-    reuse it instead of bootstrapping again.
+    reuse it instead of computing it again.
     """
     if comparisons is None:
         comparisons = pairwise_comparisons(correct_by_variant, **kwargs)
     return find_pair(comparisons, a, b)
+
+
+def answer_questions(comparisons: Mapping, questions: Sequence[Mapping], alpha: float | None = None) -> list[dict]:
+    """The pre-specified questions ({a, b, ...}: "does A beat B?") as one Holm family of their own.
+
+    Each question gets its pair's record from `comparisons` (oriented A - B, same raw p-values,
+    intervals and tests), with `p_adjusted`/`tost_p_adjusted` re-adjusted over the questions only -
+    the family fixed before the data were seen (config report.comparisons) - and its answer:
+    "yes" or "no, the opposite" (a difference), "no difference larger than δ points" (TOST, only
+    for variant-level tests) or "inconclusive: [low, high]". `p_adjusted_all_pairs` keeps the
+    all-pairs value. Questions must name two different variants present in `comparisons`.
+    """
+    if alpha is None:
+        alpha = comparisons["alpha"]
+    records = []
+    for q in questions:
+        record = find_pair(comparisons, q["a"], q["b"])
+        record["p_adjusted_all_pairs"] = record["p_adjusted"]
+        record.pop("tost_p_adjusted", None)
+        records.append({**q, **record})
+    _adjust(records, alpha)
+    return records
 
 
 # ----------------------------------------------------------------------------------------------
@@ -377,22 +665,25 @@ def verdict(summary: Mapping[str, Mapping], comparisons: Mapping, alpha: float |
     """Who is best, or who cannot be told apart from the top variant.
 
     Variants are ranked by mean accuracy (ties keep the summary's order). The top one is `best`
-    only if it is significantly better (Holm-adjusted) than the runner-up AND than every other
-    variant - a lower-ranked one with few seeds or a wide interval can stay indistinguishable even
-    when the runner-up is not. Otherwise `best` is None. `tied_with_top` lists the top variant and
-    every variant not significantly different from it, in rank order; `max_gap_points` is the
-    largest |bound| of their 95 % difference intervals against the top one - how far apart the
-    tied variants could plausibly be (None when nothing is tied). With one variant there is
-    nothing to compare: best is None and runner_up is None.
+    only if it has several seeds and is significantly better (run-level tests, Holm-adjusted over
+    all pairs) than EVERY other variant: single-seed evidence never names a best variant
+    (`single_seed_top` says when that is why; its pairs are McNemar tests of two trained models,
+    `scope` says which). Otherwise `best` is None. `tied_with_top` lists the top variant and every
+    variant not significantly different from it, in rank order; `equivalent_to_top` those of them
+    within ±smallest_effect by TOST; `max_gap_points` is the largest |bound| of their difference
+    intervals against the top one - how far apart the tied variants could plausibly be (None when
+    nothing is tied). With one variant there is nothing to compare: best is None and runner_up is
+    None.
     """
     if alpha is None:
         alpha = comparisons["alpha"]
     names = list(summary)
     ranked = sorted(names, key=lambda v: (-summary[v]["mean"], names.index(v)))
     top = ranked[0]
-    result = {"top": top, "runner_up": None, "best": None, "tied_with_top": [top],
-              "max_gap_points": None, "p_top_vs_runner_up": None, "alpha": float(alpha),
-              "ranking": ranked}
+    result = {"top": top, "runner_up": None, "best": None, "tied_with_top": [top], "equivalent_to_top": [],
+              "max_gap_points": None, "p_top_vs_runner_up": None, "alpha": float(alpha), "ranking": ranked,
+              "single_seed_top": summary[top]["seeds"] < 2,
+              "scope": SCOPE_MODELS if summary[top]["seeds"] < 2 else SCOPE_VARIANTS}
     if len(ranked) == 1:
         return result
     runner_up = ranked[1]
@@ -401,11 +692,13 @@ def verdict(summary: Mapping[str, Mapping], comparisons: Mapping, alpha: float |
     gap = None
     for other in ranked[1:]:
         record = find_pair(comparisons, top, other)
-        if not record["p_adjusted"] < alpha:
+        if not record["significant"]:
             result["tied_with_top"].append(other)
+            if record["equivalent"]:
+                result["equivalent_to_top"].append(other)
             bound = max(abs(record["ci_low"]), abs(record["ci_high"]))
             gap = bound if gap is None else max(gap, bound)
     result["max_gap_points"] = gap
-    if len(result["tied_with_top"]) == 1:
+    if len(result["tied_with_top"]) == 1 and not result["single_seed_top"]:
         result["best"] = top
     return result

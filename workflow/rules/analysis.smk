@@ -23,6 +23,8 @@ rule label_issues:
     params:
         code=package_code("analysis.label_issues"),
         filter_by=config["analysis"]["label_issues"]["filter_by"],
+        # the variant of each score file, for the leave-one-variant-out suspects
+        variants=per_run("{variant}", label_issue_variants(config)),
     script:
         "../scripts/label_issues.py"
 

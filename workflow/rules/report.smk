@@ -44,7 +44,9 @@ rule compare_variants:
         settings={name: canonical(s) for name, s in SETTINGS.items()},
         runs=RUNS,
         reference=canonical(config["reference_accuracy"]),
-        statistics=canonical({k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons")}),
+        statistics=canonical(
+            {k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons", "smallest_effect")}
+        ),
         focus=config["report"]["gallery_variant"],
         seed_replica=config["training"]["seed_quirks"],
     script:

@@ -16,6 +16,7 @@ run(
         comparisons=smk.params.statistics["comparisons"],
         alpha=smk.params.statistics["alpha"],
         replicates=smk.params.statistics["bootstrap_replicates"],
+        smallest_effect=smk.params.statistics["smallest_effect"],
         focus=smk.params.focus,
         seed_replica=smk.params.seed_replica,
         out=dict(smk.output.items()),

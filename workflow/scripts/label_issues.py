@@ -9,5 +9,6 @@ run(
         smk.output.table,
         smk.output.summary,
         filter_by=smk.params.filter_by,
+        variants=smk.params.variants,
     ),
 )

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import stats
 from ..evaluation import read_score_set, read_scores
 from ..io import atomic_path, file_digest, read_table, write_json, write_tsv
 
@@ -234,13 +235,18 @@ def check_alignment(counts, labels, path) -> None:
 
 # --- per model ----------------------------------------------------------------------------------
 
-def cross_entropy(human_dist, probs, eps: float = EPS) -> float:
-    """Mean over images of −Σ_k h_k log max(p_k, eps), in nats."""
+def image_cross_entropy(human_dist, probs, eps: float = EPS) -> np.ndarray:
+    """Per image −Σ_k h_k log max(p_k, eps), in nats."""
     h = np.asarray(human_dist, dtype=np.float64)
     p = np.asarray(probs, dtype=np.float64)
     if h.shape != p.shape:
         raise ValueError(f"cross_entropy: human distribution {h.shape} and probabilities {p.shape} differ")
-    return float(-(h * np.log(np.clip(p, eps, None))).sum(1).mean())
+    return -(h * np.log(np.clip(p, eps, None))).sum(1)
+
+
+def cross_entropy(human_dist, probs, eps: float = EPS) -> float:
+    """Mean over images of −Σ_k h_k log max(p_k, eps), in nats."""
+    return float(image_cross_entropy(human_dist, probs, eps).mean())
 
 
 def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[str, list]:
@@ -380,14 +386,17 @@ def _mean_std(values):
 
 
 def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test set", eps: float = EPS,
-                  by: str = "agreement", edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW) -> dict:
+                  by: str = "agreement", edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW,
+                  replicates: int = 2000) -> dict:
     """Per variant (`scores`: variant name → its score files, one per seed) the models against people.
 
     `labels` are the test set's (`test_set` names it in messages): every score file must have them
     (`evaluation.read_score_set`). Returns {"humans": the
     per-image summary, "settings": …, "variants": {name: {"seeds": [per file: path, accuracy,
     accuracy_vs_majority, cross_entropy], "accuracy_vs_majority"/"cross_entropy"/"accuracy" (mean
-    over seeds) with "_std" (None for one seed), "bins": per-bin means over seeds}}}.
+    over seeds) with "_std" (None for one seed), "bins": per-bin means over seeds}},
+    "cross_entropy_ranking": `stats.ranking_intervals` of the per-image cross-entropy (mean over seeds),
+    so that a ranking separated by 0.001 nats is shown with the paired interval it has}.
     """
     if not scores:
         raise ValueError("human_metrics: no variants given")
@@ -402,9 +411,11 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
     counts = load_counts(counts_path, len(labels))
     check_alignment(counts, labels, counts_path)
     variants = {}
+    per_image: dict[str, list] = {}
     for name, paths in groups.items():
         seeds = [{"path": path, **model_vs_humans(counts, read[path]["probs"], labels, eps=eps, by=by, edges=edges)}
                  for path in paths]
+        per_image[name] = [image_cross_entropy(human_distribution(counts), read[path]["probs"], eps) for path in paths]
         entry = {"seeds": [{k: v for k, v in m.items() if k != "bins"} for m in seeds]}
         for key in ("accuracy", "accuracy_vs_majority", "cross_entropy"):
             entry[key], entry[key + "_std"] = _mean_std([m[key] for m in seeds])
@@ -420,6 +431,8 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
                      "edges": [float(e) for e in edges], "unsure_below": unsure_below,
                      "counts": str(counts_path), "source": SOURCE, "license": LICENSE, "citation": CITATION},
         "variants": variants,
+        "cross_entropy_ranking": stats.ranking_intervals({k: np.mean(v, axis=0) for k, v in per_image.items()},
+                                                         replicates=replicates),
     }
 
 

@@ -24,6 +24,13 @@ cleanlab settings used by `find_suspects` (cleanlab 2.x):
 Output `label_issues.tsv` (one row per suspect, by rank): index, given, suggested (class names),
 self_confidence, rank, models_wrong (how many of the individual models predict something other
 than the given label), models (how many models were combined).
+
+Circularity: only images the combined models get wrong can be flagged, so a flagging model's own
+mistakes fall on the suspects partly by construction, and its "accuracy without the suspects" rises
+by construction. So a variant that is one of the flagging models is judged against the suspects the
+OTHER flagging variants find without it (`leave_one_out`: cleanlab once per such variant, on the
+mean probabilities of the remaining variants' runs); a variant that is not among them is judged
+against the full list, which never saw it.
 """
 
 from __future__ import annotations
@@ -122,8 +129,32 @@ def summary(labels, probs, suspect_indices) -> dict:
     }
 
 
+def leave_one_out(labels, probs_list, variants, *, filter_by: str = FILTER_BY) -> dict[str, dict]:
+    """Per flagging variant V: cleanlab on the runs of every other variant, and V's own runs against those
+    suspects (`summary` per run, then the mean over V's runs). `variants` names each entry of `probs_list`
+    (one per run, so a variant's seeds share a name). Empty when fewer than two distinct variants flag:
+    then nothing is left to flag without V."""
+    variants = [str(v) for v in variants]
+    if len(variants) != len(probs_list):
+        raise ValueError(f"leave_one_out: {len(variants)} variant names for {len(probs_list)} probability arrays")
+    names = list(dict.fromkeys(variants))
+    if len(names) < 2:
+        return {}
+    out = {}
+    for name in names:
+        others = [p for p, v in zip(probs_list, variants) if v != name]
+        suspects = find_suspects(labels, others, filter_by=filter_by)["index"]
+        own = [summary(labels, p, suspects) for p, v in zip(probs_list, variants) if v == name]
+        mean = {key: float(np.mean([o[key] for o in own])) if all(o[key] is not None for o in own) else None
+                for key in ("mistakes", "mistakes_suspect", "accuracy", "accuracy_without_suspects")}
+        out[name] = {"n_suspects": int(len(suspects)), "models": len(others), "runs": len(own), **mean,
+                     "mistakes_suspect_share": 100 * mean["mistakes_suspect"] / mean["mistakes"]
+                     if mean["mistakes"] else None}
+    return out
+
+
 def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None, summary_json=None,
-                       test_set="the test set", filter_by: str = FILTER_BY) -> dict:
+                       test_set="the test set", filter_by: str = FILTER_BY, variants=None) -> dict:
     """Find suspects over all `score_paths` (mean probabilities) and write `out_tsv` atomically.
 
     `classes` names the K classes (the TSV writes names) and `labels` are the test set's (`test_set` names
@@ -131,6 +162,8 @@ def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None,
     file whose mistakes the summary counts (default: the first of `score_paths`; it may be another file). Returns (and writes to `summary_json`, when given) a small summary:
     n_images, n_models, model_accuracy (min and max test accuracy % of the models read), n_suspects,
     the reference's mistakes / mistakes_suspect / accuracy / accuracy_without_suspects, and the settings.
+    `variants` (one name per score file) adds `variants` and `leave_one_out` (see `leave_one_out`); the
+    reference's numbers count its own mistakes and are circular when it is one of the flagging models.
     """
     paths = [str(p) for p in score_paths]
     classes = [str(c) for c in classes]
@@ -150,6 +183,9 @@ def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None,
     result = {"n_models": len(paths), "filter_by": filter_by, "rank_by": RANK_BY,
               "model_accuracy": {"min": min(model_accuracy), "max": max(model_accuracy)},
               "reference": reference, **summary(labels, ref_probs, table["index"])}
+    if variants is not None:
+        result["variants"] = list(dict.fromkeys(str(v) for v in variants))
+        result["leave_one_out"] = leave_one_out(labels, probs_list, variants, filter_by=filter_by)
 
     write_tsv(out_tsv, TSV_COLUMNS, ([i, classes[g], classes[s], float(conf), rank, wrong, models]
                                      for i, g, s, conf, rank, wrong, models in zip(*(table[c] for c in TSV_COLUMNS))))
@@ -188,10 +224,12 @@ def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
     return table
 
 
-def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str = FILTER_BY) -> dict:
-    """Rule label_issues: `write_label_issues` with the class names and labels of the prepared test set."""
+def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str = FILTER_BY,
+                             variants=None) -> dict:
+    """Rule label_issues: `write_label_issues` with the class names and labels of the prepared test set;
+    `variants` names each score file's variant."""
     from ..data import load_arrays
 
     _, labels, classes = load_arrays(test_images)
     return write_label_issues(score_paths, out_tsv, classes, labels, summary_json=summary_json,
-                              test_set=test_images, filter_by=filter_by)
+                              test_set=test_images, filter_by=filter_by, variants=variants)

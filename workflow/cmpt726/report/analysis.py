@@ -34,19 +34,37 @@ def _mean(values):
 
 
 # --------------------------------------------------------------------------- numbers
-def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, focus: str, seed_index: int,
-                        human_disagree=None) -> dict:
-    """How many suspects, how many of the focus run's mistakes they are, every variant's accuracy without them."""
+def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, focus: str, human_disagree=None,
+                        human_majority=None) -> dict:
+    """How many suspects, and every variant's mistakes against suspects found WITHOUT that variant.
+
+    A variant among the flagging models (summary["variants"]) is set against its leave-one-out suspects
+    (summary["leave_one_out"], mean over its seeds); one that is not is set against the full list, which never
+    saw it. A flagging variant with no leave-one-out list (it was the only one) gets None: its numbers would
+    follow by construction. The focus entry is the focus variant's (mean over its seeds when it flags).
+    Against CIFAR-10H: precision = share of suspects whose people's majority rejects the given label (Wilson
+    interval), and how often that majority picks the models' suggested class.
+    """
     suspects = table["index"]
-    focus_probs = by_variant[focus][seed_index]["probs"]
-    focus_summary = li.summary(labels, focus_probs, suspects)
+    flagging = set(summary.get("variants") or [])
+    loo = summary.get("leave_one_out") or {}
     variants = {}
     for name, runs in by_variant.items():
-        per_seed = [li.summary(labels, s["probs"], suspects) for s in runs]
-        variants[name] = {"accuracy": _mean([p["accuracy"] for p in per_seed]),
-                          "accuracy_without_suspects": _mean([p["accuracy_without_suspects"] for p in per_seed]),
-                          "mistakes_suspect_share": _mean([100 * p["mistakes_suspect"] / p["mistakes"]
-                                                           for p in per_seed if p["mistakes"]])}
+        if name in loo:
+            own = {**loo[name], "suspects_from": "leave-one-out"}
+        elif name in flagging:
+            own = {"accuracy": _mean([li.summary(labels, s["probs"], suspects)["accuracy"] for s in runs]),
+                   "accuracy_without_suspects": None, "mistakes_suspect_share": None, "mistakes": None,
+                   "mistakes_suspect": None, "n_suspects": None,
+                   "suspects_from": "circular (the only flagging variant)"}
+        else:
+            per_seed = [li.summary(labels, s["probs"], suspects) for s in runs]
+            own = {key: _mean([p[key] for p in per_seed])
+                   for key in ("accuracy", "accuracy_without_suspects", "mistakes", "mistakes_suspect")}
+            own.update(n_suspects=int(len(suspects)), suspects_from="all flagging variants (not this one)",
+                       mistakes_suspect_share=(100 * own["mistakes_suspect"] / own["mistakes"]
+                                               if own["mistakes"] else None))
+        variants[name] = own
     overlap = None
     if human_disagree is not None:
         # How much more often people reject the official label on a suspect than elsewhere: the check
@@ -56,10 +74,15 @@ def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, fo
         n_others = len(human_disagree) - len(suspects)
         overlap = {"suspects": int(len(suspects)), "people_disagree": int(human_disagree.sum()), "both": both,
                    "share_suspects": 100.0 * both / len(suspects) if len(suspects) else None,
-                   "share_others": 100.0 * (int(human_disagree.sum()) - both) / n_others if n_others else None}
+                   "share_others": 100.0 * (int(human_disagree.sum()) - both) / n_others if n_others else None,
+                   "precision_ci": list(stats.wilson_interval(both, len(suspects))) if len(suspects) else None,
+                   "suggested_is_majority": None}
+        if human_majority is not None and len(suspects):
+            hits = int((np.asarray(human_majority)[suspects] == np.asarray(table["suggested"])).sum())
+            overlap["suggested_is_majority"] = 100.0 * hits / len(suspects)
     return {"n_suspects": int(len(suspects)), "n_models": summary["n_models"], "filter_by": summary["filter_by"],
-            "model_accuracy": summary["model_accuracy"],
-            "focus": focus_summary, "variants": variants, "human_overlap": overlap,
+            "model_accuracy": summary["model_accuracy"], "flagging_variants": sorted(flagging),
+            "focus": variants[focus], "variants": variants, "human_overlap": overlap,
             "top": [{"index": int(i), "given": g, "suggested": s, "confidence": float(c)}
                     for i, g, s, c in zip(suspects[:N_SHOWN], table["given"][:N_SHOWN], table["suggested"][:N_SHOWN],
                                           table["self_confidence"][:N_SHOWN])]}
@@ -71,27 +94,63 @@ def human_numbers(metrics: dict, table: dict) -> dict:
                                         "cross_entropy", "cross_entropy_std")}
                 for name, v in metrics["variants"].items()}
     ranked = sorted(variants, key=lambda n: variants[n]["cross_entropy"])
+    # The paired image-bootstrap intervals of the ranking (stats.ranking_intervals), so a lead of 0.001 nats
+    # is not read as a ranking.
+    ranking = metrics.get("cross_entropy_ranking")
     return {"humans": metrics["humans"], "settings": metrics["settings"], "variants": variants,
-            "lowest_cross_entropy": ranked[0], "highest_cross_entropy": ranked[-1],
+            "lowest_cross_entropy": ranked[0], "highest_cross_entropy": ranked[-1], "ranking": ranking,
             "disagree_examples": [int(i) for i in table["index"][table["disagree"]][:N_SHOWN]]}
 
 
-def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels) -> dict:
+EASE_BINS = 10
+
+
+def matched_accuracy(hit, flagged, ease, bins: int = EASE_BINS) -> float | None:
+    """The accuracy (%) the flagged images would have if they were only as easy as `ease` says: each flagged image
+    gets the mean accuracy (over seeds) of the non-flagged images in its ease bin (bins: the `bins`-quantiles of ease
+    over the non-flagged images), averaged over the flagged images. None without flagged or other images."""
+    hit = np.asarray(hit, dtype=np.float64)
+    flagged = np.asarray(flagged, dtype=bool)
+    ease = np.asarray(ease, dtype=np.float64)
+    other = ~flagged
+    if not flagged.any() or not other.any():
+        return None
+    edges = np.quantile(ease[other], np.linspace(0, 1, bins + 1)[1:-1])
+    which = np.searchsorted(edges, ease, side="right")
+    per_image = hit.reshape(-1, len(flagged)).mean(0)
+    counts = np.bincount(which[other], minlength=bins)
+    sums = np.bincount(which[other], weights=per_image[other], minlength=bins)
+    expected = (sums / np.maximum(counts, 1))[which[flagged]]
+    usable = counts[which[flagged]] > 0
+    return float(100 * expected[usable].mean()) if usable.any() else None
+
+
+def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels,
+                      ease_variant: str | None = None) -> dict:
     """The flagged pairs and, per variant, accuracy on flagged vs the other test images (mean over seeds;
-    Wilson interval of the flagged group's accuracy from its size)."""
+    Wilson interval of the flagged group's accuracy from its size), and the control for flagged images simply being
+    easier: `matched`, the accuracy of other images as easy as the flagged ones by `ease_variant`'s probability of
+    the given label (a variant on frozen features; mean over its seeds), and `beyond_ease` = flagged − matched. The
+    head on frozen features also saw the twins in training, so the control may absorb part of a real gain."""
     flagged = np.array([bool(r["flagged"]) for r in table])
     n_flagged = int(flagged.sum())
+    ease = None
+    if ease_variant is not None and ease_variant in by_variant:
+        ease = np.mean([s["probs"][np.arange(len(labels)), labels] for s in by_variant[ease_variant]], axis=0)
     variants = {}
     for name, runs in by_variant.items():
         hit = np.stack([s["pred"] == labels for s in runs])
         on, off = (100 * hit[:, flagged].mean() if n_flagged else None), 100 * hit[:, ~flagged].mean()
         interval = stats.wilson_interval(round(on / 100 * n_flagged), n_flagged) if n_flagged else (None, None)
+        matched = matched_accuracy(hit, flagged, ease) if ease is not None else None
         variants[name] = {"flagged": on, "other": off, "difference": None if on is None else on - off,
-                          "flagged_ci": list(interval)}
+                          "flagged_ci": list(interval), "matched": matched,
+                          "beyond_ease": None if matched is None or on is None else on - matched}
     pairs = sorted((r for r in table if r["flagged"]), key=lambda r: r["pixel_distance"])
     return {**{k: summary[k] for k in ("threshold", "rule", "n_test", "n_train", "n_flagged",
                                         "n_flagged_other_label", "n_flagged_feature_agrees")},
             "k": summary.get("k"), "seconds": summary["seconds"], "variants": variants,
+            "ease_variant": ease_variant if ease is not None else None, "ease_bins": EASE_BINS,
             "shown": [{"index": int(r["index"]), "train_index": int(r["train_index"]),
                        "distance": float(r["pixel_distance"])} for r in pairs[:N_SHOWN]]}
 
@@ -160,7 +219,6 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
     q6 = read_json(q6_numbers)
     by_variant = _scores_by_variant(runs, scores, labels, classes, test_images)
     focus = q6["focus"]
-    seed_index = [s for v, s in runs if v == focus].index(q6["seed"])
 
     human_table = None
     humans = None
@@ -177,9 +235,13 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
         save_figure(fig, out["humans"])
 
     issues = label_issue_numbers(li.read_label_issues(label_issues), read_json(label_issues_summary), by_variant,
-                                 labels, focus, seed_index,
-                                 None if human_table is None else human_table["disagree"])
-    duplicates = duplicate_numbers(nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary), by_variant, labels)
+                                 labels, focus,
+                                 None if human_table is None else human_table["disagree"],
+                                 None if human_table is None else human_table["human_majority"])
+    # The ease control's reference: the first variant trained on frozen features (train: head), if any.
+    ease_variant = next((r["name"] for r in q6.get("rows", []) if r.get("train") == "head"), None)
+    duplicates = duplicate_numbers(nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary),
+                                   by_variant, labels, ease_variant)
     plot_suspects(test_x, issues["top"], out["suspects"])
     plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
     numbers = {"focus": focus, "seed": q6["seed"], "n_test": int(len(labels)), "variants": list(by_variant),

@@ -190,29 +190,38 @@ def shared_settings(settings: dict) -> dict:
             "uncached_heads": [name for name in heads if name not in cached]}
 
 
-def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict) -> dict:
-    """The discussion's questions (config report.comparisons: a, b, asks), each with its paired test from the
-    whole family (Holm over every pair), plus "head vs full": the best variant that fine-tunes everything
-    against the best head-only one. Questions about variants this run does not have are listed as skipped."""
+def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict,
+                      smallest_effect: float = stats.SMALLEST_EFFECT) -> dict:
+    """The discussion's questions (config report.comparisons: a, b, asks), each answered "yes" / "no, the
+    opposite", "no difference larger than δ points" or "inconclusive: [a, b]" (`stats.answer_questions`: these
+    questions are their own Holm family, fixed before the data), plus "head vs full": the best variant that
+    fine-tunes everything against the best head-only one, picked after seeing the data, so it keeps the
+    all-pairs family. Questions about variants this run does not have are listed as skipped."""
     by_name = {r["name"]: r for r in rows}
-    found, skipped = [], []
-    for item in asked:
-        if item["a"] in by_name and item["b"] in by_name and item["a"] != item["b"]:
-            found.append({**item, **_pair(pairs, by_name, item["a"], item["b"]),
-                          "differs": differences(by_name[item["a"]], by_name[item["b"]])})
-        else:
-            skipped.append(item)
+    present = [item for item in asked if item["a"] in by_name and item["b"] in by_name and item["a"] != item["b"]]
+    skipped = [item for item in asked if item not in present]
+    answered = stats.answer_questions(pairs, present) if present else []
+    found = [{**item, **_pair(record, by_name), "differs": differences(by_name[item["a"]], by_name[item["b"]])}
+             for item, record in zip(present, answered)]
     heads = [r for r in rows if r["train"] == "head"]
     fulls = [r for r in rows if r["train"] == "all"]
     head_vs_full = None
     if heads and fulls:
         h = max(heads, key=lambda r: r["accuracy"])
         f = max(fulls, key=lambda r: r["accuracy"])
-        head_vs_full = {**_pair(pairs, by_name, f["name"], h["name"]),
+        head_vs_full = {**_pair(stats.find_pair(pairs, f["name"], h["name"]), by_name),
                         "time_ratio": f["seconds"] / h["seconds"] if f["seconds"] and h["seconds"] else None}
     if head_vs_full:
-        head_vs_full["verb"] = ("beats" if head_vs_full["answer"] == "yes" else "loses to"
-                                if head_vs_full["significant"] else "cannot be told apart from")
+        outcome, up = head_vs_full["outcome"], head_vs_full["diff"] > 0
+        head_vs_full["verb"] = ("beats" if outcome == "difference" and up else "loses to" if outcome == "difference"
+                                else f"is within ±{smallest_effect:g} points of" if outcome == "equivalent"
+                                else "cannot be told apart from")
+        head_vs_full["conclusion"] = (
+            "The CIFAR-100 features transfer, but adapting them to the new classes pays." if outcome == "difference" and up
+            else "Here the frozen features are as good as adapted ones." if outcome == "equivalent"
+            else "With one seed each this compares two trained networks, not the two ways of training."
+            if outcome == "models only"
+            else "Inconclusive: the interval allows either to be better." if not head_vs_full["significant"] else "")
     return {"asked": found, "skipped": skipped, "head_vs_full": head_vs_full}
 
 
@@ -227,17 +236,15 @@ def differences(a: dict, b: dict) -> list[str]:
             for key, label in DIFFERENCE_KEYS.items() if a[key] != b[key]]
 
 
-def _pair(pairs: dict, by_name: dict, a: str, b: str) -> dict:
-    """One paired comparison oriented a − b, with both accuracies and the words the prose needs."""
-    record = stats.find_pair(pairs, a, b)
+def _pair(record: dict, by_name: dict) -> dict:
+    """One paired comparison (a `stats` record oriented a − b) with both accuracies and the words the prose needs."""
+    a, b = record["a"], record["b"]
     return {"a": a, "b": b, "a_accuracy": by_name[a]["accuracy"], "b_accuracy": by_name[b]["accuracy"],
             "diff": record["diff_points"], "ci_low": record["ci_low"], "ci_high": record["ci_high"],
-            "p": record["p"], "p_adjusted": record["p_adjusted"], "test": record["test"],
-            "significant": record["significant"],
-            "direction": "higher" if record["diff_points"] > 0 else "lower" if record["diff_points"] < 0 else "equal",
-            # The answer to "is a better than b?" that the comparisons table prints.
-            "answer": ("yes" if record["diff_points"] > 0 else "no, the opposite") if record["significant"]
-            else "not distinguishable"}
+            "p": record["p"], "p_adjusted": record["p_adjusted"], "test": record["test"], "scope": record["scope"],
+            "significant": record["significant"], "equivalent": record["equivalent"],
+            "tost_p_adjusted": record["tost_p_adjusted"], "outcome": record["outcome"], "answer": record["answer"],
+            "direction": "higher" if record["diff_points"] > 0 else "lower" if record["diff_points"] < 0 else "equal"}
 
 
 def pair_matrix(names: list[str], pairs: dict) -> dict:
@@ -255,6 +262,25 @@ def headline(verdict: dict, rows: list[dict]) -> dict:
             "tied_others": [v for v in verdict["tied_with_top"] if v != verdict["top"]]}
 
 
+def validation_accuracy(epochs: list[dict], kept_epoch) -> float | None:
+    """A run's validation accuracy at the epoch it kept, or the latest one measured before it (validation may run
+    every few epochs; no kept epoch recorded: the latest of all); None when the run has no validation split."""
+    measured = [r["val_acc"] for r in epochs
+                if r.get("val_acc") is not None and (kept_epoch is None or r["epoch"] <= kept_epoch)]
+    return measured[-1] if measured else None
+
+
+def choose_focus(rows: list[dict], focus: str | None = None) -> tuple[str, str]:
+    """The variant the per-image sections study and how it was chosen: config report.gallery_variant if set,
+    else the highest mean validation accuracy (never the test accuracy: the test set then only measures it),
+    else, when some variant has no validation split, the first variant of the config."""
+    if focus:
+        return focus, "report.gallery_variant"
+    if all(r["val_accuracy"] is not None for r in rows):
+        return max(rows, key=lambda r: r["val_accuracy"])["name"], "validation accuracy"
+    return rows[0]["name"], "first variant (no validation accuracy to choose by)"
+
+
 def reference_check(rows: list[dict], seed_replica: bool) -> dict:
     """The seed's reported accuracies against ours: how many lie inside our 95 % intervals."""
     checked = [{"name": r["name"], "reference": r["reference"], "accuracy": r["accuracy"],
@@ -268,14 +294,16 @@ def reference_check(rows: list[dict], seed_replica: bool) -> dict:
 def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
                test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
                alpha: float = 0.05, replicates: int = 10_000, seed_replica: bool = False,
-               baseline: str = "head", backbone=None) -> dict:
+               baseline: str = "head", smallest_effect: float = stats.SMALLEST_EFFECT, backbone=None) -> dict:
     """Every Q6 figure, the variant table and the numbers JSON.
 
     runs: the (variant, seed) pairs in the order of metrics/epochs/train_summaries/scores. focus: the variant
     whose first seed the per-image analyses use (confusion, per-class, calibration diagram, mistakes);
-    None: the top variant by mean accuracy. out: name → path for curves, confusion, per_class, reliability,
-    mistakes, variants, pairs, table, numbers. backbone: the weights file the variants started from; its
-    digest and the resolved settings go into numbers.json, so that runs can be compared (`cmpt726.compare`).
+    None: the one with the highest mean validation accuracy (`choose_focus`). smallest_effect: δ (points) of the
+    equivalence tests behind the answer "no difference larger than δ". out: name → path for curves, confusion,
+    per_class, reliability, mistakes, variants, pairs, table, numbers. backbone: the weights file the variants
+    started from; its digest and the resolved settings go into numbers.json, so that runs can be compared
+    (`cmpt726.compare`).
     """
     runs = [tuple(r) for r in runs]
     for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
@@ -289,19 +317,20 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     table = dict(zip(scores_by, read_score_set(scores_by.values(), labels, classes, test_set=test_images)))
     correct = {name: np.stack([table[name, seed]["pred"] == labels for v, seed in runs if v == name])
                for name in settings}
-    boot = stats.bootstrap_accuracies(correct, replicates=replicates, seed=0)
-    summary = stats.accuracy_summary(correct, boot=boot)
-    pairs = stats.pairwise_comparisons(correct, order=list(settings), alpha=alpha, boot=boot) if len(settings) > 1 \
-        else {"pairs": [], "alpha": alpha}
+    summary = stats.accuracy_summary(correct, replicates=replicates, seed=0)
+    pairs = stats.pairwise_comparisons(correct, order=list(settings), alpha=alpha, smallest_effect=smallest_effect) \
+        if len(settings) > 1 else {"pairs": [], "alpha": alpha, "pooled_run_sd": None}
     rows = variant_rows(settings, runs, metrics_by, cost_by, summary, reference, baseline=baseline)
+    curves = {name: [read_tsv(epochs_by[name, s]) for v, s in runs if v == name] for name in settings}
+    for r in rows:
+        accs = [validation_accuracy(c, k) for c, k in zip(curves[r["name"]], r["kept_epochs"])]
+        r["val_accuracy"] = None if None in accs else statistics.fmean(accs)
     calib = {key: calibration(s["probs"].max(1), s["pred"] == s["label"]) for key, s in table.items()}
     for r in rows:
         r["ece"] = statistics.fmean(100 * calib[r["name"], seed]["ece"] for seed in r["seed_list"])
-    verdict = stats.verdict(summary, pairs, alpha) if len(settings) > 1 else {
-        "top": rows[0]["name"], "runner_up": None, "best": None, "tied_with_top": [rows[0]["name"]],
-        "max_gap_points": None, "p_top_vs_runner_up": None, "alpha": alpha, "ranking": [rows[0]["name"]]}
+    verdict = stats.verdict(summary, pairs, alpha)
 
-    focus = focus or verdict["top"]
+    focus, focus_chosen_by = choose_focus(rows, focus)
     focus_row = next(r for r in rows if r["name"] == focus)
     seed = focus_row["seed_list"][0]
     focus_metrics = read_json(metrics_by[focus, seed])
@@ -314,7 +343,6 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     per_class = focus_metrics["per_class_accuracy"]
     ranked = sorted((a, c) for c, a in per_class.items() if a is not None)
 
-    curves = {name: [read_tsv(epochs_by[name, s]) for v, s in runs if v == name] for name in settings}
     figures.plot_curves(curves, out["curves"])
     figures.plot_confusion(focus_metrics["confusion"], classes, f"{focus}, seed {seed}", out["confusion"])
     figures.plot_per_class(compare, out["per_class"])
@@ -329,10 +357,12 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     numbers = {
         "rows": rows, "baseline": baseline if baseline in settings else None,
         "verdict": headline(verdict, rows), "alpha": alpha, "replicates": replicates,
+        "smallest_effect": smallest_effect, "pooled_run_sd": pairs["pooled_run_sd"],
         "pairs": pairs["pairs"], "matrix": matrix,
-        "comparisons": named_comparisons(comparisons or [], rows, pairs),
+        "comparisons": named_comparisons(comparisons or [], rows, pairs, smallest_effect),
         "reference_check": reference_check(rows, seed_replica),
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
+        "focus_chosen_by": focus_chosen_by,
         "seed": seed, "seeds": sorted({s for _, s in runs}), "n_test": n, "classes": classes,
         "train_modes": list(dict.fromkeys(r["train"] for r in rows)),
         "varying": varying_columns(rows),
