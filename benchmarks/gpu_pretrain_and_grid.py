@@ -10,7 +10,7 @@ numbers are the workflow's. Needs Python ≥ 3.10 with torch, torchvision, numpy
     #   DIR (CIFAR-10) holds cifar-10-batches-py/; the ImageFolder holds train/<class>/*, test/<class>/*
     #   (or --cifar100-root DIR holding cifar-100-python/). ../shared/data/restore.py writes both.
 
-Prints per-stage times, the device and the accuracy table (ours beside the seed's) as
+Prints per-stage times, the device and the accuracy table (ours beside the 2019 script's) as
 markdown; writes OUT/results.json and OUT/table.md. Reruns with the same OUT skip finished
 stages (prepared data, backbone, finished variants) and resume an interrupted pretraining
 from its last epoch, so pretraining (--skip-grid) and the grid can run as two calls. Flags
@@ -83,7 +83,7 @@ class Stages:
 
 
 def table(rows, reference, pretrain_summary) -> str:
-    lines = ["| variant | ours (%) | seed's (%) | difference | train s |", "|---|---:|---:|---:|---:|"]
+    lines = ["| variant | ours (%) | 2019 script's (%) | difference | train s |", "|---|---:|---:|---:|---:|"]
     for r in rows:
         ref = reference.get(r["variant"])
         diff = f"{r['accuracy'] - ref:+.2f}" if ref is not None else ""

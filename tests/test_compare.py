@@ -59,7 +59,7 @@ def test_a_changed_default_is_listed_once_and_a_variant_change_under_its_variant
     assert rows["variants"]["differs"] and rows["seeds"]["cells"] == ["0", "0, 1"]  # seeds: here, not per variant
 
 
-def test_several_seeds_are_compared_by_the_paired_bootstrap_with_holm_over_the_page():
+def test_several_seeds_are_compared_by_the_run_level_test_with_holm_over_the_page():
     rng = np.random.default_rng(0)
     good = rng.random((3, 400)) < 0.9  # three seeds, ~90 % right
     poor = rng.random((1, 400)) < 0.6  # one seed, ~60 % right
@@ -69,7 +69,7 @@ def test_several_seeds_are_compared_by_the_paired_bootstrap_with_holm_over_the_p
     tests = {t["variant"]: t for t in result["tests"]}
     assert set(tests) == {"a", "b"}  # c is in one experiment only
     a, b = tests["a"], tests["b"]
-    assert (a["a"], a["b"], a["test"]) == ("second", "first", stats.BOOTSTRAP_METHOD)
+    assert (a["a"], a["b"], a["test"]) == ("second", "first", stats.RUN_LEVEL_TEST)
     assert a["diff_points"] == pytest.approx(100 * (good.mean() - poor.mean())) and a["significant"]
     assert b["test"] == stats.MCNEMAR_TEST and b["diff_points"] == 0 and not b["significant"]
     assert [a["p_adjusted"], b["p_adjusted"]] == stats.holm([a["p"], b["p"]])
@@ -136,7 +136,7 @@ def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     assert config["variants"]["head"] == {"train": "head"} and config["training"]["lr"] == 0.01
     config["variants"]["head"]["lr"] = 0.5
     (exp2 / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    # Only what the page reads: head retrains, plot_q6 reruns (the analyses and the report are not needed).
+    # Only what the page reads: head retrains, compare_variants reruns (the analyses and the report are not needed).
     snakemake(exp2, "--cores", "2", compare.NUMBERS)
 
     out = tmp_path / "pages" / "comparison.html"

@@ -170,7 +170,7 @@ def test_every_bad_key_is_named_in_one_message():
     config = shipped()
     config["training"]["lr"] = "fast"
     config["variants"]["all"]["lr_rate"] = 0.1
-    config["theory"]["q5"]["max_iter"] = 0
+    config["theory"] = {"q5": {"max_iter": 0}}
     config["training"]["optimizer"] = "sgd"
     config["variants"]["head"]["optimizer"] = "adam"
     with pytest.raises(ConfigError) as info:
@@ -362,3 +362,17 @@ def test_command_line_value_that_does_not_convert_is_refused_naming_its_key(reco
     assert "config key seeds.1: 'x' is not of type 'integer'" in log
     assert "config key training.epochs: 'many' is not of type 'integer'" in log
     assert "Building DAG" not in log and parse_jobs(log) == set()
+
+
+def test_the_old_names_of_the_2019_setting_point_to_the_new():
+    """seed_quirks is now replicate_2019_bugs, configs/seed-replica.yaml is configs/replica-2019.yaml: the old
+    overlay (kept as a stub) is refused with both new names."""
+    config = shipped()
+    config["training"].update(yaml.safe_load((REPO / "configs/seed-replica.yaml").read_text())["training"])
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert "training.replicate_2019_bugs" in str(error.value) and "configs/replica-2019.yaml" in str(error.value)
+    replica = shipped()
+    replica["training"].update(yaml.safe_load((REPO / "configs/replica-2019.yaml").read_text())["training"])
+    validate_config(replica)
+    assert replica["training"]["replicate_2019_bugs"] is True

@@ -68,12 +68,12 @@ def _snapshot(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
 
-def _one_step(train, seed_quirks=False, head=None):
+def _one_step(train, replicate_2019_bugs=False, head=None):
     torch.manual_seed(0)
     net = models.build_finetune_net(models.cifar_resnet20(100).state_dict(), head or {"hidden": [256], "batchnorm": True}, 0)
-    params = models.trainable_parameters(net, train, seed_quirks)
+    params = models.trainable_parameters(net, train, replicate_2019_bugs)
     before_backbone, before_head = _snapshot(net.backbone), _snapshot(net.head)
-    models.set_train_mode(net, train, seed_quirks)
+    models.set_train_mode(net, train, replicate_2019_bugs)
     opt = torch.optim.SGD(params, lr=0.5, momentum=0.9)
     loss = torch.nn.functional.cross_entropy(net(torch.randn(16, 3, 32, 32) * 3), torch.randint(0, 10, (16,)))
     loss.backward()
@@ -97,8 +97,8 @@ def test_head_stays_at_init_when_only_the_backbone_trains():
     assert all(not p.requires_grad for p in net.head.parameters())
 
 
-def test_seed_quirks_reproduce_drifting_bn_and_the_untrained_hidden_layer():
-    net, params, backbone_changed, head_changed = _one_step("head", seed_quirks=True)
+def test_replicate_2019_bugs_reproduce_drifting_bn_and_the_untrained_hidden_layer():
+    net, params, backbone_changed, head_changed = _one_step("head", replicate_2019_bugs=True)
     assert "bn1.running_mean" in backbone_changed  # BN statistics drift in the "frozen" backbone
     assert not any(k.endswith("weight") and "bn" not in k and "conv" in k for k in backbone_changed)
     assert "0.weight" not in head_changed and "3.weight" in head_changed  # only the last Linear learns

@@ -316,7 +316,7 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copi
 def fake_settings(**trains) -> dict:
     return {name: {"head": {"hidden": [], "batchnorm": False, "dropout": 0.0}, "train": train, "epochs": 2,
                    "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "validation": 50,
-                   "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True, "seed_quirks": False,
+                   "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True, "replicate_2019_bugs": False,
                    "augment": {"crop": 0, "flip": False, "cutout": 0}} for name, train in trains.items()}
 
 

@@ -2,13 +2,13 @@
 
     python -m cmpt726.compare ../exp1 ../exp2 [--names assignment tuned] -o comparison.html [--pdf comparison.pdf]
 
-Each folder is a finished run (`snakemake --directory FOLDER`). From each, the page reads rule plot_q6's
+Each folder is a finished run (`snakemake --directory FOLDER`). From each, the page reads rule compare_variants'
 `results/figures/q6/numbers.json` (every variant's resolved settings, accuracy and 95 % interval, as that
 run's report shows them), the per-image score files `results/scores/{variant}/seed{N}.tsv`, and the test
 images `results/data/cifar10/test.npz`. It shows the settings that differ between the experiments, each
 (experiment, variant)'s accuracy with its interval, and, for every variant two experiments share, a paired
-test on the same test images with `stats.py`'s functions (McNemar when both have one seed, else the
-paired bootstrap over images and seeds; Holm over every such test on the page). Computes no new statistic.
+test on the same test images with `stats.py`'s functions (McNemar when both have one seed, else
+the report's run-level test for several seeds; Holm over every such test on the page). Computes no new statistic.
 
 A run that is missing a file, is still running or was interrupted, or was scored on other test images
 than the first is refused with a message naming its folder, and nothing is written.

@@ -21,6 +21,8 @@ THEORY_SCHEMA_PATH = SCHEMAS / "theory.schema.yaml"
 # `training` key is refused under `variants.<name>` too (a variant overrides training keys).
 REMOVED_KEYS = {
     "training.optimizer": "the optimiser is always SGD (set training.lr, momentum, weight_decay)",
+    "training.seed_quirks": "renamed training.replicate_2019_bugs (the overlay configs/seed-replica.yaml is now "
+                            "configs/replica-2019.yaml)",
 }
 
 
@@ -375,9 +377,9 @@ def variant_seeds(config: dict, name: str) -> list[int]:
 
 def uses_cached_features(settings: dict) -> bool:
     """A frozen backbone in eval mode computes the same features every epoch: compute them once
-    (not when the images are augmented, or when the seed's quirk lets its statistics drift)."""
+    (not when the images are augmented, or when the 2019 script's bugs let its statistics drift)."""
     augmenting = any(settings["augment"][k] for k in ("crop", "flip", "cutout"))
-    return (settings["train"] == "head" and settings["cache_features"] and not settings["seed_quirks"]
+    return (settings["train"] == "head" and settings["cache_features"] and not settings["replicate_2019_bugs"]
             and not augmenting)
 
 
@@ -428,7 +430,7 @@ def shipped_config(path: str | Path) -> dict:
 
 def _leaves(config: Mapping, prefix: str = "") -> dict:
     """Dotted key → value. A variant stays one leaf (its overrides read together), and so do the
-    seed's reference accuracies; an empty mapping is no leaf."""
+    2019 script's reference accuracies; an empty mapping is no leaf."""
     leaves = {}
     for key, value in config.items():
         path = f"{prefix}{key}"

@@ -54,7 +54,7 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
         train = (inputs.take(train_idx), labels[train_idx])
         held_out = (inputs.take(val_idx), labels[val_idx])
 
-    params = models.trainable_parameters(model, settings["train"], settings["seed_quirks"])
+    params = models.trainable_parameters(model, settings["train"], settings["replicate_2019_bugs"])
     net = model.head if cached else model  # what the batches go through
     net.to(device)
     if settings["channels_last"] and not cached:
@@ -71,7 +71,7 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
         if cached:
             net.train()
         else:
-            models.set_train_mode(model, settings["train"], settings["seed_quirks"])
+            models.set_train_mode(model, settings["train"], settings["replicate_2019_bugs"])
 
     print(f"device {device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
           f"{len(train[1])} training images, {0 if held_out is None else len(held_out[1])} held out", flush=True)

@@ -123,17 +123,17 @@ def build_finetune_net(backbone_state: dict | None, head_cfg: dict, seed: int) -
     return FineTuneNet(backbone, head)
 
 
-def trainable_parameters(model: FineTuneNet, train: str, seed_quirks: bool = False) -> list[nn.Parameter]:
+def trainable_parameters(model: FineTuneNet, train: str, replicate_2019_bugs: bool = False) -> list[nn.Parameter]:
     """Freeze what `train` leaves out (requires_grad=False) and return what the optimiser gets.
 
-    seed_quirks reproduces the seed's script: with hidden layers only the final Linear
+    replicate_2019_bugs reproduces the 2019 script: with hidden layers only the final Linear
     of the head was handed to the optimiser (the rest stayed at its random init).
     """
     parts = {"head": [model.head], "backbone": [model.backbone], "all": [model.backbone, model.head]}[train]
     for p in model.parameters():
         p.requires_grad_(False)
     trained = [p for module in parts for p in module.parameters()]
-    if seed_quirks and train != "backbone" and len(model.head) > 1:
+    if replicate_2019_bugs and train != "backbone" and len(model.head) > 1:
         head_params = {id(p) for p in model.head.parameters()}
         last = list(model.head[-1].parameters())
         trained = [p for p in trained if id(p) not in head_params] + last
@@ -142,10 +142,10 @@ def trainable_parameters(model: FineTuneNet, train: str, seed_quirks: bool = Fal
     return trained
 
 
-def set_train_mode(model: FineTuneNet, train: str, seed_quirks: bool = False) -> None:
+def set_train_mode(model: FineTuneNet, train: str, replicate_2019_bugs: bool = False) -> None:
     """model.train(), but a frozen part stays in eval mode so its BatchNorm statistics do not drift."""
     model.train()
-    if train == "head" and not seed_quirks:
+    if train == "head" and not replicate_2019_bugs:
         model.backbone.eval()
     if train == "backbone":
         model.head.eval()

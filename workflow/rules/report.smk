@@ -48,7 +48,7 @@ rule compare_variants:
             {k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons", "smallest_effect")}
         ),
         focus=config["report"]["gallery_variant"],
-        seed_replica=config["training"]["seed_quirks"],
+        replica_2019=config["training"]["replicate_2019_bugs"],
     script:
         "../scripts/compare_variants.py"
 

@@ -18,7 +18,7 @@ run(
         replicates=smk.params.statistics["bootstrap_replicates"],
         smallest_effect=smk.params.statistics["smallest_effect"],
         focus=smk.params.focus,
-        seed_replica=smk.params.seed_replica,
+        replica_2019=smk.params.replica_2019,
         out=dict(smk.output.items()),
     ),
 )

@@ -169,7 +169,7 @@ def varying_columns(rows: list[dict]) -> dict:
 
 
 # The training settings the prose names; the variant table shows lr, batch size, weight decay and epochs per variant.
-SHARED_KEYS = ("lr", "momentum", "weight_decay", "batch_size", "epochs", "normalize", "validation", "seed_quirks")
+SHARED_KEYS = ("lr", "momentum", "weight_decay", "batch_size", "epochs", "normalize", "validation", "replicate_2019_bugs")
 
 
 def shared_settings(settings: dict) -> dict:
@@ -281,19 +281,19 @@ def choose_focus(rows: list[dict], focus: str | None = None) -> tuple[str, str]:
     return rows[0]["name"], "first variant (no validation accuracy to choose by)"
 
 
-def reference_check(rows: list[dict], seed_replica: bool) -> dict:
-    """The seed's reported accuracies against ours: how many lie inside our 95 % intervals."""
+def reference_check(rows: list[dict], replica_2019: bool) -> dict:
+    """The 2019 script's reported accuracies against ours: how many lie inside our 95 % intervals."""
     checked = [{"name": r["name"], "reference": r["reference"], "accuracy": r["accuracy"],
                 "diff": r["accuracy"] - r["reference"], "inside": r["ci_low"] <= r["reference"] <= r["ci_high"]}
                for r in rows if r["reference"] is not None]
-    return {"seed_replica": seed_replica, "rows": checked, "inside": sum(c["inside"] for c in checked),
+    return {"replica_2019": replica_2019, "rows": checked, "inside": sum(c["inside"] for c in checked),
             "n": len(checked)}
 
 
 # --------------------------------------------------------------------------- rule compare_variants
 def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
                test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
-               alpha: float = 0.05, replicates: int = 10_000, seed_replica: bool = False,
+               alpha: float = 0.05, replicates: int = 10_000, replica_2019: bool = False,
                baseline: str = "head", smallest_effect: float = stats.SMALLEST_EFFECT, backbone=None) -> dict:
     """Every Q6 figure, the variant table and the numbers JSON.
 
@@ -360,7 +360,7 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
         "smallest_effect": smallest_effect, "pooled_run_sd": pairs["pooled_run_sd"],
         "pairs": pairs["pairs"], "matrix": matrix,
         "comparisons": named_comparisons(comparisons or [], rows, pairs, smallest_effect),
-        "reference_check": reference_check(rows, seed_replica),
+        "reference_check": reference_check(rows, replica_2019),
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
         "focus_chosen_by": focus_chosen_by,
         "seed": seed, "seeds": sorted({s for _, s in runs}), "n_test": n, "classes": classes,
