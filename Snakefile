@@ -36,6 +36,7 @@ validate_config(
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/backbone.smk"
+include: "workflow/rules/tuning.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/analysis.smk"

@@ -121,6 +121,9 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
     fill_and_check(config, schema_path)
     drop_null_variants(config)
     check_cross_keys(config)
+    from .tuning import check_tuning  # here: tuning imports this module
+
+    check_tuning(config)
 
 
 def theory_settings(theory_config: dict | None) -> dict:

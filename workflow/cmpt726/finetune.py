@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import augment, models
-from .io import atomic_path, write_json, write_tsv
+from .io import atomic_path, read_json, write_json, write_tsv
 from .loop import Fit, ResumeState, fingerprint, fit
 from .pretrain import learning_rate
 from .runtime import FeatureBatches, device_name, load_inputs, resolve_device
@@ -102,6 +102,19 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     if not keep_resume:
         resume.discard()
     return history
+
+
+def with_choice(settings: dict, choice_path) -> dict:
+    """A tuned twin's settings (tuning.enabled): its own, with the searched keys its variant's search chose
+    on the validation split (results/tuning/<variant>/choice.json, `search.write_choice`) over them;
+    `settings` as they are without a choice file (a variant that is not a twin)."""
+    if choice_path is None:
+        return settings
+    choice = read_json(choice_path)
+    if choice["epochs"] != settings["epochs"]:
+        raise ValueError(f"{choice_path}: chosen for {choice['epochs']} epochs, but the twin trains "
+                         f"{settings['epochs']}; rerun its tuning")
+    return {**settings, **choice["config"]}
 
 
 def schedule(settings: dict, steps_per_epoch: int):
