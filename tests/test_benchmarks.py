@@ -38,3 +38,39 @@ def test_grid_benchmark_runs_and_reports_every_measure(tmp_path):
     assert result["peak_rss_mb_train_all"] > 100
     assert all(h > 0 for h in result["extrapolated_full_grid_hours"].values())
     assert "| grid: starter-style / real `snakemake --cores 2`" in proc.stdout
+
+
+def test_linear_probe_chooses_c_on_validation_and_sets_the_heads_against_it(tmp_path):
+    """benchmarks/linear_probe.py on features of a known shape: ten noisy Gaussian classes in 64 dimensions and
+    few training images, so that too strong and too weak a penalty both lose on validation; the probe is the
+    anchor of the tuned heads."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 1.0, (10, 64))
+
+    def features(path, n):
+        labels = np.arange(n) % 10
+        np.savez(path, features=(means[labels] + rng.normal(0, 3.0, (n, 64))).astype(np.float32), labels=labels,
+                 classes=np.array([f"c{i}" for i in range(10)]))
+
+    features(tmp_path / "train.npz", 300)
+    features(tmp_path / "test.npz", 300)
+    np.savez(tmp_path / "split.npz", train=np.arange(100, 300), val=np.arange(100))
+    (tmp_path / "good.json").write_text(json.dumps({"accuracy": 99.9}))
+    (tmp_path / "poor.json").write_text(json.dumps({"accuracy": 20.0}))
+    out = tmp_path / "probe.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/linear_probe.py"), "--features",
+                           str(tmp_path / "train.npz"), "--split", str(tmp_path / "split.npz"), "--test-features",
+                           str(tmp_path / "test.npz"), "--C", "1e-4", "1e-2", "1", "100", "--json", str(out), "--heads",
+                           str(tmp_path / "good.json"), str(tmp_path / "poor.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [t["C"] for t in result["trials"]] == [1e-4, 1e-2, 1, 100]
+    accs = [t["val_acc"] for t in result["trials"]]
+    assert result["val_acc"] == max(accs) and result["C"] == 1e-2 and not result["chosen_at_grid_edge"]
+    assert accs[0] < max(accs) and accs[-1] < max(accs)  # the choice mattered
+    assert result["test_acc"] > 60 and result["images"] == {"train": 200, "validation": 100, "test": 300}
+    assert [h["at_least_probe_minus_margin"] for h in result["heads"]] == [True, False]
+    assert "chosen C" in proc.stdout
