@@ -4,7 +4,7 @@ search choose as well, and how much compute does it save?
     .venv/bin/python benchmarks/halving_vs_grid.py --configfile config.yaml [configs/tuning-cpu.yaml ...] \
         --backbone results/backbone/<source>.pt --features results/features/<norm>/train.npz \
         --split results/data/cifar10/validation_5000.npz [--variants head head_fc256_l2] \
-        [--out /tmp/halving-vs-grid] [--device cpu] [--json result.json]
+        [--out ../halving-vs-grid] [--device cpu] [--json result.json]
 
 For each variant it runs the variant's search twice with the code the workflow's tuning jobs run
 (`search.search`, the trials of `tuning_trial`, the choice of `tuning_choice`): once as configured
