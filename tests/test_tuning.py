@@ -250,3 +250,23 @@ def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp
                        job("tuning_trial", variant="a", rung=1, slot=0), job("tuning_choice", variant="a"),
                        job("train_variant", variant="a-tuned", seed=0),
                        job("evaluate_variant", variant="a-tuned", seed=0)}, sorted(planned)
+
+
+def test_a_trial_that_cannot_continue_its_parent_fails_naming_it(features, tmp_path):
+    """A later rung continues its parent's saved state; a state of another configuration is refused by the
+    resume check (it would train from scratch), and the trial says so instead of passing it off as halving."""
+    plan = tiny_plan("halving")
+    args = (features / "backbone.pt", features / "features.npz", features / "split.npz")
+    rung0 = tmp_path / "h" / "rung0"
+    rung0.mkdir(parents=True)
+    records = [search.run_trial(*args, rung0 / f"trial{k}.json", rung0 / f"trial{k}.epochs.tsv",
+                                rung0 / f"trial{k}.state.pt", plan, 0, k, "cpu") for k in range(3)]
+    parent = search.rank(records, plan["tie_break"])[0]["slot"]
+    other = (parent + 1) % 3
+    (rung0 / f"trial{other}.state.pt").replace(rung0 / f"trial{parent}.state.pt")
+    previous = [rung0 / f"trial{k}.json" for k in range(3)]
+    states = [rung0 / f"trial{k}.state.pt" for k in range(3)]
+    with pytest.raises(ValueError, match=f"did not continue .*trial{parent}.json"):
+        search.run_trial(*args, tmp_path / "t.json", tmp_path / "t.tsv", tmp_path / "t.state.pt", plan, 1, 0, "cpu",
+                         previous, states)
+    assert not (tmp_path / "t.json").exists()

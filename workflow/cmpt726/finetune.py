@@ -132,7 +132,8 @@ def train_summary(history: list[dict], device: torch.device, job: Fit, images: i
     """What the run kept and what it cost, as the training job measured them (the report's columns).
 
     kept_epoch is the epoch whose weights the checkpoint holds (the best validation accuracy with
-    keep: best); train_seconds sums the epochs, across resumed runs; peak_rss_mb is this process's
+    keep: best); train_seconds sums the epochs, across resumed runs (resumed_from_epoch: where this run took
+    up a saved state, None when it started afresh); peak_rss_mb is this process's
     high-water resident memory; peak_cuda_mb the largest CUDA allocation (None on the CPU).
     """
     kept = history[job.kept_epoch - 1] if job.kept_epoch else {}
@@ -144,6 +145,7 @@ def train_summary(history: list[dict], device: torch.device, job: Fit, images: i
         "images": images,
         "validation_images": held_out,
         "train_seconds": sum(row["seconds"] for row in history),
+        "resumed_from_epoch": job.resumed_from,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
         "peak_cuda_mb": (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,
         "device": device_name(device),

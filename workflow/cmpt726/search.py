@@ -125,6 +125,10 @@ def run_trial(backbone, train, split, record_out, epochs_out, state_out, plan: d
     summary = read_json(summary_path)
     summary_path.unlink()
     done_before = plan["rungs"][rung - 1]["epochs"] if rung else 0
+    if rung and summary["resumed_from_epoch"] != done_before:
+        # the saved state was not taken up (another configuration or other inputs): trained from scratch
+        raise ValueError(f"{record_out}: did not continue {previous[parent['slot']]} from its saved state "
+                         f"{previous_states[parent['slot']]}; rerun the previous rung")
     kept = history[summary["kept_epoch"] - 1]
     record = {"rung": rung, "slot": slot, "config_index": index, "config": plan["configs"][index],
               "continues": continues, "settings": settings, "epochs": epochs, "epochs_run": epochs - done_before,
