@@ -139,6 +139,33 @@ def test_convergence_says_whether_the_kept_epoch_is_the_last_and_the_late_rise()
     assert search.convergence(flat) == {"kept_is_last": False, "last_fifth_rise": -1.0}
 
 
+def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
+    from cmpt726.io import read_tsv, write_tsv
+    from cmpt726.tuning_summary import tuning_outputs
+
+    plan = {"rungs": [{"epochs": 1, "trials": 2}, {"epochs": 5, "trials": 1}], "tie_break": "val_loss",
+            "method": "halving", "configs": [{}, {}], "epochs": 5, "seed": 0}
+    paths = []
+    for r in [record(0, 0, 0, 40.0, 1.0, 1, 1), record(0, 1, 1, 50.0, 1.0, 1, 1),
+              record(1, 0, 1, 60.0, 0.9, 5, 4, continues=1)]:
+        r["config"] = {"lr": [0.01, 0.1][r["config_index"]], "weight_decay": 0.0}
+        paths.append(tmp_path / f"r{r['rung']}s{r['slot']}.json")
+        paths[-1].write_text(json.dumps(r))
+    search.write_choice(paths, tmp_path / "choice.json", tmp_path / "trials.tsv", plan, "head")
+    curves = []
+    for seed, accs in enumerate([[50, 55, 58, 59, 60], [50, 55, 60, 59, 58]]):
+        curves.append(tmp_path / f"seed{seed}.epochs.tsv")
+        write_tsv(curves[-1], ["epoch", "val_acc"], [{"epoch": e + 1, "val_acc": a} for e, a in enumerate(accs)])
+    rows = tuning_outputs({"head": tmp_path / "choice.json"}, {"head": tmp_path / "trials.tsv"}, {"head": curves},
+                          tmp_path / "search.png", tmp_path / "tuning.tsv", tmp_path / "numbers.json")
+    (row,) = read_tsv(tmp_path / "tuning.tsv")
+    assert row["chosen"] == '{"lr": 0.1, "weight_decay": 0.0}' and row["val_acc"] == 60.0
+    assert (row["trials"], row["trial_epochs"], row["grid_epochs"]) == (3, 6, 10)
+    assert (row["runs_kept_last"], row["runs"], row["runs_last_fifth_rise"]) == (1, 2, 0.0)  # +1 and -1 points
+    assert rows[0]["twin"] == "head-tuned" and (tmp_path / "search.png").stat().st_size > 5000
+    assert json.loads((tmp_path / "numbers.json").read_text())["total"]["trials"] == 3
+
+
 # --------------------------------------------------------------------------- trials on tiny data
 @pytest.fixture(scope="module")
 def features(tmp_path_factory):
@@ -215,8 +242,8 @@ def test_no_tuning_job_reads_the_test_set(tiny_inputs, tmp_path):
     workdir = make_project(tmp_path / "p", tuning_project_config(tiny_inputs))
     proc = snakemake(workdir, "-n", "--cores", "2")
     jobs = planned_inputs(proc.stdout + proc.stderr)
-    tuning_jobs = {name: inputs for name, inputs in jobs.items() if name.startswith("tuning_")}
-    assert len(tuning_jobs) == 2 * (2 + 1 + 1)  # a and b: 2 trials, 1 continued, 1 choice
+    tuning_jobs = {name: inputs for name, inputs in jobs.items() if name.startswith(("tuning_", "plot_tuning"))}
+    assert len(tuning_jobs) == 2 * (2 + 1 + 1) + 1  # a and b: 2 trials, 1 continued, 1 choice; the summary
     for name, inputs in tuning_jobs.items():
         assert inputs and not any(re.search(r"(^|/)test\.npz$", path) for path in inputs), (name, inputs)
     # the trials read the training features and the validation split; the tuned twins train with the choice

@@ -51,3 +51,27 @@ rule tuning_choice:
         plan=lambda wildcards: TUNING[wildcards.variant],
     script:
         "../scripts/tuning_choice.py"
+
+
+rule plot_tuning:
+    """What the tuning saw: validation accuracy against lr per variant, the choices, their cost, convergence."""
+    localrule: True  # reads small tables
+    conda:
+        CONDA_ENV
+    input:
+        choices=expand(f"{TUNING_DIR}/{{variant}}/choice.json", variant=list(TUNING)),
+        trials=expand(f"{TUNING_DIR}/{{variant}}/trials.tsv", variant=list(TUNING)),
+        twin_epochs=per_run("results/metrics/{variant}/seed{seed}.epochs.tsv", variants=list(TWINS)),
+    output:
+        figure="results/figures/tuning/search.png",
+        table="results/tables/tuning.tsv",
+        numbers=f"{TUNING_DIR}/numbers.json",
+    log:
+        f"{LOGS}/plot_tuning.log",
+    threads: 1
+    params:
+        code=package_code("tuning_summary"),
+        variants=list(TUNING),
+        twin_runs=[(TWINS[v], s) for v, s in RUNS if v in TWINS],
+    script:
+        "../scripts/plot_tuning.py"
