@@ -151,12 +151,15 @@ def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
         r["config"] = {"lr": [0.01, 0.1][r["config_index"]], "weight_decay": 0.0}
         paths.append(tmp_path / f"r{r['rung']}s{r['slot']}.json")
         paths[-1].write_text(json.dumps(r))
-    search.write_choice(paths, tmp_path / "choice.json", tmp_path / "trials.tsv", plan, "head")
+    search.write_choice(paths, tmp_path / "choice.json", tmp_path / "search.json", tmp_path / "trials.tsv", plan,
+                        "head")
+    assert json.loads((tmp_path / "choice.json").read_text()) == {
+        "variant": "head", "twin": "head-tuned", "config": {"lr": 0.1, "weight_decay": 0.0}, "epochs": 5}
     curves = []
     for seed, accs in enumerate([[50, 55, 58, 59, 60], [50, 55, 60, 59, 58]]):
         curves.append(tmp_path / f"seed{seed}.epochs.tsv")
         write_tsv(curves[-1], ["epoch", "val_acc"], [{"epoch": e + 1, "val_acc": a} for e, a in enumerate(accs)])
-    rows = tuning_outputs({"head": tmp_path / "choice.json"}, {"head": tmp_path / "trials.tsv"}, {"head": curves},
+    rows = tuning_outputs({"head": tmp_path / "search.json"}, {"head": tmp_path / "trials.tsv"}, {"head": curves},
                           tmp_path / "search.png", tmp_path / "tuning.tsv", tmp_path / "numbers.json")
     (row,) = read_tsv(tmp_path / "tuning.tsv")
     assert row["chosen"] == '{"lr": 0.1, "weight_decay": 0.0}' and row["val_acc"] == 60.0
@@ -206,7 +209,7 @@ def test_a_continued_trial_is_the_run_trained_straight_through(features, tmp_pat
     # the grid's choice is its best trial; trials.tsv has one row per trial
     best = max(range(3), key=lambda i: json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{i}.json")
                                                    .read_text())["val_acc"])
-    assert json.loads((tmp_path / "grid" / "h" / "choice.json").read_text())["val_acc"] == \
+    assert json.loads((tmp_path / "grid" / "h" / "search.json").read_text())["val_acc"] == \
         json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{best}.json").read_text())["val_acc"]
     assert len((tmp_path / "halving" / "h" / "trials.tsv").read_text().splitlines()) == 1 + 5
 
@@ -257,43 +260,37 @@ def test_no_tuning_job_reads_the_test_set(tiny_inputs, tmp_path):
 
 @pytest.mark.slow
 def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp_path):
-    """A tiny real run of the searches and the tuned twins; then a changed space for `a` plans a's search,
-    a's twin and what reads them, nothing of `b` and nothing of the fixed variants."""
+    """A tiny real run of the searches and the tuned twins. A changed space for `a` plans a's search, a's twin
+    and what reads them, nothing of `b` and nothing of the fixed variants. Run the searches first (the choice
+    files as targets): a twin whose choice came out the same is then not retrained (choice.json holds only
+    the choice, so its bytes are the same), one whose choice changed is."""
     config = tuning_project_config(tiny_inputs)
     workdir = make_project(tmp_path / "p", config)
     targets = [f"results/metrics/{v}/seed0.json" for v in ("a", "b", "a-tuned", "b-tuned")]
     snakemake(workdir, "--cores", "2", *targets)
-    choice = json.loads((workdir / "results/tuning/a/choice.json").read_text())
-    assert choice["config"]["lr"] in (0.01, 0.1) and choice["trials"] == 3
+    summary = json.loads((workdir / "results/tuning/a/search.json").read_text())
+    assert summary["trials"] == 3 and summary["config"]["lr"] in (0.01, 0.1)
     assert not (workdir / "results/tuning/a/rung0/trial0.state.pt").exists()  # temp: gone once continued
     assert planned_jobs(workdir, *targets) == set()
+    search_a = {job("tuning_trial", variant="a", rung=0, slot=0), job("tuning_trial", variant="a", rung=0, slot=1),
+                job("tuning_trial", variant="a", rung=1, slot=0), job("tuning_choice", variant="a")}
+    twin_a = {job("train_variant", variant="a-tuned", seed=0), job("evaluate_variant", variant="a-tuned", seed=0)}
+    chosen = summary["config"]["lr"]
+    other = 0.01 if chosen == 0.1 else 0.1
 
-    def edit(config):
-        config["tuning"]["overrides"] = {"a": {"space": {"lr": [0.02, 0.1]}}}
+    def same_configs_reordered(config):
+        config["tuning"]["overrides"] = {"a": {"space": {"lr": [0.1, 0.01]}}}  # the shipped [0.01, 0.1] reversed
 
-    with edited_config(workdir, edit):
-        planned = planned_jobs(workdir, *targets)
-    assert planned == {job("tuning_trial", variant="a", rung=0, slot=0), job("tuning_trial", variant="a", rung=0, slot=1),
-                       job("tuning_trial", variant="a", rung=1, slot=0), job("tuning_choice", variant="a"),
-                       job("train_variant", variant="a-tuned", seed=0),
-                       job("evaluate_variant", variant="a-tuned", seed=0)}, sorted(planned)
+    with edited_config(workdir, same_configs_reordered):
+        assert planned_jobs(workdir, *targets) == search_a | twin_a
+        snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
+        assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] == chosen
+        assert planned_jobs(workdir, *targets) == set()  # the same choice: the twin stays
 
+    def chosen_value_removed(config):
+        config["tuning"]["overrides"] = {"a": {"space": {"lr": [other, 0.003]}}}
 
-def test_a_trial_that_cannot_continue_its_parent_fails_naming_it(features, tmp_path):
-    """A later rung continues its parent's saved state; a state of another configuration is refused by the
-    resume check (it would train from scratch), and the trial says so instead of passing it off as halving."""
-    plan = tiny_plan("halving")
-    args = (features / "backbone.pt", features / "features.npz", features / "split.npz")
-    rung0 = tmp_path / "h" / "rung0"
-    rung0.mkdir(parents=True)
-    records = [search.run_trial(*args, rung0 / f"trial{k}.json", rung0 / f"trial{k}.epochs.tsv",
-                                rung0 / f"trial{k}.state.pt", plan, 0, k, "cpu") for k in range(3)]
-    parent = search.rank(records, plan["tie_break"])[0]["slot"]
-    other = (parent + 1) % 3
-    (rung0 / f"trial{other}.state.pt").replace(rung0 / f"trial{parent}.state.pt")
-    previous = [rung0 / f"trial{k}.json" for k in range(3)]
-    states = [rung0 / f"trial{k}.state.pt" for k in range(3)]
-    with pytest.raises(ValueError, match=f"did not continue .*trial{parent}.json"):
-        search.run_trial(*args, tmp_path / "t.json", tmp_path / "t.tsv", tmp_path / "t.state.pt", plan, 1, 0, "cpu",
-                         previous, states)
-    assert not (tmp_path / "t.json").exists()
+    with edited_config(workdir, chosen_value_removed):
+        snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
+        assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] != chosen
+        assert planned_jobs(workdir, *targets) == twin_a  # a new choice: its twin retrains, nothing else

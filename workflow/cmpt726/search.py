@@ -7,7 +7,8 @@ the training part of the split and is scored on its validation part only: `finet
 the loop of every run; the test set is not among its inputs.
 
 Files under results/tuning/<variant>/: rung<r>/trial<k>.json (one trial: its configuration, its
-epochs and numbers, its per-epoch history), choice.json (the choice, the rungs, the compute spent)
+epochs and numbers, its per-epoch history), choice.json (what the twin trains with: the chosen
+configuration and epochs), search.json (the choice with its numbers, the rungs, the compute spent)
 and trials.tsv (every trial, one row each). A trial's slot k is the configuration's index in rung 0,
 and its rank in the previous rung's ranking after that, so that every job is known before any runs.
 Kept apart from `tuning.py` (which reads the config) so that a trial's code is only what it runs.
@@ -139,11 +140,19 @@ def run_trial(backbone, train, split, record_out, epochs_out, state_out, plan: d
     return record
 
 
-def write_choice(records_paths: list, choice_out, trials_out, plan: dict, variant: str) -> dict:
-    choice, rows = choose([read_json(p) for p in records_paths], plan, variant)
+# What a twin trains with, and nothing else: a search rerun that chooses the same writes the same bytes, and
+# Snakemake (which compares an updated input's checksum with the one it recorded) then retrains no twin.
+CHOICE_KEYS = ("variant", "twin", "config", "epochs")
+
+
+def write_choice(records_paths: list, choice_out, search_out, trials_out, plan: dict, variant: str) -> dict:
+    """choice.json (CHOICE_KEYS), search.json (the choice with its numbers, the rungs and the compute) and
+    trials.tsv (every trial). Returns search.json's dict."""
+    summary, rows = choose([read_json(p) for p in records_paths], plan, variant)
     write_tsv(trials_out, TRIAL_COLUMNS, rows)
-    write_json(choice_out, choice)
-    return choice
+    write_json(search_out, summary)
+    write_json(choice_out, {key: summary[key] for key in CHOICE_KEYS})
+    return summary
 
 
 def search(backbone, train, split, folder, plan: dict, device: str = "auto") -> dict:
@@ -162,4 +171,4 @@ def search(backbone, train, split, folder, plan: dict, device: str = "auto") -> 
             records.append(run_trial(backbone, train, split, f"{base}.json", f"{base}.epochs.tsv", f"{base}.state.pt",
                                      plan, rung, slot, device, previous, states))
     return write_choice([folder / f"rung{r['rung']}" / f"trial{r['slot']}.json" for r in records],
-                        folder / "choice.json", folder / "trials.tsv", plan, str(folder.name))
+                        folder / "choice.json", folder / "search.json", folder / "trials.tsv", plan, str(folder.name))

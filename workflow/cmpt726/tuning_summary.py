@@ -2,7 +2,7 @@
 against learning rate per tuned variant, and one table row per tuned variant with its choice, its cost and
 whether its tuned runs converged.
 
-Reads only the tuning files (results/tuning/<v>/choice.json, trials.tsv) and the twins' epoch curves
+Reads only the tuning files (results/tuning/<v>/search.json, trials.tsv) and the twins' epoch curves
 (results/metrics/<v>-tuned/seed<s>.epochs.tsv); no test-set number enters here.
 """
 
@@ -21,12 +21,12 @@ TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch",
                  "runs_kept_last", "runs", "runs_last_fifth_rise"]
 
 
-def summary_rows(choices: dict, twin_epochs: dict) -> list[dict]:
-    """choices: variant → choice.json path; twin_epochs: variant → the twin's epochs TSV paths (one per seed).
+def summary_rows(searches: dict, twin_epochs: dict) -> list[dict]:
+    """searches: variant → search.json path; twin_epochs: variant → the twin's epochs TSV paths (one per seed).
     runs_kept_last counts the twin's runs whose kept epoch is the last one; runs_last_fifth_rise is the mean
     rise of their validation accuracy over the last fifth of the epochs (points)."""
     rows = []
-    for variant, path in choices.items():
+    for variant, path in searches.items():
         choice = read_json(path)
         runs = [convergence(read_tsv(p)) for p in twin_epochs.get(variant, [])]
         rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
@@ -84,8 +84,8 @@ def plot_search(trials: dict, out_png) -> None:
     save_figure(fig, out_png)
 
 
-def tuning_outputs(choices: dict, trials: dict, twin_epochs: dict, figure, table, numbers) -> list[dict]:
-    rows = summary_rows(choices, twin_epochs)
+def tuning_outputs(searches: dict, trials: dict, twin_epochs: dict, figure, table, numbers) -> list[dict]:
+    rows = summary_rows(searches, twin_epochs)
     write_tsv(table, TABLE_COLUMNS, rows)
     totals = {"trials": sum(r["trials"] for r in rows), "trial_epochs": sum(r["trial_epochs"] for r in rows),
               "grid_epochs": sum(r["grid_epochs"] for r in rows), "device_hours": sum(r["device_hours"] for r in rows)}

@@ -41,7 +41,9 @@ rule tuning_choice:
     input:
         all_trials,
     output:
+        # What the twin trains with (the chosen keys and epochs only: the same choice, the same bytes).
         choice=f"{TUNING_DIR}/{{variant}}/choice.json",
+        search=f"{TUNING_DIR}/{{variant}}/search.json",
         trials=f"{TUNING_DIR}/{{variant}}/trials.tsv",
     log:
         f"{LOGS}/tuning/{{variant}}/choice.log",
@@ -59,7 +61,7 @@ rule plot_tuning:
     conda:
         CONDA_ENV
     input:
-        choices=expand(f"{TUNING_DIR}/{{variant}}/choice.json", variant=list(TUNING)),
+        searches=expand(f"{TUNING_DIR}/{{variant}}/search.json", variant=list(TUNING)),
         trials=expand(f"{TUNING_DIR}/{{variant}}/trials.tsv", variant=list(TUNING)),
         twin_epochs=per_run("results/metrics/{variant}/seed{seed}.epochs.tsv", variants=list(TWINS)),
     output:

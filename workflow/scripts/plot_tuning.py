@@ -8,7 +8,7 @@ def main(smk):
     for (variant, _seed), path in zip(smk.params.twin_runs, smk.input.twin_epochs):
         twin_epochs.setdefault(variant, []).append(path)
     tuning_outputs(
-        choices=dict(zip(variants, smk.input.choices)),
+        searches=dict(zip(variants, smk.input.searches)),
         trials=dict(zip(variants, smk.input.trials)),
         twin_epochs=twin_epochs,
         figure=smk.output.figure,
