@@ -294,3 +294,35 @@ def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp
         snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
         assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] != chosen
         assert planned_jobs(workdir, *targets) == twin_a  # a new choice: its twin retrains, nothing else
+
+
+# --------------------------------------------------------------------------- the shipped overlays
+def overlaid(*names) -> dict:
+    from cmpt726.config import _merge
+
+    config = shipped()
+    for name in names:
+        _merge(config, yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text()))
+    validate_config(config)
+    return config
+
+
+@pytest.mark.parametrize("names, tuned", [
+    (("smoke",), True),
+    (("seed-replica",), False),
+    (("offline-shared", "cpu-real-grid"), False),
+    (("offline-shared", "seed-replica", "cpu-real-replica"), False),
+    (("offline-shared", "cpu-real-grid", "tuning-cpu"), True),
+])
+def test_overlays_of_measured_runs_keep_the_plain_grid(names, tuned):
+    assert overlaid(*names)["tuning"]["enabled"] is tuned
+
+
+def test_cpu_overlay_budget():
+    config = overlaid("offline-shared", "cpu-real-grid", "tuning-cpu")
+    plans = {name: tuning.plan_for(config, name) for name in tuning.add_twins(config).values()}
+    assert {len(p["configs"]) for p in plans.values()} == {6}
+    for name in ("head", "head_l2", "head_fc256_l2", "all", "all_augment"):
+        epochs = tuning.trial_epochs(plans[name]["rungs"])
+        assert (epochs, plans[name]["epochs"]) == (29, 15) and epochs <= 6 * 15 / 3, name
+    assert plans["all_augment"]["settings"][0]["bf16"] and config["variants"]["all-tuned"]["seeds"] == [0]
