@@ -15,7 +15,7 @@ from cmpt726.config import ConfigError, resolve_variant, validate_config
 from cmpt726.data import prepare_cifar10, write_split
 from cmpt726.features import extract_features
 from conftest import REPO, make_project, smoke_config, write_backbone, write_cifar10
-from workflow_helpers import edited_config, job, parse_jobs, planned_jobs, snakemake
+from workflow_helpers import edited_config, job, planned_jobs, snakemake
 
 
 def shipped(**tuning_keys) -> dict:
@@ -95,7 +95,7 @@ def test_bad_tuning_config_is_refused_naming_the_key(edit, message):
 def test_tuning_needs_a_validation_split():
     config = shipped()
     config["training"]["validation"] = 0
-    with pytest.raises(ConfigError, match="validation: 0 leaves no validation split to tune on"):
+    with pytest.raises(ConfigError, match="training.validation: 0 leaves no validation split to tune head_1ep on"):
         validate_config(config)
     config = shipped(enabled=False)
     config["training"]["validation"] = 0

@@ -137,8 +137,10 @@ def check_tuning(config: dict) -> None:
             raise ConfigError(f"config key {key_of('min_epochs')}: {plan['min_epochs']} is more than the "
                               f"{plan['epochs']} epochs of a trial")
         if resolve_variant(config, name)["validation"] == 0:
-            raise ConfigError(f"config key variants.{name}.validation: 0 leaves no validation split to tune "
-                              "on (set it, or leave the variant out of tuning.variants)")
+            key = f"variants.{name}.validation" if "validation" in (config["variants"][name] or {}) else \
+                "training.validation"
+            raise ConfigError(f"config key {key}: 0 leaves no validation split to tune {name} on (set it, or "
+                              "leave the variant out of tuning.variants)")
         sizes[name] = len(grid(plan["space"]))
     if len(set(sizes.values())) > 1:
         raise ConfigError("config key tuning.overrides: every variant gets the same number of trials (equal "
