@@ -139,8 +139,8 @@ def check_tuning(config: dict) -> None:
         if resolve_variant(config, name)["validation"] == 0:
             key = f"variants.{name}.validation" if "validation" in (config["variants"][name] or {}) else \
                 "training.validation"
-            raise ConfigError(f"config key {key}: 0 leaves no validation split to tune {name} on (set it, or "
-                              "leave the variant out of tuning.variants)")
+            raise ConfigError(f"config key {key}: 0 leaves no validation split to tune {name} on (set it, leave the "
+                              "variant out of tuning.variants, or set tuning.enabled false)")
         sizes[name] = len(grid(plan["space"]))
     if len(set(sizes.values())) > 1:
         raise ConfigError("config key tuning.overrides: every variant gets the same number of trials (equal "
