@@ -41,6 +41,7 @@ except ConfigError as error:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/backbone.smk"
+include: "workflow/rules/tuning.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/analysis.smk"
@@ -83,3 +84,5 @@ rule all:
         rules.report_pdf.output,
         rules.gallery_html.output,
         rules.gallery_pdf.output,
+        # tuning.enabled: what the tuning saw (docs/tuning.md; the report's wiring of it is to come)
+        rules.plot_tuning.output if TWINS else [],

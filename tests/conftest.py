@@ -18,7 +18,7 @@ from cmpt726.fake_data import CLASSES, write_backbone, write_cifar10, write_cifa
 
 
 def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
-    """The default config.yaml, shrunk: 2 variants, 1 epoch, the tiny data, a local backbone."""
+    """The default config.yaml, shrunk: 2 variants, 1 epoch, no tuning, the tiny data, a local backbone."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["data"]["cifar10"] = {"root": str(data_root), "verify": False}
     config["data"]["cifar10h"] = {"enabled": True, "root": str(data_root.parent / "cifar10h"), "verify": False}
@@ -28,6 +28,7 @@ def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
     config["variants"] = {"head": {"train": "head"}, "all": {"train": "all"}}
     config["report"]["gallery_variant"] = "all"
     config["device"] = "cpu"
+    config["tuning"]["enabled"] = False  # the plain grid: tests/test_tuning.py tunes
     for key, value in overrides.items():
         config[key] = value
     return config

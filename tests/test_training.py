@@ -29,6 +29,7 @@ def settings(**overrides):
     """A variant of config.yaml's training defaults, shrunk (2 epochs, batch 16, lr 0.05) unless overridden."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["variants"] = {"v": {"epochs": 2, "batch_size": 16, "lr": 0.05, **overrides}}
+    config["tuning"] = {"enabled": False}  # some set validation 0
     cfg.validate_config(config)
     return cfg.resolve_variant(config, "v")
 
@@ -284,3 +285,75 @@ def test_a_batchnorm_head_trains_when_one_image_is_left_over(prepared, tmp_path)
     history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "m.tsv",
                             s, seed=0, device="cpu", split_path=prepared / "split.npz")
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+
+
+# --------------------------------------------------------------------------- training.schedule
+# The epochs of a cached-feature head run (the `prepared` data, seed 7) made by the code before
+# training.schedule existed: the constant schedule must train exactly as the loop always did.
+BEFORE_SCHEDULES = [
+    (1, 2.289625718858507, 11.11111111111111, 2.609055519104004, 10.000000149011612),
+    (2, 1.91253662109375, 30.0, 2.5352590084075928, 10.000000149011612),
+    (3, 1.841623772515191, 28.88888888888889, 1.9072582721710205, 30.000001192092896),
+]
+
+
+@pytest.fixture(scope="module")
+def head_features(prepared, tmp_path_factory):
+    s = settings(train="head")
+    path = tmp_path_factory.mktemp("feat") / "f_train.npz"
+    extract_features(prepared / "backbone.pt", prepared / "train.npz", path, s["normalize"], "cpu")
+    return path
+
+
+def head_settings(**overrides):
+    return settings(train="head", epochs=3, head={"hidden": [32], "batchnorm": True, "dropout": 0.2},
+                    weight_decay=0.001, **overrides)
+
+
+def test_constant_schedule_trains_as_before_schedules_existed(prepared, head_features, tmp_path):
+    s = head_settings()
+    assert (s["schedule"], s["nesterov"]) == ("constant", False)  # the default: the assignment's setting
+    history = train_variant(prepared / "backbone.pt", head_features, tmp_path / "m.pt", tmp_path / "e.tsv", s,
+                            seed=7, device="cpu", split_path=prepared / "split.npz")
+    got = [(r["epoch"], r["train_loss"], r["train_acc"], r["val_loss"], r["val_acc"]) for r in history]
+    assert got == [pytest.approx(row, rel=1e-6) for row in BEFORE_SCHEDULES]
+    assert (tmp_path / "e.tsv").read_text().split("\n")[0].split("\t") == \
+        ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+
+
+def test_schedules_shape_the_learning_rate_per_step():
+    from cmpt726.finetune import schedule
+
+    assert schedule(head_settings(), 10) is None
+    cosine = schedule(head_settings(schedule="cosine"), 10)  # 3 epochs × 10 steps
+    assert cosine(0) == pytest.approx(0.05) and cosine(15) == pytest.approx(0.025) and cosine(30) == pytest.approx(0)
+    one = schedule(head_settings(schedule="onecycle", onecycle={"warmup": 0.2}), 10)
+    lrs = [one(step) for step in range(30)]
+    assert lrs[0] == pytest.approx(0.05 / 25) and max(lrs) == pytest.approx(0.05) and int(np.argmax(lrs)) == 6
+    assert lrs[-1] == pytest.approx(0.05 / 25 / 10000)
+    assert all(a <= b for a, b in zip(lrs[:6], lrs[1:7])) and all(a >= b for a, b in zip(lrs[6:], lrs[7:]))
+
+
+def test_a_schedule_changes_training_and_resumes_exactly(prepared, head_features, tmp_path):
+    """The loop sets each step's learning rate: a onecycle run differs from the constant one, and a run
+    killed after epoch 1 resumes to the same numbers (the schedule is a function of the step)."""
+    s = head_settings(schedule="onecycle", nesterov=True)
+    args = (prepared / "backbone.pt", head_features)
+    split = prepared / "split.npz"
+    whole = train_variant(*args, tmp_path / "a.pt", tmp_path / "a.tsv", s, seed=7, device="cpu", split_path=split)
+    assert [r["train_loss"] for r in whole] != pytest.approx([row[1] for row in BEFORE_SCHEDULES])
+
+    class Killed(Exception):
+        pass
+
+    def kill(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_variant(*args, tmp_path / "b.pt", tmp_path / "b.tsv", s, seed=7, device="cpu", split_path=split,
+                      resume_path=tmp_path / "b.resume.pt", on_epoch=kill)
+    resumed = train_variant(*args, tmp_path / "b.pt", tmp_path / "b.tsv", s, seed=7, device="cpu", split_path=split,
+                            resume_path=tmp_path / "b.resume.pt")
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in whole]
+    assert same_weights(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))

@@ -167,6 +167,9 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
     drop_null_variants(config)
     check_numbers(config)
     check_cross_keys(config)
+    from .tuning import check_tuning  # here: tuning imports this module
+
+    check_tuning(config)
 
 
 def theory_settings(theory_config: dict | None) -> dict:
@@ -344,7 +347,7 @@ def check_cross_keys(config: dict) -> None:
 
 
 def resolve_variant(config: dict, name: str) -> dict:
-    """`training` defaults overridden by the variant's keys (head and augment merge key by key).
+    """`training` defaults overridden by the variant's keys (head, augment and onecycle merge key by key).
 
     The variant's `seeds` are not a training setting (`variant_seeds`): adding a seed must not
     change what an existing run was trained with."""
@@ -353,7 +356,7 @@ def resolve_variant(config: dict, name: str) -> dict:
     settings = copy.deepcopy(config["training"])
     overrides = config["variants"][name] or {}
     for key, value in overrides.items():
-        if key in ("head", "augment"):
+        if key in ("head", "augment", "onecycle"):
             settings[key] = {**settings[key], **value}
         elif key != "seeds":
             settings[key] = copy.deepcopy(value)

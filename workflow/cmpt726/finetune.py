@@ -12,6 +12,7 @@ on the device from its own seeded generator. The job records its own time and pe
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 
@@ -19,8 +20,10 @@ import numpy as np
 import torch
 
 from . import augment, models
-from .io import atomic_path, write_json, write_tsv
+from .io import atomic_path, read_json, write_json, write_tsv
 from .loop import Fit, ResumeState, fingerprint, fit
+from .pretrain import learning_rate
+from .search import with_choice  # noqa: F401  (the train script applies a twin's choice)
 from .runtime import FeatureBatches, device_name, load_inputs, resolve_device
 from .sources import package_digest
 
@@ -29,14 +32,18 @@ EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "sec
 
 def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, settings: dict, seed: int,
                   device: str = "auto", resume_path=None, summary_out=None, split_path=None,
-                  on_epoch=None, code: str | None = None, variant: str | None = None) -> list[dict]:
+                  on_epoch=None, code: str | None = None, variant: str | None = None, stop_after: int | None = None,
+                  keep_resume: bool = False) -> list[dict]:
     """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary
     of the run: the kept epoch, training seconds over all epochs and peak memory.
 
     split_path: an .npz with `train` and `val` indices into `train_path` (None: train on every image,
     nothing held out, the last epoch kept). on_epoch(row) runs after each epoch's resume state is saved.
     code: the digest of the code that trains (the rule's `code` param; None: this package's own), part of
-    the resume state's fingerprint. variant: the name a divergence is reported with."""
+    the resume state's fingerprint. variant: the name a divergence is reported with.
+    A tuning trial's rung (`tuning.py`): `stop_after` epochs of a run whose schedule spans
+    settings["epochs"], its resume state kept (`keep_resume`) for the next rung to continue;
+    checkpoint_out None writes no checkpoint."""
     device = resolve_device(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     backbone_state = models.load_backbone_state(backbone_path)
@@ -60,7 +67,8 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     if settings["channels_last"] and not cached:
         net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"],
-                                weight_decay=settings["weight_decay"])
+                                nesterov=settings["nesterov"], weight_decay=settings["weight_decay"])
+    lr_at = schedule(settings, math.ceil(len(train[1]) / settings["batch_size"]))
     shuffle = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout's stream: the same in both paths
     augment_rng = torch.Generator(device=device).manual_seed(seed)
@@ -80,7 +88,8 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     inputs_used = [backbone_path, train_path] + ([split_path] if split_path is not None else [])
     resume = ResumeState(resume_path, fingerprint(settings, seed, inputs_used, code or package_digest("finetune")))
     job = Fit(model=model, net=net, optimizer=optimizer, train=train, held_out=held_out,
-              epochs=settings["epochs"], batch_size=settings["batch_size"], shuffle=shuffle,
+              epochs=settings["epochs"] if stop_after is None else stop_after,
+              batch_size=settings["batch_size"], shuffle=shuffle, lr_at=lr_at,
               set_train_mode=set_train_mode, bf16=settings["bf16"], validate_every=settings["validate_every"],
               keep=settings["keep"] if held_out is not None else "last",
               generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch,
@@ -88,22 +97,36 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     history = fit(job)
 
     model.cpu()
-    with atomic_path(checkpoint_out, suffix=".pt") as tmp:
-        torch.save({"head": settings["head"], "train": settings["train"], "seed": seed, "epoch": job.kept_epoch,
-                    "state_dict": model.state_dict()}, tmp)
+    if checkpoint_out is not None:
+        with atomic_path(checkpoint_out, suffix=".pt") as tmp:
+            torch.save({"head": settings["head"], "train": settings["train"], "seed": seed,
+                        "epoch": job.kept_epoch, "state_dict": model.state_dict()}, tmp)
     write_tsv(epochs_out, EPOCH_COLUMNS, history)
     if summary_out is not None:
         write_json(summary_out, train_summary(history, device, job, images=len(train[1]),
                                               held_out=0 if held_out is None else len(held_out[1])))
-    resume.discard()
+    if not keep_resume:
+        resume.discard()
     return history
+
+
+def schedule(settings: dict, steps_per_epoch: int):
+    """training.schedule as the loop's `lr_at` (optimiser step of the whole run → learning rate), by
+    pretraining's `learning_rate`; None for constant, so that the assignment's setting runs exactly
+    the loop it always ran (the optimiser's lr, never reset)."""
+    if settings["schedule"] == "constant":
+        return None
+    shape = {"epochs": settings["epochs"], "lr": settings["lr"], "schedule": settings["schedule"],
+             "eta_min": 0.0, "onecycle": settings["onecycle"]}
+    return lambda step: learning_rate(shape, step, steps_per_epoch)
 
 
 def train_summary(history: list[dict], device: torch.device, job: Fit, images: int, held_out: int) -> dict:
     """What the run kept and what it cost, as the training job measured them (the report's columns).
 
     kept_epoch is the epoch whose weights the checkpoint holds (the best validation accuracy with
-    keep: best); train_seconds sums the epochs, across resumed runs; peak_rss_mb is this process's
+    keep: best); train_seconds sums the epochs, across resumed runs (resumed_from_epoch: where this run took
+    up a saved state, None when it started afresh); peak_rss_mb is this process's
     high-water resident memory; peak_cuda_mb the largest CUDA allocation (None on the CPU).
     """
     kept = history[job.kept_epoch - 1] if job.kept_epoch else {}
@@ -115,6 +138,7 @@ def train_summary(history: list[dict], device: torch.device, job: Fit, images: i
         "images": images,
         "validation_images": held_out,
         "train_seconds": sum(row["seconds"] for row in history),
+        "resumed_from_epoch": job.resumed_from,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
         "peak_cuda_mb": (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,
         "device": device_name(device),

@@ -14,7 +14,13 @@ from cmpt726.config import (
 )
 from cmpt726.sources import code_digest
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
+from cmpt726.tuning import add_twins, plan_for
 
+# tuning.enabled: each tuned variant's twin `<variant>-tuned` joins the variants (workflow/rules/tuning.smk),
+# and each tuned variant has a search: its configurations, trial settings and rungs.
+TWINS = add_twins(config)
+TUNING = {name: plan_for(config, name) for name in TWINS.values()}
+TUNING_DIR = "results/tuning"
 VARIANTS = list(config["variants"])
 SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
 # Every (variant, seed) that trains: a variant's own `seeds`, else the top-level ones.
@@ -160,3 +166,34 @@ def theory_outputs(question):
         for name in QUESTIONS[question].figures
     }
     return {"numbers": f"{folder}/numbers.json", **figures}
+
+
+def trial_paths(variant, rung, suffix):
+    return [
+        f"{TUNING_DIR}/{variant}/rung{rung}/trial{k}{suffix}" for k in range(TUNING[variant]["rungs"][rung]["trials"])
+    ]
+
+
+def trial_inputs(wildcards):
+    """A trial reads what its variant trains on (the training split and the validation split) and, after
+    the first rung, the previous rung's records and states (it continues one of them)."""
+    if wildcards.variant not in TUNING:
+        raise ValueError(f"variant {wildcards.variant} is not tuned (config key tuning.variants)")
+    rung = int(wildcards.rung)
+    inputs = {"backbone": BACKBONE, "train": variant_input("train")(wildcards), **variant_split(wildcards)}
+    if rung:
+        inputs["previous"] = trial_paths(wildcards.variant, rung - 1, ".json")
+        inputs["states"] = trial_paths(wildcards.variant, rung - 1, ".state.pt")
+    return inputs
+
+
+def all_trials(wildcards):
+    rungs = TUNING[wildcards.variant]["rungs"]
+    return [path for rung in range(len(rungs)) for path in trial_paths(wildcards.variant, rung, ".json")]
+
+
+def twin_choice(wildcards):
+    """A tuned twin trains with its variant's choice (an input: a changed choice retrains it)."""
+    if wildcards.variant not in TWINS:
+        return {}
+    return {"choice": f"{TUNING_DIR}/{TWINS[wildcards.variant]}/choice.json"}

@@ -32,6 +32,7 @@ rule train_variant:
         CONDA_ENV
     input:
         unpack(variant_split),
+        unpack(twin_choice),
         backbone=BACKBONE,
         train=variant_input("train"),
     output:

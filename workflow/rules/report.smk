@@ -18,6 +18,8 @@ rule compare_variants:
         scores=per_run(rules.evaluate_variant.output.scores),
         epochs=per_run(rules.train_variant.output.epochs),
         train_summaries=per_run(rules.train_variant.output.summary),
+        # What each tuned twin trained with (tuning.enabled), in the order of params.twins.
+        choices=[f"{TUNING_DIR}/{variant}/choice.json" for variant in TWINS.values()],
     output:
         curves=q6_figure("curves", "q6_curves", "training curves"),
         variants=q6_figure("variants", "q6_intervals", "accuracy with 95% intervals"),
@@ -49,6 +51,7 @@ rule compare_variants:
         ),
         focus=config["report"]["gallery_variant"],
         replica_2019=config["training"]["replicate_2019_bugs"],
+        twins=list(TWINS),
     script:
         "../scripts/compare_variants.py"
 

@@ -19,6 +19,7 @@ run(
         smallest_effect=smk.params.statistics["smallest_effect"],
         focus=smk.params.focus,
         replica_2019=smk.params.replica_2019,
+        choices=dict(zip(smk.params.twins, smk.input.choices)),
         out=dict(smk.output.items()),
     ),
 )

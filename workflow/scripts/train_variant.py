@@ -1,4 +1,4 @@
-from cmpt726.finetune import train_variant
+from cmpt726.finetune import train_variant, with_choice
 from cmpt726.jobs import run
 
 run(
@@ -8,7 +8,8 @@ run(
         smk.input.train,
         smk.output.checkpoint,
         smk.output.epochs,
-        settings=smk.params.settings,
+        # A tuned twin: the settings its variant's search chose.
+        settings=with_choice(smk.params.settings, smk.input.get("choice")),
         seed=int(smk.wildcards.seed),
         device=smk.params.device,
         resume_path=smk.params.resume,

@@ -21,6 +21,7 @@ from ..data import load_arrays
 from ..evaluation import read_score_set
 from .. import stats
 from ..io import read_json, read_tsv, weights_digest, write_json, write_tsv
+from ..search import with_choice
 from . import figures
 from .render import data_uri
 
@@ -294,7 +295,8 @@ def reference_check(rows: list[dict], replica_2019: bool) -> dict:
 def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
                test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
                alpha: float = 0.05, replicates: int = 10_000, replica_2019: bool = False,
-               baseline: str = "head", smallest_effect: float = stats.SMALLEST_EFFECT, backbone=None) -> dict:
+               baseline: str = "head", smallest_effect: float = stats.SMALLEST_EFFECT, backbone=None,
+               choices: dict | None = None) -> dict:
     """Every Q6 figure, the variant table and the numbers JSON.
 
     runs: the (variant, seed) pairs in the order of metrics/epochs/train_summaries/scores. focus: the variant
@@ -303,8 +305,11 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     equivalence tests behind the answer "no difference larger than δ". out: name → path for curves, confusion,
     per_class, reliability, mistakes, variants, pairs, table, numbers. backbone: the weights file the variants
     started from; its digest and the resolved settings go into numbers.json, so that runs can be compared
-    (`cmpt726.compare`).
+    (`cmpt726.compare`). choices: tuned twin → its choice.json (tuning.enabled): the settings the twin
+    trained with are its variant's search's choice, not the placeholders it has before the search ran.
     """
+    choices = choices or {}
+    settings = {name: with_choice(s, choices.get(name)) for name, s in settings.items()}
     runs = [tuple(r) for r in runs]
     for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
                         ("scores", scores)]:

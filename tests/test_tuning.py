@@ -1,0 +1,328 @@
+"""Tuning on the validation split (config `tuning`): the plan, successive halving, the choice, and the DAG:
+no tuning job reads the test set, and a changed search space retrains only the variant it concerns."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+import yaml
+
+from cmpt726 import search, tuning
+from cmpt726.config import ConfigError, resolve_variant, validate_config
+from cmpt726.data import prepare_cifar10, write_split
+from cmpt726.features import extract_features
+from conftest import REPO, make_project, smoke_config, write_backbone, write_cifar10
+from workflow_helpers import edited_config, job, planned_jobs, snakemake
+
+
+def shipped(**tuning_keys) -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["tuning"].update(tuning_keys)
+    return config
+
+
+# --------------------------------------------------------------------------- the plan
+def test_grid_is_every_combination_in_order():
+    assert tuning.grid({"lr": [0.1, 0.01], "weight_decay": [0, 1]}) == [
+        {"lr": 0.1, "weight_decay": 0}, {"lr": 0.1, "weight_decay": 1},
+        {"lr": 0.01, "weight_decay": 0}, {"lr": 0.01, "weight_decay": 1}]
+
+
+@pytest.mark.parametrize("n, epochs, min_epochs, eta, method, expected", [
+    (12, 15, 2, 3, "halving", [(2, 12), (6, 4), (15, 1)]),
+    (9, 27, 1, 3, "halving", [(1, 9), (3, 3), (9, 1), (27, 1)]),
+    (12, 15, 2, 3, "grid", [(15, 12)]),
+    (4, 3, 3, 2, "halving", [(3, 4)]),  # min_epochs = epochs: one rung, the grid
+])
+def test_rungs(n, epochs, min_epochs, eta, method, expected):
+    plan = tuning.rungs(n, epochs, min_epochs, eta, method)
+    assert [(r["epochs"], r["trials"]) for r in plan] == expected
+
+
+def test_halving_spends_under_a_third_of_the_grid_with_the_shipped_space():
+    config = shipped()
+    validate_config(config)
+    plan = tuning.plan_for(config, "all")
+    halving = tuning.trial_epochs(plan["rungs"])
+    grid = tuning.trial_epochs(tuning.rungs(len(plan["configs"]), plan["epochs"], 1, 3, "grid"))
+    assert (halving, grid) == (2 * 12 + 4 * 4 + 9 * 1, 15 * 12) and halving <= grid / 3
+
+
+def test_twins_join_the_variants_with_the_fixed_settings_and_equal_budgets():
+    config = shipped()
+    validate_config(config)
+    before = copy.deepcopy(config["variants"])
+    twins = tuning.add_twins(config)
+    assert twins == {f"{name}-tuned": name for name in before}
+    assert {k: v for k, v in config["variants"].items() if k in before} == before  # the fixed ones unchanged
+    twin = resolve_variant(config, "all_augment-tuned")
+    fixed = resolve_variant(config, "all_augment")
+    assert (twin["schedule"], twin["nesterov"], twin["batch_size"], twin["epochs"]) == ("onecycle", True, 128, 15)
+    assert twin["augment"] == fixed["augment"] and twin["train"] == fixed["train"]
+    assert resolve_variant(config, "head_1ep-tuned")["epochs"] == 1  # its override
+    plans = {name: tuning.plan_for(config, name) for name in twins.values()}
+    assert len({len(p["configs"]) for p in plans.values()}) == 1  # the same number of trials for all
+    first = plans["head"]["settings"][0]
+    assert (first["lr"], first["weight_decay"], first["epochs"], first["schedule"]) == (0.01, 0.0, 15, "onecycle")
+
+
+def test_tuning_off_gives_the_plain_grid():
+    config = shipped(enabled=False)
+    validate_config(config)
+    before = copy.deepcopy(config["variants"])
+    assert tuning.add_twins(config) == {} and config["variants"] == before
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t["overrides"].update(head={"space": {"lr": [0.1]}}),
+     "tuning.overrides: every variant gets the same number of trials"),
+    (lambda t: t.update(variants=["head", "nope"]), "tuning.variants.1: 'nope' is not one of the variants"),
+    (lambda t: t.update(min_epochs=20), "tuning.min_epochs: 20 is more than the 15 epochs"),
+    (lambda t: t.update(space={}), "tuning.space: empty"),
+    (lambda t: t.update(space={"lr": []}), "tuning.space.lr"),
+    (lambda t: t.update(space={"train": ["all"]}), "unknown config key tuning.space.train"),
+])
+def test_bad_tuning_config_is_refused_naming_the_key(edit, message):
+    config = shipped()
+    edit(config["tuning"])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(config)
+
+
+def test_tuning_needs_a_validation_split():
+    config = shipped()
+    config["training"]["validation"] = 0
+    with pytest.raises(ConfigError, match="training.validation: 0 leaves no validation split to tune head_1ep on"):
+        validate_config(config)
+    config = shipped(enabled=False)
+    config["training"]["validation"] = 0
+    validate_config(config)  # off: nothing to tune on is fine
+
+
+# --------------------------------------------------------------------------- ranking and the choice
+def record(rung, slot, index, acc, loss, epochs=3, epochs_run=3, continues=None):
+    return {"rung": rung, "slot": slot, "config_index": index, "config": {"lr": index / 10}, "continues": continues,
+            "settings": {"lr": index / 10}, "epochs": epochs, "epochs_run": epochs_run, "kept_epoch": epochs,
+            "val_acc": acc, "val_loss": loss, "seconds": 1.0, "device": "cpu",
+            "history": [{"epoch": e + 1, "val_acc": acc} for e in range(epochs)]}
+
+
+def test_rank_by_accuracy_then_loss_then_order():
+    records = [record(0, 0, 0, 50.0, 1.0), record(0, 1, 1, 60.0, 2.0), record(0, 2, 2, 60.0, 1.5),
+               record(0, 3, 3, 60.0, 1.5)]
+    assert [r["config_index"] for r in search.rank(records, "val_loss")] == [2, 3, 1, 0]
+    assert [r["config_index"] for r in search.rank(records, "order")] == [1, 2, 3, 0]
+    assert search.pick_from_previous(records, 1, "val_loss")["config_index"] == 3
+
+
+def test_choice_is_the_best_of_the_last_rung_with_every_trial_and_its_cost():
+    plan = {"rungs": [{"epochs": 1, "trials": 3}, {"epochs": 3, "trials": 1}], "tie_break": "val_loss",
+            "method": "halving", "configs": [{}, {}, {}], "epochs": 3, "seed": 0}
+    records = [record(0, 0, 0, 40.0, 1.0, 1, 1), record(0, 1, 1, 70.0, 1.0, 1, 1), record(0, 2, 2, 50.0, 1.0, 1, 1),
+               record(1, 0, 1, 65.0, 0.9, 3, 2, continues=1)]
+    choice, rows = search.choose(records, plan, "head")
+    assert (choice["config_index"], choice["val_acc"], choice["twin"]) == (1, 65.0, "head-tuned")
+    assert (choice["trials"], choice["trial_epochs"], choice["grid_epochs"]) == (4, 5, 9)
+    assert [(r["rung"], r["slot"], r["continued"], r["chosen"]) for r in rows] == \
+        [(0, 0, 0, 0), (0, 1, 1, 0), (0, 2, 0, 0), (1, 0, 0, 1)]
+    with pytest.raises(ValueError, match="0 trials in the last rung"):
+        search.choose(records[:3], plan, "head")
+
+
+def test_convergence_says_whether_the_kept_epoch_is_the_last_and_the_late_rise():
+    rising = [{"epoch": e, "val_acc": 50.0 + e} for e in range(1, 11)]
+    assert search.convergence(rising) == {"kept_is_last": True, "last_fifth_rise": 2.0}
+    flat = rising[:8] + [{"epoch": 9, "val_acc": 58.0}, {"epoch": 10, "val_acc": 57.0}]
+    assert search.convergence(flat) == {"kept_is_last": False, "last_fifth_rise": -1.0}
+
+
+def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
+    from cmpt726.io import read_tsv, write_tsv
+    from cmpt726.tuning_summary import tuning_outputs
+
+    plan = {"rungs": [{"epochs": 1, "trials": 2}, {"epochs": 5, "trials": 1}], "tie_break": "val_loss",
+            "method": "halving", "configs": [{}, {}], "epochs": 5, "seed": 0}
+    paths = []
+    for r in [record(0, 0, 0, 40.0, 1.0, 1, 1), record(0, 1, 1, 50.0, 1.0, 1, 1),
+              record(1, 0, 1, 60.0, 0.9, 5, 4, continues=1)]:
+        r["config"] = {"lr": [0.01, 0.1][r["config_index"]], "weight_decay": 0.0}
+        paths.append(tmp_path / f"r{r['rung']}s{r['slot']}.json")
+        paths[-1].write_text(json.dumps(r))
+    search.write_choice(paths, tmp_path / "choice.json", tmp_path / "search.json", tmp_path / "trials.tsv", plan,
+                        "head")
+    assert json.loads((tmp_path / "choice.json").read_text()) == {
+        "variant": "head", "twin": "head-tuned", "config": {"lr": 0.1, "weight_decay": 0.0}, "epochs": 5}
+    curves = []
+    for seed, accs in enumerate([[50, 55, 58, 59, 60], [50, 55, 60, 59, 58]]):
+        curves.append(tmp_path / f"seed{seed}.epochs.tsv")
+        write_tsv(curves[-1], ["epoch", "val_acc"], [{"epoch": e + 1, "val_acc": a} for e, a in enumerate(accs)])
+    rows = tuning_outputs({"head": tmp_path / "search.json"}, {"head": tmp_path / "trials.tsv"}, {"head": curves},
+                          tmp_path / "search.png", tmp_path / "tuning.tsv", tmp_path / "numbers.json")
+    (row,) = read_tsv(tmp_path / "tuning.tsv")
+    assert row["chosen"] == '{"lr": 0.1, "weight_decay": 0.0}' and row["val_acc"] == 60.0
+    assert (row["trials"], row["trial_epochs"], row["grid_epochs"]) == (3, 6, 10)
+    assert (row["runs_kept_last"], row["runs"], row["runs_last_fifth_rise"]) == (1, 2, 0.0)  # +1 and -1 points
+    assert rows[0]["twin"] == "head-tuned" and (tmp_path / "search.png").stat().st_size > 5000
+    assert json.loads((tmp_path / "numbers.json").read_text())["total"]["trials"] == 3
+
+
+# --------------------------------------------------------------------------- trials on tiny data
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    folder = write_cifar10(root / "c10", n_train=160, n_test=40, seed=3)
+    prepare_cifar10(folder, root / "train.npz", root / "test.npz", root / "summary.json", verify=False)
+    write_backbone(root / "backbone.pt", seed=1)
+    write_split(root / "train.npz", root / "split.npz", n_val=40, seed=0)
+    config = shipped()
+    extract_features(root / "backbone.pt", root / "train.npz", root / "features.npz",
+                     config["training"]["normalize"], "cpu")
+    return root
+
+
+def tiny_plan(method, **space):
+    config = shipped(method=method, epochs=4, min_epochs=1, eta=2,
+                     space=space or {"lr": [0.003, 0.03, 0.3], "weight_decay": [0.0]}, overrides={})
+    config["variants"] = {"h": {"train": "head", "batch_size": 16}}
+    validate_config(config)
+    return tuning.plan_for(config, "h")
+
+
+def test_a_continued_trial_is_the_run_trained_straight_through(features, tmp_path):
+    """Successive halving continues a trial from its saved state: the numbers of its last rung are those of
+    the same configuration trained for all its epochs in one go (the grid's trial)."""
+    args = (features / "backbone.pt", features / "features.npz", features / "split.npz")
+    halving = search.search(*args, tmp_path / "halving" / "h", tiny_plan("halving"), device="cpu")
+    grid = search.search(*args, tmp_path / "grid" / "h", tiny_plan("grid"), device="cpu")
+    assert [(r["epochs"], r["trials"]) for r in halving["rungs"]] == [(1, 3), (2, 1), (4, 1)]
+    assert halving["trial_epochs"] == 3 + 1 + 2 and grid["trial_epochs"] == 12
+    chosen = halving["config_index"]
+    straight = json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{chosen}.json").read_text())
+    last = json.loads((tmp_path / "halving" / "h" / "rung2" / "trial0.json").read_text())
+    assert last["config_index"] == chosen and last["continues"] == 0
+    assert [r["val_acc"] for r in last["history"]] == [r["val_acc"] for r in straight["history"]]
+    assert [r["train_loss"] for r in last["history"]] == [r["train_loss"] for r in straight["history"]]
+    assert halving["val_acc"] == straight["val_acc"]
+    # the grid's choice is its best trial; trials.tsv has one row per trial
+    best = max(range(3), key=lambda i: json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{i}.json")
+                                                   .read_text())["val_acc"])
+    assert json.loads((tmp_path / "grid" / "h" / "search.json").read_text())["val_acc"] == \
+        json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{best}.json").read_text())["val_acc"]
+    assert len((tmp_path / "halving" / "h" / "trials.tsv").read_text().splitlines()) == 1 + 5
+
+
+# --------------------------------------------------------------------------- the DAG
+def planned_inputs(output: str) -> dict[str, list[str]]:
+    """job → its input files, from the jobs a `snakemake -n` prints."""
+    jobs, rule, inputs = {}, None, []
+    for line in output.splitlines() + [""]:
+        if m := re.match(r"^(?:local)?rule (\w+):\s*$", line):
+            rule, inputs, wildcards = m.group(1), [], ""
+        elif rule and (m := re.match(r"^\s+input: (.*)$", line)):
+            inputs = [p.strip() for p in m.group(1).split(",")]
+        elif rule and (m := re.match(r"^\s+wildcards: (.*)$", line)):
+            wildcards = ",".join(p.strip() for p in m.group(1).split(","))
+        elif rule and not line.strip():
+            jobs[f"{rule}[{wildcards}]"] = inputs
+            rule = None
+    return jobs
+
+
+def tuning_project_config(tiny_inputs) -> dict:
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    config["variants"] = {"a": {"train": "head"}, "b": {"train": "head", "weight_decay": 0.001},
+                          "c": {"train": "all"}}
+    config["report"]["gallery_variant"] = "a"
+    config["tuning"].update(enabled=True, variants=["a", "b"], space={"lr": [0.01, 0.1], "weight_decay": [0.0]},
+                            settings={"schedule": "cosine"}, epochs=2, min_epochs=1, eta=2, overrides={})
+    return config
+
+
+def test_no_tuning_job_reads_the_test_set(tiny_inputs, tmp_path):
+    workdir = make_project(tmp_path / "p", tuning_project_config(tiny_inputs))
+    proc = snakemake(workdir, "-n", "--cores", "2")
+    jobs = planned_inputs(proc.stdout + proc.stderr)
+    tuning_jobs = {name: inputs for name, inputs in jobs.items() if name.startswith(("tuning_", "plot_tuning"))}
+    assert len(tuning_jobs) == 2 * (2 + 1 + 1) + 1  # a and b: 2 trials, 1 continued, 1 choice; the summary
+    for name, inputs in tuning_jobs.items():
+        assert inputs and not any(re.search(r"(^|/)test\.npz$", path) for path in inputs), (name, inputs)
+    # the trials read the training features and the validation split; the tuned twins train with the choice
+    assert "results/data/cifar10/validation_40.npz" in jobs["tuning_trial[variant=a,rung=0,slot=1]"]
+    assert "results/tuning/b/choice.json" in jobs["train_variant[variant=b-tuned,seed=0]"]
+    assert not any("choice.json" in p for p in jobs["train_variant[variant=b,seed=0]"])
+    assert "evaluate_variant[variant=c-tuned,seed=0]" not in jobs  # c is not tuned
+    # and the test set is read, as before, by evaluation
+    assert any(p.endswith("test.npz") for p in jobs["evaluate_variant[variant=a-tuned,seed=0]"])
+
+
+@pytest.mark.slow
+def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp_path):
+    """A tiny real run of the searches and the tuned twins. A changed space for `a` plans a's search, a's twin
+    and what reads them, nothing of `b` and nothing of the fixed variants. Run the searches first (the choice
+    files as targets): a twin whose choice came out the same is then not retrained (choice.json holds only
+    the choice, so its bytes are the same), one whose choice changed is."""
+    config = tuning_project_config(tiny_inputs)
+    workdir = make_project(tmp_path / "p", config)
+    targets = [f"results/metrics/{v}/seed0.json" for v in ("a", "b", "a-tuned", "b-tuned")]
+    snakemake(workdir, "--cores", "2", *targets)
+    summary = json.loads((workdir / "results/tuning/a/search.json").read_text())
+    assert summary["trials"] == 3 and summary["config"]["lr"] in (0.01, 0.1)
+    assert not (workdir / "results/tuning/a/rung0/trial0.state.pt").exists()  # temp: gone once continued
+    assert planned_jobs(workdir, *targets) == set()
+    search_a = {job("tuning_trial", variant="a", rung=0, slot=0), job("tuning_trial", variant="a", rung=0, slot=1),
+                job("tuning_trial", variant="a", rung=1, slot=0), job("tuning_choice", variant="a")}
+    twin_a = {job("train_variant", variant="a-tuned", seed=0), job("evaluate_variant", variant="a-tuned", seed=0)}
+    chosen = summary["config"]["lr"]
+    other = 0.01 if chosen == 0.1 else 0.1
+
+    def same_configs_reordered(config):
+        config["tuning"]["overrides"] = {"a": {"space": {"lr": [0.1, 0.01]}}}  # the shipped [0.01, 0.1] reversed
+
+    with edited_config(workdir, same_configs_reordered):
+        assert planned_jobs(workdir, *targets) == search_a | twin_a
+        snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
+        assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] == chosen
+        assert planned_jobs(workdir, *targets) == set()  # the same choice: the twin stays
+
+    def chosen_value_removed(config):
+        config["tuning"]["overrides"] = {"a": {"space": {"lr": [other, 0.003]}}}
+
+    with edited_config(workdir, chosen_value_removed):
+        snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
+        assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] != chosen
+        assert planned_jobs(workdir, *targets) == twin_a  # a new choice: its twin retrains, nothing else
+
+
+# --------------------------------------------------------------------------- the shipped overlays
+def overlaid(*names) -> dict:
+    from cmpt726.config import _merge
+
+    config = shipped()
+    for name in names:
+        _merge(config, yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text()))
+    validate_config(config)
+    return config
+
+
+@pytest.mark.parametrize("names, tuned", [
+    (("smoke",), True),
+    (("seed-replica",), False),
+    (("offline-shared", "cpu-real-grid"), False),
+    (("offline-shared", "seed-replica", "cpu-real-replica"), False),
+    (("offline-shared", "cpu-real-grid", "tuning-cpu"), True),
+])
+def test_overlays_of_measured_runs_keep_the_plain_grid(names, tuned):
+    assert overlaid(*names)["tuning"]["enabled"] is tuned
+
+
+def test_cpu_overlay_budget():
+    config = overlaid("offline-shared", "cpu-real-grid", "tuning-cpu")
+    plans = {name: tuning.plan_for(config, name) for name in tuning.add_twins(config).values()}
+    assert {len(p["configs"]) for p in plans.values()} == {6}
+    for name in ("head", "head_l2", "head_fc256_l2", "all", "all_augment"):
+        epochs = tuning.trial_epochs(plans[name]["rungs"])
+        assert (epochs, plans[name]["epochs"]) == (29, 15) and epochs <= 6 * 15 / 3, name
+    assert plans["all_augment"]["settings"][0]["bf16"] and config["variants"]["all-tuned"]["seeds"] == [0]

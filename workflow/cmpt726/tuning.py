@@ -1,0 +1,163 @@
+"""Tuning on the validation split: every variant at its best, with equal budgets (config `tuning`).
+
+With `tuning.enabled`, each tuned variant `v` gets a twin `v-tuned` beside it: the same variant whose
+searched settings (`tuning.space`, e.g. a log grid of lr × weight_decay) come from
+results/tuning/v/choice.json, chosen on the validation split, and whose fixed ones
+(`tuning.settings`, e.g. a onecycle schedule, and `tuning.epochs`) are set in its config. `v`
+itself keeps the assignment's setting, so the report can put both side by side.
+
+The search is successive halving (Jamieson & Talwalkar 2016) over the grid: every configuration
+trains the first rung's epochs (`min_epochs`); the best 1/eta (by the ranking below) continue from
+their resume state to the next rung's epochs (× eta, the last rung being `epochs`), and so on. The
+schedule of every trial spans the full `epochs`, so a continued trial is the same run as one
+trained straight through. `method: grid` is the exhaustive grid (one rung: every configuration
+for every epoch). Every variant gets the same number of configurations (checked) and rungs.
+
+Ranking, trials and the choice: `search.py`; the files: results/tuning/<variant>/ (see there).
+
+No torch here: the Snakefile plans with this module.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+from .config import ConfigError, resolve_variant
+from .search import TWIN_SUFFIX
+
+# Training keys a search may set: they change how a run trains, not what it trains on (a twin must
+# read the same inputs as its variant: the feature cache or the images).
+SEARCHABLE = ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "schedule")
+SETTABLE = SEARCHABLE + ("onecycle", "bf16")
+
+
+# --------------------------------------------------------------------------- the plan (no torch)
+def tuned_variants(config: dict) -> dict[str, str]:
+    """twin name → the variant it tunes ({} with tuning off)."""
+    tuning = config["tuning"]
+    if not tuning["enabled"]:
+        return {}
+    names = tuning["variants"] if tuning["variants"] is not None else list(config["variants"])
+    return {f"{name}{TWIN_SUFFIX}": name for name in names}
+
+
+def variant_tuning(config: dict, name: str) -> dict:
+    """The tuning of one variant: the top-level keys with its `tuning.overrides.<name>` over them
+    (space and settings key by key)."""
+    tuning = config["tuning"]
+    own = tuning["overrides"].get(name) or {}
+    merged = {key: copy.deepcopy(tuning[key]) for key in ("space", "settings", "epochs", "min_epochs")}
+    for key, value in own.items():
+        if key in ("space", "settings"):
+            merged[key] = {**merged[key], **copy.deepcopy(value)}
+        else:
+            merged[key] = value
+    if merged["epochs"] is None:
+        merged["epochs"] = resolve_variant(config, name)["epochs"]
+    merged.update(method=tuning["method"], eta=tuning["eta"], seed=tuning["seed"], tie_break=tuning["tie_break"])
+    return merged
+
+
+def grid(space: dict) -> list[dict]:
+    """Every combination of the space's lists, in order (the last key varies fastest)."""
+    keys = list(space)
+    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
+
+
+def rungs(n_configs: int, epochs: int, min_epochs: int, eta: int, method: str) -> list[dict]:
+    """[{epochs, trials}] per rung. halving: epochs min_epochs·eta^k below `epochs`, then `epochs`;
+    trials n, then ⌊n/eta⌋ (at least 1) per rung. grid: one rung, every configuration, `epochs`."""
+    if method == "grid" or min_epochs >= epochs:
+        return [{"epochs": epochs, "trials": n_configs}]
+    plan, e, n = [], min_epochs, n_configs
+    while e < epochs:
+        plan.append({"epochs": e, "trials": n})
+        e, n = e * eta, max(1, n // eta)
+    plan.append({"epochs": epochs, "trials": n})
+    return plan
+
+
+def trial_epochs(plan: list[dict]) -> int:
+    """The epochs a search trains in all: each rung's trials continue from the previous rung's epochs."""
+    return sum(r["trials"] * (r["epochs"] - (plan[i - 1]["epochs"] if i else 0)) for i, r in enumerate(plan))
+
+
+def plan_for(config: dict, name: str) -> dict:
+    """Everything the rules need about one variant's search: its configurations, rungs and trial settings."""
+    tuning = variant_tuning(config, name)
+    configs = grid(tuning["space"])
+    base = resolve_variant(config, name)
+    settings = []
+    for item in configs:
+        s = copy.deepcopy(base)
+        for key, value in {**tuning["settings"], **item}.items():
+            s[key] = {**s[key], **value} if key == "onecycle" else value
+        s["epochs"] = tuning["epochs"]
+        settings.append(dict(sorted(s.items())))
+    return {"configs": configs, "settings": settings,
+            "rungs": rungs(len(configs), tuning["epochs"], tuning["min_epochs"], tuning["eta"], tuning["method"]),
+            **{k: tuning[k] for k in ("method", "eta", "seed", "tie_break", "epochs", "min_epochs")}}
+
+
+def check_tuning(config: dict) -> None:
+    """Cross-key checks of `tuning` (the schema checked each key): known variants, searchable keys,
+    equal budgets, a validation split to tune on, names free for the twins. An override of a variant
+    that is not there is not used (an overlay may drop a variant that config.yaml overrides)."""
+    tuning = config["tuning"]
+    for i, name in enumerate(tuning["variants"] or []):
+        if name not in config["variants"]:
+            raise ConfigError(f"config key tuning.variants.{i}: {name!r} is not one of the variants "
+                              f"{sorted(config['variants'])}")
+    if not tuning["enabled"]:
+        return
+    sizes = {}
+    for twin, name in tuned_variants(config).items():
+        if twin in config["variants"]:
+            raise ConfigError(f"config key variants.{twin}: the name of {name}'s tuned twin (tuning.enabled); rename it")
+        own = tuning["overrides"].get(name) or {}
+
+        def key_of(*path):  # where a value comes from: the variant's override, else the top level
+            part = own
+            for step in path:
+                if not isinstance(part, dict) or step not in part:
+                    return "tuning." + ".".join(path)
+                part = part[step]
+            return f"tuning.overrides.{name}." + ".".join(path)
+
+        plan = variant_tuning(config, name)
+        for part, allowed in (("space", SEARCHABLE), ("settings", SETTABLE)):
+            for key in plan[part]:
+                if key not in allowed:
+                    raise ConfigError(f"config key {key_of(part, key)}: not a key tuning may set "
+                                      f"({', '.join(allowed)})")
+        if not plan["space"]:
+            raise ConfigError(f"config key {key_of('space')}: empty; give at least one key with a list of values")
+        if plan["min_epochs"] > plan["epochs"]:
+            raise ConfigError(f"config key {key_of('min_epochs')}: {plan['min_epochs']} is more than the "
+                              f"{plan['epochs']} epochs of a trial")
+        if resolve_variant(config, name)["validation"] == 0:
+            key = f"variants.{name}.validation" if "validation" in (config["variants"][name] or {}) else \
+                "training.validation"
+            raise ConfigError(f"config key {key}: 0 leaves no validation split to tune {name} on (set it, leave the "
+                              "variant out of tuning.variants, or set tuning.enabled false)")
+        sizes[name] = len(grid(plan["space"]))
+    if len(set(sizes.values())) > 1:
+        raise ConfigError("config key tuning.overrides: every variant gets the same number of trials (equal "
+                          f"budgets), but the spaces give {sizes}")
+
+
+def add_twins(config: dict) -> dict[str, str]:
+    """Put each tuned variant's twin into config["variants"] (its variant's keys, the tuning's fixed
+    settings and epochs over them; the searched keys come from the choice file when it trains).
+    Returns twin → variant. Call once, after validation."""
+    check_tuning(config)
+    twins = tuned_variants(config)
+    for twin, name in twins.items():
+        tuning = variant_tuning(config, name)
+        entry = copy.deepcopy(config["variants"][name] or {})
+        for key, value in tuning["settings"].items():
+            entry[key] = {**entry.get(key, {}), **value} if key == "onecycle" else copy.deepcopy(value)
+        entry["epochs"] = tuning["epochs"]
+        config["variants"][twin] = entry
+    return twins

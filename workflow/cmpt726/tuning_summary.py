@@ -1,0 +1,94 @@
+"""What the tuning saw (issue 20, items 5 and 6), for the report to show: one figure of validation accuracy
+against learning rate per tuned variant, and one table row per tuned variant with its choice, its cost and
+whether its tuned runs converged.
+
+Reads only the tuning files (results/tuning/<v>/search.json, trials.tsv) and the twins' epoch curves
+(results/metrics/<v>-tuned/seed<s>.epochs.tsv); no test-set number enters here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+
+from .io import read_json, read_tsv, write_json, write_tsv
+from .plotting import plt, save_figure
+from .search import convergence
+
+TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch", "epochs", "configs", "trials",
+                 "trial_epochs", "grid_epochs", "device_hours", "search_kept_is_last", "search_last_fifth_rise",
+                 "runs_kept_last", "runs", "runs_last_fifth_rise"]
+
+
+def summary_rows(searches: dict, twin_epochs: dict) -> list[dict]:
+    """searches: variant → search.json path; twin_epochs: variant → the twin's epochs TSV paths (one per seed).
+    runs_kept_last counts the twin's runs whose kept epoch is the last one; runs_last_fifth_rise is the mean
+    rise of their validation accuracy over the last fifth of the epochs (points)."""
+    rows = []
+    for variant, path in searches.items():
+        choice = read_json(path)
+        runs = [convergence(read_tsv(p)) for p in twin_epochs.get(variant, [])]
+        rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
+        rows.append({
+            "variant": variant, "twin": choice["twin"], "method": choice["method"],
+            "chosen": json.dumps(choice["config"], sort_keys=True), "val_acc": choice["val_acc"],
+            "kept_epoch": choice["kept_epoch"], "epochs": choice["epochs"], "configs": choice["configs"],
+            "trials": choice["trials"], "trial_epochs": choice["trial_epochs"], "grid_epochs": choice["grid_epochs"],
+            "device_hours": choice["device_hours"],
+            "search_kept_is_last": choice["converged"]["kept_is_last"],
+            "search_last_fifth_rise": choice["converged"]["last_fifth_rise"],
+            "runs_kept_last": sum(bool(r["kept_is_last"]) for r in runs), "runs": len(runs),
+            "runs_last_fifth_rise": sum(rises) / len(rises) if rises else None,
+        })
+    return rows
+
+
+def plot_search(trials: dict, out_png) -> None:
+    """One panel per variant: validation accuracy (kept epoch) against lr (log axis), a line per value of the
+    other searched keys (e.g. weight decay) for the first rung (every configuration), the later rungs as
+    larger markers, the choice circled."""
+    names = list(trials)
+    cols = min(4, len(names))
+    rows_n = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.4 * cols, 2.8 * rows_n), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        records = read_tsv(trials[name])
+        lines = defaultdict(list)
+        for r in records:
+            config = json.loads(r["config"])
+            rest = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                             for k, v in config.items() if k != "lr")
+            lines[(r["rung"], rest)].append((config.get("lr", math.nan), r["val_acc"], r["epochs"], r["chosen"]))
+        for (rung, rest), points in sorted(lines.items()):
+            points.sort()
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            if rung == 0:
+                ax.plot(xs, ys, marker="o", ms=3, lw=1, label=rest or None)
+            else:
+                ax.scatter(xs, ys, s=18 + 10 * rung, marker="s", color="0.3", zorder=3)
+            for x, y, _, chosen in points:
+                if chosen:
+                    ax.scatter([x], [y], s=120, facecolors="none", edgecolors="red", zorder=4)
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("learning rate", fontsize=8)
+        ax.set_ylabel("validation accuracy (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if any(rest for _, rest in lines):
+            ax.legend(fontsize=6, title="first rung", title_fontsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle("Tuning on the validation split: lines the first rung, squares later rungs, red the choice",
+                 fontsize=9, y=1.02)
+    save_figure(fig, out_png)
+
+
+def tuning_outputs(searches: dict, trials: dict, twin_epochs: dict, figure, table, numbers) -> list[dict]:
+    rows = summary_rows(searches, twin_epochs)
+    write_tsv(table, TABLE_COLUMNS, rows)
+    totals = {"trials": sum(r["trials"] for r in rows), "trial_epochs": sum(r["trial_epochs"] for r in rows),
+              "grid_epochs": sum(r["grid_epochs"] for r in rows), "device_hours": sum(r["device_hours"] for r in rows)}
+    write_json(numbers, {"variants": rows, "total": totals})
+    plot_search(trials, figure)
+    return rows

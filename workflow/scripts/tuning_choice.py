@@ -1,0 +1,14 @@
+from cmpt726.jobs import run
+from cmpt726.search import write_choice
+
+run(
+    snakemake,
+    lambda smk: write_choice(
+        list(smk.input),
+        smk.output.choice,
+        smk.output.search,
+        smk.output.trials,
+        plan=smk.params.plan,
+        variant=smk.wildcards.variant,
+    ),
+)
