@@ -75,6 +75,7 @@ from cmpt726.analysis.human_labels import TSV_COLUMNS as HUMAN_COLUMNS  # noqa: 
 from cmpt726.analysis.human_labels import write_human_table  # noqa: E402
 from cmpt726.analysis.label_issues import TSV_COLUMNS as ISSUE_COLUMNS  # noqa: E402
 from cmpt726.analysis.near_duplicates import COLUMNS as DUPLICATE_COLUMNS  # noqa: E402
+from cmpt726.config import schema_default  # noqa: E402
 from cmpt726.data import load_arrays, save_arrays  # noqa: E402
 from cmpt726.evaluation import write_scores  # noqa: E402
 from cmpt726.io import write_json, write_tsv  # noqa: E402
@@ -130,7 +131,8 @@ def make_analyses(folder: Path, labels, classes, rng, train_npz=None, human_coun
               [[int(i), classes[labels[i]], classes[(labels[i] + 1 + rng.integers(9)) % 10], 0.01, r + 1, 5, 30]
                for r, i in enumerate(suspects)])
     if human_counts:
-        write_human_table(human_counts, labels, folder / "human_labels.tsv", classes)
+        write_human_table(human_counts, labels, folder / "human_labels.tsv", classes,
+                          unsure_below=schema_default("analysis.human_labels.unsure_below"))
     else:
         rows = []
         for i, y in enumerate(labels):

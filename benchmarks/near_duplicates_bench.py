@@ -34,6 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from cmpt726.analysis import near_duplicates as nd  # noqa: E402
+from cmpt726.config import schema_default  # noqa: E402
+
+# The workflow's settings (the schema's defaults), passed in as the rule passes them.
+SETTINGS = {"k": schema_default("analysis.near_duplicates.mad_k"),
+            "candidates": schema_default("analysis.near_duplicates.candidates")}
 
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 
@@ -129,7 +134,7 @@ def main(argv=None) -> None:
         out = tmp / "near_duplicates.tsv"
         rss_before, cpu_before = memory_mb()["VmRSS"], time.process_time()
         summary = nd.write_near_duplicates(paths["train"], paths["test"], paths["train_features"],
-                                           paths["test_features"], out)
+                                           paths["test_features"], out, **SETTINGS)
         cpu_seconds = time.process_time() - cpu_before
         peak = memory_mb()["VmHWM"]
         table = read_tsv(out)

@@ -17,10 +17,14 @@ from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confide
                                            download_counts, ensure_counts, human_metrics, human_table,
                                            load_counts, model_vs_humans, read_human_table, suspects_vs_humans,
                                            write_human_labels, write_human_metrics, write_human_table)
+from cmpt726.config import schema_default
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import read_scores, write_scores
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+# A run's setting (the schema's default): the functions take it as an argument.
+UNSURE = schema_default("analysis.human_labels.unsure_below")
 
 
 def unanimous(labels, voters=50):
@@ -171,7 +175,7 @@ def flag_example():
 
 def test_flags_exactly_the_chosen_images(tmp_path):
     labels, counts = flag_example()
-    table = human_table(counts, labels)
+    table = human_table(counts, labels, unsure_below=UNSURE)
     assert list(np.flatnonzero(table["disagree"])) == [2, 7]
     assert list(np.flatnonzero(table["unsure"])) == [2, 5, 6]
     assert list(np.flatnonzero(human_table(counts, labels, unsure_below=0.65)["unsure"])) == [2, 5, 6]
@@ -184,7 +188,8 @@ def test_flags_exactly_the_chosen_images(tmp_path):
     path = tmp_path / "counts.npy"
     np.save(path, counts)
     out = tmp_path / "out" / "human_labels.tsv"
-    result = write_human_table(path, labels, out, CLASSES, summary_json=tmp_path / "out" / "h.json")
+    result = write_human_table(path, labels, out, CLASSES, unsure_below=UNSURE,
+                               summary_json=tmp_path / "out" / "h.json")
     assert result["n_images"] == 8 and result["n_disagree"] == 2 and result["n_unsure"] == 3
     assert json.loads((tmp_path / "out" / "h.json").read_text())["n_disagree"] == 2
     assert out.read_text().splitlines()[0].split("\t") == TSV_COLUMNS
@@ -207,7 +212,7 @@ def test_labels_from_a_score_file_and_a_subset(tmp_path):
     scores = tmp_path / "scores.tsv"
     probs = np.full((8, 10), 0.1)
     write_scores(scores, labels, probs, np.zeros(8))
-    result = write_human_table(path, scores, tmp_path / "h.tsv", CLASSES)
+    result = write_human_table(path, scores, tmp_path / "h.tsv", CLASSES, unsure_below=UNSURE)
     assert result["n_images"] == 8 and result["n_disagree"] == 2
 
 
@@ -217,7 +222,7 @@ def test_counts_in_another_order_refused(tmp_path):
     path = tmp_path / "counts.npy"
     np.save(path, counts[::-1])
     with pytest.raises(ValueError, match=f"{path}: the human majority matches the official label on only"):
-        write_human_table(path, labels, tmp_path / "h.tsv", CLASSES)
+        write_human_table(path, labels, tmp_path / "h.tsv", CLASSES, unsure_below=UNSURE)
     assert not (tmp_path / "h.tsv").exists()
     check_alignment(counts, labels, path)  # the right order passes
 
@@ -279,7 +284,7 @@ def test_human_metrics_per_variant(tmp_path):
             write_scores(f, labels, probs, np.zeros(30))
             files[variant].append(f)
     out = tmp_path / "m.json"
-    result = write_human_metrics(path, files, labels, out)
+    result = write_human_metrics(path, files, labels, out, unsure_below=UNSURE)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["humans"]["n_disagree"] == 5
     for variant, paths in files.items():
@@ -305,7 +310,8 @@ def test_human_metrics_per_variant(tmp_path):
     other[3] = 4
     write_scores(bad, other, np.full((30, 10), 0.1), np.zeros(30))
     with pytest.raises(ValueError, match=f"{bad}: labels disagree with the test set on 1 images .first: index 3"):
-        write_human_metrics(path, {"head": files["head"], "x": [bad]}, labels, tmp_path / "m2.json")
+        write_human_metrics(path, {"head": files["head"], "x": [bad]}, labels, tmp_path / "m2.json",
+                            unsure_below=UNSURE)
     assert not (tmp_path / "m2.json").exists()
 
 
@@ -331,9 +337,10 @@ def test_rule_refuses_a_counts_file_with_another_sha256_and_writes_nothing(tmp_p
     wrong = "0" * 64
     with pytest.raises(ValueError, match=rf"{counts}: sha256 {sha256(counts)}, expected {wrong}; .*"
                                          r"data\.cifar10h\.verify: false"):
-        write_human_labels(counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json, sha256=wrong)
+        write_human_labels(counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json,
+                           unsure_below=UNSURE, sha256=wrong)
     assert not out_tsv.parent.exists() or list(out_tsv.parent.iterdir()) == []
     metrics = write_human_labels(counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json,
-                                 sha256=sha256(counts).upper())
+                                 unsure_below=UNSURE, sha256=sha256(counts).upper())
     assert out_tsv.exists() and json.loads(out_json.read_text()) == json.loads(json.dumps(metrics))
     assert metrics["variants"]["v"]["accuracy"] == 100.0

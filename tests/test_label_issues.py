@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from functools import partial
+
+from cmpt726.analysis import label_issues
 from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, leave_one_out, read_label_issues,
-                                           summary, write_label_issues)
+                                           summary)
+from cmpt726.config import schema_default
 from cmpt726.evaluation import read_score_set, write_scores
+
+# A run's setting (the schema's default): the functions take it as an argument.
+FILTER_BY = schema_default("analysis.label_issues.filter_by")
+write_label_issues = partial(label_issues.write_label_issues, filter_by=FILTER_BY)
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FLIPPED = np.array([3, 41, 77, 150, 188])  # easy images whose given label we corrupt
@@ -64,7 +72,7 @@ def test_combine_probs_is_the_mean_and_checks_shapes():
 
 def test_flipped_easy_images_rank_first():
     truth, given, probs = synthetic()
-    table = find_suspects(given, probs)
+    table = find_suspects(given, probs, filter_by=FILTER_BY)
     top = table["index"][: len(FLIPPED)]
     assert set(top) == set(FLIPPED), table["index"]
     assert list(table["rank"][: len(FLIPPED)]) == [1, 2, 3, 4, 5]
@@ -84,7 +92,7 @@ def test_flipped_easy_images_rank_first():
         assert table["suggested"][k] == truth[i]  # cleanlab's suspects have suggested != given
         assert table["models_wrong"][k] == 3 and table["models"][k] == 3
     # with the clean labels the flipped images are not suspects
-    clean = find_suspects(truth, probs)
+    clean = find_suspects(truth, probs, filter_by=FILTER_BY)
     assert not set(clean["index"]) & set(FLIPPED)
 
 
@@ -107,7 +115,7 @@ def test_tsv_round_trip(tmp_path):
     result = write_label_issues(paths, out, CLASSES, given, summary_json=tmp_path / "out" / "summary.json")
 
     labels, read_probs = given, [s["probs"] for s in read_score_set(paths, given)]
-    expected = find_suspects(labels, read_probs)
+    expected = find_suspects(labels, read_probs, filter_by=FILTER_BY)
     header = out.read_text().splitlines()[0].split("\t")
     assert header == TSV_COLUMNS
     back = read_label_issues(out, CLASSES)
@@ -207,7 +215,7 @@ def test_each_flagging_variant_is_judged_against_suspects_found_without_it(tmp_p
                                 variants=variants)
     loo = result["leave_one_out"]
     assert result["variants"] == ["a", "b", "c"] and set(loo) == {"a", "b", "c"}
-    without_a = find_suspects(given, probs[2:])["index"]
+    without_a = find_suspects(given, probs[2:], filter_by=FILTER_BY)["index"]
     assert set(FLIPPED) <= set(without_a)
     own = [summary(given, p, without_a) for p in probs[:2]]
     assert loo["a"]["n_suspects"] == len(without_a) and loo["a"]["models"] == 2 and loo["a"]["runs"] == 2
@@ -216,9 +224,9 @@ def test_each_flagging_variant_is_judged_against_suspects_found_without_it(tmp_p
     for name in "abc":
         assert loo[name]["mistakes_suspect"] >= len(FLIPPED)  # real label errors survive leaving it out
     # One flagging variant: nothing is left to flag without it.
-    assert leave_one_out(given, probs[:2], ["a", "a"]) == {}
+    assert leave_one_out(given, probs[:2], ["a", "a"], filter_by=FILTER_BY) == {}
     with pytest.raises(ValueError, match="variant names"):
-        leave_one_out(given, probs, ["a"])
+        leave_one_out(given, probs, ["a"], filter_by=FILTER_BY)
 
 
 def test_report_uses_the_leave_one_out_numbers_and_gives_none_when_circular(tmp_path):

@@ -7,7 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from functools import partial
+
 from cmpt726.analysis import near_duplicates as nd
+from cmpt726.config import schema_default
+
+# A run's settings (the schema's defaults): the search takes them as arguments, it keeps no copy of them.
+SETTINGS = {"k": schema_default("analysis.near_duplicates.mad_k"),
+            "candidates": schema_default("analysis.near_duplicates.candidates")}
+find_near_duplicates = partial(nd.find_near_duplicates, **SETTINGS)
+write_near_duplicates = partial(nd.write_near_duplicates, **SETTINGS)
+nearest_by_pixels = partial(nd.nearest_by_pixels, candidates=SETTINGS["candidates"])
+low_outlier_threshold = partial(nd.low_outlier_threshold, k=SETTINGS["k"])
 
 N_TRAIN, N_TEST, N_CLASSES = 600, 200, 10
 
@@ -61,7 +72,7 @@ def data():
 
 
 def test_copies_are_flagged_exactly_with_their_training_twins(data):
-    result = nd.find_near_duplicates(data["train"], data["test"], features_of(data["train"]), features_of(data["test"]))
+    result = find_near_duplicates(data["train"], data["test"], features_of(data["train"]), features_of(data["test"]))
     assert sorted(np.flatnonzero(result.flagged)) == sorted(data["where"])
     assert result.n_flagged == 24
     assert list(result.train_index[data["where"]]) == list(data["twins"])
@@ -81,7 +92,7 @@ def test_copies_are_flagged_exactly_with_their_training_twins(data):
 
 
 def test_same_class_look_alikes_without_copies_are_not_flagged(data):
-    result = nd.find_near_duplicates(data["train"], data["fresh"], features_of(data["train"]),
+    result = find_near_duplicates(data["train"], data["fresh"], features_of(data["train"]),
                                      features_of(data["fresh"]))
     assert result.n_flagged == 0
     # they are look-alikes: the nearest training image is of the same class, yet far above the threshold
@@ -92,13 +103,13 @@ def test_same_class_look_alikes_without_copies_are_not_flagged(data):
 def test_two_stage_search_agrees_with_brute_force(data):
     train, test = data["train"], data["test"]
     exact_index, exact_distance = nd.exact_nearest_by_pixels(train, test)
-    fast_index, fast_distance = nd.nearest_by_pixels(train, test)
+    fast_index, fast_distance = nearest_by_pixels(train, test)
     assert list(exact_index[data["where"]]) == list(data["twins"])
     assert list(fast_index[data["where"]]) == list(exact_index[data["where"]])
     assert np.all(fast_distance >= exact_distance - 1e-5)  # the fast search can only miss, never undercut
     assert np.mean(fast_index == exact_index) > 0.9
     # with every training image a candidate, the two are the same search
-    all_index, all_distance = nd.nearest_by_pixels(train, test, candidates=len(train))
+    all_index, all_distance = nearest_by_pixels(train, test, candidates=len(train))
     assert np.array_equal(all_index, exact_index)
     assert np.allclose(all_distance, exact_distance, atol=1e-5)
 
@@ -107,7 +118,7 @@ def test_distance_ignores_brightness_and_one_pixel_shifts_but_not_more(data):
     image = data["train"][:1]
 
     def distance(other):
-        return float(nd.nearest_by_pixels(image, other[None].astype(np.uint8))[1][0])
+        return float(nearest_by_pixels(image, other[None].astype(np.uint8))[1][0])
 
     x = image[0].astype(np.float64)
     assert distance(image[0]) == 0
@@ -122,17 +133,17 @@ def test_threshold_rule_is_median_minus_k_robust_sd_in_log_space():
     rng = np.random.default_rng(0)
     body = np.exp(rng.normal(0, 0.1, 1000))  # log-normal ordinary distances, sd 0.1
     distances = np.concatenate([body, [0.0, 0.2, 0.3]])
-    threshold, details = nd.low_outlier_threshold(distances, k=8)
+    threshold, details = low_outlier_threshold(distances, k=8)
     log_d = np.log(np.maximum(distances, 1e-4))
     mad = np.median(np.abs(log_d - np.median(log_d)))
     assert threshold == pytest.approx(np.exp(np.median(log_d) - 8 * 1.4826 * mad))
     assert details["robust_sd_log_distance"] == pytest.approx(0.1, rel=0.1)  # MAD·1.4826 finds the sd
     assert np.flatnonzero(distances <= threshold).tolist() == [1000, 1001, 1002]
-    assert nd.low_outlier_threshold(distances, k=5)[0] > threshold
+    assert low_outlier_threshold(distances, k=5)[0] > threshold
     with pytest.raises(ValueError, match="at least 10"):
-        nd.low_outlier_threshold(distances[:9])
+        low_outlier_threshold(distances[:9])
     with pytest.raises(ValueError, match="non-negative"):
-        nd.low_outlier_threshold(np.r_[body, -1.0])
+        low_outlier_threshold(np.r_[body, -1.0])
 
 
 def test_feature_search_is_cosine_not_euclidean():
@@ -159,7 +170,7 @@ def save(folder, data, test_key="test", test_labels_key="test_labels"):
 def test_write_near_duplicates_writes_one_row_per_test_image(tmp_path, data):
     paths = save(tmp_path, data)
     out = tmp_path / "out" / "near_duplicates.tsv"
-    summary = nd.write_near_duplicates(paths["train"], paths["test"], paths["train_features"],
+    summary = write_near_duplicates(paths["train"], paths["test"], paths["train_features"],
                                        paths["test_features"], out)
     lines = out.read_text().splitlines()
     assert lines[0].split("\t") == ["index", "train_index", "pixel_distance", "feature_index", "feature_cosine",
@@ -170,7 +181,7 @@ def test_write_near_duplicates_writes_one_row_per_test_image(tmp_path, data):
     assert np.flatnonzero(table[:, 5] == 1).tolist() == sorted(data["where"])
     assert table[data["where"], 1].astype(int).tolist() == list(data["twins"])
     assert set(np.unique(table[:, 5])) == {0, 1}
-    expected = nd.find_near_duplicates(data["train"], data["test"], features_of(data["train"]),
+    expected = find_near_duplicates(data["train"], data["test"], features_of(data["train"]),
                                        features_of(data["test"]))
     assert summary["threshold"] == pytest.approx(expected.threshold)
     assert summary["n_flagged"] == 24 and summary["n_test"] == N_TEST and summary["n_train"] == N_TRAIN
@@ -184,7 +195,7 @@ def assert_refused(paths, out, error, *names):
     old = "old\tcontent\n"
     out.write_text(old)
     with pytest.raises(error) as caught:
-        nd.write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"],
+        write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"],
                                  out)
     for name in names:
         assert str(paths[name]) in str(caught.value), (name, caught.value)
@@ -223,17 +234,17 @@ def test_refuses_missing_and_unreadable_files(tmp_path, data):
 def test_pure_function_refuses_mismatched_rows_and_too_few_test_images(data):
     train, test = data["train"], data["test"]
     with pytest.raises(ValueError, match="feature rows"):
-        nd.find_near_duplicates(train, test, features_of(train)[:-1], features_of(test))
+        find_near_duplicates(train, test, features_of(train)[:-1], features_of(test))
     with pytest.raises(ValueError, match="at least 10"):
-        nd.find_near_duplicates(train, test[:5], features_of(train), features_of(test[:5]))
+        find_near_duplicates(train, test[:5], features_of(train), features_of(test[:5]))
     with pytest.raises(ValueError, match="but test images"):
-        nd.nearest_by_pixels(train, test[:, :, :16])
+        nearest_by_pixels(train, test[:, :, :16])
 
 
 def test_read_near_duplicates_gives_back_what_was_written_and_refuses_a_bad_file(tmp_path, data):
     paths = save(tmp_path, data)
     out = tmp_path / "near_duplicates.tsv"
-    nd.write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"], out)
+    write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"], out)
     rows = nd.read_near_duplicates(out)
     table = np.loadtxt(out, delimiter="\t", skiprows=1)
     assert [list(r) for r in map(dict.keys, rows)] == [nd.COLUMNS] * N_TEST

@@ -172,6 +172,16 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
     check_tuning(config)
 
 
+def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH):
+    """The schema's default of a dotted config key (e.g. "analysis.near_duplicates.mad_k"): for callers outside
+    a run (tests, benchmarks) that need the value a run would use, so that no module keeps a copy of it."""
+    schema, _ = _schema(str(schema_path))
+    node = schema
+    for part in key.split("."):
+        node = node["properties"][part]
+    return copy.deepcopy(node["default"])
+
+
 def theory_settings(theory_config: dict | None) -> dict:
     """The `theory` config (None or {} allowed) with every default filled, validated by the same
     mechanism; errors name the key as `theory.<question>.<key>`."""

@@ -54,7 +54,6 @@ CITATION = ("Peterson, J. C., Battleday, R. M., Griffiths, T. L., & Russakovsky,
             "uncertainty makes classification more robust. ICCV.")
 SOURCE = "https://github.com/jcpeterson/cifar-10h (data/cifar10h-counts.npy)"
 NUM_CLASSES = 10
-UNSURE_BELOW = 0.7
 EPS = 1e-12
 AGREEMENT_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 TSV_COLUMNS = ["index", "label", "human_majority", "human_top_share", "entropy", "agreement_with_label",
@@ -190,7 +189,7 @@ def entropy_nats(dist) -> np.ndarray:
     return -terms.sum(1)
 
 
-def human_table(counts, labels, *, unsure_below: float = UNSURE_BELOW) -> dict[str, np.ndarray]:
+def human_table(counts, labels, *, unsure_below: float) -> dict[str, np.ndarray]:
     """Per image: index, label, votes, distribution, majority, top_share, entropy (nats),
     agreement (with the label), disagree (majority != label), unsure (top_share < unsure_below)."""
     counts, labels = _check(counts, labels)
@@ -331,7 +330,7 @@ def read_labels(source) -> np.ndarray:
     return np.asarray(source)
 
 
-def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: float = UNSURE_BELOW,
+def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: float,
                       summary_json=None) -> dict:
     """Per-image TSV (TSV_COLUMNS; label and human_majority as class names, disagree/unsure 0/1,
     votes a comma list of the 10 counts), written atomically; `labels` as for `read_labels` (their
@@ -386,7 +385,7 @@ def _mean_std(values):
 
 
 def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test set", eps: float = EPS,
-                  by: str = "agreement", edges=AGREEMENT_EDGES, unsure_below: float = UNSURE_BELOW,
+                  by: str = "agreement", edges=AGREEMENT_EDGES, unsure_below: float,
                   replicates: int = 2000) -> dict:
     """Per variant (`scores`: variant name → its score files, one per seed) the models against people.
 
@@ -444,7 +443,7 @@ def write_human_metrics(counts_path, scores: Mapping, labels, out_json, **kwargs
 
 
 def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metrics, *,
-                       unsure_below: float = UNSURE_BELOW, sha256: str | None = None) -> dict:
+                       unsure_below: float, sha256: str | None = None) -> dict:
     """Rule human_labels: the per-image table of the people's votes (`write_human_table`) and every variant's
     metrics against them (`write_human_metrics`; `runs` are the (variant, seed) pairs of `scores`).
     `sha256`: the counts file must have it (config data.cifar10h.verify)."""

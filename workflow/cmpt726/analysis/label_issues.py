@@ -42,7 +42,6 @@ import numpy as np
 from ..evaluation import read_score_set
 from ..io import read_table, write_json, write_tsv
 
-FILTER_BY = "prune_by_noise_rate"
 RANK_BY = "self_confidence"
 TSV_COLUMNS = ["index", "given", "suggested", "self_confidence", "rank", "models_wrong", "models"]
 
@@ -63,7 +62,7 @@ def combine_probs(probs_list) -> np.ndarray:
     return np.mean(arrays, axis=0)
 
 
-def find_suspects(labels, probs_list, *, filter_by: str = FILTER_BY) -> dict[str, np.ndarray]:
+def find_suspects(labels, probs_list, *, filter_by: str) -> dict[str, np.ndarray]:
     """Images whose given label is likely wrong, by rank (1 = most likely error).
 
     `labels` (N,) are the given labels, `probs_list` the out-of-sample probabilities of one or
@@ -129,7 +128,7 @@ def summary(labels, probs, suspect_indices) -> dict:
     }
 
 
-def leave_one_out(labels, probs_list, variants, *, filter_by: str = FILTER_BY) -> dict[str, dict]:
+def leave_one_out(labels, probs_list, variants, *, filter_by: str) -> dict[str, dict]:
     """Per flagging variant V: cleanlab on the runs of every other variant, and V's own runs against those
     suspects (`summary` per run, then the mean over V's runs). `variants` names each entry of `probs_list`
     (one per run, so a variant's seeds share a name). Empty when fewer than two distinct variants flag:
@@ -154,7 +153,7 @@ def leave_one_out(labels, probs_list, variants, *, filter_by: str = FILTER_BY) -
 
 
 def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None, summary_json=None,
-                       test_set="the test set", filter_by: str = FILTER_BY, variants=None) -> dict:
+                       test_set="the test set", filter_by: str, variants=None) -> dict:
     """Find suspects over all `score_paths` (mean probabilities) and write `out_tsv` atomically.
 
     `classes` names the K classes (the TSV writes names) and `labels` are the test set's (`test_set` names
@@ -224,7 +223,7 @@ def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
     return table
 
 
-def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str = FILTER_BY,
+def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str,
                              variants=None) -> dict:
     """Rule label_issues: `write_label_issues` with the class names and labels of the prepared test set;
     `variants` names each score file's variant."""

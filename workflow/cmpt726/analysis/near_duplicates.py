@@ -26,7 +26,7 @@ Search: candidates, then exact distances
     All 9 shifts over 6,144 values for 50,000 × 10,000 pairs is ~2.8·10¹³ multiply-adds (about 15 minutes
     on one core of the benchmark machine), so the search has two stages: (1) candidates: the correlation
     of 8×8 thumbnails (4×4 average pooling, standardised) in one chunked matrix product, the top
-    `CANDIDATES` = 16 training images per test image; (2) d to those 16, as matrix products (the cross
+    `candidates` (analysis.near_duplicates.candidates, 16) training images per test image; (2) d to those 16, as matrix products (the cross
     terms of all 9 shifts in one batched product with zero-filled shifted copies of the test image). A copy
     also looks the same at 8×8, so it is among the candidates (on real CIFAR-10 every twin below the
     threshold ranked 0–11 of 16); for an ordinary test image the reported neighbour is the nearest among
@@ -44,14 +44,14 @@ Threshold (a function of the data plus one documented constant)
     A robust outlier rule on the test set's nearest-neighbour pixel distances, in log space::
 
         ℓ_i = log(max(d_i, DISTANCE_FLOOR)),   m = median(ℓ),   s = 1.4826 · median(|ℓ − m|)
-        threshold = exp(m − MAD_K · s),        flagged_i = d_i ≤ threshold
+        threshold = exp(m − k · s),        flagged_i = d_i ≤ threshold
 
     1.4826·MAD estimates the standard deviation of the ordinary (non-copy) distances, and median and MAD
-    ignore the copies while they are under half the test set. MAD_K = 8 robust standard deviations, set
+    ignore the copies while they are under half the test set. k = 8 robust standard deviations (analysis.near_duplicates.mad_k), set
     for precision: on real CIFAR-10 (median d 1.06, s 0.070) the threshold is 0.61 and 233 test images
     are flagged; by eye nearly all are the same photograph (shifted, rescaled, recoloured, re-framed).
     Above it the pairs stay mostly copies but ever more look-alikes mix in (about 1 in 6 between 0.66
-    and 0.77, mostly framed pictures and ships on a horizon; MAD_K = 5 would put the threshold at 0.75
+    and 0.77, mostly framed pictures and ships on a horizon; k = 5 would put the threshold at 0.75
     and flag 368), so the rule under-counts the looser near-duplicates that Barz & Denzler found by hand.
     The threshold, m, s, k and the rule text are returned with the result. DISTANCE_FLOOR only keeps
     log(0) finite for exact copies.
@@ -72,8 +72,6 @@ from ..io import read_table, write_json, write_tsv
 MAX_SHIFT = 1  # pixels, each direction
 HIGH_PASS = 5  # side of the local mean that the detail channels subtract
 THUMBNAIL = 8  # side of the candidate-search thumbnails
-CANDIDATES = 16  # training images per test image that get the exact distance
-MAD_K = 8.0  # robust standard deviations below the median log distance
 MAD_TO_SD = 1.4826  # MAD → standard deviation for a normal distribution
 DISTANCE_FLOOR = 1e-4  # log(max(d, floor)): exact copies (d = 0) stay finite
 STD_FLOOR = 1e-6  # an image without detail standardises to all zeros
@@ -85,7 +83,7 @@ COLUMNS = ["index", "train_index", "pixel_distance", "feature_index", "feature_c
 _COLUMN_TYPES = [int, int, float, int, float, int]
 
 
-def rule_text(k: float = MAD_K) -> str:
+def rule_text(k: float) -> str:
     return (f"flagged if pixel_distance <= exp(median(l) - {k:g} * {MAD_TO_SD} * median(|l - median(l)|)), "
             f"l = log(max(d, {DISTANCE_FLOOR:g})) over the test set's nearest-neighbour pixel distances d")
 
@@ -246,7 +244,7 @@ def thumbnails(images, side: int = THUMBNAIL, chunk: int = 1024):
     return out
 
 
-def pixel_candidates(train_images, test_images, k: int = CANDIDATES, side: int = THUMBNAIL, chunk: int = CHUNK):
+def pixel_candidates(train_images, test_images, k: int, side: int = THUMBNAIL, chunk: int = CHUNK):
     """(N_test, k) int64 tensor: the training images whose thumbnails correlate best with each test image's."""
     import torch
 
@@ -262,7 +260,7 @@ def pixel_candidates(train_images, test_images, k: int = CANDIDATES, side: int =
     return out
 
 
-def nearest_by_pixels(train_images, test_images, candidates: int = CANDIDATES, max_shift: int = MAX_SHIFT,
+def nearest_by_pixels(train_images, test_images, candidates: int, max_shift: int = MAX_SHIFT,
                       timings: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nearest training image of each test image by pixel distance d: thumbnail candidates, then d to them.
 
@@ -375,7 +373,7 @@ def nearest_by_features(train_features, test_features, chunk: int = CHUNK) -> tu
 # --------------------------------------------------------------------------- threshold
 
 
-def low_outlier_threshold(distances, k: float = MAD_K) -> tuple[float, dict]:
+def low_outlier_threshold(distances, k: float) -> tuple[float, dict]:
     """The rule of the module docstring: exp(median − k · 1.4826 · MAD) of the log distances, and its parts."""
     d = np.asarray(distances, np.float64)
     if d.ndim != 1 or len(d) < MIN_TEST_IMAGES:
@@ -395,8 +393,8 @@ def low_outlier_threshold(distances, k: float = MAD_K) -> tuple[float, dict]:
 # --------------------------------------------------------------------------- together
 
 
-def find_near_duplicates(train_images, test_images, train_features, test_features, k: float = MAD_K,
-                         candidates: int = CANDIDATES, timings: dict | None = None) -> NearDuplicates:
+def find_near_duplicates(train_images, test_images, train_features, test_features, k: float,
+                         candidates: int, timings: dict | None = None) -> NearDuplicates:
     """Per test image: the nearest training image by pixels and by features, and whether it is a near-duplicate.
 
     Images (N, C, H, W) arrays (uint8 or float); features (N, D), row i belonging to image i. `k` is the
@@ -457,7 +455,7 @@ def _load_pair(images_npz, features_npz) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def write_near_duplicates(train_images_npz, test_images_npz, train_features_npz, test_features_npz,
-                          out_tsv, k: float = MAD_K, candidates: int = CANDIDATES, summary_json=None) -> dict:
+                          out_tsv, k: float, candidates: int, summary_json=None) -> dict:
     """Find the near-duplicates, write `out_tsv` atomically (one row per test image, COLUMNS), return a summary.
 
     Refuses (ValueError naming the files, nothing written) feature files whose rows or labels do not match
