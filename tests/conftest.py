@@ -57,6 +57,18 @@ def tiny_inputs(tmp_path_factory):
     return root
 
 
+def prepared_data(root: Path, n_train: int, n_test: int, n_val: int, data_seed: int, backbone_seed: int) -> Path:
+    """`root` with tiny CIFAR-10 batches prepared as the workflow prepares them (train.npz, test.npz), a
+    random backbone.pt and a validation split split.npz: the inputs of a training run, without Snakemake."""
+    from cmpt726.data import prepare_cifar10, write_split
+
+    folder = write_cifar10(root / "c10", n_train=n_train, n_test=n_test, seed=data_seed)
+    prepare_cifar10(folder, root / "train.npz", root / "test.npz", root / "summary.json", verify=False)
+    write_backbone(root / "backbone.pt", seed=backbone_seed)
+    write_split(root / "train.npz", root / "split.npz", n_val=n_val, seed=0)
+    return root
+
+
 def make_project(workdir: Path, config: dict) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

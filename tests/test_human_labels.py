@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confidence_bins, cross_entropy,
-                                           download_counts, ensure_counts, human_metrics, human_table,
+                                           download_counts, ensure_counts, human_table,
                                            load_counts, model_vs_humans, read_human_table, suspects_vs_humans,
                                            write_human_labels, write_human_metrics, write_human_table)
 from cmpt726.config import schema_default

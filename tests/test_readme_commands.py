@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, snakemake
+from conftest import REPO
 
 # Where commands are written: bash blocks of Markdown, and `#   <command>` lines of YAML comments.
 DOCUMENTS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]

@@ -8,21 +8,17 @@ import yaml
 
 from cmpt726 import config as cfg
 from cmpt726.augment import Cutout, from_settings
-from cmpt726.data import prepare_cifar10, split_train_val, write_split
+from cmpt726.data import split_train_val
 from cmpt726.features import extract_features
 from cmpt726.finetune import load_finetuned, train_variant
 from cmpt726.models import build_finetune_net
-from conftest import REPO, write_backbone, write_cifar10
+from conftest import REPO, prepared_data, write_backbone
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    folder = write_cifar10(root / "c10", n_train=120, n_test=60, seed=5)
-    prepare_cifar10(folder, root / "train.npz", root / "test.npz", root / "summary.json", verify=False)
-    write_backbone(root / "backbone.pt", seed=2)
-    write_split(root / "train.npz", root / "split.npz", n_val=30, seed=0)
-    return root
+    return prepared_data(tmp_path_factory.mktemp("train"), n_train=120, n_test=60, n_val=30, data_seed=5,
+                         backbone_seed=2)
 
 
 def settings(**overrides):

@@ -12,9 +12,8 @@ import yaml
 
 from cmpt726 import search, tuning
 from cmpt726.config import ConfigError, resolve_variant, validate_config
-from cmpt726.data import prepare_cifar10, write_split
 from cmpt726.features import extract_features
-from conftest import REPO, make_project, smoke_config, write_backbone, write_cifar10
+from conftest import REPO, make_project, prepared_data, smoke_config
 from workflow_helpers import edited_config, job, planned_jobs, snakemake
 
 
@@ -172,11 +171,8 @@ def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
 # --------------------------------------------------------------------------- trials on tiny data
 @pytest.fixture(scope="module")
 def features(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tune")
-    folder = write_cifar10(root / "c10", n_train=160, n_test=40, seed=3)
-    prepare_cifar10(folder, root / "train.npz", root / "test.npz", root / "summary.json", verify=False)
-    write_backbone(root / "backbone.pt", seed=1)
-    write_split(root / "train.npz", root / "split.npz", n_val=40, seed=0)
+    root = prepared_data(tmp_path_factory.mktemp("tune"), n_train=160, n_test=40, n_val=40, data_seed=3,
+                         backbone_seed=1)
     config = shipped()
     extract_features(root / "backbone.pt", root / "train.npz", root / "features.npz",
                      config["training"]["normalize"], "cpu")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import augment, models
-from .io import atomic_path, read_json, write_json, write_tsv
+from .io import atomic_path, write_json, write_tsv
 from .loop import Fit, ResumeState, fingerprint, fit
 from .pretrain import learning_rate
 from .search import with_choice  # noqa: F401  (the train script applies a twin's choice)

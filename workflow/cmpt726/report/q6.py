@@ -9,7 +9,6 @@ come from the training jobs' own summaries (`finetune.train_summary`).
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 from pathlib import Path
