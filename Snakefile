@@ -60,15 +60,17 @@ localrules:
     gallery_pdf,
 
 
-# Pre-flight, part one: the files the config names (else Snakemake stops at the first, in its own words).
-# Jobs (a local subprocess, a cluster node) re-read this file and skip the pre-flight: the main process did it.
-if workflow.is_main_process and (_problems := preflight.static_problems(config)):
-    sys.exit(preflight.message(_problems))
+# Pre-flight: files the config names are inputs only where they exist (preflight.present), so the plan is
+# made; a missing one is said here for a dry run, and with everything else a run lacks in onstart below.
+# Jobs (a local subprocess, a cluster node) re-read this file and skip it: the main process checked.
+if workflow.is_main_process:
+    for _problem in preflight.missing_files(config):
+        print(f"pre-flight: {_problem}", file=sys.stderr)
 
 
-# Pre-flight, part two (real runs, the jobs and the executor known): CUDA where jobs run here, downloads
-# that cannot reach their server, wkhtmltopdf when a PDF is due; everything missing in one message, before
-# any job.
+# Before any job of a real run (the jobs and the executor known): named files, CUDA where jobs run here,
+# downloads that cannot reach their server, wkhtmltopdf when a PDF is due; everything missing in one
+# message.
 onstart:
     if workflow.is_main_process:
         _rules = {job.rule.name for job in workflow.dag.needrun_jobs()}

@@ -18,8 +18,11 @@ from cmpt726.fake_data import CLASSES, write_backbone, write_cifar10, write_cifa
 
 
 def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
-    """The default config.yaml, shrunk: 2 variants, 1 epoch, no tuning, the tiny data, a local backbone."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    """The default config.yaml as a run sees it (the schema's defaults filled in), shrunk: 2 variants, 1 epoch,
+    no tuning, the tiny data, a local backbone."""
+    from cmpt726.config import fill_and_check
+
+    config = fill_and_check(yaml.safe_load((REPO / "config.yaml").read_text()))
     config["data"]["cifar10"] = {"root": str(data_root), "verify": False}
     config["data"]["cifar10h"] = {"enabled": True, "root": str(data_root.parent / "cifar10h"), "verify": False}
     config["backbone"] = {"source": "path", "path": str(backbone)}

@@ -89,7 +89,7 @@ def test_halving_vs_grid_runs_both_searches_with_the_workflows_code(tmp_path):
     prepare_cifar10(folder, tmp_path / "train.npz", tmp_path / "test.npz", tmp_path / "summary.json", verify=False)
     backbone = write_backbone(tmp_path / "backbone.pt")
     write_split(tmp_path / "train.npz", tmp_path / "split.npz", n_val=40, seed=0)
-    normalize = yaml.safe_load((REPO / "config.yaml").read_text())["training"]["normalize"]
+    normalize = schema_default("training.normalize")
     extract_features(backbone, tmp_path / "train.npz", tmp_path / "features.npz", normalize, "cpu")
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"tuning": {"space": {"lr": [0.003, 0.03, 0.3, 1.0], "weight_decay": [0.0]},

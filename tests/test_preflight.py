@@ -62,10 +62,13 @@ def test_wkhtmltopdf_needed_only_for_pdfs(monkeypatch, tmp_path):
     assert preflight.run_problems(config, {"report_html", "gallery_html"}, reach=lambda url: None) == []
 
 
-def test_named_files_that_do_not_exist(tmp_path):
+def test_named_files_that_do_not_exist_only_for_the_rules_that_read_them(tmp_path):
     config = default_config(backbone={"source": "path", "path": str(tmp_path / "none.pth")})
-    [problem] = preflight.static_problems(config)
+    [problem] = preflight.missing_files(config)
     assert "backbone.path" in problem and "none.pth" in problem
+    assert preflight.run_problems(config, {"import_backbone"}, reach=lambda url: None) == [problem]
+    assert preflight.run_problems(config, {"prepare_cifar10"}, reach=lambda url: None) == []
+    assert preflight.present(tmp_path / "none.pth") == [] and preflight.present(tmp_path) == [tmp_path]
 
 
 @pytest.mark.parametrize("override, answer", [
@@ -83,20 +86,20 @@ def test_misspelt_keys_get_the_right_one(override, answer):
 
 
 def test_workflow_lists_everything_at_once_before_any_job(tiny_inputs, tmp_path):
-    """A real run: CUDA asked for on this CPU machine, CIFAR-10H and the backbone on unreachable servers;
-    one message names all three with their keys, and no job ran."""
+    """A real run: CUDA asked for on this CPU machine, CIFAR-10H on an unreachable server, a backbone file that
+    does not exist; one message names all three with their keys, and no job ran."""
     if preflight.nvidia_driver()[0]:
         pytest.skip("this machine has an NVIDIA GPU: device=cuda is no problem here")
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     config["device"] = "cuda"
     config["data"]["cifar10h"] = {"enabled": True, "root": str(tmp_path / "no-cifar10h"), "url": closed_port_url()}
-    config["backbone"] = {"source": "download", "url": closed_port_url()}
+    config["backbone"] = {"source": "path", "path": str(tmp_path / "no-such-backbone.pth")}
     workdir = make_project(tmp_path / "project", config)
     proc = snakemake(workdir, "--cores", "1", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "3 missing input(s)" in out, out[-3000:]
-    assert "config key device: cuda" in out and "data.cifar10h.enabled" in out and "backbone.source" in out
+    assert "config key device: cuda" in out and "data.cifar10h.enabled" in out and "config key backbone.path" in out
     assert "Traceback" not in out and 'File "' not in out
     assert not (workdir / "results").exists() or not any((workdir / "results").rglob("*.npz"))
 

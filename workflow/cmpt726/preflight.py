@@ -1,11 +1,12 @@
 """Pre-flight: every input a run is missing, found before any job starts and listed in one message.
 
-Imported by the Snakefile (no torch). Two moments:
-- `static_problems`, when the Snakefile is read: local files the config names (a backbone, CIFAR-100 as
-  an image folder, Q5's data). Snakemake would otherwise stop at the first one with its own message.
-- `run_problems`, in `onstart` (a real run; the jobs and the executor known, which they are not while
-  the Snakefile is read): CUDA asked for where jobs run here on a machine without a usable NVIDIA
-  driver, downloads that cannot reach their server, wkhtmltopdf when a PDF is to be printed.
+Imported by the Snakefile (no torch). `run_problems` runs in `onstart` (a real run; the jobs and the
+executor are known then, not while the Snakefile is read): local files the config names (a backbone,
+CIFAR-100 as an image folder, Q5's data) for the rules that read them, CUDA asked for where jobs run here
+on a machine without a usable NVIDIA driver, downloads that cannot reach their server, wkhtmltopdf when a
+PDF is to be printed. The rules declare a named file as an input only when it exists (`present`), so that
+Snakemake plans the run instead of stopping at the first missing file in its own words; a dry run warns
+(`missing_files`).
 Each problem names what is missing and how to fix it (config key, folder, package).
 """
 
@@ -59,23 +60,31 @@ def device_problems(device: str, local: bool, driver=None) -> list[str]:
     return []
 
 
-def _named_files(config: dict) -> list[tuple[str, str]]:
-    """(config key, path) of the local files the config names and no rule makes."""
+def named_files(config: dict) -> list[tuple[str, str, str]]:
+    """(config key, path, the rule that reads it) of the local files the config names and no rule makes."""
     files = []
     if config["backbone"]["source"] == "path":
-        files.append(("backbone.path", config["backbone"]["path"]))
+        files.append(("backbone.path", config["backbone"]["path"], "import_backbone"))
     if config["backbone"]["source"] == "pretrain" and config["data"]["cifar100"].get("imagefolder"):
-        files.append(("data.cifar100.imagefolder", config["data"]["cifar100"]["imagefolder"]))
+        files.append(("data.cifar100.imagefolder", config["data"]["cifar100"]["imagefolder"], "prepare_cifar100"))
     q5_data = config.get("theory", {}).get("q5", {}).get("data")
     if q5_data:
-        files.append(("theory.q5.data", q5_data))
+        files.append(("theory.q5.data", q5_data, "theory_q5"))
     return files
 
 
-def static_problems(config: dict) -> list[str]:
-    """What is missing whatever the targets: the local files the config names."""
+def present(path) -> list:
+    """[path] when it exists, else []: a rule's input for a file the config names. A missing one is left out
+    of the input (so that Snakemake plans the run instead of stopping at it) and reported by `run_problems`
+    when its rule is due, with everything else a run lacks."""
+    return [path] if path and Path(path).exists() else []
+
+
+def missing_files(config: dict, rules: set[str] | None = None) -> list[str]:
+    """The named files that do not exist, for the rules among `rules` (None: all)."""
     return [f"config key {key}: {path} does not exist. Fix: point {key} at an existing file or folder."
-            for key, path in _named_files(config) if path and not Path(path).exists()]
+            for key, path, rule in named_files(config)
+            if (rules is None or rule in rules) and path and not Path(path).exists()]
 
 
 def downloads(config: dict, rules: set[str]) -> list[tuple[str, str, str]]:
@@ -116,7 +125,8 @@ def unreachable(url: str, timeout: float = 8.0) -> str | None:
 def run_problems(config: dict, rules: set[str], local: bool = True, reach=unreachable, driver=None) -> list[str]:
     """What the jobs about to run (`rules`: their rule names) lack: CUDA (`device_problems`; `local`: the
     jobs run on this machine), unreachable downloads, wkhtmltopdf."""
-    problems = device_problems(config["device"], local, driver) if rules & GPU_RULES else []
+    problems = missing_files(config, rules)
+    problems += device_problems(config["device"], local, driver) if rules & GPU_RULES else []
     wanted = downloads(config, rules)
     with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
         for (what, url, fix), why in zip(wanted, pool.map(reach, [url for _, url, _ in wanted])):

@@ -28,7 +28,7 @@ elif BACKBONE_SOURCE == "path":
         conda:
             CONDA_ENV
         input:
-            config["backbone"]["path"],
+            preflight.present(config["backbone"]["path"]),
         output:
             BACKBONE,
         log:

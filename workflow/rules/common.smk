@@ -148,7 +148,7 @@ def theory_inputs(question):
     """A theory rule's inputs: the files its settings name when set (Q5's `data`), so that editing one
     reruns exactly that question (its code is the rule's `code` param)."""
     spec, settings = QUESTIONS[question], config["theory"][question]
-    return {key: settings[key] for key in spec.files if settings[key]}
+    return {key: preflight.present(settings[key]) for key in spec.files if settings[key]}
 
 
 def theory_outputs(question):

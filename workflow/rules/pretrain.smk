@@ -10,7 +10,7 @@ CIFAR100_KIND, CIFAR100_SOURCE = source_of(config["data"]["cifar100"])
 CIFAR100_FILES = (
     [str(Path(CIFAR100_SOURCE) / name) for name in layout_files(CIFAR100)]
     if CIFAR100_KIND == "pickle"
-    else [CIFAR100_SOURCE]
+    else preflight.present(CIFAR100_SOURCE)
 )
 
 # As for CIFAR-10: only a folder holding none of the files gets a download rule, so no run replaces a user's copy.
@@ -52,10 +52,14 @@ rule prepare_cifar100:
         kind=CIFAR100_KIND,
         # The folder the files lie in (pickle), or the tree itself (imagefolder).
         source=lambda wildcards, input: (
-            os.path.dirname(input.source[0]) if CIFAR100_KIND == "pickle" else input.source[0]
+            os.path.dirname(input.source[0]) if CIFAR100_KIND == "pickle" else CIFAR100_SOURCE
         ),
         # Evaluated only when the job is planned: an ImageFolder tree's files, edited in place, rerun it.
-        tree=lambda wildcards: tree_digest(CIFAR100_SOURCE) if CIFAR100_KIND == "imagefolder" else None,
+        tree=lambda wildcards: (
+            tree_digest(CIFAR100_SOURCE)
+            if CIFAR100_KIND == "imagefolder" and preflight.present(CIFAR100_SOURCE)
+            else None
+        ),
         verify=config["data"]["cifar100"]["verify"],
     script:
         "../scripts/prepare_cifar100.py"
