@@ -77,6 +77,7 @@ def test_not_a_pickle_is_named(tiny):
         cifar.read_split(tiny, cifar.CIFAR10, "test", verify=False)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "restore.py").exists(), reason="../shared/data (the real CIFAR-10) is absent")
 def test_real_cifar10_prepares_to_the_official_split(tmp_path_factory):
     import subprocess

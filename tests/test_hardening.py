@@ -98,6 +98,7 @@ def test_download_fills_an_empty_folder_but_never_a_partial_one(tmp_path):
 
 
 # --------------------------------------------------------------------------- data replaced in place
+@pytest.mark.slow
 def test_a_batch_replaced_in_place_reruns_prepare(tmp_path):
     """New batch files copied over the old ones change no folder mtime: each file is an input."""
     data = tmp_path / "data"

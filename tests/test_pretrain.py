@@ -130,6 +130,7 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
 
 
 # --------------------------------------------------------------------------- resume and the checkpoint
+@pytest.mark.slow
 def test_resume_after_interruption_gives_the_same_weights(prepared, tmp_path):
     cfg = pretrain_cfg(epochs=3, schedule="onecycle", batch_size=128)
     args = (prepared / "train.npz", prepared / "test.npz")

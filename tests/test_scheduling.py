@@ -71,12 +71,14 @@ def packing_project(tiny_inputs, tmp_path_factory):
     return project
 
 
+@pytest.mark.slow
 def test_cpu_jobs_run_side_by_side(packing_project):
     """device: cpu, threads_per_job 1, --cores 2: two heavy jobs run at once."""
     proc = snakemake(packing_project("cpu"), "--cores", "2", *TARGETS)
     assert most_heavy_jobs_at_once(proc.stderr) == 2, proc.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("share, at_once", [(1000, 1), (500, 2)])
 def test_gpu_jobs_share_the_card_as_configured(packing_project, share, at_once):
     """The same DAG with the GPU claims that device: cuda makes with gpu_jobs_per_device 1 (1000 shares:

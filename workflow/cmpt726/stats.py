@@ -464,13 +464,19 @@ def _paired_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[f
     return float(100 * (d.mean() - half)), float(100 * (d.mean() + half))
 
 
+def _signed(value: float) -> str:
+    """+1.23 / -0.50, and 0.00 for anything that rounds to zero (never "-0.00")."""
+    text = f"{value:+.2f}"
+    return "0.00" if float(text) == 0 else text
+
+
 def answer(outcome: str, diff: float, ci_low: float, ci_high: float, smallest_effect: float) -> str:
     """The words for one question "does A beat B?" (A - B oriented), from the outcome of its tests."""
     if outcome == "difference":
         return "yes" if diff > 0 else "no, the opposite"
     if outcome == "equivalent":
         return f"no difference larger than {smallest_effect:g} points"
-    interval = f"[{ci_low:+.2f}, {ci_high:+.2f}]"
+    interval = f"[{_signed(ci_low)}, {_signed(ci_high)}]"
     if outcome == "models only":
         return f"inconclusive: {interval}; one seed each, so the test compares two trained models, not the variants"
     return f"inconclusive: {interval}"
