@@ -83,6 +83,7 @@ def test_halving_vs_grid_runs_both_searches_with_the_workflows_code(tmp_path):
     import yaml
 
     from cmpt726.data import prepare_cifar10, write_split
+    from cmpt726.config import schema_default
     from cmpt726.features import extract_features
 
     folder = write_cifar10(tmp_path / "c10", n_train=160, n_test=20, seed=4)
