@@ -212,5 +212,7 @@ def test_missing_wkhtmltopdf_fails_clearly_without_pdf(trained, tmp_path):
     # The gallery's PDF: the same html_to_pdf as report/report.pdf, with far fewer jobs before it.
     proc = snakemake(workdir, "--cores", "2", "report/gallery.pdf", check=False, env={"PATH": str(bin_dir)})
     assert proc.returncode != 0
-    assert "wkhtmltopdf is not installed, so report/gallery.pdf cannot be built" in proc.stderr, proc.stderr[-3000:]
+    # The pre-flight says so before any job (the job itself would say it too: tests/test_report.py).
+    assert "wkhtmltopdf is not installed; gallery_pdf needs it" in proc.stderr, proc.stderr[-3000:]
+    assert "nothing was run" in proc.stderr
     assert [p for p in leftovers(workdir / "report") if "pdf" in p] == []

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 # The report's own rules (figures, HTML, PDF, gallery) and the analyses that read every score file; a
 # change upstream of the report may rerun any of them, and nothing else than what the scenario names.
-REPORT_PREFIXES = ("report_", "gallery_", "plot_", "label_issues", "human_labels")
+REPORT_PREFIXES = ("report_", "gallery_", "plot_", "compare_variants", "summarize_analyses", "label_issues",
+                   "human_labels")
 DOCUMENT = {"report_html", "report_pdf"}
 # A change of meaning (a new module-level name), unlike a comment or a docstring.
 REAL_CHANGE = "\n_EDITED_BY_TEST = 1\n"

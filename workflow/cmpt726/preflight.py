@@ -134,7 +134,8 @@ def run_problems(config: dict, rules: set[str], local: bool = True, reach=unreac
                 problems.append(f"{what} must be downloaded from {url}, which cannot be reached ({why}). Fix: {fix}.")
     pdfs = sorted(rules & {"report_pdf", "gallery_pdf"})
     if pdfs and not shutil.which("wkhtmltopdf"):
-        problems.append(f"wkhtmltopdf is not installed; {' and '.join(pdfs)} need it. Fix: sudo apt-get install "
+        problems.append(f"wkhtmltopdf is not installed; {' and '.join(pdfs)} {'need' if len(pdfs) > 1 else 'needs'} it. "
+                        "Fix: sudo apt-get install "
                         "wkhtmltopdf (./setup.sh does, as root), or ask for the HTML only: "
                         "snakemake --cores all report/report.html report/gallery.html.")
     return problems
