@@ -86,5 +86,3 @@ rule all:
         rules.report_pdf.output,
         rules.gallery_html.output,
         rules.gallery_pdf.output,
-        # tuning.enabled: what the tuning saw (docs/tuning.md; the report's wiring of it is to come)
-        rules.plot_tuning.output if TWINS else [],

@@ -522,3 +522,83 @@ def test_workflow_report_states_per_variant_settings_not_the_defaults(tiny_input
     for name, batch in [("head", 16), ("all", 64)]:
         row = re.search(rf'<td class="name">{name}</td>(.*?)</tr>', html, re.S).group(1)
         assert f'<td class="num">{batch}</td>' in row, row
+
+
+def fake_tuning(root: Path, choices: dict) -> list[Path]:
+    """rule plot_tuning's outputs for `choices` (variant → chosen lr), from search files in the workflow's formats."""
+    from cmpt726.io import write_tsv
+    from cmpt726.search import TRIAL_COLUMNS
+    from cmpt726.tuning_summary import tuning_outputs
+
+    searches, trials, curves = {}, {}, {}
+    for variant, lr in choices.items():
+        folder = root / "tuning" / variant
+        folder.mkdir(parents=True)
+        write_json(folder / "search.json", {
+            "twin": f"{variant}-tuned", "method": "halving", "config": {"lr": lr, "weight_decay": 0.0005},
+            "val_acc": 80.0, "kept_epoch": 4, "epochs": 4, "configs": 4, "trials": 6, "trial_epochs": 10,
+            "grid_epochs": 16, "device_hours": 0.25, "converged": {"kept_is_last": True, "last_fifth_rise": 0.5},
+            "rungs": [{"epochs": 1, "trials": 4}, {"epochs": 4, "trials": 2}], "devices": ["cpu: test"],
+            "selected_by": "validation accuracy of the kept epoch; ties: the earlier configuration"})
+        write_tsv(folder / "trials.tsv", TRIAL_COLUMNS,
+                  [{"rung": 0, "slot": k, "config_index": k, "config": json.dumps({"lr": x, "weight_decay": 0.0005}),
+                    "epochs": 1, "val_acc": 70.0 + k, "val_loss": 1.0, "kept_epoch": 1, "seconds": 1.0,
+                    "continued": 0, "chosen": int(x == lr)} for k, x in enumerate([0.01, 0.03, 0.1, 0.3])])
+        searches[variant], trials[variant], curves[variant] = folder / "search.json", folder / "trials.tsv", []
+    out = [root / "tuning" / "search.png", root / "tuning" / "tuning.tsv", root / "tuning" / "numbers.json"]
+    tuning_outputs(searches, trials, curves, *out)
+    return out
+
+
+def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_path):
+    """tuning.enabled: each variant at the assignment's setting beside its tuned twin with the paired test
+    tuned − fixed (a family of its own), the discussion's questions asked again of the twins, the best variant
+    among the twins, the convergence of every variant, and the tuning's figure and cost in the report."""
+    settings = fake_settings(head="head", all="all", **{"head-tuned": "head", "all-tuned": "all"})
+    settings["all-tuned"].update(lr=0.03, weight_decay=0.0005, epochs=4)
+    settings["head-tuned"].update(lr=0.1, weight_decay=0.0005, epochs=4)
+    paths = fake_results(tmp_path, {"head": 0.3, "all": 0.5, "head-tuned": 0.55, "all-tuned": 0.85}, seeds=[0, 1, 2],
+                         n=400)
+    out = q6_files(tmp_path)
+    asks = [{"a": "all", "b": "head", "asks": "Does fine-tuning everything beat the head?"}]
+    twins = {"head-tuned": "head", "all-tuned": "all"}
+    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
+                            comparisons=asks, replicates=1000, twins=twins, **paths)
+    rows = {r["name"]: r for r in numbers["rows"]}
+    assert rows["all"]["kept_last"] == "3 of 3" and rows["all"]["last_fifth_rise"] == pytest.approx(5.0)
+    tuned = numbers["tuning"]
+    side = {c["variant"]: c for c in tuned["side_by_side"]}
+    assert set(side) == {"head", "all"} and tuned["n_better"] == 2
+    for variant in side:
+        c = side[variant]
+        assert (c["a"], c["b"]) == (f"{variant}-tuned", variant) and c["answer"] == "yes"
+        assert c["diff"] == pytest.approx(rows[f"{variant}-tuned"]["accuracy"] - rows[variant]["accuracy"])
+    (again,) = tuned["comparisons"]["asked"]
+    assert (again["a"], again["b"], again["answer"]) == ("all-tuned", "head-tuned", "yes")
+    assert "lr: 0.03 vs 0.1" in again["differs"] and tuned["not_asked"] == 0
+    assert tuned["verdict"]["top"] == "all-tuned" and tuned["verdict"]["best"] == "all-tuned"
+    assert tuned["untuned"] == []
+
+    html = tmp_path / "report.html"
+    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T",
+                          tuning=fake_tuning(tmp_path, {"head": 0.1, "all": 0.03}),
+                          backbone={"source": "path", "path": "/x/backbone.pth"}, repo_dir=tmp_path)
+    text = html.read_text()
+    assert Page(text).errors == []
+    section = text.split('<h3 id="tuning">', 1)[1]
+    assert "lr 0.03, weight decay 0.0005" in section and "12 trials" in section and "0.50 device-hours" in section
+    table = re.search(r'<table class="side-by-side">(.*?)</table>', section, re.S).group(1)
+    for variant in ("head", "all"):
+        row = re.search(rf'<td class="name">{variant}</td>(.*?)</tr>', table, re.S).group(1)
+        assert f"{rows[variant]['accuracy']:.2f}" in row and f"{rows[variant + '-tuned']['accuracy']:.2f}" in row
+        assert f"{side[variant]['diff']:+.2f}" in row and "3 of 3" in row
+    assert "<b>Figure 6.8.</b> What the tuning saw" in section and section.count('<img') == 1
+    assert '<a href="#tuning">' in text and "Each variant at its best" in text
+    # without twins the section and its headline are absent
+    plain = fake_results(tmp_path / "plain", {"head": 0.3, "all": 0.5}, [0])
+    numbers = q6.q6_outputs(settings=fake_settings(head="head", all="all"), test_images=tmp_path / "plain/test.npz",
+                            reference={}, out=out, replicates=1000, **plain)
+    assert numbers["tuning"] is None
+    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T", tuning=[],
+                          backbone={"source": "path", "path": "/x/backbone.pth"}, repo_dir=tmp_path)
+    assert 'id="tuning"' not in html.read_text()

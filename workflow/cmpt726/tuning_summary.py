@@ -21,6 +21,18 @@ TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch",
                  "runs_kept_last", "runs", "runs_last_fifth_rise"]
 
 
+def describe_config(config: dict) -> str:
+    """A chosen configuration in words for the report: "lr 0.03, weight decay 0.0005"."""
+    return ", ".join(f"{key.replace('_', ' ')} {value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool)
+                     else f"{key.replace('_', ' ')} {value}" for key, value in config.items())
+
+
+def describe_rungs(rungs: list[dict]) -> str:
+    """A search's rungs in words: "2, 6, 15 epochs with 12, 4, 1 trials"."""
+    return (", ".join(str(r["epochs"]) for r in rungs) + " epochs with "
+            + ", ".join(str(r["trials"]) for r in rungs) + " trials")
+
+
 def summary_rows(searches: dict, twin_epochs: dict) -> list[dict]:
     """searches: variant → search.json path; twin_epochs: variant → the twin's epochs TSV paths (one per seed).
     runs_kept_last counts the twin's runs whose kept epoch is the last one; runs_last_fifth_rise is the mean
@@ -32,7 +44,9 @@ def summary_rows(searches: dict, twin_epochs: dict) -> list[dict]:
         rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
         rows.append({
             "variant": variant, "twin": choice["twin"], "method": choice["method"],
-            "chosen": json.dumps(choice["config"], sort_keys=True), "val_acc": choice["val_acc"],
+            "chosen": json.dumps(choice["config"], sort_keys=True), "chosen_text": describe_config(choice["config"]),
+            "rungs": describe_rungs(choice["rungs"]), "selected_by": choice["selected_by"],
+            "devices": choice["devices"], "val_acc": choice["val_acc"],
             "kept_epoch": choice["kept_epoch"], "epochs": choice["epochs"], "configs": choice["configs"],
             "trials": choice["trials"], "trial_epochs": choice["trial_epochs"], "grid_epochs": choice["grid_epochs"],
             "device_hours": choice["device_hours"],
@@ -89,6 +103,10 @@ def tuning_outputs(searches: dict, trials: dict, twin_epochs: dict, figure, tabl
     write_tsv(table, TABLE_COLUMNS, rows)
     totals = {"trials": sum(r["trials"] for r in rows), "trial_epochs": sum(r["trial_epochs"] for r in rows),
               "grid_epochs": sum(r["grid_epochs"] for r in rows), "device_hours": sum(r["device_hours"] for r in rows)}
-    write_json(numbers, {"variants": rows, "total": totals})
+    # The budget is equal when every variant had the same trials and trial epochs (head_1ep's own one-epoch
+    # budget is an override, and the report says which variants differ).
+    budgets = sorted({(r["trials"], r["trial_epochs"]) for r in rows})
+    write_json(numbers, {"variants": rows, "total": totals, "equal_budgets": len(budgets) == 1,
+                         "devices": sorted({d for r in rows for d in r["devices"]})})
     plot_search(trials, figure)
     return rows

@@ -51,7 +51,8 @@ rule compare_variants:
         ),
         focus=config["report"]["gallery_variant"],
         replica_2019=config["training"]["replicate_2019_bugs"],
-        twins=list(TWINS),
+        # tuned twin → its variant (tuning.enabled): the report sets each beside the assignment's setting.
+        twins=TWINS,
     script:
         "../scripts/compare_variants.py"
 
@@ -68,11 +69,13 @@ rule report_html:
         unpack(backbone_summary),
         **{f"theory_{question}": outputs for question, outputs in THEORY.items()},
         template=f"{TEMPLATES}/report.html.j2",
-        sections=[f"{TEMPLATES}/sections/{q}.html.j2" for q in [*THEORY, "q6", "analysis"]]
+        sections=[f"{TEMPLATES}/sections/{q}.html.j2" for q in [*THEORY, "q6", "tuning", "analysis"]]
         + [f"{TEMPLATES}/report.css"],
         data=rules.prepare_cifar10.output.summary,
         q6=rules.compare_variants.output,
         analysis=rules.summarize_analyses.output,
+        # tuning.enabled: what the tuning saw (figure, table of choices and their cost, convergence).
+        tuning=rules.plot_tuning.output if TWINS else [],
     output:
         "report/report.html",
     log:

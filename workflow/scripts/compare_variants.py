@@ -20,6 +20,7 @@ run(
         focus=smk.params.focus,
         replica_2019=smk.params.replica_2019,
         choices=dict(zip(smk.params.twins, smk.input.choices)),
+        twins=smk.params.twins,
         out=dict(smk.output.items()),
     ),
 )

@@ -9,6 +9,7 @@ run(
         smk.input.template,
         q6=smk.input.q6,
         analysis=smk.input.analysis,
+        tuning=smk.input.tuning,
         theory={question: smk.input[f"theory_{question}"] for question in smk.params.theory},
         backbone=smk.params.backbone,
         backbone_summary=smk.input.get("backbone"),

@@ -9,10 +9,11 @@ from .render import load_outputs, provenance, render
 
 
 def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, title: str,
-                 config_changes: list | None = None, analysis: list | None = None, backbone_summary=None, backbone_curves=None,
-                 repo_dir=None) -> None:
+                 config_changes: list | None = None, analysis: list | None = None, tuning: list | None = None,
+                 backbone_summary=None, backbone_curves=None, repo_dir=None) -> None:
     """q6: the outputs of rule compare_variants (figures, the variant table, numbers.json); analysis: those of rule
-    summarize_analyses (sections/analysis.html.j2; None leaves the section out);
+    summarize_analyses (sections/analysis.html.j2; None leaves the section out); tuning: those of rule plot_tuning
+    (tuning.enabled: sections/tuning.html.j2, beside numbers.json's `tuning`; None or empty leaves it out);
     theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2;
     config_changes: the keys that differ from the shipped config.yaml (`config.config_changes`), shown as the
     run's configuration. Every setting the text names comes from the results files (numbers.json), so the
@@ -32,6 +33,7 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
             "gallery": {"variant": numbers["focus"], "seed": numbers["seed"]},
         },
         "analysis": load_outputs(analysis) if analysis else None,
+        "tuning": load_outputs(tuning) if tuning and numbers.get("tuning") else None,
         "provenance": provenance(config_changes, repo_dir, devices=numbers.get("devices")),
         "stylesheet": Path(template).with_name("report.css").read_text(),
     }

@@ -20,18 +20,18 @@ from ..data import load_arrays
 from ..evaluation import read_score_set
 from .. import stats
 from ..io import read_json, read_tsv, weights_digest, write_json, write_tsv
-from ..search import with_choice
+from ..search import convergence, with_choice
 from . import figures
 from .render import data_uri
 
 N_MISTAKES = 24
 CALIBRATION_BINS = 15
 TABLE_COLUMNS = ["variant", "train", "head", "augment", "epochs", "lr", "weight_decay", "batch_size", "seeds",
-                 "accuracy", "ci_low", "ci_high", "interval", "accuracy_std", "kept_epochs", "delta_vs_baseline",
-                 "reference_accuracy", "ece", "train_seconds", "peak_rss_mb"]
+                 "accuracy", "ci_low", "ci_high", "interval", "accuracy_std", "kept_epochs", "kept_last",
+                 "last_fifth_rise", "delta_vs_baseline", "reference_accuracy", "ece", "train_seconds", "peak_rss_mb"]
 TABLE_KEYS = ["name", "train", "head", "augment", "epochs", "lr", "weight_decay", "batch_size", "seeds", "accuracy",
-              "ci_low", "ci_high", "interval_method", "accuracy_std", "kept_epochs_text", "delta", "reference", "ece",
-              "seconds", "max_rss_mb"]
+              "ci_low", "ci_high", "interval_method", "accuracy_std", "kept_epochs_text", "kept_last", "last_fifth_rise",
+              "delta", "reference", "ece", "seconds", "max_rss_mb"]
 
 
 # --------------------------------------------------------------------------- words
@@ -254,6 +254,50 @@ def pair_matrix(names: list[str], pairs: dict) -> dict:
     return {"names": names, "diff": diff, "p_adjusted": p}
 
 
+def converged(histories: list[list[dict]]) -> dict:
+    """Whether a variant's runs had converged (issue 20, item 6): in how many of them the kept epoch is the last
+    one (`kept_last`, "2 of 3"), and how much their validation accuracy still rose over the last fifth of the
+    epochs (`last_fifth_rise`, points, mean over runs; None without a validation split or with one epoch)."""
+    runs = [convergence(h) for h in histories]
+    rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
+    known = [r for r in runs if r["kept_is_last"] is not None]
+    return {"kept_last": f"{sum(r['kept_is_last'] for r in known)} of {len(known)}" if known else None,
+            "kept_last_all": bool(known) and all(r["kept_is_last"] for r in known),
+            "last_fifth_rise": statistics.fmean(rises) if rises else None}
+
+
+def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: dict, pairs: dict,
+                        comparisons: list[dict], alpha: float, smallest_effect: float) -> dict | None:
+    """The assignment's setting beside the tuned one (tuning.enabled; twins: `<v>-tuned` → v), three families of
+    their own, each Holm-adjusted within itself:
+
+    - `side_by_side`: per tuned variant, the fixed and the tuned row and the paired test tuned − fixed;
+    - `comparisons`: the discussion's questions (`report.comparisons`) asked again of the tuned twins, where both of
+      a question's variants were tuned;
+    - `verdict`: which variant is best when each has its best settings (among the twins only), or who is tied.
+    """
+    by_name = {r["name"]: r for r in rows}
+    twins = {t: v for t, v in twins.items() if t in by_name and v in by_name}
+    if not twins:
+        return None
+    asked = [{"a": t, "b": v, "asks": f"Does tuning help {v}?"} for t, v in twins.items()]
+    side = [{**_pair(record, by_name), "variant": v, "twin": t, "fixed": by_name[v], "tuned": by_name[t]}
+            for (t, v), record in zip(twins.items(), stats.answer_questions(pairs, asked))]
+    twin_of = {v: t for t, v in twins.items()}
+    mapped = [{**q, "a": twin_of[q["a"]], "b": twin_of[q["b"]]} for q in comparisons
+              if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
+    twin_rows = [by_name[t] for t in twins]
+    among = {t: correct[t] for t in twins}
+    twin_pairs = stats.pairwise_comparisons(among, order=list(twins), alpha=alpha, smallest_effect=smallest_effect) \
+        if len(twins) > 1 else {"pairs": [], "alpha": alpha, "pooled_run_sd": None}
+    verdict = stats.verdict({t: summary[t] for t in twins}, twin_pairs, alpha)
+    return {"side_by_side": side, "n_better": sum(c["outcome"] == "difference" and c["diff"] > 0 for c in side),
+            "comparisons": named_comparisons(mapped, twin_rows, pairs, smallest_effect),
+            "not_asked": len(comparisons) - len(mapped),
+            "verdict": headline(verdict, twin_rows),
+            "untuned": [r["name"] for r in rows if r["name"] not in twins and r["name"] not in twin_of]}
+
+
 def headline(verdict: dict, rows: list[dict]) -> dict:
     """What the report may claim: a best variant only when the tests allow it, else who is tied at the top."""
     by_name = {r["name"]: r for r in rows}
@@ -295,7 +339,7 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
                test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
                alpha: float = 0.05, replicates: int = 10_000, replica_2019: bool = False,
                baseline: str = "head", smallest_effect: float = stats.SMALLEST_EFFECT, backbone=None,
-               choices: dict | None = None) -> dict:
+               choices: dict | None = None, twins: dict | None = None) -> dict:
     """Every Q6 figure, the variant table and the numbers JSON.
 
     runs: the (variant, seed) pairs in the order of metrics/epochs/train_summaries/scores. focus: the variant
@@ -306,6 +350,7 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     started from; its digest and the resolved settings go into numbers.json, so that runs can be compared
     (`cmpt726.compare`). choices: tuned twin → its choice.json (tuning.enabled): the settings the twin
     trained with are its variant's search's choice, not the placeholders it has before the search ran.
+    twins: tuned twin → the variant it tunes: the report sets each beside its variant (`tuned_against_fixed`).
     """
     choices = choices or {}
     settings = {name: with_choice(s, choices.get(name)) for name, s in settings.items()}
@@ -329,6 +374,7 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     for r in rows:
         accs = [validation_accuracy(c, k) for c, k in zip(curves[r["name"]], r["kept_epochs"])]
         r["val_accuracy"] = None if None in accs else statistics.fmean(accs)
+        r.update(converged(curves[r["name"]]))
     calib = {key: calibration(s["probs"].max(1), s["pred"] == s["label"]) for key, s in table.items()}
     for r in rows:
         r["ece"] = statistics.fmean(100 * calib[r["name"], seed]["ece"] for seed in r["seed_list"])
@@ -364,6 +410,8 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
         "smallest_effect": smallest_effect, "pooled_run_sd": pairs["pooled_run_sd"],
         "pairs": pairs["pairs"], "matrix": matrix,
         "comparisons": named_comparisons(comparisons or [], rows, pairs, smallest_effect),
+        "tuning": tuned_against_fixed(twins or {}, rows, correct, summary, pairs, comparisons or [], alpha,
+                                      smallest_effect),
         "reference_check": reference_check(rows, replica_2019),
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
         "focus_chosen_by": focus_chosen_by,
