@@ -18,7 +18,7 @@ from workflow_helpers import edited_config, job, planned_jobs, snakemake
 
 
 def shipped(**tuning_keys) -> dict:
-    """config.yaml with its tuning plan switched on (config.yaml ships it off until the real-data run)."""
+    """config.yaml with its tuning plan on (as it ships), with `tuning_keys` over it."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["tuning"].update({"enabled": True, **tuning_keys})
     return config

@@ -19,17 +19,19 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 def test_default_config_plans_every_variant_and_seed_and_one_feature_cache(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    # The shipped config tunes: every variant also gets its tuned twin and a search, successive halving per
+    # variant, 12 configurations for 2 epochs, 4 for 6, 1 for 15 (head_1ep: 12 for 1).
     proc = snakemake(tmp_path, "-n", "--cores", "2")
-    counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["train_variant"] == 10 * 3  # ten variants, three seeds (tuning ships off)
-    assert counts["evaluate_variant"] == 10 * 3
-    assert "tuning_trial" not in counts
-    # With the shipped tuning plan on, every variant also gets its tuned twin and a search: successive
-    # halving per variant, 12 configurations for 2 epochs, 4 for 6, 1 for 15 (head_1ep: 12 for 1).
-    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", 'tuning={"enabled": true}')
     tuned = job_counts(proc.stdout + proc.stderr)
     assert tuned["train_variant"] == 2 * 10 * 3 and tuned["evaluate_variant"] == 2 * 10 * 3
     assert tuned["tuning_trial"] == 9 * (12 + 4 + 1) + 12 and tuned["tuning_choice"] == 10
+    assert tuned["plot_tuning"] == 1
+    # tuning.enabled: false is the assignment's grid alone
+    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", 'tuning={"enabled": false}')
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["train_variant"] == 10 * 3  # ten variants, three seeds
+    assert counts["evaluate_variant"] == 10 * 3
+    assert "tuning_trial" not in counts and "plot_tuning" not in counts
     assert counts["cache_features"] == 2  # train + test, shared by the four frozen-backbone variants
     assert counts["split_cifar10"] == 1  # one validation split for every variant and seed
     for rule in ("label_issues", "human_labels", "download_cifar10h", "near_duplicates", "summarize_analyses"):
