@@ -175,3 +175,5 @@ def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     assert "-0.00" not in text
     # The page links each run's report relative to itself.
     assert f'href="{os.path.relpath(exp2 / "report" / "report.html", out.parent)}"' in html
+    # and names each folder relative to itself too: no path of the machine that made it
+    assert f"<code>{os.path.relpath(exp2, out.parent)}</code>" in html and str(tmp_path) not in html

@@ -289,7 +289,9 @@ def comparison_context(folders, names=None, alpha: float | None = None, replicat
     settings = settings_differences(runs)
     tests = paired_tests(runs, alpha, replicates)
     base = Path(out_html).resolve().parent if out_html else Path.cwd()
-    experiments = [{"name": r["name"], "folder": str(r["folder"].resolve()),
+    # Folders and reports relative to the page (no path of the machine that made it), so both work wherever
+    # the page and the experiments move together.
+    experiments = [{"name": r["name"], "folder": os.path.relpath(r["folder"].resolve(), base),
                     "report": os.path.relpath(r["folder"].resolve() / "report" / "report.html", base)
                     if (r["folder"] / "report" / "report.html").is_file() else None,
                     "variants": len(r["numbers"]["rows"]), "seeds": r["numbers"]["seeds"]} for r in runs]
