@@ -4,7 +4,7 @@ features, its L2 strength C chosen on the validation split — the best linear h
     .venv/bin/python benchmarks/linear_probe.py \
         --features results/features/<norm>/train.npz --test-features results/features/<norm>/test.npz \
         --split results/data/cifar10/validation_5000.npz [--C 1e-4 1e-3 ...] [--json results/tuning/linear_probe.json] \
-        [--heads results/metrics/head-tuned/seed*.json ...]
+        [--heads results/metrics/head-tuned/seed?.json ...]
 
 The same inputs as the head variants: the features `cache_features` wrote (the normalisation's folder), the
 validation split `split_cifar10` wrote. Each C is fitted on the training part of the split (features
@@ -71,7 +71,10 @@ def compare_heads(result: dict, metrics_paths) -> list[dict]:
     """Each head's test accuracy against the probe's (needs the probe's test accuracy)."""
     rows = []
     for path in metrics_paths:
-        acc = json.loads(Path(path).read_text())["accuracy"]  # %
+        metrics = json.loads(Path(path).read_text())
+        if "accuracy" not in metrics:  # e.g. seed0.train.json, caught by a seed?.json glob
+            raise SystemExit(f"{path}: not an evaluate_variant metrics JSON (no 'accuracy'); give results/metrics/<v>/seed?.json")
+        acc = metrics["accuracy"]  # %
         rows.append({"metrics": str(path), "test_acc": acc, "minus_probe": acc - result["test_acc"],
                      "at_least_probe_minus_margin": acc >= result["test_acc"] - MARGIN})
     return rows

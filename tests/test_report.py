@@ -537,7 +537,7 @@ def fake_tuning(root: Path, choices: dict) -> list[Path]:
         write_json(folder / "search.json", {
             "twin": f"{variant}-tuned", "method": "halving", "config": {"lr": lr, "weight_decay": 0.0005},
             "val_acc": 80.0, "kept_epoch": 4, "epochs": 4, "configs": 4, "trials": 6, "trial_epochs": 10,
-            "grid_epochs": 16, "device_hours": 0.25, "converged": {"kept_is_last": True, "last_fifth_rise": 0.5},
+            "grid_epochs": 16, "device_hours": 0.25, "trial_seconds": 900.0, "converged": {"kept_is_last": True, "last_fifth_rise": 0.5},
             "rungs": [{"epochs": 1, "trials": 4}, {"epochs": 4, "trials": 2}], "devices": ["cpu: test"],
             "selected_by": "validation accuracy of the kept epoch; ties: the earlier configuration"})
         write_tsv(folder / "trials.tsv", TRIAL_COLUMNS,
@@ -581,12 +581,16 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
 
     html = tmp_path / "report.html"
     assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T",
-                          tuning=fake_tuning(tmp_path, {"head": 0.1, "all": 0.03}),
+                          tuning=fake_tuning(tmp_path, {"head": 0.3, "all": 0.03}),
                           backbone={"source": "path", "path": "/x/backbone.pth"}, repo_dir=tmp_path)
     text = html.read_text()
     assert Page(text).errors == []
     section = text.split('<h3 id="tuning">', 1)[1]
-    assert "lr 0.03, weight decay 0.0005" in section and "12 trials" in section and "0.50 device-hours" in section
+    assert "lr 0.03, weight decay 0.0005" in section and "12 trials" in section
+    assert "1,800 s of\ntraining, 0.500 device-hours" in section
+    # a choice at an end of the searched range is flagged, in the table and in the text
+    assert "lr 0.3 (the highest tried), weight decay 0.0005" in section
+    assert "The choice of <code>head</code> lies at an end of the searched range" in section
     table = re.search(r'<table class="side-by-side">(.*?)</table>', section, re.S).group(1)
     for variant in ("head", "all"):
         row = re.search(rf'<td class="name">{variant}</td>(.*?)</tr>', table, re.S).group(1)

@@ -13,6 +13,8 @@ import math
 from collections import defaultdict
 
 from .io import read_json, read_tsv, write_json, write_tsv
+from matplotlib.ticker import NullFormatter
+
 from .plotting import plt, save_figure
 from .search import convergence
 
@@ -21,35 +23,62 @@ TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch",
                  "runs_kept_last", "runs", "runs_last_fifth_rise"]
 
 
-def describe_config(config: dict) -> str:
-    """A chosen configuration in words for the report: "lr 0.03, weight decay 0.0005"."""
-    return ", ".join(f"{key.replace('_', ' ')} {value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool)
-                     else f"{key.replace('_', ' ')} {value}" for key, value in config.items())
+def describe_config(config: dict, tried: dict | None = None) -> str:
+    """A chosen configuration in words for the report: "lr 0.03 (the lowest tried), weight decay 0.0005". A value
+    at an end of its searched list says so (tried: key → the values searched): the best may lie beyond it."""
+    parts = []
+    for key, value in config.items():
+        text = f"{key.replace('_', ' ')} " + (f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool)
+                                              else str(value))
+        edge = at_edge(value, (tried or {}).get(key, []))
+        parts.append(f"{text} ({edge})" if edge else text)
+    return ", ".join(parts)
+
+
+def at_edge(value, tried: list) -> str | None:
+    """"the lowest tried" / "the highest tried" when a numeric value chosen from several ends their range."""
+    numbers = sorted({v for v in tried if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if len(numbers) < 2 or value not in numbers:
+        return None
+    return "the lowest tried" if value == numbers[0] else "the highest tried" if value == numbers[-1] else None
+
+
+def tried_values(trials_path) -> dict:
+    """Searched key → every value the search's first rung tried (results/tuning/<v>/trials.tsv)."""
+    tried = defaultdict(list)
+    for record in read_tsv(trials_path):
+        if record["rung"] == 0:
+            for key, value in json.loads(record["config"]).items():
+                tried[key].append(value)
+    return dict(tried)
 
 
 def describe_rungs(rungs: list[dict]) -> str:
-    """A search's rungs in words: "2, 6, 15 epochs with 12, 4, 1 trials"."""
-    return (", ".join(str(r["epochs"]) for r in rungs) + " epochs with "
-            + ", ".join(str(r["trials"]) for r in rungs) + " trials")
+    """A search's rungs in words: "2, 6, 15 epochs with 6, 2, 1 trials" (one rung: "1 epoch with 6 trials")."""
+    epochs, trials = [r["epochs"] for r in rungs], [r["trials"] for r in rungs]
+    return (", ".join(map(str, epochs)) + (" epoch" if epochs == [1] else " epochs") + " with "
+            + ", ".join(map(str, trials)) + (" trial" if trials == [1] else " trials"))
 
 
-def summary_rows(searches: dict, twin_epochs: dict) -> list[dict]:
+def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) -> list[dict]:
     """searches: variant → search.json path; twin_epochs: variant → the twin's epochs TSV paths (one per seed).
     runs_kept_last counts the twin's runs whose kept epoch is the last one; runs_last_fifth_rise is the mean
     rise of their validation accuracy over the last fifth of the epochs (points)."""
     rows = []
     for variant, path in searches.items():
         choice = read_json(path)
+        tried = tried_values(trials[variant]) if trials else {}
         runs = [convergence(read_tsv(p)) for p in twin_epochs.get(variant, [])]
         rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
         rows.append({
             "variant": variant, "twin": choice["twin"], "method": choice["method"],
-            "chosen": json.dumps(choice["config"], sort_keys=True), "chosen_text": describe_config(choice["config"]),
+            "chosen": json.dumps(choice["config"], sort_keys=True), "chosen_text": describe_config(choice["config"], tried),
+            "at_edge": any(at_edge(v, tried.get(k, [])) for k, v in choice["config"].items()),
             "rungs": describe_rungs(choice["rungs"]), "selected_by": choice["selected_by"],
             "devices": choice["devices"], "val_acc": choice["val_acc"],
             "kept_epoch": choice["kept_epoch"], "epochs": choice["epochs"], "configs": choice["configs"],
             "trials": choice["trials"], "trial_epochs": choice["trial_epochs"], "grid_epochs": choice["grid_epochs"],
-            "device_hours": choice["device_hours"],
+            "device_hours": choice["device_hours"], "trial_seconds": choice["trial_seconds"],
             "search_kept_is_last": choice["converged"]["kept_is_last"],
             "search_last_fifth_rise": choice["converged"]["last_fifth_rise"],
             "runs_kept_last": sum(bool(r["kept_is_last"]) for r in runs), "runs": len(runs),
@@ -85,6 +114,10 @@ def plot_search(trials: dict, out_png) -> None:
                 if chosen:
                     ax.scatter([x], [y], s=120, facecolors="none", edgecolors="red", zorder=4)
         ax.set_xscale("log")
+        tried = sorted({float(json.loads(r["config"]).get("lr", math.nan)) for r in records} - {math.nan})
+        if tried:  # the tried rates as the ticks, without the log axis's crowded minor labels
+            ax.set_xticks(tried, [f"{x:g}" for x in tried])
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("learning rate", fontsize=8)
         ax.set_ylabel("validation accuracy (%)", fontsize=8)
@@ -99,14 +132,16 @@ def plot_search(trials: dict, out_png) -> None:
 
 
 def tuning_outputs(searches: dict, trials: dict, twin_epochs: dict, figure, table, numbers) -> list[dict]:
-    rows = summary_rows(searches, twin_epochs)
+    rows = summary_rows(searches, twin_epochs, trials)
     write_tsv(table, TABLE_COLUMNS, rows)
     totals = {"trials": sum(r["trials"] for r in rows), "trial_epochs": sum(r["trial_epochs"] for r in rows),
-              "grid_epochs": sum(r["grid_epochs"] for r in rows), "device_hours": sum(r["device_hours"] for r in rows)}
+              "grid_epochs": sum(r["grid_epochs"] for r in rows), "device_hours": sum(r["device_hours"] for r in rows),
+              "trial_seconds": sum(r["trial_seconds"] for r in rows)}
     # The budget is equal when every variant had the same trials and trial epochs (head_1ep's own one-epoch
     # budget is an override, and the report says which variants differ).
     budgets = sorted({(r["trials"], r["trial_epochs"]) for r in rows})
     write_json(numbers, {"variants": rows, "total": totals, "equal_budgets": len(budgets) == 1,
+                         "at_edge": [r["variant"] for r in rows if r["at_edge"]],
                          "devices": sorted({d for r in rows for d in r["devices"]})})
     plot_search(trials, figure)
     return rows
