@@ -598,6 +598,7 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
         assert f"{side[variant]['diff']:+.2f}" in row and "3 of 3" in row
     assert "<b>Figure 6.8.</b> What the tuning saw" in section and section.count('<img') == 1
     assert '<a href="#tuning">' in text and "Each variant at its best" in text
+    assert "among the tuned variants only" not in text  # every variant was tuned
     # without twins the section and its headline are absent
     plain = fake_results(tmp_path / "plain", {"head": 0.3, "all": 0.5}, [0])
     numbers = q6.q6_outputs(settings=fake_settings(head="head", all="all"), test_images=tmp_path / "plain/test.npz",
