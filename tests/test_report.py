@@ -591,6 +591,8 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     # a choice at an end of the searched range is flagged, in the table and in the text
     assert "lr 0.3 (the highest tried), weight decay 0.0005" in section
     assert "The choice of <code>head</code> lies at an end of the searched range" in section
+    from cmpt726.tuning_summary import at_edge
+    assert at_edge(0.0, [0.0, 0.0005]) is None and at_edge(0.0005, [0.0, 0.0005]) == "the highest tried"
     table = re.search(r'<table class="side-by-side">(.*?)</table>', section, re.S).group(1)
     for variant in ("head", "all"):
         row = re.search(rf'<td class="name">{variant}</td>(.*?)</tr>', table, re.S).group(1)

@@ -36,11 +36,14 @@ def describe_config(config: dict, tried: dict | None = None) -> str:
 
 
 def at_edge(value, tried: list) -> str | None:
-    """"the lowest tried" / "the highest tried" when a numeric value chosen from several ends their range."""
+    """"the lowest tried" / "the highest tried" when a numeric value chosen from several ends their range (a
+    lowest value of 0 is no edge: nothing smaller can be tried)."""
     numbers = sorted({v for v in tried if isinstance(v, (int, float)) and not isinstance(v, bool)})
     if len(numbers) < 2 or value not in numbers:
         return None
-    return "the lowest tried" if value == numbers[0] else "the highest tried" if value == numbers[-1] else None
+    if value == numbers[0] and value != 0:  # 0 (no weight decay) is an end nothing lies beyond
+        return "the lowest tried"
+    return "the highest tried" if value == numbers[-1] else None
 
 
 def tried_values(trials_path) -> dict:
