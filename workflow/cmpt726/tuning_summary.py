@@ -12,11 +12,11 @@ import json
 import math
 from collections import defaultdict
 
-from .io import read_json, read_tsv, write_json, write_tsv
 from matplotlib.ticker import NullFormatter
 
+from .io import read_json, read_tsv, write_json, write_tsv
 from .plotting import plt, save_figure
-from .search import convergence
+from .search import runs_convergence
 
 TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch", "epochs", "configs", "trials",
                  "trial_epochs", "grid_epochs", "device_hours", "search_kept_is_last", "search_last_fifth_rise",
@@ -71,8 +71,7 @@ def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) 
     for variant, path in searches.items():
         choice = read_json(path)
         tried = tried_values(trials[variant]) if trials else {}
-        runs = [convergence(read_tsv(p)) for p in twin_epochs.get(variant, [])]
-        rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
+        runs = runs_convergence([read_tsv(p) for p in twin_epochs.get(variant, [])])
         rows.append({
             "variant": variant, "twin": choice["twin"], "method": choice["method"],
             "chosen": json.dumps(choice["config"], sort_keys=True), "chosen_text": describe_config(choice["config"], tried),
@@ -84,8 +83,7 @@ def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) 
             "device_hours": choice["device_hours"], "trial_seconds": choice["trial_seconds"],
             "search_kept_is_last": choice["converged"]["kept_is_last"],
             "search_last_fifth_rise": choice["converged"]["last_fifth_rise"],
-            "runs_kept_last": sum(bool(r["kept_is_last"]) for r in runs), "runs": len(runs),
-            "runs_last_fifth_rise": sum(rises) / len(rises) if rises else None,
+            "runs_kept_last": runs["kept_last"], "runs": runs["runs"], "runs_last_fifth_rise": runs["last_fifth_rise"],
         })
     return rows
 
@@ -142,7 +140,7 @@ def tuning_outputs(searches: dict, trials: dict, twin_epochs: dict, figure, tabl
               "trial_seconds": sum(r["trial_seconds"] for r in rows)}
     # The budget is equal when every variant had the same trials and trial epochs (head_1ep's own one-epoch
     # budget is an override, and the report says which variants differ).
-    budgets = sorted({(r["trials"], r["trial_epochs"]) for r in rows})
+    budgets = {(r["trials"], r["trial_epochs"]) for r in rows}
     write_json(numbers, {"variants": rows, "total": totals, "equal_budgets": len(budgets) == 1,
                          "at_edge": [r["variant"] for r in rows if r["at_edge"]],
                          "devices": sorted({d for r in rows for d in r["devices"]})})

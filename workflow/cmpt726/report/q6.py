@@ -20,7 +20,7 @@ from ..data import load_arrays
 from ..evaluation import read_score_set
 from .. import stats
 from ..io import read_json, read_tsv, weights_digest, write_json, write_tsv
-from ..search import convergence, with_choice
+from ..search import runs_convergence, with_choice
 from . import figures
 from .render import data_uri
 
@@ -258,12 +258,9 @@ def converged(histories: list[list[dict]]) -> dict:
     """Whether a variant's runs had converged (issue 20, item 6): in how many of them the kept epoch is the last
     one (`kept_last`, "2 of 3"), and how much their validation accuracy still rose over the last fifth of the
     epochs (`last_fifth_rise`, points, mean over runs; None without a validation split or with one epoch)."""
-    runs = [convergence(h) for h in histories]
-    rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
-    known = [r for r in runs if r["kept_is_last"] is not None]
-    return {"kept_last": f"{sum(r['kept_is_last'] for r in known)} of {len(known)}" if known else None,
-            "kept_last_all": bool(known) and all(r["kept_is_last"] for r in known),
-            "last_fifth_rise": statistics.fmean(rises) if rises else None}
+    runs = runs_convergence(histories)
+    return {"kept_last": f"{runs['kept_last']} of {runs['scored']}" if runs["scored"] else None,
+            "last_fifth_rise": runs["last_fifth_rise"]}
 
 
 def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: dict, pairs: dict,
