@@ -81,10 +81,12 @@ def prepared_subset(args, work: Path):
 
 def benchmark_config() -> dict:
     """config.yaml as the benchmark measures it: the eight variants without augmentation (the starter-style
-    loop has none), one seed, no validation split (the starter trains on every image)."""
+    loop has none), one seed, no validation split (the starter trains on every image), and no tuning (it measures
+    the grid; tuning needs a validation split)."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["variants"] = {name: v for name, v in config["variants"].items() if "augment" not in (v or {})}
     config["training"]["validation"] = 0
+    config["tuning"]["enabled"] = False
     config["seeds"] = [0]
     return config
 
