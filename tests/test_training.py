@@ -1,6 +1,8 @@
 """The training loop: cached features = recomputed features, determinism on CPU, the validation split,
 keeping the best epoch, augmentation that is deterministic and resume-exact."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -353,3 +355,16 @@ def test_a_schedule_changes_training_and_resumes_exactly(prepared, head_features
                             resume_path=tmp_path / "b.resume.pt")
     assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in whole]
     assert same_weights(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))
+
+
+def test_training_code_digest_leaves_the_report_side_out():
+    """A report-side helper placed in a module training imports would retrain every variant when it changes
+    (it happened: search.runs_convergence). The digest of what a training job runs holds the trainer's modules
+    and none of the summaries'."""
+    from cmpt726.sources import module_sources
+
+    files = {Path(p).relative_to(REPO / "workflow").as_posix() for p in module_sources(REPO / "workflow", "finetune")}
+    assert {"cmpt726/finetune.py", "cmpt726/loop.py", "cmpt726/search.py"} <= files, files
+    report_side = {"cmpt726/convergence.py", "cmpt726/tuning_summary.py", "cmpt726/stats.py", "cmpt726/plotting.py"}
+    assert not files & report_side and not any(f.startswith(("cmpt726/report/", "cmpt726/analysis/")) for f in files), files
+

@@ -102,17 +102,6 @@ def convergence(history: list[dict]) -> dict:
             "last_fifth_rise": scored[-1][1] - before[-1] if before else None}
 
 
-
-def runs_convergence(histories: list[list[dict]]) -> dict:
-    """`convergence` over several runs (a variant's seeds): in how many the kept epoch is the last (`kept_last`),
-    of how many runs (`runs`) and of how many scored on validation (`scored`), and the mean rise of their
-    validation accuracy over the last fifth of the epochs (`last_fifth_rise`, points; None when no run has one)."""
-    runs = [convergence(h) for h in histories]
-    rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
-    return {"kept_last": sum(bool(r["kept_is_last"]) for r in runs), "runs": len(runs),
-            "scored": sum(r["kept_is_last"] is not None for r in runs),
-            "last_fifth_rise": sum(rises) / len(rises) if rises else None}
-
 # --------------------------------------------------------------------------- one trial (torch)
 def run_trial(backbone, train, split, record_out, epochs_out, state_out, plan: dict, rung: int, slot: int,
               device: str = "auto", previous: list | None = None, previous_states: list | None = None) -> dict:

@@ -16,7 +16,7 @@ from matplotlib.ticker import NullFormatter
 
 from .io import read_json, read_tsv, write_json, write_tsv
 from .plotting import plt, save_figure
-from .search import runs_convergence
+from .convergence import runs_convergence
 
 TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch", "epochs", "configs", "trials",
                  "trial_epochs", "grid_epochs", "device_hours", "search_kept_is_last", "search_last_fifth_rise",

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config import uses_cached_features
+from ..convergence import runs_convergence
 from ..data import load_arrays
 from ..evaluation import read_score_set
 from .. import stats
 from ..io import read_json, read_tsv, weights_digest, write_json, write_tsv
-from ..search import runs_convergence, with_choice
+from ..search import with_choice
 from . import figures
 from .render import data_uri
 
