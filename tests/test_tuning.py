@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cmpt726 import search, tuning
-from cmpt726.config import ConfigError, resolve_variant, validate_config
+from cmpt726.config import ConfigError, resolve_variant, validate_config, variant_seeds
 from cmpt726.features import extract_features
 from conftest import REPO, make_project, prepared_data, smoke_config
 from workflow_helpers import edited_config, job, planned_jobs, snakemake
@@ -67,6 +67,21 @@ def test_twins_join_the_variants_with_the_fixed_settings_and_equal_budgets():
     assert len({len(p["configs"]) for p in plans.values()}) == 1  # the same number of trials for all
     first = plans["head"]["settings"][0]
     assert (first["lr"], first["weight_decay"], first["epochs"], first["schedule"]) == (0.01, 0.0, 15, "onecycle")
+
+
+def test_a_twin_may_have_its_own_seeds():
+    config = shipped(overrides={"all": {"seeds": [0, 1, 2]}})
+    config["variants"]["all"] = {**(config["variants"]["all"] or {}), "seeds": [0]}
+    validate_config(config)
+    tuning.add_twins(config)
+    assert variant_seeds(config, "all-tuned") == [0, 1, 2] and variant_seeds(config, "all") == [0]
+    assert variant_seeds(config, "head-tuned") == variant_seeds(config, "head")  # no override: its variant's
+    plain = shipped()
+    validate_config(plain)
+    assert tuning.plan_for(config, "all") == tuning.plan_for(plain, "all")  # the search is not rerun for it
+    bad = shipped(overrides={"all": {"seeds": []}})
+    with pytest.raises(ConfigError, match=re.escape("tuning.overrides.all.seeds")):
+        validate_config(bad)
 
 
 def test_tuning_off_gives_the_plain_grid():

@@ -49,6 +49,8 @@ def variant_tuning(config: dict, name: str) -> dict:
     own = tuning["overrides"].get(name) or {}
     merged = {key: copy.deepcopy(tuning[key]) for key in ("space", "settings", "epochs", "min_epochs")}
     for key, value in own.items():
+        if key == "seeds":  # the twin's final runs (add_twins), not the search: its trials stay as they are
+            continue
         if key in ("space", "settings"):
             merged[key] = {**merged[key], **copy.deepcopy(value)}
         else:
@@ -159,5 +161,8 @@ def add_twins(config: dict) -> dict[str, str]:
         for key, value in tuning["settings"].items():
             entry[key] = {**entry.get(key, {}), **value} if key == "onecycle" else copy.deepcopy(value)
         entry["epochs"] = tuning["epochs"]
+        own = config["tuning"]["overrides"].get(name) or {}
+        if "seeds" in own:  # the twin's final runs may use other seeds than its variant's
+            entry["seeds"] = list(own["seeds"])
         config["variants"][twin] = entry
     return twins
