@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The six backbone-training variants tuned on a GPU (issue 20), through the workflow's own Snakemake
-# rules: each variant's successive-halving search on the validation split, its tuned twin (seed 0),
-# then seeds 1 and 2 for the two twins whose searches scored best on validation, and, if time is left,
-# for the other four. The same overlays as the CPU runs of docs/results-cpu.md (the assignment's grid
-# settings, configs/tuning-cpu.yaml's search), only on CUDA: the fixed variants and the tuned heads are
-# the CPU run's. What it writes under OUT (results as tar parts, logs, the seeds overlay it used) goes
-# back into that run's folder; docs/results-cpu.md section 7 has the account.
+# rules: the backbone pretrained with the CPU recipe (configs/cpu-pretrain-30min.yaml), each variant's
+# successive-halving search on the validation split and its tuned twin (seed 0), then seeds 1 and 2 for
+# the two twins whose searches scored best on validation and, if time is left, for the other four. The
+# overlays are those of the CPU runs of docs/results-cpu.md (the grid's settings, configs/tuning-cpu.yaml's
+# search), only on CUDA. Under OUT: the results and logs as tar parts, the timeline, the ranking and the
+# seeds overlay it used; docs/results-gpu.md has the account.
 #
 #   bash benchmarks/gpu_tuned_full_network.sh WORK OUT DEADLINE_S
 #
@@ -17,10 +17,10 @@ WORK=$1 OUT=$2 DEADLINE=$3
 T0=$(date +%s)
 left() { echo $((DEADLINE - ($(date +%s) - T0))); }
 FULL="all_fc256 all backbone_only all_dropout all_augment all_cutout"
-EXP=$WORK/exp-gpu
-mkdir -p "$EXP" && cp config.yaml "$EXP/"
-JOBS=${GPU_JOBS:-12}
-CONFIGS="configs/offline-shared.yaml configs/cpu-real-grid.yaml configs/tuning-cpu.yaml"
+EXP=$WORK/exp-gpu LOGS=$WORK/gpu-logs
+mkdir -p "$EXP" "$LOGS" && cp config.yaml "$EXP/"
+JOBS=${GPU_JOBS:-14}
+CONFIGS="configs/offline-shared.yaml configs/cpu-real-grid.yaml configs/tuning-cpu.yaml configs/cpu-pretrain-30min.yaml"
 smk() {  # smk LOG TIMEOUT [extra configfiles] -- targets
     local log=$1 limit=$2; shift 2
     local extra=()
@@ -29,18 +29,18 @@ smk() {  # smk LOG TIMEOUT [extra configfiles] -- targets
     echo "== $(date -u +%T) snakemake (limit ${limit}s) -> $log" | tee -a "$OUT/timeline.txt"
     timeout -s INT -k 30 "$limit" python3 -m snakemake --cores 16 --scheduler greedy --directory "$EXP" \
         --configfile $CONFIGS "${extra[@]}" \
-        --config device=cuda gpu_jobs_per_device=$JOBS threads_per_job=1 -- "$@" > "$OUT/$log" 2>&1
+        --config device=cuda gpu_jobs_per_device=$JOBS threads_per_job=1 -- "$@" > "$LOGS/$log" 2>&1
     local rc=$?
     echo "== $(date -u +%T) rc=$rc, $(left)s left" | tee -a "$OUT/timeline.txt"
     return $rc
 }
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/device.txt"
-python3 -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])" >> "$OUT/device.txt"
-nvidia-smi dmon -s u -d 5 > "$OUT/dmon.txt" 2>&1 &
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$LOGS/device.txt"
+python3 -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])" >> "$LOGS/device.txt"
+nvidia-smi dmon -s u -d 5 > "$LOGS/dmon.txt" 2>&1 &
 DMON=$!
 
 # Phase A: every search and its twin's seed 0.
-targets=()
+targets=(results/backbone/pretrain.pt)
 for v in $FULL; do targets+=("results/tuning/$v/search.json" "results/metrics/$v-tuned/seed0.json"); done
 smk phaseA.log $(( $(left) - 60 )) -- "${targets[@]}"
 
@@ -75,7 +75,9 @@ if [ ${#ranked[@]} -ge 2 ] && [ "$(left)" -gt 150 ]; then
 fi
 kill $DMON 2>/dev/null
 
-# Back: everything the CPU run reuses (no data, features or resume states), in parts under 16 MiB.
-(cd "$EXP" && tar czf - --exclude='results/data' --exclude='results/features' --exclude='*.resume.pt' \
-    --exclude='*.state.pt' results) | split -b 15m - "$OUT/results.tgz.part-"
+# Back (at most 8 files of 16 MiB): what the CPU run reuses (no data, features or resume states) and the
+# logs, as tar parts; the timeline, the ranking and the seeds overlay beside them.
+cp "$OUT/timeline.txt" "$OUT/ranking.txt" "$LOGS/"
+tar czf - --exclude='results/data' --exclude='results/features' --exclude='*.resume.pt' --exclude='*.state.pt' \
+    -C "$WORK" exp-gpu/results gpu-logs | split -b 15m - "$OUT/results.tgz.part-"
 ls -la "$OUT" >> "$OUT/timeline.txt"
