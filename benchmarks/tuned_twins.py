@@ -1,0 +1,67 @@
+"""The tuned twins of a run folder, compared with the report's own statistics, when the run has no fixed
+variants to set beside them (benchmarks/gpu_tuned_full_network.sh trains only the twins of the six
+full-network variants). Prints markdown: per twin its search's choice, validation accuracy and
+convergence, its test accuracy with interval (`stats.accuracy_summary`), the discussion's questions asked
+of the twins (`report.comparisons` mapped to `<v>-tuned`, one Holm family: `stats.answer_questions`) and
+the verdict among them (`stats.verdict`).
+
+    .venv/bin/python benchmarks/tuned_twins.py ../exp-gpu --configfile config.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+from cmpt726 import stats
+from cmpt726.evaluation import read_scores
+from cmpt726.search import TWIN_SUFFIX
+
+
+def twin_runs(results: Path) -> dict[str, list[Path]]:
+    """twin → its score files (seed order), for every `<v>-tuned` folder of results/scores."""
+    return {d.name: sorted(d.glob("seed*.tsv")) for d in sorted((results / "scores").glob(f"*{TWIN_SUFFIX}"))
+            if list(d.glob("seed*.tsv"))}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="the experiment folder (holds results/)")
+    parser.add_argument("--configfile", type=Path, default=Path("config.yaml"),
+                        help="where report.comparisons, alpha and smallest_effect come from")
+    args = parser.parse_args(argv)
+    report = yaml.safe_load(args.configfile.read_text()).get("report", {})
+    alpha, delta = report.get("alpha", 0.05), report.get("smallest_effect", stats.SMALLEST_EFFECT)
+    results = args.run / "results"
+    runs = twin_runs(results)
+    correct = {t: stats.correct_matrix([read_scores(p) for p in paths]) for t, paths in runs.items()}
+    summary = stats.accuracy_summary(correct)
+    pairs = stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=delta)
+
+    print("| twin | chosen | validation (%) | kept epoch | val. rise, last fifth | seeds | test (%) | 95 % interval |")
+    print("|---|---|---:|---|---:|---:|---:|---|")
+    for twin, s in sorted(summary.items(), key=lambda kv: -kv[1]["mean"]):
+        search = json.loads((results / "tuning" / twin[:-len(TWIN_SUFFIX)] / "search.json").read_text())
+        chosen = ", ".join(f"{k} {v:g}" for k, v in search["config"].items())
+        spread = f" ± {s['std']:.2f}" if s["std"] is not None else ""
+        print(f"| {twin} | {chosen} | {search['val_acc']:.2f} | {search['kept_epoch']} of {search['epochs']} | "
+              f"{search['converged']['last_fifth_rise']:+.2f} | {s['seeds']} | {s['mean']:.2f}{spread} | "
+              f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}] |")
+
+    asked = [{**q, "a": q["a"] + TWIN_SUFFIX, "b": q["b"] + TWIN_SUFFIX} for q in report.get("comparisons", [])
+             if q["a"] + TWIN_SUFFIX in correct and q["b"] + TWIN_SUFFIX in correct]
+    if asked:
+        print("\n| question (A − B) | A − B (points) | 95 % interval | test | answer |")
+        print("|---|---:|---|---|---|")
+        for q in stats.answer_questions(pairs, asked):
+            print(f"| {q['asks']} ({q['a']} − {q['b']}) | {q['diff_points']:+.2f} | "
+                  f"[{q['ci_low']:+.2f}, {q['ci_high']:+.2f}] | {q['test']} | {q['answer']} |")
+    v = stats.verdict(summary, pairs)
+    print(f"\nverdict: top {v['top']}, best {v['best']}, tied with the top: {', '.join(v['tied_with_top'])}"
+          f" (largest gap they could have: {v['max_gap_points']} points)")
+
+
+if __name__ == "__main__":
+    main()
