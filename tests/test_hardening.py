@@ -11,13 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import REPO, make_project, smoke_config, snakemake, write_cifar10
 from workflow_helpers import parse_jobs
 
-from cmpt726 import cifar
+from cmpt726 import cifar, jobs
 from cmpt726.io import atomic_path, write_text
 
 WORKFLOW = str(REPO / "workflow")
@@ -195,3 +196,39 @@ def test_an_imagefolder_image_replaced_in_place_changes_the_tree_digest(tmp_path
     time.sleep(0.01)
     image.write_bytes(b"new image")  # the same size, the same folder listing
     assert tree_digest(tmp_path) != before
+
+
+# --------------------------------------------------------------------------- bf16 on a CPU that emulates it
+NO_BF16 = {"fpu", "sse2", "avx2", "fma"}  # the flags of an x86 CPU without AVX512-BF16 or AMX
+
+
+@pytest.mark.parametrize("params, on_cpu, flags, warns", [
+    ({"settings": {"bf16": True}, "device": "cpu"}, True, NO_BF16, True),
+    # a search plan: one trial's settings asking is enough
+    ({"plan": {"settings": [{"bf16": False}, {"bf16": True}]}}, True, NO_BF16, True),
+    ({"settings": {"bf16": True}}, True, NO_BF16 | {"avx512_bf16"}, False),  # the CPU has it
+    ({"settings": {"bf16": True}}, True, {"fp", "asimd", "bf16"}, False),  # an Arm CPU that has it
+    ({"settings": {"bf16": True}}, False, NO_BF16, False),  # on the GPU
+    ({"settings": {"bf16": False}}, True, NO_BF16, False),  # not asked for
+    ({"settings": {"bf16": True}}, True, set(), False),  # flags unknown (not Linux): no guess
+])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(params, on_cpu, flags, warns):
+    warning = jobs.slow_bf16_warning(params, on_cpu, flags)
+    assert (warning is not None) == warns
+    if warns:
+        assert "bf16: false" in warning and "10x slower" in warning
+
+
+def test_the_job_glue_says_it_in_the_log_and_on_the_terminal(tmp_path, monkeypatch, capsys):
+    from snakemake.iocontainers import Namedlist, Params
+
+    monkeypatch.setattr(jobs, "cpu_flags", lambda: NO_BF16)
+    log = tmp_path / "job.log"
+    smk = SimpleNamespace(threads=1, rule="train_variant", log=Namedlist([str(log)]),
+                          params=Params(fromdict={"settings": {"bf16": True, "lr": 0.1}, "device": "cpu"}))
+    jobs.run(smk, lambda s: print("trained"))
+    assert "rule train_variant: WARNING: bf16 autocast" in capsys.readouterr().err
+    assert log.read_text().splitlines()[0].startswith("WARNING: bf16 autocast") and "trained" in log.read_text()
+    smk.params = Params(fromdict={"settings": {"bf16": False}, "device": "cpu"})
+    jobs.run(smk, lambda s: print("trained"))
+    assert "WARNING" not in capsys.readouterr().err + log.read_text()
