@@ -66,6 +66,8 @@ localrules:
 if workflow.is_main_process:
     for _problem in preflight.missing_files(config):
         print(f"pre-flight: {_problem}", file=sys.stderr)
+    for _warning in warmup_warnings(TUNING):
+        print(f"WARNING: {_warning}", file=sys.stderr)
 
 
 # Before any job of a real run (the jobs and the executor known): named files, CUDA where jobs run here,

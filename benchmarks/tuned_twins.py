@@ -1,11 +1,11 @@
-"""The tuned twins of a run folder, compared with the report's own statistics, when the run has no fixed
-variants to set beside them (benchmarks/gpu_tuned_full_network.sh trains only the twins of the six
-full-network variants). Prints markdown: per twin its search's choice, validation accuracy and
+"""The tuned twins of one or more run folders, compared with the report's own statistics, when the runs
+have no fixed variants to set beside them (benchmarks/gpu_tuned_full_network.sh trains only the twins of
+the six full-network variants; the heads' twins can come from another run on the same backbone). Prints markdown: per twin its search's choice, validation accuracy and
 convergence, its test accuracy with interval (`stats.accuracy_summary`), the discussion's questions asked
 of the twins (`report.comparisons` mapped to `<v>-tuned`, one Holm family: `stats.answer_questions`) and
 the verdict among them (`stats.verdict`).
 
-    .venv/bin/python benchmarks/tuned_twins.py ../exp-gpu --configfile config.yaml
+    .venv/bin/python benchmarks/tuned_twins.py ../exp-gpu ../exp-gpu-heads --configfile config.yaml
 """
 from __future__ import annotations
 
@@ -28,14 +28,17 @@ def twin_runs(results: Path) -> dict[str, list[Path]]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="the experiment folder (holds results/)")
+    parser.add_argument("runs", type=Path, nargs="+", help="experiment folders (each holds results/), one backbone")
     parser.add_argument("--configfile", type=Path, default=Path("config.yaml"),
                         help="where report.comparisons, alpha and smallest_effect come from")
     args = parser.parse_args(argv)
     report = yaml.safe_load(args.configfile.read_text()).get("report", {})
     alpha, delta = report.get("alpha", 0.05), report.get("smallest_effect", stats.SMALLEST_EFFECT)
-    results = args.run / "results"
-    runs = twin_runs(results)
+    runs, results_of = {}, {}
+    for folder in args.runs:  # a twin found in several folders: the first folder's runs
+        for twin, paths in twin_runs(folder / "results").items():
+            if twin not in runs:
+                runs[twin], results_of[twin] = paths, folder / "results"
     correct = {t: stats.correct_matrix([read_scores(p) for p in paths]) for t, paths in runs.items()}
     summary = stats.accuracy_summary(correct)
     pairs = stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=delta)
@@ -43,7 +46,7 @@ def main(argv=None) -> None:
     print("| twin | chosen | validation (%) | kept epoch | val. rise, last fifth | seeds | test (%) | 95 % interval |")
     print("|---|---|---:|---|---:|---:|---:|---|")
     for twin, s in sorted(summary.items(), key=lambda kv: -kv[1]["mean"]):
-        search = json.loads((results / "tuning" / twin[:-len(TWIN_SUFFIX)] / "search.json").read_text())
+        search = json.loads((results_of[twin] / "tuning" / twin[:-len(TWIN_SUFFIX)] / "search.json").read_text())
         chosen = ", ".join(f"{k} {v:g}" for k, v in search["config"].items())
         spread = f" ± {s['std']:.2f}" if s["std"] is not None else ""
         print(f"| {twin} | {chosen} | {search['val_acc']:.2f} | {search['kept_epoch']} of {search['epochs']} | "

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cmpt726 import search, tuning
-from cmpt726.config import ConfigError, resolve_variant, validate_config, variant_seeds
+from cmpt726.config import ConfigError, _merge, resolve_variant, validate_config, variant_seeds
 from cmpt726.features import extract_features
 from conftest import REPO, make_project, prepared_data, smoke_config
 from workflow_helpers import edited_config, job, planned_jobs, snakemake
@@ -82,6 +82,20 @@ def test_a_twin_may_have_its_own_seeds():
     bad = shipped(overrides={"all": {"seeds": []}})
     with pytest.raises(ConfigError, match=re.escape("tuning.overrides.all.seeds")):
         validate_config(bad)
+
+
+def test_a_first_rung_inside_the_warmup_is_warned_about():
+    def plans(config):  # as the Snakefile makes them
+        validate_config(config)
+        return {name: tuning.plan_for(config, name) for name in tuning.add_twins(config).values()}
+
+    assert tuning.warmup_warnings(plans(shipped())) == []  # the shipped plan ranks after its warm-up
+    cpu = shipped()
+    _merge(cpu, yaml.safe_load((REPO / "configs" / "tuning-cpu.yaml").read_text()))
+    warnings = tuning.warmup_warnings(plans(cpu))
+    assert len(warnings) == 1 and "head_1ep" not in warnings[0]  # one epoch, one rung: nothing to rank early
+    assert "all_augment" in warnings[0] and "first rung (2 epochs)" in warnings[0]
+    assert "(2.25 of 15 epochs)" in warnings[0] and "tuning.min_epochs to at least 3" in warnings[0]
 
 
 def test_tuning_off_gives_the_plain_grid():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 
 from .config import ConfigError, resolve_variant
 from .search import TWIN_SUFFIX
@@ -100,6 +101,27 @@ def plan_for(config: dict, name: str) -> dict:
     return {"configs": configs, "settings": settings,
             "rungs": rungs(len(configs), tuning["epochs"], tuning["min_epochs"], tuning["eta"], tuning["method"]),
             **{k: tuning[k] for k in ("method", "eta", "seed", "tie_break", "epochs", "min_epochs")}}
+
+
+def warmup_warnings(plans: dict[str, dict]) -> list[str]:
+    """Searches (variant → `plan_for`) whose first halving rung ends inside a one-cycle warm-up: they rank
+    configurations while the learning rates still rise, so a larger peak lr means a larger step at that
+    moment and a lower validation accuracy then. On the real data every full-network search chose the
+    smallest lr of its space this way (docs/results-gpu.md). One line per kind of plan, naming its variants."""
+    found: dict[tuple, list[str]] = {}
+    for name, plan in plans.items():
+        if len(plan["rungs"]) < 2:
+            continue
+        first = plan["rungs"][0]["epochs"]
+        warm = max((s["onecycle"]["warmup"] * plan["epochs"] for s in plan["settings"]
+                    if s.get("schedule") == "onecycle"), default=0.0)
+        if first < warm:
+            found.setdefault((first, round(warm, 6), plan["epochs"]), []).append(name)
+    return [f"tuning of {', '.join(names)}: the first rung ({first} epochs) ends inside the one-cycle warm-up "
+            f"({warm:g} of {epochs} epochs), so it ranks the configurations while their learning rates still rise "
+            f"and favours the smallest (docs/results-gpu.md). Set tuning.min_epochs to at least {math.ceil(warm)} "
+            "or a shorter tuning.settings.onecycle.warmup."
+            for (first, warm, epochs), names in found.items()]
 
 
 def check_tuning(config: dict) -> None:

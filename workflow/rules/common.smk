@@ -14,7 +14,7 @@ from cmpt726.config import (
 )
 from cmpt726.sources import code_digest
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
-from cmpt726.tuning import add_twins, plan_for
+from cmpt726.tuning import add_twins, plan_for, warmup_warnings
 
 # tuning.enabled: each tuned variant's twin `<variant>-tuned` joins the variants (workflow/rules/tuning.smk),
 # and each tuned variant has a search: its configurations, trial settings and rungs.
