@@ -49,8 +49,10 @@ def main(argv=None) -> None:
         search = json.loads((results_of[twin] / "tuning" / twin[:-len(TWIN_SUFFIX)] / "search.json").read_text())
         chosen = ", ".join(f"{k} {v:g}" for k, v in search["config"].items())
         spread = f" ± {s['std']:.2f}" if s["std"] is not None else ""
+        rise = search["converged"]["last_fifth_rise"]  # None for a one-epoch search
+        rise = "–" if rise is None else f"{rise:+.2f}"
         print(f"| {twin} | {chosen} | {search['val_acc']:.2f} | {search['kept_epoch']} of {search['epochs']} | "
-              f"{search['converged']['last_fifth_rise']:+.2f} | {s['seeds']} | {s['mean']:.2f}{spread} | "
+              f"{rise} | {s['seeds']} | {s['mean']:.2f}{spread} | "
               f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}] |")
 
     asked = [{**q, "a": q["a"] + TWIN_SUFFIX, "b": q["b"] + TWIN_SUFFIX} for q in report.get("comparisons", [])
@@ -59,7 +61,8 @@ def main(argv=None) -> None:
         print("\n| question (A − B) | A − B (points) | 95 % interval | test | answer |")
         print("|---|---:|---|---|---|")
         for q in stats.answer_questions(pairs, asked):
-            print(f"| {q['asks']} ({q['a']} − {q['b']}) | {q['diff_points']:+.2f} | "
+            diff = q["diff_points"] if round(q["diff_points"], 2) else 0.0  # never "-0.00"
+            print(f"| {q['asks']} ({q['a']} − {q['b']}) | {f'{diff:+.2f}' if diff else '0.00'} | "
                   f"[{q['ci_low']:+.2f}, {q['ci_high']:+.2f}] | {q['test']} | {q['answer']} |")
     v = stats.verdict(summary, pairs)
     print(f"\nverdict: top {v['top']}, best {v['best']}, tied with the top: {', '.join(v['tied_with_top'])}"
