@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import yaml
 from conftest import REPO, write_backbone, write_cifar10
 
 pytestmark = pytest.mark.slow
@@ -112,3 +114,43 @@ def test_halving_vs_grid_runs_both_searches_with_the_workflows_code(tmp_path):
     assert row["halving_val_acc"] == row["halving_choice_in_grid"]  # a continued trial = the grid's trial
     assert row["shortfall"] == pytest.approx(max(grid_accs) - row["halving_choice_in_grid"]) and np.isfinite(
         row["shortfall"])
+
+
+def test_tuned_twins_compares_the_twins_of_several_runs(tmp_path):
+    """benchmarks/tuned_twins.py on two run folders of twins (real score and search files, no fixed variants):
+    a twin right on far more images is ahead, and the question between them is answered "yes"."""
+    from cmpt726.evaluation import write_scores
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+
+    def twin(folder, variant, right, seeds):
+        for seed in seeds:
+            hit = rng.random(len(labels)) < right
+            pred = np.where(hit, labels, (labels + 1) % 10)
+            probs = np.full((len(labels), 10), 0.02)
+            probs[np.arange(len(labels)), pred] = 0.82
+            path = folder / "results" / "scores" / f"{variant}-tuned" / f"seed{seed}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_scores(path, labels, probs, np.full(len(labels), 0.5))
+        search = folder / "results" / "tuning" / variant / "search.json"
+        search.parent.mkdir(parents=True, exist_ok=True)
+        search.write_text(json.dumps({"config": {"lr": 0.1}, "val_acc": 100 * right, "kept_epoch": 3, "epochs": 3,
+                                      "converged": {"last_fifth_rise": None}}))
+
+    twin(tmp_path / "gpu", "all_augment", 0.9, [0, 1, 2])
+    twin(tmp_path / "gpu", "all", 0.7, [0, 1, 2])
+    twin(tmp_path / "cpu", "head", 0.5, [0, 1])
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"report": {"comparisons": [
+        {"a": "all_augment", "b": "all", "asks": "Does augmentation help?"},
+        {"a": "all", "b": "head", "asks": "Does fine-tuning everything beat the head?"},
+        {"a": "all_dropout", "b": "all", "asks": "Does dropout help?"}]}}))  # no such twin: not asked
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/tuned_twins.py"), str(tmp_path / "gpu"),
+                           str(tmp_path / "cpu"), "--configfile", str(config)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| all") or line.startswith("| head")]
+    assert [r.split(" | ")[0] for r in rows[:3]] == ["| all_augment-tuned", "| all-tuned", "| head-tuned"]
+    assert "| Does augmentation help? (all_augment-tuned − all-tuned) | +2" in proc.stdout
+    assert proc.stdout.count("| yes |") == 2 and "dropout" not in proc.stdout
+    assert "verdict: top all_augment-tuned, best all_augment-tuned" in proc.stdout
