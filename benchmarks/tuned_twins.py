@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from cmpt726 import stats
+from cmpt726.config import schema_default
 from cmpt726.evaluation import read_scores
 from cmpt726.search import TWIN_SUFFIX
 
@@ -33,7 +34,8 @@ def main(argv=None) -> None:
                         help="where report.comparisons, alpha and smallest_effect come from")
     args = parser.parse_args(argv)
     report = yaml.safe_load(args.configfile.read_text()).get("report", {})
-    alpha, delta = report.get("alpha", 0.05), report.get("smallest_effect", stats.SMALLEST_EFFECT)
+    alpha, delta, comparisons = (report.get(key, schema_default(f"report.{key}"))
+                                 for key in ("alpha", "smallest_effect", "comparisons"))
     runs, results_of = {}, {}
     for folder in args.runs:  # a twin found in several folders: the first folder's runs
         for twin, paths in twin_runs(folder / "results").items():
@@ -55,15 +57,15 @@ def main(argv=None) -> None:
               f"{rise} | {s['seeds']} | {s['mean']:.2f}{spread} | "
               f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}] |")
 
-    asked = [{**q, "a": q["a"] + TWIN_SUFFIX, "b": q["b"] + TWIN_SUFFIX} for q in report.get("comparisons", [])
+    asked = [{**q, "a": q["a"] + TWIN_SUFFIX, "b": q["b"] + TWIN_SUFFIX} for q in comparisons
              if q["a"] + TWIN_SUFFIX in correct and q["b"] + TWIN_SUFFIX in correct]
     if asked:
         print("\n| question (A − B) | A − B (points) | 95 % interval | test | answer |")
         print("|---|---:|---|---|---|")
         for q in stats.answer_questions(pairs, asked):
-            diff = q["diff_points"] if round(q["diff_points"], 2) else 0.0  # never "-0.00"
-            print(f"| {q['asks']} ({q['a']} − {q['b']}) | {f'{diff:+.2f}' if diff else '0.00'} | "
-                  f"[{q['ci_low']:+.2f}, {q['ci_high']:+.2f}] | {q['test']} | {q['answer']} |")
+            signed = stats._signed  # the report's "+1.23", never "-0.00"
+            print(f"| {q['asks']} ({q['a']} − {q['b']}) | {signed(q['diff_points'])} | "
+                  f"[{signed(q['ci_low'])}, {signed(q['ci_high'])}] | {q['test']} | {q['answer']} |")
     v = stats.verdict(summary, pairs)
     print(f"\nverdict: top {v['top']}, best {v['best']}, tied with the top: {', '.join(v['tied_with_top'])}"
           f" (largest gap they could have: {v['max_gap_points']} points)")

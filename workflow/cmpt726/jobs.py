@@ -77,8 +77,9 @@ def run(smk, main) -> None:
     log_path = smk.log[0] if len(smk.log) else os.devnull
     terminal = sys.stderr
     params = dict(smk.params.items()) if hasattr(getattr(smk, "params", None), "items") else {}
-    warning = slow_bf16_warning(params, asks_bf16(params) and _runs_on_cpu(str(params.get("device", "auto"))),
-                                cpu_flags())
+    # The device and the CPU's flags are looked up only for the jobs that ask for bf16.
+    warning = slow_bf16_warning(params, _runs_on_cpu(str(params.get("device", "auto"))), cpu_flags()) \
+        if asks_bf16(params) else None
     if warning:
         print(f"rule {smk.rule}: {warning}", file=terminal)
     with open(log_path, "w", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):

@@ -43,11 +43,16 @@ def tuned_variants(config: dict) -> dict[str, str]:
     return {f"{name}{TWIN_SUFFIX}": name for name in names}
 
 
+def own_overrides(tuning: dict, name: str) -> dict:
+    """`tuning.overrides.<name>` ({} when the variant has none)."""
+    return tuning["overrides"].get(name) or {}
+
+
 def variant_tuning(config: dict, name: str) -> dict:
     """The tuning of one variant: the top-level keys with its `tuning.overrides.<name>` over them
     (space and settings key by key)."""
     tuning = config["tuning"]
-    own = tuning["overrides"].get(name) or {}
+    own = own_overrides(tuning, name)
     merged = {key: copy.deepcopy(tuning[key]) for key in ("space", "settings", "epochs", "min_epochs")}
     for key, value in own.items():
         if key == "seeds":  # the twin's final runs (add_twins), not the search: its trials stay as they are
@@ -139,7 +144,7 @@ def check_tuning(config: dict) -> None:
     for twin, name in tuned_variants(config).items():
         if twin in config["variants"]:
             raise ConfigError(f"config key variants.{twin}: the name of {name}'s tuned twin (tuning.enabled); rename it")
-        own = tuning["overrides"].get(name) or {}
+        own = own_overrides(tuning, name)
 
         def key_of(*path):  # where a value comes from: the variant's override, else the top level
             part = own
@@ -183,7 +188,7 @@ def add_twins(config: dict) -> dict[str, str]:
         for key, value in tuning["settings"].items():
             entry[key] = {**entry.get(key, {}), **value} if key == "onecycle" else copy.deepcopy(value)
         entry["epochs"] = tuning["epochs"]
-        own = config["tuning"]["overrides"].get(name) or {}
+        own = own_overrides(config["tuning"], name)
         if "seeds" in own:  # the twin's final runs may use other seeds than its variant's
             entry["seeds"] = list(own["seeds"])
         config["variants"][twin] = entry
