@@ -17,7 +17,9 @@ import yaml
 
 from cmpt726 import stats
 from cmpt726.config import schema_default
-from cmpt726.evaluation import read_scores
+from cmpt726.compare import TEST_IMAGES
+from cmpt726.data import load_arrays
+from cmpt726.evaluation import read_score_set
 from cmpt726.search import TWIN_SUFFIX
 
 
@@ -41,7 +43,14 @@ def main(argv=None) -> None:
         for twin, paths in twin_runs(folder / "results").items():
             if twin not in runs:
                 runs[twin], results_of[twin] = paths, folder / "results"
-    correct = {t: stats.correct_matrix([read_scores(p) for p in paths]) for t, paths in runs.items()}
+    # Every file checked against the test set as the report checks it (one row per image, its labels), the test
+    # set of the first folder that holds one (a run whose data folder stayed behind, as on the GPU, holds none).
+    test_set = next((folder / TEST_IMAGES for folder in args.runs if (folder / TEST_IMAGES).is_file()), None)
+    if test_set is None:
+        parser.error(f"none of the folders holds the test set ({TEST_IMAGES}) to check the score files against")
+    labels = load_arrays(test_set)[1]
+    correct = {t: stats.correct_matrix(read_score_set(paths, labels, test_set=str(test_set)))
+               for t, paths in runs.items()}
     summary = stats.accuracy_summary(correct)
     pairs = stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=delta)
 

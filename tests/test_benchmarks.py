@@ -141,6 +141,10 @@ def test_tuned_twins_compares_the_twins_of_several_runs(tmp_path):
     twin(tmp_path / "gpu", "all_augment", 0.9, [0, 1, 2])
     twin(tmp_path / "gpu", "all", 0.7, [0, 1, 2])
     twin(tmp_path / "cpu", "head", 0.5, [0, 1])
+    test_set = tmp_path / "cpu" / "results" / "data" / "cifar10" / "test.npz"  # the labels the scores are checked on
+    test_set.parent.mkdir(parents=True)
+    np.savez(test_set, images=np.zeros((len(labels), 3, 32, 32), np.uint8), labels=labels,
+             classes=np.array([str(k) for k in range(10)]))
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"report": {"comparisons": [
         {"a": "all_augment", "b": "all", "asks": "Does augmentation help?"},
@@ -154,3 +158,8 @@ def test_tuned_twins_compares_the_twins_of_several_runs(tmp_path):
     assert "| Does augmentation help? (all_augment-tuned − all-tuned) | +2" in proc.stdout
     assert proc.stdout.count("| yes |") == 2 and "dropout" not in proc.stdout
     assert "verdict: top all_augment-tuned, best all_augment-tuned" in proc.stdout
+    truncated = tmp_path / "gpu" / "results" / "scores" / "all-tuned" / "seed1.tsv"
+    truncated.write_text("".join(truncated.read_text().splitlines(keepends=True)[:1500]))
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/tuned_twins.py"), str(tmp_path / "gpu"),
+                           str(tmp_path / "cpu"), "--configfile", str(config)], capture_output=True, text=True)
+    assert proc.returncode != 0 and f"{truncated}: 1499 rows, expected 2000" in proc.stderr
