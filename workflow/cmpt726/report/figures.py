@@ -25,20 +25,24 @@ def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, n
 
 
 @plain_text
-def plot_curves(curves: dict[str, list[list[dict]]], path) -> None:
+def plot_curves(curves: dict[str, list[list[dict]]], path, twins: dict[str, str] | None = None) -> None:
     """Training loss and validation accuracy per epoch, one line per variant (mean over seeds, ±1 std band).
-    Without a validation split (training.validation 0) the right panel says so."""
+    A tuned twin (`twins`: twin → its variant) takes its variant's colour, dashed, so that twenty lines stay
+    readable with ten colours. Without a validation split (training.validation 0) the right panel says so."""
+    twins = twins or {}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.9))
     colors = plt.get_cmap("tab10")
+    bases = list(dict.fromkeys(twins.get(name, name) for name in curves))
     validated = False
-    for i, (name, histories) in enumerate(curves.items()):
-        color = colors(i % 10)
+    for name, histories in curves.items():
+        color = colors(bases.index(twins.get(name, name)) % 10)
+        style = {"ls": "--", "marker": "s"} if name in twins else {"ls": "-", "marker": "o"}
         for ax, column in [(ax_loss, "train_loss"), (ax_acc, "val_acc")]:
             epochs, mean, std = mean_curves(histories, column)
             if not len(epochs):
                 continue
             validated |= column == "val_acc"
-            ax.plot(epochs, mean, marker="o", markersize=3.5, color=color, label=name, lw=1.6)
+            ax.plot(epochs, mean, markersize=3.5, color=color, label=name, lw=1.6, **style)
             if std is not None:
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15, lw=0)
     ax_loss.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="Training loss")

@@ -391,7 +391,7 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
     per_class = focus_metrics["per_class_accuracy"]
     ranked = sorted((a, c) for c, a in per_class.items() if a is not None)
 
-    figures.plot_curves(curves, out["curves"])
+    figures.plot_curves(curves, out["curves"], twins)
     figures.plot_confusion(focus_metrics["confusion"], classes, f"{focus}, seed {seed}", out["confusion"])
     figures.plot_per_class(compare, out["per_class"])
     figures.plot_reliability(calib[focus, seed], f"{focus}, seed {seed}", out["reliability"])
