@@ -14,30 +14,12 @@
 # the repository root with snakemake importable (PYTHONPATH), on a machine with an NVIDIA GPU.
 set -uo pipefail
 WORK=$1 OUT=$2 DEADLINE=$3
-T0=$(date +%s)
-left() { echo $((DEADLINE - ($(date +%s) - T0))); }
 FULL="all_fc256 all backbone_only all_dropout all_augment all_cutout"
-EXP=$WORK/exp-gpu LOGS=$WORK/gpu-logs
-mkdir -p "$EXP" "$LOGS" && cp config.yaml "$EXP/"
+EXP=$WORK/exp-gpu
 JOBS=${GPU_JOBS:-14}
 CONFIGS="configs/offline-shared.yaml configs/cpu-real-grid.yaml configs/tuning-cpu.yaml configs/cpu-pretrain-30min.yaml"
-smk() {  # smk LOG TIMEOUT [extra configfiles] -- targets
-    local log=$1 limit=$2; shift 2
-    local extra=()
-    while [ "$1" != "--" ]; do extra+=("$1"); shift; done
-    shift
-    echo "== $(date -u +%T) snakemake (limit ${limit}s) -> $log" | tee -a "$OUT/timeline.txt"
-    timeout -s INT -k 30 "$limit" python3 -m snakemake --cores 16 --scheduler greedy --directory "$EXP" \
-        --configfile $CONFIGS "${extra[@]}" \
-        --config device=cuda gpu_jobs_per_device=$JOBS threads_per_job=1 -- "$@" > "$LOGS/$log" 2>&1
-    local rc=$?
-    echo "== $(date -u +%T) rc=$rc, $(left)s left" | tee -a "$OUT/timeline.txt"
-    return $rc
-}
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$LOGS/device.txt"
-python3 -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])" >> "$LOGS/device.txt"
-nvidia-smi dmon -s u -d 5 > "$LOGS/dmon.txt" 2>&1 &
-DMON=$!
+source benchmarks/gpu_common.sh
+start_monitor
 
 # Phase A: every search and its twin's seed 0.
 targets=(results/backbone/pretrain.pt)
@@ -73,11 +55,5 @@ if [ ${#ranked[@]} -ge 2 ] && [ "$(left)" -gt 150 ]; then
         phase phaseC "${ranked[@]:2}" || seeds_overlay "${best[@]}"  # unfinished: keep the overlay that ran
     fi
 fi
-kill $DMON 2>/dev/null
-
-# Back (at most 8 files of 16 MiB): what the CPU run reuses (no data, features or resume states) and the
-# logs, as tar parts; the timeline, the ranking and the seeds overlay beside them.
-cp "$OUT/timeline.txt" "$OUT/ranking.txt" "$LOGS/"
-tar czf - --exclude='results/data' --exclude='results/features' --exclude='*.resume.pt' --exclude='*.state.pt' \
-    -C "$WORK" exp-gpu/results gpu-logs | split -b 15m - "$OUT/results.tgz.part-"
-ls -la "$OUT" >> "$OUT/timeline.txt"
+cp "$OUT/ranking.txt" "$LOGS/"
+pack_back
