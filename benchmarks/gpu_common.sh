@@ -2,7 +2,8 @@
 # and JOBS. Each call to `smk` is one Snakemake run of the workflow's own rules on CUDA, under the deadline.
 T0=$(date +%s)
 LOGS=$WORK/gpu-logs
-mkdir -p "$EXP" "$LOGS" "$OUT" && cp -n config.yaml "$EXP/"
+mkdir -p "$EXP" "$LOGS" "$OUT"
+[ -e "$EXP/config.yaml" ] || cp config.yaml "$EXP/"
 left() { echo $((DEADLINE - ($(date +%s) - T0))); }
 smk() {  # smk LOG TIMEOUT [extra configfiles] -- targets
     local log=$1 limit=$2; shift 2
