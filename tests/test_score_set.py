@@ -42,3 +42,26 @@ def test_probability_columns_are_checked_against_the_classes(tmp_path):
         read_score_set([a], LABELS, CLASSES[:9])
     with pytest.raises(ValueError, match="no score files given"):
         read_score_set([], LABELS)
+
+
+def test_every_readers_argmax_is_the_pred_column_even_at_a_near_tie(tmp_path):
+    """Two classes 2 float32 steps apart (0.29470298 < 0.29470304): 6 digits wrote both as 0.294703 and a reader's
+    argmax took class 0 where the model predicted class 1. The probabilities come back exactly (as float32)."""
+    from cmpt726.evaluation import read_scores
+
+    near_tie = np.array([0.29470298, 0.29470304, *[(1 - 0.58940602) / 8] * 8], dtype=np.float32)
+    probs = np.vstack([near_tie, np.random.default_rng(3).dirichlet(np.ones(10), 4)]).astype(np.float32)
+    path = tmp_path / "s.tsv"
+    write_scores(path, LABELS, probs, np.zeros(len(LABELS)))
+    read = read_scores(path)
+    assert read["pred"][0] == 1
+    assert np.array_equal(read["probs"].argmax(1), read["pred"])
+    assert np.array_equal(read["probs"].astype(np.float32), probs)
+
+
+def test_a_row_cut_off_mid_line_is_refused_naming_the_file(tmp_path):
+    path, _ = scores(tmp_path, "cut.tsv")
+    text = path.read_text()
+    path.write_text(text[: text.rindex("\t") - 3])  # the last row ends inside a number, as a killed copy leaves it
+    with pytest.raises(ValueError, match=r"cut.tsv: not a score file .*delete it to re-evaluate"):
+        read_score_set([path], LABELS, CLASSES)
