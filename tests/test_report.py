@@ -305,7 +305,8 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copi
             write_text(base / "epochs.tsv", "epoch\ttrain_loss\ttrain_acc\tval_loss\tval_acc\tseconds\n"
                        "1\t1.5\t40\t1.4\t45\t2\n2\t1.2\t55\t1.3\t50\t2\n")
             write_json(base / "train.json", {"train_seconds": 12.5, "peak_rss_mb": 300.5, "peak_cuda_mb": None,
-                                             "keep": "best", "kept_epoch": 2, "validation_images": 50})
+                                             "keep": "best", "kept_epoch": 2, "validation_images": 50,
+                                             "device": "cpu: test"})
             paths["runs"].append((name, seed))
             for key, file in [("metrics", "metrics.json"), ("epochs", "epochs.tsv"), ("train_summaries", "train.json"),
                               ("scores", "scores.tsv")]:
@@ -432,10 +433,13 @@ def test_report_states_the_settings_the_variants_ran_with(tmp_path):
         settings[name].update(lr=0.05, batch_size=batch)
     settings["all"]["momentum"] = 0.5
     paths = fake_results(tmp_path, {"head": 0.5, "all": 0.8}, seeds=[0])
+    gpu_run = tmp_path / "all/seed0/train.json"  # trained elsewhere, its test set scored here
+    write_json(gpu_run, {**json.loads(gpu_run.read_text()), "device": "cuda: test GPU"})
     out = q6_files(tmp_path)
     numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
                             replicates=500, **paths)
     assert numbers["settings"]["lr"] == 0.05 and numbers["settings"]["batch_size"] is None
+    assert numbers["devices"] == ["cpu: test", "cuda: test GPU"] and numbers["scored_on"] == ["cpu: test"]
     html = tmp_path / "report.html"
     changes = [{"key": "training.lr", "value": "0.01", "shipped": "0.001"}]  # the defaults, overridden everywhere
     assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, config_changes=changes,
@@ -447,6 +451,7 @@ def test_report_states_the_settings_the_variants_ran_with(tmp_path):
     assert "0.01" not in q6_text and "batch size 32" not in q6_text
     assert "batch size per variant (table below)" in q6_text
     assert "momentum per variant (head 0.9, all 0.5)" in q6_text
+    assert "Trained on cpu: test; cuda: test GPU; the test set scored on cpu: test." in q6_text
     table = re.search(r'<table class="variants">(.*?)</table>', html.read_text(), re.S).group(1)
     for name, batch in [("head", 16), ("all", 64)]:
         row = re.search(rf'<td class="name">{name}</td>(.*?)</tr>', table, re.S).group(1)

@@ -430,7 +430,10 @@ def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train
         "mistakes": [{"index": int(i), "label": classes[focus_scores["label"][i]],
                       "pred": classes[focus_scores["pred"][i]], "score": float(focus_scores["probs"][i].max())}
                      for i in mistakes],
-        "devices": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
+        # Where the runs trained (their own summaries) and, apart, where the test set was scored: results merged
+        # from another machine may have been scored again here (docs/results-gpu.md).
+        "devices": sorted({read_json(p).get("device", "not recorded") for p in train_summaries}),
+        "scored_on": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
         # Each variant's resolved settings, whole (the comparison page of several runs reads them).
         "variant_settings": settings,
         "backbone_file": None if backbone is None else {"name": Path(backbone).name,
