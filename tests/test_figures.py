@@ -30,3 +30,36 @@ def test_without_twins_every_variant_has_its_own_colour(monkeypatch, tmp_path):
     figures.plot_curves(curves, tmp_path / "curves.png")
     colors = [line.get_color() for line in drawn["fig"].axes[0].get_lines()]
     assert len(set(map(tuple, colors))) == 10
+
+
+def test_tuning_panels_do_not_overlap_with_ten_variants(monkeypatch, tmp_path):
+    """Ten search panels in three rows: each panel's title sits above the x label of the panel over it (they ran
+    into each other), and the overall title above every panel."""
+    import json
+
+    from cmpt726 import tuning_summary
+    from cmpt726.io import write_tsv
+
+    drawn = {}
+    monkeypatch.setattr(tuning_summary, "save_figure", lambda fig, path: drawn.update(fig=fig))
+    trials = {}
+    for v in range(10):
+        rows = [{"rung": 0, "slot": i, "config": json.dumps({"lr": lr, "weight_decay": wd}), "epochs": 2,
+                 "val_acc": 70 + i, "val_loss": 1.0, "chosen": i == 5}
+                for i, (lr, wd) in enumerate((lr, wd) for lr in (0.01, 0.1, 1.0) for wd in (0.0, 0.001))]
+        trials[f"variant_{v}"] = tmp_path / f"{v}.tsv"
+        write_tsv(trials[f"variant_{v}"], list(rows[0]), rows)
+    tuning_summary.plot_search(trials, tmp_path / "search.png")
+    fig = drawn["fig"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    grid = {ax.get_title(): ax for ax in axes}
+    assert len(grid) == 10
+    for below, above in [(f"variant_{v + 4}", f"variant_{v}") for v in range(6)]:
+        title = grid[below].title.get_window_extent(renderer)
+        xlabel = grid[above].xaxis.label.get_window_extent(renderer)
+        assert title.y1 < xlabel.y0 or title.y0 > xlabel.y1 or title.x1 < xlabel.x0 or title.x0 > xlabel.x1, \
+            f"the title of {below} overlaps the x label of {above}"
+    top = max(ax.title.get_window_extent(renderer).y1 for ax in axes)
+    assert fig._suptitle.get_window_extent(renderer).y0 >= top

@@ -95,7 +95,8 @@ def plot_search(trials: dict, out_png) -> None:
     names = list(trials)
     cols = min(4, len(names))
     rows_n = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3.4 * cols, 2.8 * rows_n), squeeze=False)
+    # constrained: a panel's title never runs into the x label of the panel above (it did with ten variants)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.4 * cols, 2.8 * rows_n), squeeze=False, layout="constrained")
     for ax, name in zip(axes.flat, names):
         records = read_tsv(trials[name])
         lines = defaultdict(list)
@@ -128,7 +129,7 @@ def plot_search(trials: dict, out_png) -> None:
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle("Tuning on the validation split: lines the first rung, squares later rungs, red the choice",
-                 fontsize=9, y=1.02)
+                 fontsize=9)
     save_figure(fig, out_png)
 
 
