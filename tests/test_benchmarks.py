@@ -163,3 +163,40 @@ def test_tuned_twins_compares_the_twins_of_several_runs(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks/tuned_twins.py"), str(tmp_path / "gpu"),
                            str(tmp_path / "cpu"), "--configfile", str(config)], capture_output=True, text=True)
     assert proc.returncode != 0 and f"{truncated}: 1499 rows, expected 2000" in proc.stderr
+
+
+def test_near_duplicates_check_samples_blind_records_and_scores(tmp_path):
+    """benchmarks/near_duplicates_check.py on a tiny finished run: `sample` draws from every stratum and writes
+    sheets without distances; the filled TSV `record`s as a sample the workflow's check_sample reads; `score`
+    prints the precision and recall that follow from the verdicts."""
+    import csv
+
+    from cmpt726.analysis import near_duplicates as nd
+    from cmpt726.io import write_json, write_tsv
+
+    run = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    threshold, distances = 0.5, [0.3] * 40 + [0.55] * 30 + [0.63] * 30 + [0.7] * 30 + [1.0] * 70
+    rows = [[i, 1000 + i, d, 1000 + i, 0.9, int(d <= threshold)] for i, d in enumerate(distances)]
+    write_tsv(run / "results/analysis/near_duplicates.tsv", nd.COLUMNS, rows)
+    write_json(run / "results/analysis/near_duplicates.json", {"threshold": threshold})
+    for split, n in [("train", 1200), ("test", len(distances))]:
+        (run / "results/data/cifar10").mkdir(parents=True, exist_ok=True)
+        np.savez(run / f"results/data/cifar10/{split}.npz", images=rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8))
+    script = [sys.executable, str(REPO / "benchmarks/near_duplicates_check.py")]
+    subprocess.run([*script, "sample", str(run), str(tmp_path / "sheets")], check=True, capture_output=True)
+    with open(tmp_path / "sheets/to-check.tsv", newline="") as fh:
+        drawn = list(csv.DictReader(fh, delimiter="\t"))
+    assert {d["stratum"] for d in drawn} == {"flagged", "band1", "band2", "band3"}
+    assert len(drawn) == 90 and (tmp_path / "sheets/sheet1.png").stat().st_size > 0
+    for d in drawn:  # every flagged pair a copy, the bands none
+        d["verdict"] = "same" if d["stratum"] == "flagged" else "different"
+    with open(tmp_path / "filled.tsv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(drawn[0]), delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        w.writerows(drawn)
+    subprocess.run([*script, "record", str(run), str(tmp_path / "filled.tsv"), "--out", str(tmp_path / "s.json")],
+                   check=True, capture_output=True)
+    proc = subprocess.run([*script, "score", str(run), str(tmp_path / "s.json")], check=True, capture_output=True,
+                          text=True)
+    assert "precision of the flag: 100.0 %" in proc.stdout and "recall: 100.0 %" in proc.stdout

@@ -88,6 +88,8 @@ rule summarize_analyses:
         label_issues_summary=rules.label_issues.output.summary,
         near_duplicates=rules.near_duplicates.output.table,
         near_duplicates_summary=rules.near_duplicates.output.summary,
+        # the hand-checked pairs that measure the flag's precision and recall (analysis/duplicate_check.py)
+        duplicate_sample=project_path(os.path.join(WORKFLOW_DIR, "resources", "near_duplicates_checked.json")),
         train=rules.prepare_cifar10.output.train,
         test=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),

@@ -13,6 +13,7 @@ run(
         label_issues_summary=smk.input.label_issues_summary,
         near_duplicates=smk.input.near_duplicates,
         near_duplicates_summary=smk.input.near_duplicates_summary,
+        duplicate_sample=smk.input.duplicate_sample,
         human_labels=smk.input.get("human_labels"),
         human_metrics=smk.input.get("human_metrics"),
         out=dict(smk.output.items()),

@@ -11,6 +11,7 @@ import numpy as np
 from .. import stats
 from ..analysis import label_issues as li
 from ..analysis import near_duplicates as nd
+from ..analysis.duplicate_check import check_sample
 from ..data import load_arrays
 from ..evaluation import read_score_set
 from ..io import read_json, write_json
@@ -211,8 +212,9 @@ def plot_duplicates(test_images, train_images, test_labels, train_labels, classe
 @plain_text
 def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, label_issues, label_issues_summary,
                      near_duplicates, near_duplicates_summary, out: dict, human_labels=None,
-                     human_metrics=None) -> dict:
-    """Figures suspects, humans (when CIFAR-10H is on), duplicates, and numbers.json (out: name → path)."""
+                     human_metrics=None, duplicate_sample=None) -> dict:
+    """Figures suspects, humans (when CIFAR-10H is on), duplicates, and numbers.json (out: name → path).
+    duplicate_sample: the hand-checked pairs that give the near-duplicate flag its precision and recall."""
     runs = [tuple(r) for r in runs]
     test_x, labels, classes = load_arrays(test_images)
     train_x, train_labels, _ = load_arrays(train_images)
@@ -240,8 +242,10 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
                                  None if human_table is None else human_table["human_majority"])
     # The ease control's reference: the first variant trained on frozen features (train: head), if any.
     ease_variant = next((r["name"] for r in q6.get("rows", []) if r.get("train") == "head"), None)
-    duplicates = duplicate_numbers(nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary),
-                                   by_variant, labels, ease_variant)
+    duplicate_table, duplicate_summary = nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary)
+    duplicates = duplicate_numbers(duplicate_table, duplicate_summary, by_variant, labels, ease_variant)
+    duplicates["check"] = None if duplicate_sample is None else \
+        check_sample(duplicate_table, duplicate_summary["threshold"], read_json(duplicate_sample))
     plot_suspects(test_x, issues["top"], out["suspects"])
     plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
     numbers = {"focus": focus, "seed": q6["seed"], "n_test": int(len(labels)), "variants": list(by_variant),

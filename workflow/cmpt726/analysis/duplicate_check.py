@@ -1,0 +1,72 @@
+"""The near-duplicate rule's precision and recall from a hand-checked sample (issue 21).
+
+No published list of CIFAR-10's train–test near-duplicates can be fetched by the workflow, so a sample of pairs
+(test image, its nearest training image by the rule's pixel distance) was judged by eye, blind to the distance
+and to the stratum, and recorded with the project (`workflow/resources/near_duplicates_checked.json`, made by
+`benchmarks/near_duplicates_check.py`). It was drawn from strata of the pixel distance: the flagged pairs, and bands
+above the threshold given as multiples of it. Precision is the share of flagged pairs judged the same photograph;
+recall is what the strata imply: the flagged copies over those plus the bands' estimated copies (each band's
+population times its share). Copies beyond the last band are not counted, so the recall is an upper bound.
+
+The sample says something about a run only if the run made the same pairs at the same threshold (the real
+CIFAR-10 with the sample's rule); otherwise `check_sample` says why it does not apply.
+"""
+
+from __future__ import annotations
+
+from ..stats import wilson_interval
+
+VERDICTS = ("same", "different")
+
+
+def _share(same: int, n: int) -> dict:
+    lo, hi = wilson_interval(same, n)  # percent
+    return {"checked": n, "same": same, "share": 100 * same / n, "interval": [lo, hi]}
+
+
+def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
+    """Precision and recall of the flag from `sample` (the JSON: threshold, bands, pairs with test_index,
+    train_index, stratum, verdict) on a run's near_duplicates table (`read_near_duplicates` rows) and threshold.
+    Returns {"applies": False, "reason": ...} when the run's threshold or pairs are not the sample's; else the
+    strata (population, checked, same, share % and its Wilson interval), precision and recall (%, with the range
+    the strata's intervals give)."""
+    for pair in sample["pairs"]:
+        if pair["verdict"] not in VERDICTS:
+            raise ValueError(f"near-duplicate sample: pair {pair['test_index']} has verdict {pair['verdict']!r} "
+                             f"(one of {VERDICTS})")
+    if abs(threshold - sample["threshold"]) > 1e-6 * sample["threshold"]:
+        return {"applies": False, "reason": f"this run's threshold is {threshold:.4g}, the sample's "
+                                            f"{sample['threshold']:.4g} (another data set or analysis.near_duplicates.mad_k)"}
+    nearest = {r["index"]: r["train_index"] for r in table}
+    differ = sum(nearest.get(p["test_index"]) != p["train_index"] for p in sample["pairs"])
+    if differ:
+        return {"applies": False, "reason": f"{differ} of the sample's {len(sample['pairs'])} pairs are not this "
+                                            "run's nearest pairs (another data set)"}
+    distance = [r["pixel_distance"] for r in table if not r["flagged"]]
+    population = {"flagged": sum(1 for r in table if r["flagged"])}
+    for k, (lo, hi) in enumerate(sample["bands"], start=1):
+        population[f"band{k}"] = sum(lo * threshold < d <= hi * threshold for d in distance)
+    strata = {}
+    for name, n in population.items():
+        judged = [p for p in sample["pairs"] if p["stratum"] == name]
+        if not judged:
+            raise ValueError(f"near-duplicate sample: no pair checked in stratum {name}")
+        strata[name] = {"population": n, "bounds": None if name == "flagged" else
+                        [b * threshold for b in sample["bands"][int(name[4:]) - 1]],
+                        **_share(sum(p["verdict"] == "same" for p in judged), len(judged))}
+    flagged = strata["flagged"]
+    bands = [s for name, s in strata.items() if name != "flagged"]
+    # copies flagged and copies missed in the bands: the estimate, then the low and high ends of the intervals
+    found = [population["flagged"] * x / 100 for x in (flagged["share"], *flagged["interval"])]
+    lost = [sum(b["population"] * share(b) / 100 for b in bands)
+            for share in (lambda b: b["share"], lambda b: b["interval"][0], lambda b: b["interval"][1])]
+
+    def recall(copies: float, missed: float):
+        return 100 * copies / (copies + missed) if copies + missed else None
+
+    return {"applies": True, "strata": strata, "precision": flagged,
+            "recall": recall(found[0], lost[0]),
+            "recall_range": [recall(found[1], lost[2]), recall(found[2], lost[1])],
+            "copies_flagged": found[0], "copies_missed": lost[0],
+            "beyond": sample["bands"][-1][1] * threshold,
+            "n_pairs": len(sample["pairs"]), "criterion": sample["criterion"], "date": sample["date"]}
