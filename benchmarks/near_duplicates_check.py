@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 from cmpt726.analysis.near_duplicates import read_near_duplicates  # noqa: E402
-from cmpt726.analysis.duplicate_check import check_sample  # noqa: E402
+from cmpt726.analysis.duplicate_check import check_sample, strata  # noqa: E402
 from cmpt726.io import read_json, write_json  # noqa: E402
 
 RESOURCE = Path(__file__).resolve().parents[1] / "workflow/resources/near_duplicates_checked.json"
@@ -37,13 +37,6 @@ SAMPLE = {"flagged": 30, "band1": 20, "band2": 20, "band3": 20}
 COLUMNS = ["pair", "test_index", "train_index", "pixel_distance", "stratum", "verdict"]
 
 
-def strata(rows: list[dict], threshold: float) -> dict[str, list[dict]]:
-    out = {"flagged": [r for r in rows if r["flagged"]]}
-    for k, (lo, hi) in enumerate(BANDS, start=1):
-        out[f"band{k}"] = [r for r in rows if not r["flagged"] and lo * threshold < r["pixel_distance"] <= hi * threshold]
-    return out
-
-
 def sample(run: Path, sheets: Path, seed: int = 0) -> None:
     from cmpt726.report.figures import plot_image_grid
 
@@ -51,7 +44,8 @@ def sample(run: Path, sheets: Path, seed: int = 0) -> None:
     threshold = read_json(run / "results/analysis/near_duplicates.json")["threshold"]
     rng = np.random.default_rng(seed)
     drawn = []
-    for name, members in strata(rows, threshold).items():
+    for name, stratum in strata(rows, threshold, BANDS).items():
+        members = stratum["rows"]
         pick = rng.choice(len(members), size=min(SAMPLE[name], len(members)), replace=False)
         drawn += [{**members[i], "stratum": name} for i in sorted(pick)]
     order = rng.permutation(len(drawn))

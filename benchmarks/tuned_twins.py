@@ -20,6 +20,7 @@ from cmpt726.config import schema_default
 from cmpt726.compare import TEST_IMAGES
 from cmpt726.data import load_arrays
 from cmpt726.evaluation import read_score_set
+from cmpt726.report.render import signed  # the report's "+1.23", never "-0.00"
 from cmpt726.search import TWIN_SUFFIX
 
 
@@ -72,7 +73,6 @@ def main(argv=None) -> None:
         print("\n| question (A − B) | A − B (points) | 95 % interval | test | answer |")
         print("|---|---:|---|---|---|")
         for q in stats.answer_questions(pairs, asked):
-            signed = stats._signed  # the report's "+1.23", never "-0.00"
             print(f"| {q['asks']} ({q['a']} − {q['b']}) | {signed(q['diff_points'])} | "
                   f"[{signed(q['ci_low'])}, {signed(q['ci_high'])}] | {q['test']} | {q['answer']} |")
     v = stats.verdict(summary, pairs)

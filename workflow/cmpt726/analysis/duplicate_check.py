@@ -24,6 +24,17 @@ def _share(same: int, n: int) -> dict:
     return {"checked": n, "same": same, "share": 100 * same / n, "interval": [lo, hi]}
 
 
+def strata(table: list[dict], threshold: float, bands) -> dict[str, dict]:
+    """The pairs of a run's near_duplicates table by stratum: `flagged`, then `band1`, … the unflagged pairs whose
+    distance lies in (lo, hi] × the threshold, each with its bounds (None for the flagged)."""
+    out = {"flagged": {"bounds": None, "rows": [r for r in table if r["flagged"]]}}
+    for k, (lo, hi) in enumerate(bands, start=1):
+        bounds = [lo * threshold, hi * threshold]
+        out[f"band{k}"] = {"bounds": bounds, "rows": [r for r in table if not r["flagged"]
+                                                       and bounds[0] < r["pixel_distance"] <= bounds[1]]}
+    return out
+
+
 def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
     """Precision and recall of the flag from `sample` (the JSON: threshold, bands, pairs with test_index,
     train_index, stratum, verdict) on a run's near_duplicates table (`read_near_duplicates` rows) and threshold.
@@ -42,29 +53,24 @@ def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
     if differ:
         return {"applies": False, "reason": f"{differ} of the sample's {len(sample['pairs'])} pairs are not this "
                                             "run's nearest pairs (another data set)"}
-    distance = [r["pixel_distance"] for r in table if not r["flagged"]]
-    population = {"flagged": sum(1 for r in table if r["flagged"])}
-    for k, (lo, hi) in enumerate(sample["bands"], start=1):
-        population[f"band{k}"] = sum(lo * threshold < d <= hi * threshold for d in distance)
-    strata = {}
-    for name, n in population.items():
+    checked = {}
+    for name, stratum in strata(table, threshold, sample["bands"]).items():
         judged = [p for p in sample["pairs"] if p["stratum"] == name]
         if not judged:
             raise ValueError(f"near-duplicate sample: no pair checked in stratum {name}")
-        strata[name] = {"population": n, "bounds": None if name == "flagged" else
-                        [b * threshold for b in sample["bands"][int(name[4:]) - 1]],
-                        **_share(sum(p["verdict"] == "same" for p in judged), len(judged))}
-    flagged = strata["flagged"]
-    bands = [s for name, s in strata.items() if name != "flagged"]
+        checked[name] = {"population": len(stratum["rows"]), "bounds": stratum["bounds"],
+                         **_share(sum(p["verdict"] == "same" for p in judged), len(judged))}
+    flagged = checked["flagged"]
+    bands = [s for name, s in checked.items() if name != "flagged"]
     # copies flagged and copies missed in the bands: the estimate, then the low and high ends of the intervals
-    found = [population["flagged"] * x / 100 for x in (flagged["share"], *flagged["interval"])]
+    found = [flagged["population"] * x / 100 for x in (flagged["share"], *flagged["interval"])]
     lost = [sum(b["population"] * share(b) / 100 for b in bands)
             for share in (lambda b: b["share"], lambda b: b["interval"][0], lambda b: b["interval"][1])]
 
     def recall(copies: float, missed: float):
         return 100 * copies / (copies + missed) if copies + missed else None
 
-    return {"applies": True, "strata": strata, "precision": flagged,
+    return {"applies": True, "strata": checked, "precision": flagged,
             "recall": recall(found[0], lost[0]),
             "recall_range": [recall(found[1], lost[2]), recall(found[2], lost[1])],
             "copies_flagged": found[0], "copies_missed": lost[0],
