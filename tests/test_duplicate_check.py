@@ -75,3 +75,28 @@ def test_the_recorded_sample_is_well_formed():
     assert strata == {"flagged", *(f"band{k}" for k in range(1, len(recorded["bands"]) + 1))}
     assert {p["verdict"] for p in recorded["pairs"]} <= {"same", "different"}
     assert len({p["test_index"] for p in recorded["pairs"]}) == len(recorded["pairs"])
+
+
+@pytest.mark.parametrize("edit", [
+    lambda s: s.pop("bands"),                              # a key gone
+    lambda s: s["pairs"][0].update(verdict="maybe"),       # a verdict edited
+    lambda s: s["pairs"][1].pop("stratum"),                # a pair cut short
+])
+def test_an_edited_sample_file_is_refused_naming_it(tmp_path, edit):
+    from cmpt726.analysis.duplicate_check import check_sample_file
+
+    data = sample({"flagged": (2, 2), "band1": (1, 0), "band2": (1, 0)})
+    edit(data)
+    path = tmp_path / "checked.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"checked.json: not a hand-checked sample"):
+        check_sample_file(path, table(), THRESHOLD)
+
+
+def test_a_sample_file_that_is_not_json_is_refused_naming_it(tmp_path):
+    from cmpt726.analysis.duplicate_check import check_sample_file
+
+    path = tmp_path / "checked.json"
+    path.write_text('{"threshold": 0.5, "pairs": [')  # cut off mid-write
+    with pytest.raises(ValueError, match=r"checked.json"):
+        check_sample_file(path, table(), THRESHOLD)

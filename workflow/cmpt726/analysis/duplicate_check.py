@@ -14,6 +14,7 @@ CIFAR-10 with the sample's rule); otherwise `check_sample` says why it does not 
 
 from __future__ import annotations
 
+from ..io import read_json
 from ..stats import wilson_interval
 
 VERDICTS = ("same", "different")
@@ -76,3 +77,11 @@ def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
             "copies_flagged": found[0], "copies_missed": lost[0],
             "beyond": sample["bands"][-1][1] * threshold,
             "n_pairs": len(sample["pairs"]), "criterion": sample["criterion"], "date": sample["date"]}
+
+
+def check_sample_file(path, table: list[dict], threshold: float) -> dict:
+    """`check_sample` with the sample read from `path`; an edited or broken sample is refused naming the file."""
+    try:
+        return check_sample(table, threshold, read_json(path))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: not a hand-checked sample ({type(error).__name__}: {error})") from None

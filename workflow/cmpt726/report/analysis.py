@@ -11,7 +11,7 @@ import numpy as np
 from .. import stats
 from ..analysis import label_issues as li
 from ..analysis import near_duplicates as nd
-from ..analysis.duplicate_check import check_sample
+from ..analysis.duplicate_check import check_sample_file
 from ..data import load_arrays
 from ..evaluation import read_score_set
 from ..io import read_json, write_json
@@ -245,7 +245,7 @@ def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, lab
     duplicate_table, duplicate_summary = nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary)
     duplicates = duplicate_numbers(duplicate_table, duplicate_summary, by_variant, labels, ease_variant)
     duplicates["check"] = None if duplicate_sample is None else \
-        check_sample(duplicate_table, duplicate_summary["threshold"], read_json(duplicate_sample))
+        check_sample_file(duplicate_sample, duplicate_table, duplicate_summary["threshold"])
     plot_suspects(test_x, issues["top"], out["suspects"])
     plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
     numbers = {"focus": focus, "seed": q6["seed"], "n_test": int(len(labels)), "variants": list(by_variant),
