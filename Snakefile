@@ -15,8 +15,8 @@ WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
 # folder on its sys.path).
 sys.path.insert(0, WORKFLOW_DIR)
 
-from cmpt726.config import ConfigError, validate_config
 from cmpt726 import preflight
+from cmpt726.specs import ConfigError, load
 
 
 configfile: "config.yaml"
@@ -26,10 +26,10 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-# One schema pass: typed --config values, every default filled (theory included), errors naming the key.
-# A bad config ends the run with its message alone (sys.exit: no traceback of this package's lines).
+# One schema pass (typed --config values, every default filled, theory included), then the plan: each job's
+# settings resolved once (cmpt726.specs). A bad config ends the run with its message alone (no traceback).
 try:
-    validate_config(
+    PLAN = load(
         config,
         os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"),
         command_line=workflow.config_settings.config,
@@ -75,8 +75,11 @@ if workflow.is_main_process:
 # message.
 onstart:
     if workflow.is_main_process:
-        _rules = {job.rule.name for job in workflow.dag.needrun_jobs()}
-        if _problems := preflight.run_problems(config, _rules, local=workflow.local_exec):
+        _jobs = list(workflow.dag.needrun_jobs())
+        _rules = {job.rule.name for job in _jobs}
+        # The rules that declare a `gpu` resource are the ones that run on config["device"].
+        _gpu_rules = {job.rule.name for job in _jobs if "gpu" in job.rule.resources}
+        if _problems := preflight.run_problems(config, _rules, _gpu_rules, local=workflow.local_exec):
             sys.exit(preflight.message(_problems))
 
 

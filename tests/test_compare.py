@@ -1,4 +1,4 @@
-"""Experiments side by side (cmpt726.compare): two real runs of the workflow on the tiny data, the second a
+"""Experiments side by side (cmpt726.compare_runs): two real runs of the workflow on the tiny data, the second a
 copy of the shared smoke run with one variant's learning rate changed and rerun by Snakemake; the page
 shows that setting, each run's intervals and the paired tests; unfinished or mismatched runs are refused."""
 
@@ -14,9 +14,13 @@ import pytest
 import yaml
 from conftest import snakemake
 
-from cmpt726 import compare, stats
+from cmpt726 import compare_runs as compare, stats
 from cmpt726.evaluation import read_scores
-from cmpt726.io import read_json
+from cmpt726.config import schema_default
+from cmpt726.files import read_json
+from cmpt726.text import signed
+
+REPLICATES = schema_default("report.bootstrap_replicates")
 
 
 def copy_run(smoke_run, dest):
@@ -30,14 +34,6 @@ def text_of(html: str) -> str:
 
 
 # --------------------------------------------------------------------------- pieces
-def test_points_never_shows_minus_zero():
-    assert compare.points(-0.001) == "0.00"
-    assert compare.points(0.0) == "0.00"
-    assert compare.points(-0.4) == "-0.40"
-    assert compare.points(1.254) == "+1.25"
-    assert compare.points(None) == "–"
-
-
 def _fake_run(name, settings, seeds):
     rows = [{"name": v, "seed_list": seeds[v]} for v in settings]
     numbers = {"variant_settings": settings, "rows": rows, "seeds": sorted({s for v in seeds.values() for s in v}),
@@ -65,7 +61,7 @@ def test_several_seeds_are_compared_by_the_run_level_test_with_holm_over_the_pag
     poor = rng.random((1, 400)) < 0.6  # one seed, ~60 % right
     runs = [{"name": "first", "correct": {"a": poor, "b": good[:1]}},
             {"name": "second", "correct": {"a": good, "b": good[:1], "c": good}}]
-    result = compare.paired_tests(runs, alpha=0.05, replicates=500)
+    result = compare.paired_tests(runs, alpha=0.05, smallest_effect=0.5, replicates=500)
     tests = {t["variant"]: t for t in result["tests"]}
     assert set(tests) == {"a", "b"}  # c is in one experiment only
     a, b = tests["a"], tests["b"]
@@ -78,7 +74,7 @@ def test_several_seeds_are_compared_by_the_run_level_test_with_holm_over_the_pag
 def test_weights_digest_sees_the_weights_not_the_file(tmp_path):
     import torch
 
-    from cmpt726.io import file_digest, weights_digest
+    from cmpt726.files import file_digest, weights_digest
 
     state = {"w": torch.arange(6.0).reshape(2, 3)}
     torch.save(state, tmp_path / "a.pt")
@@ -93,7 +89,7 @@ def test_weights_digest_sees_the_weights_not_the_file(tmp_path):
 def test_refuses_a_missing_folder(smoke_run, tmp_path):
     out = tmp_path / "cmp.html"
     with pytest.raises(compare.CompareError, match="nowhere: no such experiment folder"):
-        compare.write_comparison([smoke_run["dir"], tmp_path / "nowhere"], out)
+        compare.write_comparison([smoke_run["dir"], tmp_path / "nowhere"], out, replicates=REPLICATES)
     assert not out.exists()
 
 
@@ -113,7 +109,7 @@ def test_refuses_a_run_snakemake_marks_incomplete(smoke_run, tmp_path):
     (other / ".snakemake" / "incomplete").mkdir(parents=True, exist_ok=True)
     (other / ".snakemake" / "incomplete" / mark).write_text("")
     with pytest.raises(compare.CompareError, match=r"exp2: .*incomplete \(results/scores/head/seed0.tsv\)"):
-        compare.comparison_context([smoke_run["dir"], other])
+        compare.comparison_context([smoke_run["dir"], other], replicates=REPLICATES)
 
 
 def test_refuses_runs_on_other_test_images(smoke_run, tmp_path):
@@ -124,7 +120,7 @@ def test_refuses_runs_on_other_test_images(smoke_run, tmp_path):
     arrays["images"][0] ^= 1  # one pixel of one image: another test set, same labels
     np.savez(path, **arrays)
     with pytest.raises(compare.CompareError, match="exp2 was scored on other test images than"):
-        compare.comparison_context([smoke_run["dir"], other])
+        compare.comparison_context([smoke_run["dir"], other], replicates=REPLICATES)
 
 
 # --------------------------------------------------------------------------- two real runs
@@ -140,7 +136,7 @@ def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     snakemake(exp2, "--cores", "2", compare.NUMBERS)
 
     out = tmp_path / "pages" / "comparison.html"
-    context = compare.write_comparison([exp1, exp2], out, names=["assignment", "tuned"])
+    context = compare.write_comparison([exp1, exp2], out, names=["assignment", "tuned"], replicates=REPLICATES)
     html = out.read_text(encoding="utf-8")
     text = text_of(html)
 
@@ -170,8 +166,8 @@ def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     assert all_["diff_points"] == 0 and all_["mcnemar"] == {"b": 0, "c": 0, "p": 1.0}
     assert "all tuned assignment 1 / 1 0.00 [0.00, 0.00] mcnemar exact 1.000 1.000 not distinguishable" in text
     head = labels["head"]
-    assert (f"head tuned assignment 1 / 1 {compare.points(head['diff_points'])} "
-            f"[{compare.points(head['ci_low'])}, {compare.points(head['ci_high'])}] mcnemar exact") in text
+    assert (f"head tuned assignment 1 / 1 {signed(head['diff_points'])} "
+            f"[{signed(head['ci_low'])}, {signed(head['ci_high'])}] mcnemar exact") in text
     assert "-0.00" not in text
     # The page links each run's report relative to itself.
     assert f'href="{os.path.relpath(exp2 / "report" / "report.html", out.parent)}"' in html

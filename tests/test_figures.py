@@ -37,8 +37,8 @@ def test_tuning_panels_do_not_overlap_with_ten_variants(monkeypatch, tmp_path):
     into each other), and the overall title above every panel."""
     import json
 
-    from cmpt726 import tuning_summary
-    from cmpt726.io import write_tsv
+    from cmpt726.tuning import summary as tuning_summary
+    from cmpt726.files import write_tsv
 
     drawn = {}
     monkeypatch.setattr(tuning_summary, "save_figure", lambda fig, path: drawn.update(fig=fig))

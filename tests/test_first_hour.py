@@ -13,7 +13,7 @@ import pytest
 from test_preflight import closed_port_url
 from test_readme_commands import _clone
 
-from cmpt726 import preflight
+from cmpt726 import device, preflight
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_a_config_that_changes_nothing_plans_nothing(trial, setting):
 
 
 def test_device_cuda_is_refused_before_any_job(trial):
-    if preflight.nvidia_driver()[0]:
+    if device.nvidia_driver()[0]:
         pytest.skip("an NVIDIA GPU is present: device=cuda is fine here")
     before = {p: p.stat().st_mtime_ns for p in (trial / ".test" / "results").rglob("*") if p.is_file()}
     proc = sh(trial, f"{SNAKEMAKE} --cores 2 --directory .test --config device=cuda")

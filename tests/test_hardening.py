@@ -18,8 +18,8 @@ import pytest
 from conftest import REPO, make_project, smoke_config, snakemake, write_cifar10
 from workflow_helpers import parse_jobs
 
-from cmpt726 import cifar, jobs
-from cmpt726.io import atomic_path, write_text
+from cmpt726 import cifar, snakemake_job as jobs
+from cmpt726.files import atomic_path, write_text
 
 WORKFLOW = str(REPO / "workflow")
 
@@ -27,7 +27,7 @@ WORKFLOW = str(REPO / "workflow")
 # --------------------------------------------------------------------------- temporary files of killed jobs
 def _killed_mid_write(path: Path) -> None:
     """A real writer process SIGKILLed inside atomic_path, as a killed job is."""
-    code = ("import os, signal, sys; from cmpt726.io import atomic_path\n"
+    code = ("import os, signal, sys; from cmpt726.files import atomic_path\n"
             f"with atomic_path({str(path)!r}) as tmp:\n"
             "    tmp.write_bytes(b'half a file')\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
@@ -145,7 +145,7 @@ def test_torch_and_numpy_readers_run_no_code_from_a_planted_file(tmp_path):
     import torch
 
     from cmpt726.data import load_arrays
-    from cmpt726.finetune import load_finetuned
+    from cmpt726.models import load_finetuned
     from cmpt726.models import load_backbone_state
 
     marker = tmp_path / "pwned"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import REPO, make_project, smoke_config, snakemake
 
-from cmpt726 import preflight
+from cmpt726 import device, preflight
 from cmpt726.config import ConfigError, validate_config
 
 
@@ -41,7 +41,7 @@ def test_cuda_refused_without_a_driver_with_the_fix():
 def test_every_unreachable_download_listed_with_url_and_config_key():
     config = default_config()
     rules = {"download_cifar10", "download_cifar10h", "fetch_backbone", "train_variant"}
-    problems = preflight.run_problems(config, rules, local=True, reach=lambda url: "refused",
+    problems = preflight.run_problems(config, rules, {"train_variant"}, local=True, reach=lambda url: "refused",
                                       driver=(False, None))
     text = "\n".join(problems)
     assert len(problems) == 3, text
@@ -88,7 +88,7 @@ def test_misspelt_keys_get_the_right_one(override, answer):
 def test_workflow_lists_everything_at_once_before_any_job(tiny_inputs, tmp_path):
     """A real run: CUDA asked for on this CPU machine, CIFAR-10H on an unreachable server, a backbone file that
     does not exist; one message names all three with their keys, and no job ran."""
-    if preflight.nvidia_driver()[0]:
+    if device.nvidia_driver()[0]:
         pytest.skip("this machine has an NVIDIA GPU: device=cuda is no problem here")
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     config["device"] = "cuda"

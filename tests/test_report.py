@@ -21,8 +21,9 @@ from workflow_helpers import parse_jobs
 
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import summarize, write_scores
-from cmpt726.io import write_json, write_text
-from cmpt726.report import assemble, q6, render
+from cmpt726.files import write_json, write_text
+from cmpt726.report import assemble, render
+from cmpt726.report import compare_variants as q6
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 TEMPLATE = REPO / "workflow" / "templates" / "report.html.j2"
@@ -314,6 +315,22 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copi
     return paths
 
 
+def q6_outputs(settings: dict, test_images, out: dict, reference: dict, runs, metrics, epochs, train_summaries, scores,
+               comparisons=(), replicates=10_000, alpha=0.05, smallest_effect=0.5, focus=None, twins=None,
+               replica_2019=False, backbone=None) -> dict:
+    """rule compare_variants on fake results: each variant's settings go into its runs' training summaries, as
+    the trainer records them."""
+    for (name, _), path in zip(runs, train_summaries):
+        write_json(path, {**json.loads(Path(path).read_text()), "settings": settings[name]})
+    statistics = {"alpha": alpha, "bootstrap_replicates": replicates, "comparisons": list(comparisons),
+                  "smallest_effect": smallest_effect}
+    spec = {"runs": runs, "statistics": statistics, "reference": reference, "focus": focus,
+            "replica_2019": replica_2019, "twins": twins or {}}
+    paths = {"test": test_images, "backbone": backbone, "metrics": metrics, "epochs": epochs,
+             "train_summaries": train_summaries, "scores": scores}
+    return q6.q6_outputs(paths, out, spec)
+
+
 def fake_settings(**trains) -> dict:
     return {name: {"head": {"hidden": [], "batchnorm": False, "dropout": 0.0}, "train": train, "epochs": 2,
                    "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "validation": 50,
@@ -338,7 +355,7 @@ def test_planted_difference_is_significant_and_a_copy_is_not(tmp_path):
     paths = fake_results(tmp_path, {"good": 0.95, "bad": 0.35}, seeds=[0], n=400, copies={"copy": "bad"})
     comparisons = [{"a": "good", "b": "bad", "asks": "Is good better?"}, {"a": "copy", "b": "bad", "asks": "Same?"},
                    {"a": "good", "b": "missing", "asks": "Skipped?"}]
-    numbers = q6.q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
+    numbers = q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
                             reference={}, out=q6_files(tmp_path), comparisons=comparisons, replicates=2000, **paths)
     asked = {c["asks"]: c for c in numbers["comparisons"]["asked"]}
     good = asked["Is good better?"]
@@ -360,7 +377,7 @@ def test_several_seeds_answer_the_questions_and_name_the_best(tmp_path):
     paths = fake_results(tmp_path, {"good": 0.9, "bad": 0.35}, seeds=[0, 1, 2], n=400, copies={"copy": "bad"})
     comparisons = [{"a": "good", "b": "bad", "asks": "Is good better?"}, {"a": "bad", "b": "good", "asks": "Reverse?"},
                    {"a": "copy", "b": "bad", "asks": "Same?"}]
-    numbers = q6.q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
+    numbers = q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
                             reference={}, out=q6_files(tmp_path), comparisons=comparisons, replicates=1000,
                             smallest_effect=1.0, **paths)
     asked = {c["asks"]: c for c in numbers["comparisons"]["asked"]}
@@ -382,7 +399,7 @@ def test_focus_is_chosen_by_validation_not_test_accuracy(tmp_path):
         if "high_val" in str(path):
             path.write_text("epoch\ttrain_loss\ttrain_acc\tval_loss\tval_acc\tseconds\n1\t1.5\t40\t1.4\t45\t2\n"
                             "2\t1.2\t55\t1.3\t60\t2\n")
-    numbers = q6.q6_outputs(settings=fake_settings(high_test="all", high_val="all"), test_images=tmp_path / "test.npz",
+    numbers = q6_outputs(settings=fake_settings(high_test="all", high_val="all"), test_images=tmp_path / "test.npz",
                             reference={}, out=q6_files(tmp_path), replicates=1000, **paths)
     assert numbers["verdict"]["top"] == "high_test"
     assert numbers["focus"] == "high_val" and numbers["focus_chosen_by"] == "validation accuracy"
@@ -391,7 +408,7 @@ def test_focus_is_chosen_by_validation_not_test_accuracy(tmp_path):
 
 def test_two_indistinguishable_variants_are_not_called_best(tmp_path):
     paths = fake_results(tmp_path, {"a": 0.6}, seeds=[0], n=60, copies={"b": "a"})
-    numbers = q6.q6_outputs(settings=fake_settings(a="all", b="all"), test_images=tmp_path / "test.npz",
+    numbers = q6_outputs(settings=fake_settings(a="all", b="all"), test_images=tmp_path / "test.npz",
                             reference={}, out=q6_files(tmp_path), replicates=2000, **paths)
     assert numbers["verdict"]["best"] is None and numbers["verdict"]["tied_with_top"] == ["a", "b"]
 
@@ -400,7 +417,7 @@ def test_several_seeds_give_mean_and_std_and_render(tmp_path):
     settings = fake_settings(head="head", all="all")
     paths = fake_results(tmp_path, {"head": 0.5, "all": 0.8}, seeds=[0, 1])
     out = q6_files(tmp_path)
-    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={"head": 68.55}, out=out,
+    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={"head": 68.55}, out=out,
                             replicates=2000, **paths)
     rows = {r["name"]: r for r in numbers["rows"]}
     accs = [json.loads(p.read_text())["accuracy"] for p in paths["metrics"][2:]]
@@ -436,7 +453,7 @@ def test_report_states_the_settings_the_variants_ran_with(tmp_path):
     gpu_run = tmp_path / "all/seed0/train.json"  # trained elsewhere, its test set scored here
     write_json(gpu_run, {**json.loads(gpu_run.read_text()), "device": "cuda: test GPU"})
     out = q6_files(tmp_path)
-    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
+    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
                             replicates=500, **paths)
     assert numbers["settings"]["lr"] == 0.05 and numbers["settings"]["batch_size"] is None
     assert numbers["devices"] == ["cpu: test", "cuda: test GPU"] and numbers["scored_on"] == ["cpu: test"]
@@ -465,7 +482,7 @@ def test_comparisons_say_what_the_variants_differ_in_and_never_minus_zero(tmp_pa
     paths = fake_results(tmp_path, {"all": 0.6}, seeds=[0], copies={"all_augment": "all"})
     out = q6_files(tmp_path)
     asks = [{"a": "all_augment", "b": "all", "asks": "Does augmentation (random crop and flip) help?"}]
-    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
+    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
                             comparisons=asks, replicates=500, **paths)
     (c,) = numbers["comparisons"]["asked"]
     assert c["differs"] == ["augment: crop (pad 4) + flip + cutout 8×8 vs none"]
@@ -481,8 +498,10 @@ def test_comparisons_say_what_the_variants_differ_in_and_never_minus_zero(tmp_pa
 @pytest.mark.parametrize("value, text", [(-0.001, "0.00"), (0.0, "0.00"), (-0.0, "0.00"), (0.004, "0.00"),
                                          (0.005001, "+0.01"), (-1.234, "-1.23"), (2, "+2.00"), (None, "–")])
 def test_signed_never_shows_minus_zero(value, text):
-    assert render.signed(value) == text
-    assert render.fmt(-0.0, 2) == "0.00" and render.fmt(-0.5, 2) == "-0.50"
+    from cmpt726.text import fmt, signed
+
+    assert signed(value) == text
+    assert fmt(-0.0, 2) == "0.00" and fmt(-0.5, 2) == "-0.50"
 
 
 def test_config_changes_lists_only_what_differs_from_the_shipped_config():
@@ -531,9 +550,9 @@ def test_workflow_report_states_per_variant_settings_not_the_defaults(tiny_input
 
 def fake_tuning(root: Path, choices: dict) -> list[Path]:
     """rule plot_tuning's outputs for `choices` (variant → chosen lr), from search files in the workflow's formats."""
-    from cmpt726.io import write_tsv
-    from cmpt726.search import TRIAL_COLUMNS
-    from cmpt726.tuning_summary import tuning_outputs
+    from cmpt726.files import write_tsv
+    from cmpt726.tuning.choice import TRIAL_COLUMNS
+    from cmpt726.tuning.summary import tuning_outputs
 
     searches, trials, curves = {}, {}, {}
     for variant, lr in choices.items():
@@ -567,7 +586,7 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     out = q6_files(tmp_path)
     asks = [{"a": "all", "b": "head", "asks": "Does fine-tuning everything beat the head?"}]
     twins = {"head-tuned": "head", "all-tuned": "all"}
-    numbers = q6.q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
+    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
                             comparisons=asks, replicates=1000, twins=twins, **paths)
     rows = {r["name"]: r for r in numbers["rows"]}
     assert rows["all"]["kept_last"] == "3 of 3" and rows["all"]["last_fifth_rise"] == pytest.approx(5.0)
@@ -596,7 +615,7 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     # a choice at an end of the searched range is flagged, in the table and in the text
     assert "lr 0.3 (the highest tried), weight decay 0.0005" in section
     assert "The choice of <code>head</code> lies at an end of the searched range" in section
-    from cmpt726.tuning_summary import at_edge
+    from cmpt726.tuning.summary import at_edge
     assert at_edge(0.0, [0.0, 0.0005]) is None and at_edge(0.0005, [0.0, 0.0005]) == "the highest tried"
     table = re.search(r'<table class="side-by-side">(.*?)</table>', section, re.S).group(1)
     for variant in ("head", "all"):
@@ -608,7 +627,7 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     assert "among the tuned variants only" not in text  # every variant was tuned
     # without twins the section and its headline are absent
     plain = fake_results(tmp_path / "plain", {"head": 0.3, "all": 0.5}, [0])
-    numbers = q6.q6_outputs(settings=fake_settings(head="head", all="all"), test_images=tmp_path / "plain/test.npz",
+    numbers = q6_outputs(settings=fake_settings(head="head", all="all"), test_images=tmp_path / "plain/test.npz",
                             reference={}, out=out, replicates=1000, **plain)
     assert numbers["tuning"] is None
     assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T", tuning=[],

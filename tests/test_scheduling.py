@@ -9,7 +9,7 @@ import re
 import pytest
 from conftest import make_project, snakemake, smoke_config
 
-from cmpt726.config import gpus_per_job
+from cmpt726.device import gpus_per_job
 
 HEAVY_RULES = {"train_variant", "evaluate_variant", "cache_features"}
 TARGETS = ["results/metrics/head/seed0.json", "results/metrics/all/seed0.json"]
@@ -43,10 +43,10 @@ def declared(log: str, rule: str, key: str) -> set[str]:
 
 
 def test_gpus_per_job_follows_the_device():
-    assert gpus_per_job("cpu", nvidia_present=True) == 0
-    assert gpus_per_job("cuda", nvidia_present=False) == 1
-    assert gpus_per_job("auto", nvidia_present=True) == 1
-    assert gpus_per_job("auto", nvidia_present=False) == 0
+    assert gpus_per_job("cpu", present=True) == 0
+    assert gpus_per_job("cuda", present=False) == 1
+    assert gpus_per_job("auto", present=True) == 1
+    assert gpus_per_job("auto", present=False) == 0
 
 
 @pytest.mark.parametrize("device, per_device, claims", [("cpu", 1, {"gpu=0", "gpu_share=0"}),

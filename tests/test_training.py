@@ -12,7 +12,8 @@ from cmpt726 import config as cfg
 from cmpt726.augment import Cutout, from_settings
 from cmpt726.data import split_train_val
 from cmpt726.features import extract_features
-from cmpt726.finetune import load_finetuned, train_variant
+from cmpt726.finetune import train_variant
+from cmpt726.models import load_finetuned
 from cmpt726.models import build_finetune_net
 from conftest import REPO, prepared_data, write_backbone
 
@@ -222,16 +223,16 @@ def test_a_resume_state_of_other_code_is_refused(prepared, tmp_path, capsys):
     """Kill after epoch 1, edit the code that trains (loop.py), rerun: it starts over; unedited, it resumes."""
     import shutil
 
-    from cmpt726.sources import code_digest, package_digest
+    from cmpt726.code_digest import stage_digest
 
     package = tmp_path / "copy"
     shutil.copytree(REPO / "workflow" / "cmpt726", package / "cmpt726")
-    before = code_digest(package, "finetune")
-    assert before == package_digest("finetune")  # a direct caller's default: the package's own digest
+    before = stage_digest("train", package)
+    assert before == stage_digest("train")  # a direct caller's default: the package's own digest
     loop = package / "cmpt726" / "loop.py"
     loop.write_text(loop.read_text().replace("loss = F.cross_entropy(logits.float(), target)",
                                              "loss = F.cross_entropy(logits.float(), target, label_smoothing=0.1)"))
-    after = code_digest(package, "finetune")
+    after = stage_digest("train", package)
     assert after != before
 
     s = settings(train="head", epochs=2)
@@ -360,13 +361,11 @@ def test_a_schedule_changes_training_and_resumes_exactly(prepared, head_features
 
 
 def test_training_code_digest_leaves_the_report_side_out():
-    """A report-side helper placed in a module training imports would retrain every variant when it changes
-    (it happened: search.runs_convergence). The digest of what a training job runs holds the trainer's modules
-    and none of the summaries'."""
-    from cmpt726.sources import module_sources
+    """A report-side helper in a module training imports would retrain every variant when it changes. The
+    modules a training job runs hold the trainer's and none of the summaries', the choice or the report's."""
+    from cmpt726.code_digest import module_sources
 
     files = {Path(p).relative_to(REPO / "workflow").as_posix() for p in module_sources(REPO / "workflow", "finetune")}
-    assert {"cmpt726/finetune.py", "cmpt726/loop.py", "cmpt726/search.py"} <= files, files
-    report_side = {"cmpt726/convergence.py", "cmpt726/tuning_summary.py", "cmpt726/stats.py", "cmpt726/plotting.py"}
+    assert {"cmpt726/finetune.py", "cmpt726/loop.py"} <= files, files
+    report_side = {"cmpt726/tuning/choice.py", "cmpt726/tuning/summary.py", "cmpt726/stats.py", "cmpt726/plotting.py"}
     assert not files & report_side and not any(f.startswith(("cmpt726/report/", "cmpt726/analysis/")) for f in files), files
-

@@ -10,8 +10,11 @@ import re
 import pytest
 import yaml
 
-from cmpt726 import search, tuning
-from cmpt726.config import ConfigError, _merge, resolve_variant, validate_config, variant_seeds
+from cmpt726 import specs
+from cmpt726.config import ConfigError, _merge, validate_config
+from cmpt726.tuning import choice as search
+from cmpt726.tuning import plan as tuning
+from cmpt726.tuning import trials
 from cmpt726.features import extract_features
 from conftest import REPO, make_project, prepared_data, smoke_config
 from workflow_helpers import edited_config, job, planned_jobs, snakemake
@@ -54,40 +57,39 @@ def test_halving_spends_under_a_third_of_the_grid_with_the_shipped_space():
 def test_twins_join_the_variants_with_the_fixed_settings_and_equal_budgets():
     config = shipped()
     validate_config(config)
-    before = copy.deepcopy(config["variants"])
-    twins = tuning.add_twins(config)
-    assert twins == {f"{name}-tuned": name for name in before}
-    assert {k: v for k, v in config["variants"].items() if k in before} == before  # the fixed ones unchanged
-    twin = resolve_variant(config, "all_augment-tuned")
-    fixed = resolve_variant(config, "all_augment")
+    before = copy.deepcopy(config)
+    plan = specs.make_plan(config)
+    assert config == before  # the config is never changed after validation
+    assert plan.twins == {f"{name}-tuned": name for name in config["variants"]}
+    assert list(plan.settings) == [*config["variants"], *plan.twins]
+    twin, fixed = plan.settings["all_augment-tuned"], plan.settings["all_augment"]
     assert (twin["schedule"], twin["nesterov"], twin["batch_size"], twin["epochs"]) == ("onecycle", True, 128, 15)
     assert twin["augment"] == fixed["augment"] and twin["train"] == fixed["train"]
-    assert resolve_variant(config, "head_1ep-tuned")["epochs"] == 1  # its override
-    plans = {name: tuning.plan_for(config, name) for name in twins.values()}
-    assert len({len(p["configs"]) for p in plans.values()}) == 1  # the same number of trials for all
-    first = plans["head"]["settings"][0]
+    assert plan.settings["head_1ep-tuned"]["epochs"] == 1  # its override
+    assert len({len(p["configs"]) for p in plan.searches.values()}) == 1  # the same number of trials for all
+    first = plan.searches["head"]["settings"][0]
     assert (first["lr"], first["weight_decay"], first["epochs"], first["schedule"]) == (0.01, 0.0, 15, "onecycle")
+    assert {k: v for k, v in first.items() if k not in ("lr", "weight_decay")} == \
+        {k: v for k, v in plan.settings["head-tuned"].items() if k not in ("lr", "weight_decay")}
+    assert "all-tuned" in plan.label_issue_variants and "head-tuned" not in plan.label_issue_variants
 
 
 def test_a_twin_may_have_its_own_seeds():
     config = shipped(overrides={"all": {"seeds": [0, 1, 2]}})
     config["variants"]["all"] = {**(config["variants"]["all"] or {}), "seeds": [0]}
-    validate_config(config)
-    tuning.add_twins(config)
-    assert variant_seeds(config, "all-tuned") == [0, 1, 2] and variant_seeds(config, "all") == [0]
-    assert variant_seeds(config, "head-tuned") == variant_seeds(config, "head")  # no override: its variant's
+    plan = specs.load(config)
+    assert plan.seeds["all-tuned"] == [0, 1, 2] and plan.seeds["all"] == [0]
+    assert plan.seeds["head-tuned"] == plan.seeds["head"]  # no override: its variant's
     plain = shipped()
-    validate_config(plain)
-    assert tuning.plan_for(config, "all") == tuning.plan_for(plain, "all")  # the search is not rerun for it
+    assert plan.searches["all"] == specs.load(plain).searches["all"]  # the search is not rerun for it
     bad = shipped(overrides={"all": {"seeds": []}})
     with pytest.raises(ConfigError, match=re.escape("tuning.overrides.all.seeds")):
-        validate_config(bad)
+        specs.load(bad)
 
 
 def test_a_first_rung_inside_the_warmup_is_warned_about():
     def plans(config):  # as the Snakefile makes them
-        validate_config(config)
-        return {name: tuning.plan_for(config, name) for name in tuning.add_twins(config).values()}
+        return specs.load(config).searches
 
     assert tuning.warmup_warnings(plans(shipped())) == []  # the shipped plan ranks after its warm-up
     cpu = shipped()
@@ -100,9 +102,8 @@ def test_a_first_rung_inside_the_warmup_is_warned_about():
 
 def test_tuning_off_gives_the_plain_grid():
     config = shipped(enabled=False)
-    validate_config(config)
-    before = copy.deepcopy(config["variants"])
-    assert tuning.add_twins(config) == {} and config["variants"] == before
+    plan = specs.load(config)
+    assert plan.twins == {} and plan.searches == {} and list(plan.settings) == list(config["variants"])
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -118,17 +119,17 @@ def test_bad_tuning_config_is_refused_naming_the_key(edit, message):
     config = shipped()
     edit(config["tuning"])
     with pytest.raises(ConfigError, match=re.escape(message)):
-        validate_config(config)
+        specs.load(config)
 
 
 def test_tuning_needs_a_validation_split():
     config = shipped()
     config["training"]["validation"] = 0
     with pytest.raises(ConfigError, match="training.validation: 0 leaves no validation split to tune head_1ep on"):
-        validate_config(config)
+        specs.load(config)
     config = shipped(enabled=False)
     config["training"]["validation"] = 0
-    validate_config(config)  # off: nothing to tune on is fine
+    specs.load(config)  # off: nothing to tune on is fine
 
 
 # --------------------------------------------------------------------------- ranking and the choice
@@ -169,8 +170,8 @@ def test_convergence_says_whether_the_kept_epoch_is_the_last_and_the_late_rise()
 
 
 def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
-    from cmpt726.io import read_tsv, write_tsv
-    from cmpt726.tuning_summary import tuning_outputs
+    from cmpt726.files import read_tsv, write_tsv
+    from cmpt726.tuning.summary import tuning_outputs
 
     plan = {"rungs": [{"epochs": 1, "trials": 2}, {"epochs": 5, "trials": 1}], "tie_break": "val_loss",
             "method": "halving", "configs": [{}, {}], "epochs": 5, "seed": 0}
@@ -214,16 +215,15 @@ def tiny_plan(method, **space):
     config = shipped(method=method, epochs=4, min_epochs=1, eta=2,
                      space=space or {"lr": [0.003, 0.03, 0.3], "weight_decay": [0.0]}, overrides={})
     config["variants"] = {"h": {"train": "head", "batch_size": 16}}
-    validate_config(config)
-    return tuning.plan_for(config, "h")
+    return specs.load(config).searches["h"]
 
 
 def test_a_continued_trial_is_the_run_trained_straight_through(features, tmp_path):
     """Successive halving continues a trial from its saved state: the numbers of its last rung are those of
     the same configuration trained for all its epochs in one go (the grid's trial)."""
     args = (features / "backbone.pt", features / "features.npz", features / "split.npz")
-    halving = search.search(*args, tmp_path / "halving" / "h", tiny_plan("halving"), device="cpu")
-    grid = search.search(*args, tmp_path / "grid" / "h", tiny_plan("grid"), device="cpu")
+    halving = trials.search(*args, tmp_path / "halving" / "h", tiny_plan("halving"), device="cpu")
+    grid = trials.search(*args, tmp_path / "grid" / "h", tiny_plan("grid"), device="cpu")
     assert [(r["epochs"], r["trials"]) for r in halving["rungs"]] == [(1, 3), (2, 1), (4, 1)]
     assert halving["trial_epochs"] == 3 + 1 + 2 and grid["trial_epochs"] == 12
     chosen = halving["config_index"]
@@ -336,22 +336,15 @@ def overlaid(*names) -> dict:
     return config
 
 
-@pytest.mark.parametrize("names, tuned", [
-    (("smoke",), True),
-    (("replica-2019",), False),
-    (("offline-shared", "cpu-real-grid"), False),
-    (("offline-shared", "replica-2019", "cpu-real-replica"), False),
-    (("offline-shared", "cpu-real-grid", "tuning-cpu"), True),
-])
-def test_overlays_of_measured_runs_keep_the_plain_grid(names, tuned):
+@pytest.mark.parametrize("names, tuned", [(("smoke",), True), (("replica-2019",), False), (("tuning-cpu",), True)])
+def test_shipped_overlays_keep_or_drop_the_tuning(names, tuned):
     assert overlaid(*names)["tuning"]["enabled"] is tuned
 
 
 def test_cpu_overlay_budget():
-    config = overlaid("offline-shared", "cpu-real-grid", "tuning-cpu")
-    plans = {name: tuning.plan_for(config, name) for name in tuning.add_twins(config).values()}
+    plans = specs.make_plan(overlaid("tuning-cpu")).searches
     assert {len(p["configs"]) for p in plans.values()} == {6}
     for name in ("head", "head_l2", "head_fc256_l2", "all", "all_augment"):
         epochs = tuning.trial_epochs(plans[name]["rungs"])
         assert (epochs, plans[name]["epochs"]) == (29, 15) and epochs <= 6 * 15 / 3, name
-    assert plans["all_augment"]["settings"][0]["bf16"] and config["variants"]["all-tuned"]["seeds"] == [0]
+    assert plans["all_augment"]["settings"][0]["bf16"]

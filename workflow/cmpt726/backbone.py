@@ -11,7 +11,7 @@ import urllib.error
 
 import torch
 
-from .io import atomic_path
+from .files import atomic_path
 from .models import check_backbone_state, load_backbone_state
 
 

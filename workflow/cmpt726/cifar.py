@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import file_digest
+from .files import file_digest
 
 SIZE = 32
 

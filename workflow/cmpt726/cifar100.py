@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cifar, data
-from .io import write_json
+from .files import write_json
 
 LAYOUT = cifar.CIFAR100
 BATCH_DIR = LAYOUT.folder  # = torchvision CIFAR100.base_folder

@@ -21,6 +21,9 @@ THEORY_SCHEMA_PATH = SCHEMAS / "theory.schema.yaml"
 # `training` key is refused under `variants.<name>` too (a variant overrides training keys).
 REMOVED_KEYS = {
     "training.optimizer": "the optimiser is always SGD (set training.lr, momentum, weight_decay)",
+    "training.validate_every": "the validation split is scored after every epoch",
+    **{f"{block}.onecycle.{key}": "the onecycle schedule runs from lr / 25 to lr / 250000 (torch OneCycleLR's defaults)"
+       for block in ("training", "backbone.pretrain", "tuning.settings") for key in ("div_factor", "final_div_factor")},
     "training.seed_quirks": "renamed training.replicate_2019_bugs (the overlay configs/seed-replica.yaml is now "
                             "configs/replica-2019.yaml)",
 }
@@ -159,7 +162,8 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
     they are converted to the types the schema asks for (`typed`) and merged over `config` again, key
     by key as Snakemake merged them. Then one schema pass validates and fills every default (the
     theory settings included: config.schema.yaml refers to theory.schema.yaml), and the cross-key
-    checks run. Raises ConfigError naming every bad key.
+    checks run. Raises ConfigError naming every bad key. The `tuning` block's own checks run when the
+    plan is made (`specs.make_plan`).
     """
     if command_line:
         _merge(config, typed(command_line, schema_path))
@@ -167,9 +171,6 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
     drop_null_variants(config)
     check_numbers(config)
     check_cross_keys(config)
-    from .tuning import check_tuning  # here: tuning imports this module
-
-    check_tuning(config)
 
 
 def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH):
@@ -373,16 +374,6 @@ def resolve_variant(config: dict, name: str) -> dict:
     return canonical(settings)
 
 
-def label_issue_variants(config: dict) -> list[str]:
-    """The variants cleanlab reads: analysis.label_issues.variants, else those that train the whole network
-    (else every variant, when none does)."""
-    chosen = config["analysis"]["label_issues"]["variants"]
-    if chosen:
-        return list(chosen)
-    full = [name for name in config["variants"] if resolve_variant(config, name)["train"] == "all"]
-    return full or list(config["variants"])
-
-
 def variant_seeds(config: dict, name: str) -> list[int]:
     """The seeds a variant trains with: its own `seeds`, else the top-level ones."""
     return list((config["variants"][name] or {}).get("seeds", config["seeds"]))
@@ -400,23 +391,6 @@ def normalization_key(normalize: dict) -> str:
     """Short stable name of a normalisation, so feature caches differ when it does."""
     blob = json.dumps({"mean": normalize["mean"], "std": normalize["std"]}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
-
-
-def gpus_per_job(device: str, nvidia_present=None) -> int:
-    """The `gpu` resource a feature/training/evaluation job claims: 1 when it will run on CUDA.
-
-    Decided without importing torch (the Snakefile stays light): `auto` claims a GPU when the
-    machine shows an NVIDIA driver. On a CPU-only machine the jobs claim none, so the local
-    profile's gpu=1 limit does not run them one at a time while cores sit idle.
-    """
-    if device in ("cpu", "cuda"):
-        return int(device == "cuda")
-    if nvidia_present is None:
-        import shutil
-        from pathlib import Path
-
-        nvidia_present = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
-    return int(bool(nvidia_present))
 
 
 # --------------------------------------------------------------------------- config slices as rule params

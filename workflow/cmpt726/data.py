@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cifar
-from .io import atomic_path, write_json
+from .files import atomic_path, write_json
 
 LAYOUT = cifar.CIFAR10
 BATCH_DIR = LAYOUT.folder

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import write_json, write_tsv
+from .files import write_json, write_tsv
 
 SCORE_COLUMNS = ["index", "label", "pred", "loss"] + [f"p{k}" for k in range(10)]
 
@@ -18,10 +18,11 @@ def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normal
     import torch
     import torch.nn.functional as F
 
-    from .finetune import load_finetuned
-    from .runtime import FeatureBatches, device_name, load_inputs, predict, resolve_device
+    from .models import load_finetuned
+    from . import device as devices
+    from .runtime import FeatureBatches, load_inputs, predict
 
-    device = resolve_device(device)
+    device = devices.resolve(device)
     model = load_finetuned(checkpoint_path)
     batches, labels, classes = load_inputs(test_path, device, normalize, channels_last)
     net = model.head if isinstance(batches, FeatureBatches) else model
@@ -35,7 +36,7 @@ def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normal
     write_scores(scores_out, labels, probs, losses)
     metrics = summarize(labels, probs, classes)
     metrics["test_loss"] = float(losses.mean())
-    metrics["device"] = device_name(device)
+    metrics["device"] = devices.name(device)
     write_json(metrics_out, metrics)
     print(f"accuracy {metrics['accuracy']:.2f}% on {len(labels)} test images")
     return metrics

@@ -10,14 +10,15 @@ import numpy as np
 import torch
 
 from . import models
-from .io import atomic_path
-from .runtime import EVAL_BATCH, load_inputs, resolve_device
+from .files import atomic_path
+from . import device as devices
+from .runtime import EVAL_BATCH, load_inputs
 
 
 @torch.inference_mode()
 def extract_features(backbone_state_path, images_path, out_path, normalize: dict, device="auto") -> None:
     """Features of every image of `images_path` (eval mode, fp32) → an .npz with features, labels, classes."""
-    device = resolve_device(device)
+    device = devices.resolve(device)
     backbone = models.cifar_resnet20(100)
     backbone.load_state_dict(models.load_backbone_state(backbone_state_path), strict=True)
     backbone.to(device, memory_format=torch.channels_last).eval()  # faster convolutions on CPU and GPU

@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from . import augment, models
-from .io import atomic_path, write_json, write_tsv
-from .loop import Fit, ResumeState, fingerprint, fit
-from .pretrain import learning_rate
-from .search import with_choice  # noqa: F401  (the train script applies a twin's choice)
-from .runtime import FeatureBatches, device_name, load_inputs, resolve_device
-from .sources import package_digest
+from .files import atomic_path, read_json, write_json, write_tsv
+from .loop import Fit, ResumeState, fingerprint, fit, learning_rate
+from . import device as devices
+from .runtime import FeatureBatches, load_inputs
+from .code_digest import stage_digest
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
@@ -33,7 +32,7 @@ EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "sec
 def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, settings: dict, seed: int,
                   device: str = "auto", resume_path=None, summary_out=None, split_path=None,
                   on_epoch=None, code: str | None = None, variant: str | None = None, stop_after: int | None = None,
-                  keep_resume: bool = False) -> list[dict]:
+                  keep_resume: bool = False, choice_path=None) -> list[dict]:
     """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary
     of the run: the kept epoch, training seconds over all epochs and peak memory.
 
@@ -43,8 +42,10 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     the resume state's fingerprint. variant: the name a divergence is reported with.
     A tuning trial's rung (`tuning.py`): `stop_after` epochs of a run whose schedule spans
     settings["epochs"], its resume state kept (`keep_resume`) for the next rung to continue;
-    checkpoint_out None writes no checkpoint."""
-    device = resolve_device(device)
+    checkpoint_out None writes no checkpoint. choice_path: a tuned twin's choice file (`apply_choice`); the
+    settings the run trained with, choice applied, are recorded in its summary."""
+    settings = apply_choice(settings, choice_path)
+    device = devices.resolve(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     backbone_state = models.load_backbone_state(backbone_path)
     model = models.build_finetune_net(backbone_state, settings["head"], seed)
@@ -86,11 +87,11 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     inputs_used = [backbone_path, train_path] + ([split_path] if split_path is not None else [])
-    resume = ResumeState(resume_path, fingerprint(settings, seed, inputs_used, code or package_digest("finetune")))
+    resume = ResumeState(resume_path, fingerprint(settings, seed, inputs_used, code or stage_digest("train")))
     job = Fit(model=model, net=net, optimizer=optimizer, train=train, held_out=held_out,
               epochs=settings["epochs"] if stop_after is None else stop_after,
               batch_size=settings["batch_size"], shuffle=shuffle, lr_at=lr_at,
-              set_train_mode=set_train_mode, bf16=settings["bf16"], validate_every=settings["validate_every"],
+              set_train_mode=set_train_mode, bf16=settings["bf16"],
               keep=settings["keep"] if held_out is not None else "last",
               generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch,
               describe=f"variant {variant or '?'}, seed {seed}")
@@ -103,11 +104,25 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
                         "epoch": job.kept_epoch, "state_dict": model.state_dict()}, tmp)
     write_tsv(epochs_out, EPOCH_COLUMNS, history)
     if summary_out is not None:
-        write_json(summary_out, train_summary(history, device, job, images=len(train[1]),
-                                              held_out=0 if held_out is None else len(held_out[1])))
+        write_json(summary_out, {**train_summary(history, device, job, images=len(train[1]),
+                                                 held_out=0 if held_out is None else len(held_out[1])),
+                                 "settings": settings})
     if not keep_resume:
         resume.discard()
     return history
+
+
+def apply_choice(settings: dict, choice_path) -> dict:
+    """A tuned twin's settings: its own, with the searched keys its variant's search chose on the validation
+    split (results/tuning/<variant>/choice.json, `tuning.choice.write_choice`) over them; `settings` as they are
+    without a choice file (a variant that is not a twin)."""
+    if choice_path is None:
+        return settings
+    choice = read_json(choice_path)
+    if choice["epochs"] != settings["epochs"]:
+        raise ValueError(f"{choice_path}: chosen for {choice['epochs']} epochs, but the twin trains "
+                         f"{settings['epochs']}; rerun its tuning")
+    return {**settings, **choice["config"]}
 
 
 def schedule(settings: dict, steps_per_epoch: int):
@@ -141,17 +156,6 @@ def train_summary(history: list[dict], device: torch.device, job: Fit, images: i
         "resumed_from_epoch": job.resumed_from,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
         "peak_cuda_mb": (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,
-        "device": device_name(device),
+        "device": devices.name(device),
         "threads": torch.get_num_threads(),
     }
-
-
-def load_finetuned(checkpoint_path) -> models.FineTuneNet:
-    try:
-        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        model = models.build_finetune_net(None, ckpt["head"], seed=0)
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except Exception as error:
-        raise ValueError(f"checkpoint {checkpoint_path} cannot be loaded ({type(error).__name__}: {error}); "
-                         "delete it to retrain") from error
-    return model

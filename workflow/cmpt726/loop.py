@@ -2,7 +2,7 @@
 
 `fit` runs: put the model in training mode → shuffle (one index permutation from its own
 generator) → one pass over the training batches → score the held-out batches (the validation
-split when fine-tuning, every `validate_every` epochs; CIFAR-100's test set when pretraining) →
+split when fine-tuning; CIFAR-100's test set when pretraining) →
 log a line → save the resume state. With `keep="best"` the weights of the epoch with the best
 held-out accuracy are what the run ends with. A job killed mid-run starts again from the last
 saved epoch and ends with the same weights, because the resume state holds the model, the
@@ -28,9 +28,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .io import atomic_path
+from .files import atomic_path
 from .runtime import predict
 
+# torch OneCycleLR's defaults: the onecycle schedule starts at lr / 25 and ends at that / 10,000.
+ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 25, 10_000
 RESUME_KEYS = {"fingerprint", "epoch", "history", "model", "optimizer", "generators", "torch_rng", "cuda_rng", "best"}
 
 
@@ -45,6 +47,37 @@ def fingerprint(settings: dict, seed: int, inputs, code: str) -> str:
         raise ValueError("fingerprint: the code digest is missing (sources.code_digest of the job's modules)")
     stamp = [settings, seed, code] + [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs]
     return hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- schedules
+def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) of the whole run.
+
+    cosine: eta_min + (lr − eta_min)(1 + cos(π t / T)) / 2 at step t of T (cosine annealing over the
+    whole run, per step; the recipe of the upstream repository's training log).
+    step: lr × gamma^(milestones passed), a milestone being a fraction of the epochs
+    (0.5 of 200 → from epoch 100 on, per epoch as upstream's MultiStepLR; its README's recipe).
+    onecycle: linear warm-up from lr/ONECYCLE_DIV to lr over the first `warmup` fraction of the
+    steps, then cosine down to lr/ONECYCLE_DIV/ONECYCLE_FINAL_DIV at the last step.
+    """
+    epochs, lr = cfg["epochs"], cfg["lr"]
+    if cfg["schedule"] == "cosine":
+        t = min(step / max(1, epochs * steps_per_epoch), 1.0)
+        return cfg["eta_min"] + (lr - cfg["eta_min"]) * (1 + math.cos(math.pi * t)) / 2
+    if cfg["schedule"] == "step":
+        epoch = step // steps_per_epoch
+        passed = sum(epoch >= round(m * epochs) for m in cfg["milestones"])
+        return lr * cfg["gamma"] ** passed
+    if cfg["schedule"] == "onecycle":
+        total = epochs * steps_per_epoch
+        start = lr / ONECYCLE_DIV
+        final = start / ONECYCLE_FINAL_DIV
+        warm = max(1, round(cfg["onecycle"]["warmup"] * total))
+        if step < warm:
+            return start + (lr - start) * step / warm
+        t = (step - warm) / max(1, total - 1 - warm)
+        return final + (lr - final) * (1 + math.cos(math.pi * min(t, 1.0))) / 2
+    raise ValueError(f"config key backbone.pretrain.schedule: unknown {cfg['schedule']!r} (cosine | step | onecycle)")
 
 
 # --------------------------------------------------------------------------- one epoch
@@ -157,14 +190,13 @@ class Fit:
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
     train: tuple            # (batches, labels)
-    held_out: tuple | None  # (batches, labels) scored every `validate_every` epochs, or None
+    held_out: tuple | None  # (batches, labels) scored after every epoch, or None
     epochs: int
     batch_size: int
     shuffle: torch.Generator
     set_train_mode: Callable[[], None]
     bf16: bool = False
     held_out_name: str = "val"  # its columns: val_loss, val_acc (test_… when pretraining)
-    validate_every: int = 1
     keep: str = "last"          # "best": end with the weights of the best held-out accuracy
     lr_at: Callable[[int], float] | None = None   # optimiser step of the whole run → learning rate
     generators: dict = field(default_factory=dict)  # other random streams to save (augmentation)
@@ -214,7 +246,7 @@ def fit(job: Fit) -> list[dict]:
                                bf16=job.bf16, before_step=before_step))
         _check_finite(job, epoch + 1, "training", row["train_loss"])
         row.update({loss_key: None, acc_key: None})
-        if job.held_out is not None and ((epoch + 1) % job.validate_every == 0 or epoch + 1 == job.epochs):
+        if job.held_out is not None:
             scored = evaluate(job.net, *job.held_out, bf16=job.bf16)
             _check_finite(job, epoch + 1, job.held_out_name, scored["loss"])
             row.update({loss_key: scored["loss"], acc_key: scored["acc"]})

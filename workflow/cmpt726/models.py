@@ -149,3 +149,14 @@ def set_train_mode(model: FineTuneNet, train: str, replicate_2019_bugs: bool = F
         model.backbone.eval()
     if train == "backbone":
         model.head.eval()
+
+
+def load_finetuned(checkpoint_path) -> FineTuneNet:
+    try:
+        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        model = build_finetune_net(None, ckpt["head"], seed=0)
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except Exception as error:
+        raise ValueError(f"checkpoint {checkpoint_path} cannot be loaded ({type(error).__name__}: {error}); "
+                         "delete it to retrain") from error
+    return model

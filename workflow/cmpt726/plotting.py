@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import functools  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from .files import atomic_path  # noqa: E402
 
 DPI = 130
 

@@ -12,37 +12,17 @@ Each problem names what is missing and how to fix it (config key, folder, packag
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .device import MIN_DRIVER, nvidia_driver
+
 # torchvision's CIFAR-100 archive (the URL torchvision.datasets.CIFAR100 fetches; CIFAR-10's is the
 # config key data.cifar10.url), kept here so that the Snakefile need not import torchvision.
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
-# torch 2.14.1's wheels are CUDA 13.0 builds: NVIDIA's drivers below 580 cannot run them.
-MIN_DRIVER = 580
-
-
-# The rules that run on config["device"].
-GPU_RULES = {"cache_features", "train_variant", "evaluate_variant", "pretrain_backbone"}
-
-
-def nvidia_driver() -> tuple[bool, int | None]:
-    """(an NVIDIA device node or nvidia-smi is present, the driver's major version when nvidia-smi says it)."""
-    present = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
-    if not shutil.which("nvidia-smi"):
-        return present, None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return present, None
-    versions = [int(m.group(1)) for m in re.finditer(r"^\s*(\d+)\.", out, re.MULTILINE)]
-    return present, (min(versions) if versions else None)
 
 
 def device_problems(device: str, local: bool, driver=None) -> list[str]:
@@ -122,11 +102,13 @@ def unreachable(url: str, timeout: float = 8.0) -> str | None:
         return str(error) or type(error).__name__
 
 
-def run_problems(config: dict, rules: set[str], local: bool = True, reach=unreachable, driver=None) -> list[str]:
-    """What the jobs about to run (`rules`: their rule names) lack: CUDA (`device_problems`; `local`: the
-    jobs run on this machine), unreachable downloads, wkhtmltopdf."""
+def run_problems(config: dict, rules: set[str], gpu_rules: set[str] = frozenset(), local: bool = True,
+                 reach=unreachable, driver=None) -> list[str]:
+    """What the jobs about to run (`rules`: their rule names; `gpu_rules`: those whose rules declare a `gpu`
+    resource) lack: CUDA (`device_problems`; `local`: the jobs run on this machine), unreachable downloads,
+    wkhtmltopdf."""
     problems = missing_files(config, rules)
-    problems += device_problems(config["device"], local, driver) if rules & GPU_RULES else []
+    problems += device_problems(config["device"], local, driver) if gpu_rules else []
     wanted = downloads(config, rules)
     with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
         for (what, url, fix), why in zip(wanted, pool.map(reach, [url for _, url, _ in wanted])):

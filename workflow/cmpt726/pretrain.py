@@ -15,52 +15,20 @@ published file), a per-epoch TSV and a summary JSON beside the published top-1.
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 
 from . import models
 from .augment import RandomCropFlip
-from .io import atomic_path, write_json, write_tsv
-from .loop import Fit, ResumeState, batch_bounds, fingerprint, fit
-from .runtime import device_name, load_inputs, resolve_device
-from .sources import package_digest
+from .files import atomic_path, write_json, write_tsv
+from .loop import Fit, ResumeState, batch_bounds, fingerprint, fit, learning_rate
+from . import device as devices
+from .runtime import load_inputs
+from .code_digest import stage_digest
 
 # The loop's test_acc is the CIFAR-100 top-1 here.
 EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
-
-
-# --------------------------------------------------------------------------- schedules
-def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
-    """The learning rate of optimiser step `step` (0-based) of the whole run.
-
-    cosine: eta_min + (lr − eta_min)(1 + cos(π t / T)) / 2 at step t of T (cosine annealing over the
-    whole run, per step; the recipe of the upstream repository's training log).
-    step: lr × gamma^(milestones passed), a milestone being a fraction of the epochs
-    (0.5 of 200 → from epoch 100 on, per epoch as upstream's MultiStepLR; its README's recipe).
-    onecycle: linear warm-up from lr/div_factor to lr over the first `warmup` fraction of the
-    steps, then cosine down to lr/div_factor/final_div_factor at the last step.
-    """
-    epochs, lr = cfg["epochs"], cfg["lr"]
-    if cfg["schedule"] == "cosine":
-        t = min(step / max(1, epochs * steps_per_epoch), 1.0)
-        return cfg["eta_min"] + (lr - cfg["eta_min"]) * (1 + math.cos(math.pi * t)) / 2
-    if cfg["schedule"] == "step":
-        epoch = step // steps_per_epoch
-        passed = sum(epoch >= round(m * epochs) for m in cfg["milestones"])
-        return lr * cfg["gamma"] ** passed
-    if cfg["schedule"] == "onecycle":
-        oc = cfg["onecycle"]
-        total = epochs * steps_per_epoch
-        start = lr / oc["div_factor"]
-        final = start / oc["final_div_factor"]
-        warm = max(1, round(oc["warmup"] * total))
-        if step < warm:
-            return start + (lr - start) * step / warm
-        t = (step - warm) / max(1, total - 1 - warm)
-        return final + (lr - final) * (1 + math.cos(math.pi * min(t, 1.0))) / 2
-    raise ValueError(f"config key backbone.pretrain.schedule: unknown {cfg['schedule']!r} (cosine | step | onecycle)")
 
 
 # --------------------------------------------------------------------------- set-up + the loop
@@ -73,7 +41,7 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
     package's own). `on_epoch(row)` is called after each epoch's state is saved.
     """
     tic_total = time.perf_counter()
-    device = resolve_device(device)
+    device = devices.resolve(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     seed = int(cfg["seed"])
     channels_last = cfg["channels_last"]
@@ -93,9 +61,9 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
                                 nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
     n, batch_size = len(train_x), cfg["batch_size"]
     steps_per_epoch = len(batch_bounds(n, batch_size))
-    resume = ResumeState(resume_path, fingerprint(cfg, seed, [train_path, test_path], code or package_digest("pretrain")))
+    resume = ResumeState(resume_path, fingerprint(cfg, seed, [train_path, test_path], code or stage_digest("pretrain")))
 
-    print(f"pretraining ResNet-20 on {n} images, {steps_per_epoch} steps/epoch, device {device_name(device)} "
+    print(f"pretraining ResNet-20 on {n} images, {steps_per_epoch} steps/epoch, device {devices.name(device)} "
           f"({torch.get_num_threads()} threads), schedule {cfg['schedule']}, {cfg['epochs']} epochs", flush=True)
     job = Fit(model=model, net=model, optimizer=optimizer, train=(train_x, train_y), held_out=(test_x, test_y),
               epochs=cfg["epochs"], batch_size=batch_size, shuffle=torch.Generator().manual_seed(seed),
@@ -123,7 +91,7 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
         "train_seconds": sum(r["seconds"] for r in history),  # all epochs, across resumed runs
         "wall_seconds_this_run": time.perf_counter() - tic_total,
         "resumed_from_epoch": job.resumed_from,
-        "device": device_name(device),
+        "device": devices.name(device),
         "threads": torch.get_num_threads(),
         "images": {"train": n, "test": len(test_x)},
         "settings": cfg,

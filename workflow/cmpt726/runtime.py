@@ -1,4 +1,4 @@
-"""Where a job runs and what its tensors are: the device, in-memory inputs as batches, and prediction.
+"""What a job's tensors are: in-memory inputs as batches, and prediction.
 
 Images stay uint8 (N, 3, 32, 32) on the device and are normalised per batch; cached features are
 plain float slices. No DataLoader: a batch is one index into a tensor that already lives on the device.
@@ -7,54 +7,11 @@ plain float slices. No DataLoader: a batch is one index into a tensor that alrea
 from __future__ import annotations
 
 import copy
-import platform
 
 import numpy as np
 import torch
 
 EVAL_BATCH = 1000
-
-
-def resolve_device(name: str = "auto", say=print) -> torch.device:
-    """The torch device of config `device` (auto, cuda or cpu); says in the job's log which one it took and
-    why, so that a job that fell back to the CPU (e.g. on a node whose driver is too old) is seen at once."""
-    available = torch.cuda.is_available()
-    if name == "cuda" and not available:
-        raise RuntimeError("config key device: cuda was asked for but torch sees no CUDA device "
-                           f"({_no_cuda_reason()}); use device: auto or cpu")
-    if name == "auto":
-        name = "cuda" if available else "cpu"
-        why = "torch sees a CUDA device" if available else _no_cuda_reason()
-        say(f"device: auto took {name} ({why})")
-        if not available and torch.version.cuda:
-            say(f"WARNING: this torch is a CUDA {torch.version.cuda} build but sees no usable GPU: "
-                "this job runs on the CPU. On a GPU node, check the NVIDIA driver (>= 580 for CUDA 13).")
-    else:
-        say(f"device: {name} (config key device)")
-    return torch.device(name)
-
-
-def _no_cuda_reason() -> str:
-    """Why torch sees no CUDA device: a CPU-only build, no driver, or a driver it cannot use."""
-    if not torch.version.cuda:
-        return "this torch build has no CUDA"
-    try:
-        count = torch.cuda.device_count()
-    except RuntimeError as error:  # e.g. a driver too old for this build
-        return f"CUDA unusable: {error}"
-    return "no NVIDIA GPU is visible" if count == 0 else "CUDA is not available to torch"
-
-
-def device_name(device: torch.device) -> str:
-    """What ran the job, for the report's provenance: the GPU's name, else the CPU's model name."""
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return f"{device.type}: {model or platform.processor() or platform.machine()}"
 
 
 class ImageBatches:

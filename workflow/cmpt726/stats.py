@@ -44,6 +44,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats as _scipy_stats
 
+from .text import signed
+
 BOOTSTRAP_METHOD = "bootstrap (images × seeds)"
 WILSON_METHOD = "wilson"
 MCNEMAR_TEST = "mcnemar exact"
@@ -145,7 +147,7 @@ def mcnemar_exact(a_correct, b_correct) -> dict:
 # The two-level paired bootstrap
 
 
-def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicates: int = 10_000,
+def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicates: int,
                          seed: int = 0, chunk: int = 500, resample_seeds: bool = True) -> dict:
     """Bootstrap replicates of every variant's mean accuracy (percent): name -> array (replicates,).
 
@@ -281,17 +283,19 @@ def bootstrap_p(diff: np.ndarray) -> tuple[float, str]:
 
 
 def accuracy_summary(correct_by_variant: Mapping[str, np.ndarray], confidence: float = 0.95,
-                     replicates: int = 10_000, seed: int = 0, boot: Mapping | None = None) -> dict:
+                     replicates: int | None = None, seed: int = 0, boot: Mapping | None = None) -> dict:
     """Per variant: mean and std over seeds, per-seed accuracies and an interval for the mean.
 
     The interval is Wilson's for a variant with one seed (the only uncertainty is the finite test
     set) and the two-level bootstrap percentile interval for several seeds (seed-to-seed variation
     counts too); `interval_method` names which. `boot` takes a `bootstrap_accuracies` result to
-    reuse (it must cover these variants); otherwise it is computed from `replicates` and `seed`.
-    Returns {name: {...}} in the input order.
+    reuse (it must cover these variants); otherwise it is computed from `replicates` (config
+    report.bootstrap_replicates; needed only then) and `seed`. Returns {name: {...}} in the input order.
     """
     names, arrays, n = _validate(correct_by_variant)
     if boot is None and any(a.shape[0] > 1 for a in arrays):
+        if replicates is None:
+            raise ValueError("a variant has several seeds: give `replicates` (or `boot`) for its bootstrap interval")
         boot = bootstrap_accuracies(correct_by_variant, replicates=replicates, seed=seed)
     summary = {}
     for name, arr in zip(names, arrays):
@@ -386,7 +390,7 @@ def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple[float, float, int
     return (sum(s2 * d for s2, _, d in parts) / df, sum(w * d for _, w, d in parts) / df, df)
 
 
-def run_level_difference(a_runs, b_runs, confidence: float = 0.95, smallest_effect: float = SMALLEST_EFFECT,
+def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_effect: float,
                          pooled: tuple[float, float, int] | None = None) -> dict:
     """The run-level test of variant A against variant B: is the difference between the training
     procedures' expected accuracies zero (two-sided), and is it within ±smallest_effect (TOST)?
@@ -403,8 +407,9 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, smallest_effe
     The reference distribution is Student's t with Welch-Satterthwaite degrees of freedom from the
     run parts (the image part has n - 1, counted as infinite); when a side borrows, the two run
     parts count as one estimate with the smaller df. Intervals at `confidence`; `tost_p` = max of
-    the two one-sided p-values of |diff| >= smallest_effect. Returns arrays (0-d for one pair) in points: diff, se, ci_low,
-    ci_high; and p, tost_p, df (np.inf: normal).
+    the two one-sided p-values of |diff| >= smallest_effect (points; config report.smallest_effect).
+    Returns arrays (0-d for one pair) in points: diff, se, ci_low, ci_high; and p, tost_p, df
+    (np.inf: normal).
     """
     xa, xb = np.asarray(a_runs, dtype=np.float64), np.asarray(b_runs, dtype=np.float64)
     if xa.ndim < 2 or xb.ndim < 2 or xa.shape[-1] != xb.shape[-1]:
@@ -464,19 +469,13 @@ def _paired_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[f
     return float(100 * (d.mean() - half)), float(100 * (d.mean() + half))
 
 
-def _signed(value: float) -> str:
-    """+1.23 / -0.50, and 0.00 for anything that rounds to zero (never "-0.00")."""
-    text = f"{value:+.2f}"
-    return "0.00" if float(text) == 0 else text
-
-
 def answer(outcome: str, diff: float, ci_low: float, ci_high: float, smallest_effect: float) -> str:
     """The words for one question "does A beat B?" (A - B oriented), from the outcome of its tests."""
     if outcome == "difference":
         return "yes" if diff > 0 else "no, the opposite"
     if outcome == "equivalent":
         return f"no difference larger than {smallest_effect:g} points"
-    interval = f"[{_signed(ci_low)}, {_signed(ci_high)}]"
+    interval = f"[{signed(ci_low)}, {signed(ci_high)}]"
     if outcome == "models only":
         return f"inconclusive: {interval}; one seed each, so the test compares two trained models, not the variants"
     return f"inconclusive: {interval}"
@@ -506,11 +505,12 @@ def _adjust(records: list[dict], alpha: float) -> None:
         _decide(record, alpha)
 
 
-def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Sequence[str] | None = None,
-                         alpha: float = 0.05, confidence: float = 0.95, replicates: int = 10_000,
-                         seed: int = 0, boot: Mapping | None = None, method: str = "run-level",
-                         smallest_effect: float = SMALLEST_EFFECT) -> dict:
-    """Every unordered pair (A, B) of variants compared on the same test images.
+def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Sequence[str] | None = None, *,
+                         alpha: float, smallest_effect: float, confidence: float = 0.95,
+                         replicates: int | None = None, seed: int = 0, boot: Mapping | None = None,
+                         method: str = "run-level") -> dict:
+    """Every unordered pair (A, B) of variants compared on the same test images, at the run's
+    `alpha` and `smallest_effect` (config report.alpha and report.smallest_effect).
 
     Per pair, oriented A - B with A before B in `order` (default: the input order):
     `diff_points` (mean accuracy A - B), `ci_low`/`ci_high` (its interval at `confidence`), `p`,
@@ -526,9 +526,9 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
       the paired image differences; no equivalence test.
     * otherwise, method "run-level" (default) -> `run_level_difference`, scope "variants"; a variant
       with one seed borrows the run variance pooled over the multi-seed variants (`borrowed`).
-    * method "bootstrap" -> the two-level paired bootstrap (`bootstrap_accuracies`; `boot` takes
-      one to reuse): percentile interval, `bootstrap_p` (`p_method`: "rank" or "normal" when its
-      floor would bind) and a bootstrap TOST. Kept for comparison: with 3 seeds the seed draw
+    * method "bootstrap" -> the two-level paired bootstrap (`bootstrap_accuracies` with `replicates`
+      and `seed`; `boot` takes one to reuse): percentile interval, `bootstrap_p` (`p_method`:
+      "rank" or "normal" when its floor would bind) and a bootstrap TOST. Kept for comparison: with 3 seeds the seed draw
       sees only 10 distinct multisets, and its error rates are in the calibration benchmark.
 
     `per_seed_mcnemar` records McNemar of seed row i of A against seed row i of B for multi-seed
@@ -552,6 +552,8 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
     pooled = pooled_run_variance(arrays)
     if method == "bootstrap":
         if boot is None:
+            if replicates is None:
+                raise ValueError('method "bootstrap" needs `replicates` (or `boot`)')
             boot = bootstrap_accuracies(correct_by_variant, replicates=replicates, seed=seed)
         else:
             seed = None  # the caller's bootstrap: its seed is not known here
@@ -585,7 +587,7 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
                                           for i in range(min(xa.shape[0], xb.shape[0]))]
             record["scope"] = SCOPE_VARIANTS
             if method == "run-level":
-                r = run_level_difference(xa, xb, confidence, smallest_effect, pooled)
+                r = run_level_difference(xa, xb, confidence, smallest_effect=smallest_effect, pooled=pooled)
                 record.update(ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]), p=float(r["p"]),
                               tost_p=float(r["tost_p"]), se_points=float(r["se"]), borrowed=r["borrowed"],
                               df=None if np.isinf(r["df"]) else float(r["df"]), test=RUN_LEVEL_TEST)

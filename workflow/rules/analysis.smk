@@ -10,7 +10,7 @@ rule label_issues:
         CONDA_ENV
     input:
         # every seed of analysis.label_issues.variants (default: the variants that train everything)
-        scores=per_run(rules.evaluate_variant.output.scores, label_issue_variants(config)),
+        scores=per_run(rules.evaluate_variant.output.scores, PLAN.label_issue_variants),
         test=rules.prepare_cifar10.output.test,
     output:
         table=f"{ANALYSIS}/label_issues.tsv",
@@ -21,10 +21,10 @@ rule label_issues:
         f"{BENCHMARKS}/label_issues.tsv"
     threads: 1
     params:
-        code=package_code("analysis.label_issues"),
+        code=PACKAGE_CODE,
         filter_by=config["analysis"]["label_issues"]["filter_by"],
         # the variant of each score file, for the leave-one-variant-out suspects
-        variants=per_run("{variant}", label_issue_variants(config)),
+        variants=per_run("{variant}", PLAN.label_issue_variants),
     script:
         "../scripts/label_issues.py"
 
@@ -46,7 +46,7 @@ rule human_labels:
         f"{BENCHMARKS}/human_labels.tsv"
     threads: 1
     params:
-        code=package_code("analysis.human_labels"),
+        code=PACKAGE_CODE,
         runs=RUNS,
         unsure_below=config["analysis"]["human_labels"]["unsure_below"],
         sha256=CIFAR10H["sha256"] if CIFAR10H["verify"] else None,
@@ -72,7 +72,7 @@ rule near_duplicates:
         f"{BENCHMARKS}/near_duplicates.tsv"
     threads: 1  # matrix products of small blocks: one thread is as fast on a busy machine
     params:
-        code=package_code("analysis.near_duplicates"),
+        code=PACKAGE_CODE,
         settings=canonical(config["analysis"]["near_duplicates"]),
     script:
         "../scripts/near_duplicates.py"
@@ -105,7 +105,7 @@ rule summarize_analyses:
         f"{BENCHMARKS}/summarize_analyses.tsv"
     threads: 1
     params:
-        code=package_code("report.analysis"),
+        code=PACKAGE_CODE,
         runs=RUNS,
     script:
         "../scripts/summarize_analyses.py"

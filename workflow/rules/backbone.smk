@@ -36,7 +36,7 @@ elif BACKBONE_SOURCE == "path":
         benchmark:
             f"{BENCHMARKS}/import_backbone.tsv"
         params:
-            code=package_code("backbone"),
+            code=STAGE_CODE["backbone"],
         script:
             "../scripts/import_backbone.py"
 

@@ -1,38 +1,25 @@
-# Helpers only: variant × seed expansion and the config slice each rule gets as params.
+# Helpers only: the plan's names for the rules, variant × seed expansion, input functions.
 from pathlib import Path
 
-from cmpt726.config import (
-    canonical,
-    config_changes,
-    gpus_per_job,
-    label_issue_variants,
-    normalization_key,
-    resolve_variant,
-    shipped_config,
-    uses_cached_features,
-    variant_seeds,
-)
-from cmpt726.sources import code_digest
+from cmpt726.code_digest import STAGES, package_digest, stage_digest
+from cmpt726.config import canonical, config_changes, normalization_key, shipped_config
+from cmpt726.device import gpus_per_job
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
-from cmpt726.tuning import add_twins, plan_for, warmup_warnings
+from cmpt726.tuning.plan import warmup_warnings
 
-# tuning.enabled: each tuned variant's twin `<variant>-tuned` joins the variants (workflow/rules/tuning.smk),
-# and each tuned variant has a search: its configurations, trial settings and rungs.
-TWINS = add_twins(config)
-TUNING = {name: plan_for(config, name) for name in TWINS.values()}
+# PLAN (the Snakefile: specs.load) holds every variant's settings, tuned twins `<variant>-tuned` included.
+TWINS = PLAN.twins
+TUNING = PLAN.searches
 TUNING_DIR = "results/tuning"
-VARIANTS = list(config["variants"])
-SETTINGS = {name: resolve_variant(config, name) for name in VARIANTS}
-# Every (variant, seed) that trains: a variant's own `seeds`, else the top-level ones.
-RUNS = [(name, seed) for name in VARIANTS for seed in variant_seeds(config, name)]
+VARIANTS = list(PLAN.settings)
+SETTINGS = PLAN.settings
+RUNS = PLAN.runs
 # Feature caches are keyed by normalisation, the only setting they depend on besides the backbone.
-NORMALIZATIONS = {normalization_key(s["normalize"]): s["normalize"] for s in SETTINGS.values()}
+NORMALIZATIONS = PLAN.normalizations
 # The frozen backbone's features under the training defaults' normalisation: the near-duplicate search's.
-DEFAULT_NORM = normalization_key(config["training"]["normalize"])
-NORMALIZATIONS.setdefault(DEFAULT_NORM, config["training"]["normalize"])
-# The heavy rules (features, training, evaluation, pretraining) claim a GPU only where they will use one;
-# features, training and evaluation take `threads_per_job` threads, so that on a CPU Snakemake runs
-# cores / threads_per_job of them at once.
+DEFAULT_NORM = normalization_key(PLAN.default_normalize)
+# The heavy rules (features, training, trials, evaluation, pretraining) claim a GPU only where they will use
+# one; they take `threads_per_job` threads, so that on a CPU Snakemake runs cores / threads_per_job at once.
 GPU_PER_JOB = gpus_per_job(config["device"])
 # A card is 1000 shares (profiles/default's limit); a job on it claims 1000 // gpu_jobs_per_device.
 GPU_SHARE = GPU_PER_JOB * (1000 // config["gpu_jobs_per_device"])
@@ -41,6 +28,9 @@ LOGS = "results/logs"
 # Every rule's software with `--sdm conda` (the pins of requirements.txt); relative to the rule files.
 CONDA_ENV = "../../envs/workflow.yaml"
 BENCHMARKS = "results/benchmarks"
+# The `code` param: the expensive stages' declared modules, else the whole package (code_digest.py).
+STAGE_CODE = {stage: stage_digest(stage, WORKFLOW_DIR) for stage in STAGES}
+PACKAGE_CODE = package_digest(WORKFLOW_DIR)
 # The report's configuration table: the keys that differ from the config.yaml shipped with the workflow.
 CONFIG_CHANGES = config_changes(config, shipped_config(os.path.join(workflow.basedir, "config.yaml")))
 
@@ -61,9 +51,8 @@ def variant_input(split):
     """Cached features for frozen-backbone variants, prepared images otherwise."""
 
     def choose(wildcards):
-        settings = SETTINGS[wildcards.variant]
-        if uses_cached_features(settings):
-            return f"results/features/{normalization_key(settings['normalize'])}/{split}.npz"
+        if PLAN.cached(wildcards.variant):
+            return f"results/features/{normalization_key(SETTINGS[wildcards.variant]['normalize'])}/{split}.npz"
         return f"results/data/cifar10/{split}.npz"
 
     return choose
@@ -126,14 +115,6 @@ def backbone_summary(wildcards):
         "backbone": rules.pretrain_backbone.output.summary,
         "backbone_curves": rules.plot_pretraining.output[0],
     }
-
-
-def package_code(*modules):
-    """The digest of what the cmpt726 modules a rule runs execute (names like "finetune",
-    "report.assemble"), their imports from the package included, by syntax tree: a rule's `code`
-    param, so that a real change reruns exactly the rules that run it and a comment or docstring
-    edit reruns nothing."""
-    return code_digest(WORKFLOW_DIR, *modules)
 
 
 def project_path(path):

@@ -42,7 +42,7 @@ rule prepare_cifar10:
     benchmark:
         f"{BENCHMARKS}/prepare_cifar10.tsv"
     params:
-        code=package_code("data"),
+        code=STAGE_CODE["data"],
         folder=lambda wildcards, input: os.path.dirname(input.batches[0]),
         verify=config["data"]["cifar10"]["verify"],
         subset=config["data"]["subset"],
@@ -64,7 +64,7 @@ rule split_cifar10:
         f"{BENCHMARKS}/split_cifar10/validation_{{n_val}}.tsv"
     threads: 1
     params:
-        code=package_code("data"),
+        code=STAGE_CODE["data"],
         seed=config["data"]["split_seed"],
     script:
         "../scripts/split_cifar10.py"

@@ -19,7 +19,7 @@ rule cache_features:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
-        code=package_code("features"),
+        code=STAGE_CODE["features"],
         normalize=lambda wildcards: NORMALIZATIONS[wildcards.norm],
         device=config["device"],
     script:
@@ -49,7 +49,7 @@ rule train_variant:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
-        code=package_code("finetune"),
+        code=STAGE_CODE["train"],
         settings=variant_settings,
         device=config["device"],
         # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
@@ -77,7 +77,7 @@ rule evaluate_variant:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
-        code=package_code("evaluation"),
+        code=STAGE_CODE["evaluate"],
         normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
         channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],
         device=config["device"],

@@ -48,7 +48,7 @@ rule prepare_cifar100:
     benchmark:
         f"{BENCHMARKS}/prepare_cifar100.tsv"
     params:
-        code=package_code("cifar100"),
+        code=STAGE_CODE["cifar100"],
         kind=CIFAR100_KIND,
         # The folder the files lie in (pickle), or the tree itself (imagefolder).
         source=lambda wildcards, input: (
@@ -85,7 +85,7 @@ rule pretrain_backbone:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
-        code=package_code("pretrain"),
+        code=STAGE_CODE["pretrain"],
         pretrain=canonical(config["backbone"]["pretrain"]),
         device=config["device"],
         # Epoch checkpoint of an interrupted run (not an output, so a failed job keeps it).
@@ -113,7 +113,7 @@ rule plot_pretraining:
         f"{BENCHMARKS}/plot_pretraining.tsv"
     threads: 1
     params:
-        code=package_code("report.figures"),
+        code=PACKAGE_CODE,
         published_top1=config["backbone"]["pretrain"]["published_top1"],
     script:
         "../scripts/plot_pretraining.py"

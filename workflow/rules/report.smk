@@ -12,14 +12,13 @@ rule compare_variants:
         CONDA_ENV
     input:
         test=rules.prepare_cifar10.output.test,
-        # Only its digest, for numbers.json (runs compared by cmpt726.compare).
+        # Only its digest, for numbers.json (runs compared by cmpt726.compare_runs).
         backbone=BACKBONE,
         metrics=per_run(rules.evaluate_variant.output.metrics),
         scores=per_run(rules.evaluate_variant.output.scores),
         epochs=per_run(rules.train_variant.output.epochs),
+        # What each run trained with and what it cost, as its training job recorded it.
         train_summaries=per_run(rules.train_variant.output.summary),
-        # What each tuned twin trained with (tuning.enabled), in the order of params.twins.
-        choices=[f"{TUNING_DIR}/{variant}/choice.json" for variant in TWINS.values()],
     output:
         curves=q6_figure("curves", "q6_curves", "training curves"),
         variants=q6_figure("variants", "q6_intervals", "accuracy with 95% intervals"),
@@ -41,18 +40,24 @@ rule compare_variants:
         f"{BENCHMARKS}/compare_variants.tsv"
     threads: 1
     params:
-        code=package_code("report.q6"),
+        code=PACKAGE_CODE,
         # Canonical slices (keys sorted): a --config that changes no value plans nothing here.
-        settings={name: canonical(s) for name, s in SETTINGS.items()},
-        runs=RUNS,
-        reference=canonical(config["reference_accuracy"]),
-        statistics=canonical(
-            {k: config["report"][k] for k in ("alpha", "bootstrap_replicates", "comparisons", "smallest_effect")}
-        ),
-        focus=config["report"]["gallery_variant"],
-        replica_2019=config["training"]["replicate_2019_bugs"],
-        # tuned twin → its variant (tuning.enabled): the report sets each beside the assignment's setting.
-        twins=TWINS,
+        spec={
+            **canonical(
+                {
+                    "runs": RUNS,
+                    "reference": config["reference_accuracy"],
+                    "statistics": {
+                        k: config["report"][k]
+                        for k in ("alpha", "bootstrap_replicates", "comparisons", "smallest_effect")
+                    },
+                    "focus": config["report"]["gallery_variant"],
+                    "replica_2019": config["training"]["replicate_2019_bugs"],
+                }
+            ),
+            # tuned twin → its variant, in config order: the report sets each beside the assignment's setting.
+            "twins": TWINS,
+        },
     script:
         "../scripts/compare_variants.py"
 
@@ -84,7 +89,7 @@ rule report_html:
         f"{BENCHMARKS}/report_html.tsv"
     threads: 1
     params:
-        code=package_code("report.assemble"),
+        code=PACKAGE_CODE,
         backbone=canonical(config["backbone"]),
         theory=list(THEORY),
         title=config["report"]["title"],
@@ -109,7 +114,7 @@ rule report_pdf:
         f"{BENCHMARKS}/report_pdf.tsv"
     threads: 1
     params:
-        code=package_code("report.render"),
+        code=PACKAGE_CODE,
     script:
         "../scripts/report_pdf.py"
 
@@ -138,7 +143,7 @@ rule gallery_html:
         f"{BENCHMARKS}/gallery_html.tsv"
     threads: 1
     params:
-        code=package_code("report.gallery"),
+        code=PACKAGE_CODE,
         runs=RUNS,
         title=config["report"]["title"],
     script:
@@ -163,7 +168,7 @@ rule gallery_pdf:
         f"{BENCHMARKS}/gallery_pdf.tsv"
     threads: 1
     params:
-        code=package_code("report.gallery"),
+        code=PACKAGE_CODE,
         runs=RUNS,
         title=config["report"]["title"],
     script:

@@ -25,6 +25,6 @@ for question in QUESTIONS:
         params:
             question=question,
             settings=canonical(config["theory"][question]),
-            code=package_code(f"theory.{QUESTIONS[question].module}"),
+            code=PACKAGE_CODE,
         script:
             "../scripts/theory.py"

@@ -26,7 +26,7 @@ rule tuning_trial:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
-        code=package_code("search"),
+        code=STAGE_CODE["trial"],
         plan=lambda wildcards: TUNING[wildcards.variant],
         device=config["device"],
     script:
@@ -49,7 +49,7 @@ rule tuning_choice:
         f"{LOGS}/tuning/{{variant}}/choice.log",
     threads: 1
     params:
-        code=package_code("search"),
+        code=STAGE_CODE["choice"],
         plan=lambda wildcards: TUNING[wildcards.variant],
     script:
         "../scripts/tuning_choice.py"
@@ -72,7 +72,7 @@ rule plot_tuning:
         f"{LOGS}/plot_tuning.log",
     threads: 1
     params:
-        code=package_code("tuning_summary"),
+        code=PACKAGE_CODE,
         variants=list(TUNING),
         twin_runs=[(TWINS[v], s) for v, s in RUNS if v in TWINS],
     script:

@@ -1,5 +1,5 @@
 from cmpt726.evaluation import evaluate_variant
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,

@@ -1,5 +1,5 @@
 from cmpt726.analysis.human_labels import write_human_labels
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,

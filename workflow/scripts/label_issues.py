@@ -1,5 +1,5 @@
 from cmpt726.analysis.label_issues import label_issues_of_test_set
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,

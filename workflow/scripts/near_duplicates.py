@@ -1,5 +1,5 @@
 from cmpt726.analysis.near_duplicates import write_near_duplicates
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,

@@ -1,4 +1,4 @@
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 from cmpt726.report.figures import plot_pretraining
 
 run(

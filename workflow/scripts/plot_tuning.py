@@ -1,5 +1,5 @@
-from cmpt726.jobs import run
-from cmpt726.tuning_summary import tuning_outputs
+from cmpt726.snakemake_job import run
+from cmpt726.tuning.summary import tuning_outputs
 
 
 def main(smk):

@@ -1,5 +1,5 @@
 from cmpt726.data import prepare_cifar10
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,

@@ -1,5 +1,5 @@
 from cmpt726.cifar100 import prepare_cifar100
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,

@@ -1,5 +1,5 @@
-from cmpt726.io import read_json
-from cmpt726.jobs import run
+from cmpt726.files import read_json
+from cmpt726.snakemake_job import run
 from cmpt726.report.assemble import write_report
 
 run(

@@ -1,5 +1,5 @@
 from cmpt726.data import write_split
-from cmpt726.jobs import run
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,

@@ -1,5 +1,5 @@
-from cmpt726.jobs import run
-from cmpt726.report.analysis import analysis_outputs
+from cmpt726.snakemake_job import run
+from cmpt726.report.summarize_analyses import analysis_outputs
 
 run(
     snakemake,

@@ -1,5 +1,5 @@
-from cmpt726.finetune import train_variant, with_choice
-from cmpt726.jobs import run
+from cmpt726.finetune import train_variant
+from cmpt726.snakemake_job import run
 
 run(
     snakemake,
@@ -8,8 +8,7 @@ run(
         smk.input.train,
         smk.output.checkpoint,
         smk.output.epochs,
-        # A tuned twin: the settings its variant's search chose.
-        settings=with_choice(smk.params.settings, smk.input.get("choice")),
+        settings=smk.params.settings,
         seed=int(smk.wildcards.seed),
         device=smk.params.device,
         resume_path=smk.params.resume,
@@ -17,5 +16,6 @@ run(
         split_path=smk.input.get("split"),
         code=smk.params.code,
         variant=smk.wildcards.variant,
+        choice_path=smk.input.get("choice"),
     ),
 )

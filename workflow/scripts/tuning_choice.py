@@ -1,5 +1,5 @@
-from cmpt726.jobs import run
-from cmpt726.search import write_choice
+from cmpt726.snakemake_job import run
+from cmpt726.tuning.choice import write_choice
 
 run(
     snakemake,

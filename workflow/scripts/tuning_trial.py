@@ -1,5 +1,5 @@
-from cmpt726.jobs import run
-from cmpt726.search import run_trial
+from cmpt726.snakemake_job import run
+from cmpt726.tuning.trials import run_trial
 
 run(
     snakemake,

@@ -1,10 +1,10 @@
-"""The near-duplicate rule's precision and recall from a hand-checked sample (issue 21).
+"""The near-duplicate rule's precision and recall from a hand-checked sample.
 
 No published list of CIFAR-10's train–test near-duplicates can be fetched by the workflow, so a sample of pairs
 (test image, its nearest training image by the rule's pixel distance) was judged by eye, blind to the distance
 and to the stratum, and recorded with the project (`workflow/resources/near_duplicates_checked.json`, made by
-`benchmarks/near_duplicates_check.py`). It was drawn from strata of the pixel distance: the flagged pairs, and bands
-above the threshold given as multiples of it. Precision is the share of flagged pairs judged the same photograph;
+`experiments/near-duplicate-sample/near_duplicates_check.py`). It was drawn from strata of the pixel distance:
+the flagged pairs, and bands above the threshold given as multiples of it. Precision is the share of flagged pairs judged the same photograph;
 recall is what the strata imply: the flagged copies over those plus the bands' estimated copies (each band's
 population times its share). Copies beyond the last band are not counted, so the recall is an upper bound.
 
@@ -14,7 +14,7 @@ CIFAR-10 with the sample's rule); otherwise `check_sample` says why it does not 
 
 from __future__ import annotations
 
-from ..io import read_json
+from ..files import read_json
 from ..stats import wilson_interval
 
 VERDICTS = ("same", "different")

@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import stats
 from ..evaluation import read_score_set, read_scores
-from ..io import atomic_path, file_digest, read_table, write_json, write_tsv
+from ..files import atomic_path, file_digest, read_table, write_json, write_tsv
 
 FILENAME = "cifar10h-counts.npy"
 DEFAULT_URL = "https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-counts.npy"

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import read_score_set
-from ..io import read_table, write_json, write_tsv
+from ..files import read_table, write_json, write_tsv
 
 RANK_BY = "self_confidence"
 TSV_COLUMNS = ["index", "given", "suggested", "self_confidence", "rank", "models_wrong", "models"]

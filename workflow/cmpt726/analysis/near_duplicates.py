@@ -67,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_table, write_json, write_tsv
+from ..files import read_table, write_json, write_tsv
 
 MAX_SHIFT = 1  # pixels, each direction
 HIGH_PASS = 5  # side of the local mean that the detail channels subtract

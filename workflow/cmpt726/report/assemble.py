@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .q6 import backbone_info, describe_data
+from .compare_variants import backbone_info, describe_data
 from .render import load_outputs, provenance, render
 
 

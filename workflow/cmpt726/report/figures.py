@@ -1,6 +1,6 @@
 """Question 6 and pretraining figures: training curves, confusion matrix, per-class accuracy, reliability
 diagram, the most confident mistakes, the backbone's pretraining curves. Drawing only: the numbers
-come from report/q6.py."""
+come from report/compare_variants.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import math
 import matplotlib.ticker
 import numpy as np
 
-from ..io import read_tsv
+from ..files import read_tsv
 from ..plotting import plain_text, plt, save_figure
-from .render import signed
+from ..text import signed
 
 
 def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import math
 import mimetypes
 import platform
 import shutil
@@ -13,32 +12,11 @@ from pathlib import Path
 
 import jinja2
 
-from ..io import read_json, read_tsv, write_text
+from ..files import read_json, read_tsv, write_text
+from ..text import fmt, signed
 
 
 # --------------------------------------------------------------------------- small helpers
-def fmt(value, digits: int = 3) -> str:
-    """Numbers as the prose shows them; missing values as an en dash."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e7):
-        return f"{value:.{max(digits - 1, 1)}e}"
-    text = f"{value:,.{digits}f}"
-    return text[1:] if text.startswith("-") and not float(text.replace(",", "")) else text  # never "-0.00"
-
-
-def signed(value, digits: int = 2) -> str:
-    """A difference with its sign, "+1.23" or "−0.50"; one that rounds to zero is "0.00", never "-0.00"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    text = f"{value:+.{digits}f}"
-    return f"{0:.{digits}f}" if float(text) == 0 else text
-
-
 def data_uri(path) -> str:
     """Embed a file (figure) so the HTML stands alone."""
     mime = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
@@ -120,7 +98,7 @@ def html_to_pdf(html_path, pdf_path, options: dict | None = None) -> None:
         raise RuntimeError(f"wkhtmltopdf is not installed, so {pdf_path} cannot be built ({html_path} is fine). "
                            "Install it: `sudo apt-get install wkhtmltopdf` (Debian/Ubuntu), "
                            "`brew install --cask wkhtmltopdf` (macOS), or `conda install -c conda-forge wkhtmltopdf`.")
-    from ..io import atomic_path
+    from ..files import atomic_path
 
     opts = {"page-size": "A4", "margin-top": "15mm", "margin-bottom": "15mm", "margin-left": "15mm",
             "margin-right": "15mm", "encoding": "UTF-8", "enable-local-file-access": None, "quiet": None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from ..io import write_json
+from ..files import write_json
 from ..plotting import plt, save_figure as _save_figure
 
 FIGSIZE = (6.0, 4.5)

@@ -12,7 +12,7 @@ from ...analysis.label_issues import read_label_issues
 from ...analysis.near_duplicates import read_near_duplicates
 from ...data import load_arrays
 from ...evaluation import read_score_set
-from ...io import read_json
+from ...files import read_json
 
 THUMB = 32  # CIFAR images are 32 × 32
 TOP_K = 3  # each card shows the top-3 classes

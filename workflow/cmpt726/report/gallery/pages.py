@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...io import write_text
+from ...files import write_text
 from ..render import environment, html_to_pdf
 from .load import NO_ANALYSES, Run, focus_run, load_analyses, load_runs, load_test_images
 from .pack import encode, page_data, script_json, sprite_columns, sprite_uri, summary, top_k

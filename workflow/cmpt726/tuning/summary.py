@@ -1,4 +1,4 @@
-"""What the tuning saw (issue 20, items 5 and 6), for the report to show: one figure of validation accuracy
+"""What the tuning saw, for the report to show: one figure of validation accuracy
 against learning rate per tuned variant, and one table row per tuned variant with its choice, its cost and
 whether its tuned runs converged.
 
@@ -14,9 +14,9 @@ from collections import defaultdict
 
 from matplotlib.ticker import NullFormatter
 
-from .io import read_json, read_tsv, write_json, write_tsv
-from .plotting import plt, save_figure
-from .convergence import runs_convergence
+from ..files import read_json, read_tsv, write_json, write_tsv
+from ..plotting import plt, save_figure
+from .choice import runs_convergence
 
 TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch", "epochs", "configs", "trials",
                  "trial_epochs", "grid_epochs", "device_hours", "search_kept_is_last", "search_last_fifth_rise",

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import uses_cached_features
-from ..convergence import runs_convergence
+from ..tuning.choice import runs_convergence
 from ..data import load_arrays
 from ..evaluation import read_score_set
 from .. import stats
-from ..io import read_json, read_tsv, weights_digest, write_json, write_tsv
-from ..search import with_choice
+from ..files import read_json, read_tsv, weights_digest, write_json, write_tsv
 from . import figures
 from .render import data_uri
 
@@ -192,7 +191,7 @@ def shared_settings(settings: dict) -> dict:
 
 
 def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict,
-                      smallest_effect: float = stats.SMALLEST_EFFECT) -> dict:
+                      smallest_effect: float) -> dict:
     """The discussion's questions (config report.comparisons: a, b, asks), each answered "yes" / "no, the
     opposite", "no difference larger than δ points" or "inconclusive: [a, b]" (`stats.answer_questions`: these
     questions are their own Holm family, fixed before the data), plus "head vs full": the best variant that
@@ -333,31 +332,43 @@ def reference_check(rows: list[dict], replica_2019: bool) -> dict:
 
 
 # --------------------------------------------------------------------------- rule compare_variants
-def q6_outputs(*, settings: dict, runs: list, metrics: list, epochs: list, train_summaries: list, scores: list,
-               test_images, reference: dict, out: dict, comparisons: list | None = None, focus: str | None = None,
-               alpha: float = 0.05, replicates: int = 10_000, replica_2019: bool = False,
-               baseline: str = "head", smallest_effect: float = stats.SMALLEST_EFFECT, backbone=None,
-               choices: dict | None = None, twins: dict | None = None) -> dict:
-    """Every Q6 figure, the variant table and the numbers JSON.
+def settings_of(train_summary) -> dict:
+    """The settings a run trained with, as its training job recorded them (finetune.train_variant)."""
+    summary = read_json(train_summary)
+    if "settings" not in summary:
+        raise ValueError(f"{train_summary}: no `settings`: a training summary from older code; delete it to retrain")
+    return summary["settings"]
 
-    runs: the (variant, seed) pairs in the order of metrics/epochs/train_summaries/scores. focus: the variant
-    whose first seed the per-image analyses use (confusion, per-class, calibration diagram, mistakes);
-    None: the one with the highest mean validation accuracy (`choose_focus`). smallest_effect: δ (points) of the
-    equivalence tests behind the answer "no difference larger than δ". out: name → path for curves, confusion,
-    per_class, reliability, mistakes, variants, pairs, table, numbers. backbone: the weights file the variants
-    started from; its digest and the resolved settings go into numbers.json, so that runs can be compared
-    (`cmpt726.compare`). choices: tuned twin → its choice.json (tuning.enabled): the settings the twin
-    trained with are its variant's search's choice, not the placeholders it has before the search ran.
-    twins: tuned twin → the variant it tunes: the report sets each beside its variant (`tuned_against_fixed`).
+
+def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> dict:
+    """Every Q6 figure, the variant table and the numbers JSON (rule compare_variants).
+
+    paths: `test` (the test images), `backbone` (the weights file the variants started from: its digest goes
+    into numbers.json, so that runs can be compared, `cmpt726.compare_runs`), and per run, in the order of
+    spec["runs"], `metrics`, `epochs`, `train_summaries` and `scores`. out: name → path for curves, confusion,
+    per_class, reliability, mistakes, variants, pairs, table, numbers. spec: `runs` [(variant, seed)],
+    `statistics` (config report: alpha, bootstrap_replicates, comparisons, smallest_effect), `reference`
+    (the 2019 script's accuracies), `focus` (report.gallery_variant: the variant whose first seed the per-image
+    analyses use; None: the highest mean validation accuracy, `choose_focus`), `replica_2019`, `twins`
+    (tuned twin → the variant it tunes: the report sets each beside its variant, `tuned_against_fixed`).
+    Each variant's settings are those its training jobs recorded in their summaries (a twin's with its
+    search's choice applied).
     """
-    choices = choices or {}
-    settings = {name: with_choice(s, choices.get(name)) for name, s in settings.items()}
-    runs = [tuple(r) for r in runs]
+    metrics, epochs, train_summaries, scores = (paths[k] for k in ("metrics", "epochs", "train_summaries", "scores"))
+    test_images, backbone = paths["test"], paths.get("backbone")
+    tests = spec["statistics"]
+    alpha, replicates = tests["alpha"], tests["bootstrap_replicates"]
+    comparisons, smallest_effect = tests["comparisons"], tests["smallest_effect"]
+    reference, focus, replica_2019, twins = spec["reference"], spec["focus"], spec["replica_2019"], spec["twins"]
+    runs = [tuple(r) for r in spec["runs"]]
     for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
                         ("scores", scores)]:
         if len(paths) != len(runs):
             raise ValueError(f"{name}: {len(paths)} files for {len(runs)} variant × seed runs")
     metrics_by, epochs_by, cost_by, scores_by = (dict(zip(runs, p)) for p in (metrics, epochs, train_summaries, scores))
+    settings = {}
+    for (name, seed), path in cost_by.items():
+        settings.setdefault(name, settings_of(path))
     images, labels, classes = load_arrays(test_images)
     n = len(labels)
 

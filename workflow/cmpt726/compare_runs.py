@@ -1,6 +1,6 @@
 """Experiments side by side: several finished runs of the workflow, one folder each, on one page.
 
-    python -m cmpt726.compare ../exp1 ../exp2 [--names assignment tuned] -o comparison.html [--pdf comparison.pdf]
+    python -m cmpt726.compare_runs ../exp1 ../exp2 [--names assignment tuned] -o comparison.html [--pdf comparison.pdf]
 
 Each folder is a finished run (`snakemake --directory FOLDER`). From each, the page reads rule compare_variants'
 `results/figures/q6/numbers.json` (every variant's resolved settings, accuracy and 95 % interval, as that
@@ -30,7 +30,7 @@ import numpy as np
 from . import stats
 from .data import load_arrays
 from .evaluation import read_scores
-from .io import read_json
+from .files import read_json
 
 NUMBERS = "results/figures/q6/numbers.json"
 TEST_IMAGES = "results/data/cifar10/test.npz"
@@ -82,7 +82,7 @@ def load_run(folder, name: str) -> dict:
         if not (folder / relative).is_file():
             raise _unfinished(folder, f"{relative} is missing")
     numbers = read_json(folder / NUMBERS)
-    if "variant_settings" not in numbers:
+    if "variant_settings" not in numbers or "smallest_effect" not in numbers:
         raise CompareError(f"{folder / NUMBERS} has no resolved settings (written by an older workflow); rerun "
                            f"snakemake --cores all --directory {folder} (only the Q6 numbers and the report rerun)")
     images, labels, classes = load_arrays(folder / TEST_IMAGES)
@@ -229,7 +229,7 @@ def accuracy_rows(runs: list[dict], variants: list[str]) -> list[dict]:
     return out
 
 
-def paired_tests(runs: list[dict], alpha: float, replicates: int, seed: int = 0) -> dict:
+def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replicates: int, seed: int = 0) -> dict:
     """Every variant two experiments share, compared between them on the same test images.
 
     One `stats.bootstrap_accuracies` over every (experiment, variant) draws the same test images for
@@ -247,6 +247,7 @@ def paired_tests(runs: list[dict], alpha: float, replicates: int, seed: int = 0)
     for variant in shared:
         having = [(i, run) for i, run in enumerate(runs) if variant in run["correct"]][::-1]  # later first
         family = stats.pairwise_comparisons({run["name"]: run["correct"][variant] for _, run in having}, alpha=alpha,
+                                            smallest_effect=smallest_effect,
                                             boot={run["name"]: boot[f"{i}/{variant}"] for i, run in having})
         tests += [{"variant": variant, **record} for record in family["pairs"]]
     for record, adjusted in zip(tests, stats.holm([t["p"] for t in tests])):
@@ -255,20 +256,22 @@ def paired_tests(runs: list[dict], alpha: float, replicates: int, seed: int = 0)
     return {"tests": tests, "alpha": alpha, "replicates": replicates}
 
 
-def points(value, digits: int = 2, sign: bool = True) -> str:
-    """A difference in points: "+1.25", "-0.40", and "0.00" for anything that rounds to zero (never "-0.00")."""
-    if value is None:
-        return "–"
-    text = f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-    if float(text) == 0:
-        return f"{0:.{digits}f}"
-    return text
-
-
 # --------------------------------------------------------------------------- the page
-def comparison_context(folders, names=None, alpha: float | None = None, replicates: int = 10_000,
-                       out_html=None) -> dict:
-    """Everything the template lays out; refuses (CompareError) before anything is written."""
+def shared_setting(runs: list[dict], key: str, option: str) -> float:
+    """A setting of the runs' reports that this page's tests take over (alpha, smallest_effect): the runs must agree
+    on it, or the caller chooses one (`option` names how)."""
+    values = {float(r["numbers"][key]) for r in runs}
+    if len(values) > 1:
+        raise CompareError(f"the runs' reports use different {key} values ({sorted(values)}); choose one with {option}")
+    return values.pop()
+
+
+def comparison_context(folders, names=None, alpha: float | None = None, *, replicates: int,
+                       smallest_effect: float | None = None, out_html=None) -> dict:
+    """Everything the template lays out; refuses (CompareError) before anything is written.
+
+    alpha, smallest_effect: None takes the runs' report.alpha / report.smallest_effect (they must agree).
+    replicates: of the paired bootstrap (config report.bootstrap_replicates)."""
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise CompareError("give at least two experiment folders")
@@ -282,12 +285,11 @@ def comparison_context(folders, names=None, alpha: float | None = None, replicat
     runs = [load_run(f, n) for f, n in zip(folders, names)]
     check_same_test_set(runs)
     if alpha is None:
-        alphas = {float(r["numbers"]["alpha"]) for r in runs}
-        if len(alphas) > 1:
-            raise CompareError(f"the runs' reports use different alphas ({sorted(alphas)}); choose one with --alpha")
-        alpha = alphas.pop()
+        alpha = shared_setting(runs, "alpha", "--alpha")
+    if smallest_effect is None:
+        smallest_effect = shared_setting(runs, "smallest_effect", "--smallest-effect")
     settings = settings_differences(runs)
-    tests = paired_tests(runs, alpha, replicates)
+    tests = paired_tests(runs, alpha, smallest_effect, replicates)
     base = Path(out_html).resolve().parent if out_html else Path.cwd()
     # Folders and reports relative to the page (no path of the machine that made it), so both work wherever
     # the page and the experiments move together.
@@ -302,17 +304,17 @@ def comparison_context(folders, names=None, alpha: float | None = None, replicat
             "replicates": replicates}
 
 
-def write_comparison(folders, out_html, names=None, alpha: float | None = None, replicates: int = 10_000,
-                     title: str | None = None, pdf=None) -> dict:
+def write_comparison(folders, out_html, names=None, alpha: float | None = None, *, replicates: int,
+                     smallest_effect: float | None = None, title: str | None = None, pdf=None) -> dict:
+    from .files import write_text
     from .report.render import environment, html_to_pdf, provenance
-    from .io import write_text
 
-    context = comparison_context(folders, names, alpha, replicates, out_html)
+    context = comparison_context(folders, names, alpha, replicates=replicates, smallest_effect=smallest_effect,
+                                 out_html=out_html)
     context["title"] = title or "Experiments side by side: " + ", ".join(context["names"])
     context["provenance"] = {k: v for k, v in provenance({}).items() if k != "config"}
     context["stylesheet"] = TEMPLATE.with_name("report.css").read_text()
     env = environment(TEMPLATE.parent)
-    env.filters["points"] = points
     write_text(out_html, env.get_template(TEMPLATE.name).render(**context))
     if pdf:
         html_to_pdf(out_html, pdf)
@@ -320,19 +322,23 @@ def write_comparison(folders, out_html, names=None, alpha: float | None = None, 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cmpt726.compare", description=__doc__.split("\n\n")[0])
+    from .config import schema_default
+
+    parser = argparse.ArgumentParser(prog="python -m cmpt726.compare_runs", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="experiment folders, each a finished run (snakemake --directory)")
     parser.add_argument("--names", nargs="+", help="one name per folder (default: the folders' names)")
     parser.add_argument("-o", "--output", default="comparison.html", help="the HTML page (default: %(default)s)")
     parser.add_argument("--pdf", help="also print the page to this PDF (wkhtmltopdf)")
     parser.add_argument("--alpha", type=float, help="significance level (default: the runs' report.alpha)")
-    parser.add_argument("--replicates", type=int, default=10_000,
+    parser.add_argument("--smallest-effect", type=float,
+                        help="δ of the equivalence tests, in points (default: the runs' report.smallest_effect)")
+    parser.add_argument("--replicates", type=int, default=schema_default("report.bootstrap_replicates"),
                         help="paired bootstrap replicates (default: %(default)s)")
     parser.add_argument("--title", help="the page's title")
     args = parser.parse_args(argv)
     try:
-        context = write_comparison(args.folders, args.output, args.names, args.alpha, args.replicates, args.title,
-                                   args.pdf)
+        context = write_comparison(args.folders, args.output, args.names, args.alpha, replicates=args.replicates,
+                                   smallest_effect=args.smallest_effect, title=args.title, pdf=args.pdf)
     except (ValueError, RuntimeError) as error:  # CompareError, a malformed score file, no wkhtmltopdf: each names it
         print(f"compare: {error}", file=sys.stderr)
         return 2

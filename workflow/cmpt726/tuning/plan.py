@@ -13,9 +13,7 @@ schedule of every trial spans the full `epochs`, so a continued trial is the sam
 trained straight through. `method: grid` is the exhaustive grid (one rung: every configuration
 for every epoch). Every variant gets the same number of configurations (checked) and rungs.
 
-Ranking, trials and the choice: `search.py`; the files: results/tuning/<variant>/ (see there).
-
-No torch here: the Snakefile plans with this module.
+Ranking and the choice: `choice`; trials: `trials`. No torch here: the workflow plans with this module.
 """
 
 from __future__ import annotations
@@ -24,8 +22,8 @@ import copy
 import itertools
 import math
 
-from .config import ConfigError, resolve_variant
-from .search import TWIN_SUFFIX
+from ..config import ConfigError, canonical, resolve_variant
+from .choice import TWIN_SUFFIX
 
 # Training keys a search may set: they change how a run trains, not what it trains on (a twin must
 # read the same inputs as its variant: the feature cache or the images).
@@ -55,7 +53,7 @@ def variant_tuning(config: dict, name: str) -> dict:
     own = own_overrides(tuning, name)
     merged = {key: copy.deepcopy(tuning[key]) for key in ("space", "settings", "epochs", "min_epochs")}
     for key, value in own.items():
-        if key == "seeds":  # the twin's final runs (add_twins), not the search: its trials stay as they are
+        if key == "seeds":  # the twin's final runs (`twin_seeds`), not the search: its trials stay as they are
             continue
         if key in ("space", "settings"):
             merged[key] = {**merged[key], **copy.deepcopy(value)}
@@ -91,18 +89,34 @@ def trial_epochs(plan: list[dict]) -> int:
     return sum(r["trials"] * (r["epochs"] - (plan[i - 1]["epochs"] if i else 0)) for i, r in enumerate(plan))
 
 
+def with_fixed_settings(settings: dict, fixed: dict, epochs: int) -> dict:
+    """`settings` with the tuning's fixed settings over them (onecycle key by key) and the tuning's epochs."""
+    s = copy.deepcopy(settings)
+    for key, value in fixed.items():
+        s[key] = {**s[key], **value} if key == "onecycle" else copy.deepcopy(value)
+    s["epochs"] = epochs
+    return canonical(s)
+
+
+def twin_settings(config: dict, name: str) -> dict:
+    """The settings of `name`'s tuned twin before its search has chosen: the variant's own with the tuning's
+    fixed settings and epochs over them; the searched keys come from its choice file when it trains."""
+    tuning = variant_tuning(config, name)
+    return with_fixed_settings(resolve_variant(config, name), tuning["settings"], tuning["epochs"])
+
+
+def twin_seeds(config: dict, name: str, variant_seeds: list[int]) -> list[int]:
+    """The seeds of `name`'s twin: `tuning.overrides.<name>.seeds` when set, else the variant's."""
+    own = own_overrides(config["tuning"], name)
+    return list(own["seeds"]) if "seeds" in own else list(variant_seeds)
+
+
 def plan_for(config: dict, name: str) -> dict:
     """Everything the rules need about one variant's search: its configurations, rungs and trial settings."""
     tuning = variant_tuning(config, name)
     configs = grid(tuning["space"])
     base = resolve_variant(config, name)
-    settings = []
-    for item in configs:
-        s = copy.deepcopy(base)
-        for key, value in {**tuning["settings"], **item}.items():
-            s[key] = {**s[key], **value} if key == "onecycle" else value
-        s["epochs"] = tuning["epochs"]
-        settings.append(dict(sorted(s.items())))
+    settings = [with_fixed_settings(base, {**tuning["settings"], **item}, tuning["epochs"]) for item in configs]
     return {"configs": configs, "settings": settings,
             "rungs": rungs(len(configs), tuning["epochs"], tuning["min_epochs"], tuning["eta"], tuning["method"]),
             **{k: tuning[k] for k in ("method", "eta", "seed", "tie_break", "epochs", "min_epochs")}}
@@ -174,22 +188,3 @@ def check_tuning(config: dict) -> None:
     if len(set(sizes.values())) > 1:
         raise ConfigError("config key tuning.overrides: every variant gets the same number of trials (equal "
                           f"budgets), but the spaces give {sizes}")
-
-
-def add_twins(config: dict) -> dict[str, str]:
-    """Put each tuned variant's twin into config["variants"] (its variant's keys, the tuning's fixed
-    settings and epochs over them; the searched keys come from the choice file when it trains).
-    Returns twin → variant. Call once, after validation."""
-    check_tuning(config)
-    twins = tuned_variants(config)
-    for twin, name in twins.items():
-        tuning = variant_tuning(config, name)
-        entry = copy.deepcopy(config["variants"][name] or {})
-        for key, value in tuning["settings"].items():
-            entry[key] = {**entry.get(key, {}), **value} if key == "onecycle" else copy.deepcopy(value)
-        entry["epochs"] = tuning["epochs"]
-        own = own_overrides(config["tuning"], name)
-        if "seeds" in own:  # the twin's final runs may use other seeds than its variant's
-            entry["seeds"] = list(own["seeds"])
-        config["variants"][twin] = entry
-    return twins

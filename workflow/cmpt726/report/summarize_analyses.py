@@ -14,7 +14,7 @@ from ..analysis import near_duplicates as nd
 from ..analysis.duplicate_check import check_sample_file
 from ..data import load_arrays
 from ..evaluation import read_score_set
-from ..io import read_json, write_json
+from ..files import read_json, write_json
 from ..plotting import plain_text, plt, save_figure
 from . import figures
 

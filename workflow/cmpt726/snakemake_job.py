@@ -3,8 +3,7 @@
 Every script in workflow/scripts/ is `run(snakemake, lambda smk: some_function(...))`:
 the log gets stdout, stderr and the traceback; the terminal gets one line naming
 the problem; torch uses exactly the threads the rule declared; a job about to run bf16
-autocast on a CPU that emulates it says so at once (it would crawl). Nothing here is in a
-training rule's code digest, so these checks can change without retraining anything.
+autocast on a CPU that emulates it says so at once (it would crawl).
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ import os
 import sys
 import traceback
 
+from .device import BF16_FLAGS, cpu_flags, runs_on_cpu
+
 
 def set_threads(threads: int) -> None:
     """Pin intra-op threads before torch starts its pool (and after, if it already did)."""
@@ -21,12 +22,6 @@ def set_threads(threads: int) -> None:
         os.environ[var] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
-
-
-# CPU flags of bf16 instructions (x86: AVX512-BF16, AMX; Arm: bf16). Without one, torch emulates bf16
-# autocast on the CPU: a ResNet-20 step of 128 images took 5.68 s against 0.61 s in fp32 on a 2-core AMD
-# EPYC without AVX512 (docs/performance.md), where AVX512-BF16 made it 1.4x faster than fp32.
-BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 
 
 def asks_bf16(value) -> bool:
@@ -39,19 +34,6 @@ def asks_bf16(value) -> bool:
     return False
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (x86 "flags", Arm "Features"); empty where unknown."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return set(value.split())
-    except OSError:
-        pass
-    return set()
-
-
 def slow_bf16_warning(params: dict, on_cpu: bool, flags: set[str]) -> str | None:
     """The warning for a job that asks for bf16 autocast on a CPU without bf16 instructions (None when
     it does not, runs on a GPU, or the flags are unknown)."""
@@ -62,23 +44,13 @@ def slow_bf16_warning(params: dict, on_cpu: bool, flags: set[str]) -> str | None
             "set bf16: false where the config sets it (training, variants, tuning.settings, backbone.pretrain).")
 
 
-def _runs_on_cpu(device: str) -> bool:
-    if device == "cpu":
-        return True
-    if device == "auto":
-        import torch  # only jobs that ask for bf16 get here, and they import torch anyway
-
-        return not torch.cuda.is_available()
-    return False
-
-
 def run(smk, main) -> None:
     set_threads(max(1, int(smk.threads)))
     log_path = smk.log[0] if len(smk.log) else os.devnull
     terminal = sys.stderr
     params = dict(smk.params.items()) if hasattr(getattr(smk, "params", None), "items") else {}
     # The device and the CPU's flags are looked up only for the jobs that ask for bf16.
-    warning = slow_bf16_warning(params, _runs_on_cpu(str(params.get("device", "auto"))), cpu_flags()) \
+    warning = slow_bf16_warning(params, runs_on_cpu(str(params.get("device", "auto"))), cpu_flags()) \
         if asks_bf16(params) else None
     if warning:
         print(f"rule {smk.rule}: {warning}", file=terminal)

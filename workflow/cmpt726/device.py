@@ -1,0 +1,122 @@
+"""Where jobs run: the one place that looks at the machine's GPU and CPU.
+
+The planning side (the Snakefile, the pre-flight, the job glue) needs no torch: `nvidia_driver`,
+`gpus_per_job`, `cpu_flags`. The jobs resolve config `device` with torch (`resolve`) and name what ran
+them (`name`).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+# torch 2.14.1's wheels are CUDA 13.0 builds: NVIDIA's drivers below 580 cannot run them.
+MIN_DRIVER = 580
+# CPU flags of bf16 instructions (x86: AVX512-BF16, AMX; Arm: bf16). Without one, torch emulates bf16
+# autocast on the CPU, about 10x slower than fp32 (docs/performance.md).
+BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+def nvidia_present() -> bool:
+    """An NVIDIA device node or nvidia-smi on this machine (no torch needed)."""
+    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+
+
+def nvidia_driver() -> tuple[bool, int | None]:
+    """(an NVIDIA GPU is present, the driver's major version when nvidia-smi says it)."""
+    present = nvidia_present()
+    if not shutil.which("nvidia-smi"):
+        return present, None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return present, None
+    versions = [int(m.group(1)) for m in re.finditer(r"^\s*(\d+)\.", out, re.MULTILINE)]
+    return present, (min(versions) if versions else None)
+
+
+def gpus_per_job(device: str, present: bool | None = None) -> int:
+    """The `gpu` resource a heavy job claims: 1 when it will run on CUDA. `auto` claims a GPU when the machine
+    shows an NVIDIA driver; on a CPU-only machine the jobs claim none, so the local profile's gpu limit does not
+    run them one at a time while cores sit idle."""
+    if device in ("cpu", "cuda"):
+        return int(device == "cuda")
+    return int(nvidia_present() if present is None else present)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (x86 "flags", Arm "Features"); empty where unknown."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return model or platform.processor() or platform.machine()
+
+
+def runs_on_cpu(device: str) -> bool:
+    """Whether a job with config `device` runs on the CPU here (`auto` asks torch)."""
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device == "cpu"
+
+
+# --------------------------------------------------------------------------- in a job (torch)
+def resolve(name: str = "auto", say=print):
+    """The torch device of config `device` (auto, cuda or cpu); says in the job's log which one it took and
+    why, so that a job that fell back to the CPU (e.g. on a node whose driver is too old) is seen at once."""
+    import torch
+
+    available = torch.cuda.is_available()
+    if name == "cuda" and not available:
+        raise RuntimeError("config key device: cuda was asked for but torch sees no CUDA device "
+                           f"({_no_cuda_reason()}); use device: auto or cpu")
+    if name == "auto":
+        name = "cuda" if available else "cpu"
+        say(f"device: auto took {name} ({'torch sees a CUDA device' if available else _no_cuda_reason()})")
+        if not available and torch.version.cuda:
+            say(f"WARNING: this torch is a CUDA {torch.version.cuda} build but sees no usable GPU: "
+                f"this job runs on the CPU. On a GPU node, check the NVIDIA driver (>= {MIN_DRIVER} for CUDA 13).")
+    else:
+        say(f"device: {name} (config key device)")
+    return torch.device(name)
+
+
+def _no_cuda_reason() -> str:
+    """Why torch sees no CUDA device: a CPU-only build, no driver, or a driver it cannot use."""
+    import torch
+
+    if not torch.version.cuda:
+        return "this torch build has no CUDA"
+    try:
+        count = torch.cuda.device_count()
+    except RuntimeError as error:  # e.g. a driver too old for this build
+        return f"CUDA unusable: {error}"
+    return "no NVIDIA GPU is visible" if count == 0 else "CUDA is not available to torch"
+
+
+def name(device) -> str:
+    """What ran a job, for the report's provenance: the GPU's name, else the CPU's model name."""
+    if device.type == "cuda":
+        import torch
+
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {cpu_model()}"

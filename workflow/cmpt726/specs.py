@@ -1,0 +1,67 @@
+"""The run's plan: the validated config turned, once, into what each job trains and reads (no torch).
+
+`load` validates a config (`config.validate_config`) and makes the `Plan` the rules read: every variant's
+resolved training settings (the tuned twins' included: their fixed settings here, their searched keys from
+their choice file when they train), the (variant, seed) runs, each tuned variant's search, the feature caches
+and the variants cleanlab reads. The config itself is never changed after validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import (ConfigError, SCHEMA_PATH, normalization_key, resolve_variant, uses_cached_features,
+                     validate_config, variant_seeds)
+from .tuning.plan import check_tuning, plan_for, tuned_variants, twin_seeds, twin_settings
+
+__all__ = ["ConfigError", "Plan", "load", "make_plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: dict[str, dict]     # variant (twins included) → resolved training settings
+    seeds: dict[str, list[int]]   # variant → the seeds it trains with
+    twins: dict[str, str]         # tuned twin → the variant it tunes ({} with tuning off)
+    searches: dict[str, dict]     # tuned variant → its search (`tuning.plan.plan_for`)
+    label_issue_variants: list[str]
+    default_normalize: dict       # training.normalize: the near-duplicate search's feature cache
+
+    @property
+    def runs(self) -> list[tuple[str, int]]:
+        """Every (variant, seed) that trains, in config order, each twin after the fixed variants."""
+        return [(name, seed) for name, seeds in self.seeds.items() for seed in seeds]
+
+    @property
+    def normalizations(self) -> dict[str, dict]:
+        """Feature cache key → normalisation, for every variant's and the default's."""
+        found = {normalization_key(s["normalize"]): s["normalize"] for s in self.settings.values()}
+        found.setdefault(normalization_key(self.default_normalize), self.default_normalize)
+        return found
+
+    def cached(self, name: str) -> bool:
+        """Whether `name` trains its head on cached backbone features."""
+        return uses_cached_features(self.settings[name])
+
+
+def make_plan(config: dict) -> Plan:
+    """The plan of a validated config (`config.validate_config`); raises ConfigError for a bad `tuning`."""
+    check_tuning(config)
+    settings = {name: resolve_variant(config, name) for name in config["variants"]}
+    seeds = {name: variant_seeds(config, name) for name in config["variants"]}
+    twins = tuned_variants(config)
+    for twin, name in twins.items():
+        settings[twin] = twin_settings(config, name)
+        seeds[twin] = twin_seeds(config, name, seeds[name])
+    chosen = config["analysis"]["label_issues"]["variants"]
+    full_network = [name for name, s in settings.items() if s["train"] == "all"]
+    return Plan(settings=settings, seeds=seeds, twins=twins,
+                searches={name: plan_for(config, name) for name in twins.values()},
+                label_issue_variants=list(chosen) if chosen else full_network or list(settings),
+                default_normalize=config["training"]["normalize"])
+
+
+def load(config: dict, schema_path: str | Path = SCHEMA_PATH, command_line=None) -> Plan:
+    """Validate `config` in place (typed `--config` values, defaults, checks) and make its plan."""
+    validate_config(config, schema_path, command_line=command_line)
+    return make_plan(config)

@@ -1,0 +1,119 @@
+"""A search's ranking and its choice (no torch): who continues to the next rung, what the twin trains with.
+
+Ranking: the higher validation accuracy of the kept epoch (the best epoch with keep: best), then the
+lower validation loss of that epoch (`tie_break: val_loss`), then the earlier configuration in the
+space's order. Files under results/tuning/<variant>/: rung<r>/trial<k>.json (one trial, `trials.run_trial`),
+choice.json (what the twin trains with: the chosen configuration and epochs), search.json (the choice
+with its numbers, the rungs, the compute spent) and trials.tsv (every trial, one row each).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..files import read_json, write_json, write_tsv
+
+TWIN_SUFFIX = "-tuned"
+TRIAL_COLUMNS = ["rung", "slot", "config_index", "config", "epochs", "kept_epoch", "val_acc", "val_loss",
+                 "seconds", "continued", "chosen"]
+
+
+# --------------------------------------------------------------------------- ranking and the choice
+def rank(records: list[dict], tie_break: str) -> list[dict]:
+    """Best first: higher val_acc, then (tie_break val_loss) lower val_loss, then the earlier configuration."""
+    def key(r):
+        return (-r["val_acc"], r["val_loss"] if tie_break == "val_loss" else 0.0, r["config_index"])
+
+    return sorted(records, key=key)
+
+
+def pick_from_previous(previous: list[dict], slot: int, tie_break: str) -> dict:
+    """The trial of the previous rung that slot `slot` of this rung continues: its `slot`-th best."""
+    ranked = rank(previous, tie_break)
+    if slot >= len(ranked):
+        raise ValueError(f"slot {slot} of a rung that continues only {len(ranked)} trials")
+    return ranked[slot]
+
+
+def choose(records: list[dict], plan: dict, variant: str) -> tuple[dict, list[dict]]:
+    """The choice (the best trial of the last rung) and every trial's row for trials.tsv."""
+    last = len(plan["rungs"]) - 1
+    final = [r for r in records if r["rung"] == last]
+    if len(final) != plan["rungs"][-1]["trials"]:
+        raise ValueError(f"{variant}: {len(final)} trials in the last rung, the plan has {plan['rungs'][-1]['trials']}")
+    best = rank(final, plan["tie_break"])[0]
+    continued = {(r["rung"] - 1, r["continues"]) for r in records if r["rung"] > 0}
+    rows = []
+    for r in sorted(records, key=lambda r: (r["rung"], r["slot"])):
+        rows.append({"rung": r["rung"], "slot": r["slot"], "config_index": r["config_index"],
+                     "config": json.dumps(r["config"], sort_keys=True), "epochs": r["epochs"],
+                     "kept_epoch": r["kept_epoch"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
+                     "seconds": r["seconds"], "continued": int((r["rung"], r["slot"]) in continued),
+                     "chosen": int(r is best)})
+    seconds = sum(r["seconds"] for r in records)
+    choice = {
+        "variant": variant,
+        "twin": f"{variant}{TWIN_SUFFIX}",
+        "method": plan["method"],
+        "selected_by": "validation accuracy of the kept epoch; ties: " +
+                       ("lower validation loss, then " if plan["tie_break"] == "val_loss" else "") +
+                       "the earlier configuration in the space's order",
+        "config": best["config"],
+        "config_index": best["config_index"],
+        "settings": best["settings"],
+        "val_acc": best["val_acc"],
+        "val_loss": best["val_loss"],
+        "kept_epoch": best["kept_epoch"],
+        "epochs": best["epochs"],
+        "converged": convergence(best["history"]),
+        "rungs": plan["rungs"],
+        "configs": len(plan["configs"]),
+        "trials": len(records),
+        "trial_epochs": sum(r["epochs_run"] for r in records),
+        "grid_epochs": len(plan["configs"]) * plan["epochs"],
+        "trial_seconds": seconds,
+        "device_hours": seconds / 3600,
+        "devices": sorted({r["device"] for r in records}),
+        "seed": plan["seed"],
+    }
+    return choice, rows
+
+
+def convergence(history: list[dict]) -> dict:
+    """Whether a run's kept epoch is its last, and how much its validation accuracy rose over the last
+    fifth of its epochs (last scored epoch minus the one before that fifth; points)."""
+    scored = [(r["epoch"], r["val_acc"]) for r in history if r.get("val_acc") is not None]
+    if not scored:
+        return {"kept_is_last": None, "last_fifth_rise": None}
+    epochs = history[-1]["epoch"]
+    start = epochs - max(1, round(epochs / 5))
+    before = [acc for epoch, acc in scored if epoch <= start]
+    best_epoch = max(scored, key=lambda item: item[1])[0]  # the first best, as keep: best keeps
+    return {"kept_is_last": best_epoch == scored[-1][0],
+            "last_fifth_rise": scored[-1][1] - before[-1] if before else None}
+
+
+def runs_convergence(histories: list[list[dict]]) -> dict:
+    """`convergence` over several runs: in how many the kept epoch is the last (`kept_last`), of how many runs
+    (`runs`) and of how many scored on validation (`scored`), and the mean rise of their validation accuracy over
+    the last fifth of the epochs (`last_fifth_rise`, points; None when no run has one)."""
+    runs = [convergence(h) for h in histories]
+    rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
+    return {"kept_last": sum(bool(r["kept_is_last"]) for r in runs), "runs": len(runs),
+            "scored": sum(r["kept_is_last"] is not None for r in runs),
+            "last_fifth_rise": sum(rises) / len(rises) if rises else None}
+
+
+# What a twin trains with, and nothing else: a search rerun that chooses the same writes the same bytes, and
+# Snakemake (which compares an updated input's checksum with the one it recorded) then retrains no twin.
+CHOICE_KEYS = ("variant", "twin", "config", "epochs")
+
+
+def write_choice(records_paths: list, choice_out, search_out, trials_out, plan: dict, variant: str) -> dict:
+    """choice.json (CHOICE_KEYS), search.json (the choice with its numbers, the rungs and the compute) and
+    trials.tsv (every trial). Returns search.json's dict."""
+    summary, rows = choose([read_json(p) for p in records_paths], plan, variant)
+    write_tsv(trials_out, TRIAL_COLUMNS, rows)
+    write_json(search_out, summary)
+    write_json(choice_out, {key: summary[key] for key in CHOICE_KEYS})
+    return summary
