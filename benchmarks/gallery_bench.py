@@ -14,43 +14,7 @@ ones from --human-counts) and a near_duplicates.tsv (1% flagged, twins drawn fro
 and prints the time and size of each file, and what the HTML's bytes are. --browser also times opening
 gallery.html in headless Chromium (tests/chromium.py), switching the run, and the disagreement filter.
 
-Recorded output. The page JSON carries the runs as plain arrays (see cmpt726.report.gallery.pack) since
-2026-12-03; before, as 8 bytes per image and run, bit-packed and base64. Both measured on the same machine
-under the same load (2 shared CPU cores, load average ~11 from other jobs, so the seconds are slow and noisy;
-the sizes are exact):
-
-    $ benchmarks/gallery_bench.py --runs 30 --analyses --no-pdf --browser          # plain JSON (now)
-    gallery build, 10,000 images (synthetic), 30 runs (10 variants), analyses on; 2 CPUs, x86_64, Python 3.11.7
-      gallery.html         7.1 s    14.5 MB  (sprite 8.1 MB, runs 6.03 MB, twins 0.08 MB, rest 0.30 MB)
-      total                7.1 s
-      open+paint           5.1 s  (headless Chromium)
-      sort=score-desc      4.7 s  (showing 10,000 of 10,000 images)
-      outcome=wrong        2.4 s  (showing 3,671 of 10,000 images)
-      outcome=             5.6 s  (showing 10,000 of 10,000 images)
-      variant=v9           5.4 s  (showing 10,000 of 10,000 images)
-      seed=2               4.8 s  (showing 10,000 of 10,000 images)
-      subset=variants-disagree    2.3 s  (showing 5,697 of 10,000 images)
-
-    the same, bit-packed runs (before):
-      gallery.html         4.5 s    11.5 MB  (sprite 8.1 MB, runs 3.20 MB, twins 0.08 MB, rest 0.20 MB)
-      open+paint           4.9 s  (headless Chromium)
-      sort=score-desc      3.9 s  (showing 10,000 of 10,000 images)
-      outcome=wrong        1.5 s  (showing 3,671 of 10,000 images)
-      outcome=             3.5 s  (showing 10,000 of 10,000 images)
-      variant=v9           3.6 s  (showing 10,000 of 10,000 images)
-      seed=2               4.9 s  (showing 10,000 of 10,000 images)
-      subset=variants-disagree    3.5 s  (showing 5,697 of 10,000 images)
-
-    $ benchmarks/gallery_bench.py --runs 1 --analyses --no-pdf                     # one run
-      gallery.html  8.6 MB plain JSON (runs 0.20 MB, rest 0.30 MB), 8.4 MB bit-packed (runs 0.11 MB, rest 0.20 MB)
-
-So each run adds 0.20 MB of plain JSON (3 classes and 3 probabilities in ten-thousandths per image) where
-the packed format took 0.107 MB: 30 runs × 10,000 images 6.0 MB instead of 3.2 MB, the whole file 14.5 MB
-instead of 11.5 MB (×1.26) with these synthetic thumbnails. With the real CIFAR-10 thumbnails (a 5.2 MB
-sprite, measured before with the packed format: 8.7 MB for 30 runs with the analyses) that makes about
-11.6 MB. The page opens and switches runs as fast as before (within the noise), with nothing to decode.
-The analyses add ~0.35 MB (mostly the people's votes, 10 counts per image, and the twins' sprite).
-gallery.pdf is one run, whatever the number of runs: 8-10 s and ~20 MB for 10,000 images (`--runs 1`).
+Recorded output: experiments/benchmark-outputs/README.md; the numbers: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -78,7 +42,7 @@ from cmpt726.analysis.near_duplicates import COLUMNS as DUPLICATE_COLUMNS  # noq
 from cmpt726.config import schema_default  # noqa: E402
 from cmpt726.data import load_arrays, save_arrays  # noqa: E402
 from cmpt726.evaluation import write_scores  # noqa: E402
-from cmpt726.io import write_json, write_tsv  # noqa: E402
+from cmpt726.files import write_json, write_tsv  # noqa: E402
 from cmpt726.report.gallery import pages  # noqa: E402
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

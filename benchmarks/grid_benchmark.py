@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-r"""Side-by-side benchmark of the fine-tuning grid (issue 6) on the CPU or a GPU, reported as ratios.
+r"""Side-by-side benchmark of the fine-tuning grid on the CPU or a GPU, reported as ratios.
 
 1. training-step throughput of the workflow's loop vs a bare PyTorch loop (same model, batch);
 2. a starter-style implementation (DataLoader + per-image PIL transforms, batch 32, the full

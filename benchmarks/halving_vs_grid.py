@@ -1,4 +1,4 @@
-"""Successive halving against the exhaustive grid on the head variants (issue 20, item 3): does the budget-aware
+"""Successive halving against the exhaustive grid on the head variants: does the budget-aware
 search choose as well, and how much compute does it save?
 
     .venv/bin/python benchmarks/halving_vs_grid.py --configfile config.yaml [configs/tuning-cpu.yaml ...] \
@@ -7,7 +7,7 @@ search choose as well, and how much compute does it save?
         [--out ../halving-vs-grid] [--device cpu] [--json result.json]
 
 For each variant it runs the variant's search twice with the code the workflow's tuning jobs run
-(`search.search`, the trials of `tuning_trial`, the choice of `tuning_choice`): once as configured
+(`tuning.trials.search`, the trials of `tuning_trial`, the choice of `tuning_choice`): once as configured
 with `method: halving`, once with `method: grid` (every configuration for every epoch), same space,
 same seed. A trial continued by halving is the same run as the grid's trial of that configuration
 (tests/test_tuning.py), so halving's choice is scored by the grid's number for it. The criterion:
@@ -28,7 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from cmpt726 import search, tuning  # noqa: E402
+from cmpt726.tuning import plan as tuning, trials as search  # noqa: E402
 from cmpt726.config import _merge, resolve_variant, uses_cached_features, validate_config  # noqa: E402
 
 MARGIN = 0.3      # points

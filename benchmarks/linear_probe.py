@@ -1,4 +1,4 @@
-"""The linear-probe anchor of issue 20: multinomial logistic regression (L-BFGS) on the frozen backbone's cached
+"""The linear-probe anchor of the tuned heads: multinomial logistic regression (L-BFGS) on the frozen backbone's cached
 features, its L2 strength C chosen on the validation split — the best linear head, a solved problem.
 
     .venv/bin/python benchmarks/linear_probe.py \
@@ -11,7 +11,7 @@ validation split `split_cifar10` wrote. Each C is fitted on the training part of
 standardised with the training part's mean and sd: the same linear functions as raw features, better
 conditioned for L-BFGS) and scored on the validation part; the best (ties: the smaller C, the stronger
 penalty) is scored once on the test features. With --heads, each head's test accuracy (the `accuracy` of
-an evaluate_variant metrics JSON, in %) is set against the probe's: issue 20 asks every tuned head for at
+an evaluate_variant metrics JSON, in %) is set against the probe's: every tuned head should reach at
 least the probe's minus 0.3 points.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_C = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0]
-MARGIN = 0.3  # points a tuned head may fall short of the probe (issue 20)
+MARGIN = 0.3  # points a tuned head may fall short of the probe
 
 
 def load_features(path):

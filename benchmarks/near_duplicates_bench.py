@@ -15,7 +15,7 @@ the values) — and runs that entry point, timing each stage. Then:
 * PNG grids under --png-dir: every flagged pair (test image above its training twin), and the 50 pairs
   just above the threshold, to judge the rule by eye.
 
-The recorded output is at the end of this file.
+Recorded output: experiments/benchmark-outputs/README.md; the numbers: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     if args.threads:
-        from cmpt726.jobs import set_threads
+        from cmpt726.snakemake_job import set_threads
 
         set_threads(args.threads)
     import torch
@@ -217,93 +217,3 @@ def save_pictures(args, summary, test_images, train_images, train_index, distanc
 
 if __name__ == "__main__":
     main()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Recorded output (2-core shared CPU; other users' jobs kept the load average at 4-5, so wall times are
-# inflated; with 2 torch threads on the loaded machine the thread barriers cost more than the second core gives).
-#
-# $ .venv/bin/python benchmarks/near_duplicates_bench.py --threads 1
-# # near-duplicates benchmark: torch 2.14.1+cu130, 1 threads, 2 CPUs, load average 4.72 at start (other users' jobs share the CPUs)
-# read pickles: 0.51 s (50000 train, 10000 test)
-#
-# ## write_near_duplicates, 50,000 train x 10,000 test
-#   load the four .npz files                                   0.57 s
-#   pixels 1: 8x8 thumbnail correlations, top 16               3.77 s
-#   pixels 2: picture+detail, 9 shifts, on the 16 candidates    4.70 s
-#   features: cosine, 64-d (random values)                     1.46 s
-#   write the TSV                                              0.03 s
-#   total                                                     10.64 s
-#   process CPU time 10.0 s; peak resident memory 2040 MB, of which 1036 MB before the call (torch's libraries and the pickles read above)
-#
-# threshold 0.6060 = exp(0.0598 - 8 x 0.0701); median distance 1.0617
-# rule: flagged if pixel_distance <= exp(median(l) - 8 * 1.4826 * median(|l - median(l)|)), l = log(max(d, 0.0001)) over the test set's nearest-neighbour pixel distances d
-# flagged: 233 of 10000 test images (4 with a twin of another label)
-#   (for comparison, k =  5: threshold 0.7478, 368 flagged)
-#   (for comparison, k =  6: threshold 0.6972, 310 flagged)
-#   (for comparison, k =  7: threshold 0.6500, 270 flagged)
-#   (for comparison, k =  8: threshold 0.6060, 233 flagged)
-#   (for comparison, k = 10: threshold 0.5267, 160 flagged)
-#
-# nearest-neighbour pixel distances (log bins):
-#    0.095- 0.103     1 #
-#    0.103- 0.112     0
-#    0.112- 0.122     0
-#    0.122- 0.133     1 #
-#    0.133- 0.145     0
-#    0.145- 0.159     0
-#    0.159- 0.173     2 #
-#    0.173- 0.188     0
-#    0.188- 0.205     1 #
-#    0.205- 0.224     1 #
-#    0.224- 0.244     2 #
-#    0.244- 0.266     5 #
-#    0.266- 0.289     5 #
-#    0.289- 0.315     9 #
-#    0.315- 0.344    10 #
-#    0.344- 0.375    11 #
-#    0.375- 0.408    17 #
-#    0.408- 0.445    29 #
-#    0.445- 0.485    34 #
-#    0.485- 0.528    33 #
-#    0.528- 0.576    34 #
-#    0.576- 0.628    58 ##  <- threshold
-#    0.628- 0.684    47 ##
-#    0.684- 0.745    65 ##
-#    0.745- 0.812   106 ###
-#    0.812- 0.885   259 #######
-#    0.885- 0.965   864 ######################
-#    0.965- 1.051  2897 #########################################################################
-#    1.051- 1.146  4639 ####################################################################################################################
-#    1.146- 1.249   870 ######################
-#
-# ## exact brute-force search (every training image, 9 shifts) on 1000 random test images: 88.2 s (all 10,000 would take ~15 min)
-#   same nearest training image: 432 / 1000; same distance (1e-5): 432; where they differ the fast distance is 1.026x the exact one (median; an ordinary image's nearest by detail often lies outside its 16 candidates)
-#   fast distance >= exact distance for all: True
-#   exact distance <= threshold: 21; of these the fast search has the same twin: 21 and flags 21; fast-flagged in sample: 21
-#   the other 212 flagged test images (21.0 s): same twin 212, same distance 212
-# saved /tmp/near_duplicates_flagged_1.png
-# saved /tmp/near_duplicates_flagged_2.png
-# saved /tmp/near_duplicates_flagged_3.png
-# saved /tmp/near_duplicates_above_threshold.png
-# load average 4.36 at end
-#
-# $ .venv/bin/python benchmarks/near_duplicates_bench.py --threads 2 --exact-sample 0 --png-dir /tmp/t2png
-# # near-duplicates benchmark: torch 2.14.1+cu130, 2 threads, 2 CPUs, load average 4.36 at start (other users' jobs share the CPUs)
-# read pickles: 0.58 s (50000 train, 10000 test)
-#
-# ## write_near_duplicates, 50,000 train x 10,000 test
-#   load the four .npz files                                   0.69 s
-#   pixels 1: 8x8 thumbnail correlations, top 16               8.38 s
-#   pixels 2: picture+detail, 9 shifts, on the 16 candidates    9.69 s
-#   features: cosine, 64-d (random values)                     1.91 s
-#   write the TSV                                              0.04 s
-#   total                                                     20.90 s
-#   process CPU time 20.0 s; peak resident memory 1976 MB, of which 1036 MB before the call (torch's libraries and the pickles read above)
-#   (threshold and flagged identical to the run above)
-#
-# Looked at: near_duplicates_flagged_1..3.png - pairs 1-200 (d 0.10-0.58) are the same photograph (shifted,
-# rescaled a little, recoloured, one in greyscale, re-framed); among 201-233 (d 0.58-0.61) about 3 are look-alikes
-# in similar picture frames. near_duplicates_above_threshold.png (d 0.61-0.66): still mostly copies, about 1 in
-# 10 a look-alike (ships on a horizon, framed pictures); further up (0.66-0.77, not drawn by default) about 1 in 6.
-# So the rule (k = 8) is conservative: nearly everything it flags is a copy, and it misses looser copies above it.

@@ -31,58 +31,7 @@ test the share answered "no difference larger than 0.5 points" by TOST:
 * bootstrap: the two-level (images x seeds) bootstrap of `pairwise_comparisons(method="bootstrap")`
   with 1,000 replicates, on fewer data sets (--bootstrap-sims), at effect 0 only.
 
-Recorded output (numpy 2.4, scipy 1.17):
-
-    (2026-12-03, `benchmarks/run_level_calibration.py` with the defaults, on the dev machine's 2 CPU
-    cores shared with three other developers' jobs (load 12-16): 699 s; alone it takes a few minutes):
-
-    10,000 images, expected accuracy 0.86, alpha 0.05, 2000 data sets per row
-    spread (points) | seeds A v B | effect | measured spread | run-level 'different' | TOST 'within 0.5' | mcnemar seed 0 'different'
-                     0.1 | 3 v 3 | 0.0 | 0.096 |   5.0 % |  40.8 % |   4.5 %
-                     0.1 | 3 v 3 | 0.5 | 0.096 |  57.7 % |   4.7 % |  47.5 %
-                     0.1 | 3 v 3 | 1.0 | 0.096 |  99.0 % |   0.1 % |  97.2 %
-                     0.1 | 2 v 2 | 0.0 | 0.096 |   5.0 % |  33.8 % |   3.8 %
-                     0.1 | 2 v 2 | 0.5 | 0.096 |  53.6 % |   3.6 % |  49.1 %
-                     0.1 | 2 v 2 | 1.0 | 0.096 |  98.2 % |   0.0 % |  97.3 %
-                     0.1 | 1 v 3 | 0.0 | 0.096 |   4.7 % |  30.0 % |   4.7 %
-                     0.1 | 1 v 3 | 0.5 | 0.096 |  51.6 % |   3.9 % |  49.5 %
-                     0.1 | 1 v 3 | 1.0 | 0.096 |  97.0 % |   0.0 % |  97.5 %
-                     0.1 | 1 v 1 | 0.0 | 0.096 |     –   |     –   |   3.5 %
-                     0.1 | 1 v 1 | 0.5 | 0.096 |     –   |     –   |  48.1 %
-                     0.1 | 1 v 1 | 1.0 | 0.096 |     –   |     –   |  98.0 %
-                     0.2 | 3 v 3 | 0.0 | 0.215 |   5.2 % |  39.0 % |   5.2 %
-                     0.2 | 3 v 3 | 0.5 | 0.215 |  50.7 % |   4.6 % |  31.2 %
-                     0.2 | 3 v 3 | 1.0 | 0.215 |  96.5 % |   0.0 % |  85.2 %
-                     0.2 | 2 v 2 | 0.0 | 0.215 |   6.5 % |  22.8 % |   5.2 %
-                     0.2 | 2 v 2 | 0.5 | 0.215 |  35.1 % |   4.2 % |  32.7 %
-                     0.2 | 2 v 2 | 1.0 | 0.215 |  69.1 % |   0.0 % |  86.0 %
-                     0.2 | 1 v 3 | 0.0 | 0.215 |   7.1 % |  18.4 % |   4.9 %
-                     0.2 | 1 v 3 | 0.5 | 0.215 |  30.9 % |   4.6 % |  33.4 %
-                     0.2 | 1 v 3 | 1.0 | 0.215 |  70.1 % |   0.1 % |  86.4 %
-                     0.2 | 1 v 1 | 0.0 | 0.215 |     –   |     –   |   4.2 %
-                     0.2 | 1 v 1 | 0.5 | 0.215 |     –   |     –   |  31.1 %
-                     0.2 | 1 v 1 | 1.0 | 0.215 |     –   |     –   |  85.9 %
-    0.2 (with run shift) | 3 v 3 | 0.0 | 0.224 |   4.1 % |  17.9 % |  15.1 %
-    0.2 (with run shift) | 3 v 3 | 0.5 | 0.224 |  42.5 % |   3.1 % |  48.9 %
-    0.2 (with run shift) | 3 v 3 | 1.0 | 0.224 |  94.7 % |   0.0 % |  91.1 %
-    0.2 (with run shift) | 2 v 2 | 0.0 | 0.224 |   5.8 % |  13.9 % |  15.8 %
-    0.2 (with run shift) | 2 v 2 | 0.5 | 0.224 |  31.8 % |   2.8 % |  49.9 %
-    0.2 (with run shift) | 2 v 2 | 1.0 | 0.224 |  75.4 % |   0.0 % |  91.4 %
-    0.2 (with run shift) | 1 v 3 | 0.0 | 0.224 |   5.3 % |   9.8 % |  15.0 %
-    0.2 (with run shift) | 1 v 3 | 0.5 | 0.224 |  29.8 % |   3.5 % |  48.6 %
-    0.2 (with run shift) | 1 v 3 | 1.0 | 0.224 |  73.3 % |   0.0 % |  92.2 %
-    0.2 (with run shift) | 1 v 1 | 0.0 | 0.224 |     –   |     –   |  15.3 %
-    0.2 (with run shift) | 1 v 1 | 0.5 | 0.224 |     –   |     –   |  49.4 %
-    0.2 (with run shift) | 1 v 1 | 1.0 | 0.224 |     –   |     –   |  92.7 %
-    two-level bootstrap (1,000 replicates), effect 0, spread 0.2, 200 data sets:
-      3 v 3: 'different'   1.5 %
-      1 v 3: 'different'   4.5 %
-    699 s
-
-    Read: at 3 v 3 seeds and a 0.2-point spread the run-level test says "different" for equal variants 5.2 % and
-    4.1 % of the time (<= 6 %), and finds 0.5 points 43-51 % and 1.0 point 95-97 % of the time. McNemar of one seed
-    against one seed is right about the variants only when runs differ image by image independently; with a run-wide
-    shift it says "different" 15 % of the time. 2 v 2 and 1 v 3 (a borrowed run variance with 2 df) reach 6-7 %.
+Recorded output: experiments/benchmark-outputs/README.md; what it showed: docs/statistics.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The benchmark scripts still run (their recorded output in docs/performance.md must stay reproducible):
-the grid benchmark end to end on tiny random CIFAR-10 files, with its real Snakemake run."""
+"""The product's benchmark scripts still run (docs/performance.md gives their commands): the grid benchmark end
+to end on tiny random CIFAR-10 files with its real Snakemake run, the linear probe, halving against the grid."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import yaml
 from conftest import REPO, write_backbone, write_cifar10
 
 pytestmark = pytest.mark.slow
@@ -114,89 +112,3 @@ def test_halving_vs_grid_runs_both_searches_with_the_workflows_code(tmp_path):
     assert row["halving_val_acc"] == row["halving_choice_in_grid"]  # a continued trial = the grid's trial
     assert row["shortfall"] == pytest.approx(max(grid_accs) - row["halving_choice_in_grid"]) and np.isfinite(
         row["shortfall"])
-
-
-def test_tuned_twins_compares_the_twins_of_several_runs(tmp_path):
-    """benchmarks/tuned_twins.py on two run folders of twins (real score and search files, no fixed variants):
-    a twin right on far more images is ahead, and the question between them is answered "yes"."""
-    from cmpt726.evaluation import write_scores
-
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 2000)
-
-    def twin(folder, variant, right, seeds):
-        for seed in seeds:
-            hit = rng.random(len(labels)) < right
-            pred = np.where(hit, labels, (labels + 1) % 10)
-            probs = np.full((len(labels), 10), 0.02)
-            probs[np.arange(len(labels)), pred] = 0.82
-            path = folder / "results" / "scores" / f"{variant}-tuned" / f"seed{seed}.tsv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_scores(path, labels, probs, np.full(len(labels), 0.5))
-        search = folder / "results" / "tuning" / variant / "search.json"
-        search.parent.mkdir(parents=True, exist_ok=True)
-        search.write_text(json.dumps({"config": {"lr": 0.1}, "val_acc": 100 * right, "kept_epoch": 3, "epochs": 3,
-                                      "converged": {"last_fifth_rise": None}}))
-
-    twin(tmp_path / "gpu", "all_augment", 0.9, [0, 1, 2])
-    twin(tmp_path / "gpu", "all", 0.7, [0, 1, 2])
-    twin(tmp_path / "cpu", "head", 0.5, [0, 1])
-    test_set = tmp_path / "cpu" / "results" / "data" / "cifar10" / "test.npz"  # the labels the scores are checked on
-    test_set.parent.mkdir(parents=True)
-    np.savez(test_set, images=np.zeros((len(labels), 3, 32, 32), np.uint8), labels=labels,
-             classes=np.array([str(k) for k in range(10)]))
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"report": {"comparisons": [
-        {"a": "all_augment", "b": "all", "asks": "Does augmentation help?"},
-        {"a": "all", "b": "head", "asks": "Does fine-tuning everything beat the head?"},
-        {"a": "all_dropout", "b": "all", "asks": "Does dropout help?"}]}}))  # no such twin: not asked
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/tuned_twins.py"), str(tmp_path / "gpu"),
-                           str(tmp_path / "cpu"), "--configfile", str(config)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| all") or line.startswith("| head")]
-    assert [r.split(" | ")[0] for r in rows[:3]] == ["| all_augment-tuned", "| all-tuned", "| head-tuned"]
-    assert "| Does augmentation help? (all_augment-tuned − all-tuned) | +2" in proc.stdout
-    assert proc.stdout.count("| yes |") == 2 and "dropout" not in proc.stdout
-    assert "verdict: top all_augment-tuned, best all_augment-tuned" in proc.stdout
-    truncated = tmp_path / "gpu" / "results" / "scores" / "all-tuned" / "seed1.tsv"
-    truncated.write_text("".join(truncated.read_text().splitlines(keepends=True)[:1500]))
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/tuned_twins.py"), str(tmp_path / "gpu"),
-                           str(tmp_path / "cpu"), "--configfile", str(config)], capture_output=True, text=True)
-    assert proc.returncode != 0 and f"{truncated}: 1499 rows, expected 2000" in proc.stderr
-
-
-def test_near_duplicates_check_samples_blind_records_and_scores(tmp_path):
-    """benchmarks/near_duplicates_check.py on a tiny finished run: `sample` draws from every stratum and writes
-    sheets without distances; the filled TSV `record`s as a sample the workflow's check_sample reads; `score`
-    prints the precision and recall that follow from the verdicts."""
-    import csv
-
-    from cmpt726.analysis import near_duplicates as nd
-    from cmpt726.io import write_json, write_tsv
-
-    run = tmp_path / "run"
-    rng = np.random.default_rng(0)
-    threshold, distances = 0.5, [0.3] * 40 + [0.55] * 30 + [0.63] * 30 + [0.7] * 30 + [1.0] * 70
-    rows = [[i, 1000 + i, d, 1000 + i, 0.9, int(d <= threshold)] for i, d in enumerate(distances)]
-    write_tsv(run / "results/analysis/near_duplicates.tsv", nd.COLUMNS, rows)
-    write_json(run / "results/analysis/near_duplicates.json", {"threshold": threshold})
-    for split, n in [("train", 1200), ("test", len(distances))]:
-        (run / "results/data/cifar10").mkdir(parents=True, exist_ok=True)
-        np.savez(run / f"results/data/cifar10/{split}.npz", images=rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8))
-    script = [sys.executable, str(REPO / "benchmarks/near_duplicates_check.py")]
-    subprocess.run([*script, "sample", str(run), str(tmp_path / "sheets")], check=True, capture_output=True)
-    with open(tmp_path / "sheets/to-check.tsv", newline="") as fh:
-        drawn = list(csv.DictReader(fh, delimiter="\t"))
-    assert {d["stratum"] for d in drawn} == {"flagged", "band1", "band2", "band3"}
-    assert len(drawn) == 90 and (tmp_path / "sheets/sheet1.png").stat().st_size > 0
-    for d in drawn:  # every flagged pair a copy, the bands none
-        d["verdict"] = "same" if d["stratum"] == "flagged" else "different"
-    with open(tmp_path / "filled.tsv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(drawn[0]), delimiter="\t", lineterminator="\n")
-        w.writeheader()
-        w.writerows(drawn)
-    subprocess.run([*script, "record", str(run), str(tmp_path / "filled.tsv"), "--out", str(tmp_path / "s.json")],
-                   check=True, capture_output=True)
-    proc = subprocess.run([*script, "score", str(run), str(tmp_path / "s.json")], check=True, capture_output=True,
-                          text=True)
-    assert "precision of the flag: 100.0 %" in proc.stdout and "recall: 100.0 %" in proc.stdout

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The six backbone-training variants tuned on a GPU (issue 20), through the workflow's own Snakemake
-# rules: the backbone pretrained with the CPU recipe (configs/cpu-pretrain-30min.yaml), each variant's
+# The six backbone-training variants tuned on a GPU, through the workflow's own Snakemake
+# rules: the backbone pretrained with the CPU recipe (experiments/cpu-pretraining/cpu-pretrain-30min.yaml), each variant's
 # successive-halving search on the validation split and its tuned twin (seed 0), then seeds 1 and 2 for
 # the two twins whose searches scored best on validation and, if time is left, for the other four. The
-# overlays are those of the CPU runs of docs/results-cpu.md (the grid's settings, configs/tuning-cpu.yaml's
+# overlays are those of the CPU runs of experiments/cpu-real-grid/README.md (the grid's settings, configs/tuning-cpu.yaml's
 # search), only on CUDA. Under OUT: the results and logs as tar parts, the timeline, the ranking and the
-# seeds overlay it used; docs/results-gpu.md has the account.
+# seeds overlay it used; experiments/gpu-both-settings/README.md has the account.
 #
-#   bash benchmarks/gpu_tuned_full_network.sh WORK OUT DEADLINE_S
+#   bash experiments/gpu-both-settings/gpu_tuned_full_network.sh WORK OUT DEADLINE_S
 #
 # WORK holds shared/data (the packed real data, as ../shared/data beside a checkout) and real-data/
 # (restore.py's output and backbone-cpu-pretrain.pt); the experiment folder is WORK/exp-gpu. Run from
@@ -17,8 +17,8 @@ WORK=$1 OUT=$2 DEADLINE=$3
 FULL="all_fc256 all backbone_only all_dropout all_augment all_cutout"
 EXP=$WORK/exp-gpu
 JOBS=${GPU_JOBS:-14}
-CONFIGS="configs/offline-shared.yaml configs/cpu-real-grid.yaml configs/tuning-cpu.yaml configs/cpu-pretrain-30min.yaml"
-source benchmarks/gpu_common.sh
+CONFIGS="configs/offline-shared.yaml experiments/cpu-real-grid/cpu-real-grid.yaml configs/tuning-cpu.yaml experiments/cpu-pretraining/cpu-pretrain-30min.yaml"
+source experiments/gpu-both-settings/gpu_common.sh
 start_monitor
 
 # Phase A: every search and its twin's seed 0.

@@ -3,10 +3,10 @@
 # whose other jobs ran here, so that one report covers both: models, metrics, scores, tuning records and their
 # logs and benchmarks. Data, features and backbones are not copied (the run folder makes its own from the same
 # files). An existing file is never overwritten: each is named and kept. Then mark the copies up to date in DAG
-# order with the run's own configs (`snakemake --touch ... TARGETS`, docs/results-gpu.md), as their inputs here
+# order with the run's own configs (`snakemake --touch ... TARGETS`, experiments/gpu-both-settings/README.md), as their inputs here
 # are newer than they are.
 #
-#   bash benchmarks/merge_gpu_results.sh RUN_FOLDER GPU_RESULTS...
+#   bash experiments/gpu-both-settings/merge_gpu_results.sh RUN_FOLDER GPU_RESULTS...
 set -euo pipefail
 DEST=$1/results
 shift

@@ -1,11 +1,11 @@
 """The tuned twins of one or more run folders, compared with the report's own statistics, when the runs
-have no fixed variants to set beside them (benchmarks/gpu_tuned_full_network.sh trains only the twins of
+have no fixed variants to set beside them (experiments/gpu-both-settings/gpu_tuned_full_network.sh trains only the twins of
 the six full-network variants; the heads' twins can come from another run on the same backbone). Prints markdown: per twin its search's choice, validation accuracy and
 convergence, its test accuracy with interval (`stats.accuracy_summary`), the discussion's questions asked
 of the twins (`report.comparisons` mapped to `<v>-tuned`, one Holm family: `stats.answer_questions`) and
 the verdict among them (`stats.verdict`).
 
-    .venv/bin/python benchmarks/tuned_twins.py ../exp-gpu ../exp-gpu-heads --configfile config.yaml
+    .venv/bin/python experiments/gpu-both-settings/tuned_twins.py ../exp-gpu ../exp-gpu-heads --configfile config.yaml
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import yaml
 
 from cmpt726 import stats
 from cmpt726.config import schema_default
-from cmpt726.compare import TEST_IMAGES
+from cmpt726.compare_runs import TEST_IMAGES
 from cmpt726.data import load_arrays
 from cmpt726.evaluation import read_score_set
 from cmpt726.report.render import signed  # the report's "+1.23", never "-0.00"

@@ -6,7 +6,7 @@ extract_features, train_variant, evaluate_variant), settings from config.yaml
 (backbone.pretrain, training, variants via cmpt726.config.resolve_variant), so its
 numbers are the workflow's. Needs Python ≥ 3.10 with torch, torchvision, numpy, pillow, pyyaml.
 
-    python benchmarks/gpu_pretrain_and_grid.py --cifar10-root DIR --cifar100-imagefolder DIR --out OUT
+    python experiments/gpu-first-session/gpu_pretrain_and_grid.py --cifar10-root DIR --cifar100-imagefolder DIR --out OUT
     #   DIR (CIFAR-10) holds cifar-10-batches-py/; the ImageFolder holds train/<class>/*, test/<class>/*
     #   (or --cifar100-root DIR holding cifar-100-python/). ../shared/data/restore.py writes both.
 
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow"))
 
 import torch  # noqa: E402

@@ -1,9 +1,9 @@
 """A hand-checked sample of the near-duplicate rule (analysis.near_duplicates) on a finished run, for its precision
-and recall (issue 21): no published list of CIFAR-10's train-test near-duplicates can be fetched here.
+and recall: no published list of CIFAR-10's train-test near-duplicates can be fetched here.
 
-    .venv/bin/python benchmarks/near_duplicates_check.py sample RUN SHEETS_DIR
-    .venv/bin/python benchmarks/near_duplicates_check.py record RUN SHEETS_DIR/to-check.tsv
-    .venv/bin/python benchmarks/near_duplicates_check.py score RUN workflow/resources/near_duplicates_checked.json
+    .venv/bin/python experiments/near-duplicate-sample/near_duplicates_check.py sample RUN SHEETS_DIR
+    .venv/bin/python experiments/near-duplicate-sample/near_duplicates_check.py record RUN SHEETS_DIR/to-check.tsv
+    .venv/bin/python experiments/near-duplicate-sample/near_duplicates_check.py score RUN workflow/resources/near_duplicates_checked.json
 
 `sample` draws pairs (test image, its nearest training image by the rule's pixel distance) from strata of that
 distance: flagged (≤ the run's threshold) and three bands above it. It writes the pairs, shuffled and numbered,
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 from cmpt726.analysis.near_duplicates import read_near_duplicates  # noqa: E402
 from cmpt726.analysis.duplicate_check import check_sample, strata  # noqa: E402
 from cmpt726.io import read_json, write_json  # noqa: E402
 
-RESOURCE = Path(__file__).resolve().parents[1] / "workflow/resources/near_duplicates_checked.json"
+RESOURCE = Path(__file__).resolve().parents[2] / "workflow/resources/near_duplicates_checked.json"
 
 BANDS = [(1.0, 1.155), (1.155, 1.32), (1.32, 1.485)]  # multiples of the threshold: 0.606 → 0.70, 0.80, 0.90
 SAMPLE = {"flagged": 30, "band1": 20, "band2": 20, "band3": 20}
