@@ -11,6 +11,10 @@ from scipy.stats import binomtest
 from scipy.stats import t as t_dist
 
 from cmpt726 import stats
+from cmpt726.config import schema_default
+
+# The report's alpha and δ as a run whose config leaves report.* out uses them.
+REPORT = {"alpha": schema_default("report.alpha"), "smallest_effect": schema_default("report.smallest_effect")}
 
 Z95 = 1.959963984540054  # the 97.5 % normal quantile
 
@@ -225,7 +229,7 @@ def planted_family(seeds: int, rng) -> dict:
 @pytest.mark.parametrize("seeds,test", [(1, "mcnemar exact"), (3, "run-level t (runs + images)")])
 def test_planted_difference_is_found_and_a_copy_is_not(seeds, test):
     data = planted_family(seeds, np.random.default_rng(10 + seeds))
-    comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0)
+    comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0, **REPORT)
     json.dumps(comparisons, allow_nan=False)
     assert len(comparisons["pairs"]) == 3
 
@@ -261,7 +265,8 @@ def test_bootstrap_p_below_its_floor_comes_from_the_normal_approximation():
     # No replicate crosses 0: the rank p would be its floor 2 / (B + 1) = 0.002, which Holm over
     # many pairs pushes above alpha whatever the data; the normal approximation goes below it.
     data = planted_family(3, np.random.default_rng(7))
-    ab = stats.find_pair(stats.pairwise_comparisons(data, replicates=999, seed=0, method="bootstrap"), "A", "B")
+    comparisons = stats.pairwise_comparisons(data, replicates=999, seed=0, method="bootstrap", **REPORT)
+    ab = stats.find_pair(comparisons, "A", "B")
     assert ab["test"] == "bootstrap (images × seeds)" and ab["p_method"] == "normal"
     assert ab["p"] < 1e-6
     # With enough replicates in the smaller tail the rank form is kept.
@@ -280,11 +285,11 @@ def test_min_replicates_is_where_the_floor_clears_holm():
 
 
 def test_bootstrap_with_too_few_replicates_for_holm_still_reaches_significance():
-    # 10 variants, 45 pairs, B = 1000 < min_replicates: before, the smallest possible Holm-adjusted
-    # p of a multi-seed pair was 45 * 2 / 1001 = 0.09. A 10-point gap must come out significant.
+    # 10 variants, 45 pairs, B = 1000 < min_replicates: a p floored at 2 / (B + 1) could not get below
+    # 45 * 2 / 1001 = 0.09 after Holm. A 10-point gap must come out significant all the same.
     rng = np.random.default_rng(30)
     data = {f"v{j}": rng.random((3, 1000)) < (0.8 if j == 0 else 0.7) for j in range(10)}
-    comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=0, method="bootstrap")
+    comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=0, method="bootstrap", **REPORT)
     assert 1000 < stats.min_replicates(len(comparisons["pairs"]), 0.05)
     record = stats.find_pair(comparisons, "v0", "v1")
     assert record["p_adjusted"] < 0.05 and record["significant"]
@@ -293,7 +298,7 @@ def test_bootstrap_with_too_few_replicates_for_holm_still_reaches_significance()
 def test_mixed_seed_counts_borrow_the_pooled_run_variance():
     rng = np.random.default_rng(8)
     data = {"one": planted(500, 0.7, rng), "three": rng.random((3, 500)) < 0.7}
-    comparisons = stats.pairwise_comparisons(data)
+    comparisons = stats.pairwise_comparisons(data, **REPORT)
     record = comparisons["pairs"][0]
     assert record["test"] == "run-level t (runs + images)" and record["scope"] == "variants"
     assert record["borrowed"] and len(record["per_seed_mcnemar"]) == 1
@@ -304,8 +309,8 @@ def test_mixed_seed_counts_borrow_the_pooled_run_variance():
 
 def test_paired_test_and_find_pair_orientation():
     data = planted_family(1, np.random.default_rng(12))
-    comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=3)
-    forward = stats.paired_test(data, "A", "B", replicates=1000, seed=3)
+    comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=3, **REPORT)
+    forward = stats.paired_test(data, "A", "B", replicates=1000, seed=3, **REPORT)
     assert forward == stats.find_pair(comparisons, "A", "B")
     # Holm over the whole family of three pairs, not just this one.
     assert forward["p_adjusted"] >= forward["p"]
@@ -323,9 +328,9 @@ def test_paired_test_and_find_pair_orientation():
 # -------------------------------------------------------------------------------------- Verdict
 
 
-def run_verdict(data, **kwargs):
+def run_verdict(data):
     summary = stats.accuracy_summary(data, replicates=2000, seed=0)
-    comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0, **kwargs)
+    comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0, **REPORT)
     result = stats.verdict(summary, comparisons)
     json.dumps(result, allow_nan=False)
     return result, comparisons
@@ -397,9 +402,10 @@ def test_run_level_difference_by_hand():
     tost = max(t_dist.sf((diff + 0.05) / se, df), t_dist.cdf((diff - 0.05) / se, df))
     assert float(r["tost_p"]) == pytest.approx(tost)
     with pytest.raises(ValueError, match="pooled"):
-        stats.run_level_difference(a[:1], b[:1])
+        stats.run_level_difference(a[:1], b[:1], smallest_effect=REPORT["smallest_effect"])
     # Two seeds at 0 % and 100 %: t with one df reaches far past what a difference of accuracies can be.
-    wild = stats.run_level_difference(np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), np.array([[0, 0, 0, 1], [1, 1, 1, 0]]))
+    wild = stats.run_level_difference(np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), np.array([[0, 0, 0, 1], [1, 1, 1, 0]]),
+                                      smallest_effect=REPORT["smallest_effect"])
     assert (float(wild["ci_low"]), float(wild["ci_high"])) == (-100.0, 100.0)
 
 
@@ -422,13 +428,13 @@ def test_run_level_test_holds_its_level_where_seed_zero_mcnemar_does_not():
     bench = calibration_benchmark()
     rng = np.random.default_rng(40)
     a, b = bench.simulate(rng, 400, 3, 3, 0.0, S=10.0, tau=0.15, n=2000)
-    false_positive = np.mean(stats.run_level_difference(a, b)["p"] < 0.05)
+    false_positive = np.mean(stats.run_level_difference(a, b, smallest_effect=REPORT["smallest_effect"])["p"] < 0.05)
     mcnemar = np.mean(bench.mcnemar_p(a, b) < 0.05)
     assert false_positive <= 0.09  # 5 % +- 2.2 % (2 standard errors of 400 draws), plus slack
     assert mcnemar > 2 * false_positive
     # ... and finds a difference of 3 points nearly always.
     a, b = bench.simulate(rng, 200, 3, 3, 3.0, S=10.0, tau=0.15, n=2000)
-    assert np.mean(stats.run_level_difference(a, b)["p"] < 0.05) > 0.9
+    assert np.mean(stats.run_level_difference(a, b, smallest_effect=REPORT["smallest_effect"])["p"] < 0.05) > 0.9
     # The vectorised McNemar of the benchmark is the package's.
     exact = [stats.mcnemar_exact(a[i, 0], b[i, 0])["p"] for i in range(3)]
     assert bench.mcnemar_p(a[:3], b[:3]) == pytest.approx(exact)
@@ -451,7 +457,7 @@ def test_three_answers_for_the_prespecified_questions():
         "same": runs(3),                                                    # same procedure: within 0.5 points
         "noisy": np.stack([rng.random(n) < 0.70, rng.random(n) < 0.88]),   # 2 runs far apart: inconclusive
     }
-    comparisons = stats.pairwise_comparisons(data, smallest_effect=0.5)
+    comparisons = stats.pairwise_comparisons(data, alpha=REPORT["alpha"], smallest_effect=0.5)
     questions = [{"a": "better", "b": "base", "asks": "better?"}, {"a": "same", "b": "base", "asks": "same?"},
                  {"a": "noisy", "b": "base", "asks": "noisy?"}, {"a": "base", "b": "better", "asks": "reverse?"}]
     answers = {q["asks"]: q for q in stats.answer_questions(comparisons, questions)}
