@@ -1,5 +1,5 @@
-# tuning.enabled: every tuned variant's search on the validation split (cmpt726/tuning.py plans it,
-# cmpt726/search.py runs it): trial jobs per rung and slot, then one choice per variant that its twin
+# tuning.enabled: every tuned variant's search on the validation split (cmpt726/tuning: plan makes it,
+# trials run it, choice chooses): trial jobs per rung and slot, then one choice per variant that its twin
 # `<variant>-tuned` trains with. No tuning job has the test split among its inputs.
 wildcard_constraints:
     rung=r"\d+",

@@ -126,7 +126,7 @@ def warmup_warnings(plans: dict[str, dict]) -> list[str]:
     """Searches (variant → `plan_for`) whose first halving rung ends inside a one-cycle warm-up: they rank
     configurations while the learning rates still rise, so a larger peak lr means a larger step at that
     moment and a lower validation accuracy then. On the real data every full-network search chose the
-    smallest lr of its space this way (docs/results-gpu.md). One line per kind of plan, naming its variants."""
+    smallest lr of its space this way (experiments/gpu-both-settings). One line per kind of plan, naming its variants."""
     found: dict[tuple, list[str]] = {}
     for name, plan in plans.items():
         if len(plan["rungs"]) < 2:
@@ -138,7 +138,7 @@ def warmup_warnings(plans: dict[str, dict]) -> list[str]:
             found.setdefault((first, round(warm, 6), plan["epochs"]), []).append(name)
     return [f"tuning of {', '.join(names)}: the first rung ({first} epochs) ends inside the one-cycle warm-up "
             f"({warm:g} of {epochs} epochs), so it ranks the configurations while their learning rates still rise "
-            f"and favours the smallest (docs/results-gpu.md). Set tuning.min_epochs to at least {math.ceil(warm)} "
+            f"and favours the smallest (docs/tuning.md). Set tuning.min_epochs to at least {math.ceil(warm)} "
             "or a shorter tuning.settings.onecycle.warmup."
             for (first, warm, epochs), names in found.items()]
 
