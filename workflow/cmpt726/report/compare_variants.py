@@ -255,7 +255,7 @@ def pair_matrix(names: list[str], pairs: dict) -> dict:
 
 
 def converged(histories: list[list[dict]]) -> dict:
-    """Whether a variant's runs had converged (issue 20, item 6): in how many of them the kept epoch is the last
+    """Whether a variant's runs had converged: in how many of them the kept epoch is the last
     one (`kept_last`, "2 of 3"), and how much their validation accuracy still rose over the last fifth of the
     epochs (`last_fifth_rise`, points, mean over runs; None without a validation split or with one epoch)."""
     runs = runs_convergence(histories)
@@ -442,7 +442,7 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
                       "pred": classes[focus_scores["pred"][i]], "score": float(focus_scores["probs"][i].max())}
                      for i in mistakes],
         # Where the runs trained (their own summaries) and, apart, where the test set was scored: results merged
-        # from another machine may have been scored again here (docs/results-gpu.md).
+        # from another machine may have been scored again here.
         "devices": sorted({read_json(p).get("device", "not recorded") for p in train_summaries}),
         "scored_on": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
         # Each variant's resolved settings, whole (the comparison page of several runs reads them).
