@@ -53,7 +53,6 @@ RUN_LEVEL_TEST = "run-level t (runs + images)"
 # What a test's conclusion is about: the variants (training procedures) or two trained networks.
 SCOPE_VARIANTS = "variants"
 SCOPE_MODELS = "two trained models"
-SMALLEST_EFFECT = 0.5  # points; config report.smallest_effect
 
 
 # ----------------------------------------------------------------------------------------------
