@@ -21,7 +21,7 @@ from cmpt726.analysis.label_issues import TSV_COLUMNS as ISSUE_COLUMNS
 from cmpt726.analysis.near_duplicates import COLUMNS as DUPLICATE_COLUMNS
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import read_scores, write_scores
-from cmpt726.io import write_json, write_tsv
+from cmpt726.files import write_json, write_tsv
 from cmpt726.report.gallery import load, pack, pages
 
 TEMPLATES = REPO / "workflow" / "templates"

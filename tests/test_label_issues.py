@@ -176,7 +176,7 @@ def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
     """The report's check of the suspects against people: the share of suspects people relabel, against
     the share of the other images (planted: people reject the label on every flipped image and on one
     other image)."""
-    from cmpt726.report.analysis import label_issue_numbers
+    from cmpt726.report.summarize_analyses import label_issue_numbers
 
     truth, given, probs = synthetic()
     paths = write_set(tmp_path, given, probs)
@@ -230,7 +230,7 @@ def test_each_flagging_variant_is_judged_against_suspects_found_without_it(tmp_p
 
 
 def test_report_uses_the_leave_one_out_numbers_and_gives_none_when_circular(tmp_path):
-    from cmpt726.report.analysis import label_issue_numbers
+    from cmpt726.report.summarize_analyses import label_issue_numbers
 
     truth, given, probs = synthetic(n_models=3)
     paths = write_set(tmp_path, given, probs)

@@ -268,7 +268,7 @@ def test_read_near_duplicates_gives_back_what_was_written_and_refuses_a_bad_file
 def test_ease_control_explains_a_gain_that_is_only_ease():
     """Flagged images drawn from the easy end: a model right with probability = ease gains many points on them,
     all of which the matched control explains; a model 10 points below its ease on flagged images shows -10."""
-    from cmpt726.report.analysis import duplicate_numbers, matched_accuracy
+    from cmpt726.report.summarize_analyses import duplicate_numbers, matched_accuracy
 
     rng = np.random.default_rng(0)
     n = 20_000

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """These models are tiny: a second intra-op thread only adds spin-waiting on a busy machine
-    (the rules get the same from cmpt726.jobs.run with threads: 1)."""
+    (the rules get the same from cmpt726.snakemake_job.run with threads: 1)."""
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
