@@ -46,8 +46,11 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 from cmpt726 import stats  # noqa: E402
+from cmpt726.config import schema_default  # noqa: E402
 
-ALPHA = 0.05
+# The report's significance level and smallest effect that matters (the schema's defaults).
+ALPHA = schema_default("report.alpha")
+SMALLEST_EFFECT = schema_default("report.smallest_effect")
 ACCURACY = 0.86
 N_IMAGES = 10_000
 # (label, S, tau): the run-to-run spread each gives is measured and printed.
@@ -75,7 +78,7 @@ def simulate(rng, sims: int, seeds_a: int, seeds_b: int, effect_points: float, S
     return variant(seeds_a, delta), variant(seeds_b, 0.0)
 
 
-def run_level(a, b, smallest_effect: float = 0.5) -> dict:
+def run_level(a, b, smallest_effect: float = SMALLEST_EFFECT) -> dict:
     """The run-level test on a batch; a one-seed side borrows the other side's run variance."""
     pooled = None
     if a.shape[1] == 1 or b.shape[1] == 1:
@@ -140,7 +143,8 @@ def main(argv=None) -> None:
         for ka, kb in [(3, 3), (1, 3)]:
             a, b = simulate(rng, args.bootstrap_sims, ka, kb, 0.0, 2.6, 0.0)
             hits = [stats.pairwise_comparisons({"A": a[s], "B": b[s]}, method="bootstrap", replicates=1000,
-                                               seed=s)["pairs"][0]["p"] < ALPHA for s in range(len(a))]
+                                               seed=s, alpha=ALPHA, smallest_effect=SMALLEST_EFFECT)
+                    ["pairs"][0]["p"] < ALPHA for s in range(len(a))]
             print(f"  {ka} v {kb}: 'different' {rate(hits)}")
     print(f"{time.perf_counter() - start:.0f} s")
 

@@ -61,8 +61,8 @@ def test_jobs_import_the_package_through_the_script_folder_without_an_install():
     link = REPO / "workflow/scripts/cmpt726"
     assert link.is_symlink() and link.resolve() == (REPO / "workflow/cmpt726").resolve()
     # -S -I: no site-packages (so no installed cmpt726), no PYTHONPATH: only the script folder, as in the job.
-    code = (f"import sys; sys.path.append({str(REPO / 'workflow/scripts')!r}); import cmpt726.io, cmpt726.sources; "
-            "print(cmpt726.io.__file__)")
+    code = (f"import sys; sys.path.append({str(REPO / 'workflow/scripts')!r}); import cmpt726.files, cmpt726.code_digest; "
+            "print(cmpt726.files.__file__)")
     out = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True,
                          env={}).stdout
     assert out.strip().startswith(str(REPO / "workflow/scripts/cmpt726/"))

@@ -20,8 +20,8 @@ from cmpt726.config import schema_default
 from cmpt726.compare_runs import TEST_IMAGES
 from cmpt726.data import load_arrays
 from cmpt726.evaluation import read_score_set
-from cmpt726.report.render import signed  # the report's "+1.23", never "-0.00"
-from cmpt726.search import TWIN_SUFFIX
+from cmpt726.text import signed  # the report's "+1.23", never "-0.00"
+from cmpt726.tuning.choice import TWIN_SUFFIX
 
 
 def twin_runs(results: Path) -> dict[str, list[Path]]:
@@ -37,8 +37,9 @@ def main(argv=None) -> None:
                         help="where report.comparisons, alpha and smallest_effect come from")
     args = parser.parse_args(argv)
     report = yaml.safe_load(args.configfile.read_text()).get("report", {})
-    alpha, delta, comparisons = (report.get(key, schema_default(f"report.{key}"))
-                                 for key in ("alpha", "smallest_effect", "comparisons"))
+    alpha, delta, comparisons, replicates = (report.get(key, schema_default(f"report.{key}"))
+                                             for key in ("alpha", "smallest_effect", "comparisons",
+                                                         "bootstrap_replicates"))
     runs, results_of = {}, {}
     for folder in args.runs:  # a twin found in several folders: the first folder's runs
         for twin, paths in twin_runs(folder / "results").items():
@@ -52,7 +53,7 @@ def main(argv=None) -> None:
     labels = load_arrays(test_set)[1]
     correct = {t: stats.correct_matrix(read_score_set(paths, labels, test_set=str(test_set)))
                for t, paths in runs.items()}
-    summary = stats.accuracy_summary(correct)
+    summary = stats.accuracy_summary(correct, replicates=replicates)
     pairs = stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=delta)
 
     print("| twin | chosen | validation (%) | kept epoch | val. rise, last fifth | seeds | test (%) | 95 % interval |")
