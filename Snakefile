@@ -66,7 +66,7 @@ localrules:
 if workflow.is_main_process:
     for _problem in preflight.missing_files(config):
         print(f"pre-flight: {_problem}", file=sys.stderr)
-    for _warning in warmup_warnings(TUNING):
+    for _warning in warmup_warnings(TUNING) + unknown_name_warnings(config, SHIPPED_CONFIG):
         print(f"WARNING: {_warning}", file=sys.stderr)
 
 
@@ -81,6 +81,12 @@ onstart:
         _gpu_rules = {job.rule.name for job in _jobs if "gpu" in job.rule.resources}
         if _problems := preflight.run_problems(config, _rules, _gpu_rules, local=workflow.local_exec):
             sys.exit(preflight.message(_problems))
+
+
+# Finished means told: where the outputs are.
+onsuccess:
+    if workflow.is_main_process:
+        print("Done. The report: report/report.html (and report/report.pdf); every test image: report/gallery.html.")
 
 
 rule all:

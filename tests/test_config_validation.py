@@ -379,3 +379,24 @@ def test_the_old_names_of_the_2019_setting_point_to_the_new():
     _merge(replica, yaml.safe_load((REPO / "configs/replica-2019.yaml").read_text()))  # as --configfile merges it
     validate_config(replica)
     assert replica["training"]["replicate_2019_bugs"] is True
+
+
+def test_a_misspelt_variant_or_question_is_warned_with_the_closest_name():
+    from cmpt726.config import shipped_config, unknown_name_warnings
+
+    def validated(config):
+        validate_config(config)
+        return config
+
+    shipped = shipped_config(REPO / "config.yaml")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert unknown_name_warnings(validated(config), shipped) == []
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["variants"]["head_12"] = {"weight_decay": 0.01}  # meant head_l2
+    config["variants"]["wide"] = {"head": {"hidden": [512]}}  # a new variant, nothing close
+    config["report"]["comparisons"].append({"a": "al", "b": "head", "asks": "?"})
+    assert unknown_name_warnings(validated(config), shipped) == [
+        "variant head_12 is not in the shipped config.yaml (did you mean head_l2?): it is planned as a new variant",
+        "variant wide is not in the shipped config.yaml: it is planned as a new variant",
+        "config key report.comparisons.9.a: 'al' is not one of this run's variants (did you mean all?): the question "
+        "is skipped"]

@@ -357,6 +357,25 @@ def check_cross_keys(config: dict) -> None:
                           f"{sorted(config['variants'])}")
 
 
+def unknown_name_warnings(config: dict, shipped: dict) -> list[str]:
+    """Variants that the shipped config.yaml does not have (a new variant is allowed, but a misspelt one would
+    train as a new variant, silently), with the closest known name; and questions (report.comparisons) about
+    variants this run does not have (the report lists them as skipped)."""
+    def closest(name: str, known) -> str:
+        match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        return f" (did you mean {match[0]}?)" if match else ""
+
+    shipped_names = shipped.get("variants") or {}
+    warnings = [f"variant {name} is not in the shipped config.yaml{closest(name, shipped_names)}: it is planned as "
+                "a new variant" for name in config["variants"] if shipped_names and name not in shipped_names]
+    for i, question in enumerate(config["report"]["comparisons"]):
+        for side in ("a", "b"):
+            if question[side] not in config["variants"]:
+                warnings.append(f"config key report.comparisons.{i}.{side}: {question[side]!r} is not one of this "
+                                f"run's variants{closest(question[side], config['variants'])}: the question is skipped")
+    return warnings
+
+
 def resolve_variant(config: dict, name: str) -> dict:
     """`training` defaults overridden by the variant's keys (head, augment and onecycle merge key by key).
 

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from cmpt726.code_digest import STAGES, package_digest, stage_digest
-from cmpt726.config import canonical, config_changes, normalization_key, shipped_config
+from cmpt726.config import canonical, config_changes, normalization_key, shipped_config, unknown_name_warnings
 from cmpt726.device import gpus_per_job
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
 from cmpt726.tuning.plan import warmup_warnings
@@ -32,7 +32,8 @@ BENCHMARKS = "results/benchmarks"
 STAGE_CODE = {stage: stage_digest(stage, WORKFLOW_DIR) for stage in STAGES}
 PACKAGE_CODE = package_digest(WORKFLOW_DIR)
 # The report's configuration table: the keys that differ from the config.yaml shipped with the workflow.
-CONFIG_CHANGES = config_changes(config, shipped_config(os.path.join(workflow.basedir, "config.yaml")))
+SHIPPED_CONFIG = shipped_config(os.path.join(workflow.basedir, "config.yaml"))
+CONFIG_CHANGES = config_changes(config, SHIPPED_CONFIG)
 
 
 wildcard_constraints:
