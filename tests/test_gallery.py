@@ -7,7 +7,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -217,17 +216,6 @@ def test_page_script_is_inlined_and_may_not_close_its_element(tmp_path):
     with pytest.raises(ValueError, match="bad.js: contains '</script'"):
         pages.write_gallery_html(tmp_path / "g2.html", TEMPLATES / "gallery.html.j2", bad, data, runs, title="t")
     assert not (tmp_path / "g2.html").exists()
-
-
-def test_benchmark_script_runs(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/gallery_bench.py"), "--n", "150", "--runs", "6",
-                           "--analyses", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"gallery\.html\s+[\d.]+ s .*runs [\d.]+ MB", proc.stdout)
-    assert re.search(r"both\s+[\d.]+ s", proc.stdout)
-    assert (tmp_path / "gallery.html").exists() and (tmp_path / "gallery.pdf").exists()
-    data = embedded_json((tmp_path / "gallery.html").read_text(encoding="utf-8"), "gallery-data")
-    assert len(data["runs"]) == 6 and len(data["variants"]) == 2 and data["humans"] and data["duplicates"]
 
 
 # --------------------------------------------------------------------------- every run and the analyses, on tiny files

@@ -410,11 +410,12 @@ def test_run_level_difference_by_hand():
 
 
 def calibration_benchmark():
-    """benchmarks/run_level_calibration.py as a module: its simulator is the one the recorded rates come from."""
+    """The calibration benchmark (experiments/benchmarks/run_level_calibration.py) as a module: its simulator is the
+    one the recorded rates come from."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run_level_calibration.py"
+    path = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "run_level_calibration.py"
     spec = importlib.util.spec_from_file_location("run_level_calibration", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

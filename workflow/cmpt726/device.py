@@ -16,7 +16,7 @@ from pathlib import Path
 # torch 2.14.1's wheels are CUDA 13.0 builds: NVIDIA's drivers below 580 cannot run them.
 MIN_DRIVER = 580
 # CPU flags of bf16 instructions (x86: AVX512-BF16, AMX; Arm: bf16). Without one, torch emulates bf16
-# autocast on the CPU, about 10x slower than fp32 (docs/performance.md).
+# autocast on the CPU, about 10x slower than fp32 (experiments/benchmarks/README.md).
 BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 
 

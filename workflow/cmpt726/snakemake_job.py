@@ -40,7 +40,7 @@ def slow_bf16_warning(params: dict, on_cpu: bool, flags: set[str]) -> str | None
     if not on_cpu or not flags or flags & BF16_FLAGS or not asks_bf16(params):
         return None
     return ("WARNING: bf16 autocast asked for on a CPU without bf16 instructions (no avx512_bf16, amx_bf16 or "
-            "bf16 flag): torch emulates it, about 10x slower than fp32 (docs/performance.md). For this machine "
+            "bf16 flag): torch emulates it, about 10x slower than fp32 (experiments/benchmarks/README.md). For this machine "
             "set bf16: false where the config sets it (training, variants, tuning.settings, backbone.pretrain).")
 
 

@@ -3,7 +3,7 @@
 The report's claims are about variants - training procedures - not about the particular networks a
 seed happened to produce. So the unit of a between-variant test is the training run, and the test
 images are a second, crossed source of noise (docs/statistics.md says which test is used where and
-why; benchmarks/run_level_calibration.py checks the run-level test's error rates by simulation).
+why; experiments/benchmarks/run_level_calibration.py checks the run-level test's error rates by simulation).
 
 This module owns the numbers the report quotes when it compares fine-tuning variants:
 
@@ -521,7 +521,7 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
     * both variants with one seed -> "mcnemar exact" on the two runs (also under `mcnemar`), scope
       "two trained models": it says whether these two networks differ on the population of images,
       nothing about their variants (a seed-to-seed spread it cannot see makes it over-confident
-      about the variants: benchmarks/run_level_calibration.py). Its interval is the normal one of
+      about the variants: experiments/benchmarks/run_level_calibration.py). Its interval is the normal one of
       the paired image differences; no equivalence test.
     * otherwise, method "run-level" (default) -> `run_level_difference`, scope "variants"; a variant
       with one seed borrows the run variance pooled over the multi-seed variants (`borrowed`).

@@ -20,7 +20,7 @@ Pixel distance: picture and detail, each standardised; tolerant of 1-pixel shift
     flat region dominates, so two different planes in the same blue sky or two ships on a horizon were as
     close as real copies (their details differ); on the detail alone, a picture frame dominates, so any
     two framed images were close (their pictures differ). Needing both to match removes most of either
-    kind of false match (looked at on real CIFAR-10 with benchmarks/near_duplicates_bench.py).
+    kind of false match (looked at on real CIFAR-10 with experiments/benchmarks/near_duplicates_bench.py).
 
 Search: candidates, then exact distances
     All 9 shifts over 6,144 values for 50,000 × 10,000 pairs is ~2.8·10¹³ multiply-adds (about 15 minutes

@@ -16,7 +16,7 @@ the training twins of near-duplicates a second, small one. The JSON (`page_data`
 Plain JSON rather than a packed binary (8 bytes per image and run, bit-packed, base64) because the size allows
 it: for 10,000 images × 30 runs with every analysis, gallery.html is 14.5 MB instead of 11.5 MB with synthetic
 thumbnails (×1.26; the runs 6.0 MB instead of 3.2 MB), about 11.6 MB instead of 8.7 MB with the real CIFAR-10
-ones, and the page script reads the arrays as they are, with nothing to decode (benchmarks/gallery_bench.py has
+ones, and the page script reads the arrays as they are, with nothing to decode (experiments/benchmarks/gallery_bench.py has
 the measurements).
 """
 

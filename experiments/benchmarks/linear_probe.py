@@ -1,7 +1,7 @@
 """The linear-probe anchor of the tuned heads: multinomial logistic regression (L-BFGS) on the frozen backbone's cached
 features, its L2 strength C chosen on the validation split — the best linear head, a solved problem.
 
-    .venv/bin/python benchmarks/linear_probe.py \
+    .venv/bin/python experiments/benchmarks/linear_probe.py \
         --features results/features/<norm>/train.npz --test-features results/features/<norm>/test.npz \
         --split results/data/cifar10/validation_5000.npz [--C 1e-4 1e-3 ...] [--json results/tuning/linear_probe.json] \
         [--heads results/metrics/head-tuned/seed?.json ...]

@@ -1,6 +1,6 @@
 """Calibration of the between-variant tests by simulation: false-positive rate and power.
 
-    .venv/bin/python benchmarks/run_level_calibration.py [--sims 2000] [--bootstrap-sims 200] [--seed 0]
+    .venv/bin/python experiments/benchmarks/run_level_calibration.py [--sims 2000] [--bootstrap-sims 200] [--seed 0]
 
 The report's claims are about variants (training procedures), so a test is right when, for two
 variants equal in expectation, it says "different" at most alpha of the time - over new test images
@@ -31,7 +31,7 @@ test the share answered "no difference larger than 0.5 points" by TOST:
 * bootstrap: the two-level (images x seeds) bootstrap of `pairwise_comparisons(method="bootstrap")`
   with 1,000 replicates, on fewer data sets (--bootstrap-sims), at effect 0 only.
 
-Recorded output: experiments/benchmark-outputs/README.md; what it showed: docs/statistics.md.
+Recorded output: experiments/benchmarks/outputs.md; what it showed: docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 from cmpt726 import stats  # noqa: E402
 from cmpt726.config import schema_default  # noqa: E402
 

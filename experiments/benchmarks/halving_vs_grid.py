@@ -1,7 +1,7 @@
 """Successive halving against the exhaustive grid on the head variants: does the budget-aware
 search choose as well, and how much compute does it save?
 
-    .venv/bin/python benchmarks/halving_vs_grid.py --configfile config.yaml [configs/tuning-cpu.yaml ...] \
+    .venv/bin/python experiments/benchmarks/halving_vs_grid.py --configfile config.yaml [configs/tuning-cpu.yaml ...] \
         --backbone results/backbone/<source>.pt --features results/features/<norm>/train.npz \
         --split results/data/cifar10/validation_5000.npz [--variants head head_fc256_l2] \
         [--out ../halving-vs-grid] [--device cpu] [--json result.json]
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from cmpt726.tuning import plan as tuning, trials as search  # noqa: E402

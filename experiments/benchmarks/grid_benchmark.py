@@ -12,9 +12,9 @@ r"""Side-by-side benchmark of the fine-tuning grid on the CPU or a GPU, reported
 4. peak memory (max RSS) of one training job in a fresh process.
 Then the full grid (50,000 images, the configured epochs) is extrapolated from 2.
 
-    .venv/bin/python benchmarks/grid_benchmark.py [--cifar10 DIR] [--backbone PTH] [--train 5000] [--test 2000]
+    .venv/bin/python experiments/benchmarks/grid_benchmark.py [--cifar10 DIR] [--backbone PTH] [--train 5000] [--test 2000]
     # a GPU box (four jobs share the card; no Snakemake installed there):
-    python3 benchmarks/grid_benchmark.py --device cuda --threads 8 --threads-per-job 2 --no-snakemake \
+    python3 experiments/benchmarks/grid_benchmark.py --device cuda --threads 8 --threads-per-job 2 --no-snakemake \
         --train 50000 --test 10000 --epochs 10
 
 Without --cifar10 it uses ../shared/data (restored to a temp folder) when present, else random
@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEVICE = "cpu"  # --device
 sys.path.insert(0, str(REPO / "workflow"))
 

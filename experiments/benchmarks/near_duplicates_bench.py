@@ -1,6 +1,6 @@
 """Train–test near-duplicates on the real CIFAR-10: time each stage, check the fast search, draw the pairs.
 
-    .venv/bin/python benchmarks/near_duplicates_bench.py --cifar10 /tmp/c10real/cifar-10-batches-py
+    .venv/bin/python experiments/benchmarks/near_duplicates_bench.py --cifar10 /tmp/c10real/cifar-10-batches-py
                                                          [--exact-sample 1000] [--png-dir /tmp] [--seed 0]
 
 Get the data with `.venv/bin/python ../shared/data/restore.py /tmp/c10real --only cifar10` (official pickles;
@@ -15,7 +15,7 @@ the values) — and runs that entry point, timing each stage. Then:
 * PNG grids under --png-dir: every flagged pair (test image above its training twin), and the 50 pairs
   just above the threshold, to judge the rule by eye.
 
-Recorded output: experiments/benchmark-outputs/README.md; the numbers: docs/performance.md.
+Recorded output: experiments/benchmarks/outputs.md; the numbers: experiments/benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from cmpt726.analysis import near_duplicates as nd  # noqa: E402

@@ -1,6 +1,6 @@
 """Time the gallery builds (report/gallery.html and report/gallery.pdf) on 10,000 test images, and size them.
 
-    .venv/bin/python benchmarks/gallery_bench.py [--n 10000] [--runs 1] [--analyses]
+    .venv/bin/python experiments/benchmarks/gallery_bench.py [--n 10000] [--runs 1] [--analyses]
         [--images results/data/cifar10/test.npz] [--train-images results/data/cifar10/train.npz]
         [--human-counts cifar10h-counts.npy] [--no-pdf] [--browser] [--out DIR]
 
@@ -14,7 +14,7 @@ ones from --human-counts) and a near_duplicates.tsv (1% flagged, twins drawn fro
 and prints the time and size of each file, and what the HTML's bytes are. --browser also times opening
 gallery.html in headless Chromium (tests/chromium.py), switching the run, and the disagreement filter.
 
-Recorded output: experiments/benchmark-outputs/README.md; the numbers: docs/performance.md.
+Recorded output: experiments/benchmarks/outputs.md; the numbers: experiments/benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from cmpt726.analysis.human_labels import TSV_COLUMNS as HUMAN_COLUMNS  # noqa: E402
