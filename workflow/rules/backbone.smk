@@ -17,7 +17,7 @@ if BACKBONE_SOURCE == "download":
         benchmark:
             f"{BENCHMARKS}/fetch_backbone.tsv"
         params:
-            url=config["backbone"]["url"],
+            url=verbatim(config["backbone"]["url"]),
         script:
             "../scripts/fetch_backbone.py"
 

@@ -44,6 +44,11 @@ wildcard_constraints:
     n_val=r"\d+",
 
 
+def verbatim(text):
+    """A user's text as a param, never formatted by Snakemake (a string param's braces are read as wildcards)."""
+    return lambda wildcards: text
+
+
 def variant_settings(wildcards):
     return SETTINGS[wildcards.variant]
 

@@ -22,7 +22,7 @@ if not any(map(os.path.exists, CIFAR10_FILES)):
             f"{BENCHMARKS}/download_cifar10.tsv"
         params:
             folder=lambda wildcards, output: os.path.dirname(output[0]),
-            url=config["data"]["cifar10"]["url"],
+            url=verbatim(config["data"]["cifar10"]["url"]),
         script:
             "../scripts/download_cifar10.py"
 
@@ -87,7 +87,7 @@ if CIFAR10H["enabled"] and not Path(CIFAR10H_COUNTS).exists():
         log:
             f"{LOGS}/download_cifar10h.log",
         params:
-            url=CIFAR10H["url"],
+            url=verbatim(CIFAR10H["url"]),
             sha256=CIFAR10H["sha256"],
         script:
             "../scripts/download_cifar10h.py"

@@ -92,7 +92,7 @@ rule report_html:
         code=PACKAGE_CODE,
         backbone=canonical(config["backbone"]),
         theory=list(THEORY),
-        title=config["report"]["title"],
+        title=verbatim(config["report"]["title"]),
         # Every setting the text names comes from the results files; of the config only what differs
         # from the shipped config.yaml, sorted, for the provenance table.
         config_changes=CONFIG_CHANGES,
@@ -145,7 +145,7 @@ rule gallery_html:
     params:
         code=PACKAGE_CODE,
         runs=RUNS,
-        title=config["report"]["title"],
+        title=verbatim(config["report"]["title"]),
     script:
         "../scripts/gallery_html.py"
 
@@ -170,6 +170,6 @@ rule gallery_pdf:
     params:
         code=PACKAGE_CODE,
         runs=RUNS,
-        title=config["report"]["title"],
+        title=verbatim(config["report"]["title"]),
     script:
         "../scripts/gallery_pdf.py"
