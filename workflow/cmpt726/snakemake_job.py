@@ -3,7 +3,8 @@
 Every script in workflow/scripts/ is `run(snakemake, lambda smk: some_function(...))`:
 the log gets stdout, stderr and the traceback; the terminal gets one line naming
 the problem; torch uses exactly the threads the rule declared; a job about to run bf16
-autocast on a CPU that emulates it says so at once (it would crawl).
+autocast on a CPU that emulates it says so at once (it would crawl); a job whose inputs changed
+while it ran fails, so that its outputs are not taken as up to date.
 """
 
 from __future__ import annotations
@@ -44,6 +45,23 @@ def slow_bf16_warning(params: dict, on_cpu: bool, flags: set[str]) -> str | None
             "set bf16: false where the config sets it (training, variants, tuning.settings, backbone.pretrain).")
 
 
+def stamps(paths) -> dict[str, tuple | None]:
+    """Each path's (size, mtime_ns), None where it is missing: what a job read, to compare after it ran."""
+    found = {}
+    for path in map(str, paths):
+        try:
+            info = os.stat(path)
+            found[path] = (info.st_size, info.st_mtime_ns)
+        except OSError:
+            found[path] = None
+    return found
+
+
+def moved_inputs(before: dict) -> list[str]:
+    """The inputs whose size or mtime differ from `before` (`stamps` taken when the job started)."""
+    return [path for path, stamp in stamps(before).items() if stamp != before[path]]
+
+
 def run(smk, main) -> None:
     set_threads(max(1, int(smk.threads)))
     log_path = smk.log[0] if len(smk.log) else os.devnull
@@ -58,7 +76,12 @@ def run(smk, main) -> None:
         if warning:
             print(warning)
         try:
+            inputs = stamps(getattr(smk, "input", []))
             main(smk)
+            # A file replaced while the job read it: the outputs may mix old and new, and its new mtime may be
+            # older than theirs, so Snakemake would call them up to date. Failing removes them.
+            if moved := moved_inputs(inputs):
+                raise RuntimeError(f"input changed while the job read it: {', '.join(moved)}; run again")
         except Exception as error:  # the job fails either way; say why in one line where the user looks
             traceback.print_exc(file=log)
             print(f"ERROR in rule {smk.rule}: {error} (log: {log_path})", file=terminal)
