@@ -1,9 +1,4 @@
-"""Data augmentation as batched tensor operations on the device (no per-image Python loop).
-
-Each transform maps a uint8 batch (B, C, H, W) to an augmented uint8 batch of the same shape,
-drawing from its own torch.Generator, so a fixed seed gives the same augmentation and a resumed
-run continues the same random stream (the generator's state is part of the resume state).
-"""
+"""Data augmentation as batched tensor operations on the device: uint8 batch → uint8 batch, from its own generator."""
 
 from __future__ import annotations
 
@@ -12,8 +7,7 @@ import torch.nn.functional as F
 
 
 class RandomCropFlip:
-    """A random H×W crop of the image zero-padded by `padding` on each side, mirrored left-right with
-    probability ½ when `flip`. One gather, on x's device; the result has channels_last strides."""
+    """A random crop of the image zero-padded by `padding`, mirrored with probability ½ when `flip` (one gather)."""
 
     def __init__(self, padding: int, flip: bool, generator: torch.Generator):
         self.padding = int(padding)
@@ -38,9 +32,8 @@ class RandomCropFlip:
 
 
 class Cutout:
-    """Cutout (DeVries & Taylor 2017, "Improved regularization of convolutional neural networks with
-    Cutout"): a size×size square at a random centre, clipped at the borders, painted with `fill` (the
-    per-channel mean pixel, so after normalisation it is 0, as in the paper). One mask per batch."""
+    """Cutout (DeVries & Taylor 2017): a size×size square at a random centre, clipped, painted with `fill`
+    (the mean pixel: 0 after normalisation)."""
 
     def __init__(self, size: int, generator: torch.Generator, fill=(0, 0, 0)):
         self.size = int(size)

@@ -1,8 +1,4 @@
-"""The CIFAR-100 ResNet-20 backbone: the published weights, or a local state_dict.
-
-Either way the result is checked by a strict load into `models.cifar_resnet20(100)` and saved
-as a plain state_dict, so every later rule reads the same kind of file.
-"""
+"""The CIFAR-100 ResNet-20 backbone (published or local), checked by a strict load and saved as a plain state_dict."""
 
 from __future__ import annotations
 

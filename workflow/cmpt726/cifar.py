@@ -1,18 +1,7 @@
-"""The CIFAR python-pickle format, one reader for CIFAR-10 and CIFAR-100.
+"""The CIFAR python-pickle format, one reader for CIFAR-10 and CIFAR-100 (a `Layout` says where they differ).
 
-A `Layout` says where the two datasets differ (folder, file names, label key, class count);
-everything else is shared: the official md5 of every file (torchvision's own table, one source
-of truth), the download (torchvision, all or nothing), and one checked reader that refuses a
-malformed file with a message naming the file and what is wrong — never a bare KeyError.
-torchvision's dataset classes refuse any folder whose md5 does not match, so reading is ours:
-the md5 is checked when asked (`verify`), the keys, shapes and labels always.
-
-A CIFAR file is a pickle, and `pickle.load` runs whatever a crafted file names: the files are read
-by `SafeUnpickler`, which builds only dicts, lists, strings, numbers and numpy arrays (the globals
-the official files and numpy's own pickles name) and refuses any other global, naming the file,
-with or without `verify`. The download takes a lock beside the folder, unpacks into a hidden
-temporary sibling and renames it into place, so two runs sharing a data root never download into
-each other: the second waits and finds the finished folder.
+Files are read by `SafeUnpickler` (no code runs), md5-checked when asked (`verify`), keys, shapes and labels
+always, every error naming the file. The download is locked and atomic, so runs can share a data root.
 """
 
 from __future__ import annotations
@@ -71,15 +60,10 @@ def md5sum(path) -> str:
 
 
 def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> str:
-    """Download and extract the official archive into `batch_dir` (…/<layout.folder>) with torchvision,
-    which checks the archive's md5 and every file's; all or nothing, never over a user's files.
+    """Download and extract the official archive into `batch_dir` (…/<layout.folder>), md5-checked by torchvision.
 
-    Exclusive and atomic on a shared root: a lock file beside the folder (`.<folder>.lock`) is held
-    while torchvision unpacks into a hidden temporary sibling that is then renamed into place. A
-    second process waits for the lock and then finds the finished folder ("found"). An existing
-    folder holding none of the layout's files (an output folder Snakemake made) is filled; one
-    holding some of them is refused. `fetch(tmp)` puts `layout.folder` under `tmp` (default:
-    torchvision's download from `url`, torchvision's own URL when None). Returns "downloaded" or "found"."""
+    Under a lock beside the folder, unpacked into a hidden sibling and renamed into place; a folder holding part
+    of the files is refused. `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
     batch_dir = Path(batch_dir)
     names = files(layout)
     batch_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +110,6 @@ def _torchvision_fetch(layout: Layout, url: str | None, batch_dir: Path):
     return fetch
 
 
-# --------------------------------------------------------------------------- reading without running code
 def _latin1_encode(text, encoding="latin1"):
     """What a protocol-2 pickle of bytes names (`_codecs.encode`), for latin-1 only."""
     if codecs.lookup(encoding).name != "iso8859-1":
@@ -140,20 +123,17 @@ def _allowed_globals() -> dict:
         from numpy._core import multiarray, numeric
     except ImportError:  # numpy 1
         from numpy.core import multiarray, numeric
-    objects = {"_reconstruct": multiarray._reconstruct, "scalar": multiarray.scalar,
-               "_frombuffer": numeric._frombuffer}
     allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
                ("_codecs", "encode"): _latin1_encode, ("codecs", "encode"): _latin1_encode}
     for prefix in ("numpy.core", "numpy._core"):
-        allowed[(f"{prefix}.multiarray", "_reconstruct")] = objects["_reconstruct"]
-        allowed[(f"{prefix}.multiarray", "scalar")] = objects["scalar"]
-        allowed[(f"{prefix}.numeric", "_frombuffer")] = objects["_frombuffer"]
+        allowed.update({(f"{prefix}.multiarray", "_reconstruct"): multiarray._reconstruct,
+                        (f"{prefix}.multiarray", "scalar"): multiarray.scalar,
+                        (f"{prefix}.numeric", "_frombuffer"): numeric._frombuffer})
     return allowed
 
 
 class SafeUnpickler(pickle.Unpickler):
-    """An unpickler that builds only plain containers, strings, numbers and numpy arrays: any other
-    global a file names (os.system, builtins.eval, …) is refused before anything runs."""
+    """Builds only plain containers, strings, numbers and numpy arrays; any other global is refused."""
 
     _allowed = None
 
@@ -177,11 +157,9 @@ def unpickle(path, layout: Layout, md5: str | None = None) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{layout.name} file missing: {path}")
-    if md5 is not None:
-        got = md5sum(path)
-        if got != md5:
-            raise ValueError(f"{path}: md5 {got} is not the official {md5} (corrupt or not the official file; "
-                             f"set {layout.config_key}.verify: false to read it anyway)")
+    if md5 is not None and (got := md5sum(path)) != md5:
+        raise ValueError(f"{path}: md5 {got} is not the official {md5} (corrupt or not the official file; "
+                         f"set {layout.config_key}.verify: false to read it anyway)")
     try:
         with open(path, "rb") as fh:
             content = safe_load(fh)
@@ -216,8 +194,7 @@ def read_data_file(path, layout: Layout, md5: str | None = None) -> tuple[np.nda
 def read_split(batch_dir, layout: Layout, split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Every data file of `split` ("train" | "test") in order, concatenated."""
     md5 = official_md5(layout) if verify else {}
-    parts = [read_data_file(Path(batch_dir) / name, layout, md5.get(name))
-             for name in getattr(layout, split)]
+    parts = [read_data_file(Path(batch_dir) / name, layout, md5.get(name)) for name in getattr(layout, split)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -1,10 +1,4 @@
-"""CIFAR-100 for pretraining the backbone: the torchvision pickle layout or an ImageFolder tree.
-
-Either source ends as the same compact files as CIFAR-10's (data.save_arrays): uint8
-images (N, 3, 32, 32), int64 fine labels, the 100 class names. The pickle layout is read
-by `cifar.py` (md5-checked, like CIFAR-10); an ImageFolder tree (`train/<class>/*`,
-`test/<class>/*`) is decoded with PIL once, here, never in training.
-"""
+"""CIFAR-100 for pretraining the backbone, from the pickle layout or an ImageFolder tree, to CIFAR-10's arrays."""
 
 from __future__ import annotations
 
@@ -58,8 +52,7 @@ def read_imagefolder_split(root, split: str) -> tuple[np.ndarray, np.ndarray, li
 
 
 def tree_digest(root) -> str:
-    """A digest of every file's relative path, size and mtime under `root` (an ImageFolder tree): the
-    prepare rule's param, so that an image replaced in place reruns it (the folder's mtime does not change)."""
+    """A digest of every file's relative path, size and mtime under `root`: an image replaced in place reruns."""
     import hashlib
     import os
 

@@ -17,8 +17,7 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS / "config.schema.yaml"
 THEORY_SCHEMA_PATH = SCHEMAS / "theory.schema.yaml"
 
-# Keys that existed once: a config that still sets one is refused with what replaced it. A removed
-# `training` key is refused under `variants.<name>` too (a variant overrides training keys).
+# Removed keys, refused with what replaced them (also under `variants.<name>`).
 REMOVED_KEYS = {
     "training.optimizer": "the optimiser is always SGD (set training.lr, momentum, weight_decay)",
     "training.validate_every": "the validation split is scored after every epoch",
@@ -33,12 +32,9 @@ class ConfigError(ValueError):
     """A bad config value; the message names the key."""
 
 
-# --------------------------------------------------------------------------- one validation pass
-
 @lru_cache(maxsize=8)
 def _schema(schema_path: str):
-    """The schema file (with its file:// URI as $id) and a registry in which its relative $refs
-    (config.schema.yaml -> theory.schema.yaml) resolve, as in snakemake.utils.validate."""
+    """The schema (its file:// URI as $id) and a registry that resolves its relative $refs."""
     from jsonschema import Draft202012Validator
     from referencing import Registry
     from referencing.jsonschema import DRAFT202012
@@ -46,8 +42,7 @@ def _schema(schema_path: str):
     def load(path: Path) -> dict:
         contents = yaml.safe_load(path.read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(contents)
-        # Without $schema: jsonschema would validate a $ref'd file with its own stock validator for
-        # that $schema, one that does not fill defaults (all files here are Draft 2020-12).
+        # No $schema: a $ref'd file would get jsonschema's stock validator, which fills no defaults.
         return {key: value for key, value in contents.items() if key != "$schema"}
 
     def retrieve(uri: str):
@@ -71,8 +66,7 @@ def _without_defaults(schema):
 
 
 def _with_overrides(schema: dict) -> dict:
-    """Complete every object schema marked `x-overrides: <top-level key>` with that key's properties less
-    their defaults: a variant's keys are derived from `training`, not listed twice."""
+    """Give every object marked `x-overrides: <key>` that key's properties, less their defaults."""
     def complete(node):
         if isinstance(node, dict):
             if "x-overrides" in node:
@@ -90,8 +84,7 @@ def _with_overrides(schema: dict) -> dict:
 
 @lru_cache(maxsize=8)
 def _validator(schema_path: str):
-    """A Draft 2020-12 validator of the schema file that also fills defaults (deep copies) while it
-    descends: one pass validates and completes."""
+    """A Draft 2020-12 validator that also fills defaults (deep copies): one pass validates and completes."""
     from jsonschema import Draft202012Validator, validators
 
     properties = Draft202012Validator.VALIDATORS["properties"]
@@ -132,7 +125,7 @@ def _describe(error, prefix: str) -> list[str]:
 
 
 def _suggestion(key: str, known: list[str], path: str) -> str:
-    """'; did you mean a.seeds?' for the closest known key at that level (case and typos), else the keys there."""
+    """'; did you mean a.seeds?' for the closest known key at that level, else the keys there."""
     lowered = {name.lower(): name for name in known}
     close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6) or \
         [name for name in lowered if key.lower().startswith(name) or name.startswith(key.lower())][:1]
@@ -143,10 +136,7 @@ def _suggestion(key: str, known: list[str], path: str) -> str:
 
 
 def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH, prefix: str = "") -> dict:
-    """Validate `instance` against the schema file in one pass, filling every default in place.
-
-    Raises ConfigError naming every bad key (`prefix` is the key path of `instance` in the config).
-    """
+    """Validate `instance` against the schema file, filling every default in place; ConfigError names every bad key."""
     errors = sorted(_validator(str(schema_path)).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         lines = [line for error in errors for line in _describe(error, prefix)]
@@ -157,13 +147,8 @@ def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH, prefix
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command_line: Mapping | None = None) -> None:
     """The Snakefile's one check of `config` (in place): typed `--config` values, defaults, errors, cross keys.
 
-    `command_line` is what `--config` set (Snakemake's `workflow.config_settings.config`). Snakemake
-    hands its nested and list values over as strings ('--config seeds=[0,1]' gives ['0', '1']);
-    they are converted to the types the schema asks for (`typed`) and merged over `config` again, key
-    by key as Snakemake merged them. Then one schema pass validates and fills every default (the
-    theory settings included: config.schema.yaml refers to theory.schema.yaml), and the cross-key
-    checks run. Raises ConfigError naming every bad key. The `tuning` block's own checks run when the
-    plan is made (`specs.make_plan`).
+    `command_line` is what `--config` set: Snakemake hands nested values over as strings, so they are
+    typed by the schema (`typed`) and merged again. The `tuning` checks run in `specs.make_plan`.
     """
     if command_line:
         _merge(config, typed(command_line, schema_path))
@@ -174,8 +159,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
 
 
 def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH):
-    """The schema's default of a dotted config key (e.g. "analysis.near_duplicates.mad_k"): for callers outside
-    a run (tests, benchmarks) that need the value a run would use, so that no module keeps a copy of it."""
+    """The schema's default of a dotted config key (e.g. "analysis.near_duplicates.mad_k")."""
     schema, _ = _schema(str(schema_path))
     node = schema
     for part in key.split("."):
@@ -184,12 +168,9 @@ def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH):
 
 
 def theory_settings(theory_config: dict | None) -> dict:
-    """The `theory` config (None or {} allowed) with every default filled, validated by the same
-    mechanism; errors name the key as `theory.<question>.<key>`."""
+    """The `theory` config (None or {} allowed), validated and filled; errors name `theory.<question>.<key>`."""
     return fill_and_check(copy.deepcopy(theory_config or {}), THEORY_SCHEMA_PATH, prefix="theory")
 
-
-# --------------------------------------------------------------------------- typed --config values
 
 _NULL_WORDS = {"", "~", "null", "Null", "NULL"}
 
@@ -261,11 +242,8 @@ def _typed(value, schema, resolver):
 
 
 def typed(values: Mapping, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """`values` (e.g. what `--config` set) with every string converted to the type the schema asks
-    for at its key: integer, number, boolean, null, or a list/dict (YAML-parsed) of those, following
-    $ref and `additionalProperties` schemas (variants). A string stays a string where the schema
-    accepts one, except YAML's null words where null is accepted too; a string that does not convert
-    is left as it is, for the schema pass to refuse naming its key."""
+    """`values` (e.g. what `--config` set) with every string converted to the type the schema asks for at its
+    key; a string that does not convert is left for the schema pass to refuse."""
     schema, registry = _schema(str(schema_path))
     return _typed(dict(values), schema, registry.resolver(base_uri=schema["$id"]))
 
@@ -279,8 +257,6 @@ def _merge(config: dict, overrides: Mapping) -> None:
             config[key] = value
 
 
-# --------------------------------------------------------------------------- cross-key checks and settings
-
 def drop_null_variants(config: dict) -> None:
     """`variants: {name: null}` in an overlay removes that variant of config.yaml."""
     dropped = [name for name, value in config["variants"].items() if value is None]
@@ -289,8 +265,6 @@ def drop_null_variants(config: dict) -> None:
     if not config["variants"]:
         raise ConfigError(f"config key variants: every variant is null ({', '.join(dropped)}); at least one must stay")
 
-
-# --------------------------------------------------------------------------- the numeric policy
 
 SEED_LIMIT = 2**63  # torch and numpy seed generators take a signed 64-bit integer
 CIFAR10_CLASSES = 10
@@ -314,9 +288,8 @@ def _is_seed(key: str) -> bool:
 
 
 def check_numbers(config: dict) -> None:
-    """One numeric policy for every key, before any job: finite numbers only (YAML's .nan and .inf slip
-    past the schema's minimum and maximum), seeds in 0 <= seed < 2**63, and the sizes the later rules
-    need (every class can be in a subset; a BatchNorm head never trains on batches of one image)."""
+    """Finite numbers only (.nan and .inf slip past minimum/maximum), seeds in 0 <= seed < 2**63, and
+    sizes the later rules need (every class in a subset; no BatchNorm head on batches of one)."""
     for key, value in _numbers(config):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"config key {key}: {value} is not a finite number")
@@ -358,9 +331,8 @@ def check_cross_keys(config: dict) -> None:
 
 
 def unknown_name_warnings(config: dict, shipped: dict) -> list[str]:
-    """Variants that the shipped config.yaml does not have (a new variant is allowed, but a misspelt one would
-    train as a new variant, silently), with the closest known name; and questions (report.comparisons) about
-    variants this run does not have (the report lists them as skipped)."""
+    """Variants the shipped config.yaml lacks (a misspelling would train silently), with the closest name, and
+    report.comparisons about variants this run lacks."""
     def closest(name: str, known) -> str:
         match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
         return f" (did you mean {match[0]}?)" if match else ""
@@ -377,10 +349,7 @@ def unknown_name_warnings(config: dict, shipped: dict) -> list[str]:
 
 
 def resolve_variant(config: dict, name: str) -> dict:
-    """`training` defaults overridden by the variant's keys (head, augment and onecycle merge key by key).
-
-    The variant's `seeds` are not a training setting (`variant_seeds`): adding a seed must not
-    change what an existing run was trained with."""
+    """`training` overridden by the variant's keys (head, augment and onecycle key by key); `seeds` left out."""
     if name not in config["variants"]:
         raise ConfigError(f"unknown variant {name!r}; config key variants has {sorted(config['variants'])}")
     settings = copy.deepcopy(config["training"])
@@ -399,8 +368,7 @@ def variant_seeds(config: dict, name: str) -> list[int]:
 
 
 def uses_cached_features(settings: dict) -> bool:
-    """A frozen backbone in eval mode computes the same features every epoch: compute them once
-    (not when the images are augmented, or when the 2019 script's bugs let its statistics drift)."""
+    """Whether a head-only run trains on cached features: no augmentation, no drifting 2019 statistics."""
     augmenting = any(settings["augment"][k] for k in ("crop", "flip", "cutout"))
     return (settings["train"] == "head" and settings["cache_features"] and not settings["replicate_2019_bugs"]
             and not augmenting)
@@ -412,11 +380,8 @@ def normalization_key(normalize: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
-# --------------------------------------------------------------------------- config slices as rule params
-
 def canonical(value):
-    """`value` with every mapping's keys sorted, recursively: a rule param whose repr (what Snakemake
-    compares to decide a rerun) changes only when a value does, not when `--config` reorders keys."""
+    """`value` with every mapping's keys sorted, recursively: a rule param's repr changes only with a value."""
     if isinstance(value, Mapping):
         return {key: canonical(value[key]) for key in sorted(value, key=str)}
     if isinstance(value, (list, tuple)):
@@ -425,8 +390,7 @@ def canonical(value):
 
 
 def shipped_config(path: str | Path) -> dict:
-    """config.yaml as shipped with the workflow (beside the Snakefile), validated and filled the way a run's
-    config is; {} when the workflow has none (a copied Snakefile): then every key counts as changed."""
+    """The shipped config.yaml, validated and filled like a run's; {} when there is none."""
     if not Path(path).is_file():
         return {}
     config = fill_and_check(yaml.safe_load(Path(path).read_text()))
@@ -435,8 +399,7 @@ def shipped_config(path: str | Path) -> dict:
 
 
 def _leaves(config: Mapping, prefix: str = "") -> dict:
-    """Dotted key → value. A variant stays one leaf (its overrides read together), and so do the
-    2019 script's reference accuracies; an empty mapping is no leaf."""
+    """Dotted key → value; a variant and reference_accuracy stay one leaf, an empty mapping is none."""
     leaves = {}
     for key, value in config.items():
         path = f"{prefix}{key}"
@@ -457,15 +420,11 @@ def _compact(value) -> str:
 
 
 _MISSING = object()
-# How jobs are scheduled, not what they compute: left out of the report's configuration, so that
-# changing them rebuilds no report.
-SCHEDULING_KEYS = ("threads_per_job", "gpu_jobs_per_device")
+SCHEDULING_KEYS = ("threads_per_job", "gpu_jobs_per_device")  # how jobs run, not what they compute
 
 
 def config_changes(config: Mapping, shipped: Mapping) -> list[dict]:
-    """The keys whose value differs from the shipped config.yaml, sorted: [{key, value, shipped}] as short
-    text ("–" where one side lacks the key), SCHEDULING_KEYS left out. What the report shows as the run's
-    configuration."""
+    """Keys whose value differs from the shipped config.yaml, sorted: [{key, value, shipped}] as short text."""
     ours, theirs = _leaves(config), _leaves(shipped)
     return [{"key": key, "value": _compact(ours.get(key, _MISSING)), "shipped": _compact(theirs.get(key, _MISSING))}
             for key in sorted(set(ours) | set(theirs))

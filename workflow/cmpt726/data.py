@@ -1,10 +1,6 @@
-"""CIFAR-10 for fine-tuning: the official batches → compact arrays, read once.
+"""CIFAR-10 for fine-tuning: the official batches → an .npz of uint8 images, int64 labels and class names.
 
-The prepared file is an uncompressed .npz of uint8 images (N, 3, 32, 32), int64 labels and the
-class names; training loads it into memory and normalises per batch on the device. Reading the
-pickle batches (md5, keys, shapes) is `cifar.py`'s, shared with CIFAR-100. The validation split
-is a file of indices into the training images (`split_train_val`), the same for every variant
-and seed, so that one feature cache serves both parts.
+The validation split is a file of indices into the training images, the same for every variant and seed.
 """
 
 from __future__ import annotations
@@ -21,8 +17,7 @@ BATCH_DIR = LAYOUT.folder
 
 
 def download_cifar10(batch_dir, url: str | None = None) -> None:
-    """torchvision's download (archive and file md5 checked) from `url` (data.cifar10.url) into `batch_dir`
-    (…/cifar-10-batches-py)."""
+    """torchvision's download (md5 checked) from `url` (data.cifar10.url) into `batch_dir`."""
     cifar.download(LAYOUT, batch_dir, url=url)
 
 
@@ -48,7 +43,8 @@ def _take_subset(images, labels, n, key):
     return images[:n], labels[:n]
 
 
-def prepare_cifar10(batch_dir, train_out, test_out, summary_out, verify=True, subset_train=None, subset_test=None) -> dict:
+def prepare_cifar10(batch_dir, train_out, test_out, summary_out, verify=True, subset_train=None,
+                    subset_test=None) -> dict:
     """Read the six batches once and write compact train/test arrays (optionally the first N)."""
     batch_dir = Path(batch_dir)
     summary, classes = {}, None
@@ -67,11 +63,7 @@ def prepare_cifar10(batch_dir, train_out, test_out, summary_out, verify=True, su
 
 
 def split_train_val(labels: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted indices (train, val): `n_val` images held out, stratified by class, drawn with `seed`.
-
-    Each class gives its share of n_val (largest remainders round the shares to exactly n_val),
-    chosen by one permutation per class from numpy's PCG64 seeded with `seed`.
-    """
+    """Sorted indices (train, val): `n_val` images held out, stratified by class (largest remainders), from `seed`."""
     labels = np.asarray(labels)
     n = len(labels)
     if not 0 < n_val < n:
@@ -82,8 +74,7 @@ def split_train_val(labels: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarr
     share = np.floor(exact).astype(int)
     share[np.argsort(-(exact - share), kind="stable")[: n_val - share.sum()]] += 1
     rng = np.random.default_rng(seed)
-    val = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, share)])
-    val = np.sort(val)
+    val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, share)]))
     return np.setdiff1d(np.arange(n), val), val
 
 

@@ -1,8 +1,4 @@
-"""Evaluate a fine-tuned checkpoint on the test set: per-image scores and summary metrics.
-
-This module owns the score file, the per-image record every later analysis reads:
-`index, label, pred, loss, p0 … p9` (one row per test image, in test-set order).
-"""
+"""Evaluate a fine-tuned checkpoint on the test set; owns the score file (`index, label, pred, loss, p0 … p9`)."""
 
 from __future__ import annotations
 
@@ -43,10 +39,7 @@ def evaluate_variant(checkpoint_path, test_path, scores_out, metrics_out, normal
 
 
 def write_scores(path, labels: np.ndarray, probs: np.ndarray, losses: np.ndarray) -> None:
-    """The score file. The probabilities are written as float32 with the 9 significant digits that give them back
-    exactly, so that every reader's argmax is the `pred` column even where two classes nearly tie (6 digits made
-    a tie of 0.294703 and 0.294703 that the model had not: one image's prediction, and an accuracy 0.01 points
-    off the metrics, in the analyses)."""
+    """The score file; float32 probabilities with 9 significant digits, so every reader's argmax is `pred`."""
     probs = np.asarray(probs, dtype=np.float32)
     pred = probs.argmax(1)
     rows = ([i, y, p, loss, *(f"{float(q):.9g}" for q in row)]
@@ -61,13 +54,9 @@ def summarize(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict
     np.add.at(confusion, (labels, pred), 1)
     support = confusion.sum(1)
     per_class = np.where(support > 0, 100.0 * np.diag(confusion) / np.maximum(support, 1), np.nan)
-    return {
-        "n": int(len(labels)),
-        "accuracy": float(100.0 * (pred == labels).mean()),
-        "classes": classes,
-        "per_class_accuracy": {c: (None if np.isnan(a) else float(a)) for c, a in zip(classes, per_class)},
-        "confusion": confusion.tolist(),
-    }
+    return {"n": int(len(labels)), "accuracy": float(100.0 * (pred == labels).mean()), "classes": classes,
+            "per_class_accuracy": {c: (None if np.isnan(a) else float(a)) for c, a in zip(classes, per_class)},
+            "confusion": confusion.tolist()}
 
 
 def read_scores(path, expected_rows: int | None = None):
@@ -93,10 +82,8 @@ def read_scores(path, expected_rows: int | None = None):
 
 
 def read_score_set(paths, labels, classes=None, *, test_set="the test set") -> list[dict]:
-    """Every score file of a set of runs (`read_scores` dicts, in the order of `paths`), each checked against
-    the test set: one row per image, its labels those of the test set, and one probability column per class
-    (`classes`; without them, as many as the first file has). `test_set` names the labels' source in the
-    messages; every refusal names the score file."""
+    """Every score file of a set of runs (`read_scores` dicts, in order), each checked against the test set's
+    labels and `classes` (None: the first file's columns); `test_set` names the labels' source."""
     labels = np.asarray(labels)
     paths = list(paths)
     if not paths:

@@ -2,11 +2,8 @@
 
     python -m cmpt726.fake_data .test/data       # then: snakemake --cores 2 --directory .test
 
-writes DIR/cifar10/cifar-10-batches-py/ (CIFAR-10's python pickle batches, random images whose colour
-depends on the class, so that a model learns something), DIR/backbone.pth (a randomly initialised
-CIFAR-100 ResNet-20 state_dict with the published file's keys) and DIR/cifar10h/cifar10h-counts.npy
-(fake human votes, mostly for each image's label). Nothing in it is real data: its numbers mean
-nothing, but every rule runs on it exactly as on the real files.
+writes cifar10/cifar-10-batches-py/ (class-coloured random images), backbone.pth (a random ResNet-20) and
+cifar10h/cifar10h-counts.npy (fake votes, mostly for the label).
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ def write_cifar10(root: Path, n_train: int = 200, n_test: int = 100, seed: int =
 
 
 def write_cifar10h(folder: Path, cifar10: Path, seed: int = 0, votes: int = 51) -> Path:
-    """Fake CIFAR-10H counts for the test batch under `cifar10` (…/cifar-10-batches-py): most people choose
-    the image's label, a few another class."""
+    """Fake CIFAR-10H counts for the test batch under `cifar10`: most votes for the image's label."""
     rng = np.random.default_rng(seed)
     with open(Path(cifar10) / "test_batch", "rb") as fh:
         labels = np.asarray(safe_load(fh)["labels"])  # the reader that runs no code

@@ -1,8 +1,4 @@
-"""The frozen backbone's 64-d pooled features of every image, computed once and cached.
-
-A frozen backbone in eval mode computes the same features every epoch, so head-only variants
-train on this cache (`config.uses_cached_features`) instead of running the ResNet every step.
-"""
+"""The frozen backbone's 64-d pooled features of every image, cached for head-only variants."""
 
 from __future__ import annotations
 

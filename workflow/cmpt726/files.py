@@ -1,10 +1,4 @@
-"""Every file the package writes or reads as text: atomic writes, JSON and TSV.
-
-An output either appears whole or not at all (`atomic_path`); the hidden temporary file of a job killed
-mid-write is removed by the next write of the same output. JSON is written with sorted keys,
-numpy values made plain, and no NaN (a NaN in a result is a bug: it fails here, naming the file).
-TSV tables have a header row; floats are written with 6 significant digits.
-"""
+"""Atomic writes, JSON (sorted keys, no NaN: it fails naming the file) and TSV (floats to 6 significant digits)."""
 
 from __future__ import annotations
 
@@ -36,8 +30,7 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path) -> list[Path]:
-    """Remove the temporary siblings of `path` (`.<name>.tmp-<host>-<pid>-…`) that a killed writer on this
-    host left (its process is gone); those of a live writer or another host are left alone. Returns them."""
+    """Remove (and return) the temporary siblings of `path` (`.<name>.tmp-<host>-<pid>-…`) of dead writers here."""
     path = Path(path)
     pattern = re.compile(rf"\.{re.escape(path.name)}\.tmp-(\w+)-(\d+)-")
     removed = []
@@ -51,10 +44,7 @@ def remove_stale_temporaries(path) -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
-
-    The temporary file is named after the writer (`.<name>.tmp-<host>-<pid>-…`), so that the next
-    write of `path` removes what a killed writer left (`remove_stale_temporaries`)."""
+    """Yield a temporary path beside `path` (named after the writer); move it into place if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
@@ -87,9 +77,7 @@ def file_digest(path, algorithm: str = "sha256") -> str:
 
 
 def weights_digest(path) -> str:
-    """sha256 of what a torch.save file holds rather than of its bytes: torch writes a random
-    serialization id into the archive and names its folder after the (temporary) file, so two saves of
-    the same weights differ as files. Entries are hashed by name within the archive, in order."""
+    """sha256 of a torch.save file's entries (by name, less the random serialization id), not of its bytes."""
     digest = hashlib.sha256()
     try:
         with zipfile.ZipFile(path) as archive:
@@ -102,7 +90,6 @@ def weights_digest(path) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- JSON
 def _plain(value):
     """numpy scalars and arrays → plain Python (json calls this for what it cannot write)."""
     if hasattr(value, "tolist"):
@@ -134,7 +121,6 @@ def read_json(path):
         return json.load(fh)
 
 
-# --------------------------------------------------------------------------- TSV
 def format_cell(value) -> str:
     """None → empty, float → 6 significant digits, anything else (ints, numpy ints, text) → str."""
     if value is None:
@@ -156,8 +142,7 @@ def write_tsv(path, columns: list[str], rows) -> None:
 
 
 def read_table(path, columns: list[str]) -> list[list[str]]:
-    """The rows of a TSV whose header must be `columns` (text cells; blank lines skipped), or a ValueError
-    naming the file and the line that is wrong."""
+    """The text rows of a TSV whose header must be `columns`, or a ValueError naming the file and line."""
     with open(path, encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
         rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
@@ -172,8 +157,7 @@ def read_table(path, columns: list[str]) -> list[list[str]]:
 def read_tsv(path) -> list[dict]:
     """Rows as dicts, numbers parsed (int, else float, else the text; empty → None)."""
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return [{k: _number(v) for k, v in row.items()} for row in rows]
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh, delimiter="\t")]
 
 
 def _number(text):

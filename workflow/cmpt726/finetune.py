@@ -1,13 +1,7 @@
 """Fine-tune one variant with one seed: the set-up around `loop.fit`, and the checkpoint it leaves.
 
-Two input paths, one loop:
-* images → FineTuneNet (the backbone trains, or a frozen backbone is recomputed every step);
-* cached 64-d features (`features.extract_features`) → the head alone, on a frozen backbone.
-With the same seed both paths start from the same head and see the same batches, so they agree
-to float tolerance. The training images are split by index (`data.split_train_val`) into the
-images trained on and a validation split that scores each epoch and, with `keep: best`, picks the
-epoch whose weights are kept; the test set is never read here. Augmentation (`augment.py`) runs
-on the device from its own seeded generator. The job records its own time and peak memory.
+Images go through FineTuneNet; cached features through the head alone (same seed: same head, same batches).
+The validation split scores each epoch; the test set is never read here.
 """
 
 from __future__ import annotations
@@ -33,17 +27,11 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
                   device: str = "auto", resume_path=None, summary_out=None, split_path=None,
                   on_epoch=None, code: str | None = None, variant: str | None = None, stop_after: int | None = None,
                   keep_resume: bool = False, choice_path=None) -> list[dict]:
-    """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary
-    of the run: the kept epoch, training seconds over all epochs and peak memory.
+    """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary.
 
-    split_path: an .npz with `train` and `val` indices into `train_path` (None: train on every image,
-    nothing held out, the last epoch kept). on_epoch(row) runs after each epoch's resume state is saved.
-    code: the digest of the code that trains (the rule's `code` param; None: this package's own), part of
-    the resume state's fingerprint. variant: the name a divergence is reported with.
-    A tuning trial's rung (`tuning.py`): `stop_after` epochs of a run whose schedule spans
-    settings["epochs"], its resume state kept (`keep_resume`) for the next rung to continue;
-    checkpoint_out None writes no checkpoint. choice_path: a tuned twin's choice file (`apply_choice`); the
-    settings the run trained with, choice applied, are recorded in its summary."""
+    split_path: `train`/`val` indices (None: nothing held out). code: digest for the resume fingerprint (None:
+    this package's). A tuning rung: `stop_after` epochs, `keep_resume`, checkpoint_out None. choice_path: a
+    tuned twin's choice file (`apply_choice`)."""
     settings = apply_choice(settings, choice_path)
     device = devices.resolve(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
@@ -113,9 +101,7 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
 
 
 def apply_choice(settings: dict, choice_path) -> dict:
-    """A tuned twin's settings: its own, with the searched keys its variant's search chose on the validation
-    split (results/tuning/<variant>/choice.json, `tuning.choice.write_choice`) over them; `settings` as they are
-    without a choice file (a variant that is not a twin)."""
+    """`settings` with a tuned twin's chosen keys (results/tuning/<variant>/choice.json) over them, if any."""
     if choice_path is None:
         return settings
     choice = read_json(choice_path)
@@ -126,9 +112,7 @@ def apply_choice(settings: dict, choice_path) -> dict:
 
 
 def schedule(settings: dict, steps_per_epoch: int):
-    """training.schedule as the loop's `lr_at` (optimiser step of the whole run → learning rate), by
-    pretraining's `learning_rate`; None for constant, so that the assignment's setting runs exactly
-    the loop it always ran (the optimiser's lr, never reset)."""
+    """training.schedule as the loop's `lr_at` (step → learning rate); None for constant (the lr never reset)."""
     if settings["schedule"] == "constant":
         return None
     shape = {"epochs": settings["epochs"], "lr": settings["lr"], "schedule": settings["schedule"],
@@ -137,25 +121,13 @@ def schedule(settings: dict, steps_per_epoch: int):
 
 
 def train_summary(history: list[dict], device: torch.device, job: Fit, images: int, held_out: int) -> dict:
-    """What the run kept and what it cost, as the training job measured them (the report's columns).
-
-    kept_epoch is the epoch whose weights the checkpoint holds (the best validation accuracy with
-    keep: best); train_seconds sums the epochs, across resumed runs (resumed_from_epoch: where this run took
-    up a saved state, None when it started afresh); peak_rss_mb is this process's
-    high-water resident memory; peak_cuda_mb the largest CUDA allocation (None on the CPU).
-    """
+    """What the run kept and cost: kept epoch, seconds over all epochs (across resumes), peak RSS and CUDA memory."""
     kept = history[job.kept_epoch - 1] if job.kept_epoch else {}
     return {
-        "epochs": len(history),
-        "keep": job.keep,
-        "kept_epoch": job.kept_epoch,
-        "kept_val_acc": kept.get("val_acc"),
-        "images": images,
-        "validation_images": held_out,
-        "train_seconds": sum(row["seconds"] for row in history),
+        "epochs": len(history), "keep": job.keep, "kept_epoch": job.kept_epoch, "kept_val_acc": kept.get("val_acc"),
+        "images": images, "validation_images": held_out, "train_seconds": sum(row["seconds"] for row in history),
         "resumed_from_epoch": job.resumed_from,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
         "peak_cuda_mb": (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,
-        "device": devices.name(device),
-        "threads": torch.get_num_threads(),
+        "device": devices.name(device), "threads": torch.get_num_threads(),
     }

@@ -1,18 +1,8 @@
 """The epoch loop shared by fine-tuning and pretraining, with a resume state saved after every epoch.
 
-`fit` runs: put the model in training mode → shuffle (one index permutation from its own
-generator) → one pass over the training batches → score the held-out batches (the validation
-split when fine-tuning; CIFAR-100's test set when pretraining) →
-log a line → save the resume state. With `keep="best"` the weights of the epoch with the best
-held-out accuracy are what the run ends with. A job killed mid-run starts again from the last
-saved epoch and ends with the same weights, because the resume state holds the model, the
-optimiser, the best epoch's weights and every random stream. It is stored as plain tensors,
-numbers and lists, loaded with `torch.load(weights_only=True)`: a planted or foreign file in
-results/ cannot run code, it is only ignored ("unreadable → start over"). Its fingerprint covers the
-settings, the seed, the inputs and a digest of the package code the job runs, so a state saved by
-other code (an edit between a kill and the rerun) is never continued. A non-finite loss fails the run
-at once (`Diverged`), before anything is saved; the last batch of an epoch never holds a single
-image (`batch_bounds`), which BatchNorm cannot train on.
+The resume state (model, optimiser, best weights, every random stream; plain tensors, loaded with
+weights_only=True) lets a killed job end with the same weights; its fingerprint covers settings, seed,
+inputs and code. A non-finite loss fails the run at once (`Diverged`), before anything is saved.
 """
 
 from __future__ import annotations
@@ -31,7 +21,7 @@ import torch.nn.functional as F
 from .files import atomic_path
 from .runtime import predict
 
-# torch OneCycleLR's defaults: the onecycle schedule starts at lr / 25 and ends at that / 10,000.
+# torch OneCycleLR's defaults: start at lr / 25, end at that / 10,000.
 ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 25, 10_000
 RESUME_KEYS = {"fingerprint", "epoch", "history", "model", "optimizer", "generators", "torch_rng", "cuda_rng", "best"}
 
@@ -41,24 +31,18 @@ class Diverged(FloatingPointError):
 
 
 def fingerprint(settings: dict, seed: int, inputs, code: str) -> str:
-    """Identifies a run, so that a resume state from another configuration, other inputs or other code
-    (`code`: `sources.code_digest` of the modules the job runs) is never used."""
+    """Identifies a run, so that a resume state of other settings, inputs or code (`code`) is never used."""
     if not code:
         raise ValueError("fingerprint: the code digest is missing (sources.code_digest of the job's modules)")
     stamp = [settings, seed, code] + [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs]
     return hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()
 
 
-# --------------------------------------------------------------------------- schedules
 def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
     """The learning rate of optimiser step `step` (0-based) of the whole run.
 
-    cosine: eta_min + (lr − eta_min)(1 + cos(π t / T)) / 2 at step t of T (cosine annealing over the
-    whole run, per step; the recipe of the upstream repository's training log).
-    step: lr × gamma^(milestones passed), a milestone being a fraction of the epochs
-    (0.5 of 200 → from epoch 100 on, per epoch as upstream's MultiStepLR; its README's recipe).
-    onecycle: linear warm-up from lr/ONECYCLE_DIV to lr over the first `warmup` fraction of the
-    steps, then cosine down to lr/ONECYCLE_DIV/ONECYCLE_FINAL_DIV at the last step.
+    cosine: annealing from lr to eta_min per step; step: lr × gamma^(milestones passed), milestones as
+    fractions of the epochs; onecycle: linear warm-up from lr/25 over `warmup`, then cosine down.
     """
     epochs, lr = cfg["epochs"], cfg["lr"]
     if cfg["schedule"] == "cosine":
@@ -69,8 +53,7 @@ def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
         passed = sum(epoch >= round(m * epochs) for m in cfg["milestones"])
         return lr * cfg["gamma"] ** passed
     if cfg["schedule"] == "onecycle":
-        total = epochs * steps_per_epoch
-        start = lr / ONECYCLE_DIV
+        total, start = epochs * steps_per_epoch, lr / ONECYCLE_DIV
         final = start / ONECYCLE_FINAL_DIV
         warm = max(1, round(cfg["onecycle"]["warmup"] * total))
         if step < warm:
@@ -80,10 +63,8 @@ def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
     raise ValueError(f"config key backbone.pretrain.schedule: unknown {cfg['schedule']!r} (cosine | step | onecycle)")
 
 
-# --------------------------------------------------------------------------- one epoch
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """(start, stop) of each batch of an epoch of `n` images: a last batch of one image joins the one
-    before (BatchNorm cannot train on a single value per channel); the same for every seed."""
+    """(start, stop) of each batch of `n` images; a last batch of one image joins the one before (BatchNorm)."""
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds[-2:] = [(bounds[-2][0], n)]
@@ -92,10 +73,7 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 def train_epoch(net, optimizer, batches, labels, order, *, batch_size: int, bf16: bool = False,
                 before_step: Callable[[int], None] | None = None) -> dict:
-    """One pass over `order` in batches: mean training loss and accuracy (%) of the epoch.
-
-    `before_step(i)` runs before the i-th optimiser step of the epoch (a learning-rate schedule).
-    """
+    """One pass over `order` in batches: mean training loss and accuracy (%); `before_step(i)` before step i."""
     device = labels.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -122,13 +100,9 @@ def evaluate(net, batches, labels, *, bf16: bool = False) -> dict:
             "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
 
 
-# --------------------------------------------------------------------------- resume state
 @dataclass
 class ResumeState:
-    """The file a run saves after each epoch and a rerun restarts from (None: no resuming).
-
-    `stamp` is the run's fingerprint: a file written by another configuration is ignored.
-    """
+    """The file a run saves after each epoch and a rerun restarts from (path None: none; `stamp`: fingerprint)."""
 
     path: Path | str | None
     stamp: str
@@ -180,11 +154,9 @@ def _restore(state: dict, model, optimizer, generators: dict, device: torch.devi
     return list(state["history"])
 
 
-# --------------------------------------------------------------------------- the loop
 @dataclass
 class Fit:
-    """What `fit` trains and how. `model` is what the resume state saves; `net` is what the batches go
-    through (the head alone when training on cached features, else the model)."""
+    """What `fit` trains and how: `model` is saved, `net` is what the batches go through (maybe the head alone)."""
 
     model: torch.nn.Module
     net: torch.nn.Module
@@ -209,9 +181,8 @@ class Fit:
 
 
 def fit(job: Fit) -> list[dict]:
-    """Train for `job.epochs` (continuing a saved run); one row per epoch:
-    epoch, [lr,] train_loss, train_acc, <held_out_name>_loss, <held_out_name>_acc (None on epochs not
-    scored), seconds. The model ends with the kept epoch's weights (`job.kept_epoch`)."""
+    """Train for `job.epochs` (continuing a saved run); one row per epoch: epoch, [lr,] train_loss, train_acc,
+    <held_out_name>_loss, <held_out_name>_acc, seconds. The model ends with the kept epoch's weights."""
     if job.keep not in ("last", "best"):
         raise ValueError(f"keep must be last or best, not {job.keep!r}")
     if job.keep == "best" and job.held_out is None:

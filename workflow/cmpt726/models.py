@@ -1,10 +1,4 @@
-"""ResNet-20 for CIFAR (chenyaofo's `CifarResNet`, same parameter names) and the fine-tuning head.
-
-The published `cifar100-resnet20-8412cc70.pth` loads into `cifar_resnet20(100)` with
-strict=True. The residual blocks are torchvision's own `BasicBlock` (same submodule names,
-conv1/bn1/conv2/bn2/downsample, hence the same state_dict keys as upstream). For fine-tuning
-we keep everything up to the global average pool (64 features) and put a new head on top.
-"""
+"""ResNet-20 for CIFAR (chenyaofo's `CifarResNet`: the published weights load strictly) and the fine-tuning head."""
 
 from __future__ import annotations
 
@@ -71,8 +65,7 @@ def load_backbone_state(path) -> dict:
 
 
 def check_backbone_state(state, source: str) -> dict:
-    """`state` if it loads with strict=True into cifar_resnet20(100) (a {"state_dict": …} wrapper is
-    unwrapped), else a ValueError that starts with `source`."""
+    """`state` (unwrapped from {"state_dict": …}) if it loads strictly into cifar_resnet20(100), else ValueError."""
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:
@@ -124,11 +117,8 @@ def build_finetune_net(backbone_state: dict | None, head_cfg: dict, seed: int) -
 
 
 def trainable_parameters(model: FineTuneNet, train: str, replicate_2019_bugs: bool = False) -> list[nn.Parameter]:
-    """Freeze what `train` leaves out (requires_grad=False) and return what the optimiser gets.
-
-    replicate_2019_bugs reproduces the 2019 script: with hidden layers only the final Linear
-    of the head was handed to the optimiser (the rest stayed at its random init).
-    """
+    """Freeze what `train` leaves out and return what the optimiser gets (replicate_2019_bugs: of a head with
+    hidden layers only the final Linear, as the 2019 script did)."""
     parts = {"head": [model.head], "backbone": [model.backbone], "all": [model.backbone, model.head]}[train]
     for p in model.parameters():
         p.requires_grad_(False)

@@ -1,14 +1,5 @@
-"""Pre-flight: every input a run is missing, found before any job starts and listed in one message.
-
-Imported by the Snakefile (no torch). `run_problems` runs in `onstart` (a real run; the jobs and the
-executor are known then, not while the Snakefile is read): local files the config names (a backbone,
-CIFAR-100 as an image folder, Q5's data) for the rules that read them, CUDA asked for where jobs run here
-on a machine without a usable NVIDIA driver, downloads that cannot reach their server, wkhtmltopdf when a
-PDF is to be printed. The rules declare a named file as an input only when it exists (`present`), so that
-Snakemake plans the run instead of stopping at the first missing file in its own words; a dry run warns
-(`missing_files`).
-Each problem names what is missing and how to fix it (config key, folder, package).
-"""
+"""Pre-flight (no torch): every input a run lacks, found in `onstart` and listed in one message with its fix:
+named local files, CUDA without a usable driver, unreachable downloads, wkhtmltopdf."""
 
 from __future__ import annotations
 
@@ -20,14 +11,12 @@ from urllib.parse import urlparse
 
 from .device import MIN_DRIVER, nvidia_driver
 
-# torchvision's CIFAR-100 archive (the URL torchvision.datasets.CIFAR100 fetches; CIFAR-10's is the
-# config key data.cifar10.url), kept here so that the Snakefile need not import torchvision.
+# torchvision.datasets.CIFAR100's archive, here so that the Snakefile need not import torchvision.
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 
 
 def device_problems(device: str, local: bool, driver=None) -> list[str]:
-    """`device: cuda` where this machine cannot run CUDA jobs (only for jobs run here: on a cluster the
-    compute nodes decide, and they check at run time)."""
+    """`device: cuda` where this machine cannot run CUDA jobs (only for jobs run here)."""
     if device != "cuda" or not local:
         return []
     present, version = driver if driver is not None else nvidia_driver()
@@ -54,9 +43,7 @@ def named_files(config: dict) -> list[tuple[str, str, str]]:
 
 
 def present(path) -> list:
-    """[path] when it exists, else []: a rule's input for a file the config names. A missing one is left out
-    of the input (so that Snakemake plans the run instead of stopping at it) and reported by `run_problems`
-    when its rule is due, with everything else a run lacks."""
+    """[path] when it exists, else []: a missing named file is reported by `run_problems`, not by Snakemake."""
     return [path] if path and Path(path).exists() else []
 
 
@@ -104,9 +91,7 @@ def unreachable(url: str, timeout: float = 8.0) -> str | None:
 
 def run_problems(config: dict, rules: set[str], gpu_rules: set[str] = frozenset(), local: bool = True,
                  reach=unreachable, driver=None) -> list[str]:
-    """What the jobs about to run (`rules`: their rule names; `gpu_rules`: those whose rules declare a `gpu`
-    resource) lack: CUDA (`device_problems`; `local`: the jobs run on this machine), unreachable downloads,
-    wkhtmltopdf."""
+    """What the jobs about to run (`rules`; `gpu_rules` declare a `gpu`; `local`: run here) lack."""
     problems = missing_files(config, rules)
     problems += device_problems(config["device"], local, driver) if gpu_rules else []
     wanted = downloads(config, rules)
@@ -116,10 +101,9 @@ def run_problems(config: dict, rules: set[str], gpu_rules: set[str] = frozenset(
                 problems.append(f"{what} must be downloaded from {url}, which cannot be reached ({why}). Fix: {fix}.")
     pdfs = sorted(rules & {"report_pdf", "gallery_pdf"})
     if pdfs and not shutil.which("wkhtmltopdf"):
-        problems.append(f"wkhtmltopdf is not installed; {' and '.join(pdfs)} {'need' if len(pdfs) > 1 else 'needs'} it. "
-                        "Fix: sudo apt-get install "
-                        "wkhtmltopdf (./setup.sh does, as root), or ask for the HTML only: "
-                        "snakemake --cores all report/report.html report/gallery.html.")
+        problems.append(f"wkhtmltopdf is not installed; {' and '.join(pdfs)} {'need' if len(pdfs) > 1 else 'needs'} "
+                        "it. Fix: sudo apt-get install wkhtmltopdf (./setup.sh does, as root), or ask for the HTML "
+                        "only: snakemake --cores all report/report.html report/gallery.html.")
     return problems
 
 

@@ -1,16 +1,5 @@
-"""Pretrain the backbone: chenyaofo's ResNet-20 (`models.cifar_resnet20(100)`) on CIFAR-100.
-
-The default (config `backbone.pretrain`) is the recipe of the upstream repository's own training log
-of its published CIFAR-100 ResNet-20 (chenyaofo/pytorch-cifar-models, branch `logs`): SGD lr 0.1 +
-Nesterov momentum 0.9, weight decay 5e-4, cosine annealing over 200 epochs, batch 256, its
-normalisation, random 32-crop of the 4-pixel zero-padded image and horizontal flip
-(`augment.RandomCropFlip`, batched on the device, from its own generator). The recipe of the
-upstream README (weight decay 1e-4, ÷10 at 50 % and 75 %) is `configs/pretrain-readme-recipe.yaml`;
-`schedule: onecycle` is the short-schedule option. The epochs run in `loop.fit`,
-which saves a resume state after each one, so a killed run resumes to the same weights.
-
-Outputs: a plain state_dict (loads with strict=True into `cifar_resnet20(100)`, like the
-published file), a per-epoch TSV and a summary JSON beside the published top-1.
+"""Pretrain the backbone, `models.cifar_resnet20(100)`, on CIFAR-100 (config `backbone.pretrain`: by default
+the recipe of chenyaofo/pytorch-cifar-models' training log). Writes a plain state_dict, epochs TSV and summary.
 """
 
 from __future__ import annotations
@@ -31,15 +20,10 @@ from .code_digest import stage_digest
 EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_top1", "seconds"]
 
 
-# --------------------------------------------------------------------------- set-up + the loop
 def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: dict, device: str = "auto",
              resume_path=None, on_epoch=None, code: str | None = None) -> dict:
-    """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg` (= config backbone.pretrain).
-
-    After every epoch the full state goes to `resume_path`; a rerun with the same config and
-    inputs continues from it (and the same `code`: the rule's digest of the code that trains, None: this
-    package's own). `on_epoch(row)` is called after each epoch's state is saved.
-    """
+    """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg` (= config backbone.pretrain),
+    resumable from `resume_path` (same config, inputs and `code`); `on_epoch(row)` after each saved epoch."""
     tic_total = time.perf_counter()
     device = devices.resolve(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
@@ -67,12 +51,10 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
           f"({torch.get_num_threads()} threads), schedule {cfg['schedule']}, {cfg['epochs']} epochs", flush=True)
     job = Fit(model=model, net=model, optimizer=optimizer, train=(train_x, train_y), held_out=(test_x, test_y),
               epochs=cfg["epochs"], batch_size=batch_size, shuffle=torch.Generator().manual_seed(seed),
-              set_train_mode=model.train,
-              bf16=bool(cfg["bf16"]),  # autocast on any device (CPUs with AVX512-BF16 gain ≈ 1.4×)
+              set_train_mode=model.train, bf16=bool(cfg["bf16"]),
               lr_at=lambda step: learning_rate(cfg, step, steps_per_epoch),
               generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch, name="pretraining",
-              describe=f"backbone.pretrain (seed {seed})",
-              held_out_name="test")
+              describe=f"backbone.pretrain (seed {seed})", held_out_name="test")
     history = fit(job)
     history = [{**row, "test_top1": row["test_acc"]} for row in history]
 
@@ -85,16 +67,11 @@ def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: 
         "final_top1": history[-1]["test_top1"] if history else None,
         "final_test_loss": history[-1]["test_loss"] if history else None,
         "best_top1": max((r["test_top1"] for r in history), default=None),
-        "published_top1": cfg["published_top1"],
-        "epochs": cfg["epochs"],
-        "schedule": cfg["schedule"],
+        "published_top1": cfg["published_top1"], "epochs": cfg["epochs"], "schedule": cfg["schedule"],
         "train_seconds": sum(r["seconds"] for r in history),  # all epochs, across resumed runs
-        "wall_seconds_this_run": time.perf_counter() - tic_total,
-        "resumed_from_epoch": job.resumed_from,
-        "device": devices.name(device),
-        "threads": torch.get_num_threads(),
-        "images": {"train": n, "test": len(test_x)},
-        "settings": cfg,
+        "wall_seconds_this_run": time.perf_counter() - tic_total, "resumed_from_epoch": job.resumed_from,
+        "device": devices.name(device), "threads": torch.get_num_threads(),
+        "images": {"train": n, "test": len(test_x)}, "settings": cfg,
     }
     write_json(summary_out, summary)
     resume.discard()

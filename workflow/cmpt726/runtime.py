@@ -1,8 +1,4 @@
-"""What a job's tensors are: in-memory inputs as batches, and prediction.
-
-Images stay uint8 (N, 3, 32, 32) on the device and are normalised per batch; cached features are
-plain float slices. No DataLoader: a batch is one index into a tensor that already lives on the device.
-"""
+"""A job's in-memory inputs as batches (uint8 images normalised per batch, or cached features), and prediction."""
 
 from __future__ import annotations
 
@@ -15,10 +11,7 @@ EVAL_BATCH = 1000
 
 
 class ImageBatches:
-    """uint8 (N, 3, 32, 32) on the device → normalised float batches (optionally channels_last).
-
-    `augment`, if given, maps each uint8 batch to an augmented uint8 batch before normalising.
-    """
+    """uint8 (N, 3, 32, 32) on the device → normalised float batches; `augment` maps uint8 batches first."""
 
     def __init__(self, images: torch.Tensor, mean, std, channels_last: bool, augment=None):
         self.data = images

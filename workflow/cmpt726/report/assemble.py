@@ -11,13 +11,9 @@ from .render import load_outputs, provenance, render
 def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, data: dict, title: str,
                  config_changes: list | None = None, analysis: list | None = None, tuning: list | None = None,
                  backbone_summary=None, backbone_curves=None, repo_dir=None) -> None:
-    """q6: the outputs of rule compare_variants (figures, the variant table, numbers.json); analysis: those of rule
-    summarize_analyses (sections/analysis.html.j2; None leaves the section out); tuning: those of rule plot_tuning
-    (tuning.enabled: sections/tuning.html.j2, beside numbers.json's `tuning`; None or empty leaves it out);
-    theory: question name ("q1") → the outputs of its rule, rendered by sections/<name>.html.j2;
-    config_changes: the keys that differ from the shipped config.yaml (`config.config_changes`), shown as the
-    run's configuration. Every setting the text names comes from the results files (numbers.json), so the
-    report cannot contradict what the jobs ran with."""
+    """The report from the outputs of rules compare_variants (q6), summarize_analyses (analysis), plot_tuning
+    (tuning) and the theory questions (name → outputs); None leaves a section out. Every setting the text names
+    comes from the results files, so the report cannot contradict what the jobs ran with."""
     outputs = load_outputs(q6)
     numbers = outputs["numbers"]
     if "rows" not in numbers:
@@ -25,13 +21,9 @@ def write_report(out_html, template, *, q6: list, theory: dict, backbone: dict, 
     context = {
         "title": title,
         "theory": {name: load_outputs(paths) for name, paths in theory.items()},
-        "q6": {
-            **numbers,
-            "figures": outputs["figures"],
-            "backbone": backbone_info(backbone, backbone_summary, backbone_curves),
-            "data": describe_data(data),
-            "gallery": {"variant": numbers["focus"], "seed": numbers["seed"]},
-        },
+        "q6": {**numbers, "figures": outputs["figures"], "data": describe_data(data),
+               "backbone": backbone_info(backbone, backbone_summary, backbone_curves),
+               "gallery": {"variant": numbers["focus"], "seed": numbers["seed"]}},
         "analysis": load_outputs(analysis) if analysis else None,
         "tuning": load_outputs(tuning) if tuning and numbers.get("tuning") else None,
         "provenance": provenance(config_changes, repo_dir, devices=numbers.get("devices")),

@@ -1,11 +1,5 @@
-"""Question 6, every number: the variant table with 95 % intervals, the paired tests between variants
-and the verdict they allow, the comparisons the prose makes, how the focus variant errs, calibration,
-and the entry point of rule compare_variants that writes them with the figures.
-
-The template (sections/q6.html.j2) only lays out what `q6_outputs` writes to numbers.json; it
-computes nothing. The statistics are `stats.py`'s; training time, peak memory and the kept epoch
-come from the training jobs' own summaries (`finetune.train_summary`).
-"""
+"""Question 6, every number (rule compare_variants): the variant table with 95 % intervals, paired tests, the
+verdict, the prose's comparisons, the focus variant's errors and calibration. The template only lays them out."""
 
 from __future__ import annotations
 
@@ -34,7 +28,6 @@ TABLE_KEYS = ["name", "train", "head", "augment", "epochs", "lr", "weight_decay"
               "delta", "reference", "ece", "seconds", "max_rss_mb"]
 
 
-# --------------------------------------------------------------------------- words
 def describe_backbone(backbone: dict) -> str:
     if backbone["source"] == "download":
         return f"the published weights, downloaded from {backbone['url']}"
@@ -50,14 +43,9 @@ def describe_augment(augment: dict) -> str:
 
 
 def describe_head(head: dict) -> str:
-    widths = ["64", *map(str, head["hidden"]), "10"]
-    text = "→".join(widths)
-    extras = []
-    if head["hidden"] and head["batchnorm"]:
-        extras.append("BN")
-    if head["dropout"]:
-        extras.append(f"dropout {head['dropout']:g}")
-    return text + (f" ({', '.join(extras)})" if extras else "")
+    extras = (["BN"] if head["hidden"] and head["batchnorm"] else []) + \
+        ([f"dropout {head['dropout']:g}"] if head["dropout"] else [])
+    return "→".join(["64", *map(str, head["hidden"]), "10"]) + (f" ({', '.join(extras)})" if extras else "")
 
 
 def describe_data(summary: dict) -> dict:
@@ -82,12 +70,10 @@ def backbone_info(backbone: dict, summary_path=None, curves_path=None) -> dict:
     return info
 
 
-# --------------------------------------------------------------------------- per-image numbers
 def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
     """Reliability bins of the max softmax score and the expected calibration error (ECE, in [0, 1]).
 
-    Bin b holds the scores in (b/bins, (b+1)/bins]; ECE = Σ_b (n_b / N) |accuracy_b − mean score_b|.
-    """
+    Bin b holds the scores in (b/bins, (b+1)/bins]; ECE = Σ_b (n_b / N) |accuracy_b − mean score_b|."""
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
     if confidence.shape != correct.shape or confidence.ndim != 1 or not len(confidence):
@@ -105,7 +91,6 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRA
     return {"edges": edges.tolist(), "count": count.tolist(), "confidence": _nan_to_none(mean_conf),
             "accuracy": _nan_to_none(accuracy), "ece": ece, "mean_confidence": mean_confidence,
             "accuracy_overall": accuracy_overall,
-            # How the prose reads it: over- or under-confident on average, by how many points.
             "direction": "over-confident" if mean_confidence > accuracy_overall else "under-confident",
             "gap_points": 100 * abs(mean_confidence - accuracy_overall)}
 
@@ -116,11 +101,8 @@ def _nan_to_none(values) -> list:
 
 def confident_mistakes(labels: np.ndarray, probs: np.ndarray, k: int = N_MISTAKES) -> np.ndarray:
     """Indices of the k wrong predictions with the highest max score, most confident first."""
-    pred = probs.argmax(1)
-    score = probs.max(1)
-    wrong = np.flatnonzero(pred != labels)
-    order = np.lexsort((wrong, -score[wrong]))  # ties: lower index first, so the choice is stable
-    return wrong[order[:k]]
+    wrong = np.flatnonzero(probs.argmax(1) != labels)
+    return wrong[np.lexsort((wrong, -probs.max(1)[wrong]))[:k]]  # ties: lower index first
 
 
 def top_confusion(confusion, classes) -> dict | None:
@@ -131,11 +113,9 @@ def top_confusion(confusion, classes) -> dict | None:
     return None if c[i, j] <= 0 else {"true": classes[i], "pred": classes[j], "count": int(c[i, j])}
 
 
-# --------------------------------------------------------------------------- the variant table
 def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dict, summary: dict, reference: dict,
                  baseline: str = "head") -> list[dict]:
-    """One row per variant. settings: name → resolved settings; runs: [(name, seed)]; metrics and
-    train_summaries: (name, seed) → path; summary: stats.accuracy_summary of the score files."""
+    """One row per variant. metrics and train_summaries: (name, seed) → path; summary: stats.accuracy_summary."""
     rows = []
     for name, s in settings.items():
         seeds = [seed for v, seed in runs if v == name]
@@ -149,8 +129,7 @@ def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dic
             "accuracy": acc["mean"], "accuracy_std": acc["std"], "per_seed": acc["per_seed"],
             "ci_low": acc["ci_low"], "ci_high": acc["ci_high"], "interval_method": acc["interval_method"],
             "metrics_accuracy": [read_json(metrics[name, seed])["accuracy"] for seed in seeds],
-            "reference": reference.get(name),
-            "keep": cost[0].get("keep"), "kept_epochs": kept,
+            "reference": reference.get(name), "keep": cost[0].get("keep"), "kept_epochs": kept,
             "kept_epochs_text": ", ".join("–" if k is None else str(k) for k in kept),
             "validation_images": cost[0].get("validation_images"),
             "seconds": statistics.fmean(c["train_seconds"] for c in cost),
@@ -168,15 +147,13 @@ def varying_columns(rows: list[dict]) -> dict:
     return {key: len({str(r[key]) for r in rows}) > 1 for key in ("lr", "batch_size", "augment", "seeds")}
 
 
-# The training settings the prose names; the variant table shows lr, batch size, weight decay and epochs per variant.
+# The training settings the prose names.
 SHARED_KEYS = ("lr", "momentum", "weight_decay", "batch_size", "epochs", "normalize", "validation", "replicate_2019_bugs")
 
 
 def shared_settings(settings: dict) -> dict:
-    """Each of SHARED_KEYS with its value when every variant has the same, else None (it differs per variant);
-    `by_variant` lists the values that differ; `cached_heads`/`uncached_heads`: the head-only variants that
-    read cached backbone features and those that run the frozen backbone on every batch. The report's one
-    source of the settings it names: the resolved per-variant settings, never the `training` defaults."""
+    """Each of SHARED_KEYS with its value when every variant has the same, else None (`by_variant` lists them);
+    `cached_heads`/`uncached_heads`: the head-only variants with and without cached features."""
     shared, by_variant = {}, {}
     for key in SHARED_KEYS:
         values = {name: s[key] for name, s in settings.items()}
@@ -190,13 +167,9 @@ def shared_settings(settings: dict) -> dict:
             "uncached_heads": [name for name in heads if name not in cached]}
 
 
-def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict,
-                      smallest_effect: float) -> dict:
-    """The discussion's questions (config report.comparisons: a, b, asks), each answered "yes" / "no, the
-    opposite", "no difference larger than δ points" or "inconclusive: [a, b]" (`stats.answer_questions`: these
-    questions are their own Holm family, fixed before the data), plus "head vs full": the best variant that
-    fine-tunes everything against the best head-only one, picked after seeing the data, so it keeps the
-    all-pairs family. Questions about variants this run does not have are listed as skipped."""
+def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict, smallest_effect: float) -> dict:
+    """The discussion's questions (report.comparisons; their own Holm family, `stats.answer_questions`) and
+    "head vs full" (best full vs best head-only, picked after the data: all-pairs family); absent ones skipped."""
     by_name = {r["name"]: r for r in rows}
     present = [item for item in asked if item["a"] in by_name and item["b"] in by_name and item["a"] != item["b"]]
     skipped = [item for item in asked if item not in present]
@@ -211,7 +184,6 @@ def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict,
         f = max(fulls, key=lambda r: r["accuracy"])
         head_vs_full = {**_pair(stats.find_pair(pairs, f["name"], h["name"]), by_name),
                         "time_ratio": f["seconds"] / h["seconds"] if f["seconds"] and h["seconds"] else None}
-    if head_vs_full:
         outcome, up = head_vs_full["outcome"], head_vs_full["diff"] > 0
         head_vs_full["verb"] = ("beats" if outcome == "difference" and up else "loses to" if outcome == "difference"
                                 else f"is within ±{smallest_effect:g} points of" if outcome == "equivalent"
@@ -230,8 +202,7 @@ DIFFERENCE_KEYS = {"train": "trains", "head": "head", "augment": "augment", "epo
 
 
 def differences(a: dict, b: dict) -> list[str]:
-    """What the table rows of variants a and b differ in, as "augment: crop (pad 4) + flip vs none": the
-    comparison table shows it beside the question, so a question that no longer fits its variants shows."""
+    """What the table rows of variants a and b differ in, as "augment: crop (pad 4) + flip vs none"."""
     return [f"{label}: {a[key]:g} vs {b[key]:g}" if isinstance(a[key], float) else f"{label}: {a[key]} vs {b[key]}"
             for key, label in DIFFERENCE_KEYS.items() if a[key] != b[key]]
 
@@ -255,9 +226,7 @@ def pair_matrix(names: list[str], pairs: dict) -> dict:
 
 
 def converged(histories: list[list[dict]]) -> dict:
-    """Whether a variant's runs had converged: in how many of them the kept epoch is the last
-    one (`kept_last`, "2 of 3"), and how much their validation accuracy still rose over the last fifth of the
-    epochs (`last_fifth_rise`, points, mean over runs; None without a validation split or with one epoch)."""
+    """Whether a variant's runs converged: `kept_last` ("2 of 3" kept their last epoch) and `last_fifth_rise`."""
     runs = runs_convergence(histories)
     return {"kept_last": f"{runs['kept_last']} of {runs['scored']}" if runs["scored"] else None,
             "last_fifth_rise": runs["last_fifth_rise"]}
@@ -265,14 +234,8 @@ def converged(histories: list[list[dict]]) -> dict:
 
 def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: dict, pairs: dict,
                         comparisons: list[dict], alpha: float, smallest_effect: float) -> dict | None:
-    """The assignment's setting beside the tuned one (tuning.enabled; twins: `<v>-tuned` → v), three families of
-    their own, each Holm-adjusted within itself:
-
-    - `side_by_side`: per tuned variant, the fixed and the tuned row and the paired test tuned − fixed;
-    - `comparisons`: the discussion's questions (`report.comparisons`) asked again of the tuned twins, where both of
-      a question's variants were tuned;
-    - `verdict`: which variant is best when each has its best settings (among the twins only), or who is tied.
-    """
+    """Fixed beside tuned (twins: `<v>-tuned` → v), three Holm families: `side_by_side` (tuned − fixed per
+    variant), `comparisons` (report.comparisons asked of the twins) and `verdict` (the best among the twins)."""
     by_name = {r["name"]: r for r in rows}
     twins = {t: v for t, v in twins.items() if t in by_name and v in by_name}
     if not twins:
@@ -285,8 +248,7 @@ def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: d
               if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
     twin_rows = [by_name[t] for t in twins]
     among = {t: correct[t] for t in twins}
-    twin_pairs = stats.pairwise_comparisons(among, order=list(twins), alpha=alpha, smallest_effect=smallest_effect) \
-        if len(twins) > 1 else {"pairs": [], "alpha": alpha, "pooled_run_sd": None}
+    twin_pairs = _pairwise(among, alpha, smallest_effect)
     verdict = stats.verdict({t: summary[t] for t in twins}, twin_pairs, alpha)
     return {"side_by_side": side, "n_better": sum(c["outcome"] == "difference" and c["diff"] > 0 for c in side),
             "comparisons": named_comparisons(mapped, twin_rows, pairs, smallest_effect),
@@ -304,17 +266,15 @@ def headline(verdict: dict, rows: list[dict]) -> dict:
 
 
 def validation_accuracy(epochs: list[dict], kept_epoch) -> float | None:
-    """A run's validation accuracy at the epoch it kept, or the latest one measured before it (validation may run
-    every few epochs; no kept epoch recorded: the latest of all); None when the run has no validation split."""
+    """A run's validation accuracy at its kept epoch, or the latest one before it (None: no validation split)."""
     measured = [r["val_acc"] for r in epochs
                 if r.get("val_acc") is not None and (kept_epoch is None or r["epoch"] <= kept_epoch)]
     return measured[-1] if measured else None
 
 
 def choose_focus(rows: list[dict], focus: str | None = None) -> tuple[str, str]:
-    """The variant the per-image sections study and how it was chosen: config report.gallery_variant if set,
-    else the highest mean validation accuracy (never the test accuracy: the test set then only measures it),
-    else, when some variant has no validation split, the first variant of the config."""
+    """The variant the per-image sections study and how it was chosen: report.gallery_variant, else the highest
+    mean validation accuracy (never test accuracy), else the first variant."""
     if focus:
         return focus, "report.gallery_variant"
     if all(r["val_accuracy"] is not None for r in rows):
@@ -331,7 +291,12 @@ def reference_check(rows: list[dict], replica_2019: bool) -> dict:
             "n": len(checked)}
 
 
-# --------------------------------------------------------------------------- rule compare_variants
+def _pairwise(correct: dict, alpha: float, smallest_effect: float) -> dict:
+    if len(correct) > 1:
+        return stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=smallest_effect)
+    return {"pairs": [], "alpha": alpha, "pooled_run_sd": None}
+
+
 def settings_of(train_summary) -> dict:
     """The settings a run trained with, as its training job recorded them (finetune.train_variant)."""
     summary = read_json(train_summary)
@@ -343,17 +308,9 @@ def settings_of(train_summary) -> dict:
 def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> dict:
     """Every Q6 figure, the variant table and the numbers JSON (rule compare_variants).
 
-    paths: `test` (the test images), `backbone` (the weights file the variants started from: its digest goes
-    into numbers.json, so that runs can be compared, `cmpt726.compare_runs`), and per run, in the order of
-    spec["runs"], `metrics`, `epochs`, `train_summaries` and `scores`. out: name → path for curves, confusion,
-    per_class, reliability, mistakes, variants, pairs, table, numbers. spec: `runs` [(variant, seed)],
-    `statistics` (config report: alpha, bootstrap_replicates, comparisons, smallest_effect), `reference`
-    (the 2019 script's accuracies), `focus` (report.gallery_variant: the variant whose first seed the per-image
-    analyses use; None: the highest mean validation accuracy, `choose_focus`), `replica_2019`, `twins`
-    (tuned twin → the variant it tunes: the report sets each beside its variant, `tuned_against_fixed`).
-    Each variant's settings are those its training jobs recorded in their summaries (a twin's with its
-    search's choice applied).
-    """
+    paths: `test`, `backbone` (digested into numbers.json) and per run of spec["runs"] `metrics`, `epochs`,
+    `train_summaries`, `scores`. out: name → path of each output. spec: `runs`, `statistics` (config report),
+    `reference`, `focus`, `replica_2019`, `twins`. Settings are those the training jobs recorded."""
     metrics, epochs, train_summaries, scores = (paths[k] for k in ("metrics", "epochs", "train_summaries", "scores"))
     test_images, backbone = paths["test"], paths.get("backbone")
     tests = spec["statistics"]
@@ -367,7 +324,7 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
             raise ValueError(f"{name}: {len(paths)} files for {len(runs)} variant × seed runs")
     metrics_by, epochs_by, cost_by, scores_by = (dict(zip(runs, p)) for p in (metrics, epochs, train_summaries, scores))
     settings = {}
-    for (name, seed), path in cost_by.items():
+    for (name, _), path in cost_by.items():
         settings.setdefault(name, settings_of(path))
     images, labels, classes = load_arrays(test_images)
     n = len(labels)
@@ -376,8 +333,7 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
     correct = {name: np.stack([table[name, seed]["pred"] == labels for v, seed in runs if v == name])
                for name in settings}
     summary = stats.accuracy_summary(correct, replicates=replicates, seed=0)
-    pairs = stats.pairwise_comparisons(correct, order=list(settings), alpha=alpha, smallest_effect=smallest_effect) \
-        if len(settings) > 1 else {"pairs": [], "alpha": alpha, "pooled_run_sd": None}
+    pairs = _pairwise(correct, alpha, smallest_effect)
     rows = variant_rows(settings, runs, metrics_by, cost_by, summary, reference, baseline=baseline)
     curves = {name: [read_tsv(epochs_by[name, s]) for v, s in runs if v == name] for name in settings}
     for r in rows:
@@ -425,15 +381,12 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
         "focus_chosen_by": focus_chosen_by,
         "seed": seed, "seeds": sorted({s for _, s in runs}), "n_test": n, "classes": classes,
-        "train_modes": list(dict.fromkeys(r["train"] for r in rows)),
-        "varying": varying_columns(rows),
+        "train_modes": list(dict.fromkeys(r["train"] for r in rows)), "varying": varying_columns(rows),
         "settings": shared_settings(settings),
         "validation": {"images": focus_row["validation_images"], "keep": focus_row["keep"]},
-        "focus_seed_accuracy": focus_metrics["accuracy"],
-        "ece": {r["name"]: r["ece"] for r in rows},
+        "focus_seed_accuracy": focus_metrics["accuracy"], "ece": {r["name"]: r["ece"] for r in rows},
         "calibration": {k: v for k, v in calib[focus, seed].items() if k != "edges"},
-        "calibration_bins": CALIBRATION_BINS,
-        "per_class": per_class,
+        "calibration_bins": CALIBRATION_BINS, "per_class": per_class,
         "worst_class": {"name": ranked[0][1], "accuracy": ranked[0][0]} if ranked else None,
         "best_class": {"name": ranked[-1][1], "accuracy": ranked[-1][0]} if ranked else None,
         "top_confusion": top_confusion(focus_metrics["confusion"], classes),
@@ -441,14 +394,12 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
         "mistakes": [{"index": int(i), "label": classes[focus_scores["label"][i]],
                       "pred": classes[focus_scores["pred"][i]], "score": float(focus_scores["probs"][i].max())}
                      for i in mistakes],
-        # Where the runs trained (their own summaries) and, apart, where the test set was scored: results merged
-        # from another machine may have been scored again here.
+        # Where the runs trained and, apart, where the test set was scored (merged results may differ).
         "devices": sorted({read_json(p).get("device", "not recorded") for p in train_summaries}),
         "scored_on": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
-        # Each variant's resolved settings, whole (the comparison page of several runs reads them).
         "variant_settings": settings,
-        "backbone_file": None if backbone is None else {"name": Path(backbone).name,
-                                                        "sha256": weights_digest(backbone)},
+        "backbone_file": None if backbone is None else
+        {"name": Path(backbone).name, "sha256": weights_digest(backbone)},
     }
     write_json(out["numbers"], numbers)
     return numbers

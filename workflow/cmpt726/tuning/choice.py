@@ -1,10 +1,6 @@
 """A search's ranking and its choice (no torch): who continues to the next rung, what the twin trains with.
 
-Ranking: the higher validation accuracy of the kept epoch (the best epoch with keep: best), then the
-lower validation loss of that epoch (`tie_break: val_loss`), then the earlier configuration in the
-space's order. Files under results/tuning/<variant>/: rung<r>/trial<k>.json (one trial, `trials.run_trial`),
-choice.json (what the twin trains with: the chosen configuration and epochs), search.json (the choice
-with its numbers, the rungs, the compute spent) and trials.tsv (every trial, one row each).
+Writes results/tuning/<variant>/choice.json, search.json and trials.tsv.
 """
 
 from __future__ import annotations
@@ -18,13 +14,10 @@ TRIAL_COLUMNS = ["rung", "slot", "config_index", "config", "epochs", "kept_epoch
                  "seconds", "continued", "chosen"]
 
 
-# --------------------------------------------------------------------------- ranking and the choice
 def rank(records: list[dict], tie_break: str) -> list[dict]:
     """Best first: higher val_acc, then (tie_break val_loss) lower val_loss, then the earlier configuration."""
-    def key(r):
-        return (-r["val_acc"], r["val_loss"] if tie_break == "val_loss" else 0.0, r["config_index"])
-
-    return sorted(records, key=key)
+    return sorted(records, key=lambda r: (-r["val_acc"], r["val_loss"] if tie_break == "val_loss" else 0.0,
+                                         r["config_index"]))
 
 
 def pick_from_previous(previous: list[dict], slot: int, tie_break: str) -> dict:
@@ -43,45 +36,29 @@ def choose(records: list[dict], plan: dict, variant: str) -> tuple[dict, list[di
         raise ValueError(f"{variant}: {len(final)} trials in the last rung, the plan has {plan['rungs'][-1]['trials']}")
     best = rank(final, plan["tie_break"])[0]
     continued = {(r["rung"] - 1, r["continues"]) for r in records if r["rung"] > 0}
-    rows = []
-    for r in sorted(records, key=lambda r: (r["rung"], r["slot"])):
-        rows.append({"rung": r["rung"], "slot": r["slot"], "config_index": r["config_index"],
-                     "config": json.dumps(r["config"], sort_keys=True), "epochs": r["epochs"],
-                     "kept_epoch": r["kept_epoch"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
-                     "seconds": r["seconds"], "continued": int((r["rung"], r["slot"]) in continued),
-                     "chosen": int(r is best)})
+    rows = [{"rung": r["rung"], "slot": r["slot"], "config_index": r["config_index"],
+             "config": json.dumps(r["config"], sort_keys=True), "epochs": r["epochs"],
+             "kept_epoch": r["kept_epoch"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
+             "seconds": r["seconds"], "continued": int((r["rung"], r["slot"]) in continued), "chosen": int(r is best)}
+            for r in sorted(records, key=lambda r: (r["rung"], r["slot"]))]
     seconds = sum(r["seconds"] for r in records)
     choice = {
-        "variant": variant,
-        "twin": f"{variant}{TWIN_SUFFIX}",
-        "method": plan["method"],
+        "variant": variant, "twin": f"{variant}{TWIN_SUFFIX}", "method": plan["method"],
         "selected_by": "validation accuracy of the kept epoch; ties: " +
                        ("lower validation loss, then " if plan["tie_break"] == "val_loss" else "") +
                        "the earlier configuration in the space's order",
-        "config": best["config"],
-        "config_index": best["config_index"],
-        "settings": best["settings"],
-        "val_acc": best["val_acc"],
-        "val_loss": best["val_loss"],
-        "kept_epoch": best["kept_epoch"],
-        "epochs": best["epochs"],
-        "converged": convergence(best["history"]),
-        "rungs": plan["rungs"],
-        "configs": len(plan["configs"]),
-        "trials": len(records),
-        "trial_epochs": sum(r["epochs_run"] for r in records),
-        "grid_epochs": len(plan["configs"]) * plan["epochs"],
-        "trial_seconds": seconds,
-        "device_hours": seconds / 3600,
-        "devices": sorted({r["device"] for r in records}),
-        "seed": plan["seed"],
+        **{key: best[key] for key in ("config", "config_index", "settings", "val_acc", "val_loss", "kept_epoch",
+                                      "epochs")},
+        "converged": convergence(best["history"]), "rungs": plan["rungs"], "configs": len(plan["configs"]),
+        "trials": len(records), "trial_epochs": sum(r["epochs_run"] for r in records),
+        "grid_epochs": len(plan["configs"]) * plan["epochs"], "trial_seconds": seconds,
+        "device_hours": seconds / 3600, "devices": sorted({r["device"] for r in records}), "seed": plan["seed"],
     }
     return choice, rows
 
 
 def convergence(history: list[dict]) -> dict:
-    """Whether a run's kept epoch is its last, and how much its validation accuracy rose over the last
-    fifth of its epochs (last scored epoch minus the one before that fifth; points)."""
+    """Whether a run's kept epoch is its last, and its validation accuracy's rise over the last fifth (points)."""
     scored = [(r["epoch"], r["val_acc"]) for r in history if r.get("val_acc") is not None]
     if not scored:
         return {"kept_is_last": None, "last_fifth_rise": None}
@@ -94,9 +71,7 @@ def convergence(history: list[dict]) -> dict:
 
 
 def runs_convergence(histories: list[list[dict]]) -> dict:
-    """`convergence` over several runs: in how many the kept epoch is the last (`kept_last`), of how many runs
-    (`runs`) and of how many scored on validation (`scored`), and the mean rise of their validation accuracy over
-    the last fifth of the epochs (`last_fifth_rise`, points; None when no run has one)."""
+    """`convergence` over several runs: `kept_last` of `runs` (`scored` on validation), mean `last_fifth_rise`."""
     runs = [convergence(h) for h in histories]
     rises = [r["last_fifth_rise"] for r in runs if r["last_fifth_rise"] is not None]
     return {"kept_last": sum(bool(r["kept_is_last"]) for r in runs), "runs": len(runs),
@@ -104,14 +79,12 @@ def runs_convergence(histories: list[list[dict]]) -> dict:
             "last_fifth_rise": sum(rises) / len(rises) if rises else None}
 
 
-# What a twin trains with, and nothing else: a search rerun that chooses the same writes the same bytes, and
-# Snakemake (which compares an updated input's checksum with the one it recorded) then retrains no twin.
+# What a twin trains with, and nothing else: the same choice writes the same bytes and retrains no twin.
 CHOICE_KEYS = ("variant", "twin", "config", "epochs")
 
 
 def write_choice(records_paths: list, choice_out, search_out, trials_out, plan: dict, variant: str) -> dict:
-    """choice.json (CHOICE_KEYS), search.json (the choice with its numbers, the rungs and the compute) and
-    trials.tsv (every trial). Returns search.json's dict."""
+    """choice.json (CHOICE_KEYS), search.json (returned) and trials.tsv (every trial)."""
     summary, rows = choose([read_json(p) for p in records_paths], plan, variant)
     write_tsv(trials_out, TRIAL_COLUMNS, rows)
     write_json(search_out, summary)

@@ -1,19 +1,8 @@
-"""Tuning on the validation split: every variant at its best, with equal budgets (config `tuning`).
+"""Each tuned variant `v`'s search (no torch): its twin `v-tuned` trains with `tuning.settings` and the
+`tuning.space` values its search chose on the validation split; `v` keeps the assignment's setting.
 
-With `tuning.enabled`, each tuned variant `v` gets a twin `v-tuned` beside it: the same variant whose
-searched settings (`tuning.space`, e.g. a log grid of lr × weight_decay) come from
-results/tuning/v/choice.json, chosen on the validation split, and whose fixed ones
-(`tuning.settings`, e.g. a onecycle schedule, and `tuning.epochs`) are set in its config. `v`
-itself keeps the assignment's setting, so the report can put both side by side.
-
-The search is successive halving (Jamieson & Talwalkar 2016) over the grid: every configuration
-trains the first rung's epochs (`min_epochs`); the best 1/eta (by the ranking below) continue from
-their resume state to the next rung's epochs (× eta, the last rung being `epochs`), and so on. The
-schedule of every trial spans the full `epochs`, so a continued trial is the same run as one
-trained straight through. `method: grid` is the exhaustive grid (one rung: every configuration
-for every epoch). Every variant gets the same number of configurations (checked) and rungs.
-
-Ranking and the choice: `choice`; trials: `trials`. No torch here: the workflow plans with this module.
+Successive halving (Jamieson & Talwalkar 2016): every configuration trains `min_epochs`, the best 1/eta continue
+to × eta epochs, up to `epochs` (every trial's schedule spans them); `method: grid` is one rung of all.
 """
 
 from __future__ import annotations
@@ -25,13 +14,11 @@ import math
 from ..config import ConfigError, canonical, resolve_variant
 from .choice import TWIN_SUFFIX
 
-# Training keys a search may set: they change how a run trains, not what it trains on (a twin must
-# read the same inputs as its variant: the feature cache or the images).
+# Training keys a search may set: how a run trains, not what it reads (a twin reads its variant's inputs).
 SEARCHABLE = ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "schedule")
 SETTABLE = SEARCHABLE + ("onecycle", "bf16")
 
 
-# --------------------------------------------------------------------------- the plan (no torch)
 def tuned_variants(config: dict) -> dict[str, str]:
     """twin name → the variant it tunes ({} with tuning off)."""
     tuning = config["tuning"]
@@ -47,8 +34,8 @@ def own_overrides(tuning: dict, name: str) -> dict:
 
 
 def variant_tuning(config: dict, name: str) -> dict:
-    """The tuning of one variant: the top-level keys with its `tuning.overrides.<name>` over them
-    (space and settings key by key)."""
+    """The tuning of one variant: the top-level keys with `tuning.overrides.<name>` over them (space, settings
+    key by key)."""
     tuning = config["tuning"]
     own = own_overrides(tuning, name)
     merged = {key: copy.deepcopy(tuning[key]) for key in ("space", "settings", "epochs", "min_epochs")}
@@ -72,8 +59,7 @@ def grid(space: dict) -> list[dict]:
 
 
 def rungs(n_configs: int, epochs: int, min_epochs: int, eta: int, method: str) -> list[dict]:
-    """[{epochs, trials}] per rung. halving: epochs min_epochs·eta^k below `epochs`, then `epochs`;
-    trials n, then ⌊n/eta⌋ (at least 1) per rung. grid: one rung, every configuration, `epochs`."""
+    """[{epochs, trials}] per rung: halving min_epochs·eta^k (then `epochs`) with ⌊n/eta⌋ trials; grid: one."""
     if method == "grid" or min_epochs >= epochs:
         return [{"epochs": epochs, "trials": n_configs}]
     plan, e, n = [], min_epochs, n_configs
@@ -99,8 +85,7 @@ def with_fixed_settings(settings: dict, fixed: dict, epochs: int) -> dict:
 
 
 def twin_settings(config: dict, name: str) -> dict:
-    """The settings of `name`'s tuned twin before its search has chosen: the variant's own with the tuning's
-    fixed settings and epochs over them; the searched keys come from its choice file when it trains."""
+    """The settings of `name`'s tuned twin before its search has chosen (the variant's, tuning's fixed ones over)."""
     tuning = variant_tuning(config, name)
     return with_fixed_settings(resolve_variant(config, name), tuning["settings"], tuning["epochs"])
 
@@ -123,10 +108,8 @@ def plan_for(config: dict, name: str) -> dict:
 
 
 def warmup_warnings(plans: dict[str, dict]) -> list[str]:
-    """Searches (variant → `plan_for`) whose first halving rung ends inside a one-cycle warm-up: they rank
-    configurations while the learning rates still rise, so a larger peak lr means a larger step at that
-    moment and a lower validation accuracy then. On the real data every full-network search chose the
-    smallest lr of its space this way (experiments/gpu-both-settings). One line per kind of plan, naming its variants."""
+    """Searches (variant → `plan_for`) whose first halving rung ends inside a one-cycle warm-up, where ranking
+    favours the smallest lr (experiments/gpu-both-settings); one line per kind of plan."""
     found: dict[tuple, list[str]] = {}
     for name, plan in plans.items():
         if len(plan["rungs"]) < 2:
@@ -144,9 +127,8 @@ def warmup_warnings(plans: dict[str, dict]) -> list[str]:
 
 
 def check_tuning(config: dict) -> None:
-    """Cross-key checks of `tuning` (the schema checked each key): known variants, searchable keys,
-    equal budgets, a validation split to tune on, names free for the twins. An override of a variant
-    that is not there is not used (an overlay may drop a variant that config.yaml overrides)."""
+    """Cross-key checks of `tuning`: known variants, searchable keys, equal budgets, a validation split to
+    tune on, names free for the twins (an override of an absent variant is unused)."""
     tuning = config["tuning"]
     for i, name in enumerate(tuning["variants"] or []):
         if name not in config["variants"]:
@@ -157,7 +139,8 @@ def check_tuning(config: dict) -> None:
     sizes = {}
     for twin, name in tuned_variants(config).items():
         if twin in config["variants"]:
-            raise ConfigError(f"config key variants.{twin}: the name of {name}'s tuned twin (tuning.enabled); rename it")
+            raise ConfigError(f"config key variants.{twin}: the name of {name}'s tuned twin (tuning.enabled); "
+                              "rename it")
         own = own_overrides(tuning, name)
 
         def key_of(*path):  # where a value comes from: the variant's override, else the top level

@@ -1,10 +1,5 @@
-"""What the tuning saw, for the report to show: one figure of validation accuracy
-against learning rate per tuned variant, and one table row per tuned variant with its choice, its cost and
-whether its tuned runs converged.
-
-Reads only the tuning files (results/tuning/<v>/search.json, trials.tsv) and the twins' epoch curves
-(results/metrics/<v>-tuned/seed<s>.epochs.tsv); no test-set number enters here.
-"""
+"""What the tuning saw, for the report: validation accuracy against lr per tuned variant, and a table row each
+(choice, cost, convergence). No test-set number enters here."""
 
 from __future__ import annotations
 
@@ -24,20 +19,18 @@ TABLE_COLUMNS = ["variant", "twin", "method", "chosen", "val_acc", "kept_epoch",
 
 
 def describe_config(config: dict, tried: dict | None = None) -> str:
-    """A chosen configuration in words for the report: "lr 0.03 (the lowest tried), weight decay 0.0005". A value
-    at an end of its searched list says so (tried: key → the values searched): the best may lie beyond it."""
+    """A chosen configuration in words: "lr 0.03 (the lowest tried), weight decay 0.0005" (tried: key → values)."""
     parts = []
     for key, value in config.items():
-        text = f"{key.replace('_', ' ')} " + (f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool)
-                                              else str(value))
+        text = f"{key.replace('_', ' ')} " + (f"{value:g}" if isinstance(value, (int, float))
+                                              and not isinstance(value, bool) else str(value))
         edge = at_edge(value, (tried or {}).get(key, []))
         parts.append(f"{text} ({edge})" if edge else text)
     return ", ".join(parts)
 
 
 def at_edge(value, tried: list) -> str | None:
-    """"the lowest tried" / "the highest tried" when a numeric value chosen from several ends their range (a
-    lowest value of 0 is no edge: nothing smaller can be tried)."""
+    """"the lowest tried" / "the highest tried" when a value chosen from several numbers ends their range."""
     numbers = sorted({v for v in tried if isinstance(v, (int, float)) and not isinstance(v, bool)})
     if len(numbers) < 2 or value not in numbers:
         return None
@@ -64,9 +57,7 @@ def describe_rungs(rungs: list[dict]) -> str:
 
 
 def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) -> list[dict]:
-    """searches: variant → search.json path; twin_epochs: variant → the twin's epochs TSV paths (one per seed).
-    runs_kept_last counts the twin's runs whose kept epoch is the last one; runs_last_fifth_rise is the mean
-    rise of their validation accuracy over the last fifth of the epochs (points)."""
+    """searches: variant → search.json path; twin_epochs: variant → the twin's epochs TSV paths (one per seed)."""
     rows = []
     for variant, path in searches.items():
         choice = read_json(path)
@@ -74,7 +65,8 @@ def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) 
         runs = runs_convergence([read_tsv(p) for p in twin_epochs.get(variant, [])])
         rows.append({
             "variant": variant, "twin": choice["twin"], "method": choice["method"],
-            "chosen": json.dumps(choice["config"], sort_keys=True), "chosen_text": describe_config(choice["config"], tried),
+            "chosen": json.dumps(choice["config"], sort_keys=True),
+            "chosen_text": describe_config(choice["config"], tried),
             "at_edge": any(at_edge(v, tried.get(k, [])) for k, v in choice["config"].items()),
             "rungs": describe_rungs(choice["rungs"]), "selected_by": choice["selected_by"],
             "devices": choice["devices"], "val_acc": choice["val_acc"],
@@ -89,13 +81,11 @@ def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) 
 
 
 def plot_search(trials: dict, out_png) -> None:
-    """One panel per variant: validation accuracy (kept epoch) against lr (log axis), a line per value of the
-    other searched keys (e.g. weight decay) for the first rung (every configuration), the later rungs as
-    larger markers, the choice circled."""
+    """One panel per variant: validation accuracy against lr, a line per other searched value in the first
+    rung, later rungs as squares, the choice circled."""
     names = list(trials)
     cols = min(4, len(names))
     rows_n = math.ceil(len(names) / cols)
-    # constrained: a panel's title never runs into the x label of the panel above (it did with ten variants)
     fig, axes = plt.subplots(rows_n, cols, figsize=(3.4 * cols, 2.8 * rows_n), squeeze=False, layout="constrained")
     for ax, name in zip(axes.flat, names):
         records = read_tsv(trials[name])
@@ -139,8 +129,6 @@ def tuning_outputs(searches: dict, trials: dict, twin_epochs: dict, figure, tabl
     totals = {"trials": sum(r["trials"] for r in rows), "trial_epochs": sum(r["trial_epochs"] for r in rows),
               "grid_epochs": sum(r["grid_epochs"] for r in rows), "device_hours": sum(r["device_hours"] for r in rows),
               "trial_seconds": sum(r["trial_seconds"] for r in rows)}
-    # The budget is equal when every variant had the same trials and trial epochs (head_1ep's own one-epoch
-    # budget is an override, and the report says which variants differ).
     budgets = {(r["trials"], r["trial_epochs"]) for r in rows}
     write_json(numbers, {"variants": rows, "total": totals, "equal_budgets": len(budgets) == 1,
                          "at_edge": [r["variant"] for r in rows if r["at_edge"]],

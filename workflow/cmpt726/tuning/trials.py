@@ -1,9 +1,6 @@
-"""Running a search: one trial of one rung, through the trainer of every run (`finetune.train_variant`).
+"""Running a search: one trial of one rung, through `finetune.train_variant`, scored on validation only.
 
-A trial trains on the training part of the validation split and is scored on its validation part only;
-the test set is not among its inputs. A trial's slot k is the configuration's index in rung 0, and its rank
-in the previous rung's ranking after that (`choice.pick_from_previous`), so that every job is known before
-any runs.
+Slot k is the configuration's index in rung 0, later its rank in the previous rung, so every job is known early.
 """
 
 from __future__ import annotations
@@ -18,9 +15,8 @@ from .choice import pick_from_previous, write_choice
 
 def run_trial(backbone, train, split, record_out, epochs_out, state_out, plan: dict, rung: int, slot: int,
               device: str = "auto", previous: list | None = None, previous_states: list | None = None) -> dict:
-    """One trial of one rung: train (rung 0) or continue (later rungs) a configuration on the training
-    part of the split, score it on the validation part, write its record; its resume state stays in
-    `state_out` for the next rung. Trials run `finetune.train_variant`: the loop of every run."""
+    """One trial of one rung: train (rung 0) or continue a configuration, write its record; its resume state
+    stays in `state_out` for the next rung."""
     epochs = plan["rungs"][rung]["epochs"]
     if rung == 0:
         index, continues = slot, None
@@ -37,8 +33,7 @@ def run_trial(backbone, train, split, record_out, epochs_out, state_out, plan: d
     summary = read_json(summary_path)
     summary_path.unlink()
     done_before = plan["rungs"][rung - 1]["epochs"] if rung else 0
-    if rung and summary["resumed_from_epoch"] != done_before:
-        # the saved state was not taken up (another configuration or other inputs): trained from scratch
+    if rung and summary["resumed_from_epoch"] != done_before:  # the saved state was not taken up
         raise ValueError(f"{record_out}: did not continue {previous[parent['slot']]} from its saved state "
                          f"{previous_states[parent['slot']]}; rerun the previous rung")
     kept = history[summary["kept_epoch"] - 1]
@@ -52,15 +47,13 @@ def run_trial(backbone, train, split, record_out, epochs_out, state_out, plan: d
 
 
 def search(backbone, train, split, folder, plan: dict, device: str = "auto") -> dict:
-    """The whole search of one variant in this process, rung by rung, with the files the rules write
-    (the benchmark's way to compare halving with the grid)."""
+    """The whole search of one variant in this process, rung by rung, with the files the rules write."""
     folder = Path(folder)
     records = []
     for rung, spec in enumerate(plan["rungs"]):
-        previous = [folder / f"rung{rung - 1}" / f"trial{k}.json" for k in range(plan["rungs"][rung - 1]["trials"])] \
-            if rung else None
-        states = [folder / f"rung{rung - 1}" / f"trial{k}.state.pt" for k in range(plan["rungs"][rung - 1]["trials"])] \
-            if rung else None
+        before = [folder / f"rung{rung - 1}" / f"trial{k}" for k in range(plan["rungs"][rung - 1]["trials"])]
+        previous = [f"{b}.json" for b in before] if rung else None
+        states = [f"{b}.state.pt" for b in before] if rung else None
         for slot in range(spec["trials"]):
             base = folder / f"rung{rung}" / f"trial{slot}"
             base.parent.mkdir(parents=True, exist_ok=True)
