@@ -2,16 +2,11 @@
 
     python -m cmpt726.compare_runs ../exp1 ../exp2 [--names assignment tuned] -o comparison.html [--pdf comparison.pdf]
 
-Each folder is a finished run (`snakemake --directory FOLDER`). From each, the page reads rule compare_variants'
-`results/figures/q6/numbers.json` (every variant's resolved settings, accuracy and 95 % interval, as that
-run's report shows them), the per-image score files `results/scores/{variant}/seed{N}.tsv`, and the test
-images `results/data/cifar10/test.npz`. It shows the settings that differ between the experiments, each
-(experiment, variant)'s accuracy with its interval, and, for every variant two experiments share, a paired
-test on the same test images with `stats.py`'s functions (McNemar when both have one seed, else
-the report's run-level test for several seeds; Holm over every such test on the page). Computes no new statistic.
-
-A run that is missing a file, is still running or was interrupted, or was scored on other test images
-than the first is refused with a message naming its folder, and nothing is written.
+From each finished run (`snakemake --directory FOLDER`) the page reads `results/figures/q6/numbers.json`, the score
+files and the test images, and shows the settings that differ, each (experiment, variant)'s accuracy with its
+interval, and for every variant two experiments share a paired test with `stats.py`'s functions (Holm over every
+test on the page). A missing file, an unfinished run or other test images than the first's is refused, naming the
+folder, and nothing is written.
 """
 
 from __future__ import annotations
@@ -168,14 +163,9 @@ def global_facts(run: dict) -> dict:
 
 
 def settings_differences(runs: list[dict]) -> dict:
-    """The settings that differ between the experiments.
-
-    `global`: the run-wide facts, each with its value per experiment and whether it differs;
-    `common`: training settings that differ the same way in every variant all experiments share (say
-    batch_size 32 → 64 everywhere), listed once rather than per variant; `per_variant`: the remaining
-    differences, variant by variant ("–" where an experiment does not run the variant or lacks the key);
-    `only_in`: variants that some experiments do not run.
-    """
+    """The settings that differ between the experiments: `global` (run-wide facts per experiment), `common`
+    (training settings that differ the same way in every shared variant, listed once), `per_variant` (the rest,
+    "–" where absent) and `only_in` (variants some experiments do not run)."""
     names = [r["name"] for r in runs]
     facts = [global_facts(r) for r in runs]
     global_rows = [{"key": key, "cells": [f[key] for f in facts],
@@ -230,13 +220,8 @@ def accuracy_rows(runs: list[dict], variants: list[str]) -> list[dict]:
 
 
 def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replicates: int, seed: int = 0) -> dict:
-    """Every variant two experiments share, compared between them on the same test images.
-
-    One `stats.bootstrap_accuracies` over every (experiment, variant) draws the same test images for
-    all of them (paired); per variant, `stats.pairwise_comparisons` compares its experiments, oriented
-    later − earlier on the command line; the p-values are then Holm-adjusted over the whole family of
-    tests on the page (`stats.holm`), as the report does over its pairs of variants.
-    """
+    """Every variant two experiments share, compared between them on the same test images (one paired bootstrap
+    for all; per variant `stats.pairwise_comparisons`, later − earlier; Holm over every test on the page)."""
     keyed = {f"{i}/{variant}": correct for i, run in enumerate(runs) for variant, correct in run["correct"].items()}
     variants = list(dict.fromkeys(v for run in runs for v in run["correct"]))
     shared = [v for v in variants if sum(v in run["correct"] for run in runs) >= 2]
@@ -258,8 +243,7 @@ def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replica
 
 # --------------------------------------------------------------------------- the page
 def shared_setting(runs: list[dict], key: str, option: str) -> float:
-    """A setting of the runs' reports that this page's tests take over (alpha, smallest_effect): the runs must agree
-    on it, or the caller chooses one (`option` names how)."""
+    """A report setting the page's tests take over (alpha, smallest_effect): the runs must agree, or use `option`."""
     values = {float(r["numbers"][key]) for r in runs}
     if len(values) > 1:
         raise CompareError(f"the runs' reports use different {key} values ({sorted(values)}); choose one with {option}")
@@ -268,10 +252,8 @@ def shared_setting(runs: list[dict], key: str, option: str) -> float:
 
 def comparison_context(folders, names=None, alpha: float | None = None, *, replicates: int,
                        smallest_effect: float | None = None, out_html=None) -> dict:
-    """Everything the template lays out; refuses (CompareError) before anything is written.
-
-    alpha, smallest_effect: None takes the runs' report.alpha / report.smallest_effect (they must agree).
-    replicates: of the paired bootstrap (config report.bootstrap_replicates)."""
+    """Everything the template lays out; refuses (CompareError) before anything is written. alpha and
+    smallest_effect default to the runs' own (they must agree)."""
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise CompareError("give at least two experiment folders")
@@ -291,8 +273,7 @@ def comparison_context(folders, names=None, alpha: float | None = None, *, repli
     settings = settings_differences(runs)
     tests = paired_tests(runs, alpha, smallest_effect, replicates)
     base = Path(out_html).resolve().parent if out_html else Path.cwd()
-    # Folders and reports relative to the page (no path of the machine that made it), so both work wherever
-    # the page and the experiments move together.
+    # Paths relative to the page, so that it works wherever it moves together with the experiments.
     experiments = [{"name": r["name"], "folder": os.path.relpath(r["folder"].resolve(), base),
                     "report": os.path.relpath(r["folder"].resolve() / "report" / "report.html", base)
                     if (r["folder"] / "report" / "report.html").is_file() else None,

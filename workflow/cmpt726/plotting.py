@@ -1,7 +1,5 @@
-"""matplotlib for every figure of the workflow: the Agg backend (no display on the workers) set
-once, before pyplot is imported, one atomic PNG writer, and `plain_text` for figures that show
-user text (class names from the data's meta file, variant names, titles): drawn as written, never
-typeset as math text (a `$` in a class name would be, and a malformed one would fail the job)."""
+"""matplotlib for every figure: the Agg backend (no display on the workers), an atomic PNG writer, and
+`plain_text` for figures that show user text (a `$` in a class name must not be typeset as math)."""
 
 from __future__ import annotations
 
@@ -27,8 +25,7 @@ def save_figure(fig, path, dpi: int = DPI) -> None:
 
 
 def plain_text(draw):
-    """Run a figure function with math text off for every text it creates (tick labels drawn at save
-    time included): the report's figures, whose text comes from users and data files."""
+    """Run a figure function with math text off for every text it creates (tick labels at save time included)."""
 
     @functools.wraps(draw)
     def drawn_as_written(*args, **kwargs):

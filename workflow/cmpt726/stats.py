@@ -1,39 +1,13 @@
 """The statistics behind "which variant is better": intervals, paired tests, the headline verdict.
 
-The report's claims are about variants - training procedures - not about the particular networks a
-seed happened to produce. So the unit of a between-variant test is the training run, and the test
-images are a second, crossed source of noise (docs/statistics.md says which test is used where and
-why; experiments/benchmarks/run_level_calibration.py checks the run-level test's error rates by simulation).
+The claims are about variants (training procedures), so the unit of a between-variant test is the training run;
+the test images are a second, crossed source of noise (docs/statistics.md says which test is used where and why;
+experiments/benchmarks/run_level_calibration.py checks the run-level test's error rates by simulation).
 
-This module owns the numbers the report quotes when it compares fine-tuning variants:
-
-* `wilson_interval` - the interval for one run's accuracy (one seed);
-* `bootstrap_accuracies` - a two-level paired bootstrap (test images x seeds) of every variant's
-  mean accuracy, the source of every multi-seed variant's accuracy interval;
-* `accuracy_summary` - per variant: mean, std over seeds, per-seed accuracies, a 95 % interval;
-* `bootstrap_means`, `ranking_intervals` - a paired image bootstrap of any per-image value (the
-  cross-entropy against CIFAR-10H) and every name's difference to the lowest, with intervals;
-* `run_level_difference` - the run-level test of two variants (per-run accuracies, Welch-type t with
-  the image-sampling variance added), the test of every pair where a variant has several seeds;
-* `mcnemar_exact` - two single trained models on the same images (a statement about those two
-  networks, never about their variants);
-* `holm`, `pairwise_comparisons`, `find_pair`, `paired_test` - every pair of variants, p-values
-  Holm-adjusted over the family of pairs; `answer_questions` - the pre-specified questions as their
-  own Holm family, each answered "yes"/"no, the opposite", "no difference larger than δ" (TOST) or
-  "inconclusive: [a, b]";
-* `verdict` - who is best, or which variants are indistinguishable from the top one;
-* `min_replicates`, `bootstrap_p` - a bootstrap p-value that can reach significance after Holm.
-
-Everything is pure numpy/scipy on in-memory arrays: no files, no torch, no plotting. The input is
-always `correct_by_variant`: a dict name -> boolean array (seeds, images), row s being seed s's
-run, `correct[s, i]` whether that run classified test image i right. Every variant must be scored on
-the same images in the same order (the comparisons are paired); the seed count may differ between
-variants. `correct_matrix` builds such an array from `evaluation.read_scores` results.
-
-Outputs meant for the report (`accuracy_summary`, `pairwise_comparisons`, `paired_test`,
-`answer_questions`, `verdict`) hold only str/int/float/bool/None, lists and dicts, and never NaN or
-infinity, so that `json.dumps(..., allow_nan=False)` takes them as they are. Accuracies and
-differences are in percent / percentage points.
+Pure numpy/scipy on in-memory arrays. The input is `correct_by_variant`: name -> bool array (seeds, images),
+`correct[s, i]` whether seed s's run got test image i right; every variant on the same images in the same order
+(paired), seed counts may differ. Report outputs (`accuracy_summary`, `pairwise_comparisons`, `paired_test`,
+`answer_questions`, `verdict`) are JSON-able without NaN or infinity; accuracies and differences in percent/points.
 """
 
 from __future__ import annotations
@@ -55,15 +29,11 @@ SCOPE_VARIANTS = "variants"
 SCOPE_MODELS = "two trained models"
 
 
-# ----------------------------------------------------------------------------------------------
-# Input
+# --- Input
 
 
 def correct_matrix(scores_per_seed: Sequence[Mapping]) -> np.ndarray:
-    """(seeds, images) bool array from one variant's `read_scores` dicts, one per seed.
-
-    Refuses runs whose label columns disagree: they were not scored on the same test images.
-    """
+    """(seeds, images) bool array from one variant's `read_scores` dicts, one per seed; refuses differing labels."""
     if not scores_per_seed:
         raise ValueError("no score tables given")
     labels = np.asarray(scores_per_seed[0]["label"])
@@ -107,9 +77,7 @@ def _z(confidence: float) -> float:
     return float(_scipy_stats.norm.ppf(0.5 + confidence / 2))
 
 
-# ----------------------------------------------------------------------------------------------
-# Single run
-
+# --- Single run
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for `correct` successes out of `n`, in percent (0..100)."""
@@ -127,11 +95,8 @@ def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[flo
 
 
 def mcnemar_exact(a_correct, b_correct) -> dict:
-    """Exact two-sided McNemar test of two runs on the same images.
-
-    b = images A got right and B wrong, c = A wrong and B right; p is the two-sided binomial test of
-    b against Binomial(b + c, 1/2), and 1 when there are no discordant pairs (nothing to test).
-    """
+    """Exact two-sided McNemar test of two runs on the same images: b = A right and B wrong, c = the reverse;
+    p of b against Binomial(b + c, 1/2), 1 without discordant pairs."""
     a = np.asarray(a_correct, dtype=bool)
     b_arr = np.asarray(b_correct, dtype=bool)
     if a.ndim != 1 or a.shape != b_arr.shape:
@@ -142,55 +107,46 @@ def mcnemar_exact(a_correct, b_correct) -> dict:
     return {"b": b, "c": c, "p": min(1.0, p)}
 
 
-# ----------------------------------------------------------------------------------------------
-# The two-level paired bootstrap
+# --- The two-level paired bootstrap
+
+
+def _clamp_chunk(chunk: int, n: int) -> int:
+    return max(1, min(chunk, (2**31 - 1) // n))  # keep the flat int32 bincount index from overflowing
+
+
+def _image_counts(rng, m: int, n: int) -> np.ndarray:
+    """(m, n): how often each of n images is drawn in each of m bootstrap replicates (int32: ~4x faster)."""
+    draws = rng.integers(0, n, size=(m, n), dtype=np.int32)
+    draws += (np.arange(m, dtype=np.int32) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
 
 
 def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicates: int,
                          seed: int = 0, chunk: int = 500, resample_seeds: bool = True) -> dict:
     """Bootstrap replicates of every variant's mean accuracy (percent): name -> array (replicates,).
 
-    Each replicate draws the test images with replacement - the SAME draw for every variant, which
-    is what pairs the comparisons - and, independently for each variant, draws that variant's seeds
-    with replacement; the variant's replicate accuracy is the mean, over its drawn seeds, of the
-    accuracy on the drawn images. So the spread counts both the finite test set and the
-    seed-to-seed variation of training. With one seed the seed draw is a no-op (a plain paired image
-    bootstrap); `resample_seeds=False` gives that images-only bootstrap for any seed count.
-
-    Cheap form: a draw of images is a count vector w (how often each image was drawn, summing to
-    n), so the accuracies of all runs at once are w @ correct / n - one matrix product of (chunk,
-    images) counts by the (images, all runs) 0/1 matrix per chunk of replicates. A draw of seeds is
-    likewise a count vector over that variant's runs.
-
-    Deterministic for a given (seed, replicates, chunk): the image draws come from one child of
-    SeedSequence(seed) and the seed draws from another, so the image draws do not depend on which
-    variants are passed or how many seeds they have.
-
-    Timing (measured on the dev machine: 2 shared CPU cores, numpy 2.4 / OpenBLAS): 10 variants x
-    3 seeds x 10,000 images x 10,000 replicates take 0.75-1.9 s over repeated runs (most of it
-    drawing the 10^8 image indices), with ~140 MB of temporaries at the default chunk of 500.
+    Each replicate draws the test images with replacement (the SAME draw for every variant: paired) and,
+    independently per variant, that variant's seeds; the replicate accuracy is the mean over the drawn seeds
+    of the accuracy on the drawn images, so the spread counts the finite test set and seed-to-seed variation.
+    `resample_seeds=False` (or one seed) gives a plain paired image bootstrap. A draw is a count vector, so one
+    matrix product per chunk gives every run's accuracy. Deterministic for (seed, replicates, chunk); the image
+    draws come from their own SeedSequence child, independent of the variants passed. 10 variants x 3 seeds x
+    10,000 images x 10,000 replicates: about 1-2 s and ~140 MB of temporaries at chunk 500.
     """
     names, arrays, n = _validate(correct_by_variant)
     if replicates < 1:
         raise ValueError(f"replicates must be >= 1, got {replicates}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    chunk = max(1, min(chunk, (2**31 - 1) // n))  # keep the flat int32 bincount index from overflowing
-    # All runs side by side: column j is one (variant, seed) run.
-    runs = np.concatenate(arrays, axis=0).T.astype(np.float64)  # (images, total runs)
+    chunk = _clamp_chunk(chunk, n)
+    runs = np.concatenate(arrays, axis=0).T.astype(np.float64)  # (images, total runs): a column per run
     bounds = np.cumsum([0] + [a.shape[0] for a in arrays])
     image_ss, seed_ss = np.random.SeedSequence(seed).spawn(2)
     image_rng, seed_rng = np.random.default_rng(image_ss), np.random.default_rng(seed_ss)
     out = {name: np.empty(replicates) for name in names}
-
     for start in range(0, replicates, chunk):
         m = min(chunk, replicates - start)
-        # int32 draws and an int32 flat index are ~4x faster than the int64 default here.
-        draws = image_rng.integers(0, n, size=(m, n), dtype=np.int32)
-        draws += (np.arange(m, dtype=np.int32) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
-        del draws
-        run_acc = (counts @ runs) * (100.0 / n)  # (m, total runs): each run on the drawn images
+        run_acc = (_image_counts(image_rng, m, n) @ runs) * (100.0 / n)  # (m, total runs)
         for name, lo, hi in zip(names, bounds[:-1], bounds[1:]):
             k = hi - lo
             if k == 1:
@@ -208,8 +164,7 @@ def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicate
 def bootstrap_means(values_by_name: Mapping[str, np.ndarray], replicates: int = 2000, seed: int = 0,
                     chunk: int = 500) -> dict:
     """Paired image bootstrap of per-image values (e.g. a cross-entropy per test image): name -> (replicates,)
-    means, every name resampled with the SAME draws of images (so differences between names are paired).
-    Values are floats, one (images,) array per name, all of one length; NaN is refused."""
+    means, every name resampled with the SAME image draws. One finite (images,) array per name, of one length."""
     names = [str(k) for k in values_by_name]
     if not names:
         raise ValueError("no values given")
@@ -221,12 +176,10 @@ def bootstrap_means(values_by_name: Mapping[str, np.ndarray], replicates: int = 
     n = matrix.shape[0]
     rng = np.random.default_rng(seed)
     out = np.empty((replicates, len(names)))
-    chunk = max(1, min(chunk, (2**31 - 1) // n))
+    chunk = _clamp_chunk(chunk, n)
     for start in range(0, replicates, chunk):
         m = min(chunk, replicates - start)
-        draws = rng.integers(0, n, size=(m, n), dtype=np.int32) + (np.arange(m, dtype=np.int32) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
-        out[start:start + m] = counts @ matrix / n
+        out[start:start + m] = _image_counts(rng, m, n) @ matrix / n
     return {name: out[:, j] for j, name in enumerate(names)}
 
 
@@ -236,9 +189,7 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
     return float(low), float(high)
 
 
-# A rank-based bootstrap p counts replicates beyond a point; with fewer than this many in the tail
-# its value is mostly the resolution floor (1 + count) / (1 + B), and the normal approximation of
-# the replicates is taken instead (see `bootstrap_p`).
+# Fewer replicates than this in a tail: the rank p is mostly its floor, so `bootstrap_p` takes the normal one.
 MIN_TAIL = 10
 
 
@@ -259,17 +210,15 @@ def _one_sided(diff: np.ndarray, x0: float, upper: bool) -> tuple[float, str]:
         return float((1 + count) / (1 + b)), "rank"
     sd = float(np.std(diff, ddof=1)) if b > 1 else 0.0
     z = (x0 - float(np.mean(diff))) / sd if sd > 0 else (np.inf if x0 > np.mean(diff) else -np.inf)
-    # upper: P(D >= x0) = sf(z); lower: P(D <= x0) = cdf(z)
     return float(_scipy_stats.norm.sf(z) if upper else _scipy_stats.norm.cdf(z)), "normal"
 
 
 def bootstrap_p(diff: np.ndarray) -> tuple[float, str]:
     """Two-sided bootstrap p of "no difference", 2 x the smaller tail, and how it was taken.
 
-    Rank form: (1 + count) / (1 + B) per tail, the observed data counted as one resample. Its floor
-    2 / (B + 1) times Holm's factor can exceed alpha whatever the data (B = 1000 and 10 variants, 45
-    pairs: 0.09), so a tail holding fewer than MIN_TAIL replicates takes the normal approximation
-    of the replicates instead ("normal"); otherwise "rank". Ties at 0 count in both tails.
+    Rank form (1 + count) / (1 + B) per tail ("rank"); its floor 2 / (B + 1) times Holm's factor can exceed alpha
+    whatever the data, so a tail with fewer than MIN_TAIL replicates takes the normal approximation ("normal").
+    Ties at 0 count in both tails.
     """
     low, how_low = _one_sided(diff, 0.0, upper=False)
     high, how_high = _one_sided(diff, 0.0, upper=True)
@@ -277,19 +226,16 @@ def bootstrap_p(diff: np.ndarray) -> tuple[float, str]:
     return float(min(1.0, 2 * p)), how
 
 
-# ----------------------------------------------------------------------------------------------
-# Per variant
+# --- Per variant
 
 
 def accuracy_summary(correct_by_variant: Mapping[str, np.ndarray], confidence: float = 0.95,
                      replicates: int | None = None, seed: int = 0, boot: Mapping | None = None) -> dict:
     """Per variant: mean and std over seeds, per-seed accuracies and an interval for the mean.
 
-    The interval is Wilson's for a variant with one seed (the only uncertainty is the finite test
-    set) and the two-level bootstrap percentile interval for several seeds (seed-to-seed variation
-    counts too); `interval_method` names which. `boot` takes a `bootstrap_accuracies` result to
-    reuse (it must cover these variants); otherwise it is computed from `replicates` (config
-    report.bootstrap_replicates; needed only then) and `seed`. Returns {name: {...}} in the input order.
+    Wilson's interval for one seed (only the test set's finiteness counts), the two-level bootstrap percentile
+    interval for several (`interval_method` names which). `boot` reuses a `bootstrap_accuracies` result;
+    otherwise it is computed from `replicates` (config report.bootstrap_replicates) and `seed`.
     """
     names, arrays, n = _validate(correct_by_variant)
     if boot is None and any(a.shape[0] > 1 for a in arrays):
@@ -301,35 +247,22 @@ def accuracy_summary(correct_by_variant: Mapping[str, np.ndarray], confidence: f
         per_seed = 100.0 * arr.mean(1)
         k = arr.shape[0]
         if k == 1:
-            low, high = wilson_interval(int(arr.sum()), n, confidence)
-            method = WILSON_METHOD
+            (low, high), method = wilson_interval(int(arr.sum()), n, confidence), WILSON_METHOD
         else:
-            low, high = _percentile_interval(boot[name], confidence)
-            method = BOOTSTRAP_METHOD
-        summary[name] = {
-            "seeds": int(k),
-            "n_images": n,
-            "mean": float(per_seed.mean()),
-            "std": float(per_seed.std(ddof=1)) if k > 1 else None,
-            "per_seed": [float(v) for v in per_seed],
-            "ci_low": low,
-            "ci_high": high,
-            "confidence": float(confidence),
-            "interval_method": method,
-        }
+            (low, high), method = _percentile_interval(boot[name], confidence), BOOTSTRAP_METHOD
+        summary[name] = {"seeds": int(k), "n_images": n, "mean": float(per_seed.mean()),
+                         "std": float(per_seed.std(ddof=1)) if k > 1 else None,
+                         "per_seed": [float(v) for v in per_seed], "ci_low": low, "ci_high": high,
+                         "confidence": float(confidence), "interval_method": method}
     return summary
 
 
-# ----------------------------------------------------------------------------------------------
-# Between variants
+# --- Between variants
 
 
 def holm(pvalues) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in the input order.
-
-    Sorted ascending, the j-th smallest (j = 0..m-1) is multiplied by m - j; a running maximum
-    keeps the adjusted values in the same order as the raw ones (step-down), and they cap at 1.
-    """
+    """Holm-Bonferroni adjusted p-values, in the input order (step-down: the j-th smallest of m times m - j,
+    then a running maximum, capped at 1)."""
     p = np.asarray(pvalues, dtype=np.float64)
     if p.ndim != 1:
         raise ValueError("pvalues must be a flat sequence")
@@ -337,18 +270,17 @@ def holm(pvalues) -> list[float]:
         raise ValueError("p-values must lie in [0, 1]")
     m = p.size
     order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
     adjusted = np.empty(m)
-    adjusted[order] = stepped
+    adjusted[order] = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    return [float(v) for v in adjusted]
     return [float(v) for v in adjusted]
 
 
 def ranking_intervals(values_by_name: Mapping[str, np.ndarray], confidence: float = 0.95, replicates: int = 2000,
                       seed: int = 0) -> dict:
-    """A ranking by the mean of a per-image value (lower first) with paired bootstrap intervals: per name its mean
-    and interval, and its difference to the lowest with that interval. `tied_with_lowest`: the names whose
-    difference interval reaches 0 (the data cannot put them behind the lowest). Image sampling only: the values
-    of a name with several seeds are their mean per image."""
+    """A ranking by the mean of a per-image value (lower first) with paired bootstrap intervals, per name and for
+    its difference to the lowest; `tied_with_lowest`: names whose difference interval reaches 0. Image sampling
+    only (a name with several seeds gives its per-image mean)."""
     boot = bootstrap_means(values_by_name, replicates=replicates, seed=seed)
     means = {str(k): float(np.mean(v)) for k, v in values_by_name.items()}
     order = sorted(means, key=means.get)
@@ -364,11 +296,10 @@ def ranking_intervals(values_by_name: Mapping[str, np.ndarray], confidence: floa
 
 
 def run_variance(runs: np.ndarray) -> tuple[float, float, int] | None:
-    """One variant's run-to-run variation, from its (seeds, images) correctness: (s2, w, df).
+    """One variant's run-to-run variation from its (seeds, images) correctness: (s2, w, df), None for one seed.
 
-    s2: the variance over seeds of the run accuracy (proportion^2, ddof 1); w: the mean over images
-    of the variance over seeds of an image's 0/1 correctness (ddof 1); df = seeds - 1. None for one
-    seed: one run says nothing about how much another run would differ.
+    s2: variance over seeds of the run accuracy (ddof 1); w: mean over images of the variance over seeds of an
+    image's 0/1 correctness (ddof 1); df = seeds - 1.
     """
     x = np.asarray(runs, dtype=np.float64)
     k = x.shape[-2]
@@ -379,9 +310,8 @@ def run_variance(runs: np.ndarray) -> tuple[float, float, int] | None:
 
 
 def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple[float, float, int] | None:
-    """`run_variance` pooled over every variant with several seeds (weighted by df), for a variant
-    with one seed; None when no variant has two. Assumes the variants' run-to-run spreads are alike,
-    which is the only way a one-seed variant's spread can be known at all."""
+    """`run_variance` pooled over the variants with several seeds (weighted by df), for a one-seed variant;
+    None when none has two. Assumes the variants' run-to-run spreads are alike."""
     parts = [v for v in (run_variance(a) for a in arrays) if v is not None]
     if not parts:
         return None
@@ -391,24 +321,15 @@ def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple[float, float, int
 
 def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_effect: float,
                          pooled: tuple[float, float, int] | None = None) -> dict:
-    """The run-level test of variant A against variant B: is the difference between the training
-    procedures' expected accuracies zero (two-sided), and is it within ±smallest_effect (TOST)?
+    """The run-level test of variant A against B: is the difference of the procedures' expected accuracies
+    zero (two-sided), and is it within ±smallest_effect points (TOST)?
 
-    Inputs are (..., seeds, images) 0/1 arrays on the same images; leading axes are a batch (the
-    calibration benchmark passes thousands of simulated data sets at once). The estimate is the
-    difference of the mean per-run accuracies, and its variance has two parts:
-
-    * runs: s2_A / k_A + s2_B / k_B, the seed-to-seed variance of each variant's run accuracy over
-      its number of seeds (a variant with one seed borrows `pooled`, see `pooled_run_variance`);
-    * images: Var_i(pbar_A(i) - pbar_B(i)) / n, the paired image-sampling variance of the run-mean
-      correctness, less its run part w_A / k_A + w_B / k_B (already counted above), floored at 0.
-
-    The reference distribution is Student's t with Welch-Satterthwaite degrees of freedom from the
-    run parts (the image part has n - 1, counted as infinite); when a side borrows, the two run
-    parts count as one estimate with the smaller df. Intervals at `confidence`; `tost_p` = max of
-    the two one-sided p-values of |diff| >= smallest_effect (points; config report.smallest_effect).
-    Returns arrays (0-d for one pair) in points: diff, se, ci_low, ci_high; and p, tost_p, df
-    (np.inf: normal).
+    Inputs: (..., seeds, images) 0/1 arrays on the same images; leading axes are a batch (the calibration
+    benchmark). The estimate is the difference of mean per-run accuracies; its variance is the runs' part
+    s2_A / k_A + s2_B / k_B (a one-seed side borrows `pooled`) plus the paired image-sampling part
+    Var_i(pbar_A(i) - pbar_B(i)) / n less w_A / k_A + w_B / k_B (already counted), floored at 0. Student's t
+    with Welch-Satterthwaite df from the run parts. Returns arrays (0-d for one pair) in points: diff, se,
+    ci_low, ci_high; and p, tost_p, df (np.inf: normal), borrowed.
     """
     xa, xb = np.asarray(a_runs, dtype=np.float64), np.asarray(b_runs, dtype=np.float64)
     if xa.ndim < 2 or xb.ndim < 2 or xa.shape[-1] != xb.shape[-1]:
@@ -436,8 +357,7 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_e
     v_img = np.maximum(0.0, (pa - pb).var(-1, ddof=1) - wa / ka - wb / kb) / n
     ra, rb = s2a / ka, s2b / kb
     se2 = ra + rb + v_img
-    # A borrowed variance is partly (with two variants: wholly) the other side's own estimate, so
-    # then the two run parts count as one estimate with the smaller df.
+    # A borrowed variance is partly the other side's own estimate: count the run parts as one, smaller df.
     if borrowed_a or borrowed_b:
         denom = (ra + rb) ** 2 / min(dfa, dfb)
     else:
@@ -454,11 +374,10 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_e
     p_low = np.where(positive, t_dist.sf((diff + d) / safe, df), np.where(diff > -d, 0.0, 1.0))
     p_high = np.where(positive, t_dist.cdf((diff - d) / safe, df), np.where(diff < d, 0.0, 1.0))
     q = t_dist.ppf(0.5 + confidence / 2, df)
-    # A difference of accuracies lies in [-100, 100] points; with 2 seeds and t's df near 1 the bounds can pass it.
+    # Accuracy differences lie in [-100, 100] points; with 2 seeds and df near 1 the bounds can pass them.
     return {"diff": 100 * diff, "se": 100 * se, "df": df, "ci_low": np.maximum(-100.0, 100 * (diff - q * se)),
             "ci_high": np.minimum(100.0, 100 * (diff + q * se)), "p": np.minimum(1.0, p),
-            "tost_p": np.maximum(p_low, p_high),
-            "borrowed": borrowed_a or borrowed_b}
+            "tost_p": np.maximum(p_low, p_high), "borrowed": borrowed_a or borrowed_b}
 
 
 def _paired_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -508,32 +427,24 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
                          alpha: float, smallest_effect: float, confidence: float = 0.95,
                          replicates: int | None = None, seed: int = 0, boot: Mapping | None = None,
                          method: str = "run-level") -> dict:
-    """Every unordered pair (A, B) of variants compared on the same test images, at the run's
-    `alpha` and `smallest_effect` (config report.alpha and report.smallest_effect).
+    """Every unordered pair (A, B) of variants compared on the same test images (config report.alpha and
+    report.smallest_effect).
 
-    Per pair, oriented A - B with A before B in `order` (default: the input order):
-    `diff_points` (mean accuracy A - B), `ci_low`/`ci_high` (its interval at `confidence`), `p`,
-    `p_adjusted` (Holm over all pairs of this family), `significant` (p_adjusted < alpha), `tost_p`
-    and `tost_p_adjusted` (equivalence within ±smallest_effect points, Holm over the family),
-    `equivalent`, `outcome` ("difference", "equivalent", "inconclusive", "models only"), `answer`
-    (in words), `scope` (what the test is about) and `test`, which says where p came from:
+    Per pair, oriented A - B with A before B in `order` (default: the input order): `diff_points`,
+    `ci_low`/`ci_high` (at `confidence`), `p`, `p_adjusted` (Holm over all pairs), `significant`, `tost_p` and
+    `tost_p_adjusted` (equivalence within ±smallest_effect points), `equivalent`, `outcome`, `answer`, `scope`
+    and `test`, which says where p came from:
 
-    * both variants with one seed -> "mcnemar exact" on the two runs (also under `mcnemar`), scope
-      "two trained models": it says whether these two networks differ on the population of images,
-      nothing about their variants (a seed-to-seed spread it cannot see makes it over-confident
-      about the variants: experiments/benchmarks/run_level_calibration.py). Its interval is the normal one of
-      the paired image differences; no equivalence test.
-    * otherwise, method "run-level" (default) -> `run_level_difference`, scope "variants"; a variant
-      with one seed borrows the run variance pooled over the multi-seed variants (`borrowed`).
-    * method "bootstrap" -> the two-level paired bootstrap (`bootstrap_accuracies` with `replicates`
-      and `seed`; `boot` takes one to reuse): percentile interval, `bootstrap_p` (`p_method`:
-      "rank" or "normal" when its floor would bind) and a bootstrap TOST. Kept for comparison: with 3 seeds the seed draw
-      sees only 10 distinct multisets, and its error rates are in the calibration benchmark.
+    * both variants with one seed -> "mcnemar exact" (also under `mcnemar`), scope "two trained models": about
+      these two networks, not their variants (experiments/benchmarks/run_level_calibration.py); a normal
+      interval of the paired image differences, no equivalence test.
+    * otherwise, method "run-level" -> `run_level_difference`, scope "variants"; a one-seed variant borrows the
+      pooled run variance (`borrowed`).
+    * method "bootstrap" -> `bootstrap_accuracies` (or `boot`): percentile interval, `bootstrap_p` (`p_method`)
+      and a bootstrap TOST. Kept for comparison: with 3 seeds the seed draw sees only 10 distinct multisets.
 
-    `per_seed_mcnemar` records McNemar of seed row i of A against seed row i of B for multi-seed
-    pairs (for the record only; it does not enter p). Returns {"order", "alpha", "confidence",
-    "method", "smallest_effect", "replicates", "seed", "pooled_run_sd", "pairs": [...]}; look one pair
-    up in either orientation with `find_pair`.
+    `per_seed_mcnemar`: McNemar of seed row i of A against row i of B (for the record; not in p). Look a pair up
+    in either orientation with `find_pair`.
     """
     names, arrays, n = _validate(correct_by_variant)
     by_name = dict(zip(names, arrays))
@@ -563,20 +474,10 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
     pairs = []
     for a, b in itertools.combinations(order, 2):
         xa, xb = by_name[a], by_name[b]
-        record = {
-            "a": a,
-            "b": b,
-            "seeds_a": int(xa.shape[0]),
-            "seeds_b": int(xb.shape[0]),
-            "diff_points": float(100.0 * (xa.mean(1).mean() - xb.mean(1).mean())),
-            "smallest_effect": float(smallest_effect),
-            "mcnemar": None,
-            "per_seed_mcnemar": None,
-            "borrowed": False,
-            "se_points": None,
-            "df": None,
-            "p_method": None,
-        }
+        record = {"a": a, "b": b, "seeds_a": int(xa.shape[0]), "seeds_b": int(xb.shape[0]),
+                  "diff_points": float(100.0 * (xa.mean(1).mean() - xb.mean(1).mean())),
+                  "smallest_effect": float(smallest_effect), "mcnemar": None, "per_seed_mcnemar": None,
+                  "borrowed": False, "se_points": None, "df": None, "p_method": None}
         if xa.shape[0] == 1 and xb.shape[0] == 1:
             record["mcnemar"] = mcnemar_exact(xa[0], xb[0])
             record["ci_low"], record["ci_high"] = _paired_interval(xa[0], xb[0], confidence)
@@ -607,9 +508,8 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
 
 
 def find_pair(comparisons: Mapping, a: str, b: str) -> dict:
-    """The record for A vs B from `pairwise_comparisons` output, oriented A - B whichever way it
-    was stored (a flipped record has the difference and its interval negated, McNemar's b and c
-    swapped and its answer reworded; the p-values do not change)."""
+    """The record for A vs B from `pairwise_comparisons` output, oriented A - B whichever way it was stored
+    (a flipped record has difference and interval negated, McNemar's b and c swapped, its answer reworded)."""
     for record in comparisons["pairs"]:
         if (record["a"], record["b"]) == (a, b):
             return dict(record)
@@ -632,10 +532,8 @@ def paired_test(correct_by_variant: Mapping[str, np.ndarray], a: str, b: str,
                 comparisons: Mapping | None = None, **kwargs) -> dict:
     """One named comparison (e.g. "head" vs "all"), oriented A - B, as its record in the family.
 
-    The p-value is Holm-adjusted over ALL pairs of `correct_by_variant`, not just this one (for a
-    pre-specified family of questions use `answer_questions`). It is `find_pair` on
-    `pairwise_comparisons(correct_by_variant, **kwargs)`; pass that output as `comparisons` to
-    reuse it instead of computing it again.
+    p is Holm-adjusted over ALL pairs of `correct_by_variant`; pass `comparisons` to reuse a
+    `pairwise_comparisons` result.
     """
     if comparisons is None:
         comparisons = pairwise_comparisons(correct_by_variant, **kwargs)
@@ -645,12 +543,9 @@ def paired_test(correct_by_variant: Mapping[str, np.ndarray], a: str, b: str,
 def answer_questions(comparisons: Mapping, questions: Sequence[Mapping], alpha: float | None = None) -> list[dict]:
     """The pre-specified questions ({a, b, ...}: "does A beat B?") as one Holm family of their own.
 
-    Each question gets its pair's record from `comparisons` (oriented A - B, same raw p-values,
-    intervals and tests), with `p_adjusted`/`tost_p_adjusted` re-adjusted over the questions only -
-    the family fixed before the data were seen (config report.comparisons) - and its answer:
-    "yes" or "no, the opposite" (a difference), "no difference larger than δ points" (TOST, only
-    for variant-level tests) or "inconclusive: [low, high]". `p_adjusted_all_pairs` keeps the
-    all-pairs value. Questions must name two different variants present in `comparisons`.
+    Each gets its pair's record from `comparisons` (oriented A - B), with `p_adjusted`/`tost_p_adjusted`
+    re-adjusted over the questions only (config report.comparisons) and its `answer`; `p_adjusted_all_pairs`
+    keeps the all-pairs value.
     """
     if alpha is None:
         alpha = comparisons["alpha"]
@@ -664,23 +559,17 @@ def answer_questions(comparisons: Mapping, questions: Sequence[Mapping], alpha: 
     return records
 
 
-# ----------------------------------------------------------------------------------------------
-# Headline
+# --- Headline
 
 
 def verdict(summary: Mapping[str, Mapping], comparisons: Mapping, alpha: float | None = None) -> dict:
     """Who is best, or who cannot be told apart from the top variant.
 
-    Variants are ranked by mean accuracy (ties keep the summary's order). The top one is `best`
-    only if it has several seeds and is significantly better (run-level tests, Holm-adjusted over
-    all pairs) than EVERY other variant: single-seed evidence never names a best variant
-    (`single_seed_top` says when that is why; its pairs are McNemar tests of two trained models,
-    `scope` says which). Otherwise `best` is None. `tied_with_top` lists the top variant and every
-    variant not significantly different from it, in rank order; `equivalent_to_top` those of them
-    within ±smallest_effect by TOST; `max_gap_points` is the largest |bound| of their difference
-    intervals against the top one - how far apart the tied variants could plausibly be (None when
-    nothing is tied). With one variant there is nothing to compare: best is None and runner_up is
-    None.
+    Ranked by mean accuracy (ties keep the summary's order). The top one is `best` only if it has several seeds
+    and is significantly better (Holm over all pairs) than every other variant: single-seed evidence never names
+    a best variant (`single_seed_top`). `tied_with_top`: the top one and every variant not significantly
+    different from it, in rank order; `equivalent_to_top`: those within ±smallest_effect by TOST;
+    `max_gap_points`: the largest |bound| of their difference intervals against the top one (None if none tied).
     """
     if alpha is None:
         alpha = comparisons["alpha"]

@@ -1,7 +1,6 @@
 """Numbers as the report, the comparison page, the figures and the statistics' answers write them.
 
-Plain Python (no jinja2, numpy or torch), so that the lowest modules (`stats`) can use it as well as the
-report's templates, where `render.environment` registers both as filters.
+Plain Python, so that `stats` can use it as well as the templates (`render.environment` registers the filters).
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ def _missing(value) -> bool:
 
 
 def fmt(value, digits: int = 3) -> str:
-    """A number as the prose shows it: integers with thousands separators, floats with `digits` decimals (an
-    exponent below 10^-digits or from 10^7 on), never "-0.000"; missing values as an en dash."""
+    """A number as the prose shows it: thousands separators, `digits` decimals (an exponent below 10^-digits or
+    from 10^7 on), never "-0.000"; missing values as an en dash."""
     if _missing(value):
         return MISSING
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -31,8 +30,7 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def signed(value, digits: int = 2) -> str:
-    """A difference with its sign, "+1.23" or "-0.50"; one that rounds to zero is "0.00", never "-0.00" or
-    "+0.00"; missing values as an en dash."""
+    """A difference with its sign, "+1.23" or "-0.50"; one that rounds to zero is "0.00"; missing: an en dash."""
     if _missing(value):
         return MISSING
     text = f"{value:+.{digits}f}"

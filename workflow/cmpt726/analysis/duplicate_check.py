@@ -1,15 +1,11 @@
 """The near-duplicate rule's precision and recall from a hand-checked sample.
 
-No published list of CIFAR-10's train–test near-duplicates can be fetched by the workflow, so a sample of pairs
-(test image, its nearest training image by the rule's pixel distance) was judged by eye, blind to the distance
-and to the stratum, and recorded with the project (`workflow/resources/near_duplicates_checked.json`, made by
-`experiments/near-duplicate-sample/near_duplicates_check.py`). It was drawn from strata of the pixel distance:
-the flagged pairs, and bands above the threshold given as multiples of it. Precision is the share of flagged pairs judged the same photograph;
-recall is what the strata imply: the flagged copies over those plus the bands' estimated copies (each band's
-population times its share). Copies beyond the last band are not counted, so the recall is an upper bound.
-
-The sample says something about a run only if the run made the same pairs at the same threshold (the real
-CIFAR-10 with the sample's rule); otherwise `check_sample` says why it does not apply.
+A sample of pairs (test image, its nearest training image by the rule's pixel distance), drawn from strata of the
+distance (the flagged pairs, and bands above the threshold as multiples of it), was judged by eye blind to distance
+and stratum (`workflow/resources/near_duplicates_checked.json`, from
+`experiments/near-duplicate-sample/near_duplicates_check.py`). Precision: the share of flagged pairs judged the same
+photograph; recall: flagged copies over those plus the bands' estimated copies (an upper bound: nothing beyond the
+last band is counted). It applies only to a run with the sample's pairs and threshold (`check_sample` says why not).
 """
 
 from __future__ import annotations
@@ -26,8 +22,7 @@ def _share(same: int, n: int) -> dict:
 
 
 def strata(table: list[dict], threshold: float, bands) -> dict[str, dict]:
-    """The pairs of a run's near_duplicates table by stratum: `flagged`, then `band1`, … the unflagged pairs whose
-    distance lies in (lo, hi] × the threshold, each with its bounds (None for the flagged)."""
+    """A near_duplicates table by stratum: `flagged`, then `band1`, … (unflagged, distance in (lo, hi] × threshold)."""
     out = {"flagged": {"bounds": None, "rows": [r for r in table if r["flagged"]]}}
     for k, (lo, hi) in enumerate(bands, start=1):
         bounds = [lo * threshold, hi * threshold]
@@ -37,11 +32,9 @@ def strata(table: list[dict], threshold: float, bands) -> dict[str, dict]:
 
 
 def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
-    """Precision and recall of the flag from `sample` (the JSON: threshold, bands, pairs with test_index,
-    train_index, stratum, verdict) on a run's near_duplicates table (`read_near_duplicates` rows) and threshold.
-    Returns {"applies": False, "reason": ...} when the run's threshold or pairs are not the sample's; else the
-    strata (population, checked, same, share % and its Wilson interval), precision and recall (%, with the range
-    the strata's intervals give)."""
+    """Precision and recall of the flag from `sample` (threshold, bands, judged pairs) on a run's near_duplicates
+    table and threshold: {"applies": False, "reason"} when they are not the sample's; else the strata (share %
+    with its Wilson interval), precision and recall (%, with the range the intervals give)."""
     for pair in sample["pairs"]:
         if pair["verdict"] not in VERDICTS:
             raise ValueError(f"near-duplicate sample: pair {pair['test_index']} has verdict {pair['verdict']!r} "

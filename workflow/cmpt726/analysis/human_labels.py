@@ -1,34 +1,18 @@
-"""CIFAR-10H: what ~51 people per image said about the 10,000 CIFAR-10 test images, and how the
-models compare with them.
+"""CIFAR-10H: what ~51 people per image said about the 10,000 CIFAR-10 test images, and how the models compare.
 
-Data: `cifar10h-counts.npy` of the public repository jcpeterson/cifar-10h (folder `data/`), a
-(10000, 10) integer matrix — for each test image (official `test_batch` order) how many annotators
-(47–63) chose each class. Licence CC BY-NC-SA 4.0. Paper: Peterson, Battleday, Griffiths,
-Russakovsky (2019), "Human uncertainty makes classification more robust", ICCV. A run on the first
-N test images uses the first N rows.
+Data: `cifar10h-counts.npy` of jcpeterson/cifar-10h (`data/`), a (10000, 10) integer matrix: per test image
+(`test_batch` order) how many annotators chose each class. CC BY-NC-SA 4.0; Peterson, Battleday, Griffiths,
+Russakovsky (2019), ICCV. A run on the first N test images uses the first N rows.
 
-Definitions (per image):
+Per image: human distribution h = counts / row sum; top share = max_k h_k; human majority = the class most people
+chose, ties to the official label, then the lowest index (so `disagree` means strictly more people chose another
+class: 77 images of the real file); entropy of h in nats; agreement = the share choosing the official label;
+`unsure` = top share < `unsure_below` (ignores the official label).
 
-- human distribution h = counts / row sum; top share = max_k h_k.
-- human majority: the class most people chose; a tie is broken in favour of the official label, then
-  the lowest class index. So "people disagree with the label" (`disagree`) means strictly more
-  people chose some other class than the official one. (Plain argmax, ties to the lowest index,
-  differs from the label on 79 images of the real file; with this rule 77: 2 ties include the label.)
-- entropy of h in nats (natural log; 0 = everyone agrees, log 10 ≈ 2.303 = uniform).
-- agreement with the label: the fraction of people who chose the official label.
-- "people unsure" (`unsure`): top share < `unsure_below` (default 0.7, i.e. fewer than 70% of the
-  people chose the most popular class). The rule ignores the official label, so an image can be
-  unsure without disagreeing and the other way round.
-
-Per model (probabilities p, (N, 10)):
-
-- accuracy against the human majority (%), beside accuracy against the official label;
-- cross-entropy against the human distribution, the paper's metric: mean over images of
-  −Σ_k h_k log max(p_k, eps), in nats, with eps = 1e-12 (only keeps an exact 0 — a float32 softmax
-  that underflowed — finite; it changes nothing else). Its floor is the mean human entropy;
-- calibration against people: images binned by human agreement with the official label (or by
-  human top share), and per bin the model's mean confidence (max prob), mean probability of the
-  official label, and accuracy — plain lists for a figure.
+Per model (probabilities p, (N, 10)): accuracy against the human majority and the official label; cross-entropy
+against h, −Σ_k h_k log max(p_k, eps) averaged (eps = 1e-12 only keeps an underflowed 0 finite; its floor is the
+mean human entropy); and per bin of human agreement (or top share) the mean confidence, mean probability of the
+label and accuracy.
 """
 
 from __future__ import annotations
@@ -79,11 +63,8 @@ def _unreachable(url, error) -> ConnectionError:
 
 
 def download_counts(url, sha256, out_path, *, timeout: float = 60.0) -> Path:
-    """Download `url` to `out_path`, checking its sha256; all or nothing.
-
-    A wrong checksum raises ValueError naming the URL, the file and both hashes, and leaves nothing
-    at `out_path`; an unreachable URL raises ConnectionError saying which config keys to set.
-    """
+    """Download `url` to `out_path`, checking its sha256; all or nothing (ValueError on a wrong checksum,
+    ConnectionError naming the config keys to set when unreachable)."""
     out_path = Path(out_path)
     want = str(sha256).lower()
     digest = hashlib.sha256()
@@ -119,9 +100,7 @@ def ensure_counts(root, url: str = DEFAULT_URL, sha256: str = DEFAULT_SHA256, *,
 
 
 def load_counts(path, n_images: int | None = None) -> np.ndarray:
-    """The (N, 10) int64 vote counts; the first `n_images` rows when given (a run on a subset of
-    the test set). Refuses, naming the file: not a .npy, not 2-d with 10 columns, not integers,
-    negative counts, a row without votes, fewer rows than `n_images`."""
+    """The (N, 10) int64 vote counts, the first `n_images` rows when given; refuses a malformed file, naming it."""
     path = Path(path)
     try:
         counts = np.load(path, allow_pickle=False)
@@ -196,31 +175,18 @@ def human_table(counts, labels, *, unsure_below: float) -> dict[str, np.ndarray]
     dist = human_distribution(counts)
     majority = human_majority(counts, labels)
     top_share = dist.max(1)
-    return {
-        "index": np.arange(len(counts)),
-        "label": labels,
-        "votes": counts,
-        "distribution": dist,
-        "majority": majority,
-        "top_share": top_share,
-        "entropy": entropy_nats(dist),
-        "agreement": dist[np.arange(len(counts)), labels],
-        "disagree": majority != labels,
-        "unsure": top_share < unsure_below,
-    }
+    return {"index": np.arange(len(counts)), "label": labels, "votes": counts, "distribution": dist,
+            "majority": majority, "top_share": top_share, "entropy": entropy_nats(dist),
+            "agreement": dist[np.arange(len(counts)), labels], "disagree": majority != labels,
+            "unsure": top_share < unsure_below}
 
 
 def human_summary(table) -> dict:
-    n = len(table["index"])
-    return {
-        "n_images": int(n),
-        "n_disagree": int(table["disagree"].sum()),
-        "n_unsure": int(table["unsure"].sum()),
-        "n_disagree_and_unsure": int((table["disagree"] & table["unsure"]).sum()),
-        "mean_agreement_with_label": float(table["agreement"].mean()),
-        "mean_entropy_nats": float(table["entropy"].mean()),
-        "mean_votes": float(table["votes"].sum(1).mean()),
-    }
+    return {"n_images": int(len(table["index"])), "n_disagree": int(table["disagree"].sum()),
+            "n_unsure": int(table["unsure"].sum()),
+            "n_disagree_and_unsure": int((table["disagree"] & table["unsure"]).sum()),
+            "mean_agreement_with_label": float(table["agreement"].mean()),
+            "mean_entropy_nats": float(table["entropy"].mean()), "mean_votes": float(table["votes"].sum(1).mean())}
 
 
 def check_alignment(counts, labels, path) -> None:
@@ -249,9 +215,8 @@ def cross_entropy(human_dist, probs, eps: float = EPS) -> float:
 
 
 def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[str, list]:
-    """Images binned by `human_value` ([lo, hi) bins, the last one closed); per bin the count, mean
-    human value, the model's mean confidence (max prob), mean probability of the label, accuracy (%)
-    against the label. Plain lists; None where a bin is empty."""
+    """Images binned by `human_value` ([lo, hi) bins, the last closed); per bin as plain lists (None if empty):
+    count, mean human value, mean confidence (max prob), mean probability of the label, accuracy (%)."""
     value = np.asarray(human_value, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
@@ -276,9 +241,8 @@ def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[s
 
 def model_vs_humans(counts, probs, labels, *, eps: float = EPS, by: str = "agreement",
                     edges=AGREEMENT_EDGES) -> dict:
-    """One model against the people: accuracy (%, official label), accuracy_vs_majority (%),
-    cross_entropy (nats, vs the human distribution), and `bins` binned by human agreement with the
-    label (`by="agreement"`) or by human top share (`by="top_share"`)."""
+    """One model against the people: accuracy and accuracy_vs_majority (%), cross_entropy (nats), and `bins` by
+    human agreement with the label (`by="agreement"`) or human top share (`by="top_share"`)."""
     counts, labels = _check(counts, labels)
     probs = np.asarray(probs, dtype=np.float64)
     if probs.shape != counts.shape:
@@ -291,12 +255,10 @@ def model_vs_humans(counts, probs, labels, *, eps: float = EPS, by: str = "agree
         value = dist.max(1)
     else:
         raise ValueError(f"model_vs_humans: by must be 'agreement' or 'top_share', got {by!r}")
-    return {
-        "accuracy": float(100.0 * np.mean(pred == labels)),
-        "accuracy_vs_majority": float(100.0 * np.mean(pred == human_majority(counts, labels))),
-        "cross_entropy": cross_entropy(dist, probs, eps),
-        "bins": {"by": by, **confidence_bins(value, probs, labels, edges)},
-    }
+    return {"accuracy": float(100.0 * np.mean(pred == labels)),
+            "accuracy_vs_majority": float(100.0 * np.mean(pred == human_majority(counts, labels))),
+            "cross_entropy": cross_entropy(dist, probs, eps),
+            "bins": {"by": by, **confidence_bins(value, probs, labels, edges)}}
 
 
 def suspects_vs_humans(suspect_indices, disagree) -> dict:
@@ -306,13 +268,9 @@ def suspects_vs_humans(suspect_indices, disagree) -> dict:
     if len(suspects) and (suspects.min() < 0 or suspects.max() >= len(disagree)):
         raise ValueError(f"suspects_vs_humans: indices must lie in 0..{len(disagree) - 1}")
     both = int(disagree[suspects].sum())
-    return {
-        "n_suspects": int(len(suspects)),
-        "n_disagree": int(disagree.sum()),
-        "both": both,
-        "suspects_humans_disagree_pct": 100.0 * both / len(suspects) if len(suspects) else None,
-        "disagreements_among_suspects_pct": 100.0 * both / int(disagree.sum()) if disagree.any() else None,
-    }
+    return {"n_suspects": int(len(suspects)), "n_disagree": int(disagree.sum()), "both": both,
+            "suspects_humans_disagree_pct": 100.0 * both / len(suspects) if len(suspects) else None,
+            "disagreements_among_suspects_pct": 100.0 * both / int(disagree.sum()) if disagree.any() else None}
 
 
 # --- entry points -------------------------------------------------------------------------------
@@ -332,10 +290,8 @@ def read_labels(source) -> np.ndarray:
 
 def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: float,
                       summary_json=None) -> dict:
-    """Per-image TSV (TSV_COLUMNS; label and human_majority as class names, disagree/unsure 0/1,
-    votes a comma list of the 10 counts), written atomically; `labels` as for `read_labels` (their
-    number sets how many rows of the counts are used). Returns (and writes to `summary_json`) the
-    counts: n_images, n_disagree, n_unsure, means."""
+    """Per-image TSV (TSV_COLUMNS; class names, disagree/unsure 0/1, votes a comma list), written atomically;
+    `labels` as for `read_labels`. Returns (and writes to `summary_json`) the counts and means."""
     labels = read_labels(labels)
     classes = [str(c) for c in classes]
     if len(classes) != NUM_CLASSES:
@@ -389,13 +345,9 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
                   replicates: int = 2000) -> dict:
     """Per variant (`scores`: variant name → its score files, one per seed) the models against people.
 
-    `labels` are the test set's (`test_set` names it in messages): every score file must have them
-    (`evaluation.read_score_set`). Returns {"humans": the
-    per-image summary, "settings": …, "variants": {name: {"seeds": [per file: path, accuracy,
-    accuracy_vs_majority, cross_entropy], "accuracy_vs_majority"/"cross_entropy"/"accuracy" (mean
-    over seeds) with "_std" (None for one seed), "bins": per-bin means over seeds}},
-    "cross_entropy_ranking": `stats.ranking_intervals` of the per-image cross-entropy (mean over seeds),
-    so that a ranking separated by 0.001 nats is shown with the paired interval it has}.
+    Every score file must have the test set's `labels`. Returns {"humans", "settings", "variants": {name:
+    {"seeds": per file, accuracy/accuracy_vs_majority/cross_entropy (mean over seeds) with "_std", "bins"}},
+    "cross_entropy_ranking": `stats.ranking_intervals` of the per-image cross-entropy}.
     """
     if not scores:
         raise ValueError("human_metrics: no variants given")
@@ -444,9 +396,8 @@ def write_human_metrics(counts_path, scores: Mapping, labels, out_json, **kwargs
 
 def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metrics, *,
                        unsure_below: float, sha256: str | None = None) -> dict:
-    """Rule human_labels: the per-image table of the people's votes (`write_human_table`) and every variant's
-    metrics against them (`write_human_metrics`; `runs` are the (variant, seed) pairs of `scores`).
-    `sha256`: the counts file must have it (config data.cifar10h.verify)."""
+    """Rule human_labels: `write_human_table` and `write_human_metrics` (`runs`: the (variant, seed) pairs of
+    `scores`; `sha256`: the counts file must have it, config data.cifar10h.verify)."""
     from ..data import load_arrays
 
     if sha256 is not None:

@@ -1,36 +1,16 @@
 """Likely label errors in the CIFAR-10 test set, found with cleanlab (confident learning).
 
-The score files hold test-set probabilities of models that never saw a test image: they are
-out-of-sample, which is what `cleanlab.filter.find_label_issues` asks for (on training data it
-would need cross-validated probabilities), so they go in as they are. Several models (variants ×
-seeds) are combined by averaging their probabilities (`combine_probs`), which makes the result
-depend less on one model's quirks.
+The score files hold out-of-sample test-set probabilities, which is what `cleanlab.filter.find_label_issues`
+asks for; several models (variants × seeds) are combined by averaging (`combine_probs`). Settings: `filter_by`
+(config; cleanlab's default "prune_by_noise_rate" flags only as many images as the estimated noise rates explain,
+each with suggested ≠ given), ranked by "self_confidence" (rank 1: lowest mean probability of the given label),
+`n_jobs=1` (same result; the job keeps to its declared threads).
 
-cleanlab settings used by `find_suspects` (cleanlab 2.x):
+Output `label_issues.tsv`, one row per suspect by rank: index, given, suggested (class names), self_confidence,
+rank, models_wrong (models predicting other than the given label), models.
 
-- ``filter_by="prune_by_noise_rate"`` (cleanlab's default, the method the confident-learning
-  paper recommends): from the confident joint it estimates how many images of each given class
-  really belong to each other class and flags, per off-diagonal cell, that many images with the
-  largest margin p(other) − p(given). It flags fewer images than ``"predicted_neq_given"`` (every
-  mistake of the model) — only as many as the estimated noise rates explain. cleanlab also drops
-  every image whose argmax is its given label, so each suspect has suggested ≠ given.
-- ``return_indices_ranked_by="self_confidence"``: rank 1 is the suspect whose given label has the
-  lowest mean probability, i.e. the most likely error.
-- ``n_jobs=1``: cleanlab's result does not depend on it; a workflow job keeps to the threads it
-  declared instead of forking a pool per core.
-- ``frac_noise=1.0``, ``min_examples_per_class=1``: cleanlab's defaults (on a tiny subset run a
-  class with a single image is never flagged; cleanlab warns).
-
-Output `label_issues.tsv` (one row per suspect, by rank): index, given, suggested (class names),
-self_confidence, rank, models_wrong (how many of the individual models predict something other
-than the given label), models (how many models were combined).
-
-Circularity: only images the combined models get wrong can be flagged, so a flagging model's own
-mistakes fall on the suspects partly by construction, and its "accuracy without the suspects" rises
-by construction. So a variant that is one of the flagging models is judged against the suspects the
-OTHER flagging variants find without it (`leave_one_out`: cleanlab once per such variant, on the
-mean probabilities of the remaining variants' runs); a variant that is not among them is judged
-against the full list, which never saw it.
+Circularity: only images the combined models get wrong can be flagged, so a flagging variant is judged against
+the suspects the OTHER flagging variants find without it (`leave_one_out`); any other variant against the full list.
 """
 
 from __future__ import annotations
@@ -63,13 +43,8 @@ def combine_probs(probs_list) -> np.ndarray:
 
 
 def find_suspects(labels, probs_list, *, filter_by: str) -> dict[str, np.ndarray]:
-    """Images whose given label is likely wrong, by rank (1 = most likely error).
-
-    `labels` (N,) are the given labels, `probs_list` the out-of-sample probabilities of one or
-    more models, each (N, K). Returns a table as a dict of equal-length arrays: index, given,
-    suggested (argmax of the mean probabilities), self_confidence (mean probability of the given
-    label), rank, models_wrong (models whose argmax is not the given label), models.
-    """
+    """Images whose given label (N,) is likely wrong by the models' (N, K) probabilities, by rank (1 = most likely):
+    a dict of equal-length arrays, the TSV_COLUMNS (suggested: argmax of the mean probabilities)."""
     from cleanlab.filter import find_label_issues
 
     probs_list = list(probs_list)
@@ -87,24 +62,15 @@ def find_suspects(labels, probs_list, *, filter_by: str) -> dict[str, np.ndarray
     ranked = np.asarray(find_label_issues(labels, probs, filter_by=filter_by,
                                           return_indices_ranked_by=RANK_BY, n_jobs=1), dtype=np.int64)
     wrong = np.sum([p.argmax(1) != labels for p in map(np.asarray, probs_list)], axis=0)
-    return {
-        "index": ranked,
-        "given": labels[ranked],
-        "suggested": probs[ranked].argmax(1),
-        "self_confidence": probs[ranked, labels[ranked]],
-        "rank": np.arange(1, len(ranked) + 1),
-        "models_wrong": np.asarray(wrong, dtype=np.int64)[ranked],
-        "models": np.full(len(ranked), len(probs_list), dtype=np.int64),
-    }
+    return {"index": ranked, "given": labels[ranked], "suggested": probs[ranked].argmax(1),
+            "self_confidence": probs[ranked, labels[ranked]], "rank": np.arange(1, len(ranked) + 1),
+            "models_wrong": np.asarray(wrong, dtype=np.int64)[ranked],
+            "models": np.full(len(ranked), len(probs_list), dtype=np.int64)}
 
 
 def summary(labels, probs, suspect_indices) -> dict:
-    """How one model's mistakes relate to the suspects (pure; the report calls it per variant).
-
-    mistakes: images the model gets wrong against the given labels; mistakes_suspect: how many of
-    those are suspects; accuracy: % on all images; accuracy_without_suspects: % on the images that
-    are not suspects (None when every image is a suspect).
-    """
+    """How one model's mistakes relate to the suspects: mistakes, mistakes_suspect, accuracy (%) and
+    accuracy_without_suspects (%, None when every image is a suspect)."""
     labels = np.asarray(labels)
     probs = np.asarray(probs)
     if probs.ndim != 2 or len(probs) != len(labels):
@@ -118,21 +84,15 @@ def summary(labels, probs, suspect_indices) -> dict:
     is_suspect[suspects] = True
     wrong = probs.argmax(1) != labels
     kept = ~is_suspect
-    return {
-        "n_images": int(len(labels)),
-        "n_suspects": int(is_suspect.sum()),
-        "mistakes": int(wrong.sum()),
-        "mistakes_suspect": int((wrong & is_suspect).sum()),
-        "accuracy": float(100.0 * (~wrong).mean()) if len(labels) else None,
-        "accuracy_without_suspects": float(100.0 * (~wrong[kept]).mean()) if kept.any() else None,
-    }
+    return {"n_images": int(len(labels)), "n_suspects": int(is_suspect.sum()), "mistakes": int(wrong.sum()),
+            "mistakes_suspect": int((wrong & is_suspect).sum()),
+            "accuracy": float(100.0 * (~wrong).mean()) if len(labels) else None,
+            "accuracy_without_suspects": float(100.0 * (~wrong[kept]).mean()) if kept.any() else None}
 
 
 def leave_one_out(labels, probs_list, variants, *, filter_by: str) -> dict[str, dict]:
-    """Per flagging variant V: cleanlab on the runs of every other variant, and V's own runs against those
-    suspects (`summary` per run, then the mean over V's runs). `variants` names each entry of `probs_list`
-    (one per run, so a variant's seeds share a name). Empty when fewer than two distinct variants flag:
-    then nothing is left to flag without V."""
+    """Per flagging variant V: cleanlab on every other variant's runs, and V's runs against those suspects (mean
+    of `summary`). `variants` names each entry of `probs_list`; empty with fewer than two distinct variants."""
     variants = [str(v) for v in variants]
     if len(variants) != len(probs_list):
         raise ValueError(f"leave_one_out: {len(variants)} variant names for {len(probs_list)} probability arrays")
@@ -156,13 +116,9 @@ def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None,
                        test_set="the test set", filter_by: str, variants=None) -> dict:
     """Find suspects over all `score_paths` (mean probabilities) and write `out_tsv` atomically.
 
-    `classes` names the K classes (the TSV writes names) and `labels` are the test set's (`test_set` names
-    it in messages): every score file must have them (`evaluation.read_score_set`). `reference` is the score
-    file whose mistakes the summary counts (default: the first of `score_paths`; it may be another file). Returns (and writes to `summary_json`, when given) a small summary:
-    n_images, n_models, model_accuracy (min and max test accuracy % of the models read), n_suspects,
-    the reference's mistakes / mistakes_suspect / accuracy / accuracy_without_suspects, and the settings.
-    `variants` (one name per score file) adds `variants` and `leave_one_out` (see `leave_one_out`); the
-    reference's numbers count its own mistakes and are circular when it is one of the flagging models.
+    Every score file must have the test set's `labels` and `classes`. Returns (and writes to `summary_json`) a
+    summary: the models' accuracy range, n_suspects, `summary` of `reference` (default: the first score file;
+    circular when it is a flagging model) and the settings; `variants` (one name per file) adds `leave_one_out`.
     """
     paths = [str(p) for p in score_paths]
     classes = [str(c) for c in classes]
@@ -176,8 +132,7 @@ def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None,
     else:
         (ref,) = read_score_set([reference], labels, classes, test_set=test_set)
         ref_probs = ref["probs"]
-    # Confident learning is only as good as the models: weak ones make many of their own errors look like
-    # label errors, so the report states how accurate the models it read are.
+    # Weak models make their own errors look like label errors: the report states how accurate they are.
     model_accuracy = [float(100.0 * (p.argmax(1) == labels).mean()) for p in probs_list]
     result = {"n_models": len(paths), "filter_by": filter_by, "rank_by": RANK_BY,
               "model_accuracy": {"min": min(model_accuracy), "max": max(model_accuracy)},
@@ -196,21 +151,13 @@ def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None,
 
 
 def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
-    """Read a label_issues.tsv back (columns as arrays; given/suggested as names, or as class
-    indices when `classes` is given). Refuses a wrong header or unknown class names, naming the file."""
+    """A label_issues.tsv back as arrays (given/suggested as names, or class indices when `classes` is given)."""
     path = Path(path)
     rows = read_table(path, TSV_COLUMNS)
     cols = dict(zip(TSV_COLUMNS, zip(*rows))) if rows else {c: () for c in TSV_COLUMNS}
     try:
-        table = {
-            "index": np.array(cols["index"], dtype=np.int64),
-            "given": np.array(cols["given"], dtype=str),
-            "suggested": np.array(cols["suggested"], dtype=str),
-            "self_confidence": np.array(cols["self_confidence"], dtype=np.float64),
-            "rank": np.array(cols["rank"], dtype=np.int64),
-            "models_wrong": np.array(cols["models_wrong"], dtype=np.int64),
-            "models": np.array(cols["models"], dtype=np.int64),
-        }
+        table = {c: np.array(cols[c], dtype=kind) for c, kind in zip(
+            TSV_COLUMNS, (np.int64, str, str, np.float64, np.int64, np.int64, np.int64))}
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
     if classes is not None:
@@ -225,8 +172,7 @@ def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
 
 def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str,
                              variants=None) -> dict:
-    """Rule label_issues: `write_label_issues` with the class names and labels of the prepared test set;
-    `variants` names each score file's variant."""
+    """Rule label_issues: `write_label_issues` with the class names and labels of the prepared test set."""
     from ..data import load_arrays
 
     _, labels, classes = load_arrays(test_images)

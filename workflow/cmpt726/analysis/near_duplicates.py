@@ -1,60 +1,33 @@
 """Train–test near-duplicates (Barz & Denzler 2020, "Do we train on test data? Purging CIFAR of near-duplicates").
 
-For every test image we find its nearest training image twice:
+Every test image gets its nearest training image twice: by a **pixel distance**, which decides `flagged`, and by
+cosine similarity of the frozen backbone's **features**, reported beside it only (features make alike objects
+alike, so look-alikes score as high as copies).
 
-* by a **pixel distance** — the one that decides `flagged`;
-* by cosine similarity of the frozen backbone's 64-d **features** — reported beside it, never used to flag.
+Pixel distance. Each image x becomes x̃ with 2C channels: the image standardised over its C·H·W values, and its
+detail (the image minus its own 5×5 local mean per channel, the border averaging the pixels inside) standardised
+the same way. d(x, y) is the root-mean-square difference over the overlap, minimised over shifts of up to
+`MAX_SHIFT` = 1 pixel each way::
 
-Pixel distance: picture and detail, each standardised; tolerant of 1-pixel shifts
-    Each image x becomes x̃ with 2C channels: the image standardised over all its C·H·W values (mean 0,
-    sd 1), and its detail — the image minus its own 5×5 local mean, per channel (at the border, the mean of
-    the pixels inside the image) — standardised the same way. The distance of test image x to training
-    image y is the root-mean-square difference over the overlap, minimised over translations of up to
-    `MAX_SHIFT` = 1 pixel each way (9 shifts)::
+    d(x, y) = min_{|dy|,|dx| ≤ 1}  sqrt( mean_{c, p, q in overlap} (x̃[c, p + dy, q + dx] − ỹ[c, p, q])² )
 
-        d(x, y) = min_{|dy|,|dx| ≤ 1}  sqrt( mean_{c, p, q in overlap} (x̃[c, p + dy, q + dx] − ỹ[c, p, q])² )
+d² ≈ (d²_picture + d²_detail) / 2 with d²_part = 2(1 − ρ_part): 0 for a copy (also after a·x + b or a 1-pixel
+shift), near √2 for unrelated images. Both parts must match: the picture alone lets flat skies match, the detail
+alone lets frames match (experiments/benchmarks/near_duplicates_bench.py).
 
-    so d² ≈ (d²_picture + d²_detail) / 2, and d²_part = 2(1 − ρ_part) with ρ a correlation: 0 for a copy,
-    also after a brightness/contrast change a·x + b or a 1-pixel shift/crop, a little more after
-    re-encoding noise; unrelated images near √2. Why both parts: on the standardised picture alone, a large
-    flat region dominates, so two different planes in the same blue sky or two ships on a horizon were as
-    close as real copies (their details differ); on the detail alone, a picture frame dominates, so any
-    two framed images were close (their pictures differ). Needing both to match removes most of either
-    kind of false match (looked at on real CIFAR-10 with experiments/benchmarks/near_duplicates_bench.py).
+Search. First candidates: the top `candidates` training images by correlation of 8×8 thumbnails; then d to those
+as matrix products (all 9 shifts in one batched product). A copy looks the same at 8×8, so it is among the
+candidates; for other images the neighbour is an upper bound on the true nearest. The winner's distance is
+recomputed directly in float32 (copies get exactly 0). `exact_nearest_by_pixels` is the brute-force check.
 
-Search: candidates, then exact distances
-    All 9 shifts over 6,144 values for 50,000 × 10,000 pairs is ~2.8·10¹³ multiply-adds (about 15 minutes
-    on one core of the benchmark machine), so the search has two stages: (1) candidates: the correlation
-    of 8×8 thumbnails (4×4 average pooling, standardised) in one chunked matrix product, the top
-    `candidates` (analysis.near_duplicates.candidates, 16) training images per test image; (2) d to those 16, as matrix products (the cross
-    terms of all 9 shifts in one batched product with zero-filled shifted copies of the test image). A copy
-    also looks the same at 8×8, so it is among the candidates (on real CIFAR-10 every twin below the
-    threshold ranked 0–11 of 16); for an ordinary test image the reported neighbour is the nearest among
-    its candidates, an upper bound on the true nearest distance. The winner's distance is recomputed
-    directly in float32, so copies get exactly 0. `exact_nearest_by_pixels` is the same distance by brute
-    force over every training image; in the benchmark the two find the same twin for every test image of
-    a random 1,000 whose exact distance is below the threshold, and for every flagged one.
+Threshold. A robust outlier rule on the test set's nearest-neighbour pixel distances, in log space::
 
-Why pixels flag and features do not
-    A near-duplicate is a statement about the picture, not its meaning. The backbone's features are made
-    alike for alike objects, so ordinary same-class look-alikes get a high cosine too, and feature
-    similarity has no gap between copies and look-alikes.
+    ℓ_i = log(max(d_i, DISTANCE_FLOOR)),   m = median(ℓ),   s = 1.4826 · median(|ℓ − m|)
+    threshold = exp(m − k · s),        flagged_i = d_i ≤ threshold
 
-Threshold (a function of the data plus one documented constant)
-    A robust outlier rule on the test set's nearest-neighbour pixel distances, in log space::
-
-        ℓ_i = log(max(d_i, DISTANCE_FLOOR)),   m = median(ℓ),   s = 1.4826 · median(|ℓ − m|)
-        threshold = exp(m − k · s),        flagged_i = d_i ≤ threshold
-
-    1.4826·MAD estimates the standard deviation of the ordinary (non-copy) distances, and median and MAD
-    ignore the copies while they are under half the test set. k = 8 robust standard deviations (analysis.near_duplicates.mad_k), set
-    for precision: on real CIFAR-10 (median d 1.06, s 0.070) the threshold is 0.61 and 233 test images
-    are flagged; by eye nearly all are the same photograph (shifted, rescaled, recoloured, re-framed).
-    Above it the pairs stay mostly copies but ever more look-alikes mix in (about 1 in 6 between 0.66
-    and 0.77, mostly framed pictures and ships on a horizon; k = 5 would put the threshold at 0.75
-    and flag 368), so the rule under-counts the looser near-duplicates that Barz & Denzler found by hand.
-    The threshold, m, s, k and the rule text are returned with the result. DISTANCE_FLOOR only keeps
-    log(0) finite for exact copies.
+Median and MAD ignore the copies while they are under half the test set. k (analysis.near_duplicates.mad_k, 8)
+is set for precision: on real CIFAR-10 the threshold is 0.61 and by eye nearly all of the 233 flagged pairs are
+the same photograph, so the rule under-counts the looser near-duplicates Barz & Denzler found by hand.
 """
 
 from __future__ import annotations
@@ -128,10 +101,8 @@ def _standardize_rows(x):
 
 
 def prepare(images, chunk: int = 1024, dtype=None):
-    """(N, 2C, H, W) tensor x̃ (module docstring): the standardised image, then its standardised detail.
-
-    `dtype` float16 halves the memory of 50,000 prepared training images (600 MB instead of 1.2 GB).
-    """
+    """(N, 2C, H, W) tensor x̃ (module docstring): the standardised image, then its standardised detail;
+    `dtype` float16 halves the memory."""
     import torch
 
     n, c, h, w = images.shape
@@ -155,10 +126,8 @@ def _box_matrix(n: int):
 
 
 def _prepare_training(train_images, max_shift: int, chunk: int = 1024):
-    """Prepared training images as float16 (N, 2C·H·W), and their window sums of squares (N, S), float32.
-
-    The sums are of the float16-rounded values, so that d² from them and the dot products is consistent.
-    """
+    """Prepared training images as float16 (N, 2C·H·W), and their window sums of squares (N, S), float32, of
+    the float16-rounded values (so d² from them and the dot products is consistent)."""
     import torch
 
     prepared = prepare(train_images, chunk, dtype=torch.float16)
@@ -180,11 +149,8 @@ def _window(size: int, shift: int) -> slice:
 
 
 def _shifted_copies(x, max_shift: int, out=None):
-    """(B, S, 2C·H·W): for shift s = (dy, dx), xs[p, q] = x[p + dy, q + dx], zero where that leaves the image.
-
-    Then Σ_{overlap} x[p + dy, q + dx]·y[p, q] = xs · y for every training image y (a dot product).
-    `out`, a zeroed buffer of at least B rows from an earlier call, is reused (its zeros stay in place).
-    """
+    """(B, S, 2C·H·W): for shift s = (dy, dx), xs[p, q] = x[p + dy, q + dx], zero where that leaves the image,
+    so the overlap's cross term is a dot product. `out`, a zeroed buffer from an earlier call, is reused."""
     import torch
 
     b, c, h, w = x.shape
@@ -215,10 +181,7 @@ def _overlap_sizes(shape, max_shift: int):
 
 
 def shift_distances(x, y, max_shift: int = MAX_SHIFT):
-    """d of each test image to each of its candidates, computed directly (copies give exactly 0).
-
-    x (B, C, H, W) and y (B, K, C, H, W): prepared images (`prepare`). Returns (B, K) float32.
-    """
+    """(B, K) float32 d of prepared test images x (B, C, H, W) to their candidates y (B, K, C, H, W), directly."""
     import torch
 
     h, w = x.shape[-2:]
@@ -263,10 +226,7 @@ def pixel_candidates(train_images, test_images, k: int, side: int = THUMBNAIL, c
 def nearest_by_pixels(train_images, test_images, candidates: int, max_shift: int = MAX_SHIFT,
                       timings: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nearest training image of each test image by pixel distance d: thumbnail candidates, then d to them.
-
-    Images (N, C, H, W), uint8 or float. Returns (train_index int64, distance float32), each (N_test,).
-    `timings`, if given, receives the seconds of each stage.
-    """
+    Returns (train_index int64, distance float32); `timings` receives each stage's seconds."""
     import torch
 
     _check_images(train_images, test_images)
@@ -306,11 +266,7 @@ def _direct_distance(x, train_images, winner, max_shift: int) -> np.ndarray:
 
 def exact_nearest_by_pixels(train_images, test_images, max_shift: int = MAX_SHIFT, chunk: int = 64,
                             train_chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """The same search by brute force over every training image (no candidates): for checking; slow
-    (about 0.1 s per test image against 50,000 on one core).
-
-    Per block: d² = (Σ x̃s² + Σ_window ỹ² − 2 x̃s·ỹ) / n for all shifts s and training images at once.
-    """
+    """The same search by brute force over every training image, for checking (about 0.1 s per test image)."""
     import torch
 
     _check_images(train_images, test_images)
@@ -342,10 +298,7 @@ def exact_nearest_by_pixels(train_images, test_images, max_shift: int = MAX_SHIF
 
 
 def nearest_by_features(train_features, test_features, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest training image of each test image by cosine similarity of feature rows (N, D).
-
-    Returns (train_index int64, cosine float32), each (N_test,). A zero feature vector has cosine 0 to all.
-    """
+    """Nearest training image of each test image by cosine similarity of feature rows (N, D): (index, cosine)."""
     import torch
     import torch.nn.functional as F
 
@@ -395,11 +348,8 @@ def low_outlier_threshold(distances, k: float) -> tuple[float, dict]:
 
 def find_near_duplicates(train_images, test_images, train_features, test_features, k: float,
                          candidates: int, timings: dict | None = None) -> NearDuplicates:
-    """Per test image: the nearest training image by pixels and by features, and whether it is a near-duplicate.
-
-    Images (N, C, H, W) arrays (uint8 or float); features (N, D), row i belonging to image i. `k` is the
-    rule's constant (module docstring). A pure function of its inputs; `timings` receives each stage's seconds.
-    """
+    """Per test image: the nearest training image by pixels and by features, and whether it is a near-duplicate
+    (`k`: the rule's constant). Images (N, C, H, W); features (N, D), row i of image i."""
     _check_images(train_images, test_images)
     for name, f, images in (("train", train_features, train_images), ("test", test_features, test_images)):
         if len(f) != len(images):
@@ -456,11 +406,8 @@ def _load_pair(images_npz, features_npz) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def write_near_duplicates(train_images_npz, test_images_npz, train_features_npz, test_features_npz,
                           out_tsv, k: float, candidates: int, summary_json=None) -> dict:
-    """Find the near-duplicates, write `out_tsv` atomically (one row per test image, COLUMNS), return a summary.
-
-    Refuses (ValueError naming the files, nothing written) feature files whose rows or labels do not match
-    their image files.
-    """
+    """Find the near-duplicates, write `out_tsv` atomically (one row per test image, COLUMNS), return a summary;
+    refuses feature files whose rows or labels do not match their image files."""
     tic = time.perf_counter()
     train_img, train_lab, train_feat = _load_pair(train_images_npz, train_features_npz)
     test_img, test_lab, test_feat = _load_pair(test_images_npz, test_features_npz)

@@ -1,6 +1,4 @@
-"""Question 6 and pretraining figures: training curves, confusion matrix, per-class accuracy, reliability
-diagram, the most confident mistakes, the backbone's pretraining curves. Drawing only: the numbers
-come from report/compare_variants.py."""
+"""Question 6 and pretraining figures; drawing only (the numbers come from report/compare_variants.py)."""
 
 from __future__ import annotations
 
@@ -26,9 +24,8 @@ def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, n
 
 @plain_text
 def plot_curves(curves: dict[str, list[list[dict]]], path, twins: dict[str, str] | None = None) -> None:
-    """Training loss and validation accuracy per epoch, one line per variant (mean over seeds, ±1 std band).
-    A tuned twin (`twins`: twin → its variant) takes its variant's colour, dashed, so that twenty lines stay
-    readable with ten colours. Without a validation split (training.validation 0) the right panel says so."""
+    """Training loss and validation accuracy per epoch, one line per variant (mean over seeds, ±1 std band); a
+    tuned twin (`twins`: twin → its variant) takes its variant's colour, dashed."""
     twins = twins or {}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.9))
     colors = plt.get_cmap("tab10")
@@ -63,8 +60,7 @@ def plot_curves(curves: dict[str, list[list[dict]]], path, twins: dict[str, str]
 
 @plain_text
 def plot_intervals(rows: list[dict], verdict: dict, path) -> None:
-    """Each variant's test accuracy with its 95 % interval, highest first; single seeds as small dots;
-    the variants the tests cannot tell apart from the top one in the top one's colour."""
+    """Each variant's test accuracy with its 95 % interval, highest first; those tied with the top one in its colour."""
     order = sorted(rows, key=lambda r: -r["accuracy"])
     tied = set(verdict["tied_with_top"])
     fig, ax = plt.subplots(figsize=(8, 0.42 * len(order) + 1.2))
@@ -84,8 +80,7 @@ def plot_intervals(rows: list[dict], verdict: dict, path) -> None:
 
 @plain_text
 def plot_pair_matrix(matrix: dict, alpha: float, path) -> None:
-    """Row − column difference in test accuracy (points) for every pair, coloured by size and sign, with the
-    Holm-adjusted p-value; pairs the tests tell apart (p < alpha) are framed."""
+    """Row − column difference in test accuracy (points) for every pair with its Holm-adjusted p; p < alpha framed."""
     names, diff, p = matrix["names"], matrix["diff"], matrix["p_adjusted"]
     k = len(names)
     values = np.array([[np.nan if v is None else v for v in row] for row in diff], dtype=float).reshape(k, k)
@@ -175,8 +170,7 @@ def plot_reliability(calib: dict, title: str, path) -> None:
 @plain_text
 def plot_image_grid(tiles: list[list[tuple]], title: str, path, empty: str, cols: int = 6,
                     cell=(1.55, 1.95)) -> None:
-    """Small images in a grid with a title each. tiles: one list per image group, of (image (3, 32, 32) uint8,
-    title, colour) (a group of two, e.g. a test image and its training twin, sits side by side)."""
+    """Small images in a grid with a title each; tiles: groups (side by side) of (image (3, 32, 32), title, colour)."""
     flat = [tile for group in tiles for tile in group]
     rows = max(1, math.ceil(len(flat) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * cell[0], rows * cell[1]), squeeze=False)

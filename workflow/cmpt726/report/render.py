@@ -38,10 +38,8 @@ def load_outputs(paths) -> dict:
 
 # --------------------------------------------------------------------------- provenance
 def provenance(config_changes: list | None = None, repo_dir=None, devices=None) -> dict:
-    """What built the report: the workflow's commit, versions, the devices of the evaluation jobs, the date,
-    and the configuration as the keys that differ from the shipped config.yaml (`config.changes`).
-
-    repo_dir: the checkout to ask git about (None: the one this package lives in)."""
+    """What built the report: the commit of `repo_dir` (default: this checkout), versions, devices, the date, and
+    the keys that differ from the shipped config.yaml."""
     import importlib.metadata as md
 
     repo_dir = repo_dir or Path(__file__).resolve().parents[3]
@@ -60,15 +58,11 @@ def provenance(config_changes: list | None = None, repo_dir=None, devices=None) 
         commit += " (with uncommitted changes)" if dirty else ""
     except (subprocess.CalledProcessError, FileNotFoundError):
         commit = "not a git checkout"
-    return {
-        "commit": commit,
-        "python": platform.python_version(),
-        "versions": {name: version(name) for name in ["torch", "torchvision", "snakemake", "jinja2", "pdfkit"]},
-        "platform": platform.platform(),
-        "devices": list(devices or ["not recorded"]),
-        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "config_changes": list(config_changes or []),
-    }
+    return {"commit": commit, "python": platform.python_version(),
+            "versions": {name: version(name) for name in ["torch", "torchvision", "snakemake", "jinja2", "pdfkit"]},
+            "platform": platform.platform(), "devices": list(devices or ["not recorded"]),
+            "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "config_changes": list(config_changes or [])}
 
 
 # --------------------------------------------------------------------------- rendering
@@ -84,9 +78,7 @@ def environment(template_dir) -> jinja2.Environment:
 
 def render(template_path, out_html, context: dict) -> None:
     template_path = Path(template_path)
-    env = environment(template_path.parent)
-    html = env.get_template(template_path.name).render(**context)
-    write_text(out_html, html)
+    write_text(out_html, environment(template_path.parent).get_template(template_path.name).render(**context))
 
 
 def html_to_pdf(html_path, pdf_path, options: dict | None = None) -> None:

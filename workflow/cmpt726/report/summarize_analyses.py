@@ -1,8 +1,5 @@
-"""What the per-image test scores reveal, as the report shows it: likely label errors (cleanlab), the models
-against CIFAR-10H's people, and train-test near-duplicates. The entry point of rule summarize_analyses reads the
-three analyses' outputs and every score file and writes the figures and one numbers.json that
-sections/analysis.html.j2 lays out.
-"""
+"""Rule summarize_analyses: label errors, the models against CIFAR-10H's people and near-duplicates, as the
+report shows them (figures and one numbers.json for sections/analysis.html.j2)."""
 
 from __future__ import annotations
 
@@ -39,12 +36,9 @@ def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, fo
                         human_majority=None) -> dict:
     """How many suspects, and every variant's mistakes against suspects found WITHOUT that variant.
 
-    A variant among the flagging models (summary["variants"]) is set against its leave-one-out suspects
-    (summary["leave_one_out"], mean over its seeds); one that is not is set against the full list, which never
-    saw it. A flagging variant with no leave-one-out list (it was the only one) gets None: its numbers would
-    follow by construction. The focus entry is the focus variant's (mean over its seeds when it flags).
-    Against CIFAR-10H: precision = share of suspects whose people's majority rejects the given label (Wilson
-    interval), and how often that majority picks the models' suggested class.
+    A flagging variant is set against its leave-one-out suspects (None when it was the only one: circular), any
+    other against the full list. Against CIFAR-10H: the share of suspects whose people's majority rejects the
+    given label (Wilson interval), and how often that majority picks the suggested class.
     """
     suspects = table["index"]
     flagging = set(summary.get("variants") or [])
@@ -68,8 +62,7 @@ def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, fo
         variants[name] = own
     overlap = None
     if human_disagree is not None:
-        # How much more often people reject the official label on a suspect than elsewhere: the check
-        # that the suspects are label problems rather than the models' own errors.
+        # Do people reject the label more often on a suspect than elsewhere (label problems, not model errors)?
         human_disagree = np.asarray(human_disagree, dtype=bool)
         both = int(human_disagree[suspects].sum()) if len(suspects) else 0
         n_others = len(human_disagree) - len(suspects)
@@ -95,11 +88,9 @@ def human_numbers(metrics: dict, table: dict) -> dict:
                                         "cross_entropy", "cross_entropy_std")}
                 for name, v in metrics["variants"].items()}
     ranked = sorted(variants, key=lambda n: variants[n]["cross_entropy"])
-    # The paired image-bootstrap intervals of the ranking (stats.ranking_intervals), so a lead of 0.001 nats
-    # is not read as a ranking.
-    ranking = metrics.get("cross_entropy_ranking")
     return {"humans": metrics["humans"], "settings": metrics["settings"], "variants": variants,
-            "lowest_cross_entropy": ranked[0], "highest_cross_entropy": ranked[-1], "ranking": ranking,
+            "lowest_cross_entropy": ranked[0], "highest_cross_entropy": ranked[-1],
+            "ranking": metrics.get("cross_entropy_ranking"),  # paired intervals: a 0.001-nat lead is no ranking
             "disagree_examples": [int(i) for i in table["index"][table["disagree"]][:N_SHOWN]]}
 
 
@@ -107,9 +98,8 @@ EASE_BINS = 10
 
 
 def matched_accuracy(hit, flagged, ease, bins: int = EASE_BINS) -> float | None:
-    """The accuracy (%) the flagged images would have if they were only as easy as `ease` says: each flagged image
-    gets the mean accuracy (over seeds) of the non-flagged images in its ease bin (bins: the `bins`-quantiles of ease
-    over the non-flagged images), averaged over the flagged images. None without flagged or other images."""
+    """The accuracy (%) the flagged images would have if only as easy as `ease` says: each gets the mean accuracy
+    of the other images in its ease bin (`bins`-quantiles over the others). None without flagged or other images."""
     hit = np.asarray(hit, dtype=np.float64)
     flagged = np.asarray(flagged, dtype=bool)
     ease = np.asarray(ease, dtype=np.float64)
@@ -128,11 +118,9 @@ def matched_accuracy(hit, flagged, ease, bins: int = EASE_BINS) -> float | None:
 
 def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels,
                       ease_variant: str | None = None) -> dict:
-    """The flagged pairs and, per variant, accuracy on flagged vs the other test images (mean over seeds;
-    Wilson interval of the flagged group's accuracy from its size), and the control for flagged images simply being
-    easier: `matched`, the accuracy of other images as easy as the flagged ones by `ease_variant`'s probability of
-    the given label (a variant on frozen features; mean over its seeds), and `beyond_ease` = flagged − matched. The
-    head on frozen features also saw the twins in training, so the control may absorb part of a real gain."""
+    """The flagged pairs and, per variant, accuracy on flagged vs other test images (Wilson interval for the
+    flagged), `matched` (other images as easy by `ease_variant`'s probability of the label) and `beyond_ease` =
+    flagged − matched. The frozen-features head also saw the twins, so the control may absorb a real gain."""
     flagged = np.array([bool(r["flagged"]) for r in table])
     n_flagged = int(flagged.sum())
     ease = None
@@ -159,8 +147,7 @@ def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels
 # --------------------------------------------------------------------------- figures
 @plain_text
 def plot_suspects(images, top: list[dict], path) -> None:
-    """The most likely label errors: the image, its given label → the suggested one, the mean probability of
-    the given label."""
+    """The most likely label errors: the image, given label → suggested one, mean probability of the given label."""
     figures.plot_image_grid([[(images[s["index"]], f"#{s['index']}  {s['given']} →\n{s['suggested']}  "
                                                    f"(p {s['confidence']:.2f})", "#7a4a00")] for s in top],
                             "Likely label errors: given label → the models' suggestion (mean probability of the given "
@@ -176,7 +163,7 @@ def plot_humans(metrics: dict, path) -> None:
     variants = metrics["variants"]
     for i, (name, v) in enumerate(variants.items()):
         bins = v["bins"]
-        x = [m for m in bins["mean_human"]]
+        x = bins["mean_human"]
         keep = [j for j, value in enumerate(x) if value is not None and bins["mean_confidence"][j] is not None]
         left.plot([x[j] for j in keep], [bins["mean_confidence"][j] for j in keep], marker="o", markersize=3.5,
                   color=colors(i % 10), label=name, lw=1.4)
@@ -213,8 +200,8 @@ def plot_duplicates(test_images, train_images, test_labels, train_labels, classe
 def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, label_issues, label_issues_summary,
                      near_duplicates, near_duplicates_summary, out: dict, human_labels=None,
                      human_metrics=None, duplicate_sample=None) -> dict:
-    """Figures suspects, humans (when CIFAR-10H is on), duplicates, and numbers.json (out: name → path).
-    duplicate_sample: the hand-checked pairs that give the near-duplicate flag its precision and recall."""
+    """Figures suspects, humans, duplicates, and numbers.json (out: name → path); duplicate_sample: the
+    hand-checked pairs that give the near-duplicate flag its precision and recall."""
     runs = [tuple(r) for r in runs]
     test_x, labels, classes = load_arrays(test_images)
     train_x, train_labels, _ = load_arrays(train_images)

@@ -1,9 +1,7 @@
 """Theory questions 1-5: one module per question, each with a `write_qN` entry point.
 
-`QUESTIONS` is the one table of the questions: the rules (workflow/rules/theory.smk makes one per
-question from it), the script (`write_question`) and the tests read it. This package init stays
-light (no torch, no matplotlib, no other cmpt726 module): Snakemake imports it while it builds the
-DAG, and every theory rule runs it (a `code` input of each).
+`QUESTIONS` is the one table of the questions (workflow/rules/theory.smk makes a rule per question from it). This
+init stays light (no torch, matplotlib or other cmpt726 module): Snakemake imports it while it builds the DAG.
 """
 
 from __future__ import annotations
@@ -15,9 +13,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Question:
-    """One question: `cmpt726.theory.<module>.<function>(numbers_path, <figure>_path..., **settings)`
-    writes its numbers.json and one PNG per figure (output names, in the order of the arguments);
-    `files` are the settings keys that name an input file (an input of the rule when set)."""
+    """One question: `<module>.<function>(numbers_path, <figure>_path..., **settings)` writes its numbers.json and
+    a PNG per figure; `files`: the settings keys that name an input file."""
 
     module: str
     function: str

@@ -1,5 +1,4 @@
-"""The theory questions' figure sizes and writers: the package's JSON writer (io.write_json) and
-figure writer (plotting.save_figure) at the theory figures' resolution."""
+"""The theory questions' figure sizes and writers (the package's, at the theory figures' resolution)."""
 
 from __future__ import annotations
 

@@ -124,28 +124,15 @@ def q1_numbers(far: float, weights=WEIGHTS, biases=BIASES) -> dict:
         margins = [float((w[k] - w[j]) @ d) for j in range(3) if j != k]
         limit = [0.0, 0.0, 0.0]
         limit[k] = 1.0
-        regions.append({
-            "class": k + 1,
-            "direction": d.tolist(),
-            "angle_deg": _angle_deg(d),
-            "margin_slopes": margins,
-            "distance_to_p99": _distance_to(0.99, d, k, weights, biases),
-            "probabilities_far": probabilities_along(d, np.array([far]), weights, biases)[0].tolist(),
-            "limit": limit,
-        })
+        regions.append({"class": k + 1, "direction": d.tolist(), "angle_deg": _angle_deg(d), "margin_slopes": margins,
+                        "distance_to_p99": _distance_to(0.99, d, k, weights, biases),
+                        "probabilities_far": probabilities_along(d, np.array([far]), weights, biases)[0].tolist(),
+                        "limit": limit})
     a = activations(point, weights, biases)
-    return {
-        "weights": [list(row) for row in weights],
-        "biases": list(biases),
-        "point": point.tolist(),
-        "point_exact": [str(x1), str(x2)],
-        "activation_at_point": float(a[0]),
-        "activations_at_point": a.tolist(),
-        "probabilities_at_point": softmax(a).tolist(),
-        "far_distance": float(far),
-        "boundaries": boundaries,
-        "regions": regions,
-    }
+    return {"weights": [list(row) for row in weights], "biases": list(biases), "point": point.tolist(),
+            "point_exact": [str(x1), str(x2)], "activation_at_point": float(a[0]), "activations_at_point": a.tolist(),
+            "probabilities_at_point": softmax(a).tolist(), "far_distance": float(far), "boundaries": boundaries,
+            "regions": regions}
 
 
 def plot_regions(numbers: dict, extent: float, grid: int):
@@ -177,12 +164,8 @@ def plot_regions(numbers: dict, extent: float, grid: int):
                 color=COLORS[r["class"] - 1], fontweight="bold")
     ax.plot(*point, "o", color="limegreen", markeredgecolor="k", markersize=10, zorder=5,
             label=f"$a_1=a_2=a_3$ at ({numbers['point_exact'][0]}, {numbers['point_exact'][1]})")
-    ax.set_xlim(-extent, extent)
-    ax.set_ylim(-extent, extent)
-    ax.set_aspect("equal")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    ax.set_title("Q1: decision regions (largest $a_k$) and boundaries")
+    ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
+           title="Q1: decision regions (largest $a_k$) and boundaries")
     ax.legend(loc="lower left", fontsize=9, framealpha=0.9)
     return fig
 
@@ -196,8 +179,7 @@ def _plot_rays(items: list[dict], title_of, suptitle: str, ray_length: float, le
             ax.plot(distances, probs[:, k], color=COLORS[k], lw=2,
                     ls=("-", "--", ":")[k], label=f"$p(C_{k + 1}|x)$")
         ax.set_title(title_of(item), fontsize=10)
-        ax.set_xlabel("distance from the triple point")
-        ax.set_ylim(-0.03, 1.03)
+        ax.set(xlabel="distance from the triple point", ylim=(-0.03, 1.03))
         ax.axhline(1 / 3, color="grey", lw=0.6, ls="-.")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("probability")

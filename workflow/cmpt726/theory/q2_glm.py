@@ -84,19 +84,11 @@ def q2_numbers(n_angles: int, extent: float, grid: int, w1=W1, w2=W2) -> dict:
         "w1": list(w1),
         "w2": list(w2),
         "features": ["1", "x1^2", "x2^2"],
-        "closed_form": {
-            **closed,
-            "equation": f"x1^2 + x2^2 = {closed['radius_squared']:g}",
-            "feature_space_line": f"z1 + z2 = {closed['radius_squared']:g} with z = (x1^2, x2^2)",
-        },
-        "numeric": {
-            "n_angles": int(n_angles),
-            "radius_mean": float(radii.mean()),
-            "radius_min": float(radii.min()),
-            "radius_max": float(radii.max()),
-            "max_abs_radius_error": float(np.max(np.abs(radii - closed["radius"]))),
-            "circle_fit": fit,
-        },
+        "closed_form": {**closed, "equation": f"x1^2 + x2^2 = {closed['radius_squared']:g}",
+                        "feature_space_line": f"z1 + z2 = {closed['radius_squared']:g} with z = (x1^2, x2^2)"},
+        "numeric": {"n_angles": int(n_angles), "radius_mean": float(radii.mean()), "radius_min": float(radii.min()),
+                    "radius_max": float(radii.max()),
+                    "max_abs_radius_error": float(np.max(np.abs(radii - closed["radius"]))), "circle_fit": fit},
         "y_at_origin": [float(y1_0), float(y2_0)],
         "class_inside": 2 if y2_0 > y1_0 else 1,
         "class_outside": 1 if y2_0 > y1_0 else 2,
@@ -120,9 +112,7 @@ def plot_functions(numbers: dict, extent: float, grid: int):
     r = numbers["closed_form"]["radius"]
     ax.plot(r * np.cos(t), r * np.sin(t), np.full_like(t, numbers["w2"][0]), color="red", lw=3,
             zorder=3, label="$y_1 = y_2$: the boundary")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    ax.set_zlabel("$y$")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", zlabel="$y$")
     ax.set_title("Q2: $y_1 = 6 + 2x_1^2 + 2x_2^2$ (bowl) and $y_2 = 8$ (plane)", fontsize=11)
     from matplotlib.patches import Patch
 
@@ -155,10 +145,7 @@ def plot_regions(numbers: dict, extent: float, grid: int):
     ax.text(0, 0, "$C_2$\n$y_2 > y_1$", ha="center", va="center", fontsize=13)
     ax.text(-0.62 * extent, 0.8 * extent, "$C_1$: $y_1 > y_2$", ha="center", va="center", fontsize=13,
             bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
-    ax.set_aspect("equal")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    ax.set_title("Q2: decision regions; grey contours of $y_1 - y_2$")
+    ax.set(aspect="equal", xlabel="$x_1$", ylabel="$x_2$", title="Q2: decision regions; grey contours of $y_1 - y_2$")
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     return fig
 
@@ -174,12 +161,8 @@ def plot_feature_space(numbers: dict, extent: float):
     ax.scatter(z[y2 > y1, 0], z[y2 > y1, 1], s=6, color="tab:orange", label="class 2 ($y_2 > y_1$)")
     r2 = numbers["closed_form"]["radius_squared"]
     ax.plot([0, r2], [r2, 0], "k-", lw=2, label=f"boundary $z_1 + z_2 = {r2:g}$")
-    ax.set_xlim(-0.1, min(extent**2, 3 * r2) + 0.1)
-    ax.set_ylim(-0.1, min(extent**2, 3 * r2) + 0.1)
-    ax.set_aspect("equal")
-    ax.set_xlabel("$z_1 = x_1^2$")
-    ax.set_ylabel("$z_2 = x_2^2$")
-    ax.set_title("Q2: in feature space the boundary is a line")
+    ax.set(xlim=(-0.1, min(extent**2, 3 * r2) + 0.1), ylim=(-0.1, min(extent**2, 3 * r2) + 0.1), aspect="equal",
+           xlabel="$z_1 = x_1^2$", ylabel="$z_2 = x_2^2$", title="Q2: in feature space the boundary is a line")
     ax.legend(loc="upper right", fontsize=9, framealpha=0.9)
     return fig
 

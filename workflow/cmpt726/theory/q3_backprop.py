@@ -242,9 +242,7 @@ def plot_network(sizes: list[int]):
     ax.annotate("", xy=(0.15, 0.93), xytext=(0.85, 0.93),
                 arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5))
     ax.text(0.5, 0.95, r"deltas $\delta$ flow backwards", color="tab:red", ha="center", va="bottom")
-    ax.set_xlim(-0.1, 1.1)
-    ax.set_ylim(0.0, 1.05)
-    ax.set_aspect("equal")
+    ax.set(xlim=(-0.1, 1.1), ylim=(0.0, 1.05), aspect="equal")
     ax.axis("off")
     ax.set_title(f"Q3: the network checked ({' - '.join(map(str, sizes))} units)")
     return fig
@@ -259,9 +257,8 @@ def plot_fd_sweep(numbers: dict):
     ax.axhline(max(numbers["max_rel_err_autograd"], 1e-17), color="tab:orange", ls=":",
                label="autograd vs. backprop")
     ax.axhline(numbers["tolerance"], color="grey", lw=0.8, label=f"tolerance {numbers['tolerance']:g}")
-    ax.set_xlabel(r"finite-difference step $\epsilon$")
-    ax.set_ylabel("largest relative error over all weights")
-    ax.set_title("Q3: gradient check error against the step size")
+    ax.set(xlabel=r"finite-difference step $\epsilon$", ylabel="largest relative error over all weights",
+           title="Q3: gradient check error against the step size")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
     return fig

@@ -25,16 +25,11 @@ def activation_numbers(x_range: float, n: int = 200001) -> dict:
     a = np.linspace(-x_range, x_range, n)  # odd n: a = 0 is on the grid
     d = sigmoid_derivative(a)
     i = int(np.argmax(d))
-    return {
-        "sigmoid_derivative_max": float(d[i]),
-        "sigmoid_derivative_argmax": float(a[i]),
-        "sigmoid_derivative_at_range": float(sigmoid_derivative(np.array(x_range))),
-        "sigmoid_derivative_at_2": float(sigmoid_derivative(np.array(2.0))),
-        "sigmoid_derivative_at_4": float(sigmoid_derivative(np.array(4.0))),
-        "relu_derivative_negative": 0.0,
-        "relu_derivative_positive": 1.0,
-        "x_range": float(x_range),
-    }
+    return {"sigmoid_derivative_max": float(d[i]), "sigmoid_derivative_argmax": float(a[i]),
+            "sigmoid_derivative_at_range": float(sigmoid_derivative(np.array(x_range))),
+            "sigmoid_derivative_at_2": float(sigmoid_derivative(np.array(2.0))),
+            "sigmoid_derivative_at_4": float(sigmoid_derivative(np.array(4.0))), "relu_derivative_negative": 0.0,
+            "relu_derivative_positive": 1.0, "x_range": float(x_range)}
 
 
 def deep_mlp(depth: int, width: int, activation: str, init: str, generator: torch.Generator) -> nn.Sequential:
@@ -113,16 +108,12 @@ def vanishing_numbers(depth: int, width: int, batch: int, repeats: int, init: di
         weight_gm = np.exp(np.log(weight).mean(axis=0))
         delta_gm = np.exp(np.log(delta).mean(axis=0))
         hidden = weight_gm[1:depth]  # hidden layers 2..depth: all see sigmoid/ReLU outputs as inputs
-        out[activation] = {
-            "init": init[activation],
-            "weight_grad_norms": weight_gm.tolist(),
-            "weight_grad_norms_runs": weight.tolist(),
-            "delta_norms": delta_gm.tolist(),
-            "shrink_factor_per_layer": shrink_factor(hidden.tolist()),
-            "delta_shrink_factor_per_layer": shrink_factor(delta_gm.tolist()),
-            "first_over_last_hidden": float(weight_gm[0] / weight_gm[depth - 1]),
-            "mean_derivative": float(np.mean([r["mean_derivative"] for r in runs])),
-        }
+        out[activation] = {"init": init[activation], "weight_grad_norms": weight_gm.tolist(),
+                           "weight_grad_norms_runs": weight.tolist(), "delta_norms": delta_gm.tolist(),
+                           "shrink_factor_per_layer": shrink_factor(hidden.tolist()),
+                           "delta_shrink_factor_per_layer": shrink_factor(delta_gm.tolist()),
+                           "first_over_last_hidden": float(weight_gm[0] / weight_gm[depth - 1]),
+                           "mean_derivative": float(np.mean([r["mean_derivative"] for r in runs]))}
     return out
 
 
@@ -149,15 +140,10 @@ def _layer1_state(model: nn.Sequential, x: torch.Tensor, t: torch.Tensor) -> dic
     zero = out1 == 0
     dead = zero.all(dim=0)  # zero on every example of the batch
     grad = torch.cat([model[0].weight.grad, model[0].bias.grad[:, None]], dim=1)  # per unit: weights, bias
-    return {
-        "loss": float(loss.detach()),
-        "zero_output_fraction": float(zero.to(DTYPE).mean()),
-        "dead_unit_fraction": float(dead.to(DTYPE).mean()),
-        "dead_units": int(dead.sum()),
-        "dead_max_abs_grad": float(grad[dead].abs().max()) if dead.any() else None,
-        "alive_max_abs_grad": float(grad[~dead].abs().max()) if (~dead).any() else None,
-        "_dead_mask": dead,
-    }
+    return {"loss": float(loss.detach()), "zero_output_fraction": float(zero.to(DTYPE).mean()),
+            "dead_unit_fraction": float(dead.to(DTYPE).mean()), "dead_units": int(dead.sum()),
+            "dead_max_abs_grad": float(grad[dead].abs().max()) if dead.any() else None,
+            "alive_max_abs_grad": float(grad[~dead].abs().max()) if (~dead).any() else None, "_dead_mask": dead}
 
 
 def dead_relu_numbers(in_features: int, width: int, n_samples: int, bias_shifts: list[float],
@@ -215,8 +201,7 @@ def plot_activations(x_range: float):
     right.plot(a, relu_derivative(a), lw=2, ls="--", label="ReLU$'(a)$ (0 or 1)")
     right.set_title("ReLU")
     for ax in (left, right):
-        ax.set_xlabel("pre-activation $a$")
-        ax.set_ylabel("value")
+        ax.set(xlabel="pre-activation $a$", ylabel="value")
         ax.axhline(0, color="grey", lw=0.6)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9, loc="upper left")
@@ -236,9 +221,9 @@ def plot_gradient_norms(vanishing: dict, depth: int):
         ax.semilogy(layers, v["weight_grad_norms"], "o-", color=color, ms=4,
                     label=f"{'sigmoid' if activation == 'sigmoid' else 'ReLU'} ({v['init']} init): "
                           f"x{v['shrink_factor_per_layer']:.3g} per layer")
-    ax.set_xlabel("layer (1 = next to the input, last = output layer)")
-    ax.set_ylabel(r"$\|\partial E / \partial W_l\|_F$ at initialisation")
-    ax.set_title(f"Q4: gradient norm per layer, {depth}-hidden-layer MLP")
+    ax.set(xlabel="layer (1 = next to the input, last = output layer)",
+           ylabel=r"$\|\partial E / \partial W_l\|_F$ at initialisation",
+           title=f"Q4: gradient norm per layer, {depth}-hidden-layer MLP")
     ax.set_xticks(layers[::2] if depth > 12 else layers)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
@@ -250,9 +235,7 @@ def plot_dead_relu(dead: dict):
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(dead["rows"])))
     for row, color in zip(dead["rows"], colors):
         left.semilogy(row["losses"], color=color, lw=2, label=f"bias {row['shift']:g}")
-    left.set_xlabel("SGD step (full batch)")
-    left.set_ylabel("training loss $E$")
-    left.set_title("loss while training")
+    left.set(xlabel="SGD step (full batch)", ylabel="training loss $E$", title="loss while training")
     left.grid(alpha=0.3, which="both")
     left.legend(fontsize=9)
     idx = np.arange(len(dead["rows"]))
@@ -278,12 +261,10 @@ def write_q4(numbers_path, activations_path, gradient_norms_path, dead_relu_path
              x_range: float, depth: int, width: int, batch: int, repeats: int, init: dict, seed: int,
              dead_relu: dict) -> dict:
     """Measure Q4, write its JSON and three figures; return the numbers."""
-    numbers = {
-        "activations": activation_numbers(x_range),
-        "depth": depth, "width": width, "batch": batch, "repeats": repeats, "seed": seed,
-        "vanishing": vanishing_numbers(depth, width, batch, repeats, init, seed),
-        "dead_relu": dead_relu_numbers(**dead_relu),
-    }
+    numbers = {"activations": activation_numbers(x_range),
+               "depth": depth, "width": width, "batch": batch, "repeats": repeats, "seed": seed,
+               "vanishing": vanishing_numbers(depth, width, batch, repeats, init, seed),
+               "dead_relu": dead_relu_numbers(**dead_relu)}
     save_figure(plot_activations(x_range), activations_path)
     save_figure(plot_gradient_norms(numbers["vanishing"], depth), gradient_norms_path)
     save_figure(plot_dead_relu(numbers["dead_relu"]), dead_relu_path)

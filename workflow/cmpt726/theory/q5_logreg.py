@@ -197,9 +197,8 @@ def plot_nll(gd_runs, etas):
                 label=f"η = {eta:g} ({run['iterations']} it.{', tol' if run['converged'] else ''})")
     ax.set_yscale("log")
     _plain_log_ticks(ax)
-    ax.set_xlabel("iteration (one full-batch gradient step)")
-    ax.set_ylabel("negative log-likelihood $E(w)$ (mean)")
-    ax.set_title("Q5: gradient descent, NLL for each learning rate")
+    ax.set(xlabel="iteration (one full-batch gradient step)", ylabel="negative log-likelihood $E(w)$ (mean)",
+           title="Q5: gradient descent, NLL for each learning rate")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
     return fig
@@ -269,10 +268,7 @@ def plot_separators(data, gd_runs, sgd_runs, etas, data_source: str):
                 ax.plot(xs, m * xs + b, style, color=color, lw=1.8 if name == "GD" else 1.4,
                         label=f"{name} η = {eta:g}" if name == "GD" else None)
     ax.plot([], [], "k:", label="SGD (same colour)")
-    ax.set_xlim(x_lo, x_hi)
-    ax.set_ylim(y_lo, y_hi)
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
+    ax.set(xlim=(x_lo, x_hi), ylim=(y_lo, y_hi), xlabel="$x_1$", ylabel="$x_2$")
     ax.set_title(f"Q5: data and final separators\n({data_source})", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
@@ -315,16 +311,11 @@ def findings(gd: list[dict], sgd: list[dict]) -> dict:
     the GD runs whose NLL rose at some step and those where it only fell, the runs the tolerance
     stopped, and the SGD runs whose NLL went above its start (with the highest value they reached)."""
     wild = [r for r in sgd if r["nll_max"] > sgd[0]["nll_start"]]
-    return {
-        "gd_best": min(gd, key=lambda r: r["final_nll"]),
-        "sgd_best": min(sgd, key=lambda r: r["final_nll"]),
-        "gd_converged": [r for r in gd if r["converged"]],
-        "gd_rising": [r for r in gd if r["nll_rises"] > 0],
-        "gd_monotone": [r for r in gd if not r["nll_rises"] > 0],
-        "sgd_converged": [r for r in sgd if r["converged"]],
-        "sgd_wild": wild,
-        "sgd_wild_max": max((r["nll_max"] for r in wild), default=None),
-    }
+    return {"gd_best": min(gd, key=lambda r: r["final_nll"]), "sgd_best": min(sgd, key=lambda r: r["final_nll"]),
+            "gd_converged": [r for r in gd if r["converged"]], "gd_rising": [r for r in gd if r["nll_rises"] > 0],
+            "gd_monotone": [r for r in gd if not r["nll_rises"] > 0],
+            "sgd_converged": [r for r in sgd if r["converged"]], "sgd_wild": wild,
+            "sgd_wild_max": max((r["nll_max"] for r in wild), default=None)}
 
 
 # --------------------------------------------------------------------------- entry point
@@ -343,24 +334,14 @@ def write_q5(numbers_path, nll_path, slope_intercept_path, separators_path, sgd_
     sampling = ("each epoch visits all N rows once, in a fresh random permutation "
                 f"(numpy default_rng, seed {sgd['seed']})" if sgd["sampling"] == "permutation"
                 else "each epoch visits all N rows once, in file order")
-    numbers = {
-        "data_source": source,
-        "data_path": str(data) if data else None,
-        "generated": dict(generated) if not data else None,
-        "n_points": int(len(points)),
-        "n_per_class": [int(np.sum(t == 0)), int(np.sum(t == 1))],
-        "feature_mean": X[:, :2].mean(axis=0).tolist(),
-        "feature_std": X[:, :2].std(axis=0).tolist(),
-        "w0": list(map(float, w0)),
-        "tol": float(tol),
-        "max_iter": int(max_iter),
-        "etas": list(map(float, etas)),
-        "sgd_sampling": sgd["sampling"],
-        "sgd_sampling_text": sampling,
-        "sgd_seed": int(sgd["seed"]),
-        "gd": [_summary(run, eta, X, t) for run, eta in zip(gd_runs, etas)],
-        "sgd": [_summary(run, eta, X, t) for run, eta in zip(sgd_runs, etas)],
-    }
+    numbers = {"data_source": source, "data_path": str(data) if data else None,
+               "generated": dict(generated) if not data else None, "n_points": int(len(points)),
+               "n_per_class": [int(np.sum(t == 0)), int(np.sum(t == 1))],
+               "feature_mean": X[:, :2].mean(axis=0).tolist(), "feature_std": X[:, :2].std(axis=0).tolist(),
+               "w0": list(map(float, w0)), "tol": float(tol), "max_iter": int(max_iter), "etas": list(map(float, etas)),
+               "sgd_sampling": sgd["sampling"], "sgd_sampling_text": sampling, "sgd_seed": int(sgd["seed"]),
+               "gd": [_summary(run, eta, X, t) for run, eta in zip(gd_runs, etas)],
+               "sgd": [_summary(run, eta, X, t) for run, eta in zip(sgd_runs, etas)]}
     numbers["findings"] = findings(numbers["gd"], numbers["sgd"])
     save_figure(plot_nll(gd_runs, etas), nll_path)
     save_figure(plot_slope_intercept(gd_runs, etas), slope_intercept_path)

@@ -1,5 +1,4 @@
-"""The gallery's inputs, each checked against the test images: the images, every run's scores, and the
-optional per-image analyses (likely label errors, people's votes, near-duplicates in the training set)."""
+"""The gallery's inputs, each checked against the test images: images, every run's scores, optional analyses."""
 
 from __future__ import annotations
 
@@ -56,7 +55,7 @@ def load_runs(data: dict, runs, scores) -> list[Run]:
 
 
 def focus_run(runs, q6_numbers) -> tuple[int, dict]:
-    """The index in `runs` of the report's focus run (numbers.json of rule compare_variants: focus, seed), and the numbers."""
+    """The index in `runs` of the report's focus run (numbers.json: focus, seed), and the numbers."""
     numbers = read_json(q6_numbers)
     keys = [(str(v), int(s)) for v, s in runs]
     key = (numbers["focus"], numbers["seed"])

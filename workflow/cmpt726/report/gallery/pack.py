@@ -1,8 +1,7 @@
 """What gallery.html carries to the browser: the thumbnails as JPEG sprites, and one plain JSON object.
 
-The thumbnails are one sprite (a data URI, image i at row i // columns, column i % columns) that CSS places;
-the training twins of near-duplicates a second, small one. The JSON (`page_data`, in
-`<script id="gallery-data">`) is plain arrays, nothing to decode:
+The thumbnails are one sprite (a data URI, image i at row i // columns, column i % columns), the training twins of
+near-duplicates a second one. The JSON (`page_data`, in `<script id="gallery-data">`) is plain arrays:
 
     n, classes, labels (N class indices), title, sprite_columns, focus (index into runs), scale (10,000)
     runs[k]: variant, seed, correct, accuracy,
@@ -13,11 +12,8 @@ the training twins of near-duplicates a second, small one. The JSON (`page_data`
     humans: null or {votes: N·K counts image by image, majority: N classes, flags: N of 1 disagree | 2 unsure}
     duplicates: null or {columns, twins: [test index, tile in the twin sprite, train index, train label, distance]}
 
-Plain JSON rather than a packed binary (8 bytes per image and run, bit-packed, base64) because the size allows
-it: for 10,000 images × 30 runs with every analysis, gallery.html is 14.5 MB instead of 11.5 MB with synthetic
-thumbnails (×1.26; the runs 6.0 MB instead of 3.2 MB), about 11.6 MB instead of 8.7 MB with the real CIFAR-10
-ones, and the page script reads the arrays as they are, with nothing to decode (experiments/benchmarks/gallery_bench.py has
-the measurements).
+Plain JSON rather than packed binary: only ×1.26 larger at 10,000 images × 30 runs
+(experiments/benchmarks/gallery_bench.py), and nothing to decode.
 """
 
 from __future__ import annotations
@@ -58,8 +54,7 @@ def encode(array: np.ndarray, fmt: str = "JPEG", **options) -> str:
 
 
 def sprite_uri(images: np.ndarray, columns: int = SPRITE_COLUMNS, quality: int = 85) -> str:
-    # 4:2:0 chroma blocks are 16 px, so no block straddles two 32-px thumbnails.
-    return encode(sprite(images, columns), "JPEG", quality=quality, subsampling=2)
+    return encode(sprite(images, columns), "JPEG", quality=quality, subsampling=2)  # 4:2:0: 16-px blocks
 
 
 def sprite_columns(n: int) -> int:

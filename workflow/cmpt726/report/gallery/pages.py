@@ -1,13 +1,9 @@
 """The gallery's two pages and the rules' entry points.
 
-gallery.html: the template (workflow/templates/gallery.html.j2: layout, style, controls) with the thumbnail
-sprites, the page JSON (`pack.page_data`) and the page script (workflow/templates/gallery.js, inlined here so
-that the file stands alone) that turns the JSON into cards, sorted and filtered in the browser. A selector
-picks the run (variant, then seed) whose scores the cards show; the default is the report's focus run
-(numbers.json of rule compare_variants: `focus`, `seed`).
-
-gallery.pdf is a print layout of the focus run (a fixed 8 × 10 grid per A4 page, no script) converted by
-wkhtmltopdf, each thumbnail a small PNG data URI, with a short line per analysis that flags the image.
+gallery.html: the template (workflow/templates/gallery.html.j2) with the sprites, the page JSON and the page
+script (gallery.js, inlined so that the file stands alone), which turns the JSON into cards; a selector picks the
+run, by default the report's focus run. gallery.pdf: a print grid of the focus run (wkhtmltopdf), with a short line
+per analysis that flags an image.
 """
 
 from __future__ import annotations
@@ -19,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...files import write_text
-from ..render import environment, html_to_pdf
+from ..render import html_to_pdf, render as _render
 from .load import NO_ANALYSES, Run, focus_run, load_analyses, load_runs, load_test_images
 from .pack import encode, page_data, script_json, sprite_columns, sprite_uri, summary, top_k
 
@@ -35,8 +30,7 @@ def inline_script(path) -> str:
 
 def write_gallery_html(out_html, template, script, data: dict, runs: list[Run], *, title: str, focus: int = 0,
                        analyses: dict | None = None, verdict: dict | None = None) -> dict:
-    """The interactive gallery of every run; `focus` (an index into runs) is the run shown first, `script`
-    the page script (gallery.js)."""
+    """The interactive gallery of every run; `focus` (an index into runs) is the run shown first."""
     if not runs:
         raise ValueError("the gallery needs at least one run")
     analyses = analyses or NO_ANALYSES
@@ -117,11 +111,6 @@ def write_gallery_pdf(out_pdf, template, data: dict, run: Run, *, title: str, an
                                     "margin-right": "10mm"})
 
 
-def _render(template, out_html, context: dict) -> None:
-    template = Path(template)
-    html = environment(template.parent).get_template(template.name).render(**context)
-    write_text(out_html, html)
-
 
 # --------------------------------------------------------------------------- entry points for the rules
 def _load(test_images, runs, scores, q6_numbers, *, focus_only: bool, **analysis_files):
@@ -140,9 +129,8 @@ def _log(out, data, what: str, tic: float) -> None:
 
 def gallery_html(test_images, runs, scores, q6_numbers, out_html, template, script, *, title: str,
                  train_images=None, label_issues=None, human_labels=None, near_duplicates=None) -> None:
-    """report/gallery.html: every run (`runs` (variant, seed) pairs, `scores` their files in the same order),
-    the focus run of `q6_numbers` first; `template` and `script` (gallery.js) the page's; each analysis file
-    None when that analysis is off."""
+    """report/gallery.html: every run (`runs` (variant, seed) pairs, `scores` their files), the focus run of
+    `q6_numbers` first; each analysis file None when that analysis is off."""
     tic = time.perf_counter()
     data, loaded, focus, numbers, analyses = _load(
         test_images, runs, scores, q6_numbers, focus_only=False, train_images=train_images,
