@@ -1,13 +1,6 @@
-"""A real headless Chromium driven over the DevTools protocol on a pipe (no websocket library needed).
-
-    with Chromium() as browser:
-        browser.open(Path("report/gallery.html"))
-        browser.evaluate("document.title")
-        browser.screenshot(Path("shot.png"))
-
-`--remote-debugging-pipe` makes Chromium read commands from fd 3 and write replies to fd 4, each a JSON
-message ended by a NUL byte.
-"""
+"""A real headless Chromium driven over the DevTools protocol on a pipe: with `--remote-debugging-pipe` it reads
+commands from fd 3 and writes replies to fd 4, each a JSON message ended by a NUL byte. Use:
+`with Chromium() as browser: browser.open(path); browser.evaluate("document.title"); browser.screenshot(png)`."""
 
 from __future__ import annotations
 
@@ -50,7 +43,6 @@ class Chromium:
         self._events: list[dict] = []
         self.session = None
 
-    # ------------------------------------------------------------------ process
     def __enter__(self):
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
         to_child_r, self._to_child = os.pipe()
@@ -89,7 +81,6 @@ class Chromium:
         self._stderr.close()
         self._profile.cleanup()
 
-    # ------------------------------------------------------------------ protocol
     def _send(self, message: dict) -> None:
         data = json.dumps(message).encode() + b"\0"
         while data:
@@ -131,7 +122,6 @@ class Chromium:
                     return self._events.pop(i)
             self._events.append(self._receive(deadline))
 
-    # ------------------------------------------------------------------ conveniences
     def open(self, path: Path, width: int = 1280, height: int = 900) -> None:
         self.call("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})

@@ -1,11 +1,12 @@
-"""Tiny real-format data made on the fly (cmpt726.fake_data: CIFAR-10 pickle batches, fake CIFAR-10H votes,
-a chenyaofo-shaped checkpoint), the smoke configuration and one shared real Snakemake run of it."""
+"""Tiny real-format data (cmpt726.fake_data), the smoke configuration, one shared real Snakemake run of it,
+and helpers the test files share."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,42 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 from cmpt726.fake_data import CLASSES, write_backbone, write_cifar10, write_cifar10h  # noqa: E402,F401
 
 
-def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
-    """The default config.yaml as a run sees it (the schema's defaults filled in), shrunk: 2 variants, 1 epoch,
-    no tuning, the tiny data, a local backbone."""
+def read_yaml(path: Path | str) -> dict:
+    """A YAML file of this checkout (path relative to it, or absolute)."""
+    return yaml.safe_load((REPO / path).read_text())
+
+
+def shipped(raw: bool = False) -> dict:
+    """config.yaml as a run sees it (the schema's defaults filled in), or as written (`raw`)."""
     from cmpt726.config import fill_and_check
 
-    config = fill_and_check(yaml.safe_load((REPO / "config.yaml").read_text()))
+    config = read_yaml("config.yaml")
+    return config if raw else fill_and_check(config)
+
+
+class Killed(Exception):
+    """Raised by `kill_after_first`: a job killed after its first epoch."""
+
+
+def kill_after_first(row: dict) -> None:
+    """An on_epoch callback that stops training once epoch 1 (and its resume state) is done."""
+    if row["epoch"] == 1:
+        raise Killed
+
+
+class Payload:
+    """What a crafted pickle holds: unpickling it calls os.mkdir(marker), so a reader that runs code shows."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
+    """config.yaml with defaults filled, shrunk: 2 variants, 1 epoch, no tuning, the tiny data, a local backbone."""
+    config = shipped()
     config["data"]["cifar10"] = {"root": str(data_root), "verify": False}
     config["data"]["cifar10h"] = {"enabled": True, "root": str(data_root.parent / "cifar10h"), "verify": False}
     config["backbone"] = {"source": "path", "path": str(backbone)}
@@ -39,9 +70,7 @@ def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
 
 def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", check: bool = True,
               timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The tests' one way to run Snakemake: a subprocess in `workdir` importing this checkout's package
-    (or the copy's, for a copied Snakefile), its output captured; with `check`, a failure raises with
-    the end of both streams."""
+    """Snakemake in `workdir`, importing the Snakefile's own package; with `check`, a failure raises with its logs."""
     env = {**os.environ, "PYTHONPATH": str(Path(snakefile).parent / "workflow"), **(env or {})}
     proc = subprocess.run([*SNAKEMAKE, "-s", str(snakefile), *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -61,8 +90,7 @@ def tiny_inputs(tmp_path_factory):
 
 
 def prepared_data(root: Path, n_train: int, n_test: int, n_val: int, data_seed: int, backbone_seed: int) -> Path:
-    """`root` with tiny CIFAR-10 batches prepared as the workflow prepares them (train.npz, test.npz), a
-    random backbone.pt and a validation split split.npz: the inputs of a training run, without Snakemake."""
+    """`root` holding a training run's inputs without Snakemake: train/test.npz, backbone.pt and split.npz."""
     from cmpt726.data import prepare_cifar10, write_split
 
     folder = write_cifar10(root / "c10", n_train=n_train, n_test=n_test, seed=data_seed)
@@ -81,8 +109,6 @@ def make_project(workdir: Path, config: dict) -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(tiny_inputs, tmp_path_factory):
     """One real Snakemake run of the whole DAG on the tiny data, shared by the tests that read it."""
-    import time
-
     workdir = make_project(tmp_path_factory.mktemp("smoke"),
                            smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
     tic = time.perf_counter()

@@ -8,17 +8,16 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import yaml
-from conftest import REPO, make_project, smoke_config
+from conftest import REPO, make_project, read_yaml, shipped, smoke_config
 from workflow_helpers import leftovers, parse_jobs, snakemake
 
 from cmpt726 import cifar
-from cmpt726.config import ConfigError, _merge, fill_and_check, resolve_variant, theory_settings, typed, validate_config
+from cmpt726.config import (SCHEMA_PATH, ConfigError, _merge, _schema, fill_and_check, resolve_variant,
+                            shipped_config, theory_settings, typed, unknown_name_warnings, validate_config)
 
 
 def _set(path: str, value):
     """An edit that sets config[a][b]... = value for path 'a.b...' (creating dicts on the way)."""
-
     def edit(config):
         *parents, last = path.split(".")
         node = config
@@ -31,27 +30,22 @@ def _set(path: str, value):
 
 # (id, edit, text the error must contain: the key path)
 BAD_CONFIGS = [
-    # wrong types
+    # wrong types; zero or negative sizes (defaults and variant overrides); an unknown train mode
     ("lr-string", _set("training.lr", "fast"), "training.lr"),
     ("verify-string", _set("data.cifar10.verify", "yes"), "data.cifar10.verify"),
     ("seeds-not-list", _set("seeds", 0), "seeds"),
-    # zero or negative epochs / lr / batch size (defaults and variant overrides)
     ("epochs-zero", _set("training.epochs", 0), "training.epochs"),
     ("variant-lr-negative", _set("variants.head.lr", -0.01), "variants.head.lr"),
     ("variant-batch-size-zero", _set("variants.all.batch_size", 0), "variants.all.batch_size"),
-    # unknown train mode
     ("train-mode-unknown", _set("variants.head.train", "frozen"), "variants.head.train"),
-    # unknown keys, at every level
+    # unknown keys at every level; duplicate seeds; cross-key checks; the theory settings in the same pass
     ("unknown-top-level", _set("epochs", 3), "epochs"),
     ("unknown-data-key", _set("data.cifar10.rooot", "x"), "data.cifar10.rooot"),
     ("unknown-head-key", _set("training.head.widths", [64]), "training.head.widths"),
     ("unknown-variant-key", _set("variants.all.lr_rate", 0.1), "variants.all.lr_rate"),
     ("unknown-variant-head-key", _set("variants.all.head", {"dropuot": 0.1}), "variants.all.head.dropuot"),
-    # duplicate seeds
     ("duplicate-seeds", _set("seeds", [0, 1, 0]), "seeds"),
-    # cross-key checks
     ("gallery-variant-unknown", _set("report.gallery_variant", "nope"), "report.gallery_variant"),
-    # the theory settings, in the same pass
     ("theory-max-iter-zero", _set("theory.q5.max_iter", 0), "theory.q5.max_iter: 0 is less than the minimum of 1"),
     # the numeric policy: finite numbers (YAML .nan / .inf), seeds in [0, 2**63), sizes the later rules need
     ("lr-nan", _set("training.lr", float("nan")), "training.lr: nan is not a finite number"),
@@ -64,9 +58,8 @@ BAD_CONFIGS = [
     ("validation-leaves-too-few", _set("data.subset.train", 45), "training.validation: 40 validation images leave"),
     ("batchnorm-batch-of-one", _set("variants.all", {"head": {"hidden": [8], "batchnorm": True}, "batch_size": 1}),
      "variants.all.batch_size: a head with batchnorm needs batches of at least 2"),
-    # names: full-match patterns (`$` alone matches before a final newline)
+    # names full-match (`$` alone matches before a final newline); removed keys say what replaced them
     ("variant-name-newline", _set("variants.all\n", {"train": "all"}), "variants: 'all\\n' does not match"),
-    # removed keys say what replaced them
     ("optimizer-removed", _set("training.optimizer", "sgd"), "training.optimizer was removed: the optimiser is always"),
     ("variant-optimizer-removed", _set("variants.all.optimizer", "sgd"), "variants.all.optimizer was removed"),
 ]
@@ -111,13 +104,6 @@ def test_subset_larger_than_the_data_fails_in_prepare_without_output(tiny_inputs
 
 
 # --------------------------------------------------------------------------- one pass, in process
-
-def shipped(raw: bool = False) -> dict:
-    """config.yaml as a run sees it (the schema's defaults filled in), or as written (`raw`)."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    return config if raw else fill_and_check(config)
-
-
 def _leaf_paths(tree: dict, prefix: str = ""):
     for key, value in tree.items():
         path = f"{prefix}.{key}" if prefix else key
@@ -142,8 +128,6 @@ def test_config_yaml_repeats_defaults_only_with_their_values():
 
 
 def test_variant_keys_are_the_training_keys_without_defaults():
-    from cmpt726.config import SCHEMA_PATH, _schema
-
     schema, _ = _schema(str(SCHEMA_PATH))
     training = schema["properties"]["training"]["properties"]
     variant = schema["properties"]["variants"]["additionalProperties"]["properties"]
@@ -191,14 +175,14 @@ def test_every_bad_key_is_named_in_one_message():
 
 
 def test_the_numeric_policy_names_the_key_in_process():
-    config = shipped()
-    config["analysis"] = {"near_duplicates": {"mad_k": float("inf")}}
-    with pytest.raises(ConfigError, match=r"config key analysis.near_duplicates.mad_k: inf is not a finite number"):
-        validate_config(config)
-    config = shipped()
-    config["backbone"]["pretrain"]["seed"] = -1  # the schema's minimum, before the policy
-    with pytest.raises(ConfigError, match=r"backbone.pretrain.seed: -1 is less than the minimum"):
-        validate_config(config)
+    for edit, message in [(_set("analysis", {"near_duplicates": {"mad_k": float("inf")}}),
+                           r"config key analysis.near_duplicates.mad_k: inf is not a finite number"),
+                          (_set("backbone.pretrain.seed", -1),  # the schema's minimum, before the policy
+                           r"backbone.pretrain.seed: -1 is less than the minimum")]:
+        config = shipped()
+        edit(config)
+        with pytest.raises(ConfigError, match=message):
+            validate_config(config)
     config = shipped()
     config["variants"]["head"]["seeds"] = [2**63 - 1]  # the largest seed torch and numpy take
     validate_config(config)
@@ -285,8 +269,8 @@ def test_a_string_from_the_config_file_is_not_converted():
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    """A project whose jobs Snakemake has on record (--touch): a dry run with other params then says
-    why a job would rerun, printing its params before and now: the effective config values."""
+    """A project whose jobs Snakemake has on record (--touch): a dry run with other params prints the job's
+    params before and now, i.e. the effective config values."""
     root = tmp_path_factory.mktemp("typed-config")
     (root / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
     for name in cifar.files(cifar.CIFAR10):  # the rule's inputs, never read: dry runs and --touch
@@ -298,10 +282,9 @@ def recorded(tmp_path_factory):
     config["variants"] = {"head": {"train": "head"}}
     config["report"]["gallery_variant"] = "head"
     workdir = make_project(root / "project", config)
-    outputs = [
-        "results/backbone/path.pt", "results/data/cifar10/train.npz", "results/data/cifar10/test.npz",
-        "results/data/cifar10/summary.json", "results/models/head/seed0.pt", "results/metrics/head/seed0.epochs.tsv",
-    ]
+    outputs = ["results/backbone/path.pt", "results/data/cifar10/train.npz", "results/data/cifar10/test.npz",
+               "results/data/cifar10/summary.json", "results/models/head/seed0.pt",
+               "results/metrics/head/seed0.epochs.tsv"]
     proc = snakemake(workdir, "-n", "--forceall", outputs[-1])
     outputs[4:4] = re.findall(r"results/features/\w+/(?:train|test)\.npz", proc.stdout)[:2]
     for path in outputs:
@@ -368,34 +351,31 @@ def test_command_line_value_that_does_not_convert_is_refused_naming_its_key(reco
 
 
 def test_the_old_names_of_the_2019_setting_point_to_the_new():
-    """seed_quirks is now replicate_2019_bugs, configs/seed-replica.yaml is configs/replica-2019.yaml: the old
-    overlay (kept as a stub) is refused with both new names."""
+    """seed_quirks is now replicate_2019_bugs, in configs/replica-2019.yaml: the old overlay (a stub) is refused
+    with both new names."""
     config = shipped()
-    config["training"].update(yaml.safe_load((REPO / "configs/seed-replica.yaml").read_text())["training"])
+    config["training"].update(read_yaml("configs/seed-replica.yaml")["training"])
     with pytest.raises(ConfigError) as error:
         validate_config(config)
     assert "training.replicate_2019_bugs" in str(error.value) and "configs/replica-2019.yaml" in str(error.value)
     replica = shipped()
-    _merge(replica, yaml.safe_load((REPO / "configs/replica-2019.yaml").read_text()))  # as --configfile merges it
+    _merge(replica, read_yaml("configs/replica-2019.yaml"))  # as --configfile merges it
     validate_config(replica)
     assert replica["training"]["replicate_2019_bugs"] is True
 
 
 def test_a_misspelt_variant_or_question_is_warned_with_the_closest_name():
-    from cmpt726.config import shipped_config, unknown_name_warnings
-
     def validated(config):
         validate_config(config)
         return config
 
-    shipped = shipped_config(REPO / "config.yaml")
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    assert unknown_name_warnings(validated(config), shipped) == []
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    original = shipped_config(REPO / "config.yaml")
+    assert unknown_name_warnings(validated(shipped(raw=True)), original) == []
+    config = shipped(raw=True)
     config["variants"]["head_12"] = {"weight_decay": 0.01}  # meant head_l2
     config["variants"]["wide"] = {"head": {"hidden": [512]}}  # a new variant, nothing close
     config["report"]["comparisons"].append({"a": "al", "b": "head", "asks": "?"})
-    assert unknown_name_warnings(validated(config), shipped) == [
+    assert unknown_name_warnings(validated(config), original) == [
         "variant head_12 is not in the shipped config.yaml (did you mean head_l2?): it is planned as a new variant",
         "variant wide is not in the shipped config.yaml: it is planned as a new variant",
         "config key report.comparisons.9.a: 'al' is not one of this run's variants (did you mean all?): the question "

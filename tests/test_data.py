@@ -1,13 +1,16 @@
 """CIFAR-10 reading and preparation: the real pickle format, checks, subsets, and the real data set."""
 
 import pickle
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
-from cmpt726 import cifar, data
-from conftest import SHARED_DATA, write_cifar10
+from cmpt726 import cifar, cifar100, data
+from conftest import SHARED_DATA, Payload, write_cifar10
+from test_pretrain import write_cifar100
 
 
 @pytest.fixture
@@ -15,8 +18,13 @@ def tiny(tmp_path):
     return write_cifar10(tmp_path / "c10", n_train=53, n_test=20, seed=3)
 
 
+def prepare(folder, out, verify=False, **subset):
+    """prepare_cifar10 of `folder` into out/train.npz, test.npz and s.json."""
+    return data.prepare_cifar10(folder, out / "train.npz", out / "test.npz", out / "s.json", verify=verify, **subset)
+
+
 def test_prepare_reads_every_batch_in_order(tiny, tmp_path):
-    summary = data.prepare_cifar10(tiny, tmp_path / "train.npz", tmp_path / "test.npz", tmp_path / "s.json", verify=False)
+    summary = prepare(tiny, tmp_path)
     images, labels, classes = data.load_arrays(tmp_path / "train.npz")
     assert images.shape == (53, 3, 32, 32) and images.dtype == np.uint8
     first = pickle.load(open(tiny / "data_batch_1", "rb"), encoding="latin1")
@@ -35,22 +43,19 @@ def _first_with_every_class(labels) -> int:
 def test_subset_takes_the_first_images_and_refuses_too_many(tiny, tmp_path):
     full, train_labels = cifar.read_split(tiny, cifar.CIFAR10, "train", verify=False)
     n_train = _first_with_every_class(train_labels)
-    data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False,
-                         subset_train=n_train)
-    assert np.array_equal(data.load_arrays(tmp_path / "a.npz")[0], full[:n_train])
+    prepare(tiny, tmp_path / "a", subset_train=n_train)
+    assert np.array_equal(data.load_arrays(tmp_path / "a" / "train.npz")[0], full[:n_train])
     with pytest.raises(ValueError, match=rf"data\.subset\.train: the first {n_train - 1} images leave out the classes"):
-        data.prepare_cifar10(tiny, tmp_path / "e.npz", tmp_path / "f.npz", tmp_path / "s3.json", verify=False,
-                             subset_train=n_train - 1)
+        prepare(tiny, tmp_path / "b", subset_train=n_train - 1)
     with pytest.raises(ValueError, match=r"data\.subset\.test: 21 is more than the 20"):
-        data.prepare_cifar10(tiny, tmp_path / "c.npz", tmp_path / "d.npz", tmp_path / "s2.json", verify=False,
-                             subset_test=21)
-    assert not (tmp_path / "d.npz").exists()
+        prepare(tiny, tmp_path / "c", subset_test=21)
+    assert not (tmp_path / "c" / "test.npz").exists()
 
 
 def test_verify_names_the_file_whose_md5_is_wrong(tiny, tmp_path):
     with pytest.raises(ValueError, match=r"data_batch_1: md5 [0-9a-f]{32} is not the official c99cafc1"):
-        data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=True)
-    assert not (tmp_path / "a.npz").exists()
+        prepare(tiny, tmp_path, verify=True)
+    assert not (tmp_path / "train.npz").exists()
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -80,9 +85,6 @@ def test_not_a_pickle_is_named(tiny):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "restore.py").exists(), reason="../shared/data (the real CIFAR-10) is absent")
 def test_real_cifar10_prepares_to_the_official_split(tmp_path_factory):
-    import subprocess
-    import sys
-
     root = tmp_path_factory.mktemp("real")
     subprocess.run([sys.executable, str(SHARED_DATA / "restore.py"), str(root), "--only", "cifar10"], check=True,
                    capture_output=True)
@@ -103,7 +105,7 @@ def test_real_cifar10_prepares_to_the_official_split(tmp_path_factory):
 def test_malformed_meta_is_named(tiny, tmp_path, meta, message):
     pickle.dump(meta, open(tiny / "batches.meta", "wb"))
     with pytest.raises(ValueError, match=message):
-        data.prepare_cifar10(tiny, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False)
+        prepare(tiny, tmp_path)
     assert not (tmp_path / "s.json").exists()
 
 
@@ -114,8 +116,6 @@ def test_a_pickle_that_is_not_a_dict_is_named(tiny):
 
 
 def test_cifar100_meta_without_fine_label_names_is_named(tmp_path):
-    from test_pretrain import write_cifar100
-
     folder = write_cifar100(tmp_path)
     pickle.dump({"coarse_label_names": ["x"] * 20}, open(folder / "meta", "wb"))
     with pytest.raises(ValueError, match=r"cifar-100-python/meta: needs 'fine_label_names', a list of 100"):
@@ -123,37 +123,22 @@ def test_cifar100_meta_without_fine_label_names_is_named(tmp_path):
 
 
 # --------------------------------------------------------------------------- hostile files
-class _Payload:
-    """What a crafted CIFAR file holds: unpickling it calls os.mkdir(marker)."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        import os
-
-        return os.mkdir, (self.marker,)
-
-
 @pytest.mark.parametrize("dataset, name, key", [
     ("cifar10", "data_batch_2", "data"), ("cifar10", "test_batch", "labels"), ("cifar10", "batches.meta", "label_names"),
     ("cifar100", "train", "data"), ("cifar100", "test", "fine_labels"), ("cifar100", "meta", "fine_label_names"),
 ])
 def test_a_payload_in_any_cifar_file_is_refused_without_running(tmp_path, dataset, name, key):
     """verify: false reads any folder in the format, so the reader itself must run no code."""
-    from cmpt726 import cifar100
-    from test_pretrain import write_cifar100
-
     folder = write_cifar10(tmp_path / "c10", n_train=20, n_test=10) if dataset == "cifar10" else write_cifar100(tmp_path)
     with open(folder / name, "rb") as fh:
         content = pickle.load(fh)
     marker = tmp_path / "pwned"
-    content[key] = _Payload(marker)
+    content[key] = Payload(marker)
     with open(folder / name, "wb") as fh:
         pickle.dump(content, fh, protocol=2)
     with pytest.raises(ValueError, match=rf"{name} is not a CIFAR python pickle .*names posix\.mkdir.*refused"):
         if dataset == "cifar10":
-            data.prepare_cifar10(folder, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json", verify=False)
+            prepare(folder, tmp_path)
         else:
             cifar100.prepare_cifar100(folder, "pickle", tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "s.json",
                                       verify=False)

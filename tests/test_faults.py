@@ -1,8 +1,5 @@
-"""Faults: a killed training job resumes exactly; broken inputs fail clearly and leave no half output.
-
-One small project trains one variant through the image path (frozen backbone recomputed every
-step, so that an epoch lasts long enough to be interrupted); each test works on its own copy.
-"""
+"""Faults: a killed training job resumes exactly; broken inputs fail clearly and leave no half output. One small
+project trains a variant through the image path (slow enough epochs to interrupt); each test works on a copy."""
 
 from __future__ import annotations
 
@@ -15,8 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 from conftest import REPO, SNAKEMAKE, make_project, smoke_config
 from workflow_helpers import copy_workflow, leftovers, snakemake
+
+from cmpt726.config import resolve_variant, validate_config
+from cmpt726.finetune import train_variant
 
 pytestmark = pytest.mark.slow
 
@@ -74,8 +76,7 @@ def kill_training_after_first_epoch(workdir: Path, snakefile: Path = REPO / "Sna
     for path in [CHECKPOINT, EPOCHS_TSV, METRICS, SCORES]:  # as before the first training
         (workdir / path).unlink()
     env = {**os.environ, "PYTHONPATH": str(snakefile.parent / "workflow")}
-    # Train in its own process group, and kill the group (Snakemake and the job) with SIGKILL
-    # as soon as the first epoch's resume state is on disk, i.e. during epoch 2.
+    # its own process group: SIGKILL it (Snakemake and the job) once epoch 1's resume state is on disk
     proc = subprocess.Popen([*SNAKEMAKE, "-s", str(snakefile), "--cores", "2", METRICS],
                             cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -100,8 +101,6 @@ def kill_training_after_first_epoch(workdir: Path, snakefile: Path = REPO / "Sna
 
 
 def test_sigkill_mid_epoch_resumes_to_the_same_result(trained, tmp_path):
-    import torch
-
     workdir = copy_project(trained, tmp_path / "killed")
     kill_training_after_first_epoch(workdir)
     rerun = snakemake(workdir, "--cores", "2", "--rerun-incomplete", METRICS)
@@ -110,7 +109,6 @@ def test_sigkill_mid_epoch_resumes_to_the_same_result(trained, tmp_path):
     assert resumed, f"the rerun did not resume:\n{log}\n{rerun.stderr[-3000:]}"
     assert 1 <= int(resumed[0].rsplit(" ", 1)[1]) < EPOCHS
     assert not (workdir / RESUME).exists(), "the resume state outlived the finished job"
-
     assert epoch_rows(workdir / EPOCHS_TSV) == epoch_rows(trained / EPOCHS_TSV)
     assert (workdir / SCORES).read_text() == (trained / SCORES).read_text()
     got, want = (json.loads((d / METRICS).read_text()) for d in (workdir, trained))
@@ -138,10 +136,6 @@ def test_code_edited_between_kill_and_rerun_starts_training_over(trained, tmp_pa
 
 def test_unreadable_resume_state_is_ignored(trained, tmp_path, capsys):
     """A truncated resume file only costs the saved epochs: training starts over and says why."""
-    import yaml
-    from cmpt726.config import resolve_variant, validate_config
-    from cmpt726.finetune import train_variant
-
     config = yaml.safe_load((trained / "config.yaml").read_text())
     validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     settings = {**resolve_variant(config, VARIANT), "epochs": 1}
@@ -165,27 +159,21 @@ def test_truncated_checkpoint_fails_evaluation_naming_it(trained, tmp_path):
                 if "/." in "/" + p], "temporary files left behind"
 
 
-def test_corrupt_dataset_file_fails_md5_naming_it(tiny_inputs, tmp_path):
+@pytest.mark.parametrize("name, truncate, verify, message", [
+    ("data_batch_1", False, True, ": md5 "),  # the official md5 check names the file
+    ("test_batch", True, False, " is not a CIFAR python pickle"),  # read after train.npz is written: removed
+])
+def test_broken_dataset_file_fails_naming_it_without_output(tiny_inputs, tmp_path, name, truncate, verify, message):
     data = tmp_path / "cifar10"
     shutil.copytree(tiny_inputs / "cifar10", data)
-    config = fault_config(tiny_inputs, root=str(data), verify=True)
-    workdir = make_project(tmp_path / "project", config)
+    bad = data / "cifar-10-batches-py" / name
+    if truncate:
+        bad.write_bytes(bad.read_bytes()[:1000])
+    workdir = make_project(tmp_path / "project", fault_config(tiny_inputs, root=str(data), verify=verify))
     proc = snakemake(workdir, "--cores", "1", "results/data/cifar10/summary.json", check=False)
     assert proc.returncode != 0
-    bad = data / "cifar-10-batches-py" / "data_batch_1"
-    assert f"{bad}: md5 " in proc.stderr and "is not the official" in proc.stderr, proc.stderr[-3000:]
-    assert leftovers(workdir / "results/data") == []
-
-
-def test_truncated_dataset_file_fails_naming_it_and_removes_written_outputs(tiny_inputs, tmp_path):
-    data = tmp_path / "cifar10"
-    shutil.copytree(tiny_inputs / "cifar10", data)
-    bad = data / "cifar-10-batches-py" / "test_batch"
-    bad.write_bytes(bad.read_bytes()[:1000])  # read after train.npz is written
-    workdir = make_project(tmp_path / "project", fault_config(tiny_inputs, root=str(data)))
-    proc = snakemake(workdir, "--cores", "1", "results/data/cifar10/summary.json", check=False)
-    assert proc.returncode != 0
-    assert f"{bad} is not a CIFAR python pickle" in proc.stderr, proc.stderr[-3000:]
+    assert f"{bad}{message}" in proc.stderr, proc.stderr[-3000:]
+    assert verify is False or "is not the official" in proc.stderr
     assert leftovers(workdir / "results/data") == []
 
 
@@ -202,17 +190,15 @@ def test_score_file_with_missing_rows_fails_naming_it(trained, tmp_path):
 
 def test_missing_wkhtmltopdf_fails_clearly_without_pdf(trained, tmp_path):
     workdir = copy_project(trained, tmp_path / "project")
-    # A PATH with everything but wkhtmltopdf.
-    bin_dir = tmp_path / "bin"
+    bin_dir = tmp_path / "bin"  # a PATH with everything but wkhtmltopdf
     bin_dir.mkdir()
     for folder in os.environ["PATH"].split(os.pathsep):
         for exe in Path(folder).glob("*") if Path(folder).is_dir() else []:
             if exe.name != "wkhtmltopdf" and not (bin_dir / exe.name).exists() and os.access(exe, os.X_OK):
                 (bin_dir / exe.name).symlink_to(exe)
-    # The gallery's PDF: the same html_to_pdf as report/report.pdf, with far fewer jobs before it.
+    # the gallery's PDF: the same html_to_pdf as report.pdf, with far fewer jobs first; the pre-flight says so
     proc = snakemake(workdir, "--cores", "2", "report/gallery.pdf", check=False, env={"PATH": str(bin_dir)})
     assert proc.returncode != 0
-    # The pre-flight says so before any job (the job itself would say it too: tests/test_report.py).
     assert "wkhtmltopdf is not installed; gallery_pdf needs it" in proc.stderr, proc.stderr[-3000:]
     assert "nothing was run" in proc.stderr
     assert [p for p in leftovers(workdir / "report") if "pdf" in p] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -15,11 +16,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import REPO, make_project, smoke_config, snakemake, write_cifar10
+import torch
+from conftest import REPO, Payload, make_project, smoke_config, snakemake, write_cifar10
 from workflow_helpers import parse_jobs
 
 from cmpt726 import cifar, snakemake_job as jobs
+from cmpt726.cifar100 import tree_digest
+from cmpt726.data import load_arrays
 from cmpt726.files import atomic_path, write_text
+from cmpt726.models import load_backbone_state, load_finetuned
+from cmpt726.report import figures
+from cmpt726.report.render import html_to_pdf
 
 WORKFLOW = str(REPO / "workflow")
 
@@ -52,8 +59,6 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path
 
 @pytest.mark.skipif(shutil.which("wkhtmltopdf") is None, reason="needs wkhtmltopdf")
 def test_a_killed_pdf_job_leaves_nothing_after_the_next_run(tmp_path):
-    from cmpt726.report.render import html_to_pdf
-
     html, pdf = tmp_path / "report.html", tmp_path / "report" / "report.pdf"
     html.write_text("<html><body><h1>Report</h1></body></html>")
     _killed_mid_write(pdf)
@@ -92,10 +97,11 @@ def test_two_runs_sharing_a_root_download_once_and_never_nest(tmp_path):
 def test_download_fills_an_empty_folder_but_never_a_partial_one(tmp_path):
     batch_dir = tmp_path / "cifar-10-batches-py"
     batch_dir.mkdir()  # what Snakemake makes for the download rule's output files
-    assert cifar.download(cifar.CIFAR10, batch_dir, fetch=lambda tmp: write_cifar10(Path(tmp), 20, 10)) == "downloaded"
+    fetch = lambda tmp: write_cifar10(Path(tmp), 20, 10)  # noqa: E731
+    assert cifar.download(cifar.CIFAR10, batch_dir, fetch=fetch) == "downloaded"
     (batch_dir / "test_batch").unlink()
     with pytest.raises(FileExistsError, match="holds only part of CIFAR-10"):
-        cifar.download(cifar.CIFAR10, batch_dir, fetch=lambda tmp: write_cifar10(Path(tmp), 20, 10))
+        cifar.download(cifar.CIFAR10, batch_dir, fetch=fetch)
 
 
 # --------------------------------------------------------------------------- data replaced in place
@@ -121,8 +127,6 @@ def test_a_batch_replaced_in_place_reruns_prepare(tmp_path):
 # --------------------------------------------------------------------------- user text
 def test_class_names_and_titles_are_drawn_as_written(tmp_path):
     """A `$` in a class name (from the data's meta file) is not math text; a malformed one is no traceback."""
-    from cmpt726.report import figures
-
     classes = ["$\\frac{$", "cost $5", "$x^2$", *[f"c{i}" for i in range(7)]]
     figures.plot_confusion(np.eye(10, dtype=int) * 3, classes, "variant $all$ {seed}", tmp_path / "c.png")
     figures.plot_per_class({"$best": dict.fromkeys(classes, 50.0), "base$": dict.fromkeys(classes, 40.0)},
@@ -131,32 +135,18 @@ def test_class_names_and_titles_are_drawn_as_written(tmp_path):
 
 
 # --------------------------------------------------------------------------- the other readers
-class _Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.mkdir, (self.marker,)
-
-
 def test_torch_and_numpy_readers_run_no_code_from_a_planted_file(tmp_path):
     """The backbone, a fine-tuned checkpoint (torch.load weights_only) and a prepared array file (np.load
     without pickles) refuse a payload, naming the file; the marker is never made."""
-    import torch
-
-    from cmpt726.data import load_arrays
-    from cmpt726.models import load_finetuned
-    from cmpt726.models import load_backbone_state
-
     marker = tmp_path / "pwned"
     planted = tmp_path / "planted.pt"
-    torch.save({"state_dict": _Payload(marker)}, planted)
+    torch.save({"state_dict": Payload(marker)}, planted)
     with pytest.raises(ValueError, match=rf"backbone checkpoint {planted} cannot be read"):
         load_backbone_state(planted)
     with pytest.raises(ValueError, match=rf"checkpoint {planted} cannot be loaded"):
         load_finetuned(planted)
     arrays = tmp_path / "train.npz"
-    np.savez(arrays, images=np.array([_Payload(marker)], dtype=object), labels=np.zeros(1), classes=np.array(["a"]))
+    np.savez(arrays, images=np.array([Payload(marker)], dtype=object), labels=np.zeros(1), classes=np.array(["a"]))
     with pytest.raises(ValueError, match="allow_pickle"):
         load_arrays(arrays)
     assert not marker.exists()
@@ -165,12 +155,10 @@ def test_torch_and_numpy_readers_run_no_code_from_a_planted_file(tmp_path):
 @pytest.mark.slow
 def test_snakemake_stops_on_a_planted_pickle_naming_the_file(tmp_path):
     """The offline trial's setting (verify: false): the prepare job refuses, nothing runs, nothing is written."""
-    import pickle
-
     folder = write_cifar10(tmp_path / "data", n_train=50, n_test=20)
     with open(folder / "data_batch_1", "rb") as fh:
         content = pickle.load(fh)
-    content["data"] = _Payload(tmp_path / "pwned")
+    content["data"] = Payload(tmp_path / "pwned")
     with open(folder / "data_batch_1", "wb") as fh:
         pickle.dump(content, fh)
     config = smoke_config(tmp_path / "data", tmp_path / "backbone.pth")
@@ -185,8 +173,6 @@ def test_snakemake_stops_on_a_planted_pickle_naming_the_file(tmp_path):
 
 def test_an_imagefolder_image_replaced_in_place_changes_the_tree_digest(tmp_path):
     """prepare_cifar100's `tree` param for an ImageFolder source: a file rewritten in place changes it."""
-    from cmpt726.cifar100 import tree_digest
-
     image = tmp_path / "train" / "apple" / "0.png"
     image.parent.mkdir(parents=True)
     image.write_bytes(b"old image")

@@ -1,9 +1,6 @@
-"""Incremental rebuilds: after a finished run, a change reruns exactly the jobs that depend on it.
-
-One small project (two frozen-backbone variants on cached features, so that it runs fast)
-is run once with a private copy of the workflow; each scenario then edits the config, a
-template or a module, asks `snakemake -n` what it would run, and puts the edit back.
-"""
+"""Incremental rebuilds: after a finished run, a change reruns exactly the jobs that depend on it. One small
+project (two cached-feature variants) runs once on a private workflow copy; each scenario edits the config, a
+template or a module, asks `snakemake -n` what it would run, and puts the edit back."""
 
 from __future__ import annotations
 
@@ -16,9 +13,8 @@ from workflow_helpers import (copy_workflow, edited_config, edited_file, job, pa
 
 pytestmark = pytest.mark.slow
 
-# The cheap rules (the report's own: figures, HTML, PDF, gallery; the analyses; the theory questions): they
-# rerun on any change of the package's code (code_digest.package_digest) and after any change upstream of them.
-# A scenario names exactly the other jobs it reruns.
+# The cheap rules (report, gallery, analyses, theory) rerun on any package code change (code_digest.package_digest)
+# and after any change upstream of them; a scenario names exactly the other jobs it reruns.
 REPORT_PREFIXES = ("report_", "gallery_", "plot_", "compare_variants", "summarize_analyses", "label_issues",
                    "human_labels", "near_duplicates", "theory_")
 DOCUMENT = {"report_html", "report_pdf"}
@@ -66,7 +62,6 @@ def test_finished_run_has_nothing_to_do(project):
 def test_lr_of_one_variant_reruns_only_it_and_the_report(project, tmp_path):
     def edit(config):
         config["variants"]["b"]["lr"] = 0.05
-
     with edited_config(project["dir"], edit):
         planned = plan(project)
     assert_plan(planned, variant_jobs("b"))
@@ -80,10 +75,7 @@ def test_lr_of_one_variant_reruns_only_it_and_the_report(project, tmp_path):
 
 
 def test_new_variant_trains_alone_and_reuses_cached_features(project):
-    def edit(config):
-        config["variants"]["c"] = {"train": "head", "lr": 0.02}
-
-    with edited_config(project["dir"], edit):
+    with edited_config(project["dir"], lambda config: config["variants"].update(c={"train": "head", "lr": 0.02})):
         jobs = plan(project)
     assert_plan(jobs, variant_jobs("c"))  # no cache_features, no prepare_cifar10
 
@@ -97,17 +89,14 @@ def test_report_template_edit_reruns_only_report_rules(project, template):
 
 
 def test_gallery_script_edit_reruns_only_the_gallery_html(project):
-    # gallery.js is inlined into gallery.html at build time, so it is an input of that rule alone.
+    # gallery.js is inlined into gallery.html at build time: an input of that rule alone
     with edited_file(project["workflow"] / "templates" / "gallery.js", "\n// edited\n"):
         assert plan(project) == {"gallery_html"}
     assert plan(project) == set()
 
 
 def test_new_seed_runs_only_its_jobs(project):
-    def edit(config):
-        config["seeds"] = [0, 1]
-
-    with edited_config(project["dir"], edit):
+    with edited_config(project["dir"], lambda config: config.update(seeds=[0, 1])):
         assert_plan(plan(project), variant_jobs("a", 1) | variant_jobs("b", 1))
 
 

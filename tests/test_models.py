@@ -8,16 +8,14 @@ from cmpt726 import models
 
 def chenyaofo_keys():
     """The parameter/buffer names of chenyaofo's cifar100_resnet20 (3 stages × 3 BasicBlocks)."""
-    keys = ["conv1.weight"] + [f"bn1.{b}" for b in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
-    for stage in (1, 2, 3):
-        for block in range(3):
-            p = f"layer{stage}.{block}"
-            keys += [f"{p}.conv1.weight", f"{p}.conv2.weight"]
-            for bn in ("bn1", "bn2"):
-                keys += [f"{p}.{bn}.{b}" for b in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
-            if stage > 1 and block == 0:
-                keys += [f"{p}.downsample.0.weight"]
-                keys += [f"{p}.downsample.1.{b}" for b in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    def bn(p):
+        return [f"{p}.{b}" for b in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+
+    keys = ["conv1.weight", *bn("bn1")]
+    for p in (f"layer{stage}.{block}" for stage in (1, 2, 3) for block in range(3)):
+        keys += [f"{p}.conv1.weight", f"{p}.conv2.weight", *bn(f"{p}.bn1"), *bn(f"{p}.bn2")]
+        if p in ("layer2.0", "layer3.0"):
+            keys += [f"{p}.downsample.0.weight", *bn(f"{p}.downsample.1")]
     return keys + ["fc.weight", "fc.bias"]
 
 
@@ -37,13 +35,11 @@ def test_strict_load_accepts_chenyaofo_state_and_rejects_others(tmp_path):
     torch.save(good, tmp_path / "good.pth")
     loaded = models.load_backbone_state(tmp_path / "good.pth")
     assert all(torch.equal(loaded[k], good[k]) for k in good)
-
     bad = dict(good)
     bad.pop("layer3.2.bn2.running_var")
     torch.save(bad, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="bad.pth.*not a CIFAR-100 ResNet-20"):
         models.load_backbone_state(tmp_path / "bad.pth")
-
     (tmp_path / "cut.pth").write_bytes((tmp_path / "good.pth").read_bytes()[:1000])
     with pytest.raises(ValueError, match="cut.pth cannot be read"):
         models.load_backbone_state(tmp_path / "cut.pth")
@@ -70,7 +66,8 @@ def _snapshot(module):
 
 def _one_step(train, replicate_2019_bugs=False, head=None):
     torch.manual_seed(0)
-    net = models.build_finetune_net(models.cifar_resnet20(100).state_dict(), head or {"hidden": [256], "batchnorm": True}, 0)
+    net = models.build_finetune_net(models.cifar_resnet20(100).state_dict(),
+                                    head or {"hidden": [256], "batchnorm": True}, 0)
     params = models.trainable_parameters(net, train, replicate_2019_bugs)
     before_backbone, before_head = _snapshot(net.backbone), _snapshot(net.head)
     models.set_train_mode(net, train, replicate_2019_bugs)
@@ -78,8 +75,11 @@ def _one_step(train, replicate_2019_bugs=False, head=None):
     loss = torch.nn.functional.cross_entropy(net(torch.randn(16, 3, 32, 32) * 3), torch.randint(0, 10, (16,)))
     loss.backward()
     opt.step()
-    changed = lambda before, module: {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
-    return net, params, changed(before_backbone, net.backbone), changed(before_head, net.head)
+    return net, params, _changed(before_backbone, net.backbone), _changed(before_head, net.head)
+
+
+def _changed(before, module):
+    return {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
 
 
 def test_frozen_backbone_is_unchanged_weights_and_bn_statistics():

@@ -1,21 +1,19 @@
-"""Pre-flight: every missing input in one message before any job, each with its fix; config errors with a
-"did you mean" and no traceback lines."""
+"""Pre-flight: every missing input in one message before any job, with its fix; config errors say "did you mean",
+without traceback lines."""
 
 from __future__ import annotations
 
 import socket
 
 import pytest
-import yaml
-from conftest import REPO, make_project, smoke_config, snakemake
+from conftest import make_project, read_yaml, smoke_config, snakemake
 
-from cmpt726 import device, preflight
+from cmpt726 import data, device, preflight
 from cmpt726.config import ConfigError, validate_config
 
 
 def default_config(**overrides) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config.update(overrides)
+    config = {**read_yaml("config.yaml"), **overrides}
     validate_config(config)
     return config
 
@@ -77,7 +75,7 @@ def test_named_files_that_do_not_exist_only_for_the_rules_that_read_them(tmp_pat
     ({"report": {"Title": "x"}}, "unknown config key report.Title; did you mean report.title?"),
 ])
 def test_misspelt_keys_get_the_right_one(override, answer):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = read_yaml("config.yaml")
     for key, value in override.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
     with pytest.raises(ConfigError) as error:
@@ -86,8 +84,8 @@ def test_misspelt_keys_get_the_right_one(override, answer):
 
 
 def test_workflow_lists_everything_at_once_before_any_job(tiny_inputs, tmp_path):
-    """A real run: CUDA asked for on this CPU machine, CIFAR-10H on an unreachable server, a backbone file that
-    does not exist; one message names all three with their keys, and no job ran."""
+    """A real run asking for CUDA on a CPU machine, CIFAR-10H from a closed port and a missing backbone file:
+    one message names all three with their keys; no job ran."""
     if device.nvidia_driver()[0]:
         pytest.skip("this machine has an NVIDIA GPU: device=cuda is no problem here")
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
@@ -105,8 +103,7 @@ def test_workflow_lists_everything_at_once_before_any_job(tiny_inputs, tmp_path)
 
 
 def test_config_error_has_no_traceback_lines(tiny_inputs, tmp_path):
-    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
-    workdir = make_project(tmp_path / "project", config)
+    workdir = make_project(tmp_path / "project", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
     proc = snakemake(workdir, "-n", "--config", "seed=[1]", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "did you mean seeds?" in out
@@ -114,8 +111,6 @@ def test_config_error_has_no_traceback_lines(tiny_inputs, tmp_path):
 
 
 def test_cifar10_download_error_names_the_url_and_the_root_key(tmp_path):
-    from cmpt726 import data
-
     url = closed_port_url()
     with pytest.raises(OSError) as error:
         data.download_cifar10(tmp_path / "cifar10" / "cifar-10-batches-py", url=url)

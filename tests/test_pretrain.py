@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import REPO, make_project, snakemake, smoke_config
+from PIL import Image
+from conftest import REPO, Killed, kill_after_first, make_project, shipped, snakemake, smoke_config
 
 from cmpt726 import cifar100, data, models
 from cmpt726.config import ConfigError, validate_config
@@ -41,8 +41,6 @@ def write_cifar100(root, n_train=300, n_test=100, seed=0):
 
 def write_imagefolder(root, per_class=(3, 1), seed=0):
     """A CIFAR-100 ImageFolder tree: root/{train,test}/<class>/*.png, 32×32 RGB."""
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     for split, n in zip(["train", "test"], per_class):
         for label, name in enumerate(CLASSES100):
@@ -56,8 +54,7 @@ def write_imagefolder(root, per_class=(3, 1), seed=0):
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """One torch thread (and --cores 1 below): on a shared 2-core machine, two spin-waiting OpenMP
-    threads make these tiny runs several times slower, not faster."""
+    """One torch thread (and --cores 1): on a shared 2-core machine spin-waiting OpenMP threads slow tiny runs."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -81,13 +78,14 @@ def prepared(c100, tmp_path_factory):
 
 
 def pretrain_cfg(**overrides) -> dict:
-    """The defaults of backbone.pretrain (config.yaml with the schema's defaults filled in), shrunk."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    validate_config(config)
-    cfg = config["backbone"]["pretrain"]
-    cfg.update(epochs=2, batch_size=64)
-    cfg.update(overrides)
-    return cfg
+    """The defaults of backbone.pretrain, shrunk."""
+    return {**shipped()["backbone"]["pretrain"], "epochs": 2, "batch_size": 64, **overrides}
+
+
+def run_pretrain(prepared, out, cfg, **kwargs) -> dict:
+    """pretrain() on the prepared CIFAR-100, writing out/pretrain.pt, epochs.tsv and summary.json."""
+    return pretrain(prepared / "train.npz", prepared / "test.npz", out / "pretrain.pt", out / "epochs.tsv",
+                    out / "summary.json", cfg, device="cpu", **kwargs)
 
 
 def pretrain_project(workdir, tiny_inputs, cifar100_cfg):
@@ -133,27 +131,13 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
 @pytest.mark.slow
 def test_resume_after_interruption_gives_the_same_weights(prepared, tmp_path):
     cfg = pretrain_cfg(epochs=3, schedule="onecycle", batch_size=128)
-    args = (prepared / "train.npz", prepared / "test.npz")
-
-    def run(name, resume=None, on_epoch=None):
-        out = tmp_path / name
-        return pretrain(*args, out / "pretrain.pt", out / "epochs.tsv", out / "summary.json", cfg, device="cpu",
-                        resume_path=resume, on_epoch=on_epoch), out
-
-    full, full_dir = run("full")
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(row):
-        if row["epoch"] == 1:
-            raise Killed
-
-    resume = tmp_path / "resumed" / "pretrain.resume.pt"
+    full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
+    full = run_pretrain(prepared, full_dir, cfg)
+    resume = resumed_dir / "pretrain.resume.pt"
     with pytest.raises(Killed):
-        run("resumed", resume, kill_after_first)
-    assert resume.exists() and not (tmp_path / "resumed" / "pretrain.pt").exists()
-    resumed, resumed_dir = run("resumed", resume)
+        run_pretrain(prepared, resumed_dir, cfg, resume_path=resume, on_epoch=kill_after_first)
+    assert resume.exists() and not (resumed_dir / "pretrain.pt").exists()
+    resumed = run_pretrain(prepared, resumed_dir, cfg, resume_path=resume)
     assert resumed["resumed_from_epoch"] == 1 and not resume.exists()
 
     a = torch.load(full_dir / "pretrain.pt", weights_only=True)
@@ -166,24 +150,20 @@ def test_resume_after_interruption_gives_the_same_weights(prepared, tmp_path):
 
 
 def test_resume_state_of_another_config_is_ignored(prepared, tmp_path):
-    cfg = pretrain_cfg(epochs=1)
     resume = tmp_path / "pretrain.resume.pt"
     torch.save({"fingerprint": "something else", "epoch": 1}, resume)
-    summary = pretrain(prepared / "train.npz", prepared / "test.npz", tmp_path / "b.pt", tmp_path / "e.tsv",
-                       tmp_path / "s.json", cfg, device="cpu", resume_path=resume)
-    assert summary["resumed_from_epoch"] is None
+    assert run_pretrain(prepared, tmp_path, pretrain_cfg(epochs=1), resume_path=resume)["resumed_from_epoch"] is None
 
 
 def test_checkpoint_loads_strictly_like_the_published_one(prepared, tiny_inputs, tmp_path):
-    pretrain(prepared / "train.npz", prepared / "test.npz", tmp_path / "b.pt", tmp_path / "e.tsv",
-             tmp_path / "s.json", pretrain_cfg(epochs=1), device="cpu")
-    state = torch.load(tmp_path / "b.pt", weights_only=True)
+    run_pretrain(prepared, tmp_path, pretrain_cfg(epochs=1))
+    state = torch.load(tmp_path / "pretrain.pt", weights_only=True)
     published = torch.load(tiny_inputs / "backbone.pth", weights_only=True)  # chenyaofo-shaped
     assert list(state) == list(published)
     assert all(state[k].shape == published[k].shape and state[k].dtype == published[k].dtype for k in state)
     assert all(v.is_contiguous() for v in state.values())
     models.cifar_resnet20(100).load_state_dict(state, strict=True)
-    models.load_backbone_state(tmp_path / "b.pt")
+    models.load_backbone_state(tmp_path / "pretrain.pt")
 
 
 # --------------------------------------------------------------------------- pieces
@@ -221,8 +201,7 @@ def test_learning_rate_schedules():
     lrs = [learning_rate(step, e * 10, 10) for e in (0, 99, 100, 149, 150, 199)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
     one = pretrain_cfg(epochs=10, schedule="onecycle", lr=0.2)
-    total = 100
-    values = [learning_rate(one, s, 10) for s in range(total)]
+    values = [learning_rate(one, s, 10) for s in range(100)]
     assert values[0] == pytest.approx(0.2 / 25)
     assert max(values) == pytest.approx(0.2) and values[30] == pytest.approx(0.2)
     assert values[-1] == pytest.approx(0.2 / 25 / 1e4)
@@ -240,8 +219,6 @@ def test_prepared_layouts_agree_on_format(c100, tmp_path):
     images, labels, _ = data.load_arrays(tmp_path / "imagefolder_train.npz")
     assert len(labels) == 300 and np.bincount(labels).tolist() == [3] * 100
     # the PNG pixels come back exactly, in CHW order
-    from PIL import Image
-
     first = np.asarray(Image.open(c100 / "imagefolder" / "train" / CLASSES100[0] / "0.png")).transpose(2, 0, 1)
     assert np.array_equal(images[0], first)
 

@@ -1,6 +1,5 @@
-"""How the heavy jobs share a machine: on a CPU they claim no GPU and pack side by side
-(threads_per_job); wherever they claim a GPU, the local profile's gpu_share limit (a card is 1000
-shares) runs gpu_jobs_per_device of them on it at a time."""
+"""Heavy jobs on a CPU claim no GPU and pack side by side (threads_per_job); on a GPU the local profile's
+gpu_share limit (a card is 1000 shares) runs gpu_jobs_per_device of them on it at a time."""
 
 from __future__ import annotations
 
@@ -81,8 +80,8 @@ def test_cpu_jobs_run_side_by_side(packing_project):
 @pytest.mark.slow
 @pytest.mark.parametrize("share, at_once", [(1000, 1), (500, 2)])
 def test_gpu_jobs_share_the_card_as_configured(packing_project, share, at_once):
-    """The same DAG with the GPU claims that device: cuda makes with gpu_jobs_per_device 1 (1000 shares:
-    one job on the card at a time although cores are free) and 2 (500: two side by side)."""
+    """device: cuda's GPU claims with gpu_jobs_per_device 1 (1000 shares: one job at a time, cores free or not)
+    and 2 (500: two side by side)."""
     claim = [f"{rule}:gpu_share={share}" for rule in sorted(HEAVY_RULES)]
     proc = snakemake(packing_project(f"gpu{share}"), "--cores", "2", "--set-resources", *claim, "--", *TARGETS)
     assert most_heavy_jobs_at_once(proc.stderr) == at_once, proc.stderr[-3000:]

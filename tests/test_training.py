@@ -1,21 +1,23 @@
-"""The training loop: cached features = recomputed features, determinism on CPU, the validation split,
-keeping the best epoch, augmentation that is deterministic and resume-exact."""
+"""The training loop: cached = recomputed features, CPU determinism, the validation split, keep: best,
+seeded augmentation, exact resumes, schedules."""
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from cmpt726 import config as cfg
 from cmpt726.augment import Cutout, from_settings
-from cmpt726.data import split_train_val
+from cmpt726.code_digest import module_sources, stage_digest
+from cmpt726.data import save_arrays, split_train_val
 from cmpt726.features import extract_features
-from cmpt726.finetune import train_variant
-from cmpt726.models import load_finetuned
-from cmpt726.models import build_finetune_net
-from conftest import REPO, prepared_data, write_backbone
+from cmpt726.finetune import schedule, train_variant
+from cmpt726.loop import batch_bounds
+from cmpt726.models import build_finetune_net, load_finetuned
+from conftest import REPO, Killed, kill_after_first, prepared_data, read_yaml, write_backbone
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def prepared(tmp_path_factory):
 
 def settings(**overrides):
     """A variant of config.yaml's training defaults, shrunk (2 epochs, batch 16, lr 0.05) unless overridden."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = read_yaml("config.yaml")
     config["variants"] = {"v": {"epochs": 2, "batch_size": 16, "lr": 0.05, **overrides}}
     config["tuning"] = {"enabled": False}  # some set validation 0
     cfg.validate_config(config)
@@ -41,22 +43,30 @@ def same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def train(root, tmp_path, name, s, seed=0, inputs=None, split=True, **kwargs):
+    """train_variant on `root`'s backbone and train.npz (or `inputs`), writing tmp_path/name.pt and name.tsv."""
+    return train_variant(root / "backbone.pt", inputs or root / "train.npz", tmp_path / f"{name}.pt",
+                         tmp_path / f"{name}.tsv", s, seed=seed, device="cpu",
+                         split_path=root / "split.npz" if split else None, **kwargs)
+
+
+def losses(history, key="train_loss"):
+    return [r[key] for r in history]
+
+
 @pytest.mark.parametrize("head", [{"hidden": []}, {"hidden": [32], "batchnorm": True, "dropout": 0.2}])
 def test_cached_features_train_the_same_head_as_the_full_network(prepared, tmp_path, head):
     s = settings(train="head", head=head)
     assert cfg.uses_cached_features(s)
     extract_features(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "f_train.npz", s["normalize"], "cpu")
-    split = prepared / "split.npz"
-    cached = train_variant(prepared / "backbone.pt", tmp_path / "f_train.npz", tmp_path / "cached.pt",
-                           tmp_path / "cached.tsv", s, seed=7, device="cpu", split_path=split)
-    full = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "full.pt",
-                         tmp_path / "full.tsv", s, seed=7, device="cpu", split_path=split)
+    cached = train(prepared, tmp_path, "cached", s, seed=7, inputs=tmp_path / "f_train.npz")
+    full = train(prepared, tmp_path, "full", s, seed=7)
     a, b = weights(tmp_path / "cached.pt"), weights(tmp_path / "full.pt")
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-4, rtol=1e-4), key
-    assert [r["val_acc"] for r in cached] == pytest.approx([r["val_acc"] for r in full], abs=1e-6)
-    assert [r["train_loss"] for r in cached] == pytest.approx([r["train_loss"] for r in full], rel=1e-4)
+    assert losses(cached, "val_acc") == pytest.approx(losses(full, "val_acc"), abs=1e-6)
+    assert losses(cached) == pytest.approx(losses(full), rel=1e-4)
     init = build_finetune_net(None, s["head"], seed=7).state_dict()  # the head both paths started from
     first = next(k for k in a if k.startswith("head.") and k.endswith("weight"))
     assert not torch.equal(init[first], a[first])  # so the comparison is of trained heads
@@ -64,20 +74,12 @@ def test_cached_features_train_the_same_head_as_the_full_network(prepared, tmp_p
 
 def test_cpu_training_is_deterministic(prepared, tmp_path):
     s = settings(train="all", head={"dropout": 0.2})
-    runs = []
-    for name in ("a", "b"):
-        history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / f"{name}.pt",
-                                tmp_path / f"{name}.tsv", s, seed=3, device="cpu", split_path=prepared / "split.npz")
-        runs.append((history, weights(tmp_path / f"{name}.pt")))
-    (h1, w1), (h2, w2) = runs
-    assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
-    assert same_weights(w1, w2)
-    third = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "c.pt", tmp_path / "c.tsv", s,
-                          seed=4, device="cpu", split_path=prepared / "split.npz")
-    assert [r["train_loss"] for r in third] != [r["train_loss"] for r in h1]  # the seed matters
+    h1, h2 = (train(prepared, tmp_path, name, s, seed=3) for name in "ab")
+    assert losses(h1) == losses(h2)
+    assert same_weights(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))
+    assert losses(train(prepared, tmp_path, "c", s, seed=4)) != losses(h1)  # the seed matters
 
 
-# --------------------------------------------------------------------------- the validation split
 def test_split_is_stratified_disjoint_and_fixed_by_its_seed():
     labels = np.random.default_rng(1).integers(0, 10, 5000)
     train, val = split_train_val(labels, 500, seed=0)
@@ -93,24 +95,16 @@ def test_split_is_stratified_disjoint_and_fixed_by_its_seed():
 
 
 def test_training_uses_only_the_training_part_of_the_split(prepared, tmp_path, capsys):
-    s = settings(train="head", epochs=1)
-    train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "e.tsv", s, seed=0,
-                  device="cpu", split_path=prepared / "split.npz", summary_out=tmp_path / "s.json")
+    train(prepared, tmp_path, "m", settings(train="head", epochs=1), summary_out=tmp_path / "s.json")
     assert "90 training images, 30 held out" in capsys.readouterr().out
-    import json
-
     summary = json.loads((tmp_path / "s.json").read_text())
     assert (summary["images"], summary["validation_images"]) == (90, 30)
 
 
-# --------------------------------------------------------------------------- keep: best
 @pytest.fixture(scope="module")
 def contrary(tmp_path_factory):
-    """Dark and bright images whose validation part carries the opposite labels of the training part:
-    the better the model learns the training images, the worse its validation accuracy, so the best
-    validation epoch is an early one, whatever the float rounding of the machine."""
-    from cmpt726.data import save_arrays
-
+    """Dark and bright images, validation labels the opposite of training's: the best validation epoch is
+    an early one, whatever the machine's float rounding."""
     root = tmp_path_factory.mktemp("contrary")
     rng = np.random.default_rng(0)
     bright = np.tile([0, 1], 100)
@@ -124,42 +118,30 @@ def contrary(tmp_path_factory):
 
 
 def test_keep_best_keeps_the_epoch_with_the_best_validation_accuracy(contrary, tmp_path):
-    """keep: best ends with the weights of the best validation epoch: the same weights as a run stopped there."""
+    """keep: best ends with the weights of the best validation epoch: those of a run stopped there."""
     s = settings(train="head", epochs=4, lr=0.01, keep="best")
-    args = (contrary / "backbone.pt", contrary / "train.npz")
-    split = contrary / "split.npz"
-    history = train_variant(*args, tmp_path / "best.pt", tmp_path / "best.tsv", s, seed=1, device="cpu",
-                            split_path=split, summary_out=tmp_path / "best.json")
-    accs = [r["val_acc"] for r in history]
+    accs = losses(train(contrary, tmp_path, "best", s, seed=1, summary_out=tmp_path / "best.json"), "val_acc")
     kept = int(np.argmax(accs)) + 1  # the first best epoch
     assert kept < len(accs) and accs[-1] < accs[kept - 1], accs  # best and last differ: the test can tell them apart
-    import json
-
     summary = json.loads((tmp_path / "best.json").read_text())
     assert summary["kept_epoch"] == kept and summary["kept_val_acc"] == accs[kept - 1]
     assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == kept
-    stopped = train_variant(*args, tmp_path / "stop.pt", tmp_path / "s.tsv", {**s, "epochs": kept, "keep": "last"},
-                            seed=1, device="cpu", split_path=split)
-    assert [r["val_acc"] for r in stopped] == accs[:kept]
+    stopped = train(contrary, tmp_path, "stop", {**s, "epochs": kept, "keep": "last"}, seed=1)
+    assert losses(stopped, "val_acc") == accs[:kept]
     assert same_weights(weights(tmp_path / "best.pt"), weights(tmp_path / "stop.pt"))
-    train_variant(*args, tmp_path / "last.pt", tmp_path / "l.tsv", {**s, "keep": "last"}, seed=1, device="cpu",
-                  split_path=split)
+    train(contrary, tmp_path, "last", {**s, "keep": "last"}, seed=1)
     assert not same_weights(weights(tmp_path / "best.pt"), weights(tmp_path / "last.pt"))
 
 
 def test_without_a_split_every_image_trains_and_the_last_epoch_is_kept(prepared, tmp_path):
-    s = settings(train="head", validation=0)
-    history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "e.tsv", s,
-                            seed=0, device="cpu", summary_out=tmp_path / "s.json")
+    history = train(prepared, tmp_path, "m", settings(train="head", validation=0), split=False,
+                    summary_out=tmp_path / "s.json")
     assert all(r["val_acc"] is None for r in history)
-    import json
-
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary == {**summary, "keep": "last", "kept_epoch": 2, "images": 120, "validation_images": 0}
-    assert (tmp_path / "e.tsv").read_text().splitlines()[1].split("\t")[3:5] == ["", ""]
+    assert (tmp_path / "m.tsv").read_text().splitlines()[1].split("\t")[3:5] == ["", ""]
 
 
-# --------------------------------------------------------------------------- augmentation
 def test_cutout_paints_one_clipped_square_per_image_with_the_fill():
     x = torch.full((64, 3, 32, 32), 7, dtype=torch.uint8)
     out = Cutout(8, torch.Generator().manual_seed(0), fill=(100, 110, 120))(x)
@@ -185,46 +167,22 @@ def test_augmentation_is_seeded_and_changes_the_batch():
 def test_augmented_training_is_deterministic_and_resumes_exactly(prepared, tmp_path):
     s = settings(train="all", epochs=3, augment={"crop": 4, "flip": True, "cutout": 8})
     assert not cfg.uses_cached_features({**s, "train": "head"})  # augmenting heads never use the cache
-    split = prepared / "split.npz"
-
-    def run(name, **kwargs):
-        history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / f"{name}.pt",
-                                tmp_path / f"{name}.tsv", s, seed=2, device="cpu", split_path=split, **kwargs)
-        return history, weights(tmp_path / f"{name}.pt")
-
-    h1, w1 = run("a")
-    h2, w2 = run("b")
-    assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2] and same_weights(w1, w2)
-    plain = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "p.pt", tmp_path / "p.tsv",
-                          {**s, "augment": {"crop": 0, "flip": False, "cutout": 0}}, seed=2, device="cpu",
-                          split_path=split)
-    assert [r["train_loss"] for r in plain] != [r["train_loss"] for r in h1]  # the augmentation did something
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(row):
-        if row["epoch"] == 1:
-            raise Killed
-
+    h1, h2 = (train(prepared, tmp_path, name, s, seed=2) for name in "ab")
+    assert losses(h1) == losses(h2) and same_weights(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))
+    plain = train(prepared, tmp_path, "p", {**s, "augment": {"crop": 0, "flip": False, "cutout": 0}}, seed=2)
+    assert losses(plain) != losses(h1)  # the augmentation did something
     resume = tmp_path / "r.resume.pt"
     with pytest.raises(Killed):
-        run("r", resume_path=resume, on_epoch=kill_after_first)
+        train(prepared, tmp_path, "r", s, seed=2, resume_path=resume, on_epoch=kill_after_first)
     assert resume.exists() and not (tmp_path / "r.pt").exists()
-    h3, w3 = run("r", resume_path=resume)
+    h3 = train(prepared, tmp_path, "r", s, seed=2, resume_path=resume)
     assert not resume.exists()
-    assert [r["train_loss"] for r in h3] == [r["train_loss"] for r in h1]
-    assert [r["val_acc"] for r in h3] == [r["val_acc"] for r in h1]
-    assert same_weights(w3, w1)
+    assert losses(h3) == losses(h1) and losses(h3, "val_acc") == losses(h1, "val_acc")
+    assert same_weights(weights(tmp_path / "r.pt"), weights(tmp_path / "a.pt"))
 
 
-# --------------------------------------------------------------------------- hardening
 def test_a_resume_state_of_other_code_is_refused(prepared, tmp_path, capsys):
     """Kill after epoch 1, edit the code that trains (loop.py), rerun: it starts over; unedited, it resumes."""
-    import shutil
-
-    from cmpt726.code_digest import stage_digest
-
     package = tmp_path / "copy"
     shutil.copytree(REPO / "workflow" / "cmpt726", package / "cmpt726")
     before = stage_digest("train", package)
@@ -236,44 +194,27 @@ def test_a_resume_state_of_other_code_is_refused(prepared, tmp_path, capsys):
     assert after != before
 
     s = settings(train="head", epochs=2)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(row):
-        if row["epoch"] == 1:
-            raise Killed
-
-    def run(name, code, **kwargs):
-        return train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / f"{name}.pt",
-                             tmp_path / f"{name}.tsv", s, seed=0, device="cpu", resume_path=tmp_path / f"{name}.resume",
-                             code=code, **kwargs)
-
     for name, rerun_code, resumes in [("edited", after, False), ("same", before, True)]:
         with pytest.raises(Killed):
-            run(name, before, on_epoch=kill_after_first)
+            train(prepared, tmp_path, name, s, split=False, resume_path=tmp_path / f"{name}.resume", code=before,
+                  on_epoch=kill_after_first)
         capsys.readouterr()
-        run(name, rerun_code)
+        train(prepared, tmp_path, name, s, split=False, resume_path=tmp_path / f"{name}.resume", code=rerun_code)
         out = capsys.readouterr().out
         assert ("resuming from" in out) == resumes, out
         assert ("other code" in out) == (not resumes), out
 
 
 def test_a_diverging_run_fails_at_once_naming_variant_epoch_and_lr(prepared, tmp_path):
-    # 1e20: the first epoch overflows on every CPU (at 1e8 an AVX2-only EPYC still had a finite loss, 1.9e29, in
-    # epoch 1 and reached nan in epoch 3, where AVX512 machines did in epoch 1)
+    # 1e20 overflows in epoch 1 on every CPU (at 1e8 an AVX2-only EPYC reached nan only in epoch 3)
     s = settings(train="all", lr=1e20, epochs=3)
     with pytest.raises(FloatingPointError, match=r"variant big, seed 0 diverged: training loss (nan|inf) in epoch 1 "
                                                  r"at learning rate 1e\+20"):
-        train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "m.tsv", s,
-                      seed=0, device="cpu", resume_path=tmp_path / "m.resume", split_path=prepared / "split.npz",
-                      variant="big")
+        train(prepared, tmp_path, "m", s, resume_path=tmp_path / "m.resume", variant="big")
     assert list(tmp_path.iterdir()) == []  # no model, no table, no resume state to continue from
 
 
 def test_batch_bounds_never_leave_a_batch_of_one():
-    from cmpt726.loop import batch_bounds
-
     assert batch_bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
     assert batch_bounds(9, 3) == [(0, 3), (3, 6), (6, 9)]
     assert batch_bounds(1, 4) == [(0, 1)]
@@ -283,14 +224,12 @@ def test_batch_bounds_never_leave_a_batch_of_one():
 def test_a_batchnorm_head_trains_when_one_image_is_left_over(prepared, tmp_path):
     """90 training images (120 minus 30 held out) in batches of 89: the last would hold one image."""
     s = settings(train="all", epochs=1, batch_size=89, head={"hidden": [8], "batchnorm": True})
-    history = train_variant(prepared / "backbone.pt", prepared / "train.npz", tmp_path / "m.pt", tmp_path / "m.tsv",
-                            s, seed=0, device="cpu", split_path=prepared / "split.npz")
+    history = train(prepared, tmp_path, "m", s)
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
 
 
-# --------------------------------------------------------------------------- training.schedule
-# The epochs of a cached-feature head run (the `prepared` data, seed 7) made by the code before
-# training.schedule existed: the constant schedule must train exactly as the loop always did.
+# A cached-feature head run (`prepared`, seed 7) by the code before training.schedule existed: the constant
+# schedule must train exactly as the loop always did.
 BEFORE_SCHEDULES = [
     (1, 2.289625718858507, 11.11111111111111, 2.609055519104004, 10.000000149011612),
     (2, 1.91253662109375, 30.0, 2.5352590084075928, 10.000000149011612),
@@ -314,17 +253,14 @@ def head_settings(**overrides):
 def test_constant_schedule_trains_as_before_schedules_existed(prepared, head_features, tmp_path):
     s = head_settings()
     assert (s["schedule"], s["nesterov"]) == ("constant", False)  # the default: the assignment's setting
-    history = train_variant(prepared / "backbone.pt", head_features, tmp_path / "m.pt", tmp_path / "e.tsv", s,
-                            seed=7, device="cpu", split_path=prepared / "split.npz")
+    history = train(prepared, tmp_path, "m", s, seed=7, inputs=head_features)
     got = [(r["epoch"], r["train_loss"], r["train_acc"], r["val_loss"], r["val_acc"]) for r in history]
     assert got == [pytest.approx(row, rel=1e-6) for row in BEFORE_SCHEDULES]
-    assert (tmp_path / "e.tsv").read_text().split("\n")[0].split("\t") == \
+    assert (tmp_path / "m.tsv").read_text().split("\n")[0].split("\t") == \
         ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
 def test_schedules_shape_the_learning_rate_per_step():
-    from cmpt726.finetune import schedule
-
     assert schedule(head_settings(), 10) is None
     cosine = schedule(head_settings(schedule="cosine"), 10)  # 3 epochs × 10 steps
     assert cosine(0) == pytest.approx(0.05) and cosine(15) == pytest.approx(0.025) and cosine(30) == pytest.approx(0)
@@ -336,35 +272,20 @@ def test_schedules_shape_the_learning_rate_per_step():
 
 
 def test_a_schedule_changes_training_and_resumes_exactly(prepared, head_features, tmp_path):
-    """The loop sets each step's learning rate: a onecycle run differs from the constant one, and a run
-    killed after epoch 1 resumes to the same numbers (the schedule is a function of the step)."""
+    """A onecycle run differs from the constant one; killed after epoch 1, it resumes to the same numbers."""
     s = head_settings(schedule="onecycle", nesterov=True)
-    args = (prepared / "backbone.pt", head_features)
-    split = prepared / "split.npz"
-    whole = train_variant(*args, tmp_path / "a.pt", tmp_path / "a.tsv", s, seed=7, device="cpu", split_path=split)
-    assert [r["train_loss"] for r in whole] != pytest.approx([row[1] for row in BEFORE_SCHEDULES])
-
-    class Killed(Exception):
-        pass
-
-    def kill(row):
-        if row["epoch"] == 1:
-            raise Killed
-
+    whole = train(prepared, tmp_path, "a", s, seed=7, inputs=head_features)
+    assert losses(whole) != pytest.approx([row[1] for row in BEFORE_SCHEDULES])
     with pytest.raises(Killed):
-        train_variant(*args, tmp_path / "b.pt", tmp_path / "b.tsv", s, seed=7, device="cpu", split_path=split,
-                      resume_path=tmp_path / "b.resume.pt", on_epoch=kill)
-    resumed = train_variant(*args, tmp_path / "b.pt", tmp_path / "b.tsv", s, seed=7, device="cpu", split_path=split,
-                            resume_path=tmp_path / "b.resume.pt")
-    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in whole]
+        train(prepared, tmp_path, "b", s, seed=7, inputs=head_features, resume_path=tmp_path / "b.resume.pt",
+              on_epoch=kill_after_first)
+    resumed = train(prepared, tmp_path, "b", s, seed=7, inputs=head_features, resume_path=tmp_path / "b.resume.pt")
+    assert losses(resumed) == losses(whole)
     assert same_weights(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))
 
 
 def test_training_code_digest_leaves_the_report_side_out():
-    """A report-side helper in a module training imports would retrain every variant when it changes. The
-    modules a training job runs hold the trainer's and none of the summaries', the choice or the report's."""
-    from cmpt726.code_digest import module_sources
-
+    """A report-side helper in a training module would retrain every variant when it changed: none is there."""
     files = {Path(p).relative_to(REPO / "workflow").as_posix() for p in module_sources(REPO / "workflow", "finetune")}
     assert {"cmpt726/finetune.py", "cmpt726/loop.py"} <= files, files
     report_side = {"cmpt726/tuning/choice.py", "cmpt726/tuning/summary.py", "cmpt726/stats.py", "cmpt726/plotting.py"}

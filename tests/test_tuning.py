@@ -1,5 +1,5 @@
-"""Tuning on the validation split (config `tuning`): the plan, successive halving, the choice, and the DAG:
-no tuning job reads the test set, and a changed search space retrains only the variant it concerns."""
+"""Tuning (config `tuning`): the plan, successive halving, the choice; no tuning job reads the test set, and a
+changed search space retrains only its variant."""
 
 from __future__ import annotations
 
@@ -8,26 +8,26 @@ import json
 import re
 
 import pytest
-import yaml
 
 from cmpt726 import specs
 from cmpt726.config import ConfigError, _merge, validate_config
+from cmpt726.features import extract_features
+from cmpt726.files import read_tsv, write_tsv
 from cmpt726.tuning import choice as search
 from cmpt726.tuning import plan as tuning
 from cmpt726.tuning import trials
-from cmpt726.features import extract_features
-from conftest import REPO, make_project, prepared_data, smoke_config
+from cmpt726.tuning.summary import tuning_outputs
+from conftest import make_project, prepared_data, read_yaml, smoke_config
 from workflow_helpers import edited_config, job, planned_jobs, snakemake
 
 
 def shipped(**tuning_keys) -> dict:
     """config.yaml with its tuning plan on (as it ships), with `tuning_keys` over it."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = read_yaml("config.yaml")
     config["tuning"].update({"enabled": True, **tuning_keys})
     return config
 
 
-# --------------------------------------------------------------------------- the plan
 def test_grid_is_every_combination_in_order():
     assert tuning.grid({"lr": [0.1, 0.01], "weight_decay": [0, 1]}) == [
         {"lr": 0.1, "weight_decay": 0}, {"lr": 0.1, "weight_decay": 1},
@@ -46,8 +46,7 @@ def test_rungs(n, epochs, min_epochs, eta, method, expected):
 
 
 def test_halving_spends_under_a_third_of_the_grid_with_the_shipped_space():
-    config = shipped()
-    validate_config(config)
+    config = overlaid()
     plan = tuning.plan_for(config, "all")
     halving = tuning.trial_epochs(plan["rungs"])
     grid = tuning.trial_epochs(tuning.rungs(len(plan["configs"]), plan["epochs"], 1, 3, "grid"))
@@ -55,8 +54,7 @@ def test_halving_spends_under_a_third_of_the_grid_with_the_shipped_space():
 
 
 def test_twins_join_the_variants_with_the_fixed_settings_and_equal_budgets():
-    config = shipped()
-    validate_config(config)
+    config = overlaid()
     before = copy.deepcopy(config)
     plan = specs.make_plan(config)
     assert config == before  # the config is never changed after validation
@@ -80,21 +78,17 @@ def test_a_twin_may_have_its_own_seeds():
     plan = specs.load(config)
     assert plan.seeds["all-tuned"] == [0, 1, 2] and plan.seeds["all"] == [0]
     assert plan.seeds["head-tuned"] == plan.seeds["head"]  # no override: its variant's
-    plain = shipped()
-    assert plan.searches["all"] == specs.load(plain).searches["all"]  # the search is not rerun for it
-    bad = shipped(overrides={"all": {"seeds": []}})
+    assert plan.searches["all"] == specs.load(shipped()).searches["all"]  # the search is not rerun for it
     with pytest.raises(ConfigError, match=re.escape("tuning.overrides.all.seeds")):
-        specs.load(bad)
+        specs.load(shipped(overrides={"all": {"seeds": []}}))
 
 
 def test_a_first_rung_inside_the_warmup_is_warned_about():
-    def plans(config):  # as the Snakefile makes them
-        return specs.load(config).searches
-
-    assert tuning.warmup_warnings(plans(shipped())) == []  # the shipped plan ranks after its warm-up
+    # the plans as the Snakefile makes them; the shipped plan ranks after its warm-up
+    assert tuning.warmup_warnings(specs.load(shipped()).searches) == []
     cpu = shipped()
-    _merge(cpu, yaml.safe_load((REPO / "configs" / "tuning-cpu.yaml").read_text()))
-    warnings = tuning.warmup_warnings(plans(cpu))
+    _merge(cpu, read_yaml("configs/tuning-cpu.yaml"))
+    warnings = tuning.warmup_warnings(specs.load(cpu).searches)
     assert len(warnings) == 1 and "head_1ep" not in warnings[0]  # one epoch, one rung: nothing to rank early
     assert "all_augment" in warnings[0] and "first rung (2 epochs)" in warnings[0]
     assert "(2.25 of 15 epochs)" in warnings[0] and "tuning.min_epochs to at least 3" in warnings[0]
@@ -123,13 +117,11 @@ def test_bad_tuning_config_is_refused_naming_the_key(edit, message):
 
 
 def test_tuning_needs_a_validation_split():
-    config = shipped()
-    config["training"]["validation"] = 0
+    on, off = shipped(), shipped(enabled=False)
+    on["training"]["validation"] = off["training"]["validation"] = 0
     with pytest.raises(ConfigError, match="training.validation: 0 leaves no validation split to tune head_1ep on"):
-        specs.load(config)
-    config = shipped(enabled=False)
-    config["training"]["validation"] = 0
-    specs.load(config)  # off: nothing to tune on is fine
+        specs.load(on)
+    specs.load(off)  # off: nothing to tune on is fine
 
 
 # --------------------------------------------------------------------------- ranking and the choice
@@ -170,9 +162,6 @@ def test_convergence_says_whether_the_kept_epoch_is_the_last_and_the_late_rise()
 
 
 def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
-    from cmpt726.files import read_tsv, write_tsv
-    from cmpt726.tuning.summary import tuning_outputs
-
     plan = {"rungs": [{"epochs": 1, "trials": 2}, {"epochs": 5, "trials": 1}], "tie_break": "val_loss",
             "method": "halving", "configs": [{}, {}], "epochs": 5, "seed": 0}
     paths = []
@@ -204,10 +193,8 @@ def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
 def features(tmp_path_factory):
     root = prepared_data(tmp_path_factory.mktemp("tune"), n_train=160, n_test=40, n_val=40, data_seed=3,
                          backbone_seed=1)
-    config = shipped()
-    validate_config(config)
     extract_features(root / "backbone.pt", root / "train.npz", root / "features.npz",
-                     config["training"]["normalize"], "cpu")
+                     overlaid()["training"]["normalize"], "cpu")
     return root
 
 
@@ -219,32 +206,31 @@ def tiny_plan(method, **space):
 
 
 def test_a_continued_trial_is_the_run_trained_straight_through(features, tmp_path):
-    """Successive halving continues a trial from its saved state: the numbers of its last rung are those of
-    the same configuration trained for all its epochs in one go (the grid's trial)."""
+    """Halving continues a trial from its saved state: its last rung's numbers are the grid's trial's, trained in
+    one go."""
     args = (features / "backbone.pt", features / "features.npz", features / "split.npz")
     halving = trials.search(*args, tmp_path / "halving" / "h", tiny_plan("halving"), device="cpu")
     grid = trials.search(*args, tmp_path / "grid" / "h", tiny_plan("grid"), device="cpu")
     assert [(r["epochs"], r["trials"]) for r in halving["rungs"]] == [(1, 3), (2, 1), (4, 1)]
     assert halving["trial_epochs"] == 3 + 1 + 2 and grid["trial_epochs"] == 12
+    def trial(method, rung, slot):
+        return json.loads((tmp_path / method / "h" / f"rung{rung}" / f"trial{slot}.json").read_text())
+
     chosen = halving["config_index"]
-    straight = json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{chosen}.json").read_text())
-    last = json.loads((tmp_path / "halving" / "h" / "rung2" / "trial0.json").read_text())
+    straight, last = trial("grid", 0, chosen), trial("halving", 2, 0)
     assert last["config_index"] == chosen and last["continues"] == 0
     assert [r["val_acc"] for r in last["history"]] == [r["val_acc"] for r in straight["history"]]
     assert [r["train_loss"] for r in last["history"]] == [r["train_loss"] for r in straight["history"]]
     assert halving["val_acc"] == straight["val_acc"]
     # the grid's choice is its best trial; trials.tsv has one row per trial
-    best = max(range(3), key=lambda i: json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{i}.json")
-                                                   .read_text())["val_acc"])
-    assert json.loads((tmp_path / "grid" / "h" / "search.json").read_text())["val_acc"] == \
-        json.loads((tmp_path / "grid" / "h" / "rung0" / f"trial{best}.json").read_text())["val_acc"]
+    best = max(trial("grid", 0, i)["val_acc"] for i in range(3))
+    assert json.loads((tmp_path / "grid" / "h" / "search.json").read_text())["val_acc"] == best
     assert len((tmp_path / "halving" / "h" / "trials.tsv").read_text().splitlines()) == 1 + 5
 
 
 # --------------------------------------------------------------------------- the DAG
 def planned_inputs(output: str) -> dict[str, list[str]]:
-    """job → its input files, from the jobs a `snakemake -n` prints (a job's block ends at the next job's
-    `[date]` or `rule` line, or at a blank line)."""
+    """job → its input files in a `snakemake -n` log (a block ends at a `[date]` or `rule` line, or a blank)."""
     jobs, rule, inputs, wildcards = {}, None, [], ""
     for line in output.splitlines() + [""]:
         starts = re.match(r"^(?:local)?rule (\w+):\s*$", line)
@@ -289,12 +275,10 @@ def test_no_tuning_job_reads_the_test_set(tiny_inputs, tmp_path):
 
 @pytest.mark.slow
 def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp_path):
-    """A tiny real run of the searches and the tuned twins. A changed space for `a` plans a's search, a's twin
-    and what reads them, nothing of `b` and nothing of the fixed variants. Run the searches first (the choice
-    files as targets): a twin whose choice came out the same is then not retrained (choice.json holds only
-    the choice, so its bytes are the same), one whose choice changed is."""
-    config = tuning_project_config(tiny_inputs)
-    workdir = make_project(tmp_path / "p", config)
+    """A changed space for `a` plans a's search and twin and what reads them, nothing of `b` or the fixed
+    variants. Once the search has run, a twin whose choice is the same is not retrained (choice.json holds only
+    the choice); one whose choice changed is."""
+    workdir = make_project(tmp_path / "p", tuning_project_config(tiny_inputs))
     targets = [f"results/metrics/{v}/seed0.json" for v in ("a", "b", "a-tuned", "b-tuned")]
     snakemake(workdir, "--cores", "2", *targets)
     summary = json.loads((workdir / "results/tuning/a/search.json").read_text())
@@ -307,19 +291,16 @@ def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp
     chosen = summary["config"]["lr"]
     other = 0.01 if chosen == 0.1 else 0.1
 
-    def same_configs_reordered(config):
-        config["tuning"]["overrides"] = {"a": {"space": {"lr": [0.1, 0.01]}}}  # the shipped [0.01, 0.1] reversed
+    def space_of_a(lrs):
+        return lambda config: config["tuning"].update(overrides={"a": {"space": {"lr": lrs}}})
 
-    with edited_config(workdir, same_configs_reordered):
+    with edited_config(workdir, space_of_a([0.1, 0.01])):  # the shipped [0.01, 0.1] reversed
         assert planned_jobs(workdir, *targets) == search_a | twin_a
         snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
         assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] == chosen
         assert planned_jobs(workdir, *targets) == set()  # the same choice: the twin stays
 
-    def chosen_value_removed(config):
-        config["tuning"]["overrides"] = {"a": {"space": {"lr": [other, 0.003]}}}
-
-    with edited_config(workdir, chosen_value_removed):
+    with edited_config(workdir, space_of_a([other, 0.003])):  # the chosen value removed
         snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
         assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] != chosen
         assert planned_jobs(workdir, *targets) == twin_a  # a new choice: its twin retrains, nothing else
@@ -327,11 +308,10 @@ def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp
 
 # --------------------------------------------------------------------------- the shipped overlays
 def overlaid(*names) -> dict:
-    from cmpt726.config import _merge
-
+    """The shipped config (tuning on) with configs/<name>.yaml merged over it, validated."""
     config = shipped()
     for name in names:
-        _merge(config, yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text()))
+        _merge(config, read_yaml(f"configs/{name}.yaml"))
     validate_config(config)
     return config
 

@@ -16,11 +16,8 @@ _WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
 
 
 def copy_workflow(dest: Path) -> Path:
-    """A private copy of the workflow (Snakefile, workflow/, profiles/, envs/) whose files a test may edit.
-
-    Returns the copied Snakefile. Jobs import the copy's cmpt726: the Snakefile puts its own
-    workflow/ first on PYTHONPATH.
-    """
+    """A private, editable copy of the workflow (Snakefile, workflow/, profiles/, envs/); returns its Snakefile,
+    whose jobs import the copy's cmpt726."""
     dest.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     for name in ["workflow", "profiles", "envs"]:
