@@ -86,7 +86,9 @@ onstart:
 # Finished means told: where the outputs are.
 onsuccess:
     if workflow.is_main_process:
-        print("Done. The report: report/report.html (and report/report.pdf); every test image: report/gallery.html.")
+        print(
+            "Done. The report: report/report.html (and report/report.pdf); every test image: report/gallery.html."
+        )
 
 
 rule all:
