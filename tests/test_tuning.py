@@ -328,3 +328,27 @@ def test_cpu_overlay_budget():
         epochs = tuning.trial_epochs(plans[name]["rungs"])
         assert (epochs, plans[name]["epochs"]) == (29, 15) and epochs <= 6 * 15 / 3, name
     assert plans["all_augment"]["settings"][0]["bf16"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["config"].update(lr=float("nan")), "field config"),
+    (lambda c: c["config"].update(lr=-1), "field config"),
+    (lambda c: c["config"].update(batch_size=0), "field config"),
+    (lambda c: c["config"].update(train="all"), "field config"),
+    (lambda c: c.pop("config"), "not a choice file"),
+    (lambda c: c.update(epochs=3), "chosen for 3 epochs"),
+])
+def test_a_hand_edited_choice_is_refused_naming_the_file(tmp_path, edit, message):
+    """choice.json is read back by the twin's training: it must be one of the configurations its search tried."""
+    from cmpt726.finetune import apply_choice
+
+    searched = [{"lr": 0.01, "weight_decay": 0.0}, {"lr": 0.1, "weight_decay": 0.0}]
+    settings = {"lr": 0.001, "weight_decay": 0.0, "epochs": 15, "batch_size": 128, "train": "head"}
+    path = tmp_path / "choice.json"
+    choice = {"variant": "head", "twin": "head-tuned", "config": dict(searched[1]), "epochs": 15}
+    path.write_text(json.dumps(choice))
+    assert apply_choice(settings, path, searched) == {**settings, "lr": 0.1}
+    edit(choice)
+    path.write_text(json.dumps(choice))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + re.escape(message)):
+        apply_choice(settings, path, searched)

@@ -26,13 +26,13 @@ EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "sec
 def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, settings: dict, seed: int,
                   device: str = "auto", resume_path=None, summary_out=None, split_path=None,
                   on_epoch=None, code: str | None = None, variant: str | None = None, stop_after: int | None = None,
-                  keep_resume: bool = False, choice_path=None) -> list[dict]:
+                  keep_resume: bool = False, choice_path=None, searched: list | None = None) -> list[dict]:
     """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary.
 
     split_path: `train`/`val` indices (None: nothing held out). code: digest for the resume fingerprint (None:
     this package's). A tuning rung: `stop_after` epochs, `keep_resume`, checkpoint_out None. choice_path: a
     tuned twin's choice file (`apply_choice`)."""
-    settings = apply_choice(settings, choice_path)
+    settings = apply_choice(settings, choice_path, searched)
     device = devices.resolve(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     backbone_state = models.load_backbone_state(backbone_path)
@@ -100,12 +100,21 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     return history
 
 
-def apply_choice(settings: dict, choice_path) -> dict:
-    """`settings` with a tuned twin's chosen keys (results/tuning/<variant>/choice.json) over them, if any."""
+def apply_choice(settings: dict, choice_path, searched: list | None = None) -> dict:
+    """`settings` with a tuned twin's chosen keys (results/tuning/<variant>/choice.json) over them, if any. The
+    file is read back, so it is held to what the search could choose: one of its configurations (`searched`),
+    every one of which passed the config's checks; a hand-edited lr, batch size or `train` is refused."""
     if choice_path is None:
         return settings
-    choice = read_json(choice_path)
-    if choice["epochs"] != settings["epochs"]:
+    try:
+        choice = read_json(choice_path)
+        config, epochs = choice["config"], choice["epochs"]
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{choice_path}: not a choice file ({type(error).__name__}: {error}); rerun its tuning")
+    if searched is not None and config not in searched:
+        raise ValueError(f"{choice_path}: field config {config} is not one of the {len(searched)} configurations "
+                         "its search tried; rerun its tuning")
+    if epochs != settings["epochs"]:
         raise ValueError(f"{choice_path}: chosen for {choice['epochs']} epochs, but the twin trains "
                          f"{settings['epochs']}; rerun its tuning")
     return {**settings, **choice["config"]}

@@ -54,6 +54,8 @@ rule train_variant:
         device=config["device"],
         # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
         resume="results/models/{variant}/seed{seed}.resume.pt",
+        # A tuned twin: the configurations its variant's search tried, one of which its choice must be.
+        searched=lambda wildcards: TUNING[TWINS[wildcards.variant]]["configs"] if wildcards.variant in TWINS else None,
     script:
         "../scripts/train_variant.py"
 

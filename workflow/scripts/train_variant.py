@@ -17,5 +17,6 @@ run(
         code=smk.params.code,
         variant=smk.wildcards.variant,
         choice_path=smk.input.get("choice"),
+        searched=smk.params.searched,
     ),
 )
