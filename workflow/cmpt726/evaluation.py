@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .files import write_json, write_tsv
+from .files import read_json, write_json, write_tsv
 
 SCORE_COLUMNS = ["index", "label", "pred", "loss"] + [f"p{k}" for k in range(10)]
 
@@ -59,6 +59,31 @@ def summarize(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict
             "confusion": confusion.tolist()}
 
 
+def read_metrics(path) -> dict:
+    """A metrics file read back, held to what `summarize` writes: accuracies in [0, 100] (per class: or None), a
+    square confusion matrix of counts; else ValueError naming the file and the field."""
+    metrics = read_json(path)
+
+    def percent(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100
+
+    try:
+        per_class, confusion = metrics["per_class_accuracy"], metrics["confusion"]
+        problems = [name for name, ok in [
+            ("accuracy", percent(metrics["accuracy"])),
+            ("per_class_accuracy", isinstance(per_class, dict)
+             and all(v is None or percent(v) for v in per_class.values())),
+            ("confusion", isinstance(confusion, list) and all(
+                isinstance(row, list) and len(row) == len(confusion)
+                and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in row) for row in confusion)),
+        ] if not ok]
+    except (KeyError, TypeError) as error:
+        problems = [f"missing or malformed ({error})"]
+    if problems:
+        raise ValueError(f"{path}: field {', '.join(problems)} out of range; delete it to re-evaluate")
+    return metrics
+
+
 def read_scores(path, expected_rows: int | None = None):
     """Load a score file, refusing one that is malformed or has missing rows (naming the file)."""
     with open(path) as fh:
@@ -77,8 +102,16 @@ def read_scores(path, expected_rows: int | None = None):
     index = table[:, 0].astype(int)
     if not np.array_equal(index, np.arange(len(table))):
         raise ValueError(f"{path}: the index column is not 0..{len(table) - 1} in order (missing rows?)")
+    probs, loss = table[:, 4:], table[:, 3]
+    for name, bad in [("p0..p9", ~np.isfinite(probs).all(1) | (probs < 0).any(1) | (probs > 1).any(1)),
+                      ("loss", ~np.isfinite(loss) | (loss < 0)),
+                      ("label", (table[:, 1] < 0) | (table[:, 1] >= probs.shape[1]) | (table[:, 1] % 1 != 0)),
+                      ("pred", (table[:, 2] < 0) | (table[:, 2] >= probs.shape[1]) | (table[:, 2] % 1 != 0))]:
+        if bad.any():  # a file read back is held to what evaluation writes: finite probabilities, classes 0-9
+            raise ValueError(f"{path}: column {name} out of range in {int(bad.sum())} rows (first: image "
+                             f"{int(np.flatnonzero(bad)[0])}); delete it to re-evaluate")
     return {"index": index, "label": table[:, 1].astype(int), "pred": table[:, 2].astype(int),
-            "loss": table[:, 3], "probs": table[:, 4:]}
+            "loss": loss, "probs": probs}
 
 
 def read_score_set(paths, labels, classes=None, *, test_set="the test set") -> list[dict]:

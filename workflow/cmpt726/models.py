@@ -72,6 +72,11 @@ def check_backbone_state(state, source: str) -> dict:
         cifar_resnet20(100).load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as error:
         raise ValueError(f"{source} is not a CIFAR-100 ResNet-20 state_dict: {error}") from error
+    for key, tensor in state.items():  # weights read back: finite, BatchNorm variances not negative
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"{source}: {key} holds a NaN or infinity")
+        if key.endswith("running_var") and (tensor < 0).any():
+            raise ValueError(f"{source}: {key} holds a negative BatchNorm variance")
     return state
 
 

@@ -38,6 +38,7 @@ CITATION = ("Peterson, J. C., Battleday, R. M., Griffiths, T. L., & Russakovsky,
             "uncertainty makes classification more robust. ICCV.")
 SOURCE = "https://github.com/jcpeterson/cifar-10h (data/cifar10h-counts.npy)"
 NUM_CLASSES = 10
+MAX_VOTES = 10**6
 EPS = 1e-12
 AGREEMENT_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 TSV_COLUMNS = ["index", "label", "human_majority", "human_top_share", "entropy", "agreement_with_label",
@@ -118,6 +119,10 @@ def load_counts(path, n_images: int | None = None) -> np.ndarray:
     negative = np.flatnonzero((counts < 0).any(1))
     if len(negative):
         raise ValueError(f"{path}: negative counts in {len(negative)} rows (first: row {negative[0]})")
+    # CIFAR-10H has about 50 votes an image: a count past a million is a broken file (and sums could overflow)
+    huge = np.flatnonzero((counts > MAX_VOTES).any(1))
+    if len(huge):
+        raise ValueError(f"{path}: counts above {MAX_VOTES:,} in {len(huge)} rows (first: row {huge[0]})")
     empty = np.flatnonzero(counts.sum(1) == 0)
     if len(empty):
         raise ValueError(f"{path}: {len(empty)} rows have no votes (first: row {empty[0]})")

@@ -12,7 +12,7 @@ import numpy as np
 from ..config import uses_cached_features
 from ..tuning.choice import runs_convergence
 from ..data import load_arrays
-from ..evaluation import read_score_set
+from ..evaluation import read_metrics, read_score_set
 from .. import stats
 from ..files import read_json, read_tsv, weights_digest, write_json, write_tsv
 from . import figures
@@ -128,7 +128,7 @@ def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dic
             "batch_size": s["batch_size"], "seeds": len(seeds), "seed_list": seeds,
             "accuracy": acc["mean"], "accuracy_std": acc["std"], "per_seed": acc["per_seed"],
             "ci_low": acc["ci_low"], "ci_high": acc["ci_high"], "interval_method": acc["interval_method"],
-            "metrics_accuracy": [read_json(metrics[name, seed])["accuracy"] for seed in seeds],
+            "metrics_accuracy": [read_metrics(metrics[name, seed])["accuracy"] for seed in seeds],
             "reference": reference.get(name), "keep": cost[0].get("keep"), "kept_epochs": kept,
             "kept_epochs_text": ", ".join("–" if k is None else str(k) for k in kept),
             "validation_images": cost[0].get("validation_images"),
@@ -348,13 +348,13 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
     focus, focus_chosen_by = choose_focus(rows, focus)
     focus_row = next(r for r in rows if r["name"] == focus)
     seed = focus_row["seed_list"][0]
-    focus_metrics = read_json(metrics_by[focus, seed])
+    focus_metrics = read_metrics(metrics_by[focus, seed])
     focus_scores = table[focus, seed]
     mistakes = confident_mistakes(focus_scores["label"], focus_scores["probs"])
     compare = {focus: focus_metrics["per_class_accuracy"]}
     if baseline in settings and baseline != focus:
         base_seed = next(s for v, s in runs if v == baseline)
-        compare[f"{baseline} (baseline)"] = read_json(metrics_by[baseline, base_seed])["per_class_accuracy"]
+        compare[f"{baseline} (baseline)"] = read_metrics(metrics_by[baseline, base_seed])["per_class_accuracy"]
     per_class = focus_metrics["per_class_accuracy"]
     ranked = sorted((a, c) for c, a in per_class.items() if a is not None)
 

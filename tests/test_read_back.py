@@ -1,0 +1,79 @@
+"""Files the workflow reads back are held to what it writes (docs/threat-model.md): a score file, a metrics file,
+a backbone and CIFAR-10H's counts that are out of range are refused naming the file and the field."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cmpt726 import models
+from cmpt726.analysis.human_labels import load_counts
+from cmpt726.evaluation import read_metrics, read_scores, summarize, write_scores
+from conftest import CLASSES
+
+
+def scores_file(tmp_path, edit=None):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), 20)
+    path = tmp_path / "seed0.tsv"
+    write_scores(path, rng.integers(0, 10, 20), probs, np.ones(20))
+    if edit:
+        lines = path.read_text().splitlines()
+        cells = lines[3].split("\t")
+        edit(cells)
+        lines[3] = "\t".join(cells)
+        path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("edit, column", [
+    (lambda c: c.__setitem__(4, "nan"), "p0..p9"), (lambda c: c.__setitem__(5, "inf"), "p0..p9"),
+    (lambda c: c.__setitem__(6, "-0.5"), "p0..p9"), (lambda c: c.__setitem__(2, "10"), "pred"),
+    (lambda c: c.__setitem__(1, "-1"), "label"), (lambda c: c.__setitem__(3, "nan"), "loss"),
+])
+def test_a_score_file_out_of_range_is_refused_naming_the_column(tmp_path, edit, column):
+    assert len(read_scores(scores_file(tmp_path))["pred"]) == 20
+    with pytest.raises(ValueError, match=rf"seed0.tsv: column {column.replace('.', '[.]')} out of range in 1 rows "
+                                         r"\(first: image 2\)"):
+        read_scores(scores_file(tmp_path, edit))
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda m: m.update(accuracy=float("nan")), "accuracy"), (lambda m: m.update(accuracy=101), "accuracy"),
+    (lambda m: m["per_class_accuracy"].update(cat=-3), "per_class_accuracy"),
+    (lambda m: m["confusion"][0].__setitem__(0, -1), "confusion"), (lambda m: m.pop("confusion"), "missing"),
+])
+def test_a_metrics_file_out_of_range_is_refused_naming_the_field(tmp_path, edit, field):
+    labels = np.arange(20) % 10
+    metrics = summarize(labels, np.eye(10)[labels], CLASSES)
+    path = tmp_path / "seed0.json"
+    path.write_text(json.dumps(metrics))
+    assert read_metrics(path)["accuracy"] == 100.0
+    edit(metrics)
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match=rf"seed0.json: field {field}"):
+        read_metrics(path)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("conv1.weight", float("nan"), "conv1.weight holds a NaN or infinity"),
+    ("bn1.running_var", -1.0, "bn1.running_var holds a negative BatchNorm variance"),
+])
+def test_a_backbone_with_nan_weights_or_negative_variances_is_refused(key, value, message):
+    state = models.cifar_resnet20(100).state_dict()
+    assert models.check_backbone_state(state, "backbone.pt") is state
+    state[key].view(-1)[0] = value
+    with pytest.raises(ValueError, match=f"backbone.pt: {message}"):
+        models.check_backbone_state(state, "backbone.pt")
+
+
+def test_cifar10h_counts_that_would_overflow_are_refused(tmp_path):
+    counts = np.full((5, 10), 5, dtype=np.uint64)
+    np.save(tmp_path / "ok.npy", counts)
+    assert load_counts(tmp_path / "ok.npy").sum() == 250
+    counts[3, 2] = np.iinfo(np.uint64).max
+    np.save(tmp_path / "huge.npy", counts)
+    with pytest.raises(ValueError, match=r"huge.npy: counts above 1,000,000 in 1 rows \(first: row 3\)"):
+        load_counts(tmp_path / "huge.npy")
