@@ -77,3 +77,42 @@ def test_cifar10h_counts_that_would_overflow_are_refused(tmp_path):
     np.save(tmp_path / "huge.npy", counts)
     with pytest.raises(ValueError, match=r"huge.npy: counts above 1,000,000 in 1 rows \(first: row 3\)"):
         load_counts(tmp_path / "huge.npy")
+
+
+# --------------------------------------------------------------------------- outputs written whole
+def test_a_truncated_pdf_is_never_moved_into_place_and_a_full_disk_is_named(tmp_path, monkeypatch):
+    """wkhtmltopdf on a full disk: a PDF cut off at 128 KiB with success, or its bare "Command failed"."""
+    import shutil
+    from collections import namedtuple
+
+    import pdfkit
+
+    from cmpt726.report import render
+
+    if not shutil.which("wkhtmltopdf"):
+        pytest.skip("wkhtmltopdf is not installed")
+    html = tmp_path / "report.html"
+    html.write_text("<html><body><h1>Report</h1></body></html>")
+    render.html_to_pdf(html, tmp_path / "whole.pdf")
+    assert (tmp_path / "whole.pdf").read_bytes().startswith(b"%PDF")
+    real = pdfkit.from_file
+
+    def cut_off(source, out, **kwargs):
+        real(source, out, **kwargs)
+        with open(out, "r+b") as fh:
+            fh.truncate(300)
+        return True
+
+    monkeypatch.setattr(pdfkit, "from_file", cut_off)
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**9, 10**9, 0))
+    with pytest.raises(RuntimeError, match=r"report.pdf incomplete \(300 bytes.*the disk holding .* is full \(0 MB"):
+        render.html_to_pdf(html, tmp_path / "report.pdf")
+
+    def fails(source, out, **kwargs):
+        raise OSError("wkhtmltopdf reported an error:\nExit with code 1 due to network error: Command failed")
+
+    monkeypatch.setattr(pdfkit, "from_file", fails)
+    with pytest.raises(RuntimeError, match=r"(?s)could not write .*report.pdf: .*Command failed; the disk holding"):
+        render.html_to_pdf(html, tmp_path / "report.pdf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "whole.pdf"]

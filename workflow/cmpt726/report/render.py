@@ -97,5 +97,29 @@ def html_to_pdf(html_path, pdf_path, options: dict | None = None) -> None:
             "print-media-type": None}
     opts.update(options or {})
     with atomic_path(pdf_path, suffix=".pdf") as tmp:
-        pdfkit.from_file(str(html_path), str(tmp), options=opts,
-                         configuration=pdfkit.configuration(wkhtmltopdf=binary))
+        try:
+            pdfkit.from_file(str(html_path), str(tmp), options=opts,
+                             configuration=pdfkit.configuration(wkhtmltopdf=binary))
+        except OSError as error:  # wkhtmltopdf's own words ("Command failed") name no cause
+            raise RuntimeError(f"wkhtmltopdf could not write {pdf_path}: {error}{disk_full(pdf_path)}") from error
+        check_pdf(tmp, pdf_path)
+
+
+def disk_full(path, below_mb: int = 64) -> str:
+    """"; the disk holding … is full" when fewer than `below_mb` MB are free where `path` is written, else ""."""
+    folder = Path(path).resolve().parent
+    free = shutil.disk_usage(folder).free / 2**20
+    return f"; the disk holding {folder} is full ({free:.0f} MB free)" if free < below_mb else ""
+
+
+def check_pdf(tmp, pdf_path) -> None:
+    """A PDF whole before it is moved into place: its end-of-file mark, and pages > 0 where pdfinfo says so."""
+    data = Path(tmp).read_bytes()
+    pages = None
+    if shutil.which("pdfinfo"):
+        out = subprocess.run(["pdfinfo", str(tmp)], capture_output=True, text=True).stdout
+        pages = next((int(line.split()[-1]) for line in out.splitlines() if line.startswith("Pages:")), 0)
+    if not data.startswith(b"%PDF") or b"%%EOF" not in data[-2048:] or pages == 0:
+        empty = ", no pages" if pages == 0 else ""
+        raise RuntimeError(f"wkhtmltopdf left {pdf_path} incomplete ({len(data):,} bytes{empty})"
+                           f"{disk_full(pdf_path)}; nothing was kept")
