@@ -7,7 +7,7 @@ import urllib.error
 
 import torch
 
-from .files import atomic_path
+from .files import atomic_path, download_timeout
 from .models import check_backbone_state, load_backbone_state
 
 
@@ -21,8 +21,9 @@ def download_backbone(url: str, out_path) -> None:
     """torch.hub's download with its hash check (name-<sha256 prefix>.pth), into a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            state = torch.hub.load_state_dict_from_url(url, model_dir=tmp, map_location="cpu", progress=False,
-                                                       check_hash=True, weights_only=True)
+            with download_timeout():
+                state = torch.hub.load_state_dict_from_url(url, model_dir=tmp, map_location="cpu", progress=False,
+                                                           check_hash=True, weights_only=True)
         except (urllib.error.URLError, OSError) as error:
             raise OSError(f"backbone.url {url} cannot be downloaded ({error}); offline, set backbone.source: path "
                           "(or pretrain) in config.yaml") from error

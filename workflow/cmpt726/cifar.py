@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import file_digest
+from .files import download_timeout, file_digest
 
 SIZE = 32
 
@@ -99,8 +99,9 @@ def _torchvision_fetch(layout: Layout, url: str | None, batch_dir: Path):
         cls = getattr(torchvision.datasets, layout.torchvision)
         source = url or cls.url
         try:
-            download_and_extract_archive(source, tmp, filename=cls.filename, md5=cls.tgz_md5)
-        except (urllib.error.URLError, OSError) as error:
+            with download_timeout():
+                download_and_extract_archive(source, tmp, filename=cls.filename, md5=cls.tgz_md5)
+        except (urllib.error.URLError, OSError, RuntimeError) as error:  # RuntimeError: a partial or corrupt file
             raise OSError(f"{layout.name} cannot be downloaded from {source} ({error}). Offline: put an existing "
                           f"{layout.folder}/ at {batch_dir}, or set {layout.config_key}.root to the folder that "
                           f"holds one") from error

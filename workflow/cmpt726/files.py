@@ -42,6 +42,21 @@ def remove_stale_temporaries(path) -> list[Path]:
     return removed
 
 
+# Seconds a download waits to connect or for the next bytes: a stalled server fails the job instead of hanging it.
+DOWNLOAD_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def download_timeout(seconds: float | None = None):
+    """urllib's default socket timeout (torchvision's and torch.hub's downloads take no timeout of their own)."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT if seconds is None else seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
     """Yield a temporary path beside `path` (named after the writer); move it into place if the block succeeds."""
