@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import REPO
 
-from cmpt726.analysis.duplicate_check import check_sample
+from cmpt726.analysis.duplicate_check import check_sample, check_sample_file
 
 THRESHOLD = 0.5
 BANDS = [[1.0, 1.2], [1.2, 1.4]]  # (0.5, 0.6] and (0.6, 0.7]
@@ -77,26 +77,17 @@ def test_the_recorded_sample_is_well_formed():
     assert len({p["test_index"] for p in recorded["pairs"]}) == len(recorded["pairs"])
 
 
-@pytest.mark.parametrize("edit", [
-    lambda s: s.pop("bands"),                              # a key gone
-    lambda s: s["pairs"][0].update(verdict="maybe"),       # a verdict edited
-    lambda s: s["pairs"][1].pop("stratum"),                # a pair cut short
+@pytest.mark.parametrize("edit, match", [
+    (lambda s: s.pop("bands"), "checked.json: not a hand-checked sample"),                         # a key gone
+    (lambda s: s["pairs"][0].update(verdict="maybe"), "checked.json: not a hand-checked sample"),  # verdict edited
+    (lambda s: s["pairs"][1].pop("stratum"), "checked.json: not a hand-checked sample"),           # a pair cut short
+    (None, "checked.json"),                                                          # not JSON: cut off mid-write
 ])
-def test_an_edited_sample_file_is_refused_naming_it(tmp_path, edit):
-    from cmpt726.analysis.duplicate_check import check_sample_file
-
+def test_an_edited_sample_file_is_refused_naming_it(tmp_path, edit, match):
     data = sample({"flagged": (2, 2), "band1": (1, 0), "band2": (1, 0)})
-    edit(data)
+    if edit:
+        edit(data)
     path = tmp_path / "checked.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=r"checked.json: not a hand-checked sample"):
-        check_sample_file(path, table(), THRESHOLD)
-
-
-def test_a_sample_file_that_is_not_json_is_refused_naming_it(tmp_path):
-    from cmpt726.analysis.duplicate_check import check_sample_file
-
-    path = tmp_path / "checked.json"
-    path.write_text('{"threshold": 0.5, "pairs": [')  # cut off mid-write
-    with pytest.raises(ValueError, match=r"checked.json"):
+    path.write_text(json.dumps(data) if edit else '{"threshold": 0.5, "pairs": [')
+    with pytest.raises(ValueError, match=match):
         check_sample_file(path, table(), THRESHOLD)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from cmpt726.report import figures
 
 
@@ -9,11 +13,15 @@ def _history(values):
     return [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "val_acc": v} for i, v in enumerate(values)]
 
 
-def test_a_tuned_twin_is_dashed_in_its_variants_colour(monkeypatch, tmp_path):
-    """Twenty variants share ten colours: a twin must not take another variant's colour, so it takes its own
-    variant's, dashed; variants without a twin keep distinct colours."""
-    drawn = {}
-    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.update(fig=fig))
+@pytest.fixture
+def drawn(monkeypatch):  # the figure plot_curves would save
+    kept = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: kept.update(fig=fig))
+    return kept
+
+
+def test_a_tuned_twin_is_dashed_in_its_variants_colour(drawn, tmp_path):
+    """Ten colours for up to twenty variants: a twin takes its own variant's colour, dashed; the rest stay distinct."""
     curves = {name: [_history([50, 60, 65])] for name in ("head", "all", "all-tuned", "head-tuned", "all_augment")}
     figures.plot_curves(curves, tmp_path / "curves.png", twins={"all-tuned": "all", "head-tuned": "head"})
     lines = {line.get_label(): line for line in drawn["fig"].axes[1].get_lines()}
@@ -23,26 +31,19 @@ def test_a_tuned_twin_is_dashed_in_its_variants_colour(monkeypatch, tmp_path):
     assert lines["all-tuned"].get_linestyle() == "--" and lines["all"].get_linestyle() == "-"
 
 
-def test_without_twins_every_variant_has_its_own_colour(monkeypatch, tmp_path):
-    drawn = {}
-    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.update(fig=fig))
-    curves = {f"v{i}": [_history([40 + i, 50 + i])] for i in range(10)}
-    figures.plot_curves(curves, tmp_path / "curves.png")
+def test_without_twins_every_variant_has_its_own_colour(drawn, tmp_path):
+    figures.plot_curves({f"v{i}": [_history([40 + i, 50 + i])] for i in range(10)}, tmp_path / "curves.png")
     colors = [line.get_color() for line in drawn["fig"].axes[0].get_lines()]
     assert len(set(map(tuple, colors))) == 10
 
 
 def test_tuning_panels_do_not_overlap_with_ten_variants(monkeypatch, tmp_path):
-    """Ten search panels in three rows: each panel's title sits above the x label of the panel over it (they ran
-    into each other), and the overall title above every panel."""
-    import json
-
-    from cmpt726.tuning import summary as tuning_summary
+    """Ten search panels in three rows: no panel's title runs into the x label above it; the suptitle tops all."""
     from cmpt726.files import write_tsv
+    from cmpt726.tuning import summary as tuning_summary
 
-    drawn = {}
+    drawn, trials = {}, {}
     monkeypatch.setattr(tuning_summary, "save_figure", lambda fig, path: drawn.update(fig=fig))
-    trials = {}
     for v in range(10):
         rows = [{"rung": 0, "slot": i, "config": json.dumps({"lr": lr, "weight_decay": wd}), "epochs": 2,
                  "val_acc": 70 + i, "val_loss": 1.0, "chosen": i == 5}

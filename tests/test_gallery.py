@@ -6,14 +6,13 @@ import json
 import math
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import yaml
 from chromium import Chromium, find_chromium
 from conftest import CLASSES, REPO
-from test_report import Page, decode_image
+from test_report import Page, decode_image, pdf_pages, run_tool
 
 from cmpt726.analysis.human_labels import TSV_COLUMNS as HUMAN_COLUMNS
 from cmpt726.analysis.label_issues import TSV_COLUMNS as ISSUE_COLUMNS
@@ -39,9 +38,16 @@ def built(smoke_run):
             "scores": runs[variant, config["seeds"][0]]}
 
 
-def embedded_json(html: str, element_id: str):
+def embedded_json(html: str, element_id: str = "gallery-data"):
     return json.loads(re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html,
                                 re.S).group(1))
+
+
+def self_contained_data(html: str) -> dict:
+    """The gallery's data, after checking the page is balanced and needs nothing beside the file."""
+    assert Page(html).errors == []
+    assert not re.search(r'(src|href)="(?!data:|#)[^"]+"', html)
+    return embedded_json(html)
 
 
 def decode_run(entry: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,13 +58,8 @@ def decode_run(entry: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- gallery.html of the smoke run
 def test_gallery_html_is_one_file_with_every_image_and_its_facts(built):
     html, scores = built["html"], built["scores"]
-    page = Page(html)
-    assert page.errors == []
-    assert not re.search(r'(src|href)="(?!data:|#)[^"]+"', html)  # nothing beside the file is needed
-    data = embedded_json(html, "gallery-data")
-    assert data["classes"] == CLASSES
-    n = len(scores["label"])
-    assert data["n"] == n and data["labels"] == scores["label"].tolist()
+    data, n = self_contained_data(html), len(scores["label"])
+    assert data["classes"] == CLASSES and data["n"] == n and data["labels"] == scores["label"].tolist()
     # Every run of the workflow is in the file, the focus run first on screen.
     assert {(r["variant"], r["seed"]) for r in data["runs"]} == set(built["runs"])
     assert data["runs"][data["focus"]]["variant"] == built["variant"]
@@ -83,25 +84,30 @@ def test_gallery_html_is_one_file_with_every_image_and_its_facts(built):
 
 @pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="poppler-utils (pdfinfo, pdftotext) not installed")
 def test_gallery_pdf_has_a_grid_of_every_image(built):
-    n = len(built["scores"]["label"])
-    info = subprocess.run(["pdfinfo", str(built["pdf"])], capture_output=True, text=True, check=True).stdout
-    assert int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1)) == math.ceil(n / 80)  # 8 × 10 per page
-    assert built["pdf"].stat().st_size < 50e6
-    text = subprocess.run(["pdftotext", str(built["pdf"]), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    n, pdf = len(built["scores"]["label"]), built["pdf"]
+    assert pdf_pages(pdf) == math.ceil(n / 80) and pdf.stat().st_size < 50e6  # 8 × 10 per page
+    text = run_tool("pdftotext", pdf, "-")
     for i in [0, n // 2, n - 1]:
         assert f"#{i}" in text, i
     label, pred = built["scores"]["label"][0], built["scores"]["pred"][0]
     assert f"true: {CLASSES[label]}" in text and f"1: {CLASSES[pred]} {built['scores']['probs'][0].max():.3f}" in text
-    images = subprocess.run(["pdfimages", "-list", str(built["pdf"])], capture_output=True, text=True,
-                            check=True).stdout
-    assert len(images.strip().splitlines()) - 2 == n
+    assert len(run_tool("pdfimages", "-list", pdf).strip().splitlines()) - 2 == n
 
 
 # --------------------------------------------------------------------------- a real browser
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="chromium is not installed (Debian: apt-get install chromium); "
                                            "CI installs it")
+CARDS = "Array.from(document.querySelectorAll('#grid .card'))"
+
+
+def choose(browser, control, value):
+    browser.evaluate(f"(() => {{ const s = document.getElementById('{control}'); s.value = '{value}';"
+                     " s.dispatchEvent(new Event('change', {bubbles: true})); })()")
+
+
+def shown(browser, attribute="index"):
+    return browser.evaluate(f"{CARDS}.map(c => Number(c.dataset.{attribute}))")
 
 
 @needs_chromium
@@ -109,15 +115,6 @@ def test_gallery_controls_sort_and_filter_in_chromium(built, tmp_path):
     scores = built["scores"]
     n = len(scores["label"])
     wrong = int((scores["pred"] != scores["label"]).sum())
-    cards = "Array.from(document.querySelectorAll('#grid .card'))"
-
-    def choose(browser, control, value):
-        browser.evaluate(f"(() => {{ const s = document.getElementById('{control}'); s.value = '{value}';"
-                         " s.dispatchEvent(new Event('change', {bubbles: true})); })()")
-
-    def shown(browser, attribute):
-        return browser.evaluate(f"{cards}.map(c => Number(c.dataset.{attribute}))")
-
     with Chromium() as browser:
         browser.open(built["dir"] / "report/gallery.html")
         assert shown(browser, "index") == list(range(n))
@@ -129,15 +126,14 @@ def test_gallery_controls_sort_and_filter_in_chromium(built, tmp_path):
         assert got == sorted(got, reverse=True) and len(got) == n
         assert shown(browser, "index")[0] == int(np.argmax(scores["probs"].max(1)))
         choose(browser, "sort", "score-asc")
-        got = shown(browser, "score")
-        assert got == sorted(got)
+        assert shown(browser, "score") == sorted(got)
 
         choose(browser, "outcome", "wrong")
         assert len(shown(browser, "index")) == wrong
-        assert browser.evaluate(f"{cards}.every(c => c.classList.contains('bad'))")
+        assert browser.evaluate(f"{CARDS}.every(c => c.classList.contains('bad'))")
         choose(browser, "outcome", "correct")
         assert len(shown(browser, "index")) == n - wrong
-        assert browser.evaluate(f"{cards}.every(c => c.classList.contains('ok'))")
+        assert browser.evaluate(f"{CARDS}.every(c => c.classList.contains('ok'))")
         choose(browser, "outcome", "")
 
         label = int(np.bincount(scores["label"]).argmax())
@@ -200,7 +196,7 @@ def test_class_names_are_escaped(tmp_path):
     assert "<b>cat</b>" not in html.replace('"<b>cat<\\/b>"', "") and "&lt;b&gt;cat&lt;/b&gt;" in html
     assert "</script><script>alert" not in html
     assert "<v>" not in html and "<i>t</i>" not in html
-    data = embedded_json(html, "gallery-data")
+    data = embedded_json(html)
     assert data["classes"] == classes and [r["variant"] for r in data["runs"]] == ["<v>", "</script>"]
     assert Page(html).errors == []
 
@@ -333,10 +329,7 @@ def test_run_scores_are_the_top_3_in_ten_thousandths():
 
 
 def test_gallery_file_holds_every_run_and_analysis(tiny):
-    html, n = tiny["html"], N_TINY
-    assert Page(html).errors == []
-    assert not re.search(r'(src|href)="(?!data:|#)[^"]+"', html)
-    data = embedded_json(html, "gallery-data")
+    data, n = self_contained_data(tiny["html"]), N_TINY
     assert [(r["variant"], r["seed"]) for r in data["runs"]] == tiny["runs"]
     assert data["runs"][data["focus"]]["variant"] == "wide" and data["runs"][data["focus"]]["seed"] == 0
     for entry in data["runs"]:
@@ -369,18 +362,6 @@ def test_analysis_files_are_checked_against_the_test_images(tiny, tmp_path):
     save_arrays(tmp_path / "small_train.npz", tiny["train_images"][:10], tiny["train_labels"][:10], CLASSES)
     with pytest.raises(ValueError, match=r"near_duplicates.tsv: train_index 30 is not an image of .*small_train.npz"):
         load.load_near_duplicates(tiny["analyses"]["near_duplicates"], tmp_path / "small_train.npz", data)
-
-
-def choose(browser, control, value):
-    browser.evaluate(f"(() => {{ const s = document.getElementById('{control}'); s.value = '{value}';"
-                     " s.dispatchEvent(new Event('change', {bubbles: true})); })()")
-
-
-CARDS = "Array.from(document.querySelectorAll('#grid .card'))"
-
-
-def shown(browser, attribute="index"):
-    return browser.evaluate(f"{CARDS}.map(c => Number(c.dataset.{attribute}))")
 
 
 @needs_chromium
@@ -446,7 +427,7 @@ def test_variants_disagree_shows_exactly_the_images_whose_predictions_differ(tin
 
 @needs_chromium
 def test_analysis_filters_badges_and_the_training_twin(tiny, tmp_path):
-    data = embedded_json(tiny["html"], "gallery-data")
+    data = embedded_json(tiny["html"])
     labels = tiny["labels"]
     with Chromium() as browser:
         browser.open(tiny["dir"] / "gallery.html")
@@ -497,9 +478,8 @@ def test_analysis_filters_badges_and_the_training_twin(tiny, tmp_path):
                     reason="wkhtmltopdf and poppler-utils (pdftotext) are needed")
 def test_gallery_pdf_marks_the_planted_images(tiny):
     pdf = tiny["dir"] / "gallery.pdf"
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    assert int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1)) == math.ceil(N_TINY / 80)
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert pdf_pages(pdf) == math.ceil(N_TINY / 80)
+    text = run_tool("pdftotext", pdf, "-")
     names = "|".join(CLASSES)
     assert sorted(re.findall(rf"label\? → ({names})\b", text)) == sorted(s for s, _ in ISSUES.values())
     assert sorted(re.findall(rf"humans: ({names})\s+(\d+)/(\d+) people", text)) == \
@@ -514,8 +494,7 @@ def test_gallery_pdf_marks_the_planted_images(tiny):
     # The marks take their height from the thumbnail, so the cells keep their size and the grid its place:
     # in the first page's last row, #77 (three marks in four lines, a thumbnail 40 px smaller) ends where the
     # unmarked cells end, and that row lies as far below the first row as 9 unmarked rows do.
-    boxes = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True,
-                           text=True, check=True).stdout
+    boxes = run_tool("pdftotext", "-bbox", "-f", "1", "-l", "1", pdf, "-")
     words = [(w, float(y0), float(y1)) for y0, y1, w in
              re.findall(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]+)</word>', boxes)]
     top = {w: y0 for w, y0, _ in words if w.startswith("#")}

@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import CLASSES
 
 from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confidence_bins, cross_entropy,
                                            download_counts, ensure_counts, human_table,
@@ -21,10 +22,7 @@ from cmpt726.config import schema_default
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import read_scores, write_scores
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-# A run's setting (the schema's default): the functions take it as an argument.
-UNSURE = schema_default("analysis.human_labels.unsure_below")
+UNSURE = schema_default("analysis.human_labels.unsure_below")  # a run's setting: the functions take it
 
 
 def unanimous(labels, voters=50):
@@ -35,6 +33,11 @@ def unanimous(labels, voters=50):
 
 def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def saved(path, counts):
+    np.save(path, counts)
+    return path
 
 
 @pytest.fixture
@@ -66,13 +69,11 @@ def closed_port():
         return s.getsockname()[1]
 
 
-# --- download --------------------------------------------------------------------------------
-
+# --- download
 def test_download_right_checksum(server, tmp_path):
     www, base = server
     counts = unanimous(np.arange(20) % 10, voters=51)
-    np.save(www / "cifar10h-counts.npy", counts)
-    want = sha256(www / "cifar10h-counts.npy")
+    want = sha256(saved(www / "cifar10h-counts.npy", counts))
     out = tmp_path / "data" / "cifar10h" / "cifar10h-counts.npy"
     assert download_counts(f"{base}/cifar10h-counts.npy", want, out) == out
     assert np.array_equal(load_counts(out), counts)
@@ -83,22 +84,17 @@ def test_download_right_checksum(server, tmp_path):
 
 def test_download_wrong_checksum_leaves_nothing(server, tmp_path):
     www, base = server
-    np.save(www / "cifar10h-counts.npy", unanimous(np.arange(20) % 10))
-    got = sha256(www / "cifar10h-counts.npy")
-    out = tmp_path / "data" / "cifar10h-counts.npy"
-    url = f"{base}/cifar10h-counts.npy"
+    got = sha256(saved(www / "cifar10h-counts.npy", unanimous(np.arange(20) % 10)))
+    out, url = tmp_path / "data" / "cifar10h-counts.npy", f"{base}/cifar10h-counts.npy"
     with pytest.raises(ValueError) as info:
         download_counts(url, "0" * 64, out)
-    message = str(info.value)
-    assert str(out) in message and url in message and got in message and "0" * 64 in message
-    assert not out.exists()
-    assert list(out.parent.iterdir()) == []  # no temporary file either
+    assert all(s in str(info.value) for s in (str(out), url, got, "0" * 64)), info.value
+    assert not out.exists() and list(out.parent.iterdir()) == []  # no temporary file either
 
 
 def test_ensure_counts_downloads_when_missing_and_refuses_a_bad_copy(server, tmp_path):
     www, base = server
-    np.save(www / "cifar10h-counts.npy", unanimous(np.arange(5)))
-    want = sha256(www / "cifar10h-counts.npy")
+    want = sha256(saved(www / "cifar10h-counts.npy", unanimous(np.arange(5))))
     root = tmp_path / "root"
     path = ensure_counts(root, url=f"{base}/cifar10h-counts.npy", sha256=want)
     assert path == root / "cifar10h-counts.npy" and sha256(path) == want
@@ -109,18 +105,15 @@ def test_ensure_counts_downloads_when_missing_and_refuses_a_bad_copy(server, tmp
 
 @pytest.mark.parametrize("where", ["closed port", "404"])
 def test_unreachable_url_says_which_config_keys(server, tmp_path, where):
-    _, base = server
-    url = f"http://127.0.0.1:{closed_port()}/c.npy" if where == "closed port" else f"{base}/missing.npy"
+    url = f"http://127.0.0.1:{closed_port()}/c.npy" if where == "closed port" else f"{server[1]}/missing.npy"
     out = tmp_path / "d" / "cifar10h-counts.npy"
     with pytest.raises(ConnectionError) as info:
         download_counts(url, "0" * 64, out, timeout=10)
-    message = str(info.value)
-    assert url in message and "data.cifar10h.root" in message and "data.cifar10h.enabled: false" in message
+    assert all(s in str(info.value) for s in (url, "data.cifar10h.root", "data.cifar10h.enabled: false")), info.value
     assert not out.exists() and list(out.parent.iterdir()) == []
 
 
-# --- validation --------------------------------------------------------------------------------
-
+# --- validation
 @pytest.mark.parametrize("case, array, match", [
     ("wrong shape", np.ones((5, 9), dtype=np.int64), r"shape \(5, 9\)"),
     ("1-d", np.ones(10, dtype=np.int64), r"shape \(10,\)"),
@@ -129,8 +122,7 @@ def test_unreachable_url_says_which_config_keys(server, tmp_path, where):
     ("row of zeros", np.array([[50] + [0] * 9, [50] + [0] * 9, [0] * 10]), "no votes.*row 2"),
 ])
 def test_malformed_counts_refused_naming_the_file(tmp_path, case, array, match):
-    path = tmp_path / f"{case}.npy"
-    np.save(path, array)
+    path = saved(tmp_path / f"{case}.npy", array)
     with pytest.raises(ValueError, match=match) as info:
         load_counts(path)
     assert str(path) in str(info.value)
@@ -152,16 +144,14 @@ def test_other_bad_files_refused(tmp_path):
 def test_subset_takes_the_first_rows_and_refuses_too_few(tmp_path):
     counts = unanimous(np.arange(12) % 10)
     counts[:, 9] += np.arange(12)  # make rows distinguishable
-    path = tmp_path / "c.npy"
-    np.save(path, counts.astype(np.int32))
+    path = saved(tmp_path / "c.npy", counts.astype(np.int32))
     got = load_counts(path, n_images=5)
     assert got.dtype == np.int64 and np.array_equal(got, counts[:5])
     with pytest.raises(ValueError, match=f"{path}: 12 rows, but the run has 13 test images"):
         load_counts(path, n_images=13)
 
 
-# --- flags --------------------------------------------------------------------------------------
-
+# --- flags
 def flag_example():
     """8 images, 50 people each; people disagree with the label on 2 and 7, are unsure on 2, 5, 6."""
     labels = np.array([0, 1, 2, 3, 4, 5, 6, 7])
@@ -173,32 +163,29 @@ def flag_example():
     return labels, counts
 
 
+def flagged(table, key):
+    return list(np.flatnonzero(table[key]))
+
+
 def test_flags_exactly_the_chosen_images(tmp_path):
     labels, counts = flag_example()
     table = human_table(counts, labels, unsure_below=UNSURE)
-    assert list(np.flatnonzero(table["disagree"])) == [2, 7]
-    assert list(np.flatnonzero(table["unsure"])) == [2, 5, 6]
-    assert list(np.flatnonzero(human_table(counts, labels, unsure_below=0.65)["unsure"])) == [2, 5, 6]
-    assert list(np.flatnonzero(human_table(counts, labels, unsure_below=0.61)["unsure"])) == [2, 6]
-    assert table["majority"][6] == 6 and table["majority"][2] == 9
-    assert table["agreement"][7] == pytest.approx(0.2)
-    assert table["entropy"][0] == 0.0
-    assert table["entropy"][6] == pytest.approx(math.log(2))  # nats
+    assert flagged(table, "disagree") == [2, 7] and flagged(table, "unsure") == [2, 5, 6]
+    assert flagged(human_table(counts, labels, unsure_below=0.65), "unsure") == [2, 5, 6]
+    assert flagged(human_table(counts, labels, unsure_below=0.61), "unsure") == [2, 6]
+    assert table["majority"][6] == 6 and table["majority"][2] == 9 and table["agreement"][7] == pytest.approx(0.2)
+    assert table["entropy"][0] == 0.0 and table["entropy"][6] == pytest.approx(math.log(2))  # nats
 
-    path = tmp_path / "counts.npy"
-    np.save(path, counts)
     out = tmp_path / "out" / "human_labels.tsv"
-    result = write_human_table(path, labels, out, CLASSES, unsure_below=UNSURE,
+    result = write_human_table(saved(tmp_path / "counts.npy", counts), labels, out, CLASSES, unsure_below=UNSURE,
                                summary_json=tmp_path / "out" / "h.json")
-    assert result["n_images"] == 8 and result["n_disagree"] == 2 and result["n_unsure"] == 3
+    assert (result["n_images"], result["n_disagree"], result["n_unsure"]) == (8, 2, 3)
     assert json.loads((tmp_path / "out" / "h.json").read_text())["n_disagree"] == 2
     assert out.read_text().splitlines()[0].split("\t") == TSV_COLUMNS
     back = read_human_table(out)
-    assert list(np.flatnonzero(back["disagree"])) == [2, 7]
-    assert list(np.flatnonzero(back["unsure"])) == [2, 5, 6]
+    assert flagged(back, "disagree") == [2, 7] and flagged(back, "unsure") == [2, 5, 6]
     assert back["human_majority"][2] == "truck" and back["label"][2] == "bird"
-    assert np.array_equal(back["votes"], counts)
-    assert np.allclose(back["entropy"], table["entropy"], rtol=1e-5)
+    assert np.array_equal(back["votes"], counts) and np.allclose(back["entropy"], table["entropy"], rtol=1e-5)
     lines = out.read_text().splitlines()
     out.write_text("\n".join(lines[:3] + [lines[3].rsplit("\t", 1)[0]] + lines[4:]) + "\n")
     with pytest.raises(ValueError, match=f"{out}: line 4 has 8 columns"):
@@ -207,28 +194,23 @@ def test_flags_exactly_the_chosen_images(tmp_path):
 
 def test_labels_from_a_score_file_and_a_subset(tmp_path):
     labels, counts = flag_example()
-    path = tmp_path / "counts.npy"
-    np.save(path, np.vstack([counts, unanimous([0, 1, 2])]))  # the file has more rows than the run
-    scores = tmp_path / "scores.tsv"
-    probs = np.full((8, 10), 0.1)
-    write_scores(scores, labels, probs, np.zeros(8))
-    result = write_human_table(path, scores, tmp_path / "h.tsv", CLASSES, unsure_below=UNSURE)
+    path = saved(tmp_path / "counts.npy", np.vstack([counts, unanimous([0, 1, 2])]))  # more rows than the run
+    write_scores(tmp_path / "scores.tsv", labels, np.full((8, 10), 0.1), np.zeros(8))
+    result = write_human_table(path, tmp_path / "scores.tsv", tmp_path / "h.tsv", CLASSES, unsure_below=UNSURE)
     assert result["n_images"] == 8 and result["n_disagree"] == 2
 
 
 def test_counts_in_another_order_refused(tmp_path):
     labels = np.arange(40) % 10
     counts = unanimous(labels)
-    path = tmp_path / "counts.npy"
-    np.save(path, counts[::-1])
+    path = saved(tmp_path / "counts.npy", counts[::-1])
     with pytest.raises(ValueError, match=f"{path}: the human majority matches the official label on only"):
         write_human_table(path, labels, tmp_path / "h.tsv", CLASSES, unsure_below=UNSURE)
     assert not (tmp_path / "h.tsv").exists()
     check_alignment(counts, labels, path)  # the right order passes
 
 
-# --- model metrics -----------------------------------------------------------------------------
-
+# --- model metrics
 def test_cross_entropy_and_accuracy_vs_majority_by_hand():
     labels = np.array([0, 1, 2])
     counts = np.zeros((3, 10), dtype=np.int64)
@@ -240,15 +222,13 @@ def test_cross_entropy_and_accuracy_vs_majority_by_hand():
     probs[1, [0, 1, 5]] = [0.5, 0.3, 0.2]
     probs[2, [2, 7]] = [0.6, 0.4]     # p_1 = 0 where h_1 = 0.2: clipped at eps
     eps = 1e-12
-    by_hand = -(1.0 * math.log(0.8)
-                + 0.6 * math.log(0.5) + 0.4 * math.log(0.3)
+    by_hand = -(1.0 * math.log(0.8) + 0.6 * math.log(0.5) + 0.4 * math.log(0.3)
                 + 0.2 * math.log(eps) + 0.8 * math.log(0.6)) / 3
     assert cross_entropy(counts / counts.sum(1, keepdims=True), probs) == pytest.approx(by_hand, rel=1e-12)
     m = model_vs_humans(counts, probs, labels)
     assert m["cross_entropy"] == pytest.approx(by_hand, rel=1e-12)
     # predictions 0, 0, 2; human majority 0, 0, 2; labels 0, 1, 2
-    assert m["accuracy_vs_majority"] == pytest.approx(100.0)
-    assert m["accuracy"] == pytest.approx(200 / 3)
+    assert m["accuracy_vs_majority"] == pytest.approx(100.0) and m["accuracy"] == pytest.approx(200 / 3)
     assert model_vs_humans(counts, probs, labels, eps=1e-6)["cross_entropy"] == pytest.approx(
         by_hand + 0.2 * (math.log(1e-12) - math.log(1e-6)) / 3, rel=1e-12)
 
@@ -258,8 +238,7 @@ def test_confidence_bins_by_hand():
     labels = np.array([0, 0, 1, 1, 1])
     probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.4, 0.6], [0.0, 1.0]])
     bins = confidence_bins(agreement, probs, labels, edges=[0, 0.5, 0.9, 1.0])
-    assert bins["n"] == [1, 1, 3]
-    assert bins["lo"] == [0.0, 0.5, 0.9] and bins["hi"] == [0.5, 0.9, 1.0]
+    assert bins["n"] == [1, 1, 3] and bins["lo"] == [0.0, 0.5, 0.9] and bins["hi"] == [0.5, 0.9, 1.0]
     assert bins["mean_confidence"] == pytest.approx([0.9, 0.5, 0.8])
     assert bins["mean_prob_label"] == pytest.approx([0.9, 0.5, 0.8])
     assert bins["accuracy"] == pytest.approx([100.0, 100.0, 100.0])
@@ -273,16 +252,10 @@ def test_human_metrics_per_variant(tmp_path):
     labels = np.arange(30) % 10
     counts = unanimous(labels)
     counts[:5, 9] += 60                # people say "truck" on the first five
-    path = tmp_path / "counts.npy"
-    np.save(path, counts)
-    files = {}
-    for variant in ("head", "full"):
-        files[variant] = []
-        for seed in range(2):
-            probs = rng.dirichlet(np.ones(10), 30)
-            f = tmp_path / f"{variant}_{seed}.tsv"
-            write_scores(f, labels, probs, np.zeros(30))
-            files[variant].append(f)
+    path = saved(tmp_path / "counts.npy", counts)
+    files = {variant: [tmp_path / f"{variant}_{seed}.tsv" for seed in range(2)] for variant in ("head", "full")}
+    for f in files["head"] + files["full"]:
+        write_scores(f, labels, rng.dirichlet(np.ones(10), 30), np.zeros(30))
     out = tmp_path / "m.json"
     result = write_human_metrics(path, files, labels, out, unsure_below=UNSURE)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
@@ -305,8 +278,7 @@ def test_human_metrics_per_variant(tmp_path):
     other = ranking["rows"][ranking["order"][1]]
     assert other["diff_ci_low"] <= other["diff_to_lowest"] <= other["diff_ci_high"]
 
-    bad = tmp_path / "bad.tsv"
-    other = labels.copy()
+    bad, other = tmp_path / "bad.tsv", labels.copy()
     other[3] = 4
     write_scores(bad, other, np.full((30, 10), 0.1), np.zeros(30))
     with pytest.raises(ValueError, match=f"{bad}: labels disagree with the test set on 1 images .first: index 3"):
@@ -316,31 +288,29 @@ def test_human_metrics_per_variant(tmp_path):
 
 
 def test_suspects_vs_humans():
-    disagree = np.array([False, True, True, False, False])
-    assert suspects_vs_humans([1, 3], disagree) == {
+    assert suspects_vs_humans([1, 3], np.array([False, True, True, False, False])) == {
         "n_suspects": 2, "n_disagree": 2, "both": 1,
         "suspects_humans_disagree_pct": 50.0, "disagreements_among_suspects_pct": 50.0}
 
 
 def test_rule_refuses_a_counts_file_with_another_sha256_and_writes_nothing(tmp_path):
-    """Rule human_labels with data.cifar10h.verify on: a counts file whose sha256 is not the configured one is
-    refused naming the file, both hashes and the config key; with the right sha256 both outputs appear."""
+    """Rule human_labels with data.cifar10h.verify on: a counts file of another sha256 is refused naming the file,
+    both hashes and the config key; with the right sha256 (any case) both outputs appear."""
     labels = np.arange(20) % 10
     save_arrays(tmp_path / "test.npz", np.zeros((20, 3, 32, 32), np.uint8), labels, CLASSES)
-    counts = tmp_path / "cifar10h-counts.npy"
-    np.save(counts, unanimous(labels))
+    counts = saved(tmp_path / "cifar10h-counts.npy", unanimous(labels))
     scores = tmp_path / "scores.tsv"
     probs = np.full((20, 10), 0.01)
     probs[np.arange(20), labels] = 0.91
     write_scores(scores, labels, probs, -np.log(probs[np.arange(20), labels]))
     out_tsv, out_json = tmp_path / "out" / "human_labels.tsv", tmp_path / "out" / "human_labels.json"
+    run = functools.partial(write_human_labels, counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json,
+                            unsure_below=UNSURE)
     wrong = "0" * 64
     with pytest.raises(ValueError, match=rf"{counts}: sha256 {sha256(counts)}, expected {wrong}; .*"
                                          r"data\.cifar10h\.verify: false"):
-        write_human_labels(counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json,
-                           unsure_below=UNSURE, sha256=wrong)
+        run(sha256=wrong)
     assert not out_tsv.parent.exists() or list(out_tsv.parent.iterdir()) == []
-    metrics = write_human_labels(counts, tmp_path / "test.npz", [("v", 0)], [scores], out_tsv, out_json,
-                                 unsure_below=UNSURE, sha256=sha256(counts).upper())
+    metrics = run(sha256=sha256(counts).upper())
     assert out_tsv.exists() and json.loads(out_json.read_text()) == json.loads(json.dumps(metrics))
     assert metrics["variants"]["v"]["accuracy"] == 100.0

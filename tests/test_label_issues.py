@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
-
-from functools import partial
+from conftest import CLASSES
 
 from cmpt726.analysis import label_issues
 from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, leave_one_out, read_label_issues,
@@ -17,7 +18,6 @@ from cmpt726.evaluation import read_score_set, write_scores
 FILTER_BY = schema_default("analysis.label_issues.filter_by")
 write_label_issues = partial(label_issues.write_label_issues, filter_by=FILTER_BY)
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FLIPPED = np.array([3, 41, 77, 150, 188])  # easy images whose given label we corrupt
 HARD = np.arange(100, 130)                 # images the models find ambiguous (between two classes)
 CONFUSING = np.array([20, 60, 170])        # right labels the models confidently get wrong (p(label) ~ 0.1)
@@ -30,11 +30,8 @@ def softmax(z):
 
 
 def synthetic(n_models=3, n=200, seed=0):
-    """True labels, given labels (FLIPPED changed), and each model's probabilities.
-
-    Models are confident and right on easy images, torn between the true class and a neighbour
-    on HARD ones, confidently wrong on CONFUSING ones; each model has its own noise.
-    """
+    """True labels, given labels (FLIPPED changed), each model's probabilities: confident and right on easy images,
+    torn between the true class and a neighbour on HARD ones, confidently wrong on CONFUSING ones; own noise each."""
     rng = np.random.default_rng(seed)
     truth = np.arange(n) % 10
     given = truth.copy()
@@ -173,9 +170,8 @@ def test_reference_outside_the_set_must_share_labels(tmp_path):
 
 
 def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
-    """The report's check of the suspects against people: the share of suspects people relabel, against
-    the share of the other images (planted: people reject the label on every flipped image and on one
-    other image)."""
+    """The share of suspects people relabel against that of the other images (planted: people reject the label on
+    every flipped image and one other)."""
     from cmpt726.report.summarize_analyses import label_issue_numbers
 
     truth, given, probs = synthetic()
@@ -206,9 +202,8 @@ def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
 
 
 def test_each_flagging_variant_is_judged_against_suspects_found_without_it(tmp_path):
-    """Leave one variant out: cleanlab again on the other variants' runs, the left-out variant's own mistakes
-    counted against that list. The planted label errors are found without any one variant, so every variant's
-    mistakes on them still count; only images a variant's own probabilities put on the list drop out."""
+    """Leave one variant out: its mistakes counted against cleanlab's list from the other variants' runs. The planted
+    errors are found without any one variant, so mistakes on them still count."""
     truth, given, probs = synthetic(n_models=4)
     variants = ["a", "a", "b", "c"]  # a has two seeds
     result = write_label_issues(write_set(tmp_path, given, probs), tmp_path / "li.tsv", CLASSES, given,

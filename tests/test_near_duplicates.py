@@ -1,18 +1,17 @@
-"""Train–test near-duplicates on tiny synthetic data made here: copies of chosen training images (exact, with
-±3 noise, shifted by a pixel, brightness/contrast changed) are flagged with the right twin; ordinary same-class
-look-alikes are not; the two-stage search agrees with brute force; bad inputs are refused, naming the files."""
+"""Train–test near-duplicates on tiny synthetic data: planted copies (exact, ±3 noise, a pixel's shift, brightness
+changed) are flagged with their twin, same-class look-alikes are not; bad inputs are refused, naming the files."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pytest
 
-from functools import partial
-
 from cmpt726.analysis import near_duplicates as nd
 from cmpt726.config import schema_default
 
-# A run's settings (the schema's defaults): the search takes them as arguments, it keeps no copy of them.
+# A run's settings (the schema's defaults): the search takes them as arguments.
 SETTINGS = {"k": schema_default("analysis.near_duplicates.mad_k"),
             "candidates": schema_default("analysis.near_duplicates.candidates")}
 find_near_duplicates = partial(nd.find_near_duplicates, **SETTINGS)
@@ -24,9 +23,8 @@ N_TRAIN, N_TEST, N_CLASSES = 600, 200, 10
 
 
 def make_images(rng, templates, n):
-    """(n, 3, 32, 32) uint8 and labels: each image is 60% its class's 8×8 colour template, 40% its own random
-    8×8 pattern, upsampled ×4, plus pixel noise (sd 6). Same-class images are look-alikes (correlated, the
-    nearest training image is of the same class), never copies."""
+    """(n, 3, 32, 32) uint8 and labels: 60% the class's 8×8 colour template, 40% its own 8×8 pattern, upsampled ×4,
+    plus noise (sd 6): same-class images are look-alikes, never copies."""
     labels = rng.integers(0, N_CLASSES, n)
     coarse = 0.6 * templates[labels] + 0.4 * rng.uniform(0, 255, (n, 3, 8, 8))
     images = coarse.repeat(4, axis=2).repeat(4, axis=3) + rng.normal(0, 6, (n, 3, 32, 32))
@@ -41,7 +39,6 @@ def shift_one_pixel(image, axis):
 
 
 def features_of(images, seed=1):
-    """Synthetic 64-d features: a fixed random projection of the pixels."""
     projection = np.random.default_rng(seed).standard_normal((images[0].size, 64)).astype(np.float32)
     return (images.reshape(len(images), -1).astype(np.float32) / 255) @ projection
 
@@ -71,10 +68,13 @@ def data():
             "test": test, "test_labels": test_labels, "twins": twins, "where": where, "kinds": kinds}
 
 
+def search(data, test="test"):
+    return find_near_duplicates(data["train"], data[test], features_of(data["train"]), features_of(data[test]))
+
+
 def test_copies_are_flagged_exactly_with_their_training_twins(data):
-    result = find_near_duplicates(data["train"], data["test"], features_of(data["train"]), features_of(data["test"]))
-    assert sorted(np.flatnonzero(result.flagged)) == sorted(data["where"])
-    assert result.n_flagged == 24
+    result = search(data)
+    assert sorted(np.flatnonzero(result.flagged)) == sorted(data["where"]) and result.n_flagged == 24
     assert list(result.train_index[data["where"]]) == list(data["twins"])
     exact = data["where"][data["kinds"] == "exact"]
     assert np.all(result.pixel_distance[exact] == 0)
@@ -92,8 +92,7 @@ def test_copies_are_flagged_exactly_with_their_training_twins(data):
 
 
 def test_same_class_look_alikes_without_copies_are_not_flagged(data):
-    result = find_near_duplicates(data["train"], data["fresh"], features_of(data["train"]),
-                                     features_of(data["fresh"]))
+    result = search(data, "fresh")
     assert result.n_flagged == 0
     # they are look-alikes: the nearest training image is of the same class, yet far above the threshold
     assert np.mean(data["train_labels"][result.train_index] == data["fresh_labels"]) > 0.9
@@ -167,27 +166,26 @@ def save(folder, data, test_key="test", test_labels_key="test_labels"):
     return paths
 
 
+def write(paths, out):
+    return write_near_duplicates(*(paths[k] for k in ("train", "test", "train_features", "test_features")), out)
+
+
 def test_write_near_duplicates_writes_one_row_per_test_image(tmp_path, data):
     paths = save(tmp_path, data)
     out = tmp_path / "out" / "near_duplicates.tsv"
-    summary = write_near_duplicates(paths["train"], paths["test"], paths["train_features"],
-                                       paths["test_features"], out)
+    summary = write(paths, out)
     lines = out.read_text().splitlines()
     assert lines[0].split("\t") == ["index", "train_index", "pixel_distance", "feature_index", "feature_cosine",
                                     "flagged"]
     table = np.loadtxt(out, delimiter="\t", skiprows=1)
-    assert table.shape == (N_TEST, 6)
-    assert table[:, 0].tolist() == list(range(N_TEST))
+    assert table.shape == (N_TEST, 6) and table[:, 0].tolist() == list(range(N_TEST))
     assert np.flatnonzero(table[:, 5] == 1).tolist() == sorted(data["where"])
     assert table[data["where"], 1].astype(int).tolist() == list(data["twins"])
     assert set(np.unique(table[:, 5])) == {0, 1}
-    expected = find_near_duplicates(data["train"], data["test"], features_of(data["train"]),
-                                       features_of(data["test"]))
-    assert summary["threshold"] == pytest.approx(expected.threshold)
-    assert summary["n_flagged"] == 24 and summary["n_test"] == N_TEST and summary["n_train"] == N_TRAIN
-    assert summary["n_flagged_other_label"] == 0
-    assert summary["rule"] == expected.rule
-    assert summary["seconds"]["total"] > 0
+    expected = search(data)
+    assert summary["threshold"] == pytest.approx(expected.threshold) and summary["rule"] == expected.rule
+    assert (summary["n_flagged"], summary["n_test"], summary["n_train"]) == (24, N_TEST, N_TRAIN)
+    assert summary["n_flagged_other_label"] == 0 and summary["seconds"]["total"] > 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["near_duplicates.tsv"]  # no temporary left over
 
 
@@ -195,8 +193,7 @@ def assert_refused(paths, out, error, *names):
     old = "old\tcontent\n"
     out.write_text(old)
     with pytest.raises(error) as caught:
-        write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"],
-                                 out)
+        write(paths, out)
     for name in names:
         assert str(paths[name]) in str(caught.value), (name, caught.value)
     assert out.read_text() == old  # the previous output is untouched ...
@@ -244,7 +241,7 @@ def test_pure_function_refuses_mismatched_rows_and_too_few_test_images(data):
 def test_read_near_duplicates_gives_back_what_was_written_and_refuses_a_bad_file(tmp_path, data):
     paths = save(tmp_path, data)
     out = tmp_path / "near_duplicates.tsv"
-    write_near_duplicates(paths["train"], paths["test"], paths["train_features"], paths["test_features"], out)
+    write(paths, out)
     rows = nd.read_near_duplicates(out)
     table = np.loadtxt(out, delimiter="\t", skiprows=1)
     assert [list(r) for r in map(dict.keys, rows)] == [nd.COLUMNS] * N_TEST

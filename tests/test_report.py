@@ -78,11 +78,31 @@ def decode_image(uri: str):
     return np.asarray(image.convert("RGB"))
 
 
+def table_of(html: str, cls: str = "variants") -> str:
+    return re.search(rf'<table class="{cls}">(.*?)</table>', html, re.S).group(1)
+
+
+def row_of(html: str, name: str) -> str:
+    """The cells after the name cell of the first row named `name`."""
+    return re.search(rf'<td class="name">{name}</td>(.*?)</tr>', html, re.S).group(1)
+
+
 def variant_rows(html: str) -> list[str]:
     """Variant names from the rows of the variant table's body."""
-    table = re.search(r'<table class="variants">(.*?)</table>', html, re.S).group(1)
-    body = re.search(r"<tbody>(.*?)</tbody>", table, re.S).group(1)
+    body = re.search(r"<tbody>(.*?)</tbody>", table_of(html), re.S).group(1)
     return re.findall(r'<td class="name">([^<]*)</td>', body)
+
+
+def q6_text(html: str) -> str:
+    return Page(html.split('<section id="q6">', 1)[1].split("</section>", 1)[0]).text
+
+
+def run_tool(*args) -> str:
+    return subprocess.run(list(map(str, args)), capture_output=True, text=True, check=True).stdout
+
+
+def pdf_pages(pdf) -> int:
+    return int(re.search(r"^Pages:\s+(\d+)", run_tool("pdfinfo", pdf), re.M).group(1))
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +112,9 @@ def report(smoke_run):
     return {"dir": smoke_run["dir"], "html": html, "page": Page(html), "config": config}
 
 
-# --------------------------------------------------------------------------- report.html of the smoke run
+# --- report.html of the smoke run
 def test_html_parses_and_is_balanced(report):
-    assert report["page"].errors == []
-    assert report["html"].lstrip().startswith("<!DOCTYPE html>")
+    assert report["page"].errors == [] and report["html"].lstrip().startswith("<!DOCTYPE html>")
     for section in ["q6", "provenance"]:
         assert report["page"].find("section", id=section), section
 
@@ -104,31 +123,26 @@ def test_every_image_is_embedded_and_not_blank(report):
     images = report["page"].find("img")
     assert len(images) >= 5  # curves, confusion, per-class, reliability, mistakes
     for img in images:
-        assert img["src"].startswith("data:image/"), img["src"][:60]  # no file next to the HTML is needed
-        assert img.get("alt")
+        assert img["src"].startswith("data:image/") and img.get("alt"), img["src"][:60]  # no file beside the HTML
         pixels = decode_image(img["src"])
-        assert pixels.shape[0] > 50 and pixels.shape[1] > 50
-        assert pixels.std() > 5, "a blank figure"
+        assert pixels.shape[0] > 50 and pixels.shape[1] > 50 and pixels.std() > 5, "a blank figure"
     assert not re.search(r'<(link|script)[^>]+(href|src)="(?!data:)', report["html"])  # nothing fetched
 
 
-def test_variant_table_has_one_row_per_variant(report):
+def test_prose_and_table_numbers_equal_the_results_files(report):
+    results, text = report["dir"] / "results", report["page"].text
     assert variant_rows(report["html"]) == list(report["config"]["variants"])
-
-
-def test_prose_numbers_equal_the_results_files(report):
-    results = report["dir"] / "results"
     accuracy = {v: json.loads((results / f"metrics/{v}/seed0.json").read_text())["accuracy"]
                 for v in report["config"]["variants"]}
     top = max(accuracy, key=accuracy.get)
     numbers = json.loads((results / "figures/q6/numbers.json").read_text())
-    text = report["page"].text
     # "best" only when the paired test says so; otherwise the top variant and who it cannot be told from.
     if numbers["verdict"]["best"]:
         match = re.search(r"The best variant is (\S+) with ([\d.]+)% test accuracy", text)
     else:
         assert "The best variant is" not in text
-        match = re.search(r"No variant is best beyond doubt\. (\S+) has the highest mean test accuracy, ([\d.]+)%", text)
+        match = re.search(r"No variant is best beyond doubt\. (\S+) has the highest mean test accuracy, "
+                          r"([\d.]+)%", text)
     assert match, "the sentence naming the top variant is missing"
     assert match.group(1) == top == numbers["verdict"]["top"]
     assert float(match.group(2)) == pytest.approx(accuracy[top], abs=0.005)
@@ -140,18 +154,11 @@ def test_prose_numbers_equal_the_results_files(report):
     scores = np.loadtxt(results / f"scores/{focus}/seed0.tsv", skiprows=1)
     assert int(wrong.group(1).replace(",", "")) == int((scores[:, 1] != scores[:, 2]).sum())
     assert int(wrong.group(2).replace(",", "")) == len(scores)
-
-
-def test_variant_table_numbers_equal_the_results_files(report):
-    results = report["dir"] / "results"
-    table = re.search(r'<table class="variants">(.*?)</table>', report["html"], re.S).group(1)
-    for variant in report["config"]["variants"]:
-        row = re.search(rf'<td class="name">{variant}</td>(.*?)</tr>', table, re.S).group(1)
-        cells = re.findall(r'<td class="num">([^<]*)</td>', row)
-        accuracy = json.loads((results / f"metrics/{variant}/seed0.json").read_text())["accuracy"]
-        assert f"{accuracy:.2f}" in cells
-        assert f"{report['config']['reference_accuracy'][variant]:.2f}" in cells
+    for variant in report["config"]["variants"]:  # the variant table
+        cells = re.findall(r'<td class="num">([^<]*)</td>', row_of(table_of(report["html"]), variant))
         cost = json.loads((results / f"metrics/{variant}/seed0.train.json").read_text())
+        assert f"{accuracy[variant]:.2f}" in cells
+        assert f"{report['config']['reference_accuracy'][variant]:.2f}" in cells
         assert f"{cost['train_seconds']:,.1f}" in cells and f"{cost['peak_rss_mb']:,.0f}" in cells
 
 
@@ -159,12 +166,10 @@ def test_provenance_names_versions_device_and_config(report):
     section = report["html"].split('<section id="provenance">', 1)[1]
     for needle in ["Python", "torch", "torchvision", "snakemake", "workflow commit", "built"]:
         assert needle in section, needle
-    device = json.loads((report["dir"] / "results/metrics/all/seed0.json").read_text())["device"]
-    assert device in section
+    assert json.loads((report["dir"] / "results/metrics/all/seed0.json").read_text())["device"] in section
     # The configuration: one row per key that differs from the shipped config.yaml, not pages of YAML.
-    table = re.search(r'<table class="config">(.*?)</table>', section, re.S).group(1)
     rows = {key: (value, shipped) for key, value, shipped in
-            re.findall(r'<td class="key">([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>', table)}
+            re.findall(r'<td class="key">([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>', table_of(section, "config"))}
     assert rows["training.epochs"] == ("1", "10") and rows["seeds"] == ("[0]", "[0, 1, 2]")
     assert "variants.head" not in rows  # the same as shipped
     assert rows["variants.head_1ep"] == ("–", "{epochs: 1, train: head}")  # left out of this run
@@ -176,8 +181,8 @@ REPORT_RULES = {"compare_variants", "summarize_analyses", "report_html", "report
 
 @pytest.mark.parametrize("setting", ["device=cpu", "seeds=[0]", "threads_per_job=2"])
 def test_a_config_that_changes_nothing_reruns_no_report(report, setting):
-    """The smoke run has device cpu, seeds [0] and threads_per_job 2 already: saying so again on the command
-    line changes no value, so the report and plot rules (whose params are canonical config slices) plan nothing."""
+    """The smoke run's values said again on the command line: the report and plot rules (params: canonical
+    config slices) plan nothing."""
     assert report["config"]["device"] == "cpu" and report["config"]["seeds"] == [0]
     assert report["config"].get("threads_per_job", 2) == 2  # the schema's default when config.yaml omits it
     proc = snakemake(report["dir"], "-n", "--config", setting)
@@ -197,33 +202,22 @@ def test_no_table_pushes_the_page_wider_than_the_window(report, width):
     assert page_width <= width and wide == [], (page_width, wide)
 
 
-# --------------------------------------------------------------------------- report.pdf
-def pdf_text(path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True).stdout
-
-
+# --- report.pdf
 @pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="poppler-utils (pdfinfo, pdftotext) not installed")
-def test_pdf_has_sane_pages_titles_and_figures(report):
+def test_pdf_has_sane_pages_titles_and_figures_and_each_question_on_a_new_page(report):
     pdf = report["dir"] / "report/report.pdf"
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
-    assert 3 <= pages <= 40, pages
-    assert "595 x 842" in info or "595.276 x 841.89" in info  # A4
-    text = re.sub(r"\s+", " ", pdf_text(pdf))
-    for title in re.findall(r"<h2>([^<]+)</h2>", report["html"]):
-        assert title.strip() in text, title  # every section title, so every question, is in the PDF
+    assert 3 <= pdf_pages(pdf) <= 40
+    assert re.search(r"595 x 842|595\.276 x 841\.89", run_tool("pdfinfo", pdf))  # A4
+    layout = run_tool("pdftotext", "-layout", pdf, "-")
+    text = re.sub(r"\s+", " ", layout)
+    titles = [t.strip() for t in re.findall(r"<h2>([^<]+)</h2>", report["html"])]
+    for title in titles:
+        assert title in text, title  # every section title, so every question, is in the PDF
     for variant in report["config"]["variants"]:
         assert re.search(rf"\b{variant}\b", text), variant
     # Each embedded figure of the HTML is an image in the PDF (none lost or blank-replaced).
-    listed = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
-    assert len(listed.strip().splitlines()) - 2 >= len(report["page"].find("img"))
-
-
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
-def test_pdf_puts_each_question_on_a_new_page(report):
-    pages = [re.sub(r"\s+", " ", page).strip() for page in pdf_text(report["dir"] / "report/report.pdf").split("\f")]
-    titles = [t.strip() for t in re.findall(r"<h2>([^<]+)</h2>", report["html"])]
+    assert len(run_tool("pdfimages", "-list", pdf).strip().splitlines()) - 2 >= len(report["page"].find("img"))
+    pages = [re.sub(r"\s+", " ", page).strip() for page in layout.split("\f")]
     assert titles[0].startswith("Question") and titles[-1] == "Provenance"
     # Page 1 holds the title, the contents and the start of the first question, not the title alone.
     assert pages[0].startswith(report["config"]["report"]["title"]) and titles[0] in pages[0]
@@ -233,14 +227,13 @@ def test_pdf_puts_each_question_on_a_new_page(report):
 
 def test_pdf_without_wkhtmltopdf_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setattr(render.shutil, "which", lambda name: None)
-    html = tmp_path / "r.html"
-    html.write_text("<p>x</p>")
+    (tmp_path / "r.html").write_text("<p>x</p>")
     with pytest.raises(RuntimeError, match=r"wkhtmltopdf is not installed.*apt-get install wkhtmltopdf"):
-        render.html_to_pdf(html, tmp_path / "r.pdf")
+        render.html_to_pdf(tmp_path / "r.html", tmp_path / "r.pdf")
     assert not (tmp_path / "r.pdf").exists()
 
 
-# --------------------------------------------------------------------------- snakemake --report
+# --- snakemake --report
 def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     out = tmp_path / "report.zip"
     proc = snakemake(smoke_run["dir"], "--report", str(out))
@@ -248,8 +241,7 @@ def test_snakemake_report_zip_builds(smoke_run, tmp_path):
         names = archive.namelist()
         assert any(n.endswith("report.html") for n in names), names[:20]
         for figure in ["curves.png", "variants.png", "pairs.png", "confusion.png", "per_class.png", "reliability.png",
-                       "mistakes.png", "regions.png", "sgd.png",
-                       "q6_variants.tsv", "gallery.html"]:
+                       "mistakes.png", "regions.png", "sgd.png", "q6_variants.tsv", "gallery.html"]:
             assert any(n.endswith(figure) for n in names), figure
         index = next(archive.read(n) for n in names if n.endswith("report.html")).decode()
     assert "Question 6" in index
@@ -259,11 +251,9 @@ def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     assert not re.search(r"\(WARNING/2\)|\(ERROR/3\)", log), log[-2000:]
 
 
-# --------------------------------------------------------------------------- the Q6 numbers, unit-sized
+# --- the Q6 numbers, unit-sized
 def test_calibration_bins_and_ece_by_hand():
-    confidence = np.array([0.95, 0.95, 0.95, 0.95, 0.55, 0.55])
-    correct = np.array([1, 1, 1, 0, 1, 0], bool)
-    calib = q6.calibration(confidence, correct, bins=10)
+    calib = q6.calibration(np.array([0.95, 0.95, 0.95, 0.95, 0.55, 0.55]), np.array([1, 1, 1, 0, 1, 0], bool), bins=10)
     # bin (0.9, 1]: 4 images, accuracy 0.75, score 0.95; bin (0.5, 0.6]: 2 images, accuracy 0.5, score 0.55
     assert calib["count"][9] == 4 and calib["count"][5] == 2 and sum(calib["count"]) == 6
     assert calib["ece"] == pytest.approx(4 / 6 * 0.20 + 2 / 6 * 0.05)
@@ -278,13 +268,15 @@ def test_confident_mistakes_are_wrong_and_sorted():
     assert q6.confident_mistakes(labels, probs).tolist() == [4, 1, 2]
 
 
+EPOCHS = "epoch\ttrain_loss\ttrain_acc\tval_loss\tval_acc\tseconds\n1\t1.5\t40\t1.4\t45\t2\n2\t1.2\t55\t1.3\t{}\t2\n"
+
+
 def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copies: dict | None = None) -> dict:
     """Result files in the workflow's formats for given accuracies, without training anything.
     copies: name → another variant whose score files it repeats exactly (the same predictions)."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    save_arrays(root / "test.npz", images, labels, CLASSES)
+    save_arrays(root / "test.npz", rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), labels, CLASSES)
     paths = {"runs": [], "metrics": [], "epochs": [], "train_summaries": [], "scores": []}
     probs_of = {}
     for name, accuracy in {**variants, **(copies or {})}.items():
@@ -300,11 +292,8 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copi
             base = root / name / f"seed{seed}"
             base.mkdir(parents=True, exist_ok=True)
             write_scores(base / "scores.tsv", labels, probs, np.ones(n))
-            metrics = summarize(labels, probs, CLASSES)
-            metrics["device"] = "cpu: test"
-            write_json(base / "metrics.json", metrics)
-            write_text(base / "epochs.tsv", "epoch\ttrain_loss\ttrain_acc\tval_loss\tval_acc\tseconds\n"
-                       "1\t1.5\t40\t1.4\t45\t2\n2\t1.2\t55\t1.3\t50\t2\n")
+            write_json(base / "metrics.json", {**summarize(labels, probs, CLASSES), "device": "cpu: test"})
+            write_text(base / "epochs.tsv", EPOCHS.format(50))
             write_json(base / "train.json", {"train_seconds": 12.5, "peak_rss_mb": 300.5, "peak_cuda_mb": None,
                                              "keep": "best", "kept_epoch": 2, "validation_images": 50,
                                              "device": "cpu: test"})
@@ -315,38 +304,47 @@ def fake_results(root: Path, variants: dict, seeds: list[int], n: int = 60, copi
     return paths
 
 
-def q6_outputs(settings: dict, test_images, out: dict, reference: dict, runs, metrics, epochs, train_summaries, scores,
-               comparisons=(), replicates=10_000, alpha=0.05, smallest_effect=0.5, focus=None, twins=None,
-               replica_2019=False, backbone=None) -> dict:
-    """rule compare_variants on fake results: each variant's settings go into its runs' training summaries, as
-    the trainer records them."""
-    for (name, _), path in zip(runs, train_summaries):
-        write_json(path, {**json.loads(Path(path).read_text()), "settings": settings[name]})
-    statistics = {"alpha": alpha, "bootstrap_replicates": replicates, "comparisons": list(comparisons),
-                  "smallest_effect": smallest_effect}
-    spec = {"runs": runs, "statistics": statistics, "reference": reference, "focus": focus,
-            "replica_2019": replica_2019, "twins": twins or {}}
-    paths = {"test": test_images, "backbone": backbone, "metrics": metrics, "epochs": epochs,
-             "train_summaries": train_summaries, "scores": scores}
-    return q6.q6_outputs(paths, out, spec)
-
-
 def fake_settings(**trains) -> dict:
     return {name: {"head": {"hidden": [], "batchnorm": False, "dropout": 0.0}, "train": train, "epochs": 2,
                    "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "validation": 50,
-                   "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True, "replicate_2019_bugs": False,
-                   "augment": {"crop": 0, "flip": False, "cutout": 0}} for name, train in trains.items()}
+                   "normalize": {"mean": [0.5] * 3, "std": [0.2] * 3}, "cache_features": True,
+                   "replicate_2019_bugs": False, "augment": {"crop": 0, "flip": False, "cutout": 0}}
+            for name, train in trains.items()}
+
+
+def q6_files(root: Path) -> dict:
+    out = {name: root / "fig" / f"{name}.png"
+           for name in ["curves", "variants", "pairs", "confusion", "per_class", "reliability", "mistakes"]}
+    return {**out, "table": root / "fig/q6_variants.tsv", "numbers": root / "fig/numbers.json"}
+
+
+def compare(root: Path, paths: dict, settings: dict | None = None, reference: dict | None = None, comparisons=(),
+            replicates=10_000, smallest_effect=0.5, twins=None) -> dict:
+    """rule compare_variants on fake_results' files under `root` (outputs: q6_files(root)). Each variant's settings
+    (default: fake_settings, training everything) go into its runs' training summaries, as the trainer records them."""
+    settings = settings or fake_settings(**{name: "all" for name, _ in paths["runs"]})
+    for (name, _), path in zip(paths["runs"], paths["train_summaries"]):
+        write_json(path, {**json.loads(Path(path).read_text()), "settings": settings[name]})
+    statistics = {"alpha": 0.05, "bootstrap_replicates": replicates, "comparisons": list(comparisons),
+                  "smallest_effect": smallest_effect}
+    spec = {"runs": paths["runs"], "statistics": statistics, "reference": reference or {}, "focus": None,
+            "replica_2019": False, "twins": twins or {}}
+    files = {"test": root / "test.npz", "backbone": None, **{k: v for k, v in paths.items() if k != "runs"}}
+    return q6.q6_outputs(files, q6_files(root), spec)
 
 
 DATA = {"train": {"images": 500, "per_class": [50] * 10}, "test": {"images": 60, "per_class": [6] * 10},
         "classes": CLASSES}
 
 
-def q6_files(root: Path) -> dict:
-    out = {name: root / "fig" / f"{name}.png"
-           for name in ["curves", "variants", "pairs", "confusion", "per_class", "reliability", "mistakes"]}
-    out.update(table=root / "fig/q6_variants.tsv", numbers=root / "fig/numbers.json")
-    return out
+def html_report(root: Path, **kwargs) -> str:
+    """report.html from the Q6 outputs under `root` (theory left out); kwargs override write_report's."""
+    kwargs = {"theory": {}, "data": DATA, "backbone": {"source": "path", "path": "/x/backbone.pth"}, "title": "T",
+              "repo_dir": root, **kwargs}
+    assemble.write_report(root / "report.html", TEMPLATE, q6=list(q6_files(root).values()), **kwargs)
+    text = (root / "report.html").read_text()
+    assert Page(text).errors == []
+    return text
 
 
 def test_planted_difference_is_significant_and_a_copy_is_not(tmp_path):
@@ -355,20 +353,17 @@ def test_planted_difference_is_significant_and_a_copy_is_not(tmp_path):
     paths = fake_results(tmp_path, {"good": 0.95, "bad": 0.35}, seeds=[0], n=400, copies={"copy": "bad"})
     comparisons = [{"a": "good", "b": "bad", "asks": "Is good better?"}, {"a": "copy", "b": "bad", "asks": "Same?"},
                    {"a": "good", "b": "missing", "asks": "Skipped?"}]
-    numbers = q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
-                            reference={}, out=q6_files(tmp_path), comparisons=comparisons, replicates=2000, **paths)
+    numbers = compare(tmp_path, paths, comparisons=comparisons, replicates=2000)
     asked = {c["asks"]: c for c in numbers["comparisons"]["asked"]}
-    good = asked["Is good better?"]
+    good, same = asked["Is good better?"], asked["Same?"]
     assert good["significant"] and good["diff"] > 40
     assert good["test"] == "mcnemar exact" and good["scope"] == "two trained models"
     assert good["answer"].startswith("inconclusive") and "two trained models" in good["answer"]
-    same = asked["Same?"]
     assert not same["significant"] and same["diff"] == 0 and same["p_adjusted"] == 1.0
     assert same["ci_low"] == same["ci_high"] == 0  # identical predictions on every image
     assert [c["asks"] for c in numbers["comparisons"]["skipped"]] == ["Skipped?"]
     assert numbers["verdict"]["best"] is None and numbers["verdict"]["tied_with_top"] == ["good"]
-    # the matrix says the same, row − column
-    matrix = numbers["matrix"]
+    matrix = numbers["matrix"]  # the matrix says the same, row − column
     i, j = matrix["names"].index("good"), matrix["names"].index("bad")
     assert matrix["diff"][i][j] == pytest.approx(-matrix["diff"][j][i]) and matrix["p_adjusted"][i][j] < 0.05
 
@@ -377,48 +372,36 @@ def test_several_seeds_answer_the_questions_and_name_the_best(tmp_path):
     paths = fake_results(tmp_path, {"good": 0.9, "bad": 0.35}, seeds=[0, 1, 2], n=400, copies={"copy": "bad"})
     comparisons = [{"a": "good", "b": "bad", "asks": "Is good better?"}, {"a": "bad", "b": "good", "asks": "Reverse?"},
                    {"a": "copy", "b": "bad", "asks": "Same?"}]
-    numbers = q6_outputs(settings=fake_settings(good="all", bad="all", copy="all"), test_images=tmp_path / "test.npz",
-                            reference={}, out=q6_files(tmp_path), comparisons=comparisons, replicates=1000,
-                            smallest_effect=1.0, **paths)
+    numbers = compare(tmp_path, paths, comparisons=comparisons, replicates=1000, smallest_effect=1.0)
     asked = {c["asks"]: c for c in numbers["comparisons"]["asked"]}
-    assert asked["Is good better?"]["answer"] == "yes" and asked["Is good better?"]["scope"] == "variants"
-    assert asked["Is good better?"]["test"] == "run-level t (runs + images)"
+    good, same = asked["Is good better?"], asked["Same?"]
+    assert (good["answer"], good["scope"], good["test"]) == ("yes", "variants", "run-level t (runs + images)")
     assert asked["Reverse?"]["answer"] == "no, the opposite"
     # A copy of every run: the difference is 0, but fake_results' seeds lie 5 points apart, so a new run of either
     # procedure could differ by more than 1 point - the run-level answer is "inconclusive", not "equal".
-    same = asked["Same?"]
     assert same["diff"] == 0 and same["outcome"] == "inconclusive" and same["ci_low"] < -1 and same["ci_high"] > 1
     assert same["answer"] == f"inconclusive: [{same['ci_low']:+.2f}, {same['ci_high']:+.2f}]"
-    assert numbers["smallest_effect"] == 1.0
-    assert numbers["verdict"]["best"] == "good"
+    assert numbers["smallest_effect"] == 1.0 and numbers["verdict"]["best"] == "good"
 
 
 def test_focus_is_chosen_by_validation_not_test_accuracy(tmp_path):
     paths = fake_results(tmp_path, {"high_test": 0.9, "high_val": 0.5}, seeds=[0], n=100)
-    for path in paths["epochs"]:
-        if "high_val" in str(path):
-            path.write_text("epoch\ttrain_loss\ttrain_acc\tval_loss\tval_acc\tseconds\n1\t1.5\t40\t1.4\t45\t2\n"
-                            "2\t1.2\t55\t1.3\t60\t2\n")
-    numbers = q6_outputs(settings=fake_settings(high_test="all", high_val="all"), test_images=tmp_path / "test.npz",
-                            reference={}, out=q6_files(tmp_path), replicates=1000, **paths)
+    (tmp_path / "high_val/seed0/epochs.tsv").write_text(EPOCHS.format(60))
+    numbers = compare(tmp_path, paths, replicates=1000)
     assert numbers["verdict"]["top"] == "high_test"
     assert numbers["focus"] == "high_val" and numbers["focus_chosen_by"] == "validation accuracy"
     assert {r["name"]: r["val_accuracy"] for r in numbers["rows"]} == {"high_test": 50, "high_val": 60}
 
 
 def test_two_indistinguishable_variants_are_not_called_best(tmp_path):
-    paths = fake_results(tmp_path, {"a": 0.6}, seeds=[0], n=60, copies={"b": "a"})
-    numbers = q6_outputs(settings=fake_settings(a="all", b="all"), test_images=tmp_path / "test.npz",
-                            reference={}, out=q6_files(tmp_path), replicates=2000, **paths)
+    numbers = compare(tmp_path, fake_results(tmp_path, {"a": 0.6}, seeds=[0], copies={"b": "a"}), replicates=2000)
     assert numbers["verdict"]["best"] is None and numbers["verdict"]["tied_with_top"] == ["a", "b"]
 
 
 def test_several_seeds_give_mean_and_std_and_render(tmp_path):
-    settings = fake_settings(head="head", all="all")
     paths = fake_results(tmp_path, {"head": 0.5, "all": 0.8}, seeds=[0, 1])
-    out = q6_files(tmp_path)
-    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={"head": 68.55}, out=out,
-                            replicates=2000, **paths)
+    numbers = compare(tmp_path, paths, fake_settings(head="head", all="all"), reference={"head": 68.55},
+                      replicates=2000)
     rows = {r["name"]: r for r in numbers["rows"]}
     accs = [json.loads(p.read_text())["accuracy"] for p in paths["metrics"][2:]]
     assert rows["all"]["accuracy"] == pytest.approx(np.mean(accs))
@@ -427,18 +410,11 @@ def test_several_seeds_give_mean_and_std_and_render(tmp_path):
     assert rows["all"]["delta"] == pytest.approx(rows["all"]["accuracy"] - rows["head"]["accuracy"])
     assert rows["all"]["kept_epochs"] == [2, 2]
     assert numbers["verdict"]["top"] == "all" and len(numbers["mistakes"]) <= q6.N_MISTAKES
-    assert all(p.exists() for p in out.values())
-
-    html = tmp_path / "report.html"
-    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA,
-                          backbone={"source": "path", "path": "/x/backbone.pth"}, title="T <&> test",
-                          repo_dir=tmp_path)
-    text = html.read_text()
-    assert Page(text).errors == []
+    assert all(p.exists() for p in q6_files(tmp_path).values())
+    text = html_report(tmp_path, title="T <&> test")
     assert f"{rows['all']['accuracy']:.2f} ± {rows['all']['accuracy_std']:.2f}" in text
     assert "T &lt;&amp;&gt; test" in text  # autoescape
-    assert "not a git checkout" in text
-    assert variant_rows(text) == ["head", "all"]
+    assert "not a git checkout" in text and variant_rows(text) == ["head", "all"]
 
 
 def test_report_states_the_settings_the_variants_ran_with(tmp_path):
@@ -452,45 +428,31 @@ def test_report_states_the_settings_the_variants_ran_with(tmp_path):
     paths = fake_results(tmp_path, {"head": 0.5, "all": 0.8}, seeds=[0])
     gpu_run = tmp_path / "all/seed0/train.json"  # trained elsewhere, its test set scored here
     write_json(gpu_run, {**json.loads(gpu_run.read_text()), "device": "cuda: test GPU"})
-    out = q6_files(tmp_path)
-    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
-                            replicates=500, **paths)
+    numbers = compare(tmp_path, paths, settings, replicates=500)
     assert numbers["settings"]["lr"] == 0.05 and numbers["settings"]["batch_size"] is None
     assert numbers["devices"] == ["cpu: test", "cuda: test GPU"] and numbers["scored_on"] == ["cpu: test"]
-    html = tmp_path / "report.html"
     changes = [{"key": "training.lr", "value": "0.01", "shipped": "0.001"}]  # the defaults, overridden everywhere
-    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, config_changes=changes,
-                          backbone={"source": "path", "path": "/x/backbone.pth"}, title="T", repo_dir=tmp_path)
-    page = Page(html.read_text())
-    assert page.errors == []
-    q6_text = Page(html.read_text().split('<section id="q6">', 1)[1].split("</section>", 1)[0]).text
-    assert "learning rate 0.05," in q6_text and "Learning rate 0.05 for every variant" in q6_text
-    assert "0.01" not in q6_text and "batch size 32" not in q6_text
-    assert "batch size per variant (table below)" in q6_text
-    assert "momentum per variant (head 0.9, all 0.5)" in q6_text
-    assert "Trained on cpu: test; cuda: test GPU; the test set scored on cpu: test." in q6_text
-    table = re.search(r'<table class="variants">(.*?)</table>', html.read_text(), re.S).group(1)
+    html = html_report(tmp_path, config_changes=changes)
+    text = q6_text(html)
+    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
+    assert "0.01" not in text and "batch size 32" not in text
+    assert "batch size per variant (table below)" in text
+    assert "momentum per variant (head 0.9, all 0.5)" in text
+    assert "Trained on cpu: test; cuda: test GPU; the test set scored on cpu: test." in text
     for name, batch in [("head", 16), ("all", 64)]:
-        row = re.search(rf'<td class="name">{name}</td>(.*?)</tr>', table, re.S).group(1)
-        assert f'<td class="num">{batch}</td>' in row, row
-    assert re.search(r'<td class="key">training.lr</td><td>0.01</td>', html.read_text())  # the config, labelled
+        assert f'<td class="num">{batch}</td>' in row_of(table_of(html), name), name
+    assert re.search(r'<td class="key">training.lr</td><td>0.01</td>', html)  # the config, labelled
 
 
 def test_comparisons_say_what_the_variants_differ_in_and_never_minus_zero(tmp_path):
     settings = fake_settings(all="all", all_augment="all")
     settings["all_augment"]["augment"] = {"crop": 4, "flip": True, "cutout": 8}
     paths = fake_results(tmp_path, {"all": 0.6}, seeds=[0], copies={"all_augment": "all"})
-    out = q6_files(tmp_path)
     asks = [{"a": "all_augment", "b": "all", "asks": "Does augmentation (random crop and flip) help?"}]
-    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
-                            comparisons=asks, replicates=500, **paths)
-    (c,) = numbers["comparisons"]["asked"]
+    (c,) = compare(tmp_path, paths, settings, comparisons=asks, replicates=500)["comparisons"]["asked"]
     assert c["differs"] == ["augment: crop (pad 4) + flip + cutout 8×8 vs none"]
     assert c["answer"].startswith("inconclusive: [0.00, 0.00]") and c["diff"] == 0
-    html = tmp_path / "report.html"
-    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T",
-                          backbone={"source": "path", "path": "/x/backbone.pth"}, repo_dir=tmp_path)
-    text = html.read_text()
+    text = html_report(tmp_path)
     assert "-0.00" not in text and "+0.00" not in text
     assert "augment: crop (pad 4) + flip + cutout 8×8 vs none" in text
 
@@ -540,12 +502,11 @@ def test_workflow_report_states_per_variant_settings_not_the_defaults(tiny_input
     numbers = json.loads((project / "results/figures/q6/numbers.json").read_text())
     assert {r["name"]: (r["lr"], r["batch_size"]) for r in numbers["rows"]} == {"head": (0.05, 16), "all": (0.05, 64)}
     html = (project / "report/report.html").read_text()
-    q6_text = Page(html.split('<section id="q6">', 1)[1].split("</section>", 1)[0]).text
-    assert "learning rate 0.05," in q6_text and "Learning rate 0.05 for every variant" in q6_text
-    assert "learning rate 0.01" not in q6_text.lower() and "batch size 32" not in q6_text
+    text = q6_text(html)
+    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
+    assert "learning rate 0.01" not in text.lower() and "batch size 32" not in text
     for name, batch in [("head", 16), ("all", 64)]:
-        row = re.search(rf'<td class="name">{name}</td>(.*?)</tr>', html, re.S).group(1)
-        assert f'<td class="num">{batch}</td>' in row, row
+        assert f'<td class="num">{batch}</td>' in row_of(html, name), name
 
 
 def fake_tuning(root: Path, choices: dict) -> list[Path]:
@@ -561,7 +522,8 @@ def fake_tuning(root: Path, choices: dict) -> list[Path]:
         write_json(folder / "search.json", {
             "twin": f"{variant}-tuned", "method": "halving", "config": {"lr": lr, "weight_decay": 0.0005},
             "val_acc": 80.0, "kept_epoch": 4, "epochs": 4, "configs": 4, "trials": 6, "trial_epochs": 10,
-            "grid_epochs": 16, "device_hours": 0.25, "trial_seconds": 900.0, "converged": {"kept_is_last": True, "last_fifth_rise": 0.5},
+            "grid_epochs": 16, "device_hours": 0.25, "trial_seconds": 900.0,
+            "converged": {"kept_is_last": True, "last_fifth_rise": 0.5},
             "rungs": [{"epochs": 1, "trials": 4}, {"epochs": 4, "trials": 2}], "devices": ["cpu: test"],
             "selected_by": "validation accuracy of the kept epoch; ties: the earlier configuration"})
         write_tsv(folder / "trials.tsv", TRIAL_COLUMNS,
@@ -583,32 +545,23 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     settings["head-tuned"].update(lr=0.1, weight_decay=0.0005, epochs=4)
     paths = fake_results(tmp_path, {"head": 0.3, "all": 0.5, "head-tuned": 0.55, "all-tuned": 0.85}, seeds=[0, 1, 2],
                          n=400)
-    out = q6_files(tmp_path)
     asks = [{"a": "all", "b": "head", "asks": "Does fine-tuning everything beat the head?"}]
-    twins = {"head-tuned": "head", "all-tuned": "all"}
-    numbers = q6_outputs(settings=settings, test_images=tmp_path / "test.npz", reference={}, out=out,
-                            comparisons=asks, replicates=1000, twins=twins, **paths)
+    numbers = compare(tmp_path, paths, settings, comparisons=asks, replicates=1000,
+                      twins={"head-tuned": "head", "all-tuned": "all"})
     rows = {r["name"]: r for r in numbers["rows"]}
     assert rows["all"]["kept_last"] == "3 of 3" and rows["all"]["last_fifth_rise"] == pytest.approx(5.0)
     tuned = numbers["tuning"]
     side = {c["variant"]: c for c in tuned["side_by_side"]}
     assert set(side) == {"head", "all"} and tuned["n_better"] == 2
-    for variant in side:
-        c = side[variant]
-        assert (c["a"], c["b"]) == (f"{variant}-tuned", variant) and c["answer"] == "yes"
+    for variant, c in side.items():
+        assert (c["a"], c["b"], c["answer"]) == (f"{variant}-tuned", variant, "yes")
         assert c["diff"] == pytest.approx(rows[f"{variant}-tuned"]["accuracy"] - rows[variant]["accuracy"])
     (again,) = tuned["comparisons"]["asked"]
     assert (again["a"], again["b"], again["answer"]) == ("all-tuned", "head-tuned", "yes")
-    assert "lr: 0.03 vs 0.1" in again["differs"] and tuned["not_asked"] == 0
+    assert "lr: 0.03 vs 0.1" in again["differs"] and tuned["not_asked"] == 0 and tuned["untuned"] == []
     assert tuned["verdict"]["top"] == "all-tuned" and tuned["verdict"]["best"] == "all-tuned"
-    assert tuned["untuned"] == []
 
-    html = tmp_path / "report.html"
-    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T",
-                          tuning=fake_tuning(tmp_path, {"head": 0.3, "all": 0.03}),
-                          backbone={"source": "path", "path": "/x/backbone.pth"}, repo_dir=tmp_path)
-    text = html.read_text()
-    assert Page(text).errors == []
+    text = html_report(tmp_path, tuning=fake_tuning(tmp_path, {"head": 0.3, "all": 0.03}))
     section = text.split('<h3 id="tuning">', 1)[1]
     assert "lr 0.03, weight decay 0.0005" in section and "12 trials" in section
     assert "1,800 s of\ntraining, 0.500 device-hours" in section
@@ -617,19 +570,16 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     assert "The choice of <code>head</code> lies at an end of the searched range" in section
     from cmpt726.tuning.summary import at_edge
     assert at_edge(0.0, [0.0, 0.0005]) is None and at_edge(0.0005, [0.0, 0.0005]) == "the highest tried"
-    table = re.search(r'<table class="side-by-side">(.*?)</table>', section, re.S).group(1)
     for variant in ("head", "all"):
-        row = re.search(rf'<td class="name">{variant}</td>(.*?)</tr>', table, re.S).group(1)
+        row = row_of(table_of(section, "side-by-side"), variant)
         assert f"{rows[variant]['accuracy']:.2f}" in row and f"{rows[variant + '-tuned']['accuracy']:.2f}" in row
         assert f"{side[variant]['diff']:+.2f}" in row and "3 of 3" in row
     assert "<b>Figure 6.8.</b> What the tuning saw" in section and section.count('<img') == 1
     assert '<a href="#tuning">' in text and "Each variant at its best" in text
     assert "among the tuned variants only" not in text  # every variant was tuned
     # without twins the section and its headline are absent
-    plain = fake_results(tmp_path / "plain", {"head": 0.3, "all": 0.5}, [0])
-    numbers = q6_outputs(settings=fake_settings(head="head", all="all"), test_images=tmp_path / "plain/test.npz",
-                            reference={}, out=out, replicates=1000, **plain)
+    plain = tmp_path / "plain"
+    numbers = compare(plain, fake_results(plain, {"head": 0.3, "all": 0.5}, [0]), fake_settings(head="head", all="all"),
+                      replicates=1000)
     assert numbers["tuning"] is None
-    assemble.write_report(html, TEMPLATE, q6=list(out.values()), theory={}, data=DATA, title="T", tuning=[],
-                          backbone={"source": "path", "path": "/x/backbone.pth"}, repo_dir=tmp_path)
-    assert 'id="tuning"' not in html.read_text()
+    assert 'id="tuning"' not in html_report(plain, tuning=[])

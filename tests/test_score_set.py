@@ -30,8 +30,7 @@ def test_reads_every_file_in_order(tmp_path):
     (dict(labels=np.array([0, 1, 2, 2, 0])), r"b.tsv: labels disagree with test.npz on 1 images \(first: index 3"),
 ])
 def test_refuses_a_file_that_does_not_match_naming_it(tmp_path, bad, message):
-    a, _ = scores(tmp_path, "a.tsv")
-    b, _ = scores(tmp_path, "b.tsv", **bad)
+    (a, _), (b, _) = scores(tmp_path, "a.tsv"), scores(tmp_path, "b.tsv", **bad)
     with pytest.raises(ValueError, match=message):
         read_score_set([a, b], LABELS, test_set="test.npz")
 
@@ -45,17 +44,15 @@ def test_probability_columns_are_checked_against_the_classes(tmp_path):
 
 
 def test_every_readers_argmax_is_the_pred_column_even_at_a_near_tie(tmp_path):
-    """Two classes 2 float32 steps apart (0.29470298 < 0.29470304): 6 digits wrote both as 0.294703 and a reader's
-    argmax took class 0 where the model predicted class 1. The probabilities come back exactly (as float32)."""
+    """Classes 2 float32 steps apart (0.29470298 < 0.29470304), once both written 0.294703: probabilities come
+    back exactly (as float32), so argmax is the predicted class 1."""
     from cmpt726.evaluation import read_scores
 
     near_tie = np.array([0.29470298, 0.29470304, *[(1 - 0.58940602) / 8] * 8], dtype=np.float32)
     probs = np.vstack([near_tie, np.random.default_rng(3).dirichlet(np.ones(10), 4)]).astype(np.float32)
-    path = tmp_path / "s.tsv"
-    write_scores(path, LABELS, probs, np.zeros(len(LABELS)))
-    read = read_scores(path)
-    assert read["pred"][0] == 1
-    assert np.array_equal(read["probs"].argmax(1), read["pred"])
+    write_scores(tmp_path / "s.tsv", LABELS, probs, np.zeros(len(LABELS)))
+    read = read_scores(tmp_path / "s.tsv")
+    assert read["pred"][0] == 1 and np.array_equal(read["probs"].argmax(1), read["pred"])
     assert np.array_equal(read["probs"].astype(np.float32), probs)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import subprocess
 import sys
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,50 +18,46 @@ import yaml
 from cmpt726.config import THEORY_SCHEMA_PATH as SCHEMA_PATH
 from cmpt726.config import theory_settings
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS, write_question
+from cmpt726.theory import q1_softmax as q1, q2_glm as q2, q3_backprop as q3, q4_vanishing as q4, q5_logreg as q5
 
 REPO = Path(__file__).resolve().parents[1]
+COURSE_DATA = REPO.parent / "shared/data/logreg/data.txt"
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
-    """These models are tiny: a second intra-op thread only adds spin-waiting on a busy machine
-    (the rules get the same from cmpt726.snakemake_job.run with threads: 1)."""
+    """Tiny models: a second intra-op thread only spin-waits on a busy machine (as the rules' threads: 1)."""
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-COURSE_DATA = Path(__file__).resolve().parents[2] / "shared/data/logreg/data.txt"
 
 
-# --------------------------------------------------------------------------- settings
-
+# --- settings
 def test_empty_theory_config_gets_every_default():
     settings = theory_settings({})
-    assert set(settings) == {"q1", "q2", "q3", "q4", "q5"}
-    assert settings["q5"]["data"] is None
+    assert set(settings) == {"q1", "q2", "q3", "q4", "q5"} and settings["q5"]["data"] is None
     assert settings["q5"]["etas"] == [0.5, 0.3, 0.1, 0.05, 0.01]
     assert settings["q5"]["tol"] == 1e-5 and settings["q5"]["max_iter"] == 500
-    assert settings["q4"]["dead_relu"]["steps"] > 0
-    assert theory_settings(None) == settings
+    assert settings["q4"]["dead_relu"]["steps"] > 0 and theory_settings(None) == settings
 
 
 def test_partial_override_keeps_sibling_defaults():
     settings = theory_settings({"q4": {"dead_relu": {"lr": 0.5}}, "q3": {"hidden": [2, 2]}})
-    assert settings["q4"]["dead_relu"]["lr"] == 0.5
+    assert settings["q4"]["dead_relu"]["lr"] == 0.5 and settings["q3"]["hidden"] == [2, 2]
     assert settings["q4"]["dead_relu"]["width"] == theory_settings({})["q4"]["dead_relu"]["width"]
-    assert settings["q3"]["hidden"] == [2, 2]
 
 
-def test_bad_settings_are_rejected():
-    with pytest.raises(ValueError, match="extnt"):
-        theory_settings({"q1": {"extnt": 3}})
-    with pytest.raises(ValueError, match=r"theory\.q5\.max_iter: 0 is less than the minimum"):
-        theory_settings({"q5": {"max_iter": 0}})
-    with pytest.raises(ValueError, match=r"theory\.q4\.init\.relu"):
-        theory_settings({"q4": {"init": {"relu": "orthogonal"}}})
-    with pytest.raises(ValueError, match=r"theory\.q5\.etas\.1"):
-        theory_settings({"q5": {"etas": [0.1, -0.2]}})
+@pytest.mark.parametrize("settings, match", [
+    ({"q1": {"extnt": 3}}, "extnt"),
+    ({"q5": {"max_iter": 0}}, r"theory\.q5\.max_iter: 0 is less than the minimum"),
+    ({"q4": {"init": {"relu": "orthogonal"}}}, r"theory\.q4\.init\.relu"),
+    ({"q5": {"etas": [0.1, -0.2]}}, r"theory\.q5\.etas\.1"),
+])
+def test_bad_settings_are_rejected(settings, match):
+    with pytest.raises(ValueError, match=match):
+        theory_settings(settings)
 
 
 def _objects(schema, where="theory"):
@@ -69,14 +68,12 @@ def _objects(schema, where="theory"):
 
 
 def test_schema_closed_typed_described_and_defaulted_everywhere():
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    for where, obj in _objects(schema):
+    for where, obj in _objects(yaml.safe_load(SCHEMA_PATH.read_text())):
         assert obj.get("additionalProperties") is False, where
         for key, sub in obj.get("properties", {}).items():
             assert "default" in sub, f"{where}.{key} has no default"
             assert "type" in sub or "enum" in sub, f"{where}.{key} has no type"
-            if sub.get("type") != "object":
-                assert sub.get("description"), f"{where}.{key} has no description"
+            assert sub.get("type") == "object" or sub.get("description"), f"{where}.{key} has no description"
 
 
 def test_package_init_does_not_import_torch_or_matplotlib():
@@ -86,81 +83,54 @@ def test_package_init_does_not_import_torch_or_matplotlib():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
-# --------------------------------------------------------------------------- Q1
-
+# --- Q1
 def test_q1_triple_point_is_exact_and_probabilities_are_a_third():
-    from cmpt726.theory.q1_softmax import q1_numbers, triple_point_exact
-
-    x1, x2 = triple_point_exact()
-    # Substitute into the question's own formulas, in exact arithmetic.
-    a1 = 3 * x1 + x2 + 1
-    a2 = x1 + 3 * x2 + 2
-    a3 = -3 * x1 + Fraction(3, 2) * x2 + 2
-    assert a1 == a2 == a3
-    assert (x1, x2) == (Fraction(3, 22), Fraction(-4, 11))  # by hand: x1 - x2 = 1/2, 6 x1 - x2/2 = 1
-    numbers = q1_numbers(far=20.0)
+    x1, x2 = q1.triple_point_exact()
+    # The question's own formulas in exact arithmetic; by hand x1 - x2 = 1/2, 6 x1 - x2/2 = 1.
+    assert 3 * x1 + x2 + 1 == x1 + 3 * x2 + 2 == -3 * x1 + Fraction(3, 2) * x2 + 2
+    assert (x1, x2) == (Fraction(3, 22), Fraction(-4, 11))
+    numbers = q1.q1_numbers(far=20.0)
     assert numbers["point_exact"] == ["3/22", "-4/11"]
     np.testing.assert_allclose(numbers["probabilities_at_point"], [1 / 3] * 3, rtol=0, atol=1e-15)
 
 
-def test_q1_boundary_rays_tie_and_tend_to_a_half():
-    from cmpt726.theory.q1_softmax import activations, q1_numbers
-
-    numbers = q1_numbers(far=30.0)
+def test_q1_boundary_rays_tie_and_tend_to_a_half_and_each_region_is_its_class():
+    numbers = q1.q1_numbers(far=30.0)
     point = np.array(numbers["point"])
     assert len(numbers["boundaries"]) == 3
     for b in numbers["boundaries"]:
-        i, j = (c - 1 for c in b["classes"])
-        k = b["other"] - 1
-        a = activations(point + 2.0 * np.array(b["direction"]))
-        assert a[i] == pytest.approx(a[j], abs=1e-12)
-        assert a[i] > a[k]  # the two tied activations are the largest: a real boundary
+        (i, j), k = (c - 1 for c in b["classes"]), b["other"] - 1
+        a = q1.activations(point + 2.0 * np.array(b["direction"]))
+        assert a[i] == pytest.approx(a[j], abs=1e-12) and a[i] > a[k]  # the tied two are the largest: a boundary
         p = np.array(b["probabilities_far"])
-        assert p[i] == pytest.approx(0.5, abs=1e-12) and p[j] == pytest.approx(0.5, abs=1e-12)
-        assert p[k] < 1e-12
-
-
-def test_q1_deep_inside_each_region_the_class_wins():
-    from cmpt726.theory.q1_softmax import activations, q1_numbers
-
-    numbers = q1_numbers(far=30.0)
-    point = np.array(numbers["point"])
-    for r in numbers["regions"]:
+        assert p[i] == pytest.approx(0.5, abs=1e-12) and p[j] == pytest.approx(0.5, abs=1e-12) and p[k] < 1e-12
+    for r in numbers["regions"]:  # deep inside each region its class wins
         k = r["class"] - 1
-        assert np.argmax(activations(point + 1.0 * np.array(r["direction"]))) == k
-        assert r["probabilities_far"][k] > 1 - 1e-12
-        assert 0 < r["distance_to_p99"] < 30.0
+        assert np.argmax(q1.activations(point + 1.0 * np.array(r["direction"]))) == k
+        assert r["probabilities_far"][k] > 1 - 1e-12 and 0 < r["distance_to_p99"] < 30.0
 
 
-# --------------------------------------------------------------------------- Q2
-
+# --- Q2
 def test_q2_boundary_is_the_unit_circle():
-    from cmpt726.theory.q2_glm import outputs, q2_numbers
-
-    numbers = q2_numbers(n_angles=90, extent=2.0, grid=101)
-    # 6 + 2 r^2 = 8  =>  r = 1, centred at the origin.
-    assert numbers["closed_form"]["radius"] == 1.0
-    assert numbers["numeric"]["radius_min"] == pytest.approx(1.0, abs=1e-12)
-    assert numbers["numeric"]["radius_max"] == pytest.approx(1.0, abs=1e-12)
-    np.testing.assert_allclose(numbers["numeric"]["circle_fit"]["center"], [0, 0], atol=1e-12)
-    assert numbers["numeric"]["circle_fit"]["radius"] == pytest.approx(1.0, abs=1e-12)
-    y1, y2 = outputs(0.0, 0.0)
+    numbers = q2.q2_numbers(n_angles=90, extent=2.0, grid=101)
+    assert numbers["closed_form"]["radius"] == 1.0  # 6 + 2 r^2 = 8: r = 1, centred at the origin
+    numeric = numbers["numeric"]
+    for radius in (numeric["radius_min"], numeric["radius_max"], numeric["circle_fit"]["radius"]):
+        assert radius == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(numeric["circle_fit"]["center"], [0, 0], atol=1e-12)
+    y1, y2 = q2.outputs(0.0, 0.0)
     assert y2 > y1 and numbers["class_inside"] == 2
-    y1, y2 = outputs(1.5, 0.0)
+    y1, y2 = q2.outputs(1.5, 0.0)
     assert y1 > y2 and numbers["class_outside"] == 1
 
 
-# --------------------------------------------------------------------------- Q3
-
+# --- Q3
 @pytest.mark.parametrize("hidden", [[4, 3], [5, 2, 3]])
 def test_q3_backprop_agrees_with_autograd_and_finite_differences(hidden):
-    from cmpt726.theory.q3_backprop import q3_numbers
-
-    numbers = q3_numbers(hidden, n_examples=3, init_std=1.0, fd_step=1e-4, seed=1)
+    numbers = q3.q3_numbers(hidden, n_examples=3, init_std=1.0, fd_step=1e-4, seed=1)
     assert numbers["n_params"] == sum((a + 1) * b for a, b in zip(numbers["sizes"][:-1], numbers["sizes"][1:]))
     for row in numbers["layers"]:
-        assert row["max_rel_err_autograd"] < 1e-10, row
-        assert row["max_rel_err_fd"] < 1e-6, row
+        assert row["max_rel_err_autograd"] < 1e-10 and row["max_rel_err_fd"] < 1e-6, row
     # What the report concludes, computed here (the template only prints it).
     assert numbers["fd_best"]["max_rel_err"] == min(r["max_rel_err"] for r in numbers["fd_sweep"])
     deltas = numbers["example"]["deltas"]
@@ -169,77 +139,55 @@ def test_q3_backprop_agrees_with_autograd_and_finite_differences(hidden):
 
 def test_q3_check_detects_a_wrong_delta_rule():
     """The comparison can fail: sigma instead of sigma' in the hidden deltas is caught."""
-    from cmpt726.theory import q3_backprop as q3
-
     rng = np.random.default_rng(0)
     params = q3.init_params([4, 3], 1.0, rng)
     x, t = rng.normal(size=3), 0.3
     _, zs = q3.forward(params, x)
-    delta_out = zs[-1] - t
-    wrong = zs[2] * (params[2]["W"].T @ delta_out)  # missing the (1 - z) factor
-    auto = q3.autograd_grads(params, x, t)
-    assert q3.relative_error(np.outer(wrong, zs[1]), auto[1]["W"]).max() > 1e-3
+    wrong = zs[2] * (params[2]["W"].T @ (zs[-1] - t))  # missing the (1 - z) factor
+    assert q3.relative_error(np.outer(wrong, zs[1]), q3.autograd_grads(params, x, t)[1]["W"]).max() > 1e-3
 
 
-# --------------------------------------------------------------------------- Q4
-
+# --- Q4
 def test_q4_sigmoid_derivative_peaks_at_a_quarter():
-    from cmpt726.theory.q4_vanishing import activation_numbers, relu_derivative
-
-    numbers = activation_numbers(6.0)
+    numbers = q4.activation_numbers(6.0)
     assert numbers["sigmoid_derivative_max"] == pytest.approx(0.25, abs=1e-15)
     assert numbers["sigmoid_derivative_argmax"] == 0.0
-    np.testing.assert_array_equal(relu_derivative(np.array([-2.0, -1e-9, 1e-9, 3.0])), [0, 0, 1, 1])
+    np.testing.assert_array_equal(q4.relu_derivative(np.array([-2.0, -1e-9, 1e-9, 3.0])), [0, 0, 1, 1])
 
 
 def test_q4_gradients_vanish_with_sigmoid_not_with_relu():
-    from cmpt726.theory.q4_vanishing import vanishing_numbers
-
-    v = vanishing_numbers(depth=10, width=32, batch=64, repeats=2,
-                          init={"sigmoid": "xavier", "relu": "kaiming"}, seed=0)
-    # With unit-gain weights the sigmoid's backward factor is at most sigma' <= 0.25 per layer.
-    assert v["sigmoid"]["shrink_factor_per_layer"] < 0.3
-    assert v["sigmoid"]["mean_derivative"] <= 0.25
+    v = q4.vanishing_numbers(depth=10, width=32, batch=64, repeats=2, init={"sigmoid": "xavier", "relu": "kaiming"},
+                             seed=0)
+    # Unit-gain weights: the sigmoid's backward factor is at most sigma' <= 0.25 per layer; He init keeps scale.
+    assert v["sigmoid"]["shrink_factor_per_layer"] < 0.3 and v["sigmoid"]["mean_derivative"] <= 0.25
     assert v["sigmoid"]["first_over_last_hidden"] < 1e-4
-    # He init keeps the backpropagated signal at scale.
     assert 0.7 < v["relu"]["delta_shrink_factor_per_layer"] < 1.4
 
 
 def test_q4_dead_relu_units_get_no_gradient_and_stay_dead():
-    from cmpt726.theory.q4_vanishing import dead_relu_numbers
-
-    d = dead_relu_numbers(in_features=8, width=16, n_samples=64, bias_shifts=[0.0, -10.0],
-                          lr=0.1, steps=30, seed=0)
+    d = q4.dead_relu_numbers(in_features=8, width=16, n_samples=64, bias_shifts=[0.0, -10.0], lr=0.1, steps=30,
+                             seed=0)
     control, pushed = d["rows"]
-    assert control["before"]["dead_unit_fraction"] < 0.2
-    assert control["losses"][-1] < control["losses"][0]
-    assert pushed["before"]["dead_unit_fraction"] == 1.0
-    assert pushed["before"]["dead_max_abs_grad"] == 0.0
-    assert pushed["after"]["dead_unit_fraction"] == 1.0
-    assert pushed["dead_units_max_param_change"] == 0.0
+    assert control["before"]["dead_unit_fraction"] < 0.2 and control["losses"][-1] < control["losses"][0]
+    assert pushed["before"]["dead_unit_fraction"] == pushed["after"]["dead_unit_fraction"] == 1.0
+    assert pushed["before"]["dead_max_abs_grad"] == pushed["dead_units_max_param_change"] == 0.0
     assert pushed["revived_units"] == 0
 
 
-# --------------------------------------------------------------------------- Q5
-
+# --- Q5
 def _generated():
-    from cmpt726.theory.q5_logreg import generate_data
-
-    g = theory_settings({})["q5"]["generated"]
-    return generate_data(**g)
+    return q5.generate_data(**theory_settings({})["q5"]["generated"])
 
 
 def test_q5_nll_and_gradient_are_bishop_4_90_and_4_91():
-    from cmpt726.theory.q5_logreg import gradient, nll
-
     data = _generated()
     X, t = data[:, :3], data[:, 3]
     w = np.array([0.3, -0.2, -1.0])
     y = 1 / (1 + np.exp(-X @ w))
-    assert nll(X, t, w) == pytest.approx(-np.mean(t * np.log(y) + (1 - t) * np.log(1 - y)), rel=1e-12)
+    assert q5.nll(X, t, w) == pytest.approx(-np.mean(t * np.log(y) + (1 - t) * np.log(1 - y)), rel=1e-12)
     eps = 1e-6
-    fd = [(nll(X, t, w + eps * e) - nll(X, t, w - eps * e)) / (2 * eps) for e in np.eye(3)]
-    np.testing.assert_allclose(gradient(X, t, w), fd, rtol=1e-6, atol=1e-9)
+    fd = [(q5.nll(X, t, w + eps * e) - q5.nll(X, t, w - eps * e)) / (2 * eps) for e in np.eye(3)]
+    np.testing.assert_allclose(q5.gradient(X, t, w), fd, rtol=1e-6, atol=1e-9)
 
 
 def test_q5_generated_data_is_seeded_and_shaped():
@@ -253,20 +201,14 @@ def test_q5_generated_data_is_seeded_and_shaped():
 
 @pytest.mark.parametrize("eta", [0.1, 0.05, 0.01])
 def test_q5_gd_nll_never_rises_for_small_eta(eta):
-    from cmpt726.theory.q5_logreg import gradient_descent
-
     data = _generated()
-    run = gradient_descent(data[:, :3], data[:, 3], eta, [0.1, 0, 0], 1e-5, 500)
-    assert np.all(np.diff(run["nll"]) <= 1e-15)
+    assert np.all(np.diff(q5.gradient_descent(data[:, :3], data[:, 3], eta, [0.1, 0, 0], 1e-5, 500)["nll"]) <= 1e-15)
 
 
 def test_q5_gd_stops_by_tol_for_the_largest_eta_on_separable_ish_data():
-    from cmpt726.theory.q5_logreg import generate_data, gradient_descent
-
     # Centred, well-conditioned clouds with little overlap: a finite optimum GD reaches quickly.
-    data = generate_data(seed=0, n_per_class=100, means=[[-1.5, 0.0], [1.5, 0.0]], cov=[[1, 0], [0, 1]])
-    fast = gradient_descent(data[:, :3], data[:, 3], 0.5, [0.1, 0, 0], 1e-5, 500)
-    slow = gradient_descent(data[:, :3], data[:, 3], 0.01, [0.1, 0, 0], 1e-5, 500)
+    data = q5.generate_data(seed=0, n_per_class=100, means=[[-1.5, 0.0], [1.5, 0.0]], cov=[[1, 0], [0, 1]])
+    fast, slow = (q5.gradient_descent(data[:, :3], data[:, 3], eta, [0.1, 0, 0], 1e-5, 500) for eta in (0.5, 0.01))
     assert fast["converged"] and fast["iterations"] < 500
     assert not slow["converged"] and slow["iterations"] == 500
 
@@ -274,25 +216,19 @@ def test_q5_gd_stops_by_tol_for_the_largest_eta_on_separable_ish_data():
 @pytest.mark.parametrize("eta", [0.1, 0.05, 0.01])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_q5_sgd_is_ahead_of_gd_per_data_pass_early_on(eta, seed):
-    from cmpt726.theory.q5_logreg import gradient_descent, sgd
-
     data = _generated()
     X, t = data[:, :3], data[:, 3]
-    gd_run = gradient_descent(X, t, eta, [0.1, 0, 0], 0.0, 11)
-    sgd_run = sgd(X, t, eta, [0.1, 0, 0], 0.0, 11, "permutation", seed)
-    # After k passes over the data GD has made k updates and SGD k * N. SGD's NLL is noisy
-    # from pass to pass, so compare its typical (median) and best value, not single points.
+    gd_run = q5.gradient_descent(X, t, eta, [0.1, 0, 0], 0.0, 11)
+    sgd_run = q5.sgd(X, t, eta, [0.1, 0, 0], 0.0, 11, "permutation", seed)
+    # After k passes GD has made k updates and SGD k * N; SGD's NLL is noisy, so compare its median and best.
     assert np.median(sgd_run["nll"][1:11]) < gd_run["nll"][10]
     assert min(sgd_run["nll"][1:4]) < gd_run["nll"][3]
 
 
 def test_q5_sgd_visits_every_row_once_per_epoch():
-    from cmpt726.theory.q5_logreg import sgd
-
     data = _generated()
-    run = sgd(data[:, :3], data[:, 3], 0.05, [0.1, 0, 0], 0.0, 3, "permutation", 0)
+    run, same = (q5.sgd(data[:, :3], data[:, 3], 0.05, [0.1, 0, 0], 0.0, 3, "permutation", 0) for _ in range(2))
     assert run["iterations"] == 3 and len(run["trace"]) == 3 * len(data) + 1
-    same = sgd(data[:, :3], data[:, 3], 0.05, [0.1, 0, 0], 0.0, 3, "permutation", 0)
     np.testing.assert_array_equal(run["w"], same["w"])  # seeded
 
 
@@ -306,36 +242,47 @@ def test_q5_sgd_visits_every_row_once_per_epoch():
     ("1 2 1 0\n3 4 1 0\n", "needs both classes"),
 ])
 def test_q5_bad_data_file_names_file_and_line(tmp_path, content, message):
-    from cmpt726.theory.q5_logreg import load_data
-
     path = tmp_path / "bad.txt"
     path.write_text(content)
     with pytest.raises(ValueError, match=message) as info:
-        load_data(path)
+        q5.load_data(path)
     assert str(path) in str(info.value)
 
 
 @pytest.mark.skipif(not COURSE_DATA.exists(), reason=f"course data not found at {COURSE_DATA}")
 def test_q5_on_the_course_data():
-    from cmpt726.theory.q5_logreg import load_data, q5_runs
-
-    data = load_data(COURSE_DATA)
+    data = q5.load_data(COURSE_DATA)
     assert data.shape == (200, 4)
     etas = [0.5, 0.3, 0.1, 0.05, 0.01]
-    gd_runs, sgd_runs = q5_runs(data, etas, [0.1, 0, 0], 1e-5, 500, "permutation", 0)
+    gd_runs, sgd_runs = q5.q5_runs(data, etas, [0.1, 0, 0], 1e-5, 500, "permutation", 0)
     for eta, run in zip(etas, gd_runs):
-        assert run["iterations"] <= 500
-        assert run["nll"][-1] < run["nll"][0], eta
-        if eta <= 0.1:
-            assert np.all(np.diff(run["nll"]) <= 1e-15), eta
+        assert run["iterations"] <= 500 and run["nll"][-1] < run["nll"][0], eta
+        assert eta > 0.1 or np.all(np.diff(run["nll"]) <= 1e-15), eta
     # Larger (stable) steps get further in the same 500 iterations.
     assert gd_runs[2]["nll"][-1] < gd_runs[3]["nll"][-1] < gd_runs[4]["nll"][-1]
     for gd_run, sgd_run in zip(gd_runs[2:], sgd_runs[2:]):
         assert sgd_run["nll"][1] < gd_run["nll"][1]
 
 
-# --------------------------------------------------------------------------- outputs and templates
+def test_q5_findings_name_the_runs_the_prose_discusses():
+    def run(eta, final, rises=0, converged=False, start=0.7, top=0.7):
+        return {"eta": eta, "final_nll": final, "nll_rises": rises, "converged": converged, "nll_start": start,
+                "nll_max": top}
 
+    def etas(rows):
+        return [r["eta"] for r in rows]
+
+    gd = [run(0.5, 0.30, rises=4), run(0.1, 0.35, converged=True), run(0.01, 0.50)]
+    sgd = [run(0.5, 0.40, top=0.9), run(0.1, 0.32, top=0.8), run(0.01, 0.45, converged=True)]
+    f = q5.findings(gd, sgd)
+    assert f["gd_best"]["eta"] == 0.5 and f["sgd_best"]["eta"] == 0.1
+    assert etas(f["gd_rising"]) == [0.5] and etas(f["gd_monotone"]) == [0.1, 0.01]
+    assert etas(f["gd_converged"]) == [0.1] and etas(f["sgd_converged"]) == [0.01]
+    assert etas(f["sgd_wild"]) == [0.5, 0.1] and f["sgd_wild_max"] == 0.9
+    assert q5.findings(gd, [run(0.5, 0.4)])["sgd_wild_max"] is None
+
+
+# --- outputs and templates
 SMALL = {
     "q1": {"grid": 120},
     "q2": {"grid": 80, "n_angles": 36},
@@ -344,7 +291,6 @@ SMALL = {
            "dead_relu": {"width": 16, "n_samples": 64, "steps": 20}},
     "q5": {"max_iter": 40, "etas": [0.3, 0.05]},
 }
-
 KEYS = {
     "q1": ["point", "point_exact", "probabilities_at_point", "boundaries", "regions", "far_distance"],
     "q2": ["closed_form", "numeric", "class_inside", "class_outside"],
@@ -356,9 +302,7 @@ KEYS = {
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    root = tmp_path_factory.mktemp("theory")
-    settings = theory_settings(SMALL)
-    paths = {}
+    root, settings, paths = tmp_path_factory.mktemp("theory"), theory_settings(SMALL), {}
     for name, question in QUESTIONS.items():  # as the rules do: one call of the package's dispatcher
         outputs = {"numbers": root / name / "numbers.json",
                    **{stem: root / name / f"{stem}.png" for stem in question.figures}}
@@ -372,15 +316,13 @@ def test_every_output_is_written_with_its_keys_and_a_real_image(written):
 
     for name, files in written.items():
         numbers = json.loads(files[0].read_text())
-        for key in KEYS[name]:
-            assert key in numbers, f"{name}: {key}"
+        assert [key for key in KEYS[name] if key not in numbers] == [], name
         for png in files[1:]:
             with Image.open(png) as image:
                 assert image.format == "PNG"
                 pixels = np.asarray(image.convert("L"))
-            assert pixels.shape[0] > 200 and pixels.shape[1] > 200, png
             # Not blank: many distinct grey levels and a fair share of non-white pixels.
-            assert len(np.unique(pixels)) > 20, png
+            assert pixels.shape[0] > 200 and pixels.shape[1] > 200 and len(np.unique(pixels)) > 20, png
             assert np.mean(pixels < 250) > 0.02, png
         assert not list(files[0].parent.glob(".*")), "temporary files left behind"
 
@@ -397,13 +339,9 @@ def test_section_templates_render_from_the_outputs(written):
             assert uri in html, f"{name}: figure {stem} not shown"
 
 
-# --------------------------------------------------------------------------- the table and the rules
-
+# --- the table and the rules
 def test_question_table_names_every_argument_of_its_entry_point():
     """write_question passes numbers_path, <figure>_path for each figure of the table and the settings."""
-    import importlib
-    import inspect
-
     defaults = theory_settings({})
     assert set(QUESTIONS) == set(defaults)
     for name, question in QUESTIONS.items():
@@ -411,8 +349,7 @@ def test_question_table_names_every_argument_of_its_entry_point():
         params = list(inspect.signature(write).parameters)
         paths = [p for p in params if p.endswith("_path")]
         assert paths == ["numbers_path", *(f"{figure}_path" for figure in question.figures)], name
-        assert set(params) - set(paths) == set(defaults[name]), name
-        assert set(question.files) <= set(defaults[name]), name
+        assert set(params) - set(paths) == set(defaults[name]) and set(question.files) <= set(defaults[name]), name
         for figure in question.figures:  # its label and caption in Snakemake's report
             assert FIGURE_LABELS[figure]
             assert (REPO / "workflow/report" / f"theory_{name}_{figure}.rst").read_text().strip(), figure
@@ -431,7 +368,6 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
     rows = [f"{rng.normal(5 + t, 1):.4f} {rng.normal(t, 1):.4f} 1 {t}" for t in (0, 1) for _ in range(20)]
     (workdir / "points.txt").write_text("\n".join(rows) + "\n")
     targets = [f"results/theory/{name}/numbers.json" for name in QUESTIONS]
-
     snakemake(workdir, "--cores", "2", *targets)
     for name, question in QUESTIONS.items():
         for stem in ["numbers.json", *(f"{figure}.png" for figure in question.figures)]:
@@ -439,10 +375,7 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
         assert (workdir / f"results/logs/theory/{name}.log").exists()
         assert (workdir / f"results/benchmarks/theory/{name}.tsv").exists()
     assert json.loads((workdir / "results/theory/q5/numbers.json").read_text())["data_source"] == "points.txt"
-
     # Every figure is in Snakemake's report, with its caption rendered from the rule's settings.
-    import zipfile
-
     snakemake(workdir, "--report", "report.zip", *targets)
     with zipfile.ZipFile(workdir / "report.zip") as archive:
         names = archive.namelist()
@@ -450,26 +383,8 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
     assert len([n for n in names if n.endswith(".png")]) == sum(len(q.figures) for q in QUESTIONS.values())
     assert "Questions 1-5" in html
     assert "4, 3, and one identity output" in html  # q3's caption, with its hidden widths filled in
-
     # Q5's data file is an input: editing it reruns Q5 alone.
     with open(workdir / "points.txt", "a") as handle:
         handle.write("5.5 0.5 1 1\n")
     proc = snakemake(workdir, "-n", *targets)
     assert parse_jobs(proc.stdout + proc.stderr) == {"theory_q5"}
-
-
-def test_q5_findings_name_the_runs_the_prose_discusses():
-    from cmpt726.theory.q5_logreg import findings
-
-    def run(eta, final, rises=0, converged=False, start=0.7, top=0.7):
-        return {"eta": eta, "final_nll": final, "nll_rises": rises, "converged": converged, "nll_start": start,
-                "nll_max": top}
-
-    gd = [run(0.5, 0.30, rises=4), run(0.1, 0.35, converged=True), run(0.01, 0.50)]
-    sgd = [run(0.5, 0.40, top=0.9), run(0.1, 0.32, top=0.8), run(0.01, 0.45, converged=True)]
-    f = findings(gd, sgd)
-    assert f["gd_best"]["eta"] == 0.5 and f["sgd_best"]["eta"] == 0.1
-    assert [r["eta"] for r in f["gd_rising"]] == [0.5] and [r["eta"] for r in f["gd_monotone"]] == [0.1, 0.01]
-    assert [r["eta"] for r in f["gd_converged"]] == [0.1] and [r["eta"] for r in f["sgd_converged"]] == [0.01]
-    assert [r["eta"] for r in f["sgd_wild"]] == [0.5, 0.1] and f["sgd_wild_max"] == 0.9
-    assert findings(gd, [run(0.5, 0.4)])["sgd_wild_max"] is None
