@@ -154,7 +154,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
         _merge(config, typed(command_line, schema_path))
     fill_and_check(config, schema_path)
     drop_null_variants(config)
-    check_numbers(config)
+    check_numbers(config, schema_path)
     check_cross_keys(config)
 
 
@@ -287,28 +287,67 @@ def _is_seed(key: str) -> bool:
     return parts[-1] == "seed" or parts[-1].endswith("_seed") or (len(parts) > 1 and parts[-2] == "seeds")
 
 
-def check_numbers(config: dict) -> None:
-    """Finite numbers only (.nan and .inf slip past minimum/maximum), seeds in 0 <= seed < 2**63, and
-    sizes the later rules need (every class in a subset; no BatchNorm head on batches of one)."""
+FLOAT32_MAX = 3.4028234e38  # tensors hold the settings as float32: a larger number becomes inf
+CIFAR10_TRAIN = 50_000
+
+
+def _integer_floats(value, schema, resolver, key: str = ""):
+    """(key, value) of every float (10.0) at a key whose schema asks for an integer only (jsonschema takes 10.0
+    as an integer; the code would then make paths like seed0.0 or ranges of 10.0)."""
+    schema, resolver = _resolve(schema, resolver)
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, Mapping):
+        known, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for name, item in value.items():
+            sub = known.get(name, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                yield from _integer_floats(item, sub, resolver, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            yield from _integer_floats(item, schema["items"], resolver, f"{key}.{i}")
+    elif isinstance(value, float):
+        declared = schema.get("type")
+        declared = {declared} if isinstance(declared, str) else set(declared or ())
+        if "integer" in declared and "number" not in declared:
+            yield key, value
+
+
+def check_numbers(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None:
+    """Finite numbers only (.nan and .inf slip past minimum/maximum) that float32 tensors can hold, integers where
+    integers are meant, seeds in 0 <= seed < 2**63, and the sizes the later rules need."""
     for key, value in _numbers(config):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"config key {key}: {value} is not a finite number")
-        if _is_seed(key) and isinstance(value, int) and not 0 <= value < SEED_LIMIT:
-            raise ConfigError(f"config key {key}: seed {value} must lie in 0 <= seed < 2**63")
+        if _is_seed(key) and isinstance(value, int):
+            if not 0 <= value < SEED_LIMIT:
+                raise ConfigError(f"config key {key}: seed {value} must lie in 0 <= seed < 2**63")
+        elif abs(value) > FLOAT32_MAX:
+            shown = f"{value:.3g}" if isinstance(value, float) else f"{str(value)[:12]}… ({len(str(value))} digits)"
+            raise ConfigError(f"config key {key}: {shown} is beyond the float32 range of tensors (|x| <= 3.4e38)")
+    schema, registry = _schema(str(schema_path))
+    for key, value in _integer_floats(config, schema, registry.resolver(base_uri=schema["$id"])):
+        raise ConfigError(f"config key {key}: {value} is not an integer (write {int(value)})")
     for split, n in config["data"]["subset"].items():
         if n is not None and n < CIFAR10_CLASSES:
             raise ConfigError(f"config key data.subset.{split}: {n} images cannot hold the {CIFAR10_CLASSES} "
                               f"classes that the per-class results and cleanlab need (at least {CIFAR10_CLASSES})")
     for name in config["variants"]:
-        settings = resolve_variant(config, name)
-        subset = config["data"]["subset"]["train"]
-        if subset is not None and settings["validation"] and subset - settings["validation"] < CIFAR10_CLASSES:
-            raise ConfigError(f"config key {_variant_key(config, name, 'validation')}: {settings['validation']} "
-                              f"validation images leave fewer than {CIFAR10_CLASSES} of the data.subset.train "
-                              f"{subset} images to train on")
-        if settings["head"]["batchnorm"] and settings["head"]["hidden"] and settings["batch_size"] < 2:
-            raise ConfigError(f"config key {_variant_key(config, name, 'batch_size')}: a head with batchnorm "
-                              "needs batches of at least 2 images")
+        check_sizes(config, resolve_variant(config, name), lambda key: _variant_key(config, name, key))
+
+
+def check_sizes(config: dict, settings: dict, key_of) -> None:
+    """The sizes one training run needs: a validation split that leaves at least a batch and every class to train
+    on, and no BatchNorm head on batches of one. key_of(setting) names the key that set it."""
+    images = config["data"]["subset"]["train"] or CIFAR10_TRAIN
+    left = images - settings["validation"]
+    if settings["validation"] and left < max(CIFAR10_CLASSES, settings["batch_size"]):
+        raise ConfigError(f"config key {key_of('validation')}: {settings['validation']} validation images leave "
+                          f"{left} of the {images} training images, fewer than a batch ({settings['batch_size']}) "
+                          f"or the {CIFAR10_CLASSES} classes")
+    if settings["head"]["batchnorm"] and settings["head"]["hidden"] and settings["batch_size"] < 2:
+        raise ConfigError(f"config key {key_of('batch_size')}: a head with batchnorm needs batches of at least 2 "
+                          "images")
 
 
 def _variant_key(config: dict, name: str, key: str) -> str:

@@ -11,7 +11,7 @@ import copy
 import itertools
 import math
 
-from ..config import ConfigError, canonical, resolve_variant
+from ..config import ConfigError, _variant_key, canonical, check_sizes, resolve_variant
 from .choice import TWIN_SUFFIX
 
 # Training keys a search may set: how a run trains, not what it reads (a twin reads its variant's inputs).
@@ -167,6 +167,12 @@ def check_tuning(config: dict) -> None:
                 "training.validation"
             raise ConfigError(f"config key {key}: 0 leaves no validation split to tune {name} on (set it, leave the "
                               "variant out of tuning.variants, or set tuning.enabled false)")
+        # Each trial's and the twin's settings held to a variant's own checks (a searched batch size of 1
+        # would give a BatchNorm head batches of one image).
+        for item in grid(plan["space"]):
+            trial = {**with_fixed_settings(resolve_variant(config, name), plan["settings"], plan["epochs"]), **item}
+            check_sizes(config, trial, lambda key: key_of("space", key) if key in item else key_of("settings", key)
+                        if key in plan["settings"] else _variant_key(config, name, key))
         sizes[name] = len(grid(plan["space"]))
     if len(set(sizes.values())) > 1:
         raise ConfigError("config key tuning.overrides: every variant gets the same number of trials (equal "
