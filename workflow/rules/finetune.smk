@@ -54,8 +54,13 @@ rule train_variant:
         device=config["device"],
         # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
         resume="results/models/{variant}/seed{seed}.resume.pt",
-        # A tuned twin: the configurations its variant's search tried, one of which its choice must be.
-        searched=lambda wildcards: TUNING[TWINS[wildcards.variant]]["configs"] if wildcards.variant in TWINS else None,
+        # A tuned twin: the configurations its variant's search tried, one of which its choice must be (sorted:
+        # the same space in another order retrains nothing).
+        searched=lambda wildcards: (
+            sorted(canonical(TUNING[TWINS[wildcards.variant]]["configs"]), key=repr)
+            if wildcards.variant in TWINS
+            else None
+        ),
     script:
         "../scripts/train_variant.py"
 
