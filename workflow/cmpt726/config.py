@@ -96,8 +96,13 @@ def _validator(schema_path: str):
                     instance[key] = copy.deepcopy(sub["default"])
         yield from properties(validator, subschemas, instance, schema)
 
+    # An integer is an int: JSON Schema's own checker takes 10.0 as one, and the code would then make paths like
+    # seed0.0 or ranges of 10.0.
+    integers = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
     schema, registry = _schema(schema_path)
-    return validators.extend(Draft202012Validator, {"properties": fill_then_check})(schema, registry=registry)
+    return validators.extend(Draft202012Validator, {"properties": fill_then_check}, type_checker=integers)(
+        schema, registry=registry)
 
 
 def _removed(key: str) -> str | None:
@@ -124,14 +129,18 @@ def _describe(error, prefix: str) -> list[str]:
     return [f"config key {path or '(top level)'}: {error.message}"]
 
 
+def closest(name: str, known) -> str | None:
+    """The known name closest to `name` (case and typos, or one a prefix of the other), if any."""
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6) or \
+        [k for k in lowered if name.lower().startswith(k) or k.startswith(name.lower())][:1]
+    return lowered[close[0]] if close else None
+
+
 def _suggestion(key: str, known: list[str], path: str) -> str:
     """'; did you mean a.seeds?' for the closest known key at that level, else the keys there."""
-    lowered = {name.lower(): name for name in known}
-    close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6) or \
-        [name for name in lowered if key.lower().startswith(name) or name.startswith(key.lower())][:1]
-    prefix = f"{path}." if path else ""
-    if close:
-        return f"; did you mean {prefix}{lowered[close[0]]}?"
+    if match := closest(key, known):
+        return f"; did you mean {f'{path}.' if path else ''}{match}?"
     return f" (known keys here: {', '.join(known)})" if known else ""
 
 
@@ -154,7 +163,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
         _merge(config, typed(command_line, schema_path))
     fill_and_check(config, schema_path)
     drop_null_variants(config)
-    check_numbers(config, schema_path)
+    check_numbers(config)
     check_cross_keys(config)
 
 
@@ -291,29 +300,7 @@ FLOAT32_MAX = 3.4028234e38  # tensors hold the settings as float32: a larger num
 CIFAR10_TRAIN = 50_000
 
 
-def _integer_floats(value, schema, resolver, key: str = ""):
-    """(key, value) of every float (10.0) at a key whose schema asks for an integer only (jsonschema takes 10.0
-    as an integer; the code would then make paths like seed0.0 or ranges of 10.0)."""
-    schema, resolver = _resolve(schema, resolver)
-    if not isinstance(schema, dict):
-        return
-    if isinstance(value, Mapping):
-        known, extra = schema.get("properties", {}), schema.get("additionalProperties")
-        for name, item in value.items():
-            sub = known.get(name, extra if isinstance(extra, dict) else None)
-            if sub is not None:
-                yield from _integer_floats(item, sub, resolver, f"{key}.{name}" if key else str(name))
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            yield from _integer_floats(item, schema["items"], resolver, f"{key}.{i}")
-    elif isinstance(value, float):
-        declared = schema.get("type")
-        declared = {declared} if isinstance(declared, str) else set(declared or ())
-        if "integer" in declared and "number" not in declared:
-            yield key, value
-
-
-def check_numbers(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None:
+def check_numbers(config: dict) -> None:
     """Finite numbers only (.nan and .inf slip past minimum/maximum) that float32 tensors can hold, integers where
     integers are meant, seeds in 0 <= seed < 2**63, and the sizes the later rules need."""
     for key, value in _numbers(config):
@@ -325,9 +312,6 @@ def check_numbers(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None:
         elif abs(value) > FLOAT32_MAX:
             shown = f"{value:.3g}" if isinstance(value, float) else f"{str(value)[:12]}… ({len(str(value))} digits)"
             raise ConfigError(f"config key {key}: {shown} is beyond the float32 range of tensors (|x| <= 3.4e38)")
-    schema, registry = _schema(str(schema_path))
-    for key, value in _integer_floats(config, schema, registry.resolver(base_uri=schema["$id"])):
-        raise ConfigError(f"config key {key}: {value} is not an integer (write {int(value)})")
     for split, n in config["data"]["subset"].items():
         if n is not None and n < CIFAR10_CLASSES:
             raise ConfigError(f"config key data.subset.{split}: {n} images cannot hold the {CIFAR10_CLASSES} "
@@ -372,18 +356,17 @@ def check_cross_keys(config: dict) -> None:
 def unknown_name_warnings(config: dict, shipped: dict) -> list[str]:
     """Variants the shipped config.yaml lacks (a misspelling would train silently), with the closest name, and
     report.comparisons about variants this run lacks."""
-    def closest(name: str, known) -> str:
-        match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        return f" (did you mean {match[0]}?)" if match else ""
+    def guess(name: str, known) -> str:
+        return f" (did you mean {match}?)" if (match := closest(name, known)) else ""
 
     shipped_names = shipped.get("variants") or {}
-    warnings = [f"variant {name} is not in the shipped config.yaml{closest(name, shipped_names)}: it is planned as "
+    warnings = [f"variant {name} is not in the shipped config.yaml{guess(name, shipped_names)}: it is planned as "
                 "a new variant" for name in config["variants"] if shipped_names and name not in shipped_names]
     for i, question in enumerate(config["report"]["comparisons"]):
         for side in ("a", "b"):
             if question[side] not in config["variants"]:
                 warnings.append(f"config key report.comparisons.{i}.{side}: {question[side]!r} is not one of this "
-                                f"run's variants{closest(question[side], config['variants'])}: the question is skipped")
+                                f"run's variants{guess(question[side], config['variants'])}: the question is skipped")
     return warnings
 
 

@@ -169,10 +169,12 @@ def check_tuning(config: dict) -> None:
                               "variant out of tuning.variants, or set tuning.enabled false)")
         # Each trial's and the twin's settings held to a variant's own checks (a searched batch size of 1
         # would give a BatchNorm head batches of one image).
-        for item in grid(plan["space"]):
-            trial = {**with_fixed_settings(resolve_variant(config, name), plan["settings"], plan["epochs"]), **item}
-            check_sizes(config, trial, lambda key: key_of("space", key) if key in item else key_of("settings", key)
-                        if key in plan["settings"] else _variant_key(config, name, key))
+        def setting_key(key):  # the key that set a trial's setting: the space, the fixed settings, the variant
+            return key_of("space", key) if key in plan["space"] else \
+                key_of("settings", key) if key in plan["settings"] else _variant_key(config, name, key)
+
+        for trial in plan_for(config, name)["settings"]:
+            check_sizes(config, trial, setting_key)
         sizes[name] = len(grid(plan["space"]))
     if len(set(sizes.values())) > 1:
         raise ConfigError("config key tuning.overrides: every variant gets the same number of trials (equal "
