@@ -3,7 +3,7 @@
 The expensive stages and everything upstream of them (data preparation, the backbone, features, training,
 trials, the choice, pretraining, evaluation) declare the modules they run in `STAGES`: a change of meaning
 in one of those reruns exactly that stage and what depends on it, and nothing else retrains.
-tests/test_code_digest.py checks that each list covers everything its entry module imports (`module_sources`).
+tests/test_architecture.py checks that each list covers everything its entry module imports (`module_sources`).
 Every other rule (theory, analyses, figures, report) is cheap and takes `package_digest`: any change of
 the package's code reruns it. Comments, docstrings and layout never count, so a comment edit reruns nothing,
 and paths count only inside the package, so a moved or cloned project plans nothing new.
@@ -34,6 +34,7 @@ STAGES = {
     "pretrain": ("pretrain", ("pretrain", "loop", "models", "runtime", "augment", "device", "files")),
     "evaluate": ("evaluation", ("evaluation", "models", "runtime", "device", "files")),
 }
+
 
 def _module_file(root: Path, dotted: str) -> Path | None:
     """cmpt726.a.b → root/cmpt726/a/b.py or root/cmpt726/a/b/__init__.py (None if neither exists)."""

@@ -48,26 +48,26 @@ def gpus_per_job(device: str, present: bool | None = None) -> int:
     return int(nvidia_present() if present is None else present)
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (x86 "flags", Arm "Features"); empty where unknown."""
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first line of /proc/cpuinfo whose key is one of `keys`; None where there is none."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return set(value.split())
+                if key.strip() in keys:
+                    return value.strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (x86 "flags", Arm "Features"); empty where unknown."""
+    return set((_cpuinfo("flags", "Features") or "").split())
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return model or platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def runs_on_cpu(device: str) -> bool:

@@ -114,12 +114,16 @@ def disk_full(path, below_mb: int = 64) -> str:
 
 def check_pdf(tmp, pdf_path) -> None:
     """A PDF whole before it is moved into place: its end-of-file mark, and pages > 0 where pdfinfo says so."""
-    data = Path(tmp).read_bytes()
+    with open(tmp, "rb") as fh:  # the head and the tail: a gallery PDF runs to tens of MB
+        head = fh.read(4)
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 2048))
+        tail = fh.read()
     pages = None
     if shutil.which("pdfinfo"):
         out = subprocess.run(["pdfinfo", str(tmp)], capture_output=True, text=True).stdout
         pages = next((int(line.split()[-1]) for line in out.splitlines() if line.startswith("Pages:")), 0)
-    if not data.startswith(b"%PDF") or b"%%EOF" not in data[-2048:] or pages == 0:
+    if head != b"%PDF" or b"%%EOF" not in tail or pages == 0:
         empty = ", no pages" if pages == 0 else ""
-        raise RuntimeError(f"wkhtmltopdf left {pdf_path} incomplete ({len(data):,} bytes{empty})"
+        raise RuntimeError(f"wkhtmltopdf left {pdf_path} incomplete ({size:,} bytes{empty})"
                            f"{disk_full(pdf_path)}; nothing was kept")
