@@ -115,11 +115,12 @@ def top_confusion(confusion, classes) -> dict | None:
 
 def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dict, summary: dict, reference: dict,
                  baseline: str = "head") -> list[dict]:
-    """One row per variant. metrics and train_summaries: (name, seed) → path; summary: stats.accuracy_summary."""
+    """One row per variant. metrics and train_summaries: (name, seed) → the file's contents; summary:
+    stats.accuracy_summary."""
     rows = []
     for name, s in settings.items():
         seeds = [seed for v, seed in runs if v == name]
-        cost = [read_json(train_summaries[name, seed]) for seed in seeds]
+        cost = [train_summaries[name, seed] for seed in seeds]
         acc = summary[name]
         kept = [c.get("kept_epoch") for c in cost]
         rows.append({
@@ -128,7 +129,7 @@ def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dic
             "batch_size": s["batch_size"], "seeds": len(seeds), "seed_list": seeds,
             "accuracy": acc["mean"], "accuracy_std": acc["std"], "per_seed": acc["per_seed"],
             "ci_low": acc["ci_low"], "ci_high": acc["ci_high"], "interval_method": acc["interval_method"],
-            "metrics_accuracy": [read_metrics(metrics[name, seed])["accuracy"] for seed in seeds],
+            "metrics_accuracy": [metrics[name, seed]["accuracy"] for seed in seeds],
             "reference": reference.get(name), "keep": cost[0].get("keep"), "kept_epochs": kept,
             "kept_epochs_text": ", ".join("–" if k is None else str(k) for k in kept),
             "validation_images": cost[0].get("validation_images"),
@@ -297,12 +298,12 @@ def _pairwise(correct: dict, alpha: float, smallest_effect: float) -> dict:
     return {"pairs": [], "alpha": alpha, "pooled_run_sd": None}
 
 
-def settings_of(train_summary) -> dict:
-    """The settings a run trained with, as its training job recorded them (finetune.train_variant)."""
-    summary = read_json(train_summary)
+def read_train_summary(path) -> dict:
+    """A training job's summary, with the settings the run trained with (finetune.train_variant records them)."""
+    summary = read_json(path)
     if "settings" not in summary:
-        raise ValueError(f"{train_summary}: no `settings`: a training summary from older code; delete it to retrain")
-    return summary["settings"]
+        raise ValueError(f"{path}: no `settings`: a training summary from older code; delete it to retrain")
+    return summary
 
 
 def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> dict:
@@ -322,10 +323,12 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
                         ("scores", scores)]:
         if len(paths) != len(runs):
             raise ValueError(f"{name}: {len(paths)} files for {len(runs)} variant × seed runs")
-    metrics_by, epochs_by, cost_by, scores_by = (dict(zip(runs, p)) for p in (metrics, epochs, train_summaries, scores))
+    epochs_by, scores_by = dict(zip(runs, epochs)), dict(zip(runs, scores))
+    metrics_by = {run: read_metrics(path) for run, path in zip(runs, metrics)}  # each file read once
+    cost_by = {run: read_train_summary(path) for run, path in zip(runs, train_summaries)}
     settings = {}
-    for (name, _), path in cost_by.items():
-        settings.setdefault(name, settings_of(path))
+    for (name, _), cost in cost_by.items():
+        settings.setdefault(name, cost["settings"])
     images, labels, classes = load_arrays(test_images)
     n = len(labels)
 
@@ -348,13 +351,13 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
     focus, focus_chosen_by = choose_focus(rows, focus)
     focus_row = next(r for r in rows if r["name"] == focus)
     seed = focus_row["seed_list"][0]
-    focus_metrics = read_metrics(metrics_by[focus, seed])
+    focus_metrics = metrics_by[focus, seed]
     focus_scores = table[focus, seed]
     mistakes = confident_mistakes(focus_scores["label"], focus_scores["probs"])
     compare = {focus: focus_metrics["per_class_accuracy"]}
     if baseline in settings and baseline != focus:
         base_seed = next(s for v, s in runs if v == baseline)
-        compare[f"{baseline} (baseline)"] = read_metrics(metrics_by[baseline, base_seed])["per_class_accuracy"]
+        compare[f"{baseline} (baseline)"] = metrics_by[baseline, base_seed]["per_class_accuracy"]
     per_class = focus_metrics["per_class_accuracy"]
     ranked = sorted((a, c) for c, a in per_class.items() if a is not None)
 
@@ -395,8 +398,8 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
                       "pred": classes[focus_scores["pred"][i]], "score": float(focus_scores["probs"][i].max())}
                      for i in mistakes],
         # Where the runs trained and, apart, where the test set was scored (merged results may differ).
-        "devices": sorted({read_json(p).get("device", "not recorded") for p in train_summaries}),
-        "scored_on": sorted({read_json(p).get("device", "not recorded") for p in metrics}),
+        "devices": sorted({c.get("device", "not recorded") for c in cost_by.values()}),
+        "scored_on": sorted({m.get("device", "not recorded") for m in metrics_by.values()}),
         "variant_settings": settings,
         "backbone_file": None if backbone is None else
         {"name": Path(backbone).name, "sha256": weights_digest(backbone)},
