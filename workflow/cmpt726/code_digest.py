@@ -98,12 +98,20 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+@lru_cache(maxsize=None)
+def _tree(path: Path, stamp: tuple) -> str:
+    """A file's syntax tree without docstrings, as text; parsed once per version (`stamp`: size, mtime) of the
+    file, though the stages and the package digest share most files."""
+    return ast.dump(_strip_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))),
+                    annotate_fields=False)
+
+
 def _digest(root: Path, paths) -> str:
     digest = hashlib.sha256()
     for path in sorted(map(Path, paths)):
-        relative = path.relative_to(root).as_posix()
-        tree = _strip_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=relative))
-        digest.update(f"{relative}\0{ast.dump(tree, annotate_fields=False)}\0".encode())
+        info = path.stat()
+        tree = _tree(path, (info.st_size, info.st_mtime_ns))
+        digest.update(f"{path.relative_to(root).as_posix()}\0{tree}\0".encode())
     return digest.hexdigest()[:16]
 
 
