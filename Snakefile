@@ -83,11 +83,12 @@ onstart:
             sys.exit(preflight.message(_problems))
 
 
-# Finished means told: where the outputs are.
+# Finished means told: where the outputs are (absolute: with --directory they are not under the checkout).
 onsuccess:
     if workflow.is_main_process:
+        _report = os.path.abspath("report")
         print(
-            "Done. The report: report/report.html (and report/report.pdf); every test image: report/gallery.html."
+            f"Done. The report: {_report}/report.html (and report.pdf); every test image: {_report}/gallery.html."
         )
 
 
