@@ -147,3 +147,13 @@ def test_a_stalled_download_fails_in_time_naming_the_url_and_key(tmp_path, stall
     assert proc.returncode != 0 and "OSError" in proc.stderr
     assert stalled_server in proc.stderr and key in proc.stderr
     assert not (tmp_path / "b.pt").exists() and not (tmp_path / "c10" / "cifar-10-batches-py").exists()
+
+
+@pytest.mark.parametrize("name, read", [("seed0.json", read_metrics), ("seed0.train.json", None)])
+def test_a_truncated_json_file_is_refused_naming_it(tmp_path, name, read):
+    from cmpt726.report.compare_variants import read_train_summary
+
+    path = tmp_path / name
+    path.write_text('{"accuracy": 50.0, "conf')
+    with pytest.raises(ValueError, match=rf"{name}: not a JSON file"):
+        (read or read_train_summary)(path)

@@ -132,8 +132,12 @@ def _first_nan(obj, where: str = "") -> str | None:
 
 
 def read_json(path):
+    """A JSON file; one cut off or edited into something else is refused naming the file (json's message does not)."""
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        try:
+            return json.load(fh)
+        except ValueError as error:
+            raise ValueError(f"{path}: not a JSON file ({error}); delete it to rebuild it") from None
 
 
 def format_cell(value) -> str:
