@@ -1,9 +1,9 @@
 """Train–test near-duplicates on the real CIFAR-10: time each stage, check the fast search, draw the pairs.
 
-    .venv/bin/python experiments/benchmarks/near_duplicates_bench.py --cifar10 /tmp/c10real/cifar-10-batches-py
+    .venv/bin/python experiments/benchmarks/near_duplicates_bench.py --cifar10 ../real-data/cifar-10-batches-py
                                                          [--exact-sample 1000] [--png-dir /tmp] [--seed 0]
 
-Get the data with `.venv/bin/python ../shared/data/restore.py /tmp/c10real --only cifar10` (official pickles;
+Get the data with `.venv/bin/python ../shared/data/restore.py ../real-data --only cifar10` (official pickles;
 read here directly, never copied into the project). It writes the four inputs of `write_near_duplicates`
 into a temporary folder under /tmp — the real images, and random 64-d float32 features (a randomly
 initialised backbone would be no more meaningful, and the cost of the feature search does not depend on
@@ -99,7 +99,7 @@ def save_pairs(path: Path, test_images, train_images, test_idx, train_idx, dista
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cifar10", type=Path, default=Path("/tmp/c10real/cifar-10-batches-py"))
+    parser.add_argument("--cifar10", type=Path, default=Path("../real-data/cifar-10-batches-py"))
     parser.add_argument("--exact-sample", type=int, default=1000,
                         help="random test images checked by brute force (0: skip the brute-force check)")
     parser.add_argument("--png-dir", type=Path, default=Path("/tmp"))
