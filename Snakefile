@@ -66,7 +66,7 @@ localrules:
 if workflow.is_main_process:
     for _problem in preflight.missing_files(config):
         print(f"pre-flight: {_problem}", file=sys.stderr)
-    for _warning in warmup_warnings(TUNING) + unknown_name_warnings(config, SHIPPED_CONFIG):
+    for _warning in unknown_name_warnings(config, SHIPPED_CONFIG):
         print(f"WARNING: {_warning}", file=sys.stderr)
 
 

@@ -337,11 +337,12 @@ DATA = {"train": {"images": 500, "per_class": [50] * 10}, "test": {"images": 60,
         "classes": CLASSES}
 
 
-def html_report(root: Path, **kwargs) -> str:
-    """report.html from the Q6 outputs under `root` (theory left out); kwargs override write_report's."""
-    kwargs = {"theory": {}, "data": DATA, "backbone": {"source": "path", "path": "/x/backbone.pth"}, "title": "T",
-              "repo_dir": root, **kwargs}
-    assemble.write_report(root / "report.html", TEMPLATE, q6=list(q6_files(root).values()), **kwargs)
+def html_report(root: Path, tuning=None, **spec) -> str:
+    """report.html from the Q6 outputs under `root` (theory left out); `spec` overrides write_report's."""
+    spec = {"theory": [], "backbone": {"source": "path", "path": "/x/backbone.pth"}, "title": "T", **spec}
+    write_json(root / "data.json", DATA)
+    assemble.write_report(spec, {"html": root / "report.html", "template": TEMPLATE, "data": root / "data.json",
+                                 "q6": list(q6_files(root).values()), "tuning": tuning}, repo_dir=root)
     text = (root / "report.html").read_text()
     assert Page(text).errors == []
     return text

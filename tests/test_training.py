@@ -43,11 +43,14 @@ def same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def train(root, tmp_path, name, s, seed=0, inputs=None, split=True, **kwargs):
-    """train_variant on `root`'s backbone and train.npz (or `inputs`), writing tmp_path/name.pt and name.tsv."""
-    return train_variant(root / "backbone.pt", inputs or root / "train.npz", tmp_path / f"{name}.pt",
-                         tmp_path / f"{name}.tsv", s, seed=seed, device="cpu",
-                         split_path=root / "split.npz" if split else None, **kwargs)
+def train(root, tmp_path, name, s, seed=0, inputs=None, split=True, summary=None, resume=None, on_epoch=None,
+          **spec):
+    """train_variant on `root`'s backbone and train.npz (or `inputs`), writing tmp_path/name.pt and name.tsv;
+    `spec` adds to the job's spec (code, variant)."""
+    paths = {"backbone": root / "backbone.pt", "train": inputs or root / "train.npz", "summary": summary,
+             "checkpoint": tmp_path / f"{name}.pt", "epochs": tmp_path / f"{name}.tsv", "resume": resume,
+             "split": root / "split.npz" if split else None}
+    return train_variant({"seed": seed, "settings": s, "device": "cpu", **spec}, paths, on_epoch=on_epoch)
 
 
 def losses(history, key="train_loss"):
@@ -95,7 +98,7 @@ def test_split_is_stratified_disjoint_and_fixed_by_its_seed():
 
 
 def test_training_uses_only_the_training_part_of_the_split(prepared, tmp_path, capsys):
-    train(prepared, tmp_path, "m", settings(train="head", epochs=1), summary_out=tmp_path / "s.json")
+    train(prepared, tmp_path, "m", settings(train="head", epochs=1), summary=tmp_path / "s.json")
     assert "90 training images, 30 held out" in capsys.readouterr().out
     summary = json.loads((tmp_path / "s.json").read_text())
     assert (summary["images"], summary["validation_images"]) == (90, 30)
@@ -120,7 +123,7 @@ def contrary(tmp_path_factory):
 def test_keep_best_keeps_the_epoch_with_the_best_validation_accuracy(contrary, tmp_path):
     """keep: best ends with the weights of the best validation epoch: those of a run stopped there."""
     s = settings(train="head", epochs=4, lr=0.01, keep="best")
-    accs = losses(train(contrary, tmp_path, "best", s, seed=1, summary_out=tmp_path / "best.json"), "val_acc")
+    accs = losses(train(contrary, tmp_path, "best", s, seed=1, summary=tmp_path / "best.json"), "val_acc")
     kept = int(np.argmax(accs)) + 1  # the first best epoch
     assert kept < len(accs) and accs[-1] < accs[kept - 1], accs  # best and last differ: the test can tell them apart
     summary = json.loads((tmp_path / "best.json").read_text())
@@ -135,7 +138,7 @@ def test_keep_best_keeps_the_epoch_with_the_best_validation_accuracy(contrary, t
 
 def test_without_a_split_every_image_trains_and_the_last_epoch_is_kept(prepared, tmp_path):
     history = train(prepared, tmp_path, "m", settings(train="head", validation=0), split=False,
-                    summary_out=tmp_path / "s.json")
+                    summary=tmp_path / "s.json")
     assert all(r["val_acc"] is None for r in history)
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary == {**summary, "keep": "last", "kept_epoch": 2, "images": 120, "validation_images": 0}
@@ -173,9 +176,9 @@ def test_augmented_training_is_deterministic_and_resumes_exactly(prepared, tmp_p
     assert losses(plain) != losses(h1)  # the augmentation did something
     resume = tmp_path / "r.resume.pt"
     with pytest.raises(Killed):
-        train(prepared, tmp_path, "r", s, seed=2, resume_path=resume, on_epoch=kill_after_first)
+        train(prepared, tmp_path, "r", s, seed=2, resume=resume, on_epoch=kill_after_first)
     assert resume.exists() and not (tmp_path / "r.pt").exists()
-    h3 = train(prepared, tmp_path, "r", s, seed=2, resume_path=resume)
+    h3 = train(prepared, tmp_path, "r", s, seed=2, resume=resume)
     assert not resume.exists()
     assert losses(h3) == losses(h1) and losses(h3, "val_acc") == losses(h1, "val_acc")
     assert same_weights(weights(tmp_path / "r.pt"), weights(tmp_path / "a.pt"))
@@ -196,10 +199,10 @@ def test_a_resume_state_of_other_code_is_refused(prepared, tmp_path, capsys):
     s = settings(train="head", epochs=2)
     for name, rerun_code, resumes in [("edited", after, False), ("same", before, True)]:
         with pytest.raises(Killed):
-            train(prepared, tmp_path, name, s, split=False, resume_path=tmp_path / f"{name}.resume", code=before,
+            train(prepared, tmp_path, name, s, split=False, resume=tmp_path / f"{name}.resume", code=before,
                   on_epoch=kill_after_first)
         capsys.readouterr()
-        train(prepared, tmp_path, name, s, split=False, resume_path=tmp_path / f"{name}.resume", code=rerun_code)
+        train(prepared, tmp_path, name, s, split=False, resume=tmp_path / f"{name}.resume", code=rerun_code)
         out = capsys.readouterr().out
         assert ("resuming from" in out) == resumes, out
         assert ("other code" in out) == (not resumes), out
@@ -210,7 +213,7 @@ def test_a_diverging_run_fails_at_once_naming_variant_epoch_and_lr(prepared, tmp
     s = settings(train="all", lr=1e20, epochs=3)
     with pytest.raises(FloatingPointError, match=r"variant big, seed 0 diverged: training loss (nan|inf) in epoch 1 "
                                                  r"at learning rate 1e\+20"):
-        train(prepared, tmp_path, "m", s, resume_path=tmp_path / "m.resume", variant="big")
+        train(prepared, tmp_path, "m", s, resume=tmp_path / "m.resume", variant="big")
     assert list(tmp_path.iterdir()) == []  # no model, no table, no resume state to continue from
 
 
@@ -277,9 +280,9 @@ def test_a_schedule_changes_training_and_resumes_exactly(prepared, head_features
     whole = train(prepared, tmp_path, "a", s, seed=7, inputs=head_features)
     assert losses(whole) != pytest.approx([row[1] for row in BEFORE_SCHEDULES])
     with pytest.raises(Killed):
-        train(prepared, tmp_path, "b", s, seed=7, inputs=head_features, resume_path=tmp_path / "b.resume.pt",
+        train(prepared, tmp_path, "b", s, seed=7, inputs=head_features, resume=tmp_path / "b.resume.pt",
               on_epoch=kill_after_first)
-    resumed = train(prepared, tmp_path, "b", s, seed=7, inputs=head_features, resume_path=tmp_path / "b.resume.pt")
+    resumed = train(prepared, tmp_path, "b", s, seed=7, inputs=head_features, resume=tmp_path / "b.resume.pt")
     assert losses(resumed) == losses(whole)
     assert same_weights(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))
 

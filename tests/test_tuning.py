@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from cmpt726 import specs
+from cmpt726 import finetune, specs
 from cmpt726.config import ConfigError, _merge, validate_config
 from cmpt726.features import extract_features
 from cmpt726.files import read_tsv, write_tsv
@@ -45,12 +45,29 @@ def test_rungs(n, epochs, min_epochs, eta, method, expected):
     assert [(r["epochs"], r["trials"]) for r in plan] == expected
 
 
-def test_halving_spends_under_a_third_of_the_grid_with_the_shipped_space():
+def test_halving_spends_under_two_fifths_of_the_grid_with_the_shipped_space():
     config = overlaid()
     plan = tuning.plan_for(config, "all")
     halving = tuning.trial_epochs(plan["rungs"])
     grid = tuning.trial_epochs(tuning.rungs(len(plan["configs"]), plan["epochs"], 1, 3, "grid"))
-    assert (halving, grid) == (2 * 12 + 4 * 4 + 9 * 1, 15 * 12) and halving <= grid / 3
+    assert (halving, grid) == (2 * 12 + 6 * 4 + 15 * 1, 15 * 12) and halving <= grid * 2 / 5
+
+
+def test_every_rung_ranks_runs_that_have_annealed():
+    """A trial's schedule spans its own rung: warm-up and annealing end with the rung, so a short rung ranks
+    configurations at the end of their schedules, not while a large learning rate is still at its peak."""
+    plan = tuning.plan_for(overlaid(), "all")
+    steps = 10
+    for rung, shape in enumerate(plan["rungs"]):
+        for index in range(len(plan["configs"])):
+            settings = trials.trial_settings(plan, index, rung)
+            assert settings["epochs"] == shape["epochs"]
+            assert {k: v for k, v in settings.items() if k != "epochs"} == \
+                {k: v for k, v in plan["settings"][index].items() if k != "epochs"}
+            lr_at = finetune.schedule(settings, steps)
+            peak = max(lr_at(step) for step in range(shape["epochs"] * steps))
+            assert peak == pytest.approx(settings["lr"], rel=0.05)
+            assert lr_at(shape["epochs"] * steps - 1) < 0.01 * settings["lr"]
 
 
 def test_twins_join_the_variants_with_the_fixed_settings_and_equal_budgets():
@@ -81,17 +98,6 @@ def test_a_twin_may_have_its_own_seeds():
     assert plan.searches["all"] == specs.load(shipped()).searches["all"]  # the search is not rerun for it
     with pytest.raises(ConfigError, match=re.escape("tuning.overrides.all.seeds")):
         specs.load(shipped(overrides={"all": {"seeds": []}}))
-
-
-def test_a_first_rung_inside_the_warmup_is_warned_about():
-    # the plans as the Snakefile makes them; the shipped plan ranks after its warm-up
-    assert tuning.warmup_warnings(specs.load(shipped()).searches) == []
-    cpu = shipped()
-    _merge(cpu, read_yaml("configs/tuning-cpu.yaml"))
-    warnings = tuning.warmup_warnings(specs.load(cpu).searches)
-    assert len(warnings) == 1 and "head_1ep" not in warnings[0]  # one epoch, one rung: nothing to rank early
-    assert "all_augment" in warnings[0] and "first rung (2 epochs)" in warnings[0]
-    assert "(2.25 of 15 epochs)" in warnings[0] and "tuning.min_epochs to at least 3" in warnings[0]
 
 
 def test_tuning_off_gives_the_plain_grid():
@@ -125,9 +131,9 @@ def test_tuning_needs_a_validation_split():
 
 
 # --------------------------------------------------------------------------- ranking and the choice
-def record(rung, slot, index, acc, loss, epochs=3, epochs_run=3, continues=None):
-    return {"rung": rung, "slot": slot, "config_index": index, "config": {"lr": index / 10}, "continues": continues,
-            "settings": {"lr": index / 10}, "epochs": epochs, "epochs_run": epochs_run, "kept_epoch": epochs,
+def record(rung, slot, index, acc, loss, epochs=3, promoted_from=None):
+    return {"rung": rung, "slot": slot, "config_index": index, "config": {"lr": index / 10},
+            "promoted_from": promoted_from, "settings": {"lr": index / 10}, "epochs": epochs, "kept_epoch": epochs,
             "val_acc": acc, "val_loss": loss, "seconds": 1.0, "device": "cpu",
             "history": [{"epoch": e + 1, "val_acc": acc} for e in range(epochs)]}
 
@@ -143,12 +149,12 @@ def test_rank_by_accuracy_then_loss_then_order():
 def test_choice_is_the_best_of_the_last_rung_with_every_trial_and_its_cost():
     plan = {"rungs": [{"epochs": 1, "trials": 3}, {"epochs": 3, "trials": 1}], "tie_break": "val_loss",
             "method": "halving", "configs": [{}, {}, {}], "epochs": 3, "seed": 0}
-    records = [record(0, 0, 0, 40.0, 1.0, 1, 1), record(0, 1, 1, 70.0, 1.0, 1, 1), record(0, 2, 2, 50.0, 1.0, 1, 1),
-               record(1, 0, 1, 65.0, 0.9, 3, 2, continues=1)]
+    records = [record(0, 0, 0, 40.0, 1.0, 1), record(0, 1, 1, 70.0, 1.0, 1), record(0, 2, 2, 50.0, 1.0, 1),
+               record(1, 0, 1, 65.0, 0.9, 3, promoted_from=1)]
     choice, rows = search.choose(records, plan, "head")
     assert (choice["config_index"], choice["val_acc"], choice["twin"]) == (1, 65.0, "head-tuned")
-    assert (choice["trials"], choice["trial_epochs"], choice["grid_epochs"]) == (4, 5, 9)
-    assert [(r["rung"], r["slot"], r["continued"], r["chosen"]) for r in rows] == \
+    assert (choice["trials"], choice["trial_epochs"], choice["grid_epochs"]) == (4, 6, 9)
+    assert [(r["rung"], r["slot"], r["promoted"], r["chosen"]) for r in rows] == \
         [(0, 0, 0, 0), (0, 1, 1, 0), (0, 2, 0, 0), (1, 0, 0, 1)]
     with pytest.raises(ValueError, match="0 trials in the last rung"):
         search.choose(records[:3], plan, "head")
@@ -165,8 +171,8 @@ def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
     plan = {"rungs": [{"epochs": 1, "trials": 2}, {"epochs": 5, "trials": 1}], "tie_break": "val_loss",
             "method": "halving", "configs": [{}, {}], "epochs": 5, "seed": 0}
     paths = []
-    for r in [record(0, 0, 0, 40.0, 1.0, 1, 1), record(0, 1, 1, 50.0, 1.0, 1, 1),
-              record(1, 0, 1, 60.0, 0.9, 5, 4, continues=1)]:
+    for r in [record(0, 0, 0, 40.0, 1.0, 1), record(0, 1, 1, 50.0, 1.0, 1),
+              record(1, 0, 1, 60.0, 0.9, 5, promoted_from=1)]:
         r["config"] = {"lr": [0.01, 0.1][r["config_index"]], "weight_decay": 0.0}
         paths.append(tmp_path / f"r{r['rung']}s{r['slot']}.json")
         paths[-1].write_text(json.dumps(r))
@@ -182,7 +188,7 @@ def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
                           tmp_path / "search.png", tmp_path / "tuning.tsv", tmp_path / "numbers.json")
     (row,) = read_tsv(tmp_path / "tuning.tsv")
     assert row["chosen"] == '{"lr": 0.1, "weight_decay": 0.0}' and row["val_acc"] == 60.0
-    assert (row["trials"], row["trial_epochs"], row["grid_epochs"]) == (3, 6, 10)
+    assert (row["trials"], row["trial_epochs"], row["grid_epochs"]) == (3, 7, 10)
     assert (row["runs_kept_last"], row["runs"], row["runs_last_fifth_rise"]) == (1, 2, 0.0)  # +1 and -1 points
     assert rows[0]["twin"] == "head-tuned" and (tmp_path / "search.png").stat().st_size > 5000
     assert json.loads((tmp_path / "numbers.json").read_text())["total"]["trials"] == 3
@@ -205,23 +211,26 @@ def tiny_plan(method, **space):
     return specs.load(config).searches["h"]
 
 
-def test_a_continued_trial_is_the_run_trained_straight_through(features, tmp_path):
-    """Halving continues a trial from its saved state: its last rung's numbers are the grid's trial's, trained in
-    one go."""
+def test_a_promoted_trial_is_the_grid_run_of_its_rungs_length(features, tmp_path):
+    """Halving trains a promoted configuration afresh for its rung's epochs: its last rung's trial is the grid's
+    trial of that configuration, epoch by epoch, and its earlier rungs are complete runs of their own length."""
     args = (features / "backbone.pt", features / "features.npz", features / "split.npz")
     halving = trials.search(*args, tmp_path / "halving" / "h", tiny_plan("halving"), device="cpu")
     grid = trials.search(*args, tmp_path / "grid" / "h", tiny_plan("grid"), device="cpu")
     assert [(r["epochs"], r["trials"]) for r in halving["rungs"]] == [(1, 3), (2, 1), (4, 1)]
-    assert halving["trial_epochs"] == 3 + 1 + 2 and grid["trial_epochs"] == 12
+    assert halving["trial_epochs"] == 3 + 2 + 4 and grid["trial_epochs"] == 12
+
     def trial(method, rung, slot):
         return json.loads((tmp_path / method / "h" / f"rung{rung}" / f"trial{slot}.json").read_text())
 
     chosen = halving["config_index"]
     straight, last = trial("grid", 0, chosen), trial("halving", 2, 0)
-    assert last["config_index"] == chosen and last["continues"] == 0
+    assert last["config_index"] == chosen and last["promoted_from"] == 0
     assert [r["val_acc"] for r in last["history"]] == [r["val_acc"] for r in straight["history"]]
     assert [r["train_loss"] for r in last["history"]] == [r["train_loss"] for r in straight["history"]]
     assert halving["val_acc"] == straight["val_acc"]
+    middle = trial("halving", 1, 0)
+    assert len(middle["history"]) == middle["epochs"] == 2
     # the grid's choice is its best trial; trials.tsv has one row per trial
     best = max(trial("grid", 0, i)["val_acc"] for i in range(3))
     assert json.loads((tmp_path / "grid" / "h" / "search.json").read_text())["val_acc"] == best
@@ -261,7 +270,7 @@ def test_no_tuning_job_reads_the_test_set(tiny_inputs, tmp_path):
     proc = snakemake(workdir, "-n", "--cores", "2")
     jobs = planned_inputs(proc.stdout + proc.stderr)
     tuning_jobs = {name: inputs for name, inputs in jobs.items() if name.startswith(("tuning_", "plot_tuning"))}
-    assert len(tuning_jobs) == 2 * (2 + 1 + 1) + 1  # a and b: 2 trials, 1 continued, 1 choice; the summary
+    assert len(tuning_jobs) == 2 * (2 + 1 + 1) + 1  # a and b: 2 trials, 1 promoted, 1 choice; the summary
     for name, inputs in tuning_jobs.items():
         assert inputs and not any(re.search(r"(^|/)test\.npz$", path) for path in inputs), (name, inputs)
     # the trials read the training features and the validation split; the tuned twins train with the choice
@@ -283,7 +292,7 @@ def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp
     snakemake(workdir, "--cores", "2", *targets)
     summary = json.loads((workdir / "results/tuning/a/search.json").read_text())
     assert summary["trials"] == 3 and summary["config"]["lr"] in (0.01, 0.1)
-    assert not (workdir / "results/tuning/a/rung0/trial0.state.pt").exists()  # temp: gone once continued
+    assert not list(workdir.glob("results/tuning/a/rung*/trial*.resume.pt"))  # removed once each trial ended
     assert planned_jobs(workdir, *targets) == set()
     search_a = {job("tuning_trial", variant="a", rung=0, slot=0), job("tuning_trial", variant="a", rung=0, slot=1),
                 job("tuning_trial", variant="a", rung=1, slot=0), job("tuning_choice", variant="a")}
@@ -326,7 +335,7 @@ def test_cpu_overlay_budget():
     assert {len(p["configs"]) for p in plans.values()} == {6}
     for name in ("head", "head_l2", "head_fc256_l2", "all", "all_augment"):
         epochs = tuning.trial_epochs(plans[name]["rungs"])
-        assert (epochs, plans[name]["epochs"]) == (29, 15) and epochs <= 6 * 15 / 3, name
+        assert (epochs, plans[name]["epochs"]) == (39, 15) and epochs <= 6 * 15 * 0.45, name
     assert plans["all_augment"]["settings"][0]["bf16"]
 
 

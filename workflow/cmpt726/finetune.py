@@ -23,17 +23,18 @@ from .code_digest import stage_digest
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
-def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, settings: dict, seed: int,
-                  device: str = "auto", resume_path=None, summary_out=None, split_path=None,
-                  on_epoch=None, code: str | None = None, variant: str | None = None, stop_after: int | None = None,
-                  keep_resume: bool = False, choice_path=None, searched: list | None = None) -> list[dict]:
-    """Train one variant with one seed; write its checkpoint, per-epoch metrics and (optionally) a summary.
+def train_variant(spec: dict, paths: dict, on_epoch=None) -> list[dict]:
+    """Train one variant with one seed; write its per-epoch metrics, and its checkpoint and summary where `paths`
+    names them. Returns the per-epoch rows.
 
-    split_path: `train`/`val` indices (None: nothing held out). code: digest for the resume fingerprint (None:
-    this package's). A tuning rung: `stop_after` epochs, `keep_resume`, checkpoint_out None. choice_path: a
-    tuned twin's choice file (`apply_choice`)."""
-    settings = apply_choice(settings, choice_path, searched)
-    device = devices.resolve(device)
+    spec: `variant`, `seed`, `settings` (the variant's, `Plan.settings`), `device`; optional `code` (the digest in
+    the resume fingerprint; None: this package's) and `searched` (a tuned twin's search's configurations).
+    paths (the rule's named inputs and outputs): `backbone`, `train`, `epochs`; optional `split` (`train`/`val`
+    indices; absent: nothing held out), `choice` (a tuned twin's choice file, `apply_choice`), `checkpoint`,
+    `summary` and `resume` (epoch checkpoints of an interrupted run, removed once it finishes)."""
+    settings = apply_choice(spec["settings"], paths.get("choice"), spec.get("searched"))
+    seed, device = int(spec["seed"]), devices.resolve(spec.get("device", "auto"))
+    backbone_path, train_path, split_path = paths["backbone"], paths["train"], paths.get("split")
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     backbone_state = models.load_backbone_state(backbone_path)
     model = models.build_finetune_net(backbone_state, settings["head"], seed)
@@ -75,28 +76,27 @@ def train_variant(backbone_path, train_path, checkpoint_out, epochs_out, setting
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     inputs_used = [backbone_path, train_path] + ([split_path] if split_path is not None else [])
-    resume = ResumeState(resume_path, fingerprint(settings, seed, inputs_used, code or stage_digest("train")))
+    resume = ResumeState(paths.get("resume"), fingerprint(settings, seed, inputs_used,
+                                                          spec.get("code") or stage_digest("train")))
     job = Fit(model=model, net=net, optimizer=optimizer, train=train, held_out=held_out,
-              epochs=settings["epochs"] if stop_after is None else stop_after,
-              batch_size=settings["batch_size"], shuffle=shuffle, lr_at=lr_at,
+              epochs=settings["epochs"], batch_size=settings["batch_size"], shuffle=shuffle, lr_at=lr_at,
               set_train_mode=set_train_mode, bf16=settings["bf16"],
               keep=settings["keep"] if held_out is not None else "last",
               generators={"augment": augment_rng}, resume=resume, on_epoch=on_epoch,
-              describe=f"variant {variant or '?'}, seed {seed}")
+              describe=f"variant {spec.get('variant', '?')}, seed {seed}")
     history = fit(job)
 
     model.cpu()
-    if checkpoint_out is not None:
-        with atomic_path(checkpoint_out, suffix=".pt") as tmp:
+    if paths.get("checkpoint") is not None:
+        with atomic_path(paths["checkpoint"], suffix=".pt") as tmp:
             torch.save({"head": settings["head"], "train": settings["train"], "seed": seed,
                         "epoch": job.kept_epoch, "state_dict": model.state_dict()}, tmp)
-    write_tsv(epochs_out, EPOCH_COLUMNS, history)
-    if summary_out is not None:
-        write_json(summary_out, {**train_summary(history, device, job, images=len(train[1]),
-                                                 held_out=0 if held_out is None else len(held_out[1])),
-                                 "settings": settings})
-    if not keep_resume:
-        resume.discard()
+    write_tsv(paths["epochs"], EPOCH_COLUMNS, history)
+    if paths.get("summary") is not None:
+        write_json(paths["summary"], {**train_summary(history, device, job, images=len(train[1]),
+                                                      held_out=0 if held_out is None else len(held_out[1])),
+                                      "settings": settings})
+    resume.discard()
     return history
 
 

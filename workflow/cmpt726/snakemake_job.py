@@ -62,14 +62,20 @@ def moved_inputs(before: dict) -> list[str]:
     return [path for path, stamp in stamps(before).items() if stamp != before[path]]
 
 
+def paths(smk) -> dict:
+    """A job's named inputs and outputs as one dict (name → path or list of paths): what entry points take."""
+    return {**dict(smk.input.items()), **dict(smk.output.items())}
+
+
 def run(smk, main) -> None:
     set_threads(max(1, int(smk.threads)))
     log_path = smk.log[0] if len(smk.log) else os.devnull
     terminal = sys.stderr
     params = dict(smk.params.items()) if hasattr(getattr(smk, "params", None), "items") else {}
     # The device and the CPU's flags are looked up only for the jobs that ask for bf16.
-    warning = slow_bf16_warning(params, runs_on_cpu(str(params.get("device", "auto"))), cpu_flags()) \
-        if asks_bf16(params) else None
+    spec = params.get("spec")
+    device = params.get("device") or (spec.get("device") if isinstance(spec, dict) else None) or "auto"
+    warning = slow_bf16_warning(params, runs_on_cpu(str(device)), cpu_flags()) if asks_bf16(params) else None
     if warning:
         print(f"rule {smk.rule}: {warning}", file=terminal)
     with open(log_path, "w", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):

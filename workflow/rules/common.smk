@@ -5,7 +5,6 @@ from cmpt726.code_digest import STAGES, package_digest, stage_digest
 from cmpt726.config import canonical, config_changes, normalization_key, shipped_config, unknown_name_warnings
 from cmpt726.device import gpus_per_job
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
-from cmpt726.tuning.plan import warmup_warnings
 
 # PLAN (the Snakefile: specs.load) holds every variant's settings, tuned twins `<variant>-tuned` included.
 TWINS = PLAN.twins
@@ -49,8 +48,31 @@ def verbatim(text):
     return lambda wildcards: text
 
 
-def variant_settings(wildcards):
-    return SETTINGS[wildcards.variant]
+def training_spec(wildcards):
+    """What one training job trains: its variant's settings, seed and device; a tuned twin also names the
+    configurations its search tried, one of which its choice must be (sorted: the same space in another
+    order retrains nothing)."""
+    tuned = TWINS.get(wildcards.variant)
+    return {
+        "variant": wildcards.variant,
+        "seed": int(wildcards.seed),
+        "settings": SETTINGS[wildcards.variant],
+        "device": config["device"],
+        "code": STAGE_CODE["train"],
+        "searched": sorted(canonical(TUNING[tuned]["configs"]), key=repr) if tuned else None,
+    }
+
+
+def trial_spec(wildcards):
+    """One trial of a variant's search: the search's plan, the trial's rung and slot, the device."""
+    return {
+        "variant": wildcards.variant,
+        "plan": TUNING[wildcards.variant],
+        "rung": int(wildcards.rung),
+        "slot": int(wildcards.slot),
+        "device": config["device"],
+        "code": STAGE_CODE["trial"],
+    }
 
 
 def variant_input(split):
@@ -163,14 +185,13 @@ def trial_paths(variant, rung, suffix):
 
 def trial_inputs(wildcards):
     """A trial reads what its variant trains on (the training split and the validation split) and, after
-    the first rung, the previous rung's records and states (it continues one of them)."""
+    the first rung, the previous rung's records (whose ranking promotes its configuration)."""
     if wildcards.variant not in TUNING:
         raise ValueError(f"variant {wildcards.variant} is not tuned (config key tuning.variants)")
     rung = int(wildcards.rung)
     inputs = {"backbone": BACKBONE, "train": variant_input("train")(wildcards), **variant_split(wildcards)}
     if rung:
         inputs["previous"] = trial_paths(wildcards.variant, rung - 1, ".json")
-        inputs["states"] = trial_paths(wildcards.variant, rung - 1, ".state.pt")
     return inputs
 
 

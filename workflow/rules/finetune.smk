@@ -49,18 +49,9 @@ rule train_variant:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
-        code=STAGE_CODE["train"],
-        settings=variant_settings,
-        device=config["device"],
+        spec=training_spec,
         # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
         resume="results/models/{variant}/seed{seed}.resume.pt",
-        # A tuned twin: the configurations its variant's search tried, one of which its choice must be (sorted:
-        # the same space in another order retrains nothing).
-        searched=lambda wildcards: (
-            sorted(canonical(TUNING[TWINS[wildcards.variant]]["configs"]), key=repr)
-            if wildcards.variant in TWINS
-            else None
-        ),
     script:
         "../scripts/train_variant.py"
 

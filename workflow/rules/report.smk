@@ -82,7 +82,7 @@ rule report_html:
         # tuning.enabled: what the tuning saw (figure, table of choices and their cost, convergence).
         tuning=rules.plot_tuning.output if TWINS else [],
     output:
-        "report/report.html",
+        html="report/report.html",
     log:
         f"{LOGS}/report_html.log",
     benchmark:
@@ -90,12 +90,16 @@ rule report_html:
     threads: 1
     params:
         code=PACKAGE_CODE,
-        backbone=canonical(config["backbone"]),
-        theory=list(THEORY),
-        title=verbatim(config["report"]["title"]),
         # Every setting the text names comes from the results files; of the config only what differs
         # from the shipped config.yaml, sorted, for the provenance table.
-        config_changes=CONFIG_CHANGES,
+        spec=verbatim(
+            {
+                "title": config["report"]["title"],
+                "backbone": canonical(config["backbone"]),
+                "theory": list(THEORY),
+                "config_changes": CONFIG_CHANGES,
+            }
+        ),
     script:
         "../scripts/report_html.py"
 

@@ -7,7 +7,8 @@ wildcard_constraints:
 
 
 rule tuning_trial:
-    """One configuration of a variant's search, one rung: trained or continued, scored on validation only."""
+    """One configuration of a variant's search, one rung: a complete run of the rung's length, scored on
+    validation only."""
     conda:
         CONDA_ENV
     input:
@@ -15,8 +16,6 @@ rule tuning_trial:
     output:
         record=f"{TUNING_DIR}/{{variant}}/rung{{rung}}/trial{{slot}}.json",
         epochs=f"{TUNING_DIR}/{{variant}}/rung{{rung}}/trial{{slot}}.epochs.tsv",
-        # What the next rung continues from; removed once no trial needs it.
-        state=temp(f"{TUNING_DIR}/{{variant}}/rung{{rung}}/trial{{slot}}.state.pt"),
     log:
         f"{LOGS}/tuning/{{variant}}/rung{{rung}}/trial{{slot}}.log",
     benchmark:
@@ -26,9 +25,8 @@ rule tuning_trial:
         gpu=GPU_PER_JOB,
         gpu_share=GPU_SHARE,
     params:
-        code=STAGE_CODE["trial"],
-        plan=lambda wildcards: TUNING[wildcards.variant],
-        device=config["device"],
+        spec=trial_spec,
+        resume=f"{TUNING_DIR}/{{variant}}/rung{{rung}}/trial{{slot}}.resume.pt",
     script:
         "../scripts/tuning_trial.py"
 

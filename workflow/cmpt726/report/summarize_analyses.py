@@ -197,45 +197,47 @@ def plot_duplicates(test_images, train_images, test_labels, train_labels, classe
 
 # --------------------------------------------------------------------------- rule summarize_analyses
 @plain_text
-def analysis_outputs(*, runs, scores, q6_numbers, train_images, test_images, label_issues, label_issues_summary,
-                     near_duplicates, near_duplicates_summary, out: dict, human_labels=None,
-                     human_metrics=None, duplicate_sample=None) -> dict:
-    """Figures suspects, humans, duplicates, and numbers.json (out: name → path); duplicate_sample: the
-    hand-checked pairs that give the near-duplicate flag its precision and recall."""
-    runs = [tuple(r) for r in runs]
-    test_x, labels, classes = load_arrays(test_images)
-    train_x, train_labels, _ = load_arrays(train_images)
-    q6 = read_json(q6_numbers)
-    by_variant = _scores_by_variant(runs, scores, labels, classes, test_images)
+def analysis_outputs(spec: dict, paths: dict) -> dict:
+    """Figures suspects, humans, duplicates, and numbers.json. spec: `runs` ([variant, seed]). paths (rule
+    summarize_analyses's): `scores` (one per run), `q6` (its numbers), `train`, `test`, `label_issues`,
+    `label_issues_summary`, `near_duplicates`, `near_duplicates_summary`, `duplicate_sample` (the hand-checked
+    pairs that give the near-duplicate flag its precision and recall), `human_labels` and `human_metrics`
+    (when CIFAR-10H is on), and the outputs `suspects`, `humans`, `duplicates`, `numbers`."""
+    test_x, labels, classes = load_arrays(paths["test"])
+    train_x, train_labels, _ = load_arrays(paths["train"])
+    q6 = read_json(paths["q6"])
+    by_variant = _scores_by_variant([tuple(r) for r in spec["runs"]], paths["scores"], labels, classes, paths["test"])
     focus = q6["focus"]
 
     human_table = None
     humans = None
-    if human_labels is not None:
+    if paths.get("human_labels") is not None:
         from ..analysis.human_labels import read_human_table
 
-        human_table = read_human_table(human_labels)
-        humans = human_numbers(read_json(human_metrics), human_table)
-        plot_humans(read_json(human_metrics), out["humans"])
+        human_table = read_human_table(paths["human_labels"])
+        human_metrics = read_json(paths["human_metrics"])
+        humans = human_numbers(human_metrics, human_table)
+        plot_humans(human_metrics, paths["humans"])
     else:
         fig, ax = plt.subplots(figsize=(6, 1.2))
         ax.axis("off")
         ax.text(0.5, 0.5, "CIFAR-10H is off (data.cifar10h.enabled: false)", ha="center", va="center")
-        save_figure(fig, out["humans"])
+        save_figure(fig, paths["humans"])
 
-    issues = label_issue_numbers(li.read_label_issues(label_issues), read_json(label_issues_summary), by_variant,
-                                 labels, focus,
+    issues = label_issue_numbers(li.read_label_issues(paths["label_issues"]), read_json(paths["label_issues_summary"]),
+                                 by_variant, labels, focus,
                                  None if human_table is None else human_table["disagree"],
                                  None if human_table is None else human_table["human_majority"])
     # The ease control's reference: the first variant trained on frozen features (train: head), if any.
     ease_variant = next((r["name"] for r in q6.get("rows", []) if r.get("train") == "head"), None)
-    duplicate_table, duplicate_summary = nd.read_near_duplicates(near_duplicates), read_json(near_duplicates_summary)
+    duplicate_table = nd.read_near_duplicates(paths["near_duplicates"])
+    duplicate_summary = read_json(paths["near_duplicates_summary"])
     duplicates = duplicate_numbers(duplicate_table, duplicate_summary, by_variant, labels, ease_variant)
-    duplicates["check"] = None if duplicate_sample is None else \
-        check_sample_file(duplicate_sample, duplicate_table, duplicate_summary["threshold"])
-    plot_suspects(test_x, issues["top"], out["suspects"])
-    plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], out["duplicates"])
+    duplicates["check"] = None if paths.get("duplicate_sample") is None else \
+        check_sample_file(paths["duplicate_sample"], duplicate_table, duplicate_summary["threshold"])
+    plot_suspects(test_x, issues["top"], paths["suspects"])
+    plot_duplicates(test_x, train_x, labels, train_labels, classes, duplicates["shown"], paths["duplicates"])
     numbers = {"focus": focus, "seed": q6["seed"], "n_test": int(len(labels)), "variants": list(by_variant),
                "label_issues": issues, "humans": humans, "near_duplicates": duplicates}
-    write_json(out["numbers"], numbers)
+    write_json(paths["numbers"], numbers)
     return numbers

@@ -1,4 +1,4 @@
-"""A search's ranking and its choice (no torch): who continues to the next rung, what the twin trains with.
+"""A search's ranking and its choice (no torch): who is promoted to the next rung, what the twin trains with.
 
 Writes results/tuning/<variant>/choice.json, search.json and trials.tsv.
 """
@@ -11,7 +11,7 @@ from ..files import read_json, write_json, write_tsv
 
 TWIN_SUFFIX = "-tuned"
 TRIAL_COLUMNS = ["rung", "slot", "config_index", "config", "epochs", "kept_epoch", "val_acc", "val_loss",
-                 "seconds", "continued", "chosen"]
+                 "seconds", "promoted", "chosen"]
 
 
 def rank(records: list[dict], tie_break: str) -> list[dict]:
@@ -35,11 +35,11 @@ def choose(records: list[dict], plan: dict, variant: str) -> tuple[dict, list[di
     if len(final) != plan["rungs"][-1]["trials"]:
         raise ValueError(f"{variant}: {len(final)} trials in the last rung, the plan has {plan['rungs'][-1]['trials']}")
     best = rank(final, plan["tie_break"])[0]
-    continued = {(r["rung"] - 1, r["continues"]) for r in records if r["rung"] > 0}
+    promoted = {(r["rung"] - 1, r["promoted_from"]) for r in records if r["rung"] > 0}
     rows = [{"rung": r["rung"], "slot": r["slot"], "config_index": r["config_index"],
              "config": json.dumps(r["config"], sort_keys=True), "epochs": r["epochs"],
              "kept_epoch": r["kept_epoch"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
-             "seconds": r["seconds"], "continued": int((r["rung"], r["slot"]) in continued), "chosen": int(r is best)}
+             "seconds": r["seconds"], "promoted": int((r["rung"], r["slot"]) in promoted), "chosen": int(r is best)}
             for r in sorted(records, key=lambda r: (r["rung"], r["slot"]))]
     seconds = sum(r["seconds"] for r in records)
     choice = {
@@ -50,7 +50,7 @@ def choose(records: list[dict], plan: dict, variant: str) -> tuple[dict, list[di
         **{key: best[key] for key in ("config", "config_index", "settings", "val_acc", "val_loss", "kept_epoch",
                                       "epochs")},
         "converged": convergence(best["history"]), "rungs": plan["rungs"], "configs": len(plan["configs"]),
-        "trials": len(records), "trial_epochs": sum(r["epochs_run"] for r in records),
+        "trials": len(records), "trial_epochs": sum(r["epochs"] for r in records),
         "grid_epochs": len(plan["configs"]) * plan["epochs"], "trial_seconds": seconds,
         "device_hours": seconds / 3600, "devices": sorted({r["device"] for r in records}), "seed": plan["seed"],
     }

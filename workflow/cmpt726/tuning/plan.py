@@ -1,15 +1,15 @@
 """Each tuned variant `v`'s search (no torch): its twin `v-tuned` trains with `tuning.settings` and the
 `tuning.space` values its search chose on the validation split; `v` keeps the assignment's setting.
 
-Successive halving (Jamieson & Talwalkar 2016): every configuration trains `min_epochs`, the best 1/eta continue
-to × eta epochs, up to `epochs` (every trial's schedule spans them); `method: grid` is one rung of all.
+Successive halving (Jamieson & Talwalkar 2016): every configuration trains `min_epochs`, the best 1/eta are
+trained again for × eta epochs, up to `epochs`; each trial is a complete run whose schedule spans its rung's
+epochs (tuning.trials); `method: grid` is one rung of all.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import math
 
 from ..config import ConfigError, _variant_key, canonical, check_sizes, resolve_variant
 from .choice import TWIN_SUFFIX
@@ -71,8 +71,8 @@ def rungs(n_configs: int, epochs: int, min_epochs: int, eta: int, method: str) -
 
 
 def trial_epochs(plan: list[dict]) -> int:
-    """The epochs a search trains in all: each rung's trials continue from the previous rung's epochs."""
-    return sum(r["trials"] * (r["epochs"] - (plan[i - 1]["epochs"] if i else 0)) for i, r in enumerate(plan))
+    """The epochs a search trains in all: every trial trains its rung's epochs from the start."""
+    return sum(r["trials"] * r["epochs"] for r in plan)
 
 
 def with_fixed_settings(settings: dict, fixed: dict, epochs: int) -> dict:
@@ -105,25 +105,6 @@ def plan_for(config: dict, name: str) -> dict:
     return {"configs": configs, "settings": settings,
             "rungs": rungs(len(configs), tuning["epochs"], tuning["min_epochs"], tuning["eta"], tuning["method"]),
             **{k: tuning[k] for k in ("method", "eta", "seed", "tie_break", "epochs", "min_epochs")}}
-
-
-def warmup_warnings(plans: dict[str, dict]) -> list[str]:
-    """Searches (variant → `plan_for`) whose first halving rung ends inside a one-cycle warm-up, where ranking
-    favours the smallest lr (experiments/gpu-both-settings); one line per kind of plan."""
-    found: dict[tuple, list[str]] = {}
-    for name, plan in plans.items():
-        if len(plan["rungs"]) < 2:
-            continue
-        first = plan["rungs"][0]["epochs"]
-        warm = max((s["onecycle"]["warmup"] * plan["epochs"] for s in plan["settings"]
-                    if s.get("schedule") == "onecycle"), default=0.0)
-        if first < warm:
-            found.setdefault((first, round(warm, 6), plan["epochs"]), []).append(name)
-    return [f"tuning of {', '.join(names)}: the first rung ({first} epochs) ends inside the one-cycle warm-up "
-            f"({warm:g} of {epochs} epochs), so it ranks the configurations while their learning rates still rise "
-            f"and favours the smallest (docs/tuning.md). Set tuning.min_epochs to at least {math.ceil(warm)} "
-            "or a shorter tuning.settings.onecycle.warmup."
-            for (first, warm, epochs), names in found.items()]
 
 
 def check_tuning(config: dict) -> None:

@@ -1,11 +1,14 @@
 """Running a search: one trial of one rung, through `finetune.train_variant`, scored on validation only.
 
+Every trial is a complete run of its rung's length: its schedule (warm-up, annealing) spans that rung's epochs,
+and a later rung trains its configuration afresh rather than continuing an earlier trial. Ranking runs that
+have annealed keeps a short rung from favouring the configurations whose learning rate is still small
+(short-horizon bias, Wu et al. 2018), at the cost of the earlier rungs' epochs being trained again.
 Slot k is the configuration's index in rung 0, later its rank in the previous rung, so every job is known early.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from ..files import read_json, write_json
@@ -13,36 +16,36 @@ from ..finetune import train_variant
 from .choice import pick_from_previous, write_choice
 
 
-def run_trial(backbone, train, split, record_out, epochs_out, state_out, plan: dict, rung: int, slot: int,
-              device: str = "auto", previous: list | None = None, previous_states: list | None = None) -> dict:
-    """One trial of one rung: train (rung 0) or continue a configuration, write its record; its resume state
-    stays in `state_out` for the next rung."""
-    epochs = plan["rungs"][rung]["epochs"]
+def trial_settings(plan: dict, index: int, rung: int) -> dict:
+    """Configuration `index`'s settings trained for rung `rung`'s epochs: the whole schedule fits the rung."""
+    return {**plan["settings"][index], "epochs": plan["rungs"][rung]["epochs"]}
+
+
+def run_trial(spec: dict, paths: dict) -> dict:
+    """One trial: spec `plan` (`tuning.plan.plan_for`), `rung`, `slot`, `device`; paths `backbone`, `train`,
+    `split`, `record` and `epochs` (outputs), `previous` (the previous rung's records, after rung 0) and
+    `resume` (its epoch checkpoints while it runs)."""
+    plan, rung, slot = spec["plan"], int(spec["rung"]), int(spec["slot"])
+    promoted_from = None
     if rung == 0:
-        index, continues = slot, None
+        index = slot
     else:
-        records = [read_json(path) for path in previous]
-        parent = pick_from_previous(records, slot, plan["tie_break"])
-        index, continues = parent["config_index"], parent["slot"]
-        shutil.copyfile(previous_states[parent["slot"]], state_out)
-    settings = plan["settings"][index]
-    summary_path = Path(str(record_out) + ".summary.tmp")
-    history = train_variant(backbone, train, None, epochs_out, settings, seed=plan["seed"], device=device,
-                            resume_path=state_out, summary_out=summary_path, split_path=split,
-                            stop_after=epochs, keep_resume=True)
+        parent = pick_from_previous([read_json(path) for path in paths["previous"]], slot, plan["tie_break"])
+        index, promoted_from = parent["config_index"], parent["slot"]
+    settings = trial_settings(plan, index, rung)
+    summary_path = Path(str(paths["record"]) + ".summary.tmp")
+    history = train_variant({"seed": plan["seed"], "settings": settings, "device": spec.get("device", "auto"),
+                             "variant": f"{spec.get('variant', '?')} trial {rung}.{slot}"},
+                            {"backbone": paths["backbone"], "train": paths["train"], "split": paths["split"],
+                             "epochs": paths["epochs"], "summary": summary_path, "resume": paths.get("resume")})
     summary = read_json(summary_path)
     summary_path.unlink()
-    done_before = plan["rungs"][rung - 1]["epochs"] if rung else 0
-    if rung and summary["resumed_from_epoch"] != done_before:  # the saved state was not taken up
-        raise ValueError(f"{record_out}: did not continue {previous[parent['slot']]} from its saved state "
-                         f"{previous_states[parent['slot']]}; rerun the previous rung")
     kept = history[summary["kept_epoch"] - 1]
     record = {"rung": rung, "slot": slot, "config_index": index, "config": plan["configs"][index],
-              "continues": continues, "settings": settings, "epochs": epochs, "epochs_run": epochs - done_before,
+              "promoted_from": promoted_from, "settings": settings, "epochs": settings["epochs"],
               "kept_epoch": summary["kept_epoch"], "val_acc": kept["val_acc"], "val_loss": kept["val_loss"],
-              "seconds": sum(r["seconds"] for r in history[done_before:]), "device": summary["device"],
-              "history": history}
-    write_json(record_out, record)
+              "seconds": sum(r["seconds"] for r in history), "device": summary["device"], "history": history}
+    write_json(paths["record"], record)
     return record
 
 
@@ -51,14 +54,14 @@ def search(backbone, train, split, folder, plan: dict, device: str = "auto") -> 
     folder = Path(folder)
     records = []
     for rung, spec in enumerate(plan["rungs"]):
-        before = [folder / f"rung{rung - 1}" / f"trial{k}" for k in range(plan["rungs"][rung - 1]["trials"])]
-        previous = [f"{b}.json" for b in before] if rung else None
-        states = [f"{b}.state.pt" for b in before] if rung else None
+        previous = [folder / f"rung{rung - 1}" / f"trial{k}.json" for k in range(plan["rungs"][rung - 1]["trials"])] \
+            if rung else None
         for slot in range(spec["trials"]):
             base = folder / f"rung{rung}" / f"trial{slot}"
             base.parent.mkdir(parents=True, exist_ok=True)
-            records.append(run_trial(backbone, train, split, f"{base}.json", f"{base}.epochs.tsv", f"{base}.state.pt",
-                                     plan, rung, slot, device, previous, states))
+            records.append(run_trial({"plan": plan, "rung": rung, "slot": slot, "device": device},
+                                     {"backbone": backbone, "train": train, "split": split, "previous": previous,
+                                      "record": f"{base}.json", "epochs": f"{base}.epochs.tsv"}))
     return write_choice([folder / f"rung{r['rung']}" / f"trial{r['slot']}.json" for r in records],
                         folder / "choice.json", folder / "search.json", folder / "trials.tsv", plan, str(folder.name))
 
