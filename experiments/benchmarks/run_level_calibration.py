@@ -31,6 +31,12 @@ test the share answered "no difference larger than 0.5 points" by TOST:
 * bootstrap: the two-level (images x seeds) bootstrap of `pairwise_comparisons(method="bootstrap")`
   with 1,000 replicates, on fewer data sets (--bootstrap-sims), at effect 0 only.
 
+* pooled one-seed (`--pooled`): A with one seed against B with three, both full-network variants (the
+  0.2-point spread with a run-wide shift), in a report that also has a third full-network variant and four
+  heads (three seeds, 0.1-point spread). A borrows a pooled run variance, through
+  `stats.pairwise_comparisons` itself: pooled over every multi-seed variant, or within its training mode
+  (the report's `groups`).
+
 Recorded output: experiments/benchmarks/outputs.md; what it showed: docs/statistics.md.
 """
 
@@ -107,6 +113,23 @@ def measured_spread(rng, S: float, tau: float, runs: int = 200) -> float:
     return float(100 * a[0].mean(-1).std(ddof=1))
 
 
+def pooled_case(rng, sims: int) -> dict[str, float]:
+    """The share of data sets where one-seed A and three-seed B, equal in expectation, are called different,
+    with the run variance A borrows pooled over all variants or within its mode."""
+    hits = {"over all variants": [], "within the mode": []}
+    for _ in range(sims):
+        a, b = simulate(rng, 1, 1, 3, 0.0, 10.0, 0.08)
+        f, _unused = simulate(rng, 1, 3, 1, 0.0, 10.0, 0.08)
+        h1, h2 = simulate(rng, 1, 3, 3, 0.0, 13.0, 0.0)
+        h3, h4 = simulate(rng, 1, 3, 3, 0.0, 13.0, 0.0)
+        correct = {"A": a[0], "B": b[0], "F": f[0], "H1": h1[0], "H2": h2[0], "H3": h3[0], "H4": h4[0]}
+        modes = {name: "heads" if name.startswith("H") else "full network" for name in correct}
+        for label, groups in (("over all variants", None), ("within the mode", modes)):
+            pairs = stats.pairwise_comparisons(correct, alpha=ALPHA, smallest_effect=SMALLEST_EFFECT, groups=groups)
+            hits[label].append(stats.find_pair(pairs, "A", "B")["p"] < ALPHA)
+    return {label: float(np.mean(h)) for label, h in hits.items()}
+
+
 def rate(p) -> str:
     return f"{100 * np.mean(p):5.1f} %"
 
@@ -117,9 +140,17 @@ def main(argv=None) -> None:
     parser.add_argument("--bootstrap-sims", type=int, default=200, help="data sets for the bootstrap (0: skip)")
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pooled", action="store_true", help="only the pooled one-seed case")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
+    print(f"pooled one-seed case: A 1 seed v B 3 seeds, full network (0.2 spread with run shift), with a third "
+          f"full-network variant and four heads (0.1 spread), effect 0, {args.sims} data sets:")
+    for label, share in pooled_case(rng, args.sims).items():
+        print(f"  run variance pooled {label}: 'different' {rate(share)}")
+    if args.pooled:
+        print(f"{time.perf_counter() - start:.0f} s")
+        return
     print(f"{N_IMAGES:,} images, expected accuracy {ACCURACY}, alpha {ALPHA}, {args.sims} data sets per row")
     print("spread (points) | seeds A v B | effect | measured spread | run-level 'different' | TOST 'within 0.5' "
           "| mcnemar seed 0 'different'")

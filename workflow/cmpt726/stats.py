@@ -295,8 +295,9 @@ def ranking_intervals(values_by_name: Mapping[str, np.ndarray], confidence: floa
             "tied_with_lowest": [n for n in order[1:] if rows[n]["diff_ci_low"] <= 0], "rows": rows}
 
 
-def run_variance(runs: np.ndarray) -> tuple[float, float, int] | None:
-    """One variant's run-to-run variation from its (seeds, images) correctness: (s2, w, df), None for one seed.
+def run_variance(runs: np.ndarray) -> tuple | None:
+    """One variant's run-to-run variation from its (..., seeds, images) correctness: (s2, w, df), None for one
+    seed; leading axes are a batch (the calibration benchmark).
 
     s2: variance over seeds of the run accuracy (ddof 1); w: mean over images of the variance over seeds of an
     image's 0/1 correctness (ddof 1); df = seeds - 1.
@@ -306,12 +307,14 @@ def run_variance(runs: np.ndarray) -> tuple[float, float, int] | None:
     if k < 2:
         return None
     p = x.mean(-2)
-    return float(x.mean(-1).var(ddof=1)), float((p * (1 - p)).mean() * k / (k - 1)), k - 1
+    s2, w = x.mean(-1).var(-1, ddof=1), (p * (1 - p)).mean(-1) * k / (k - 1)
+    return (float(s2), float(w), k - 1) if np.ndim(s2) == 0 else (s2, w, k - 1)
 
 
-def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple[float, float, int] | None:
+def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple | None:
     """`run_variance` pooled over the variants with several seeds (weighted by df), for a one-seed variant;
-    None when none has two. Assumes the variants' run-to-run spreads are alike."""
+    None when none has two. Assumes the pooled variants' run-to-run spreads are alike, so callers pool
+    within a training mode (`pairwise_comparisons`' groups)."""
     parts = [v for v in (run_variance(a) for a in arrays) if v is not None]
     if not parts:
         return None
@@ -426,7 +429,7 @@ def _adjust(records: list[dict], alpha: float) -> None:
 def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Sequence[str] | None = None, *,
                          alpha: float, smallest_effect: float, confidence: float = 0.95,
                          replicates: int | None = None, seed: int = 0, boot: Mapping | None = None,
-                         method: str = "run-level") -> dict:
+                         method: str = "run-level", groups: Mapping[str, str] | None = None) -> dict:
     """Every unordered pair (A, B) of variants compared on the same test images (config report.alpha and
     report.smallest_effect).
 
@@ -439,7 +442,9 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
       these two networks, not their variants (experiments/benchmarks/run_level_calibration.py); a normal
       interval of the paired image differences, no equivalence test.
     * otherwise, method "run-level" -> `run_level_difference`, scope "variants"; a one-seed variant borrows the
-      pooled run variance (`borrowed`).
+      run variance pooled over the multi-seed variants of its group (`groups`: name -> e.g. its training mode,
+      whose run-to-run spreads differ), over all multi-seed variants where its group has none (`borrowed`,
+      `pooled_from`: the group or "all").
     * method "bootstrap" -> `bootstrap_accuracies` (or `boot`): percentile interval, `bootstrap_p` (`p_method`)
       and a bootstrap TOST. Kept for comparison: with 3 seeds the seed draw sees only 10 distinct multisets.
 
@@ -459,7 +464,15 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
         raise ValueError(f"method must be 'run-level' or 'bootstrap', got {method!r}")
     if not smallest_effect > 0:
         raise ValueError(f"smallest_effect must be positive, got {smallest_effect}")
-    pooled = pooled_run_variance(arrays)
+    groups = dict(groups or {})
+    pools = {None: pooled_run_variance(arrays)}
+    for group in set(groups.values()):
+        pools[group] = pooled_run_variance([by_name[n] for n in names if groups.get(n) == group])
+
+    def pool_for(name):  # (pooled variance, where from) for a one-seed variant
+        own = pools.get(groups.get(name)) if groups.get(name) is not None else None
+        return (own, groups[name]) if own is not None else (pools[None], "all")
+
     if method == "bootstrap":
         if boot is None:
             if replicates is None:
@@ -477,7 +490,7 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
         record = {"a": a, "b": b, "seeds_a": int(xa.shape[0]), "seeds_b": int(xb.shape[0]),
                   "diff_points": float(100.0 * (xa.mean(1).mean() - xb.mean(1).mean())),
                   "smallest_effect": float(smallest_effect), "mcnemar": None, "per_seed_mcnemar": None,
-                  "borrowed": False, "se_points": None, "df": None, "p_method": None}
+                  "borrowed": False, "pooled_from": None, "se_points": None, "df": None, "p_method": None}
         if xa.shape[0] == 1 and xb.shape[0] == 1:
             record["mcnemar"] = mcnemar_exact(xa[0], xb[0])
             record["ci_low"], record["ci_high"] = _paired_interval(xa[0], xb[0], confidence)
@@ -487,6 +500,8 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
                                           for i in range(min(xa.shape[0], xb.shape[0]))]
             record["scope"] = SCOPE_VARIANTS
             if method == "run-level":
+                one_seed = a if xa.shape[0] == 1 else b if xb.shape[0] == 1 else None
+                pooled, record["pooled_from"] = pool_for(one_seed) if one_seed else (None, None)
                 r = run_level_difference(xa, xb, confidence, smallest_effect=smallest_effect, pooled=pooled)
                 record.update(ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]), p=float(r["p"]),
                               tost_p=float(r["tost_p"]), se_points=float(r["se"]), borrowed=r["borrowed"],
@@ -504,7 +519,10 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
     return {"order": order, "alpha": float(alpha), "confidence": float(confidence), "method": method,
             "smallest_effect": float(smallest_effect), "replicates": replicates,
             "seed": None if seed is None else int(seed),
-            "pooled_run_sd": None if pooled is None else float(100 * np.sqrt(pooled[0])), "pairs": pairs}
+            "pooled_run_sd": None if pools[None] is None else float(100 * np.sqrt(pools[None][0])),
+            "pooled_run_sd_by_group": {g: float(100 * np.sqrt(v[0])) for g, v in pools.items()
+                                       if g is not None and v is not None} or None,
+            "pairs": pairs}
 
 
 def find_pair(comparisons: Mapping, a: str, b: str) -> dict:

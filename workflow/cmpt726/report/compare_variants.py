@@ -234,7 +234,8 @@ def converged(histories: list[list[dict]]) -> dict:
 
 
 def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: dict, pairs: dict,
-                        comparisons: list[dict], alpha: float, smallest_effect: float) -> dict | None:
+                        comparisons: list[dict], alpha: float, smallest_effect: float,
+                        settings: dict) -> dict | None:
     """Fixed beside tuned (twins: `<v>-tuned` → v), three Holm families: `side_by_side` (tuned − fixed per
     variant), `comparisons` (report.comparisons asked of the twins) and `verdict` (the best among the twins)."""
     by_name = {r["name"]: r for r in rows}
@@ -249,7 +250,7 @@ def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: d
               if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
     twin_rows = [by_name[t] for t in twins]
     among = {t: correct[t] for t in twins}
-    twin_pairs = _pairwise(among, alpha, smallest_effect)
+    twin_pairs = _pairwise(among, alpha, smallest_effect, settings)
     verdict = stats.verdict({t: summary[t] for t in twins}, twin_pairs, alpha)
     return {"side_by_side": side, "n_better": sum(c["outcome"] == "difference" and c["diff"] > 0 for c in side),
             "comparisons": named_comparisons(mapped, twin_rows, pairs, smallest_effect),
@@ -292,10 +293,17 @@ def reference_check(rows: list[dict], replica_2019: bool) -> dict:
             "n": len(checked)}
 
 
-def _pairwise(correct: dict, alpha: float, smallest_effect: float) -> dict:
+def training_mode(settings: dict) -> str:
+    """Heads on frozen features and networks that train their backbone spread differently from seed to seed:
+    a one-seed variant borrows the run variance of its own mode."""
+    return "heads" if settings["train"] == "head" else "full network"
+
+
+def _pairwise(correct: dict, alpha: float, smallest_effect: float, settings: dict) -> dict:
     if len(correct) > 1:
-        return stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=smallest_effect)
-    return {"pairs": [], "alpha": alpha, "pooled_run_sd": None}
+        return stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=smallest_effect,
+                                          groups={name: training_mode(settings[name]) for name in correct})
+    return {"pairs": [], "alpha": alpha, "pooled_run_sd": None, "pooled_run_sd_by_group": None}
 
 
 def read_train_summary(path) -> dict:
@@ -336,7 +344,7 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
     correct = {name: np.stack([table[name, seed]["pred"] == labels for v, seed in runs if v == name])
                for name in settings}
     summary = stats.accuracy_summary(correct, replicates=replicates, seed=0)
-    pairs = _pairwise(correct, alpha, smallest_effect)
+    pairs = _pairwise(correct, alpha, smallest_effect, settings)
     rows = variant_rows(settings, runs, metrics_by, cost_by, summary, reference, baseline=baseline)
     curves = {name: [read_tsv(epochs_by[name, s]) for v, s in runs if v == name] for name in settings}
     for r in rows:
@@ -376,10 +384,11 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
         "rows": rows, "baseline": baseline if baseline in settings else None,
         "verdict": headline(verdict, rows), "alpha": alpha, "replicates": replicates,
         "smallest_effect": smallest_effect, "pooled_run_sd": pairs["pooled_run_sd"],
+        "pooled_run_sd_by_group": pairs["pooled_run_sd_by_group"],
         "pairs": pairs["pairs"], "matrix": matrix,
         "comparisons": named_comparisons(comparisons or [], rows, pairs, smallest_effect),
         "tuning": tuned_against_fixed(twins or {}, rows, correct, summary, pairs, comparisons or [], alpha,
-                                      smallest_effect),
+                                      smallest_effect, settings),
         "reference_check": reference_check(rows, replica_2019),
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
         "focus_chosen_by": focus_chosen_by,

@@ -1,0 +1,52 @@
+"""What the report may claim: a one-seed variant borrows the run variance of its own training mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmpt726 import stats
+
+
+def runs(rng, seeds: int, spread: float, n: int = 4000, accuracy: float = 0.8) -> np.ndarray:
+    """(seeds, n) correctness whose run accuracies spread by about `spread` (share): a run-wide shift per seed."""
+    shifts = rng.normal(0.0, spread, (seeds, 1))
+    return rng.random((seeds, n)) < accuracy + shifts
+
+
+def test_a_one_seed_variant_borrows_the_run_variance_of_its_own_mode():
+    rng = np.random.default_rng(0)
+    correct = {"full": runs(rng, 1, 0.02), "full_b": runs(rng, 3, 0.02), "full_c": runs(rng, 3, 0.02),
+               **{f"head{i}": runs(rng, 3, 0.001) for i in range(4)}}
+    modes = {name: "heads" if name.startswith("head") else "full network" for name in correct}
+    mixed = stats.pairwise_comparisons(correct, alpha=0.05, smallest_effect=0.5)
+    by_mode = stats.pairwise_comparisons(correct, alpha=0.05, smallest_effect=0.5, groups=modes)
+    pair, mixed_pair = (stats.find_pair(c, "full", "full_b") for c in (by_mode, mixed))
+    assert pair["borrowed"] and pair["pooled_from"] == "full network" and mixed_pair["pooled_from"] == "all"
+    # the heads' small spread no longer shrinks the full-network variant's interval
+    assert pair["se_points"] > 1.3 * mixed_pair["se_points"]
+    full_sd = by_mode["pooled_run_sd_by_group"]["full network"]
+    assert full_sd > 3 * by_mode["pooled_run_sd_by_group"]["heads"]
+    assert mixed["pooled_run_sd"] == by_mode["pooled_run_sd"] < full_sd
+    assert mixed["pooled_run_sd_by_group"] is None
+    # pairs of multi-seed variants borrow nothing
+    assert stats.find_pair(by_mode, "full_b", "head0")["pooled_from"] is None
+
+
+def test_a_mode_without_a_multi_seed_variant_borrows_from_all():
+    rng = np.random.default_rng(1)
+    correct = {"full": runs(rng, 1, 0.02), "head": runs(rng, 3, 0.01), "head_b": runs(rng, 2, 0.01)}
+    groups = {"full": "full network", "head": "heads", "head_b": "heads"}
+    pair = stats.find_pair(stats.pairwise_comparisons(correct, alpha=0.05, smallest_effect=0.5, groups=groups),
+                           "full", "head")
+    assert pair["borrowed"] and pair["pooled_from"] == "all"
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_run_variance_of_a_batch_is_each_data_sets_own(k):
+    rng = np.random.default_rng(k)
+    batch = np.stack([runs(rng, k, 0.02, n=500) for _ in range(4)])
+    s2, w, df = stats.run_variance(batch)
+    assert s2.shape == w.shape == (4,) and df == k - 1
+    for i in range(4):
+        assert stats.run_variance(batch[i]) == pytest.approx((s2[i], w[i], k - 1))
