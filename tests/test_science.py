@@ -50,3 +50,30 @@ def test_run_variance_of_a_batch_is_each_data_sets_own(k):
     assert s2.shape == w.shape == (4,) and df == k - 1
     for i in range(4):
         assert stats.run_variance(batch[i]) == pytest.approx((s2[i], w[i], k - 1))
+
+
+def test_a_tuned_twin_is_left_out_with_its_variant():
+    """The images flagged without a variant leave out its whole family: its tuned twin shares its errors."""
+    from cmpt726.analysis import label_issues as li
+    from cmpt726.report.summarize_analyses import label_issue_numbers
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+
+    def probs():
+        p = rng.random((len(labels), 10))
+        p[np.arange(len(labels)), labels] += 4 * rng.random(len(labels))
+        return p / p.sum(1, keepdims=True)
+
+    probs_list = [probs() for _ in range(3)]
+    loo = li.leave_one_out(labels, probs_list, ["a", "a", "b"], filter_by="prune_by_noise_rate")
+    assert set(loo) == {"a", "b"} and (loo["a"]["runs"], loo["a"]["models"]) == (2, 1)
+    table = li.find_suspects(labels, probs_list, filter_by="prune_by_noise_rate")
+    summary = {"variants": ["a", "a-tuned", "b"], "families": {"a": "a", "a-tuned": "a", "b": "b"},
+               "leave_one_out": loo, "n_models": 3, "filter_by": "prune_by_noise_rate",
+               "model_accuracy": {"min": 0.0, "max": 0.0}}
+    by_variant = {"a": [{"probs": probs_list[0]}], "a-tuned": [{"probs": probs_list[1]}],
+                  "b": [{"probs": probs_list[2]}]}
+    numbers = label_issue_numbers(table, summary, by_variant, labels, "a-tuned")
+    assert numbers["variants"]["a-tuned"] == {**loo["a"], "suspects_from": "leave-one-out"}
+    assert numbers["variants"]["b"] == {**loo["b"], "suspects_from": "leave-one-out"}

@@ -10,5 +10,6 @@ run(
         smk.output.summary,
         filter_by=smk.params.filter_by,
         variants=smk.params.variants,
+        families=smk.params.families,
     ),
 )

@@ -104,7 +104,7 @@
         "<br>" + names[d[3]] + "</div></div></div>";
     }
     var li = issue[i];
-    if (li) extra += '<div class="badge" data-rank="' + li[2] + '" title="likely label error (cleanlab), rank ' + li[2] +
+    if (li) extra += '<div class="badge" data-rank="' + li[2] + '" title="label rejected by the models (cleanlab), rank ' + li[2] +
       " of " + nIssues + '">label? ' + names[y] + " → " + names[li[1]] + " · rank " + li[2] + "</div>";
     if (votes) extra += humans(i, y);
     return '<div class="card ' + (ok ? "ok" : "bad") + '" data-index="' + i + '" data-score="' + cur.p[b] / SCALE +

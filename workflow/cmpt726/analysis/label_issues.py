@@ -10,7 +10,8 @@ Output `label_issues.tsv`, one row per suspect by rank: index, given, suggested 
 rank, models_wrong (models predicting other than the given label), models.
 
 Circularity: only images the combined models get wrong can be flagged, so a flagging variant is judged against
-the suspects the OTHER flagging variants find without it (`leave_one_out`); any other variant against the full list.
+the suspects the OTHER flagging variants find without it (`leave_one_out`), leaving out its whole family (a variant
+and its tuned twin, which share most of their errors); any other variant against the full list.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ def summary(labels, probs, suspect_indices) -> dict:
 
 
 def leave_one_out(labels, probs_list, variants, *, filter_by: str) -> dict[str, dict]:
-    """Per flagging variant V: cleanlab on every other variant's runs, and V's runs against those suspects (mean
-    of `summary`). `variants` names each entry of `probs_list`; empty with fewer than two distinct variants."""
+    """Per flagging family V: cleanlab on every other family's runs, and V's runs against those suspects (mean
+    of `summary`). `variants` names each entry of `probs_list` by its family; empty with fewer than two."""
     variants = [str(v) for v in variants]
     if len(variants) != len(probs_list):
         raise ValueError(f"leave_one_out: {len(variants)} variant names for {len(probs_list)} probability arrays")
@@ -113,12 +114,13 @@ def leave_one_out(labels, probs_list, variants, *, filter_by: str) -> dict[str, 
 
 
 def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None, summary_json=None,
-                       test_set="the test set", filter_by: str, variants=None) -> dict:
+                       test_set="the test set", filter_by: str, variants=None, families=None) -> dict:
     """Find suspects over all `score_paths` (mean probabilities) and write `out_tsv` atomically.
 
     Every score file must have the test set's `labels` and `classes`. Returns (and writes to `summary_json`) a
     summary: the models' accuracy range, n_suspects, `summary` of `reference` (default: the first score file;
-    circular when it is a flagging model) and the settings; `variants` (one name per file) adds `leave_one_out`.
+    circular when it is a flagging model) and the settings; `variants` (one name per file) adds `leave_one_out`,
+    by `families` (one per file: a tuned twin's is its variant's; default: the variants).
     """
     paths = [str(p) for p in score_paths]
     classes = [str(c) for c in classes]
@@ -138,8 +140,10 @@ def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None,
               "model_accuracy": {"min": min(model_accuracy), "max": max(model_accuracy)},
               "reference": reference, **summary(labels, ref_probs, table["index"])}
     if variants is not None:
+        families = [str(f) for f in (variants if families is None else families)]
         result["variants"] = list(dict.fromkeys(str(v) for v in variants))
-        result["leave_one_out"] = leave_one_out(labels, probs_list, variants, filter_by=filter_by)
+        result["families"] = dict(zip(map(str, variants), families))
+        result["leave_one_out"] = leave_one_out(labels, probs_list, families, filter_by=filter_by)
 
     write_tsv(out_tsv, TSV_COLUMNS, ([i, classes[g], classes[s], float(conf), rank, wrong, models]
                                      for i, g, s, conf, rank, wrong, models in zip(*(table[c] for c in TSV_COLUMNS))))
@@ -171,10 +175,10 @@ def read_label_issues(path, classes=None) -> dict[str, np.ndarray]:
 
 
 def label_issues_of_test_set(score_paths, test_images, out_tsv, summary_json, *, filter_by: str,
-                             variants=None) -> dict:
+                             variants=None, families=None) -> dict:
     """Rule label_issues: `write_label_issues` with the class names and labels of the prepared test set."""
     from ..data import load_arrays
 
     _, labels, classes = load_arrays(test_images)
     return write_label_issues(score_paths, out_tsv, classes, labels, summary_json=summary_json,
-                              test_set=test_images, filter_by=filter_by, variants=variants)
+                              test_set=test_images, filter_by=filter_by, variants=variants, families=families)

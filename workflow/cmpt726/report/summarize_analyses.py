@@ -36,17 +36,19 @@ def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, fo
                         human_majority=None) -> dict:
     """How many suspects, and every variant's mistakes against suspects found WITHOUT that variant.
 
-    A flagging variant is set against its leave-one-out suspects (None when it was the only one: circular), any
+    A flagging variant is set against the suspects found without its family (None when it was the only one:
+    circular), any
     other against the full list. Against CIFAR-10H: the share of suspects whose people's majority rejects the
     given label (Wilson interval), and how often that majority picks the suggested class.
     """
     suspects = table["index"]
     flagging = set(summary.get("variants") or [])
     loo = summary.get("leave_one_out") or {}
+    families = summary.get("families") or {}
     variants = {}
     for name, runs in by_variant.items():
-        if name in loo:
-            own = {**loo[name], "suspects_from": "leave-one-out"}
+        if families.get(name, name) in loo:
+            own = {**loo[families.get(name, name)], "suspects_from": "leave-one-out"}
         elif name in flagging:
             own = {"accuracy": _mean([li.summary(labels, s["probs"], suspects)["accuracy"] for s in runs]),
                    "accuracy_without_suspects": None, "mistakes_suspect_share": None, "mistakes": None,
@@ -147,11 +149,12 @@ def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels
 # --------------------------------------------------------------------------- figures
 @plain_text
 def plot_suspects(images, top: list[dict], path) -> None:
-    """The most likely label errors: the image, given label → suggested one, mean probability of the given label."""
+    """The images whose label the models reject most firmly: given label → suggested one, mean probability of the
+    given label."""
     figures.plot_image_grid([[(images[s["index"]], f"#{s['index']}  {s['given']} →\n{s['suggested']}  "
                                                    f"(p {s['confidence']:.2f})", "#7a4a00")] for s in top],
-                            "Likely label errors: given label → the models' suggestion (mean probability of the given "
-                            "label)", path, "no suspects")
+                            "Labels the models reject: given label → the models' suggestion (mean probability of the "
+                            "given label)", path, "no suspects")
 
 
 @plain_text
