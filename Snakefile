@@ -14,6 +14,10 @@ WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
 # workflow/scripts/cmpt726, a link to the package beside the scripts (Snakemake puts a script's
 # folder on its sys.path).
 sys.path.insert(0, WORKFLOW_DIR)
+# Jobs inherit this process's environment. OpenMP threads that spin while they wait make a CPU job 4-30x
+# slower when the machine holds more busy threads than cores (another job, a test run): they sleep instead.
+# A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cmpt726 import preflight
 from cmpt726.specs import ConfigError, load

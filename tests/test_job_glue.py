@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -37,3 +38,10 @@ def test_a_job_whose_inputs_stay_put_succeeds(tmp_path):
     batch.write_bytes(b"old")
     snakemake_job.run(job(tmp_path, [batch]), lambda smk: print("prepared"))
     assert "prepared" in (tmp_path / "job.log").read_text()
+
+
+def test_the_workflows_jobs_sleep_rather_than_spin_while_they_wait(smoke_run):
+    """OpenMP threads that spin while waiting make a CPU job many times slower beside another busy process
+    (experiments/benchmarks/under_load.py): every job of a run inherits OMP_WAIT_POLICY=PASSIVE."""
+    logs = list((smoke_run["dir"] / "results" / "logs" / "train").rglob("*.log"))
+    assert logs and all(re.search(r"^threads \d+, OMP_WAIT_POLICY=PASSIVE$", log.read_text(), re.M) for log in logs)

@@ -77,3 +77,46 @@ def test_a_tuned_twin_is_left_out_with_its_variant():
     numbers = label_issue_numbers(table, summary, by_variant, labels, "a-tuned")
     assert numbers["variants"]["a-tuned"] == {**loo["a"], "suspects_from": "leave-one-out"}
     assert numbers["variants"]["b"] == {**loo["b"], "suspects_from": "leave-one-out"}
+
+
+def test_each_question_states_the_effect_it_could_detect():
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(2)
+    correct = {"a": runs(rng, 3, 0.003), "b": runs(rng, 3, 0.003), "c": runs(rng, 1, 0.003), "d": runs(rng, 1, 0.003)}
+    pairs = stats.pairwise_comparisons(correct, alpha=0.05, smallest_effect=0.5)
+    asked = stats.answer_questions(pairs, [{"a": "a", "b": "b"}, {"a": "c", "b": "d"}])
+    run_level, models = asked
+    se, df = run_level["se_points"], run_level["df"]
+    assert run_level["detectable"] == pytest.approx(
+        [(sps.t.ppf(1 - 0.0125, df) + sps.t.ppf(0.8, df)) * se, (sps.t.ppf(0.975, df) + sps.t.ppf(0.8, df)) * se])
+    # McNemar's: from its normal interval
+    half = (models["ci_high"] - models["ci_low"]) / 2
+    assert models["detectable"][1] == pytest.approx((1.959964 + 0.841621) * half / 1.959964, rel=1e-4)
+    assert all(q["detectable"][0] > q["detectable"][1] > 0 for q in asked)
+
+
+def test_a_question_asked_of_twins_is_worded_from_what_they_ran():
+    from cmpt726.report.compare_variants import tuned_against_fixed
+
+    rng = np.random.default_rng(3)
+    base = {"train": "head", "head": "linear", "augment": "none", "lr": 0.001, "weight_decay": 0.0, "batch_size": 32}
+    rows = [{**base, "name": "head", "epochs": 10}, {**base, "name": "head_1ep", "epochs": 1},
+            {**base, "name": "head_l2", "epochs": 10, "weight_decay": 0.001},
+            {**base, "name": "head-tuned", "epochs": 15, "lr": 0.1, "batch_size": 128},
+            {**base, "name": "head_1ep-tuned", "epochs": 1, "lr": 0.1, "batch_size": 128},
+            {**base, "name": "head_l2-tuned", "epochs": 15, "lr": 0.1, "batch_size": 128, "weight_decay": 0.001}]
+    correct = {r["name"]: runs(rng, 3, 0.003) for r in rows}
+    summary = stats.accuracy_summary(correct, replicates=200, seed=0)
+    for r in rows:
+        r.update(accuracy=summary[r["name"]]["mean"], ci_low=0.0, ci_high=100.0, seeds=3)
+    pairs = stats.pairwise_comparisons(correct, alpha=0.05, smallest_effect=0.5)
+    asked = [{"a": "head", "b": "head_1ep", "asks": "Do 10 epochs beat 1?"},
+             {"a": "head_l2", "b": "head", "asks": "Does L2 help?"}]
+    twins = {f"{v}-tuned": v for v in ("head", "head_1ep", "head_l2")}
+    settings = {r["name"]: {"train": "head"} for r in rows}
+    tuned = tuned_against_fixed(twins, rows, correct, summary, pairs, asked, 0.05, 0.5, settings)
+    words = {(q["a"], q["b"]): q["asks"] for q in tuned["comparisons"]["asked"]}
+    assert words[("head-tuned", "head_1ep-tuned")] == \
+        "Does head-tuned beat head_1ep-tuned? (asked above as “Do 10 epochs beat 1?”)"
+    assert words[("head_l2-tuned", "head-tuned")] == "Does L2 help?"  # they differ as the variants do

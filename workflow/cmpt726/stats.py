@@ -558,12 +558,25 @@ def paired_test(correct_by_variant: Mapping[str, np.ndarray], a: str, b: str,
     return find_pair(comparisons, a, b)
 
 
+def detectable_effect(record: Mapping, alpha: float, power: float = 0.8) -> float:
+    """The smallest true difference (points) the record's two-sided test finds with probability `power` at level
+    `alpha`: (t_(1-alpha/2) + t_power) × its standard error (the run-level t's df; normal for McNemar, whose
+    standard error comes from its interval). Below it, "inconclusive" is the expected answer."""
+    if record.get("se_points") is not None:
+        se, df = record["se_points"], record["df"] if record.get("df") is not None else np.inf
+    else:
+        se, df = (record["ci_high"] - record["ci_low"]) / (2 * _z(record.get("confidence", 0.95))), np.inf
+    t = _scipy_stats.t
+    return float((t.ppf(1 - alpha / 2, df) + t.ppf(power, df)) * se)
+
+
 def answer_questions(comparisons: Mapping, questions: Sequence[Mapping], alpha: float | None = None) -> list[dict]:
     """The pre-specified questions ({a, b, ...}: "does A beat B?") as one Holm family of their own.
 
     Each gets its pair's record from `comparisons` (oriented A - B), with `p_adjusted`/`tost_p_adjusted`
     re-adjusted over the questions only (config report.comparisons) and its `answer`; `p_adjusted_all_pairs`
-    keeps the all-pairs value.
+    keeps the all-pairs value; `detectable` ([at alpha / m, at alpha]): the smallest difference found with 80 %
+    power at Holm's first and last step (m questions).
     """
     if alpha is None:
         alpha = comparisons["alpha"]
@@ -574,6 +587,8 @@ def answer_questions(comparisons: Mapping, questions: Sequence[Mapping], alpha: 
         record.pop("tost_p_adjusted", None)
         records.append({**q, **record})
     _adjust(records, alpha)
+    for record in records:
+        record["detectable"] = [detectable_effect(record, alpha / len(records)), detectable_effect(record, alpha)]
     return records
 
 

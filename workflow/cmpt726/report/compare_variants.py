@@ -216,6 +216,7 @@ def _pair(record: dict, by_name: dict) -> dict:
             "p": record["p"], "p_adjusted": record["p_adjusted"], "test": record["test"], "scope": record["scope"],
             "significant": record["significant"], "equivalent": record["equivalent"],
             "tost_p_adjusted": record["tost_p_adjusted"], "outcome": record["outcome"], "answer": record["answer"],
+            "detectable": record.get("detectable"),
             "direction": "higher" if record["diff_points"] > 0 else "lower" if record["diff_points"] < 0 else "equal"}
 
 
@@ -246,8 +247,13 @@ def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: d
     side = [{**_pair(record, by_name), "variant": v, "twin": t, "fixed": by_name[v], "tuned": by_name[t]}
             for (t, v), record in zip(twins.items(), stats.answer_questions(pairs, asked))]
     twin_of = {v: t for t, v in twins.items()}
-    mapped = [{**q, "a": twin_of[q["a"]], "b": twin_of[q["b"]]} for q in comparisons
-              if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
+    # A question keeps its words only where the twins differ as the variants do ("10 epochs against 1" is not
+    # what twins that both train 15 compare); else it asks of the twins by name, their differences beside it.
+    mapped = [{**q, "a": twin_of[q["a"]], "b": twin_of[q["b"]],
+               "asks": q["asks"] if differences(by_name[twin_of[q["a"]]], by_name[twin_of[q["b"]]]) ==
+               differences(by_name[q["a"]], by_name[q["b"]]) else
+               f"Does {twin_of[q['a']]} beat {twin_of[q['b']]}? (asked above as “{q['asks']}”)"}
+              for q in comparisons if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
     twin_rows = [by_name[t] for t in twins]
     among = {t: correct[t] for t in twins}
     twin_pairs = _pairwise(among, alpha, smallest_effect, settings)
