@@ -323,9 +323,10 @@ def test_command_line_training_dict_is_typed_and_merged(recorded):
     proc = snakemake(recorded, "-n", target, "--config", 'training={"epochs": 1}')
     reason = reasons(proc)["train_variant"]
     assert "Params have changed" in reason, reason
-    before, now = reason.split(" before: ", 1)[1].split(" now: ")[0], params_now(reason)
-    assert now["epochs"] == 1 and now["lr"] == 0.02 and now["batch_size"] == 32, now
-    assert {**ast.literal_eval(before), "epochs": 1} == now
+    before, now = ast.literal_eval(reason.split(" before: ", 1)[1].split(" now: ")[0]), params_now(reason)
+    settings = now["settings"]  # the job's spec: its settings, seed, device
+    assert settings["epochs"] == 1 and settings["lr"] == 0.02 and settings["batch_size"] == 32, now
+    assert {**before, "settings": {**before["settings"], "epochs": 1}} == now
     # The same value as config.yaml's: nothing to do, so every setting is what it was.
     proc = snakemake(recorded, "-n", target, "--config", 'training={"epochs": 2}')
     assert parse_jobs(proc.stdout + proc.stderr) == set(), proc.stdout[-2000:]

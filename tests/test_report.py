@@ -319,7 +319,7 @@ def q6_files(root: Path) -> dict:
 
 
 def compare(root: Path, paths: dict, settings: dict | None = None, reference: dict | None = None, comparisons=(),
-            replicates=10_000, smallest_effect=0.5, twins=None) -> dict:
+            replicates=10_000, smallest_effect=0.5, twins=None, recipes=None) -> dict:
     """rule compare_variants on fake_results' files under `root` (outputs: q6_files(root)). Each variant's settings
     (default: fake_settings, training everything) go into its runs' training summaries, as the trainer records them."""
     settings = settings or fake_settings(**{name: "all" for name, _ in paths["runs"]})
@@ -328,7 +328,7 @@ def compare(root: Path, paths: dict, settings: dict | None = None, reference: di
     statistics = {"alpha": 0.05, "bootstrap_replicates": replicates, "comparisons": list(comparisons),
                   "smallest_effect": smallest_effect}
     spec = {"runs": paths["runs"], "statistics": statistics, "reference": reference or {}, "focus": None,
-            "replica_2019": False, "twins": twins or {}}
+            "replica_2019": False, "twins": twins or {}, "recipes": recipes or {}}
     files = {"test": root / "test.npz", "backbone": None, **{k: v for k, v in paths.items() if k != "runs"}}
     return q6.q6_outputs(files, q6_files(root), spec)
 
@@ -530,7 +530,7 @@ def fake_tuning(root: Path, choices: dict) -> list[Path]:
         write_tsv(folder / "trials.tsv", TRIAL_COLUMNS,
                   [{"rung": 0, "slot": k, "config_index": k, "config": json.dumps({"lr": x, "weight_decay": 0.0005}),
                     "epochs": 1, "val_acc": 70.0 + k, "val_loss": 1.0, "kept_epoch": 1, "seconds": 1.0,
-                    "continued": 0, "chosen": int(x == lr)} for k, x in enumerate([0.01, 0.03, 0.1, 0.3])])
+                    "promoted": 0, "chosen": int(x == lr)} for k, x in enumerate([0.01, 0.03, 0.1, 0.3])])
         searches[variant], trials[variant], curves[variant] = folder / "search.json", folder / "trials.tsv", []
     out = [root / "tuning" / "search.png", root / "tuning" / "tuning.tsv", root / "tuning" / "numbers.json"]
     tuning_outputs(searches, trials, curves, *out)
@@ -541,14 +541,16 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     """tuning.enabled: each variant at the assignment's setting beside its tuned twin with the paired test
     tuned − fixed (a family of its own), the discussion's questions asked again of the twins, the best variant
     among the twins, the convergence of every variant, and the tuning's figure and cost in the report."""
-    settings = fake_settings(head="head", all="all", **{"head-tuned": "head", "all-tuned": "all"})
-    settings["all-tuned"].update(lr=0.03, weight_decay=0.0005, epochs=4)
-    settings["head-tuned"].update(lr=0.1, weight_decay=0.0005, epochs=4)
-    paths = fake_results(tmp_path, {"head": 0.3, "all": 0.5, "head-tuned": 0.55, "all-tuned": 0.85}, seeds=[0, 1, 2],
-                         n=400)
+    settings = fake_settings(head="head", all="all", **{"head-tuned": "head", "all-tuned": "all",
+                                                        "head-recipe": "head", "all-recipe": "all"})
+    for name, lr in [("all-tuned", 0.03), ("head-tuned", 0.1), ("all-recipe", 0.05), ("head-recipe", 0.05)]:
+        settings[name].update(lr=lr, weight_decay=0.0005, epochs=4, schedule="onecycle")
+    paths = fake_results(tmp_path, {"head": 0.3, "all": 0.5, "head-tuned": 0.55, "all-tuned": 0.85,
+                                    "head-recipe": 0.55, "all-recipe": 0.6}, seeds=[0, 1, 2], n=400)
     asks = [{"a": "all", "b": "head", "asks": "Does fine-tuning everything beat the head?"}]
     numbers = compare(tmp_path, paths, settings, comparisons=asks, replicates=1000,
-                      twins={"head-tuned": "head", "all-tuned": "all"})
+                      twins={"head-tuned": "head", "all-tuned": "all"},
+                      recipes={"head-recipe": "head", "all-recipe": "all"})
     rows = {r["name"]: r for r in numbers["rows"]}
     assert rows["all"]["kept_last"] == "3 of 3" and rows["all"]["last_fifth_rise"] == pytest.approx(5.0)
     tuned = numbers["tuning"]
@@ -561,6 +563,20 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     assert (again["a"], again["b"], again["answer"]) == ("all-tuned", "head-tuned", "yes")
     assert "lr: 0.03 vs 0.1" in again["differs"] and tuned["not_asked"] == 0 and tuned["untuned"] == []
     assert tuned["verdict"]["top"] == "all-tuned" and tuned["verdict"]["best"] == "all-tuned"
+    # every setting in which a twin differs from its variant; the gain split into the recipe's and the search's
+    assert side["all"]["settings_differ"] == ["epochs: 4 vs 2", "lr: 0.03 vs 0.01", "schedule: onecycle vs None",
+                                              "weight_decay: 0.0005 vs 0.0"]
+    gains = {g["variant"]: g for g in tuned["gains"]}
+    for variant in ("head", "all"):
+        recipe, search = gains[variant]["recipe_gain"], gains[variant]["search_gain"]
+        assert (recipe["a"], recipe["b"], search["a"], search["b"]) == \
+            (f"{variant}-recipe", variant, f"{variant}-tuned", f"{variant}-recipe")
+        assert recipe["diff"] + search["diff"] == pytest.approx(side[variant]["diff"])
+    assert gains["all"]["search_gain"]["answer"] == "yes" and gains["head"]["search_gain"]["answer"] != "yes"
+    # does tuning change the answer to "all vs head"? (all-tuned − head-tuned) − (all − head)
+    (change,) = tuned["interactions"]
+    assert change["diff"] == pytest.approx((rows["all-tuned"]["accuracy"] - rows["head-tuned"]["accuracy"])
+                                           - (rows["all"]["accuracy"] - rows["head"]["accuracy"]))
 
     text = html_report(tmp_path, tuning=fake_tuning(tmp_path, {"head": 0.3, "all": 0.03}))
     section = text.split('<h3 id="tuning">', 1)[1]
@@ -576,6 +592,8 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
         assert f"{rows[variant]['accuracy']:.2f}" in row and f"{rows[variant + '-tuned']['accuracy']:.2f}" in row
         assert f"{side[variant]['diff']:+.2f}" in row and "3 of 3" in row
     assert "<b>Figure 6.8.</b> What the tuning saw" in section and section.count('<img') == 1
+    assert "The recipe's gain and the search's." in section and "Does tuning change the answers?" in section
+    assert "schedule: onecycle vs None" in section
     assert '<a href="#tuning">' in text and "Each variant at its best" in text
     assert "among the tuned variants only" not in text  # every variant was tuned
     # without twins the section and its headline are absent

@@ -120,3 +120,27 @@ def test_a_question_asked_of_twins_is_worded_from_what_they_ran():
     assert words[("head-tuned", "head_1ep-tuned")] == \
         "Does head-tuned beat head_1ep-tuned? (asked above as “Do 10 epochs beat 1?”)"
     assert words[("head_l2-tuned", "head-tuned")] == "Does L2 help?"  # they differ as the variants do
+
+
+def test_a_contrast_of_two_variants_is_the_run_level_difference():
+    rng = np.random.default_rng(4)
+    a, b = runs(rng, 3, 0.01), runs(rng, 2, 0.01)
+    contrast = stats.run_level_contrast([a, b], [1, -1])
+    diff = stats.run_level_difference(a, b, smallest_effect=0.5)
+    for key in ("diff", "se", "df", "ci_low", "ci_high", "p"):
+        assert contrast[key] == pytest.approx(float(diff[key]), rel=1e-9), key
+
+
+def test_the_interaction_of_two_settings_is_a_difference_of_differences():
+    """(A' − B') − (A − B): a planted interaction is found, none where the setting shifts both alike."""
+    rng = np.random.default_rng(5)
+    base = runs(rng, 3, 0.005, accuracy=0.7)
+    same = [runs(rng, 3, 0.005, accuracy=p) for p in (0.72, 0.7, 0.77, 0.75)]  # both +5 points with the setting
+    crossed = [runs(rng, 3, 0.005, accuracy=p) for p in (0.72, 0.7, 0.80, 0.75)]  # +3 points more for A'
+    weights = [-1, 1, 1, -1]  # (A' − B') − (A − B) with arrays A, B, A', B'
+    none = stats.run_level_contrast(same, weights)
+    found = stats.run_level_contrast(crossed, weights)
+    assert none["p"] > 0.05 and none["ci_low"] < 0 < none["ci_high"]
+    assert found["p"] < 0.05 and found["ci_low"] > 0 and found["diff"] == pytest.approx(3, abs=1.5)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.run_level_contrast([base, base[:1]], [1, -1])

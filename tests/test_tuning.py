@@ -76,7 +76,15 @@ def test_twins_join_the_variants_with_the_fixed_settings_and_equal_budgets():
     plan = specs.make_plan(config)
     assert config == before  # the config is never changed after validation
     assert plan.twins == {f"{name}-tuned": name for name in config["variants"]}
-    assert list(plan.settings) == [*config["variants"], *plan.twins]
+    assert plan.recipes == {f"{name}-recipe": name for name in config["variants"]}
+    assert list(plan.settings) == [*config["variants"], *plan.twins, *plan.recipes]
+    # a recipe twin: its tuned twin's settings at tuning.recipe's lr and weight decay, unsearched
+    recipe, tuned = plan.settings["all-recipe"], plan.settings["all-tuned"]
+    assert (recipe["lr"], recipe["weight_decay"]) == (0.05, 0.0005) and plan.family("all-recipe") == "all"
+    assert {k: v for k, v in recipe.items() if k not in ("lr", "weight_decay")} == \
+        {k: v for k, v in tuned.items() if k not in ("lr", "weight_decay")}
+    assert plan.seeds["all-recipe"] == plan.seeds["all-tuned"]
+    assert specs.load(shipped(recipe=None)).recipes == {}
     twin, fixed = plan.settings["all_augment-tuned"], plan.settings["all_augment"]
     assert (twin["schedule"], twin["nesterov"], twin["batch_size"], twin["epochs"]) == ("onecycle", True, 128, 15)
     assert twin["augment"] == fixed["augment"] and twin["train"] == fixed["train"]

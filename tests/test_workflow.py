@@ -19,11 +19,11 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 def test_default_config_plans_every_variant_and_seed_and_one_feature_cache(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    # The shipped config tunes: every variant also gets its tuned twin and a search, successive halving per
-    # variant, 12 configurations for 2 epochs, 4 for 6, 1 for 15 (head_1ep: 12 for 1).
+    # The shipped config tunes: every variant also gets its tuned twin, a search (successive halving per
+    # variant, 12 configurations for 2 epochs, 4 for 6, 1 for 15; head_1ep: 12 for 1) and its recipe twin.
     proc = snakemake(tmp_path, "-n", "--cores", "2")
     tuned = job_counts(proc.stdout + proc.stderr)
-    assert tuned["train_variant"] == 2 * 10 * 3 and tuned["evaluate_variant"] == 2 * 10 * 3
+    assert tuned["train_variant"] == 3 * 10 * 3 and tuned["evaluate_variant"] == 3 * 10 * 3
     assert tuned["tuning_trial"] == 9 * (12 + 4 + 1) + 12 and tuned["tuning_choice"] == 10
     assert tuned["plot_tuning"] == 1
     # tuning.enabled: false is the assignment's grid alone

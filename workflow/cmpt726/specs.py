@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .config import (ConfigError, SCHEMA_PATH, normalization_key, resolve_variant, uses_cached_features,
                      validate_config, variant_seeds)
-from .tuning.plan import check_tuning, plan_for, tuned_variants, twin_seeds, twin_settings
+from .tuning.plan import (check_tuning, plan_for, recipe_settings, recipe_variants, tuned_variants, twin_seeds,
+                          twin_settings)
 
 __all__ = ["ConfigError", "Plan", "load", "make_plan"]
 
@@ -23,6 +24,7 @@ class Plan:
     settings: dict[str, dict]     # variant (twins included) → resolved training settings
     seeds: dict[str, list[int]]   # variant → the seeds it trains with
     twins: dict[str, str]         # tuned twin → the variant it tunes ({} with tuning off)
+    recipes: dict[str, str]       # recipe twin → its variant: the twin's recipe, unsearched ({}: tuning.recipe null)
     searches: dict[str, dict]     # tuned variant → its search (`tuning.plan.plan_for`)
     label_issue_variants: list[str]
     default_normalize: dict       # training.normalize: the near-duplicate search's feature cache
@@ -39,6 +41,10 @@ class Plan:
         found.setdefault(normalization_key(self.default_normalize), self.default_normalize)
         return found
 
+    def family(self, name: str) -> str:
+        """The variant a twin (tuned or recipe) belongs to; a variant's own name otherwise."""
+        return self.twins.get(name) or self.recipes.get(name) or name
+
     def cached(self, name: str) -> bool:
         """Whether `name` trains its head on cached backbone features."""
         return uses_cached_features(self.settings[name])
@@ -53,9 +59,13 @@ def make_plan(config: dict) -> Plan:
     for twin, name in twins.items():
         settings[twin] = twin_settings(config, name)
         seeds[twin] = twin_seeds(config, name, seeds[name])
+    recipes = recipe_variants(config)
+    for recipe, name in recipes.items():
+        settings[recipe] = recipe_settings(config, name)
+        seeds[recipe] = twin_seeds(config, name, seeds[name])
     chosen = config["analysis"]["label_issues"]["variants"]
     full_network = [name for name, s in settings.items() if s["train"] == "all"]
-    return Plan(settings=settings, seeds=seeds, twins=twins,
+    return Plan(settings=settings, seeds=seeds, twins=twins, recipes=recipes,
                 searches={name: plan_for(config, name) for name in twins.values()},
                 label_issue_variants=list(chosen) if chosen else full_network or list(settings),
                 default_normalize=config["training"]["normalize"])

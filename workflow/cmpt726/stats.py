@@ -383,6 +383,36 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_e
             "tost_p": np.maximum(p_low, p_high), "borrowed": borrowed_a or borrowed_b}
 
 
+def run_level_contrast(arrays: Sequence[np.ndarray], weights: Sequence[float], confidence: float = 0.95) -> dict:
+    """The run-level test of a contrast Σ w_j · (expected accuracy of variant j), e.g. the interaction
+    (A' − B') − (A − B) with weights (1, −1, −1, 1): is it zero? Every variant needs 2+ seeds, on the same images.
+
+    As `run_level_difference`: the run parts Σ w_j² s2_j / k_j, plus the paired image part
+    Var_i(Σ w_j p_j(i)) / n less the run noise it holds (Σ w_j² w_j / k_j), floored at 0; Student's t with
+    Welch-Satterthwaite df from the run parts. Returns diff, se, ci_low, ci_high (points), p, df."""
+    xs = [np.asarray(x, dtype=np.float64) for x in arrays]
+    if len(xs) != len(weights) or any(x.ndim != 2 or x.shape[1] != xs[0].shape[1] for x in xs):
+        raise ValueError("need one (seeds, images) array per weight, all on the same images")
+    parts = [run_variance(x) for x in xs]
+    if any(part is None for part in parts):
+        raise ValueError("every variant of a contrast needs at least 2 seeds")
+    n = xs[0].shape[1]
+    diff = sum(w * x.mean() for w, x in zip(weights, xs))
+    runs = [w * w * s2 / x.shape[0] for w, x, (s2, _, _) in zip(weights, xs, parts)]
+    image = max(0.0, float(sum(w * x.mean(0) for w, x in zip(weights, xs)).var(ddof=1))
+                - sum(w * w * v / x.shape[0] for w, x, (_, v, _) in zip(weights, xs, parts))) / n
+    se2 = sum(runs) + image
+    denom = sum(r * r / d for r, (_, _, d) in zip(runs, parts))
+    df = se2 * se2 / denom if denom > 0 else np.inf
+    se = float(np.sqrt(se2))
+    if se > 0:
+        p, q = float(2 * _scipy_stats.t.sf(abs(diff) / se, df)), float(_scipy_stats.t.ppf(0.5 + confidence / 2, df))
+    else:
+        p, q = (1.0 if diff == 0 else 0.0), 0.0
+    return {"diff": 100 * float(diff), "se": 100 * se, "df": float(df), "ci_low": 100 * float(diff - q * se),
+            "ci_high": 100 * float(diff + q * se), "p": min(1.0, p)}
+
+
 def _paired_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
     """Normal interval (points) for the accuracy difference of two trained models on the same images."""
     d = a.astype(np.float64) - b.astype(np.float64)

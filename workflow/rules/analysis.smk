@@ -23,10 +23,10 @@ rule label_issues:
     params:
         code=PACKAGE_CODE,
         filter_by=config["analysis"]["label_issues"]["filter_by"],
-        # the variant of each score file, and its family (a tuned twin's is its variant's), for the suspects
+        # the variant of each score file, and its family (a twin's is its variant's), for the suspects
         # found without a family
         variants=per_run("{variant}", PLAN.label_issue_variants),
-        families=[TWINS.get(v, v) for v in per_run("{variant}", PLAN.label_issue_variants)],
+        families=[PLAN.family(v) for v in per_run("{variant}", PLAN.label_issue_variants)],
     script:
         "../scripts/label_issues.py"
 

@@ -55,8 +55,10 @@ rule compare_variants:
                     "replica_2019": config["training"]["replicate_2019_bugs"],
                 }
             ),
-            # tuned twin → its variant, in config order: the report sets each beside the assignment's setting.
+            # tuned twin → its variant, in config order: the report sets each beside the assignment's setting;
+            # recipe twin → its variant: the twin's recipe unsearched, which splits tuning's gain in two.
             "twins": TWINS,
+            "recipes": PLAN.recipes,
         },
     script:
         "../scripts/compare_variants.py"

@@ -234,18 +234,44 @@ def converged(histories: list[list[dict]]) -> dict:
             "last_fifth_rise": runs["last_fifth_rise"]}
 
 
+def setting_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Every training setting in which runs a and b differ (nested keys dotted), as "key: a vs b"."""
+    found = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            found += setting_differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            found.append(f"{prefix}{key}: {x} vs {y}")
+    return found
+
+
 def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: dict, pairs: dict,
                         comparisons: list[dict], alpha: float, smallest_effect: float,
-                        settings: dict) -> dict | None:
-    """Fixed beside tuned (twins: `<v>-tuned` → v), three Holm families: `side_by_side` (tuned − fixed per
-    variant), `comparisons` (report.comparisons asked of the twins) and `verdict` (the best among the twins)."""
+                        settings: dict, recipes: dict | None = None) -> dict | None:
+    """Fixed beside tuned (twins: `<v>-tuned` → v), Holm families: `side_by_side` (tuned − fixed per variant),
+    `gains` (with recipe twins `<v>-recipe` → v: the recipe's gain, recipe − fixed, and the search's, tuned −
+    recipe, per variant), `comparisons` (report.comparisons asked of the twins) and `verdict` (the best among the
+    twins). Each side-by-side row lists every setting in which the twin differs from its variant."""
     by_name = {r["name"]: r for r in rows}
     twins = {t: v for t, v in twins.items() if t in by_name and v in by_name}
     if not twins:
         return None
     asked = [{"a": t, "b": v, "asks": f"Does tuning help {v}?"} for t, v in twins.items()]
-    side = [{**_pair(record, by_name), "variant": v, "twin": t, "fixed": by_name[v], "tuned": by_name[t]}
+    side = [{**_pair(record, by_name), "variant": v, "twin": t, "fixed": by_name[v], "tuned": by_name[t],
+             "settings_differ": setting_differences(settings[t], settings[v])}
             for (t, v), record in zip(twins.items(), stats.answer_questions(pairs, asked))]
+    recipe_of = {v: r for r, v in (recipes or {}).items() if r in by_name}
+    split = [(t, v, recipe_of[v]) for t, v in twins.items() if v in recipe_of]
+    gains = None
+    if split:
+        records = stats.answer_questions(pairs, [q for t, v, r in split for q in (
+            {"a": r, "b": v, "asks": f"Does {v}'s tuned recipe at one fixed lr help it?"},
+            {"a": t, "b": r, "asks": f"Does the search help {v} beyond that recipe?"})])
+        gains = [{"variant": v, "recipe": r, "twin": t, "recipe_row": by_name[r],
+                  "recipe_gain": _pair(records[2 * i], by_name), "search_gain": _pair(records[2 * i + 1], by_name),
+                  "recipe_differs": setting_differences(settings[r], settings[v])}
+                 for i, (t, v, r) in enumerate(split)]
     twin_of = {v: t for t, v in twins.items()}
     # A question keeps its words only where the twins differ as the variants do ("10 epochs against 1" is not
     # what twins that both train 15 compare); else it asks of the twins by name, their differences beside it.
@@ -254,15 +280,26 @@ def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: d
                differences(by_name[q["a"]], by_name[q["b"]]) else
                f"Does {twin_of[q['a']]} beat {twin_of[q['b']]}? (asked above as “{q['asks']}”)"}
               for q in comparisons if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
+    # Does tuning change a question's answer? (A' − B') − (A − B) for each question asked of the twins, where every
+    # run set has 2+ seeds; one Holm family of its own.
+    interactions = [{"a": q["a"], "b": q["b"], "asks": q["asks"], **stats.run_level_contrast(
+        [correct[q["a"]], correct[q["b"]], correct[twins_a], correct[twins_b]], [-1, 1, 1, -1])}
+        for q, twins_a, twins_b in ((q, twin_of[q["a"]], twin_of[q["b"]]) for q in comparisons
+                                    if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"])
+        if min(len(correct[name]) for name in (q["a"], q["b"], twins_a, twins_b)) >= 2]
+    for record, adjusted in zip(interactions, stats.holm([r["p"] for r in interactions])):
+        record.update(p_adjusted=adjusted, significant=bool(adjusted < alpha))
     twin_rows = [by_name[t] for t in twins]
     among = {t: correct[t] for t in twins}
     twin_pairs = _pairwise(among, alpha, smallest_effect, settings)
     verdict = stats.verdict({t: summary[t] for t in twins}, twin_pairs, alpha)
     return {"side_by_side": side, "n_better": sum(c["outcome"] == "difference" and c["diff"] > 0 for c in side),
+            "gains": gains, "interactions": interactions,
             "comparisons": named_comparisons(mapped, twin_rows, pairs, smallest_effect),
             "not_asked": len(comparisons) - len(mapped),
             "verdict": headline(verdict, twin_rows),
-            "untuned": [r["name"] for r in rows if r["name"] not in twins and r["name"] not in twin_of]}
+            "untuned": [r["name"] for r in rows if r["name"] not in twins and r["name"] not in twin_of
+                        and r["name"] not in (recipes or {})]}
 
 
 def headline(verdict: dict, rows: list[dict]) -> dict:
@@ -394,7 +431,7 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
         "pairs": pairs["pairs"], "matrix": matrix,
         "comparisons": named_comparisons(comparisons or [], rows, pairs, smallest_effect),
         "tuning": tuned_against_fixed(twins or {}, rows, correct, summary, pairs, comparisons or [], alpha,
-                                      smallest_effect, settings),
+                                      smallest_effect, settings, spec.get("recipes")),
         "reference_check": reference_check(rows, replica_2019),
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
         "focus_chosen_by": focus_chosen_by,

@@ -10,6 +10,7 @@ import json
 from ..files import read_json, write_json, write_tsv
 
 TWIN_SUFFIX = "-tuned"
+RECIPE_SUFFIX = "-recipe"  # the twin's recipe at one fixed lr and weight decay (tuning.recipe)
 TRIAL_COLUMNS = ["rung", "slot", "config_index", "config", "epochs", "kept_epoch", "val_acc", "val_loss",
                  "seconds", "promoted", "chosen"]
 

@@ -12,7 +12,7 @@ import copy
 import itertools
 
 from ..config import ConfigError, _variant_key, canonical, check_sizes, resolve_variant
-from .choice import TWIN_SUFFIX
+from .choice import RECIPE_SUFFIX, TWIN_SUFFIX
 
 # Training keys a search may set: how a run trains, not what it reads (a twin reads its variant's inputs).
 SEARCHABLE = ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "schedule")
@@ -26,6 +26,18 @@ def tuned_variants(config: dict) -> dict[str, str]:
         return {}
     names = tuning["variants"] if tuning["variants"] is not None else list(config["variants"])
     return {f"{name}{TWIN_SUFFIX}": name for name in names}
+
+
+def recipe_variants(config: dict) -> dict[str, str]:
+    """recipe twin name → the variant whose tuned twin's recipe it trains unsearched ({} without tuning.recipe)."""
+    if not config["tuning"]["recipe"]:
+        return {}
+    return {f"{name}{RECIPE_SUFFIX}": name for name in tuned_variants(config).values()}
+
+
+def recipe_settings(config: dict, name: str) -> dict:
+    """The settings of `name`'s recipe twin: its tuned twin's fixed settings, tuning.recipe's lr and weight decay."""
+    return canonical({**twin_settings(config, name), **config["tuning"]["recipe"]})
 
 
 def own_overrides(tuning: dict, name: str) -> dict:
@@ -118,6 +130,10 @@ def check_tuning(config: dict) -> None:
     if not tuning["enabled"]:
         return
     sizes = {}
+    for recipe, name in recipe_variants(config).items():
+        if recipe in config["variants"]:
+            raise ConfigError(f"config key variants.{recipe}: the name of {name}'s recipe twin (tuning.recipe); "
+                              "rename it")
     for twin, name in tuned_variants(config).items():
         if twin in config["variants"]:
             raise ConfigError(f"config key variants.{twin}: the name of {name}'s tuned twin (tuning.enabled); "
