@@ -594,7 +594,7 @@ def test_tuned_twins_sit_beside_the_assignments_setting_and_answer_again(tmp_pat
     assert "<b>Figure 6.8.</b> What the tuning saw" in section and section.count('<img') == 1
     assert "The recipe's gain and the search's." in section and "Does tuning change the answers?" in section
     assert "schedule: onecycle vs None" in section
-    assert '<a href="#tuning">' in text and "Each variant at its best" in text
+    assert '<a href="#tuning">' in text and "Each variant tuned" in text
     assert "among the tuned variants only" not in text  # every variant was tuned
     # without twins the section and its headline are absent
     plain = tmp_path / "plain"
