@@ -144,3 +144,23 @@ def test_the_interaction_of_two_settings_is_a_difference_of_differences():
     assert found["p"] < 0.05 and found["ci_low"] > 0 and found["diff"] == pytest.approx(3, abs=1.5)
     with pytest.raises(ValueError, match="at least 2 seeds"):
         stats.run_level_contrast([base, base[:1]], [1, -1])
+
+
+def test_the_near_duplicate_sample_records_two_judges_and_their_agreement():
+    from cmpt726.analysis import duplicate_check as dc
+
+    agreement = dc.cohens_kappa(["same"] * 6 + ["different"] * 4, ["same"] * 5 + ["different"] * 5)
+    # observed 0.9, expected 0.6·0.5 + 0.4·0.5 = 0.5: kappa 0.8
+    assert agreement["kappa"] == pytest.approx(0.8) and (agreement["same_first_only"], agreement["agree"]) == (1, 9)
+    flagged = {"population": 100, "checked": 30, "same": 30}
+    bands = [{"population": 400, "checked": 20, "same": 10}]
+    low, high = dc.recall_interval(flagged, bands)
+    point = 100 * 100 / (100 + 200)
+    assert low < point < high and 20 < low and high < 50
+    # the judging recorded with the workflow: both judges named, every pair judged twice
+    from cmpt726.files import read_json
+    from conftest import REPO
+
+    sample = read_json(REPO / "workflow/resources/near_duplicates_checked.json")
+    assert len(sample["judges"]) == 2 and all(sample["judges"])
+    assert all(p["verdict_2"] in dc.VERDICTS for p in sample["pairs"])

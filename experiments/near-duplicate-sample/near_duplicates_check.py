@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 from cmpt726.analysis.near_duplicates import read_near_duplicates  # noqa: E402
 from cmpt726.analysis.duplicate_check import check_sample, strata  # noqa: E402
-from cmpt726.io import read_json, write_json  # noqa: E402
+from cmpt726.files import read_json, write_json  # noqa: E402
 
 RESOURCE = Path(__file__).resolve().parents[2] / "workflow/resources/near_duplicates_checked.json"
 
@@ -83,6 +83,58 @@ def record(run: Path, filled: Path, out: Path = RESOURCE) -> None:
     print(f"{len(pairs)} pairs written to {out}")
 
 
+def cifar10_images(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) uint8 (n, 3, 32, 32) images from the official python batches in `folder`."""
+    import pickle
+
+    def batch(name):
+        with open(folder / name, "rb") as fh:
+            return pickle.load(fh, encoding="bytes")[b"data"].reshape(-1, 3, 32, 32)
+
+    return np.concatenate([batch(f"data_batch_{k}") for k in range(1, 6)]), batch("test_batch")
+
+
+def second_sheets(batches: Path, sheets: Path, seed: int = 1) -> None:
+    """Blind sheets of the recorded sample for a second, independent judging: the pairs in a new random order,
+    numbered only; the key (pair → test and training index) in a file apart, the sheet to fill holding only
+    the pair numbers."""
+    from cmpt726.report.figures import plot_image_grid
+
+    pairs = read_json(RESOURCE)["pairs"]
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    train, test = cifar10_images(batches)
+    sheets.mkdir(parents=True, exist_ok=True)
+    per_sheet = 15
+    for s in range(math.ceil(len(order) / per_sheet)):
+        group = order[s * per_sheet:(s + 1) * per_sheet]
+        tiles = [[(test[pairs[i]["test_index"]], f"pair {s * per_sheet + j + 1}", "black"),
+                  (train[pairs[i]["train_index"]], "", "black")] for j, i in enumerate(group)]
+        plot_image_grid(tiles, f"sheet {s + 1}", sheets / f"sheet{s + 1}.png", empty="", cols=6, cell=(2.2, 2.4))
+    with open(sheets / "key.tsv", "w", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["pair", "test_index", "train_index"])
+        for j, i in enumerate(order, start=1):
+            w.writerow([j, pairs[i]["test_index"], pairs[i]["train_index"]])
+    with open(sheets / "to-judge.tsv", "w", newline="") as fh:
+        fh.write("pair\tverdict\n" + "".join(f"{j}\t\n" for j in range(1, len(order) + 1)))
+    print(f"{len(order)} pairs on {math.ceil(len(order) / per_sheet)} sheets in {sheets}")
+
+
+def record_second(sheets: Path, judge: str, out: Path = RESOURCE) -> None:
+    """The second judging (sheets/to-judge.tsv filled, sheets/key.tsv) into the resource: `verdict_2` per pair
+    and who judged in `judges`."""
+    with open(sheets / "key.tsv", newline="") as fh:
+        key = {int(r["pair"]): (int(r["test_index"]), int(r["train_index"])) for r in csv.DictReader(fh, delimiter="\t")}
+    with open(sheets / "to-judge.tsv", newline="") as fh:
+        verdicts = {key[int(r["pair"])]: r["verdict"].strip() for r in csv.DictReader(fh, delimiter="\t")}
+    sample = read_json(out)
+    for pair in sample["pairs"]:
+        pair["verdict_2"] = verdicts[pair["test_index"], pair["train_index"]]
+    sample["judges"] = [sample.get("judges", [None])[0] or sample.pop("judged_by", None), judge]
+    write_json(out, sample)
+    print(f"second verdicts of {len(verdicts)} pairs written to {out}")
+
+
 def score(run: Path, sample_json: Path) -> dict:
     rows = read_near_duplicates(run / "results/analysis/near_duplicates.tsv")
     threshold = read_json(run / "results/analysis/near_duplicates.json")["threshold"]
@@ -91,11 +143,20 @@ def score(run: Path, sample_json: Path) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=["sample", "record", "score"])
-    ap.add_argument("run", type=Path)
-    ap.add_argument("path", type=Path)
+    ap.add_argument("mode", choices=["sample", "record", "score", "second-sheets", "record-second"])
+    ap.add_argument("run", type=Path, help="a finished run folder; second-sheets: the cifar-10-batches-py folder; "
+                                           "record-second: the sheets folder")
+    ap.add_argument("path", type=Path, nargs="?", help="sample: sheets folder; record: the filled TSV; score: the "
+                                                        "sample JSON; second-sheets: sheets folder")
+    ap.add_argument("--judge", help="record-second: who judged, and how")
     ap.add_argument("--out", type=Path, default=RESOURCE, help="record: where the sample goes (default: the workflow's)")
     a = ap.parse_args(argv)
+    if a.mode == "second-sheets":
+        second_sheets(a.run, a.path)
+        return
+    if a.mode == "record-second":
+        record_second(a.run, a.judge)
+        return
     if a.mode == "sample":
         sample(a.run, a.path)
         return

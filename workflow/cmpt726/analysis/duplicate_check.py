@@ -1,19 +1,49 @@
 """The near-duplicate rule's precision and recall from a hand-checked sample.
 
 A sample of pairs (test image, its nearest training image by the rule's pixel distance), drawn from strata of the
-distance (the flagged pairs, and bands above the threshold as multiples of it), was judged by eye blind to distance
-and stratum (`workflow/resources/near_duplicates_checked.json`, from
-`experiments/near-duplicate-sample/near_duplicates_check.py`). Precision: the share of flagged pairs judged the same
-photograph; recall: flagged copies over those plus the bands' estimated copies (an upper bound: nothing beyond the
-last band is counted). It applies only to a run with the sample's pairs and threshold (`check_sample` says why not).
+distance (the flagged pairs, and bands above the threshold as multiples of it), was judged by eye
+(`workflow/resources/near_duplicates_checked.json`, from `experiments/near-duplicate-sample/near_duplicates_check.py`:
+who judged and how in its `judges` and `judged`; a second judge's verdicts, where recorded, in `verdict_2`).
+Precision: the share of flagged pairs the first judge called the same photograph; recall: flagged copies over those
+plus the bands' estimated copies (an upper bound: nothing beyond the last band is counted), its interval from the
+strata's Jeffreys posteriors drawn together (Monte Carlo); the two judges' agreement as Cohen's kappa. It applies
+only to a run with the sample's pairs and threshold (`check_sample` says why not).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..files import read_json
 from ..stats import wilson_interval
 
 VERDICTS = ("same", "different")
+RECALL_DRAWS = 20_000
+
+
+def cohens_kappa(first: list[str], second: list[str]) -> dict:
+    """Agreement of two judges' same/different verdicts on the same pairs: observed share, Cohen's kappa, and the
+    pairs each called "same" where the other did not."""
+    a, b = (np.array([v == "same" for v in verdicts]) for verdicts in (first, second))
+    observed = float((a == b).mean())
+    expected = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
+    kappa = 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    return {"pairs": int(len(a)), "agree": int((a == b).sum()), "observed": 100 * observed, "kappa": kappa,
+            "same_first_only": int((a & ~b).sum()), "same_second_only": int((~a & b).sum())}
+
+
+def recall_interval(flagged: dict, bands: list[dict], seed: int = 0) -> list[float]:
+    """95 % interval (percent) of the recall: each stratum's share of copies drawn from its Jeffreys posterior
+    Beta(same + 1/2, checked − same + 1/2), all strata together, recall computed per draw."""
+    rng = np.random.default_rng(seed)
+
+    def copies(stratum):
+        share = rng.beta(stratum["same"] + 0.5, stratum["checked"] - stratum["same"] + 0.5, RECALL_DRAWS)
+        return stratum["population"] * share
+
+    found, lost = copies(flagged), sum(copies(b) for b in bands)
+    recall = 100 * found / np.maximum(found + lost, 1e-12)
+    return [float(np.percentile(recall, 2.5)), float(np.percentile(recall, 97.5))]
 
 
 def _share(same: int, n: int) -> dict:
@@ -36,9 +66,10 @@ def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
     table and threshold: {"applies": False, "reason"} when they are not the sample's; else the strata (share %
     with its Wilson interval), precision and recall (%, with the range the intervals give)."""
     for pair in sample["pairs"]:
-        if pair["verdict"] not in VERDICTS:
-            raise ValueError(f"near-duplicate sample: pair {pair['test_index']} has verdict {pair['verdict']!r} "
-                             f"(one of {VERDICTS})")
+        for key in ("verdict", "verdict_2"):
+            if (key == "verdict" or key in pair) and pair[key] not in VERDICTS:
+                raise ValueError(f"near-duplicate sample: pair {pair['test_index']} has {key} {pair[key]!r} "
+                                 f"(one of {VERDICTS})")
     if abs(threshold - sample["threshold"]) > 1e-6 * sample["threshold"]:
         return {"applies": False, "reason": f"this run's threshold is {threshold:.4g}, the sample's "
                                             f"{sample['threshold']:.4g} (another data set or analysis.near_duplicates.mad_k)"}
@@ -64,9 +95,15 @@ def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
     def recall(copies: float, missed: float):
         return 100 * copies / (copies + missed) if copies + missed else None
 
+    second = [p for p in sample["pairs"] if "verdict_2" in p]
+    if second and len(second) != len(sample["pairs"]):
+        raise ValueError(f"near-duplicate sample: {len(second)} of {len(sample['pairs'])} pairs have a verdict_2")
     return {"applies": True, "strata": checked, "precision": flagged,
-            "recall": recall(found[0], lost[0]),
+            "recall": recall(found[0], lost[0]), "recall_interval": recall_interval(flagged, bands),
             "recall_range": [recall(found[1], lost[2]), recall(found[2], lost[1])],
+            "judges": sample.get("judges"), "judged": sample.get("judged"),
+            "agreement": cohens_kappa([p["verdict"] for p in second], [p["verdict_2"] for p in second])
+            if second else None,
             "copies_flagged": found[0], "copies_missed": lost[0],
             "beyond": sample["bands"][-1][1] * threshold,
             "n_pairs": len(sample["pairs"]), "criterion": sample["criterion"], "date": sample["date"]}
