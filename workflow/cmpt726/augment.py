@@ -39,6 +39,7 @@ class Cutout:
         self.size = int(size)
         self.generator = generator
         self.fill = tuple(int(round(v)) for v in fill)
+        self._fills = {}  # (dtype, device) → the fill tensor, built once: a host-to-device copy a step would sync
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -48,7 +49,9 @@ class Cutout:
         ys = torch.arange(h, device=dev).view(1, h, 1)
         xs = torch.arange(w, device=dev).view(1, 1, w)
         inside = (ys >= cy - half) & (ys < cy - half + self.size) & (xs >= cx - half) & (xs < cx - half + self.size)
-        fill = torch.tensor(self.fill, dtype=x.dtype, device=dev).view(1, c, 1, 1)
+        fill = self._fills.get((x.dtype, dev))
+        if fill is None:
+            fill = self._fills[x.dtype, dev] = torch.tensor(self.fill, dtype=x.dtype, device=dev).view(1, c, 1, 1)
         return torch.where(inside[:, None], fill, x)
 
 
