@@ -170,6 +170,14 @@ def measured(keys, device: str, env=None, timeout: float = 120) -> dict:
     return {"seconds": dict(zip(keys, out["seconds"])), "startup": out["startup"], "device": out["device"]}
 
 
+def _load() -> float | None:
+    """The 1-minute load average (other work competing for the cores the measurement times), None where unknown."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def timed(costs: list[Cost], timing: dict) -> None:
     for cost in costs:
         cost.seconds = timing["startup"] + sum(n * timing["seconds"][key] for key, n in cost.steps.items())
@@ -280,6 +288,7 @@ def report(plan, config: dict, jobs: list[tuple[str, dict, int]], *, cores: int,
                         "network): minutes at most; not measured."]
     if on_gpu and not env.get(ENV) and not nvidia_present():
         return lines + ["  Its time on this machine is not measured: the jobs ask for a GPU and there is none here."]
+    load = _load()
     timing = measure([key for c in costs for key in c.steps], device, env=env)
     if "error" in timing:
         return lines + [f"  Its time on this machine could not be measured ({timing['error']})."]
@@ -299,8 +308,11 @@ def report(plan, config: dict, jobs: list[tuple[str, dict, int]], *, cores: int,
     named = {"full": "a step of the whole network", "frozen": "a step of a head on the frozen backbone"}
     said = "; ".join(f"{named[k]}: {', '.join(v)}" for k, v in steps.items()) or "heads only (steps of milliseconds)"
     total, job_time = wall(costs, cores, gpu_slots), sum(c.seconds for c in costs)
+    busy = ""
+    if not env.get(ENV) and not on_gpu and load is not None and load > cores:
+        busy = f" Measured on a busy machine (load average {load:.1f} on {_plural(cores, 'core')}): quiet, it is faster."
     lines.append(f"  Step times here ({timing['device']}, {_plural(threads, 'thread')} a job): {said}; a job's "
-                 f"start-up {timing['startup']:.1f} s.")
+                 f"start-up {timing['startup']:.1f} s.{busy}")
     lines.append(f"  ≈ {duration(total)} on this machine, {at_once} ({duration(job_time)} of job time; the lighter "
                  "jobs not timed).")
     if total > HOUR and (cut := shorter(plan, config, costs, not on_gpu)):
