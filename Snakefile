@@ -94,6 +94,8 @@ def before_jobs(dry_run):
         sys.exit(preflight.message(problems))
     for problem in problems:
         print(f"WARNING: pre-flight: {problem}", file=sys.stderr)
+    if workflow.touch:  # --touch trains nothing
+        return
     lines = estimate.report(
         PLAN,
         config,
