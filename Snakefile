@@ -17,7 +17,6 @@ WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, WORKFLOW_DIR)
 
 from cmpt726 import preflight
-from cmpt726.preflight import estimate
 from cmpt726.specs import ConfigError, load
 
 
@@ -74,48 +73,17 @@ if workflow.is_main_process:
         print(f"WARNING: {_warning}", file=sys.stderr)
 
 
-def _resource(name):
-    value = workflow.global_resources.get(name)
-    return getattr(value, "value", value)
-
-
-def before_jobs(dry_run):
-    """The pre-flight of the jobs Snakemake will run (the executor known): named files, CUDA where jobs run here,
-    downloads that cannot reach their server, wkhtmltopdf when a PDF is due; a real run refuses to start on any,
-    naming them all in one message, a dry run warns. Then what the jobs cost (cmpt726.preflight.estimate)."""
-    if workflow.dag is None or (dry_run and workflow.scheduler is None):  # the DAG was never built
-        return
-    jobs = list(workflow.dag.needrun_jobs(exclude_finished=False))
-    rules = {job.rule.name for job in jobs}
-    # The rules that declare a `gpu` resource are the ones that run on config["device"].
-    gpu_rules = {job.rule.name for job in jobs if "gpu" in job.rule.resources}
-    problems = preflight.run_problems(config, rules, gpu_rules, local=workflow.local_exec)
-    if problems and not dry_run:
-        sys.exit(preflight.message(problems))
-    for problem in problems:
-        print(f"WARNING: pre-flight: {problem}", file=sys.stderr)
-    if workflow.touch:  # --touch trains nothing
-        return
-    lines = estimate.report(
-        PLAN,
-        config,
-        [(job.rule.name, job.wildcards_dict, job.threads) for job in jobs],
-        cores=_resource("_cores") or os.cpu_count() or 1,
-        local=workflow.local_exec,
-        gpu_share=_resource("gpu_share"),
-    )
-    print("\n".join(lines), file=sys.stderr, flush=True)
-
-
-# Snakemake calls no onstart in a dry run: its checks run once the dry run has listed the jobs, as warnings.
+# Before any job of a real run (the jobs and the executor known): what it lacks (named files, CUDA where jobs
+# run here, unreachable downloads, wkhtmltopdf when a PDF is due: the run refuses, naming them all), then what
+# it will cost (preflight.estimate): the main job's first lines. Snakemake calls no onstart in a dry run: the
+# same checks run once it has listed the jobs, as warnings.
 if workflow.is_main_process and DRY_RUN:
-    atexit.register(before_jobs, dry_run=True)
+    atexit.register(preflight.before_jobs, workflow, config, PLAN, dry_run=True)
 
 
-# Before any job of a real run: what it lacks (the run refuses), then its cost: the main job's first lines.
 onstart:
     if workflow.is_main_process:
-        before_jobs(dry_run=False)
+        preflight.before_jobs(workflow, config, PLAN, dry_run=False)
 
 
 # Finished means told: where the outputs are (absolute: with --directory they are not under the checkout).

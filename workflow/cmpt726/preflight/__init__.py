@@ -5,12 +5,15 @@ on a CPU that emulates it, said at planning. What the jobs will cost: `estimate`
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
+from . import estimate
 from ..device import BF16_FLAGS, MIN_DRIVER, cpu_flags, cpu_model, gpus_per_job, nvidia_driver
 
 # torchvision.datasets.CIFAR100's archive, here so that the Snakefile need not import torchvision.
@@ -138,3 +141,31 @@ def run_problems(config: dict, rules: set[str], gpu_rules: set[str] = frozenset(
 def message(problems: list[str]) -> str:
     return (f"pre-flight: this run cannot start; {len(problems)} missing input(s), nothing was run:\n"
             + "\n".join(f"  - {p}" for p in problems))
+
+
+def before_jobs(workflow, config: dict, plan, dry_run: bool) -> None:
+    """The pre-flight of the jobs the Snakefile's `workflow` will run (its DAG built, the executor known): a real
+    run exits naming everything they lack (`run_problems`), a dry run warns of it; then their cost
+    (`estimate.report`). Nothing where the DAG was never built (a dry run that failed first)."""
+    if workflow.dag is None or (dry_run and workflow.scheduler is None):
+        return
+    jobs = list(workflow.dag.needrun_jobs(exclude_finished=False))
+    rules = {job.rule.name for job in jobs}
+    # The rules that declare a `gpu` resource are the ones that run on config["device"].
+    gpu_rules = {job.rule.name for job in jobs if "gpu" in job.rule.resources}
+    problems = run_problems(config, rules, gpu_rules, local=workflow.local_exec)
+    if problems and not dry_run:
+        sys.exit(message(problems))
+    for problem in problems:
+        print(f"WARNING: pre-flight: {problem}", file=sys.stderr)
+    if workflow.touch:  # --touch trains nothing
+        return
+
+    def resource(name):
+        value = workflow.global_resources.get(name)
+        return getattr(value, "value", value)
+
+    lines = estimate.report(plan, config, [(job.rule.name, job.wildcards_dict, job.threads) for job in jobs],
+                            cores=resource("_cores") or os.cpu_count() or 1, local=workflow.local_exec,
+                            gpu_share=resource("gpu_share"))
+    print("\n".join(lines), file=sys.stderr, flush=True)
