@@ -1,5 +1,6 @@
 # CMPT-726 Assignment 2 as one workflow: data → backbone → features → fine-tune →
 # evaluate → figures → report; the theory questions join at the report.
+import atexit
 import os
 import sys
 
@@ -65,26 +66,27 @@ localrules:
 
 
 # Pre-flight: files the config names are inputs only where they exist (preflight.present), so the plan is
-# made; a missing one is said here for a dry run, and with everything else a run lacks in onstart below.
+# made; a missing one is said here, and with everything else a run lacks before its first job (below).
 # Jobs (a local subprocess, a cluster node) re-read this file and skip it: the main process checked.
+DRY_RUN = workflow.output_settings.dryrun
 if workflow.is_main_process:
-    for _problem in preflight.missing_files(config):
+    for _problem in [] if DRY_RUN else preflight.missing_files(config):
         print(f"pre-flight: {_problem}", file=sys.stderr)
-    for _warning in unknown_name_warnings(config, SHIPPED_CONFIG):
+    for _warning in unknown_name_warnings(config, SHIPPED_CONFIG) + preflight.bf16_warnings(config, PLAN):
         print(f"WARNING: {_warning}", file=sys.stderr)
 
 
-# Before any job of a real run (the jobs and the executor known): named files, CUDA where jobs run here,
-# downloads that cannot reach their server, wkhtmltopdf when a PDF is due; everything missing in one
-# message.
+# Before any job of a real run (the jobs and the executor known): what it lacks (named files, CUDA where jobs
+# run here, unreachable downloads, wkhtmltopdf when a PDF is due: the run refuses, naming them all), then what
+# it will cost (preflight.estimate): the main job's first lines. Snakemake calls no onstart in a dry run: the
+# same checks run once it has listed the jobs, as warnings.
+if workflow.is_main_process and DRY_RUN:
+    atexit.register(preflight.before_jobs, workflow, config, PLAN, dry_run=True)
+
+
 onstart:
     if workflow.is_main_process:
-        _jobs = list(workflow.dag.needrun_jobs())
-        _rules = {job.rule.name for job in _jobs}
-        # The rules that declare a `gpu` resource are the ones that run on config["device"].
-        _gpu_rules = {job.rule.name for job in _jobs if "gpu" in job.rule.resources}
-        if _problems := preflight.run_problems(config, _rules, _gpu_rules, local=workflow.local_exec):
-            sys.exit(preflight.message(_problems))
+        preflight.before_jobs(workflow, config, PLAN, dry_run=False)
 
 
 # Finished means told: where the outputs are (absolute: with --directory they are not under the checkout).

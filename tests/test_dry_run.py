@@ -1,14 +1,19 @@
 """What the plan does with user text: a title or a URL with braces is data, never a Snakemake wildcard; a
-variant name fits in a file name."""
+variant name fits in a file name. What a dry run says: the real run's pre-flight, as warnings, and its estimate."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+
 import pytest
 import yaml
-from conftest import REPO, make_project, smoke_config, snakemake
+from conftest import REPO, make_project, shipped, smoke_config, snakemake
 
-from cmpt726 import specs
+from cmpt726 import device, specs
 from cmpt726.config import ConfigError
+from cmpt726.preflight.estimate import ENV
 
 
 def test_braces_in_the_title_and_urls_are_text(tiny_inputs, tmp_path):
@@ -63,3 +68,66 @@ def test_numbers_the_runs_could_not_use_are_refused_naming_the_key(edit, message
     edit(config)
     with pytest.raises(ConfigError, match=message):
         specs.load(config)
+
+
+# ----------------------------------------------------------------------------- the real run's checks, as warnings
+def closed_port_url(name: str) -> str:
+    """An http URL on 127.0.0.1 where nothing listens (a port just released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+def test_a_dry_run_warns_of_what_the_real_run_would_refuse(tiny_inputs, tmp_path):
+    """Offline: each download the plan needs is named, and the estimate counts the jobs; the dry run still plans."""
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    urls = {key: closed_port_url(key) for key in ("cifar10", "cifar10h", "backbone")}
+    config["data"]["cifar10"] = {"root": str(tmp_path / "no-cifar10"), "url": urls["cifar10"]}
+    config["data"]["cifar10h"] = {"enabled": True, "root": str(tmp_path / "no-cifar10h"), "url": urls["cifar10h"]}
+    config["backbone"] = {"source": "download", "url": urls["backbone"]}
+    workdir = make_project(tmp_path / "project", config)
+    proc = snakemake(workdir, "-n", "--cores", "2", check=False, env={ENV: "0.01"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("WARNING: pre-flight:")]
+    assert len(warned) == 3, proc.stderr[-3000:]
+    for what, url in (("CIFAR-10", urls["cifar10"]), ("CIFAR-10H votes", urls["cifar10h"]),
+                      ("the pretrained backbone", urls["backbone"])):
+        assert any(f"{what} must be downloaded from {url}, which cannot be reached" in w for w in warned), what
+    # smoke_config: two variants (all, head), one seed, one epoch, tuning off
+    assert ("pre-flight estimate: 2 trainings (1 on images: 1 epoch; 1 head on cached features: 1 epoch), "
+            "2 feature caches, 2 evaluations") in proc.stderr
+    assert "Step times here (CMPT726_STEP_SECONDS=0.01, 2 threads a job)" in proc.stderr
+
+
+def test_a_dry_run_asking_for_cuda_without_a_gpu_warns(tiny_inputs, tmp_path):
+    if device.nvidia_driver()[0]:
+        pytest.skip("this machine has an NVIDIA GPU: device=cuda is no problem here")
+    workdir = make_project(tmp_path / "project", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
+    proc = snakemake(workdir, "-n", "--cores", "2", "--config", "device=cuda", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [warning] = [line for line in proc.stderr.splitlines() if line.startswith("WARNING: pre-flight")]
+    assert warning.startswith("WARNING: pre-flight: config key device: cuda, but this machine shows no NVIDIA GPU")
+    assert "not measured: the jobs ask for a GPU and there is none here" in proc.stderr
+
+
+def test_the_laptop_overlay_plans_without_a_warning(tiny_inputs, tmp_path):
+    """`snakemake -n --configfile configs/laptop.yaml` over the shipped config (its data here: nothing to download)."""
+    config = shipped()
+    config["data"]["cifar10"] = {"root": str(tiny_inputs / "cifar10"), "verify": False}
+    config["data"]["cifar10h"] = {"enabled": True, "root": str(tiny_inputs / "cifar10h"), "verify": False}
+    config["backbone"] = {"source": "path", "path": str(tiny_inputs / "backbone.pth")}
+    workdir = make_project(tmp_path / "project", config)
+    env = {ENV: "0.01"}
+    if not shutil.which("wkhtmltopdf"):  # what the PDFs need is this machine's business, not the overlay's
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "wkhtmltopdf").write_text("#!/bin/sh\n")
+        (tmp_path / "bin" / "wkhtmltopdf").chmod(0o755)
+        env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    proc = snakemake(workdir, "-n", "--configfile", str(REPO / "configs" / "laptop.yaml"), check=False, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "WARNING" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    assert "pre-flight estimate: 54 trainings (18 on images: 180 epochs; 36 heads on cached features: 369 epochs), " \
+           "63 tuning trials (63 heads on cached features: 201 epochs)" in proc.stderr
+    assert "1 thread a job" in proc.stderr

@@ -3,12 +3,15 @@ without traceback lines."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
 from conftest import make_project, read_yaml, smoke_config, snakemake
 
 from cmpt726 import data, device, preflight
+from cmpt726.preflight import estimate
+from cmpt726.preflight.estimate import ENV
 from cmpt726.config import ConfigError, validate_config
 
 
@@ -116,3 +119,14 @@ def test_cifar10_download_error_names_the_url_and_the_root_key(tmp_path):
         data.download_cifar10(tmp_path / "cifar10" / "cifar-10-batches-py", url=url)
     assert url in str(error.value) and "data.cifar10.root" in str(error.value)
     assert not (tmp_path / "cifar10" / "cifar-10-batches-py").exists()  # nothing half-written
+
+
+def test_the_estimate_is_the_main_jobs_first_lines(tiny_inputs, tmp_path):
+    """A real run says what its jobs train and their time before the first job starts (the step times given)."""
+    workdir = make_project(tmp_path / "project", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
+    proc = snakemake(workdir, "--cores", "2", "results/models/all/seed0.pt", env={ENV: "1"})
+    err = proc.stderr
+    first_job = re.search(r"^(local)?rule \w+:", err, re.MULTILINE)
+    assert first_job and "pre-flight estimate: 1 training (1 on images: 1 epoch)" in err[:first_job.start()], err[-3000:]
+    # 50,000 images less 40 held out, batches of 32: 1,562 steps and 40 / 250 of a forward pass, 2 threads on 2 cores
+    assert f"≈ {estimate.duration(1562 + 40 / 250)} on this machine, 1 job at once on 2 cores" in err  # 26 min

@@ -1,7 +1,7 @@
 """Where jobs run: the one place that looks at the machine's GPU and CPU.
 
 The planning side (the Snakefile, the pre-flight, the job glue) needs no torch: `nvidia_driver`,
-`gpus_per_job`, `cpu_flags`. The jobs resolve config `device` with torch (`resolve`) and name what ran
+`gpus_per_job`, `cpu_flags`, `native_bf16`. The jobs resolve config `device` with torch (`resolve`) and name what ran
 them (`name`).
 """
 
@@ -64,6 +64,16 @@ def _cpuinfo(*keys: str) -> str | None:
 def cpu_flags() -> set[str]:
     """The CPU's feature flags (x86 "flags", Arm "Features"); empty where unknown."""
     return set((_cpuinfo("flags", "Features") or "").split())
+
+
+def native_bf16(device: str, present: bool | None = None, flags: set[str] | None = None) -> bool:
+    """What `bf16: auto` means here, decided once at planning: on where config `device`'s jobs run on a CPU with
+    bf16 instructions (BF16_FLAGS: ≈ 1.4x the fp32 throughput of two one-thread jobs,
+    experiments/benchmarks/README.md); off on a CPU without them (emulated, ≈ 10x slower) and on a GPU (bf16
+    autocast did not pay there for this small network, experiments/gpu-first-session)."""
+    if gpus_per_job(device, present):
+        return False
+    return bool((cpu_flags() if flags is None else flags) & BF16_FLAGS)
 
 
 def cpu_model() -> str:

@@ -3,7 +3,8 @@
 `load` validates a config (`config.validate_config`) and makes the `Plan` the rules read: every variant's
 resolved training settings (the tuned twins' included: their fixed settings here, their searched keys from
 their choice file when they train), the (variant, seed) runs, each tuned variant's search, the feature caches
-and the variants cleanlab reads. The config itself is never changed after validation.
+and the variants cleanlab reads. The config itself is never changed after validation. `bf16: auto` is decided
+here, once, for the machine the jobs run on (`device.native_bf16`): no job sees `auto`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import device as devices
 from .config import (ConfigError, SCHEMA_PATH, normalization_key, resolve_variant, uses_cached_features,
                      validate_config, variant_seeds)
 from .tuning.plan import (check_tuning, plan_for, recipe_settings, recipe_variants, tuned_variants, twin_seeds,
@@ -50,8 +52,9 @@ class Plan:
         return uses_cached_features(self.settings[name])
 
 
-def make_plan(config: dict) -> Plan:
-    """The plan of a validated config (`config.validate_config`); raises ConfigError for a bad `tuning`."""
+def make_plan(config: dict, native_bf16: bool | None = None) -> Plan:
+    """The plan of a validated config (`config.validate_config`); raises ConfigError for a bad `tuning`.
+    native_bf16: what `bf16: auto` becomes (None: `device.native_bf16` of config `device` on this machine)."""
     check_tuning(config)
     settings = {name: resolve_variant(config, name) for name in config["variants"]}
     seeds = {name: variant_seeds(config, name) for name in config["variants"]}
@@ -63,10 +66,16 @@ def make_plan(config: dict) -> Plan:
     for recipe, name in recipes.items():
         settings[recipe] = recipe_settings(config, name)
         seeds[recipe] = twin_seeds(config, name, seeds[name])
+    searches = {name: plan_for(config, name) for name in twins.values()}
+    everything = list(settings.values()) + [s for search in searches.values() for s in search["settings"]]
+    if any(s["bf16"] == "auto" for s in everything):
+        native = devices.native_bf16(config["device"]) if native_bf16 is None else native_bf16
+        for s in everything:
+            if s["bf16"] == "auto":
+                s["bf16"] = native
     chosen = config["analysis"]["label_issues"]["variants"]
     full_network = [name for name, s in settings.items() if s["train"] == "all"]
-    return Plan(settings=settings, seeds=seeds, twins=twins, recipes=recipes,
-                searches={name: plan_for(config, name) for name in twins.values()},
+    return Plan(settings=settings, seeds=seeds, twins=twins, recipes=recipes, searches=searches,
                 label_issue_variants=list(chosen) if chosen else full_network or list(settings),
                 default_normalize=config["training"]["normalize"])
 

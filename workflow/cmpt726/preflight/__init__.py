@@ -1,15 +1,20 @@
-"""Pre-flight (no torch): every input a run lacks, found in `onstart` and listed in one message with its fix:
-named local files, CUDA without a usable driver, unreachable downloads, wkhtmltopdf."""
+"""Pre-flight (no torch): every input a run lacks, found before its first job (a dry run's too) and listed in one
+message with its fix: named local files, CUDA without a usable driver, unreachable downloads, wkhtmltopdf; bf16
+on a CPU that emulates it, said at planning. What the jobs will cost: `estimate` (the measurement it runs,
+`measure`, is the one module here that imports torch, in a subprocess)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .device import MIN_DRIVER, nvidia_driver
+from . import estimate
+from ..device import BF16_FLAGS, MIN_DRIVER, cpu_flags, cpu_model, gpus_per_job, nvidia_driver
 
 # torchvision.datasets.CIFAR100's archive, here so that the Snakefile need not import torchvision.
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
@@ -27,6 +32,27 @@ def device_problems(device: str, local: bool, driver=None) -> list[str]:
         return [f"config key device: cuda, but the NVIDIA driver is {version}.x and this torch build (CUDA 13.0) "
                 f"needs >= {MIN_DRIVER}. Fix: update the driver, or --config device=cpu."]
     return []
+
+
+def bf16_warnings(config: dict, plan, flags: set[str] | None = None, present: bool | None = None) -> list[str]:
+    """`bf16: true` in the plan (`specs.Plan`) where its jobs run on a CPU without bf16 instructions: torch emulates
+    it there, about 10x slower than fp32 (the jobs say so too, one by one)."""
+    if gpus_per_job(config["device"], present):
+        return []
+    flags = cpu_flags() if flags is None else flags
+    if not flags or flags & BF16_FLAGS:  # unknown flags: no guess
+        return []
+    asking = [name for name, settings in plan.settings.items() if settings["bf16"] is True]
+    if len(asking) > 3:
+        asking = [f"{len(asking)} variants ({', '.join(asking[:3])}, …)"]
+    if config["backbone"]["source"] == "pretrain" and config["backbone"]["pretrain"]["bf16"]:
+        asking.append("the backbone's pretraining")
+    if not asking:
+        return []
+    return [f"bf16 autocast for {' and '.join(asking)} on a CPU without bf16 instructions ({cpu_model()}: no "
+            "avx512_bf16, amx_bf16 or bf16 flag): torch emulates it, about 10x slower than fp32. Set bf16: auto (on "
+            "only where the CPU has it) or false where the config sets it (training, variants, tuning.settings; "
+            "backbone.pretrain.bf16: false)."]
 
 
 def named_files(config: dict) -> list[tuple[str, str, str]]:
@@ -95,10 +121,15 @@ def run_problems(config: dict, rules: set[str], gpu_rules: set[str] = frozenset(
     problems = missing_files(config, rules)
     problems += device_problems(config["device"], local, driver) if gpu_rules else []
     wanted = downloads(config, rules)
-    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
-        for (what, url, fix), why in zip(wanted, pool.map(reach, [url for _, url, _ in wanted])):
-            if why:
-                problems.append(f"{what} must be downloaded from {url}, which cannot be reached ({why}). Fix: {fix}.")
+    urls = [url for _, url, _ in wanted]
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+            reasons = list(pool.map(reach, urls))
+    except RuntimeError:  # no new threads at interpreter exit (where a dry run checks): one at a time
+        reasons = [reach(url) for url in urls]
+    for (what, url, fix), why in zip(wanted, reasons):
+        if why:
+            problems.append(f"{what} must be downloaded from {url}, which cannot be reached ({why}). Fix: {fix}.")
     pdfs = sorted(rules & {"report_pdf", "gallery_pdf"})
     if pdfs and not shutil.which("wkhtmltopdf"):
         problems.append(f"wkhtmltopdf is not installed; {' and '.join(pdfs)} {'need' if len(pdfs) > 1 else 'needs'} "
@@ -110,3 +141,31 @@ def run_problems(config: dict, rules: set[str], gpu_rules: set[str] = frozenset(
 def message(problems: list[str]) -> str:
     return (f"pre-flight: this run cannot start; {len(problems)} missing input(s), nothing was run:\n"
             + "\n".join(f"  - {p}" for p in problems))
+
+
+def before_jobs(workflow, config: dict, plan, dry_run: bool) -> None:
+    """The pre-flight of the jobs the Snakefile's `workflow` will run (its DAG built, the executor known): a real
+    run exits naming everything they lack (`run_problems`), a dry run warns of it; then their cost
+    (`estimate.report`). Nothing where the DAG was never built (a dry run that failed first)."""
+    if workflow.dag is None or (dry_run and workflow.scheduler is None):
+        return
+    jobs = list(workflow.dag.needrun_jobs(exclude_finished=False))
+    rules = {job.rule.name for job in jobs}
+    # The rules that declare a `gpu` resource are the ones that run on config["device"].
+    gpu_rules = {job.rule.name for job in jobs if "gpu" in job.rule.resources}
+    problems = run_problems(config, rules, gpu_rules, local=workflow.local_exec)
+    if problems and not dry_run:
+        sys.exit(message(problems))
+    for problem in problems:
+        print(f"WARNING: pre-flight: {problem}", file=sys.stderr)
+    if workflow.touch:  # --touch trains nothing
+        return
+
+    def resource(name):
+        value = workflow.global_resources.get(name)
+        return getattr(value, "value", value)
+
+    lines = estimate.report(plan, config, [(job.rule.name, job.wildcards_dict, job.threads) for job in jobs],
+                            cores=resource("_cores") or os.cpu_count() or 1, local=workflow.local_exec,
+                            gpu_share=resource("gpu_share"))
+    print("\n".join(lines), file=sys.stderr, flush=True)
