@@ -18,7 +18,7 @@ from cmpt726.tuning import plan as tuning
 from cmpt726.tuning import trials
 from cmpt726.tuning.summary import tuning_outputs
 from conftest import make_project, prepared_data, read_yaml, smoke_config
-from workflow_helpers import edited_config, job, planned_jobs, snakemake
+from workflow_helpers import edited_config, job, job_fields, planned_jobs, snakemake
 
 
 def shipped(**tuning_keys) -> dict:
@@ -229,23 +229,6 @@ def test_a_continued_trial_is_the_run_trained_straight_through(features, tmp_pat
 
 
 # --------------------------------------------------------------------------- the DAG
-def planned_inputs(output: str) -> dict[str, list[str]]:
-    """job → its input files in a `snakemake -n` log (a block ends at a `[date]` or `rule` line, or a blank)."""
-    jobs, rule, inputs, wildcards = {}, None, [], ""
-    for line in output.splitlines() + [""]:
-        starts = re.match(r"^(?:local)?rule (\w+):\s*$", line)
-        if rule and (starts or not line.strip() or line.startswith("[")):
-            jobs[f"{rule}[{wildcards}]"] = inputs
-            rule = None
-        if starts:
-            rule, inputs, wildcards = starts.group(1), [], ""
-        elif rule and (m := re.match(r"^\s+input: (.*)$", line)):
-            inputs = [p.strip() for p in m.group(1).split(",")]
-        elif rule and (m := re.match(r"^\s+wildcards: (.*)$", line)):
-            wildcards = ",".join(p.strip() for p in m.group(1).split(","))
-    return jobs
-
-
 def tuning_project_config(tiny_inputs) -> dict:
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     config["variants"] = {"a": {"train": "head"}, "b": {"train": "head", "weight_decay": 0.001},
@@ -259,7 +242,8 @@ def tuning_project_config(tiny_inputs) -> dict:
 def test_no_tuning_job_reads_the_test_set(tiny_inputs, tmp_path):
     workdir = make_project(tmp_path / "p", tuning_project_config(tiny_inputs))
     proc = snakemake(workdir, "-n", "--cores", "2")
-    jobs = planned_inputs(proc.stdout + proc.stderr)
+    jobs = {name: [p.strip() for p in f["input"].split(",")] if "input" in f else []
+            for name, f in job_fields(proc.stdout + proc.stderr).items()}
     tuning_jobs = {name: inputs for name, inputs in jobs.items() if name.startswith(("tuning_", "plot_tuning"))}
     assert len(tuning_jobs) == 2 * (2 + 1 + 1) + 1  # a and b: 2 trials, 1 continued, 1 choice; the summary
     for name, inputs in tuning_jobs.items():
