@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, SNAKEMAKE, make_project, smoke_config
-from workflow_helpers import copy_workflow, leftovers, snakemake
+from workflow_helpers import copy_project, copy_workflow, leftovers, snakemake
 
 from cmpt726.config import resolve_variant, validate_config
 from cmpt726.finetune import train_variant
@@ -46,11 +46,6 @@ def trained(tiny_inputs, tmp_path_factory):
     workdir = make_project(tmp_path_factory.mktemp("faults") / "reference", fault_config(tiny_inputs))
     snakemake(workdir, "--cores", "2", METRICS)
     return workdir
-
-
-def copy_project(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest, symlinks=True)  # copy2: the times Snakemake compares are kept
-    return dest
 
 
 def epoch_rows(path: Path) -> list[list[str]]:
