@@ -100,6 +100,12 @@ def prepared_data(root: Path, n_train: int, n_test: int, n_val: int, data_seed: 
     return root
 
 
+def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    """`python -c code` in a fresh interpreter that imports this checkout's cmpt726."""
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},
+                          **kwargs)
+
+
 def make_project(workdir: Path, config: dict) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

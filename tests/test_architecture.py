@@ -3,11 +3,11 @@ stage's declared modules covering what it runs, and the planning side free of to
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_python
 
 from cmpt726 import code_digest
 
@@ -124,8 +124,7 @@ def test_a_stage_digest_follows_its_modules_only(tmp_path):
 
 def test_the_planning_side_imports_without_torch():
     """The Snakefile, the pre-flight and the job glue plan without torch (it would slow every DAG build)."""
-    code = ("import sys; sys.modules['torch'] = None; sys.path.insert(0, %r)\n"
-            "from cmpt726 import specs, preflight, device, code_digest, snakemake_job, config\n"
-            "from cmpt726.tuning import plan, choice\n") % str(ROOT)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = run_python("import sys; sys.modules['torch'] = None\n"
+                      "from cmpt726 import specs, preflight, device, code_digest, snakemake_job, config\n"
+                      "from cmpt726.tuning import plan, choice\n", capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

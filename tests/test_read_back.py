@@ -11,7 +11,7 @@ import pytest
 from cmpt726 import models
 from cmpt726.analysis.human_labels import load_counts
 from cmpt726.evaluation import read_metrics, read_scores, summarize, write_scores
-from conftest import CLASSES, REPO
+from conftest import CLASSES, run_python
 
 
 def scores_file(tmp_path, edit=None):
@@ -134,16 +134,11 @@ def stalled_server():
 @pytest.mark.parametrize("what, key", [("cifar10", "data.cifar10.root"), ("backbone", "backbone.source")])
 def test_a_stalled_download_fails_in_time_naming_the_url_and_key(tmp_path, stalled_server, what, key):
     """In a subprocess given a minute: without a timeout the download would wait for ever."""
-    import os
-    import subprocess
-    import sys
-
     call = (f"data.download_cifar10({str(tmp_path / 'c10' / 'cifar-10-batches-py')!r}, url='{stalled_server}/c.tgz')"
             if what == "cifar10" else
             f"backbone.download_backbone('{stalled_server}/r20-8412cc70.pth', {str(tmp_path / 'b.pt')!r})")
     code = f"from cmpt726 import backbone, data, files\nfiles.DOWNLOAD_TIMEOUT = 2.0\n{call}"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    proc = run_python(code, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "OSError" in proc.stderr
     assert stalled_server in proc.stderr and key in proc.stderr
     assert not (tmp_path / "b.pt").exists() and not (tmp_path / "c10" / "cifar-10-batches-py").exists()
