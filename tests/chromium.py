@@ -136,11 +136,6 @@ class Chromium:
             raise RuntimeError(f"{expression!r}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path, full_page: bool = False) -> Path:
-        params = {"format": "png"}
-        if full_page:
-            params["captureBeyondViewport"] = True
-            size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 16000), "scale": 1}
-        Path(path).write_bytes(base64.b64decode(self.call("Page.captureScreenshot", params)["data"]))
+    def screenshot(self, path: Path) -> Path:
+        Path(path).write_bytes(base64.b64decode(self.call("Page.captureScreenshot", {"format": "png"})["data"]))
         return Path(path)

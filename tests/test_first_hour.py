@@ -13,7 +13,7 @@ import pytest
 from test_preflight import closed_port_url
 from test_readme_commands import _clone
 
-from cmpt726 import device, preflight
+from cmpt726 import device
 
 pytestmark = pytest.mark.slow
 
