@@ -2,8 +2,6 @@
 commands from fd 3 and writes replies to fd 4, each a JSON message ended by a NUL byte. Use:
 `with Chromium() as browser: browser.open(path); browser.evaluate("document.title"); browser.screenshot(png)`."""
 
-from __future__ import annotations
-
 import base64
 import json
 import os

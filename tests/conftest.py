@@ -1,8 +1,6 @@
 """Tiny real-format data (cmpt726.fake_data), the smoke configuration, one shared real Snakemake run of it,
 and helpers the test files share."""
 
-from __future__ import annotations
-
 import os
 import subprocess
 import sys

@@ -1,8 +1,6 @@
 """The package's shape (docs/architecture.md): no import circle, imports only toward lower layers, each expensive
 stage's declared modules covering what it runs, and the planning side free of torch."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 

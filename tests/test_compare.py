@@ -2,8 +2,6 @@
 copy of the shared smoke run with one variant's learning rate changed and rerun by Snakemake; the page
 shows that setting, each run's intervals and the paired tests; unfinished or mismatched runs are refused."""
 
-from __future__ import annotations
-
 import base64
 import os
 import re

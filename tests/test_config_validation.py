@@ -1,7 +1,5 @@
 """Bad configs are rejected while Snakemake reads the Snakefile, before any job, naming the key."""
 
-from __future__ import annotations
-
 import ast
 import copy
 import re

@@ -1,8 +1,6 @@
 """Faults: a killed training job resumes exactly; broken inputs fail clearly and leave no half output. One small
 project trains a variant through the image path (slow enough epochs to interrupt); each test works on a copy."""
 
-from __future__ import annotations
-
 import json
 import os
 import shutil

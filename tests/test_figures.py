@@ -1,7 +1,5 @@
 """The figures' drawing choices that a reader relies on, read back from the matplotlib figure itself."""
 
-from __future__ import annotations
-
 import json
 
 import pytest

@@ -3,8 +3,6 @@ the README's offline trial exactly as written, then what a newcomer tries next: 
 nothing, device=cuda on this CPU machine, a misspelt key, and the main command without internet (every
 download pointed at a closed port on 127.0.0.1: a test never reaches beyond this machine)."""
 
-from __future__ import annotations
-
 import json
 import re
 import subprocess

@@ -1,7 +1,5 @@
 """The per-image gallery: report/gallery.html (one file, sortable and filterable) and report/gallery.pdf."""
 
-from __future__ import annotations
-
 import json
 import math
 import re

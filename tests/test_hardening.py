@@ -1,8 +1,6 @@
 """Hostile files, shared data roots, killed jobs and user text (docs/threat-model.md): real processes,
 real files, real Snakemake, real wkhtmltopdf."""
 
-from __future__ import annotations
-
 import multiprocessing
 import pickle
 import shutil

@@ -1,7 +1,5 @@
 """CIFAR-10H on tiny fake count files: download via a local HTTP server, validation, flags, metrics."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import http.server

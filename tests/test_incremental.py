@@ -2,8 +2,6 @@
 project (two cached-feature variants) runs once on a private workflow copy; each scenario edits the config, a
 template or a module, asks `snakemake -n` what it would run, and puts the edit back."""
 
-from __future__ import annotations
-
 import pytest
 from conftest import make_project, smoke_config
 from workflow_helpers import (copy_project, copy_workflow, edited_config, edited_file, job, parse_jobs,

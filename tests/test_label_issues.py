@@ -1,7 +1,5 @@
 """cleanlab suspects on tiny synthetic score files: flipped labels of easy images come first."""
 
-from __future__ import annotations
-
 from functools import partial
 
 import numpy as np

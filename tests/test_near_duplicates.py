@@ -1,8 +1,6 @@
 """Train–test near-duplicates on tiny synthetic data: planted copies (exact, ±3 noise, a pixel's shift, brightness
 changed) are flagged with their twin, same-class look-alikes are not; bad inputs are refused, naming the files."""
 
-from __future__ import annotations
-
 from functools import partial
 
 import numpy as np

@@ -2,8 +2,6 @@
 package's metadata, the import path of the jobs, the licence and citation, the docs free of machine paths,
 a one-line description per rule, and downloads that stay on the submitting host under a cluster."""
 
-from __future__ import annotations
-
 import re
 import shutil
 import subprocess

@@ -1,7 +1,5 @@
 """backbone.source: pretrain — CIFAR-100 (pickle layout or ImageFolder) → ResNet-20 → fine-tuning."""
 
-from __future__ import annotations
-
 import json
 import pickle
 

@@ -1,8 +1,6 @@
 """A finished project plans nothing new wherever it goes: moved (mv), copied (cp -a), or its results copied
 into a fresh git clone (after tools/restore_mtimes.py); and the offline trial of the README (.test) runs."""
 
-from __future__ import annotations
-
 import shutil
 import subprocess
 import sys

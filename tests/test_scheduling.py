@@ -1,8 +1,6 @@
 """Heavy jobs on a CPU claim no GPU and pack side by side (threads_per_job); on a GPU the local profile's
 gpu_share limit (a card is 1000 shares) runs gpu_jobs_per_device of them on it at a time."""
 
-from __future__ import annotations
-
 import re
 
 import pytest

@@ -1,7 +1,5 @@
 """evaluation.read_score_set: the one reader of a set of score files, each checked against the test set."""
 
-from __future__ import annotations
-
 import numpy as np
 import pytest
 

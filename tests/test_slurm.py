@@ -5,8 +5,6 @@ Needs a running cluster: `sudo .ci/slurm-up.sh` starts a one-node one on this ma
 GPUs, no accounting). Skipped when there is none, unless CMPT726_SLURM=1 (CI), where it must run.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re

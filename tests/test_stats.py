@@ -1,7 +1,5 @@
 """cmpt726.stats on tiny synthetic correctness arrays: intervals, paired tests, Holm, the verdict."""
 
-from __future__ import annotations
-
 import json
 import math
 import runpy

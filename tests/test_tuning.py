@@ -1,8 +1,6 @@
 """Tuning (config `tuning`): the plan, successive halving, the choice; no tuning job reads the test set, and a
 changed search space retrains only its variant."""
 
-from __future__ import annotations
-
 import copy
 import json
 import re

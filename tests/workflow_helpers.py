@@ -1,7 +1,5 @@
 """Helpers of the workflow-level tests (incremental rebuilds, faults, config validation, SLURM)."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 import re
