@@ -1,6 +1,7 @@
 """The package's shape (docs/architecture.md): no import circle, imports only toward lower layers, each expensive
 stage's declared modules covering what it runs, and the planning side free of torch."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -103,8 +104,6 @@ def test_each_stage_declares_every_module_it_runs(stage):
 def test_a_stage_digest_follows_its_modules_only(tmp_path):
     """A change of meaning in a declared module changes the stage's digest; a comment does not; a module outside
     the stage (the report) changes only the package digest."""
-    import shutil
-
     shutil.copytree(ROOT / "cmpt726", tmp_path / "cmpt726")
     before = {stage: code_digest.stage_digest(stage, tmp_path) for stage in code_digest.STAGES}
     package = code_digest.package_digest(tmp_path)

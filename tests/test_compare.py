@@ -8,13 +8,14 @@ import re
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from workflow_helpers import copy_project, snakemake
 
 from cmpt726 import compare_runs as compare, stats
 from cmpt726.evaluation import read_scores
 from cmpt726.config import schema_default
-from cmpt726.files import read_json
+from cmpt726.files import file_digest, read_json, weights_digest
 from cmpt726.text import signed
 
 REPLICATES = schema_default("report.bootstrap_replicates")
@@ -63,10 +64,6 @@ def test_several_seeds_are_compared_by_the_run_level_test_with_holm_over_the_pag
 
 
 def test_weights_digest_sees_the_weights_not_the_file(tmp_path):
-    import torch
-
-    from cmpt726.files import file_digest, weights_digest
-
     state = {"w": torch.arange(6.0).reshape(2, 3)}
     torch.save(state, tmp_path / "a.pt")
     torch.save(state, tmp_path / "b.pt")

@@ -8,6 +8,7 @@ import re
 import subprocess
 
 import pytest
+from conftest import REPO
 from test_preflight import closed_port_url
 from test_readme_commands import _clone
 
@@ -24,8 +25,6 @@ def sh(clone, command: str, timeout: int = 1500) -> subprocess.CompletedProcess:
 
 def readme_trial_command() -> str:
     """The README's offline-trial line, as written (its comment removed)."""
-    from conftest import REPO
-
     [line] = [line for line in (REPO / "README.md").read_text().splitlines()
               if "cmpt726.fake_data" in line and "&&" in line]
     return re.sub(r"\s+#\s.*$", "", line)

@@ -11,6 +11,7 @@ from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_susp
                                            summary)
 from cmpt726.config import schema_default
 from cmpt726.evaluation import read_score_set, write_scores
+from cmpt726.report.summarize_analyses import label_issue_numbers
 
 # A run's setting (the schema's default): the functions take it as an argument.
 FILTER_BY = schema_default("analysis.label_issues.filter_by")
@@ -170,8 +171,6 @@ def test_reference_outside_the_set_must_share_labels(tmp_path):
 def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
     """The share of suspects people relabel against that of the other images (planted: people reject the label on
     every flipped image and one other)."""
-    from cmpt726.report.summarize_analyses import label_issue_numbers
-
     truth, given, probs = synthetic()
     paths = write_set(tmp_path, given, probs)
     result = write_label_issues(paths, tmp_path / "li.tsv", CLASSES, given)
@@ -223,8 +222,6 @@ def test_each_flagging_variant_is_judged_against_suspects_found_without_it(tmp_p
 
 
 def test_report_uses_the_leave_one_out_numbers_and_gives_none_when_circular(tmp_path):
-    from cmpt726.report.summarize_analyses import label_issue_numbers
-
     truth, given, probs = synthetic(n_models=3)
     paths = write_set(tmp_path, given, probs)
     by_variant = {"a": [{"probs": probs[0]}], "b": [{"probs": probs[1]}], "outsider": [{"probs": probs[2]}]}

@@ -10,6 +10,7 @@ import pytest
 from cmpt726 import specs
 from cmpt726.config import ConfigError, _merge, validate_config
 from cmpt726.features import extract_features
+from cmpt726.finetune import apply_choice
 from cmpt726.files import read_tsv, write_tsv
 from cmpt726.tuning import choice as search
 from cmpt726.tuning import plan as tuning
@@ -322,8 +323,6 @@ def test_cpu_overlay_budget():
 ])
 def test_a_hand_edited_choice_is_refused_naming_the_file(tmp_path, edit, message):
     """choice.json is read back by the twin's training: it must be one of the configurations its search tried."""
-    from cmpt726.finetune import apply_choice
-
     searched = [{"lr": 0.01, "weight_decay": 0.0}, {"lr": 0.1, "weight_decay": 0.0}]
     settings = {"lr": 0.001, "weight_decay": 0.0, "epochs": 15, "batch_size": 128, "train": "head"}
     path = tmp_path / "choice.json"
