@@ -130,7 +130,7 @@ def test_code_edited_between_kill_and_rerun_starts_training_over(trained, tmp_pa
 def test_unreadable_resume_state_is_ignored(trained, tmp_path, capsys):
     """A truncated resume file only costs the saved epochs: training starts over and says why."""
     config = yaml.safe_load((trained / "config.yaml").read_text())
-    validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    validate_config(config)
     settings = {**resolve_variant(config, VARIANT), "epochs": 1}
     resume = tmp_path / "seed0.resume.pt"
     resume.write_bytes(b"PK\x03\x04 truncated")

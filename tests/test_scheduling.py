@@ -59,8 +59,7 @@ def packing_project(tiny_inputs, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_cpu_jobs_run_side_by_side(packing_project):
-    """device: cpu, threads_per_job 1, --cores 2: two heavy jobs run at once."""
+def test_cpu_jobs_run_side_by_side(packing_project):  # device: cpu, threads_per_job 1, --cores 2
     proc = snakemake(packing_project("cpu"), "--cores", "2", *TARGETS)
     assert most_heavy_jobs_at_once(proc.stderr) == 2, proc.stderr[-3000:]
 
