@@ -21,10 +21,6 @@ from cmpt726.text import signed
 REPLICATES = schema_default("report.bootstrap_replicates")
 
 
-def text_of(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-
-
 # --------------------------------------------------------------------------- pieces
 def _fake_run(name, settings, seeds):
     rows = [{"name": v, "seed_list": seeds[v]} for v in settings]
@@ -126,7 +122,7 @@ def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     out = tmp_path / "pages" / "comparison.html"
     context = compare.write_comparison([exp1, exp2], out, names=["assignment", "tuned"], replicates=REPLICATES)
     html = out.read_text(encoding="utf-8")
-    text = text_of(html)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
     # The differing setting, under its variant; the unchanged variant is said to be identical.
     assert context["settings"]["per_variant"] == [

@@ -5,6 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 from conftest import CLASSES
+from scipy.special import softmax
 
 from cmpt726.analysis import label_issues
 from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, leave_one_out, read_label_issues,
@@ -20,12 +21,6 @@ write_label_issues = partial(label_issues.write_label_issues, filter_by=FILTER_B
 FLIPPED = np.array([3, 41, 77, 150, 188])  # easy images whose given label we corrupt
 HARD = np.arange(100, 130)                 # images the models find ambiguous (between two classes)
 CONFUSING = np.array([20, 60, 170])        # right labels the models confidently get wrong (p(label) ~ 0.1)
-
-
-def softmax(z):
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def synthetic(n_models=3, n=200, seed=0):
@@ -44,7 +39,7 @@ def synthetic(n_models=3, n=200, seed=0):
         logits[HARD, truth[HARD]] -= 4.8
         logits[HARD, hard_other] += 1.0
         logits[CONFUSING, (truth[CONFUSING] + 2) % 10] += 8.2
-        probs.append(softmax(logits))
+        probs.append(softmax(logits, axis=1))
     return truth, given, probs
 
 
