@@ -2,8 +2,6 @@
 commands from fd 3 and writes replies to fd 4, each a JSON message ended by a NUL byte. Use:
 `with Chromium() as browser: browser.open(path); browser.evaluate("document.title"); browser.screenshot(png)`."""
 
-from __future__ import annotations
-
 import base64
 import json
 import os
@@ -136,11 +134,6 @@ class Chromium:
             raise RuntimeError(f"{expression!r}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path, full_page: bool = False) -> Path:
-        params = {"format": "png"}
-        if full_page:
-            params["captureBeyondViewport"] = True
-            size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 16000), "scale": 1}
-        Path(path).write_bytes(base64.b64decode(self.call("Page.captureScreenshot", params)["data"]))
+    def screenshot(self, path: Path) -> Path:
+        Path(path).write_bytes(base64.b64decode(self.call("Page.captureScreenshot", {"format": "png"})["data"]))
         return Path(path)

@@ -1,8 +1,6 @@
 """Tiny real-format data (cmpt726.fake_data), the smoke configuration, one shared real Snakemake run of it,
 and helpers the test files share."""
 
-from __future__ import annotations
-
 import os
 import subprocess
 import sys
@@ -98,6 +96,12 @@ def prepared_data(root: Path, n_train: int, n_test: int, n_val: int, data_seed: 
     write_backbone(root / "backbone.pt", seed=backbone_seed)
     write_split(root / "train.npz", root / "split.npz", n_val=n_val, seed=0)
     return root
+
+
+def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    """`python -c code` in a fresh interpreter that imports this checkout's cmpt726."""
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},
+                          **kwargs)
 
 
 def make_project(workdir: Path, config: dict) -> Path:

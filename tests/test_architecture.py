@@ -1,13 +1,12 @@
 """The package's shape (docs/architecture.md): no import circle, imports only toward lower layers, each expensive
 stage's declared modules covering what it runs, and the planning side free of torch."""
 
-from __future__ import annotations
-
-import subprocess
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_python
 
 from cmpt726 import code_digest
 
@@ -105,8 +104,6 @@ def test_each_stage_declares_every_module_it_runs(stage):
 def test_a_stage_digest_follows_its_modules_only(tmp_path):
     """A change of meaning in a declared module changes the stage's digest; a comment does not; a module outside
     the stage (the report) changes only the package digest."""
-    import shutil
-
     shutil.copytree(ROOT / "cmpt726", tmp_path / "cmpt726")
     before = {stage: code_digest.stage_digest(stage, tmp_path) for stage in code_digest.STAGES}
     package = code_digest.package_digest(tmp_path)
@@ -124,8 +121,7 @@ def test_a_stage_digest_follows_its_modules_only(tmp_path):
 
 def test_the_planning_side_imports_without_torch():
     """The Snakefile, the pre-flight and the job glue plan without torch (it would slow every DAG build)."""
-    code = ("import sys; sys.modules['torch'] = None; sys.path.insert(0, %r)\n"
-            "from cmpt726 import specs, preflight, device, code_digest, snakemake_job, config\n"
-            "from cmpt726.tuning import plan, choice\n") % str(ROOT)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = run_python("import sys; sys.modules['torch'] = None\n"
+                      "from cmpt726 import specs, preflight, device, code_digest, snakemake_job, config\n"
+                      "from cmpt726.tuning import plan, choice\n", capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

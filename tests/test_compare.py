@@ -2,35 +2,23 @@
 copy of the shared smoke run with one variant's learning rate changed and rerun by Snakemake; the page
 shows that setting, each run's intervals and the paired tests; unfinished or mismatched runs are refused."""
 
-from __future__ import annotations
-
 import base64
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
+import torch
 import yaml
-from conftest import snakemake
+from workflow_helpers import copy_project, snakemake
 
 from cmpt726 import compare_runs as compare, stats
 from cmpt726.evaluation import read_scores
 from cmpt726.config import schema_default
-from cmpt726.files import read_json
+from cmpt726.files import file_digest, read_json, weights_digest
 from cmpt726.text import signed
 
 REPLICATES = schema_default("report.bootstrap_replicates")
-
-
-def copy_run(smoke_run, dest):
-    """A second experiment folder holding the finished smoke run (times kept, so nothing looks stale)."""
-    shutil.copytree(smoke_run["dir"], dest, symlinks=True)
-    return dest
-
-
-def text_of(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
 # --------------------------------------------------------------------------- pieces
@@ -72,10 +60,6 @@ def test_several_seeds_are_compared_by_the_run_level_test_with_holm_over_the_pag
 
 
 def test_weights_digest_sees_the_weights_not_the_file(tmp_path):
-    import torch
-
-    from cmpt726.files import file_digest, weights_digest
-
     state = {"w": torch.arange(6.0).reshape(2, 3)}
     torch.save(state, tmp_path / "a.pt")
     torch.save(state, tmp_path / "b.pt")
@@ -94,7 +78,7 @@ def test_refuses_a_missing_folder(smoke_run, tmp_path):
 
 
 def test_refuses_an_unfinished_run_naming_it(smoke_run, tmp_path, capsys):
-    other = copy_run(smoke_run, tmp_path / "exp2")
+    other = copy_project(smoke_run["dir"], tmp_path / "exp2")
     (other / compare.NUMBERS).unlink()
     out = tmp_path / "cmp.html"
     assert compare.main([str(smoke_run["dir"]), str(other), "-o", str(out)]) == 2
@@ -104,7 +88,7 @@ def test_refuses_an_unfinished_run_naming_it(smoke_run, tmp_path, capsys):
 
 
 def test_refuses_a_run_snakemake_marks_incomplete(smoke_run, tmp_path):
-    other = copy_run(smoke_run, tmp_path / "exp2")
+    other = copy_project(smoke_run["dir"], tmp_path / "exp2")
     mark = base64.urlsafe_b64encode(b"results/scores/head/seed0.tsv").decode()
     (other / ".snakemake" / "incomplete").mkdir(parents=True, exist_ok=True)
     (other / ".snakemake" / "incomplete" / mark).write_text("")
@@ -113,7 +97,7 @@ def test_refuses_a_run_snakemake_marks_incomplete(smoke_run, tmp_path):
 
 
 def test_refuses_runs_on_other_test_images(smoke_run, tmp_path):
-    other = copy_run(smoke_run, tmp_path / "exp2")
+    other = copy_project(smoke_run["dir"], tmp_path / "exp2")
     path = other / compare.TEST_IMAGES
     with np.load(path) as f:
         arrays = dict(f)
@@ -127,7 +111,7 @@ def test_refuses_runs_on_other_test_images(smoke_run, tmp_path):
 @pytest.mark.slow
 def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     exp1 = smoke_run["dir"]
-    exp2 = copy_run(smoke_run, tmp_path / "tuned")
+    exp2 = copy_project(smoke_run["dir"], tmp_path / "tuned")
     config = yaml.safe_load((exp2 / "config.yaml").read_text())
     assert config["variants"]["head"] == {"train": "head"} and config["training"]["lr"] == 0.01
     config["variants"]["head"]["lr"] = 0.5
@@ -138,7 +122,7 @@ def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     out = tmp_path / "pages" / "comparison.html"
     context = compare.write_comparison([exp1, exp2], out, names=["assignment", "tuned"], replicates=REPLICATES)
     html = out.read_text(encoding="utf-8")
-    text = text_of(html)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
     # The differing setting, under its variant; the unchanged variant is said to be identical.
     assert context["settings"]["per_variant"] == [

@@ -1,7 +1,5 @@
 """Bad configs are rejected while Snakemake reads the Snakefile, before any job, naming the key."""
 
-from __future__ import annotations
-
 import ast
 import copy
 import re
@@ -9,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import REPO, make_project, read_yaml, shipped, smoke_config
-from workflow_helpers import leftovers, parse_jobs, snakemake
+from workflow_helpers import job_fields, leftovers, parse_jobs, snakemake
 
 from cmpt726 import cifar
 from cmpt726.config import (SCHEMA_PATH, ConfigError, _merge, _schema, fill_and_check, resolve_variant,
@@ -294,17 +292,6 @@ def recorded(tmp_path_factory):
     return workdir
 
 
-def reasons(proc) -> dict[str, str]:
-    """rule name -> its `reason:` line in a dry run's log."""
-    found, rule = {}, None
-    for line in (proc.stdout + proc.stderr).splitlines():
-        if m := re.match(r"^rule (\w+):", line):
-            rule = m.group(1)
-        elif rule and (m := re.match(r"^\s+reason: (.*)", line)):
-            found[rule] = m.group(1)
-    return found
-
-
 def params_now(reason: str):
     """The params of a job as Snakemake prints them in 'Params have changed ... before: X now: Y'."""
     return ast.literal_eval(reason.split(" now: ", 1)[1].strip())
@@ -321,7 +308,7 @@ def test_command_line_training_dict_is_typed_and_merged(recorded):
     """Only `epochs` changes: lr and the rest keep config.yaml's values (Snakemake merges key by key)."""
     target = "results/metrics/head/seed0.epochs.tsv"
     proc = snakemake(recorded, "-n", target, "--config", 'training={"epochs": 1}')
-    reason = reasons(proc)["train_variant"]
+    reason = job_fields(proc.stdout + proc.stderr)["train_variant[variant=head,seed=0]"]["reason"]
     assert "Params have changed" in reason, reason
     before, now = ast.literal_eval(reason.split(" before: ", 1)[1].split(" now: ")[0]), params_now(reason)
     settings = now["settings"]  # the job's spec: its settings, seed, device
@@ -336,7 +323,7 @@ def test_command_line_nested_boolean_is_typed_and_merged(recorded):
     """data.cifar10.verify becomes False; data.cifar10.root keeps its value (else no plan: it is required)."""
     target = "results/data/cifar10/summary.json"
     proc = snakemake(recorded, "-n", target, "--config", 'data={"cifar10": {"verify": false}}')
-    reason = reasons(proc)["prepare_cifar10"]
+    reason = job_fields(proc.stdout + proc.stderr)["prepare_cifar10"]["reason"]
     assert "Params have changed" in reason and params_now(reason) is False, reason
     proc = snakemake(recorded, "-n", target, "--config", 'data={"cifar10": {"verify": true}}')
     assert parse_jobs(proc.stdout + proc.stderr) == set(), proc.stdout[-2000:]

@@ -1,7 +1,5 @@
 """analysis.duplicate_check: the near-duplicate flag's precision and recall from a hand-checked sample."""
 
-from __future__ import annotations
-
 import json
 
 import pytest

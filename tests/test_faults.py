@@ -1,8 +1,6 @@
 """Faults: a killed training job resumes exactly; broken inputs fail clearly and leave no half output. One small
 project trains a variant through the image path (slow enough epochs to interrupt); each test works on a copy."""
 
-from __future__ import annotations
-
 import json
 import os
 import shutil
@@ -15,7 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, SNAKEMAKE, make_project, smoke_config
-from workflow_helpers import copy_workflow, leftovers, snakemake
+from workflow_helpers import copy_project, copy_workflow, leftovers, snakemake
 
 from cmpt726.config import resolve_variant, validate_config
 from cmpt726.finetune import train_variant
@@ -46,11 +44,6 @@ def trained(tiny_inputs, tmp_path_factory):
     workdir = make_project(tmp_path_factory.mktemp("faults") / "reference", fault_config(tiny_inputs))
     snakemake(workdir, "--cores", "2", METRICS)
     return workdir
-
-
-def copy_project(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest, symlinks=True)  # copy2: the times Snakemake compares are kept
-    return dest
 
 
 def epoch_rows(path: Path) -> list[list[str]]:
@@ -137,7 +130,7 @@ def test_code_edited_between_kill_and_rerun_starts_training_over(trained, tmp_pa
 def test_unreadable_resume_state_is_ignored(trained, tmp_path, capsys):
     """A truncated resume file only costs the saved epochs: training starts over and says why."""
     config = yaml.safe_load((trained / "config.yaml").read_text())
-    validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    validate_config(config)
     settings = {**resolve_variant(config, VARIANT), "epochs": 1}
     resume = tmp_path / "seed0.resume.pt"
     resume.write_bytes(b"PK\x03\x04 truncated")

@@ -1,12 +1,12 @@
 """The figures' drawing choices that a reader relies on, read back from the matplotlib figure itself."""
 
-from __future__ import annotations
-
 import json
 
 import pytest
 
+from cmpt726.files import write_tsv
 from cmpt726.report import figures
+from cmpt726.tuning import summary as tuning_summary
 
 
 def _history(values):
@@ -39,9 +39,6 @@ def test_without_twins_every_variant_has_its_own_colour(drawn, tmp_path):
 
 def test_tuning_panels_do_not_overlap_with_ten_variants(monkeypatch, tmp_path):
     """Ten search panels in three rows: no panel's title runs into the x label above it; the suptitle tops all."""
-    from cmpt726.files import write_tsv
-    from cmpt726.tuning import summary as tuning_summary
-
     drawn, trials = {}, {}
     monkeypatch.setattr(tuning_summary, "save_figure", lambda fig, path: drawn.update(fig=fig))
     for v in range(10):

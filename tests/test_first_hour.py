@@ -3,17 +3,16 @@ the README's offline trial exactly as written, then what a newcomer tries next: 
 nothing, device=cuda on this CPU machine, a misspelt key, and the main command without internet (every
 download pointed at a closed port on 127.0.0.1: a test never reaches beyond this machine)."""
 
-from __future__ import annotations
-
 import json
 import re
 import subprocess
 
 import pytest
+from conftest import REPO
 from test_preflight import closed_port_url
 from test_readme_commands import _clone
 
-from cmpt726 import device, preflight
+from cmpt726 import device
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +25,6 @@ def sh(clone, command: str, timeout: int = 1500) -> subprocess.CompletedProcess:
 
 def readme_trial_command() -> str:
     """The README's offline-trial line, as written (its comment removed)."""
-    from conftest import REPO
-
     [line] = [line for line in (REPO / "README.md").read_text().splitlines()
               if "cmpt726.fake_data" in line and "&&" in line]
     return re.sub(r"\s+#\s.*$", "", line)

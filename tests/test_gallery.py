@@ -1,7 +1,5 @@
 """The per-image gallery: report/gallery.html (one file, sortable and filterable) and report/gallery.pdf."""
 
-from __future__ import annotations
-
 import json
 import math
 import re
@@ -10,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 from chromium import Chromium, find_chromium
 from conftest import CLASSES, REPO
 from test_report import Page, decode_image, pdf_pages, run_tool
@@ -38,9 +37,8 @@ def built(smoke_run):
             "scores": runs[variant, config["seeds"][0]]}
 
 
-def embedded_json(html: str, element_id: str = "gallery-data"):
-    return json.loads(re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html,
-                                re.S).group(1))
+def embedded_json(html: str):
+    return json.loads(re.search(r'<script id="gallery-data" type="application/json">(.*?)</script>', html, re.S)[1])
 
 
 def self_contained_data(html: str) -> dict:
@@ -146,8 +144,6 @@ def test_gallery_controls_sort_and_filter_in_chromium(built, tmp_path):
         # The view lives in the URL fragment, so a reload keeps it.
         assert f"pred-class={pred}" in browser.evaluate("location.hash")
         filtered = browser.screenshot(tmp_path / "filtered.png")
-
-    from PIL import Image
 
     a, b = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (first, filtered))
     assert a.std() > 10 and b.std() > 10  # something is drawn (thumbnails included)

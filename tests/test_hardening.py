@@ -1,15 +1,10 @@
 """Hostile files, shared data roots, killed jobs and user text (docs/threat-model.md): real processes,
 real files, real Snakemake, real wkhtmltopdf."""
 
-from __future__ import annotations
-
 import multiprocessing
-import os
 import pickle
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, Payload, make_project, smoke_config, snakemake, write_cifar10
+from conftest import Payload, make_project, run_python, smoke_config, snakemake, write_cifar10
 from workflow_helpers import parse_jobs
 
 from cmpt726 import cifar, snakemake_job as jobs
@@ -28,9 +23,6 @@ from cmpt726.models import load_backbone_state, load_finetuned
 from cmpt726.report import figures
 from cmpt726.report.render import html_to_pdf
 
-WORKFLOW = str(REPO / "workflow")
-
-
 # --------------------------------------------------------------------------- temporary files of killed jobs
 def _killed_mid_write(path: Path) -> None:
     """A real writer process SIGKILLed inside atomic_path, as a killed job is."""
@@ -38,8 +30,7 @@ def _killed_mid_write(path: Path) -> None:
             f"with atomic_path({str(path)!r}) as tmp:\n"
             "    tmp.write_bytes(b'half a file')\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": WORKFLOW})
-    assert proc.returncode == -signal.SIGKILL
+    assert run_python(code).returncode == -signal.SIGKILL
 
 
 def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path):

@@ -1,7 +1,5 @@
 """CIFAR-10H on tiny fake count files: download via a local HTTP server, validation, flags, metrics."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import http.server
@@ -47,12 +45,8 @@ def server(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     www = tmp_path / "www"
     www.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

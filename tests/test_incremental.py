@@ -2,14 +2,10 @@
 project (two cached-feature variants) runs once on a private workflow copy; each scenario edits the config, a
 template or a module, asks `snakemake -n` what it would run, and puts the edit back."""
 
-from __future__ import annotations
-
-import shutil
-
 import pytest
 from conftest import make_project, smoke_config
-from workflow_helpers import (copy_workflow, edited_config, edited_file, job, parse_jobs, planned_jobs,
-                              snakemake)
+from workflow_helpers import (copy_project, copy_workflow, edited_config, edited_file, job, parse_jobs,
+                              planned_jobs, snakemake)
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +62,7 @@ def test_lr_of_one_variant_reruns_only_it_and_the_report(project, tmp_path):
         planned = plan(project)
     assert_plan(planned, variant_jobs("b"))
     # The plan is what really runs; afterwards nothing is left to do.
-    copy = tmp_path / "project"
-    shutil.copytree(project["dir"], copy, symlinks=True)
+    copy = copy_project(project["dir"], tmp_path / "project")
     with edited_config(copy, edit):
         ran = snakemake(copy, "--cores", "2", snakefile=project["snakefile"])
         assert parse_jobs(ran.stderr + ran.stdout) == planned

@@ -1,18 +1,18 @@
 """cleanlab suspects on tiny synthetic score files: flipped labels of easy images come first."""
 
-from __future__ import annotations
-
 from functools import partial
 
 import numpy as np
 import pytest
 from conftest import CLASSES
+from scipy.special import softmax
 
 from cmpt726.analysis import label_issues
 from cmpt726.analysis.label_issues import (TSV_COLUMNS, combine_probs, find_suspects, leave_one_out, read_label_issues,
                                            summary)
 from cmpt726.config import schema_default
 from cmpt726.evaluation import read_score_set, write_scores
+from cmpt726.report.summarize_analyses import label_issue_numbers
 
 # A run's setting (the schema's default): the functions take it as an argument.
 FILTER_BY = schema_default("analysis.label_issues.filter_by")
@@ -21,12 +21,6 @@ write_label_issues = partial(label_issues.write_label_issues, filter_by=FILTER_B
 FLIPPED = np.array([3, 41, 77, 150, 188])  # easy images whose given label we corrupt
 HARD = np.arange(100, 130)                 # images the models find ambiguous (between two classes)
 CONFUSING = np.array([20, 60, 170])        # right labels the models confidently get wrong (p(label) ~ 0.1)
-
-
-def softmax(z):
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def synthetic(n_models=3, n=200, seed=0):
@@ -45,7 +39,7 @@ def synthetic(n_models=3, n=200, seed=0):
         logits[HARD, truth[HARD]] -= 4.8
         logits[HARD, hard_other] += 1.0
         logits[CONFUSING, (truth[CONFUSING] + 2) % 10] += 8.2
-        probs.append(softmax(logits))
+        probs.append(softmax(logits, axis=1))
     return truth, given, probs
 
 
@@ -172,8 +166,6 @@ def test_reference_outside_the_set_must_share_labels(tmp_path):
 def test_report_compares_human_disagreement_on_suspects_with_the_rest(tmp_path):
     """The share of suspects people relabel against that of the other images (planted: people reject the label on
     every flipped image and one other)."""
-    from cmpt726.report.summarize_analyses import label_issue_numbers
-
     truth, given, probs = synthetic()
     paths = write_set(tmp_path, given, probs)
     result = write_label_issues(paths, tmp_path / "li.tsv", CLASSES, given)
@@ -225,8 +217,6 @@ def test_each_flagging_variant_is_judged_against_suspects_found_without_it(tmp_p
 
 
 def test_report_uses_the_leave_one_out_numbers_and_gives_none_when_circular(tmp_path):
-    from cmpt726.report.summarize_analyses import label_issue_numbers
-
     truth, given, probs = synthetic(n_models=3)
     paths = write_set(tmp_path, given, probs)
     by_variant = {"a": [{"probs": probs[0]}], "b": [{"probs": probs[1]}], "outsider": [{"probs": probs[2]}]}

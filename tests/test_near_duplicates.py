@@ -1,8 +1,6 @@
 """Train–test near-duplicates on tiny synthetic data: planted copies (exact, ±3 noise, a pixel's shift, brightness
 changed) are flagged with their twin, same-class look-alikes are not; bad inputs are refused, naming the files."""
 
-from __future__ import annotations
-
 from functools import partial
 
 import numpy as np
@@ -10,6 +8,7 @@ import pytest
 
 from cmpt726.analysis import near_duplicates as nd
 from cmpt726.config import schema_default
+from cmpt726.report.summarize_analyses import duplicate_numbers, matched_accuracy
 
 # A run's settings (the schema's defaults): the search takes them as arguments.
 SETTINGS = {"k": schema_default("analysis.near_duplicates.mad_k"),
@@ -265,8 +264,6 @@ def test_read_near_duplicates_gives_back_what_was_written_and_refuses_a_bad_file
 def test_ease_control_explains_a_gain_that_is_only_ease():
     """Flagged images drawn from the easy end: a model right with probability = ease gains many points on them,
     all of which the matched control explains; a model 10 points below its ease on flagged images shows -10."""
-    from cmpt726.report.summarize_analyses import duplicate_numbers, matched_accuracy
-
     rng = np.random.default_rng(0)
     n = 20_000
     ease = rng.beta(4, 1, n)  # the reference model's probability of the given label

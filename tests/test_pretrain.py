@@ -1,7 +1,5 @@
 """backbone.source: pretrain — CIFAR-100 (pickle layout or ImageFolder) → ResNet-20 → fine-tuning."""
 
-from __future__ import annotations
-
 import json
 import pickle
 
@@ -9,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from conftest import REPO, Killed, kill_after_first, make_project, shipped, snakemake, smoke_config
+from conftest import Killed, kill_after_first, make_project, shipped, snakemake, smoke_config
 
 from cmpt726 import cifar100, data, models
 from cmpt726.config import ConfigError, validate_config
 from cmpt726.pretrain import RandomCropFlip, learning_rate, pretrain
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 CLASSES100 = [f"class{i:02d}" for i in range(100)]
 
 
@@ -233,7 +230,7 @@ def test_imagefolder_takes_precedence_and_config_is_checked(tiny_inputs):
     assert cifar100.source_of({"root": "r", "imagefolder": None}) == ("pickle", "r/cifar-100-python")
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     config["backbone"] = {"source": "pretrain"}
-    validate_config(config, str(SCHEMA))  # defaults filled: the upstream recipe
+    validate_config(config)  # defaults filled: the upstream recipe
     pre = config["backbone"]["pretrain"]
     # the upstream training log's recipe
     assert (pre["epochs"], pre["batch_size"], pre["lr"], pre["schedule"], pre["weight_decay"], pre["eta_min"]) == (
@@ -243,7 +240,7 @@ def test_imagefolder_takes_precedence_and_config_is_checked(tiny_inputs):
     bad = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     bad["backbone"] = {"source": "pretrain", "pretrain": {"epoch": 3}}
     with pytest.raises(ConfigError, match="unknown config key backbone.pretrain.epoch"):
-        validate_config(bad, str(SCHEMA))
+        validate_config(bad)
     bad["backbone"] = {"source": "pretrain", "pretrain": {"schedule": "linear"}}
     with pytest.raises(ConfigError, match="backbone.pretrain.schedule"):
-        validate_config(bad, str(SCHEMA))
+        validate_config(bad)

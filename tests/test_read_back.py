@@ -1,43 +1,45 @@
 """Files the workflow reads back are held to what it writes (docs/threat-model.md): a score file, a metrics file,
 a backbone and CIFAR-10H's counts that are out of range are refused naming the file and the field."""
 
-from __future__ import annotations
-
 import json
+import shutil
+import socket
+from collections import namedtuple
 
 import numpy as np
+import pdfkit
 import pytest
+from conftest import CLASSES, run_python
 
 from cmpt726 import models
 from cmpt726.analysis.human_labels import load_counts
 from cmpt726.evaluation import read_metrics, read_scores, summarize, write_scores
-from conftest import CLASSES, REPO
+from cmpt726.report import render
+from cmpt726.report.compare_variants import read_train_summary
 
 
-def scores_file(tmp_path, edit=None):
+def scores_file(tmp_path, cell=None, value=None):
+    """A score file of 20 images; with `cell`, that cell of image 2's row set to `value`."""
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), 20)
     path = tmp_path / "seed0.tsv"
     write_scores(path, rng.integers(0, 10, 20), probs, np.ones(20))
-    if edit:
+    if cell is not None:
         lines = path.read_text().splitlines()
         cells = lines[3].split("\t")
-        edit(cells)
+        cells[cell] = value
         lines[3] = "\t".join(cells)
         path.write_text("\n".join(lines) + "\n")
     return path
 
 
-@pytest.mark.parametrize("edit, column", [
-    (lambda c: c.__setitem__(4, "nan"), "p0..p9"), (lambda c: c.__setitem__(5, "inf"), "p0..p9"),
-    (lambda c: c.__setitem__(6, "-0.5"), "p0..p9"), (lambda c: c.__setitem__(2, "10"), "pred"),
-    (lambda c: c.__setitem__(1, "-1"), "label"), (lambda c: c.__setitem__(3, "nan"), "loss"),
-])
-def test_a_score_file_out_of_range_is_refused_naming_the_column(tmp_path, edit, column):
+@pytest.mark.parametrize("cell, value, column", [(4, "nan", "p0..p9"), (5, "inf", "p0..p9"), (6, "-0.5", "p0..p9"),
+                                                 (2, "10", "pred"), (1, "-1", "label"), (3, "nan", "loss")])
+def test_a_score_file_out_of_range_is_refused_naming_the_column(tmp_path, cell, value, column):
     assert len(read_scores(scores_file(tmp_path))["pred"]) == 20
     with pytest.raises(ValueError, match=rf"seed0.tsv: column {column.replace('.', '[.]')} out of range in 1 rows "
                                          r"\(first: image 2\)"):
-        read_scores(scores_file(tmp_path, edit))
+        read_scores(scores_file(tmp_path, cell, value))
 
 
 @pytest.mark.parametrize("edit, field", [
@@ -80,17 +82,9 @@ def test_cifar10h_counts_that_would_overflow_are_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------- outputs written whole
+@pytest.mark.skipif(shutil.which("wkhtmltopdf") is None, reason="wkhtmltopdf is not installed")
 def test_a_truncated_pdf_is_never_moved_into_place_and_a_full_disk_is_named(tmp_path, monkeypatch):
     """wkhtmltopdf on a full disk: a PDF cut off at 128 KiB with success, or its bare "Command failed"."""
-    import shutil
-    from collections import namedtuple
-
-    import pdfkit
-
-    from cmpt726.report import render
-
-    if not shutil.which("wkhtmltopdf"):
-        pytest.skip("wkhtmltopdf is not installed")
     html = tmp_path / "report.html"
     html.write_text("<html><body><h1>Report</h1></body></html>")
     render.html_to_pdf(html, tmp_path / "whole.pdf")
@@ -122,28 +116,20 @@ def test_a_truncated_pdf_is_never_moved_into_place_and_a_full_disk_is_named(tmp_
 @pytest.fixture
 def stalled_server():
     """A local server that accepts connections and never answers."""
-    import socket
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    server.close()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
 
 
 @pytest.mark.parametrize("what, key", [("cifar10", "data.cifar10.root"), ("backbone", "backbone.source")])
 def test_a_stalled_download_fails_in_time_naming_the_url_and_key(tmp_path, stalled_server, what, key):
     """In a subprocess given a minute: without a timeout the download would wait for ever."""
-    import os
-    import subprocess
-    import sys
-
     call = (f"data.download_cifar10({str(tmp_path / 'c10' / 'cifar-10-batches-py')!r}, url='{stalled_server}/c.tgz')"
             if what == "cifar10" else
             f"backbone.download_backbone('{stalled_server}/r20-8412cc70.pth', {str(tmp_path / 'b.pt')!r})")
     code = f"from cmpt726 import backbone, data, files\nfiles.DOWNLOAD_TIMEOUT = 2.0\n{call}"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    proc = run_python(code, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "OSError" in proc.stderr
     assert stalled_server in proc.stderr and key in proc.stderr
     assert not (tmp_path / "b.pt").exists() and not (tmp_path / "c10" / "cifar-10-batches-py").exists()
@@ -151,8 +137,6 @@ def test_a_stalled_download_fails_in_time_naming_the_url_and_key(tmp_path, stall
 
 @pytest.mark.parametrize("name, read", [("seed0.json", read_metrics), ("seed0.train.json", None)])
 def test_a_truncated_json_file_is_refused_naming_it(tmp_path, name, read):
-    from cmpt726.report.compare_variants import read_train_summary
-
     path = tmp_path / name
     path.write_text('{"accuracy": 50.0, "conf')
     with pytest.raises(ValueError, match=rf"{name}: not a JSON file"):

@@ -1,16 +1,13 @@
 """A finished project plans nothing new wherever it goes: moved (mv), copied (cp -a), or its results copied
 into a fresh git clone (after tools/restore_mtimes.py); and the offline trial of the README (.test) runs."""
 
-from __future__ import annotations
-
 import shutil
 import subprocess
 import sys
 
 import pytest
-import yaml
-from conftest import REPO, SNAKEMAKE, smoke_config
-from workflow_helpers import copy_workflow, parse_jobs
+from conftest import REPO, SNAKEMAKE, make_project, smoke_config
+from workflow_helpers import copy_project, copy_workflow, parse_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +36,7 @@ def finished(tiny_inputs, tmp_path_factory):
     copy_workflow(project)
     shutil.copytree(REPO / "tools", project / "tools")
     shutil.copy(REPO / ".gitignore", project / ".gitignore")
-    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
-    (project / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    make_project(project, smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
     git(project, "init", "-q")
     git(project, "add", "-A")
     git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "workflow")
@@ -52,8 +48,7 @@ def finished(tiny_inputs, tmp_path_factory):
 def test_moved_project_plans_nothing(finished, tmp_path):
     moved = tmp_path / "elsewhere" / "renamed"
     moved.parent.mkdir()
-    shutil.copytree(finished, tmp_path / "original", symlinks=True)  # keep the fixture for the other tests
-    (tmp_path / "original").rename(moved)
+    copy_project(finished, tmp_path / "original").rename(moved)  # a copy: the fixture stays for the other tests
     assert planned(moved) == set()
 
 
@@ -66,17 +61,12 @@ def test_copied_project_plans_nothing(finished, tmp_path):
 def test_fresh_clone_with_copied_results_plans_nothing(finished, tmp_path):
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(finished), str(clone))
-    before = planned_after_copy(finished, clone)
-    assert before, "a fresh clone's files are newer than the copied results: Snakemake plans reruns"
-    subprocess.run([sys.executable, "tools/restore_mtimes.py"], cwd=clone, check=True, capture_output=True)
-    assert planned(clone) == set()
-
-
-def planned_after_copy(finished, clone) -> set[str]:
     for folder in ["results", "report"]:
         subprocess.run(["cp", "-a", str(finished / folder), str(clone / folder)], check=True)
     shutil.copy(finished / "config.yaml", clone / "config.yaml")
-    return planned(clone)
+    assert planned(clone), "a fresh clone's files are newer than the copied results: Snakemake plans reruns"
+    subprocess.run([sys.executable, "tools/restore_mtimes.py"], cwd=clone, check=True, capture_output=True)
+    assert planned(clone) == set()
 
 
 def test_offline_trial_of_the_readme_runs(tmp_path):

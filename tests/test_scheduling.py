@@ -1,12 +1,11 @@
 """Heavy jobs on a CPU claim no GPU and pack side by side (threads_per_job); on a GPU the local profile's
 gpu_share limit (a card is 1000 shares) runs gpu_jobs_per_device of them on it at a time."""
 
-from __future__ import annotations
-
 import re
 
 import pytest
 from conftest import make_project, snakemake, smoke_config
+from workflow_helpers import job_fields
 
 from cmpt726.device import gpus_per_job
 
@@ -30,17 +29,6 @@ def most_heavy_jobs_at_once(log: str) -> int:
     return most
 
 
-def declared(log: str, rule: str, key: str) -> set[str]:
-    """The values a dry run prints for `key` (threads, resources) under each job of `rule`."""
-    values, current = set(), None
-    for line in log.splitlines():
-        if m := re.match(r"^(?:local)?rule (\w+):", line):
-            current = m.group(1)
-        elif current == rule and line.strip().startswith(f"{key}:"):
-            values.add(line.split(":", 1)[1].strip())
-    return values
-
-
 def test_gpus_per_job_follows_the_device():
     assert gpus_per_job("cpu", present=True) == 0
     assert gpus_per_job("cuda", present=False) == 1
@@ -54,11 +42,11 @@ def test_gpus_per_job_follows_the_device():
 def test_heavy_rules_declare_a_gpu_only_for_cuda(tiny_inputs, tmp_path, device, per_device, claims):
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth", device=device, threads_per_job=3,
                           gpu_jobs_per_device=per_device)
-    log = snakemake(make_project(tmp_path, config), "-n", "--cores", "8").stdout
+    jobs = job_fields(snakemake(make_project(tmp_path, config), "-n", "--cores", "8").stdout)
     for rule in HEAVY_RULES:
-        resources = declared(log, rule, "resources")
-        assert resources and all(claims <= set(r.split(", ")) for r in resources), (rule, resources)
-        assert declared(log, rule, "threads") == {"3"}, rule
+        declared = [f for name, f in jobs.items() if name.split("[")[0] == rule]
+        assert declared and all(claims <= set(f["resources"].split(", ")) for f in declared), (rule, declared)
+        assert {f["threads"] for f in declared} == {"3"}, rule
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +59,7 @@ def packing_project(tiny_inputs, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_cpu_jobs_run_side_by_side(packing_project):
-    """device: cpu, threads_per_job 1, --cores 2: two heavy jobs run at once."""
+def test_cpu_jobs_run_side_by_side(packing_project):  # device: cpu, threads_per_job 1, --cores 2
     proc = snakemake(packing_project("cpu"), "--cores", "2", *TARGETS)
     assert most_heavy_jobs_at_once(proc.stderr) == 2, proc.stderr[-3000:]
 

@@ -1,11 +1,9 @@
 """evaluation.read_score_set: the one reader of a set of score files, each checked against the test set."""
 
-from __future__ import annotations
-
 import numpy as np
 import pytest
 
-from cmpt726.evaluation import read_score_set, write_scores
+from cmpt726.evaluation import read_score_set, read_scores, write_scores
 
 LABELS = np.array([0, 1, 2, 1, 0])
 CLASSES = [f"c{k}" for k in range(10)]  # score files have 10 probability columns
@@ -46,8 +44,6 @@ def test_probability_columns_are_checked_against_the_classes(tmp_path):
 def test_every_readers_argmax_is_the_pred_column_even_at_a_near_tie(tmp_path):
     """Classes 2 float32 steps apart (0.29470298 < 0.29470304), once both written 0.294703: probabilities come
     back exactly (as float32), so argmax is the predicted class 1."""
-    from cmpt726.evaluation import read_scores
-
     near_tie = np.array([0.29470298, 0.29470304, *[(1 - 0.58940602) / 8] * 8], dtype=np.float32)
     probs = np.vstack([near_tie, np.random.default_rng(3).dirichlet(np.ones(10), 4)]).astype(np.float32)
     write_scores(tmp_path / "s.tsv", LABELS, probs, np.zeros(len(LABELS)))

@@ -5,8 +5,6 @@ Needs a running cluster: `sudo .ci/slurm-up.sh` starts a one-node one on this ma
 GPUs, no accounting). Skipped when there is none, unless CMPT726_SLURM=1 (CI), where it must run.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re
@@ -15,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from conftest import REPO, SNAKEMAKE, make_project, smoke_config
 
 pytestmark = pytest.mark.slow
@@ -99,8 +98,8 @@ def test_smoke_workflow_on_slurm_matches_the_local_run(slurm, smoke_run, tiny_in
     # Same seed, CPU, same threads: the numbers equal the local run's.
     local = smoke_run["dir"]
     for variant in ["head", "all"]:
-        for rel in [f"results/scores/{variant}/seed0.tsv"]:
-            assert (workdir / rel).read_text() == (local / rel).read_text(), rel
+        scores = f"results/scores/{variant}/seed0.tsv"
+        assert (workdir / scores).read_text() == (local / scores).read_text(), scores
         got, want = (json.loads((d / f"results/metrics/{variant}/seed0.json").read_text()) for d in (workdir, local))
         assert got["accuracy"] == want["accuracy"] and got["test_loss"] == want["test_loss"], variant
         assert got["confusion"] == want["confusion"], variant
@@ -109,8 +108,6 @@ def test_smoke_workflow_on_slurm_matches_the_local_run(slurm, smoke_run, tiny_in
 
 # --------------------------------------------------------------------------- the profiles themselves
 def test_profiles_declare_what_the_docs_say():
-    import yaml
-
     local = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
     assert "gpu_share=1000" in local["resources"] and local["rerun-incomplete"] is True and local["cores"]
     text = (REPO / "profiles/slurm/config.yaml").read_text()

@@ -1,12 +1,12 @@
 """cmpt726.stats on tiny synthetic correctness arrays: intervals, paired tests, Holm, the verdict."""
 
-from __future__ import annotations
-
 import json
 import math
+import runpy
 
 import numpy as np
 import pytest
+from conftest import REPO
 from scipy.stats import binomtest
 from scipy.stats import t as t_dist
 
@@ -318,34 +318,23 @@ def test_run_level_difference_by_hand():
     assert (float(wild["ci_low"]), float(wild["ci_high"])) == (-100.0, 100.0)
 
 
-def calibration_benchmark():
-    """experiments/benchmarks/run_level_calibration.py as a module: the simulator its recorded rates come from."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "run_level_calibration.py"
-    spec = importlib.util.spec_from_file_location("run_level_calibration", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_run_level_test_holds_its_level_where_seed_zero_mcnemar_does_not():
     # 400 pairs of equal variants (2,000 images, 3 runs, a run-wide shift): the run-level test says "different"
     # about 5 % of the time; seed-0 McNemar read as a claim about the variants far more often.
-    bench, rng = calibration_benchmark(), np.random.default_rng(40)
+    # The simulator the recorded rates of experiments/benchmarks/run_level_calibration.py come from.
+    bench, rng = runpy.run_path(REPO / "experiments/benchmarks/run_level_calibration.py"), np.random.default_rng(40)
 
     def rejected(a, b):
         return np.mean(stats.run_level_difference(a, b, smallest_effect=REPORT["smallest_effect"])["p"] < 0.05)
 
-    a, b = bench.simulate(rng, 400, 3, 3, 0.0, S=10.0, tau=0.15, n=2000)
+    a, b = bench["simulate"](rng, 400, 3, 3, 0.0, S=10.0, tau=0.15, n=2000)
     false_positive = rejected(a, b)
     assert false_positive <= 0.09  # 5 % +- 2.2 % (2 standard errors of 400 draws), plus slack
-    assert np.mean(bench.mcnemar_p(a, b) < 0.05) > 2 * false_positive
-    a, b = bench.simulate(rng, 200, 3, 3, 3.0, S=10.0, tau=0.15, n=2000)
+    assert np.mean(bench["mcnemar_p"](a, b) < 0.05) > 2 * false_positive
+    a, b = bench["simulate"](rng, 200, 3, 3, 3.0, S=10.0, tau=0.15, n=2000)
     assert rejected(a, b) > 0.9  # a difference of 3 points is found nearly always
     exact = [stats.mcnemar_exact(a[i, 0], b[i, 0])["p"] for i in range(3)]
-    assert bench.mcnemar_p(a[:3], b[:3]) == pytest.approx(exact)  # the benchmark's McNemar is the package's
+    assert bench["mcnemar_p"](a[:3], b[:3]) == pytest.approx(exact)  # the benchmark's McNemar is the package's
 
 
 # --- The answers

@@ -1,8 +1,6 @@
 """Tuning (config `tuning`): the plan, successive halving, the choice; no tuning job reads the test set, and a
 changed search space retrains only its variant."""
 
-from __future__ import annotations
-
 import copy
 import json
 import re
@@ -12,13 +10,14 @@ import pytest
 from cmpt726 import finetune, specs
 from cmpt726.config import ConfigError, _merge, validate_config
 from cmpt726.features import extract_features
+from cmpt726.finetune import apply_choice
 from cmpt726.files import read_tsv, write_tsv
 from cmpt726.tuning import choice as search
 from cmpt726.tuning import plan as tuning
 from cmpt726.tuning import trials
 from cmpt726.tuning.summary import tuning_outputs
 from conftest import make_project, prepared_data, read_yaml, smoke_config
-from workflow_helpers import edited_config, job, planned_jobs, snakemake
+from workflow_helpers import edited_config, job, job_fields, planned_jobs, snakemake
 
 
 def shipped(**tuning_keys) -> dict:
@@ -246,23 +245,6 @@ def test_a_promoted_trial_is_the_grid_run_of_its_rungs_length(features, tmp_path
 
 
 # --------------------------------------------------------------------------- the DAG
-def planned_inputs(output: str) -> dict[str, list[str]]:
-    """job → its input files in a `snakemake -n` log (a block ends at a `[date]` or `rule` line, or a blank)."""
-    jobs, rule, inputs, wildcards = {}, None, [], ""
-    for line in output.splitlines() + [""]:
-        starts = re.match(r"^(?:local)?rule (\w+):\s*$", line)
-        if rule and (starts or not line.strip() or line.startswith("[")):
-            jobs[f"{rule}[{wildcards}]"] = inputs
-            rule = None
-        if starts:
-            rule, inputs, wildcards = starts.group(1), [], ""
-        elif rule and (m := re.match(r"^\s+input: (.*)$", line)):
-            inputs = [p.strip() for p in m.group(1).split(",")]
-        elif rule and (m := re.match(r"^\s+wildcards: (.*)$", line)):
-            wildcards = ",".join(p.strip() for p in m.group(1).split(","))
-    return jobs
-
-
 def tuning_project_config(tiny_inputs) -> dict:
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     config["variants"] = {"a": {"train": "head"}, "b": {"train": "head", "weight_decay": 0.001},
@@ -276,7 +258,8 @@ def tuning_project_config(tiny_inputs) -> dict:
 def test_no_tuning_job_reads_the_test_set(tiny_inputs, tmp_path):
     workdir = make_project(tmp_path / "p", tuning_project_config(tiny_inputs))
     proc = snakemake(workdir, "-n", "--cores", "2")
-    jobs = planned_inputs(proc.stdout + proc.stderr)
+    jobs = {name: [p.strip() for p in f["input"].split(",")] if "input" in f else []
+            for name, f in job_fields(proc.stdout + proc.stderr).items()}
     tuning_jobs = {name: inputs for name, inputs in jobs.items() if name.startswith(("tuning_", "plot_tuning"))}
     assert len(tuning_jobs) == 2 * (2 + 1 + 1) + 1  # a and b: 2 trials, 1 promoted, 1 choice; the summary
     for name, inputs in tuning_jobs.items():
@@ -357,8 +340,6 @@ def test_cpu_overlay_budget():
 ])
 def test_a_hand_edited_choice_is_refused_naming_the_file(tmp_path, edit, message):
     """choice.json is read back by the twin's training: it must be one of the configurations its search tried."""
-    from cmpt726.finetune import apply_choice
-
     searched = [{"lr": 0.01, "weight_decay": 0.0}, {"lr": 0.1, "weight_decay": 0.0}]
     settings = {"lr": 0.001, "weight_decay": 0.0, "epochs": 15, "batch_size": 128, "train": "head"}
     path = tmp_path / "choice.json"

@@ -1,7 +1,5 @@
 """Helpers of the workflow-level tests (incremental rebuilds, faults, config validation, SLURM)."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 import re
@@ -12,7 +10,7 @@ import yaml
 from conftest import REPO, snakemake  # noqa: F401  (re-exported for the tests that import it here)
 
 _RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
-_WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
+_FIELD = re.compile(r"^\s+(\w+): (.*)$")
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -27,22 +25,36 @@ def copy_workflow(dest: Path) -> Path:
     return dest / "Snakefile"
 
 
-def parse_jobs(output: str) -> set[str]:
-    """The jobs a Snakemake log announces, as 'rule[k=v,...]' ('all' left out)."""
-    jobs, current = [], None
+def copy_project(src: Path, dest: Path) -> Path:
+    """A copy of a project folder with its times kept (copy2), so that Snakemake finds nothing stale."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+def job_fields(output: str) -> dict[str, dict[str, str]]:
+    """The jobs a Snakemake log announces, as 'rule[k=v,...]' → the fields printed under each (input, reason...)."""
+    blocks, fields = [], None
     for line in output.splitlines():
         if m := _RULE.match(line):
-            current = [m.group(1), ""]
-            jobs.append(current)
-        elif current is not None and (m := _WILDCARDS.match(line)):
-            current[1] = ",".join(part.strip() for part in m.group(1).split(","))
-        elif not line.strip():
-            current = None
-    return {f"{rule}[{wc}]" if wc else rule for rule, wc in jobs if rule != "all"}
+            fields = {}
+            blocks.append((m.group(1), fields))
+        elif fields is not None and (m := _FIELD.match(line)):
+            fields[m.group(1)] = m.group(2)
+        elif not line.strip() or not line[0].isspace():
+            fields = None
+    named = {}
+    for rule, fields in blocks:
+        wildcards = ",".join(part.strip() for part in fields["wildcards"].split(",")) if "wildcards" in fields else ""
+        named[f"{rule}[{wildcards}]" if wildcards else rule] = fields
+    return named
+
+
+def parse_jobs(output: str) -> set[str]:
+    """The jobs a Snakemake log announces, as 'rule[k=v,...]' ('all' left out)."""
+    return set(job_fields(output)) - {"all"}
 
 
 def planned_jobs(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> set[str]:
-    """What `snakemake -n` would run now."""
     proc = snakemake(workdir, "-n", *args, snakefile=snakefile)
     return parse_jobs(proc.stdout + "\n" + proc.stderr)
 
