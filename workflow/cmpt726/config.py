@@ -197,12 +197,12 @@ MAX_MLP_MULTIPLY_ADDS = 3 * 10**11
 MAX_MLP_VALUES = 3 * 10**7
 # Q4's dead-ReLU runs: multiply-adds of all their SGD steps, the steps themselves (a millisecond or more each)
 # and the values of one layer's output over the batch.
-MAX_DEAD_RELU_MULTIPLY_ADDS = 3 * 10**11
+MAX_DEAD_RELU_MULTIPLY_ADDS = 4 * 10**11
 MAX_DEAD_RELU_STEPS = 4 * 10**5
 MAX_DEAD_RELU_VALUES = 3 * 10**7
-# Q5's SGD makes N single-example updates an epoch in plain Python, a microsecond or two each: N x max_iter
-# above this would run for many minutes per learning rate (up to ten of them), where the default takes 0.1 s.
-MAX_SGD_UPDATES = 2 * 10**7
+# Q5's SGD makes N single-example updates an epoch in plain Python, a microsecond or two each, for each learning
+# rate: len(etas) x N x max_iter above this would run for many minutes, where the default's most is 5e5.
+MAX_SGD_UPDATES = 10**8
 
 
 def covariance_problem(cov) -> str | None:
@@ -258,12 +258,12 @@ def check_theory(theory: dict) -> None:
     generated = q5["generated"]
     if problem := covariance_problem(generated["cov"]):
         raise ConfigError(f"config key theory.q5.generated.cov: {problem}; the two clouds need a covariance")
-    updates = 2 * generated["n_per_class"] * q5["max_iter"]
+    updates = len(q5["etas"]) * 2 * generated["n_per_class"] * q5["max_iter"]
     if not q5["data"] and updates > MAX_SGD_UPDATES:
-        raise ConfigError(f"config keys theory.q5.max_iter and theory.q5.generated.n_per_class: "
-                          f"{2 * generated['n_per_class']:,} points x max_iter {q5['max_iter']:,} are {updates:,} "
-                          f"single-example SGD updates per learning rate, more than {MAX_SGD_UPDATES:,} (a "
-                          "microsecond or two each, in Python); lower one of them")
+        raise ConfigError(f"config keys theory.q5.max_iter, theory.q5.etas and theory.q5.generated.n_per_class: "
+                          f"{len(q5['etas'])} learning rates x {2 * generated['n_per_class']:,} points x max_iter "
+                          f"{q5['max_iter']:,} are {updates:,} single-example SGD updates, more than "
+                          f"{MAX_SGD_UPDATES:,} (a microsecond or two each, in Python); lower one of them")
 
 
 _NULL_WORDS = {"", "~", "null", "Null", "NULL"}

@@ -113,15 +113,17 @@ def _sigmoid_scalar(a: float) -> float:
     return e / (1.0 + e)
 
 
-TRACE_POINTS = 3000  # log-spaced updates after the first epoch that the per-update plot draws
+TRACE_POINTS = 3000  # updates the per-update plot draws in the first epoch, and as many log-spaced after it
 
 
 def trace_steps(n: int, total: int) -> np.ndarray:
-    """The update counts whose w the per-update plot draws: every one of the first epoch (0..n), then
-    TRACE_POINTS log-spaced up to `total`, the most a run can make. Recording only these keeps SGD's memory
-    bounded however long it runs (a run's last update is recorded too)."""
+    """The update counts whose w the per-update plot draws: those of the first epoch (0..n; every one up to
+    TRACE_POINTS rows, else TRACE_POINTS evenly spaced), then TRACE_POINTS log-spaced up to `total`, the most a
+    run can make. Recording only these keeps SGD's memory, and the plot's NLL of the whole set at each, bounded
+    however large the data and however long the run (a run's last update is recorded too)."""
+    first = np.linspace(0, min(n, total), min(n, total, TRACE_POINTS) + 1).astype(np.int64)
     later = np.geomspace(n, total, TRACE_POINTS).astype(np.int64) if total > n else []
-    return np.unique(np.concatenate([np.arange(min(n, total) + 1), later]).astype(np.int64))
+    return np.unique(np.concatenate([first, later]).astype(np.int64))
 
 
 def sgd(X, t, eta: float, w0, tol: float, max_iter: int, sampling: str, seed: int) -> dict:
@@ -167,9 +169,11 @@ def sgd(X, t, eta: float, w0, tol: float, max_iter: int, sampling: str, seed: in
             "trace_steps": np.array(steps), "updates": updates}
 
 
-def nll_many(X: np.ndarray, t: np.ndarray, ws: np.ndarray, chunk: int = 5000) -> np.ndarray:
-    """nll(X, t, w) for every row w of ws, vectorised in chunks to bound memory."""
+def nll_many(X: np.ndarray, t: np.ndarray, ws: np.ndarray, values: int = 10**7) -> np.ndarray:
+    """nll(X, t, w) for every row w of ws, vectorised in chunks of at most `values` activations (80 MB), so that
+    memory stays bounded for a large data set too."""
     out = np.empty(len(ws))
+    chunk = max(1, values // max(1, len(X)))
     for start in range(0, len(ws), chunk):
         a = X @ ws[start:start + chunk].T  # (N, chunk)
         out[start:start + chunk] = np.mean(np.logaddexp(0.0, a) - t[:, None] * a, axis=0)
@@ -314,7 +318,7 @@ def plot_sgd(X, t, gd_runs, sgd_runs, etas, sampling: str):
     fig, axes, spare = _panels(len(etas))
     n = len(t)
     for ax, gd_run, sgd_run, eta, color in zip(axes, gd_runs, sgd_runs, etas, COLORS):
-        # Every update of the first epoch, then log-spaced ones (`trace_steps`): the x axis is logarithmic.
+        # The first epoch's updates, then log-spaced ones (`trace_steps`): the x axis is logarithmic.
         trace = nll_many(X, t, sgd_run["trace"])
         ax.plot(sgd_run["trace_steps"] / n, trace, "-", color=color, lw=0.6, label="SGD, after each update (colour: η)")
         ax.plot(np.arange(len(sgd_run["nll"])), sgd_run["nll"], "k.", ms=2, label="SGD, epoch start")
@@ -356,11 +360,11 @@ def write_q5(numbers_path, nll_path, slope_intercept_path, separators_path, sgd_
     if data:
         points = load_data(data)
         source = str(data)
-        if len(points) * max_iter > MAX_SGD_UPDATES:
-            raise ValueError(f"config keys theory.q5.max_iter and theory.q5.data: {len(points):,} rows of {data} x "
-                             f"max_iter {max_iter:,} are {len(points) * max_iter:,} single-example SGD updates per "
-                             f"learning rate, more than {MAX_SGD_UPDATES:,} (a microsecond or two each, in Python); "
-                             "lower theory.q5.max_iter")
+        if (updates := len(etas) * len(points) * max_iter) > MAX_SGD_UPDATES:
+            raise ValueError(f"config keys theory.q5.max_iter, theory.q5.etas and theory.q5.data: {len(etas)} "
+                             f"learning rates x {len(points):,} rows of {data} x max_iter {max_iter:,} are "
+                             f"{updates:,} single-example SGD updates, more than {MAX_SGD_UPDATES:,} (a microsecond "
+                             "or two each, in Python); lower theory.q5.max_iter or use fewer etas")
     else:
         points = generate_data(**generated)
         source = f"generated (seed {generated['seed']})"
