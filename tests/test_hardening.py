@@ -87,7 +87,7 @@ def test_two_runs_sharing_a_root_download_once_and_never_nest(tmp_path):
 
 def test_download_fills_an_empty_folder_but_never_a_partial_one(tmp_path):
     batch_dir = tmp_path / "cifar-10-batches-py"
-    batch_dir.mkdir()  # what Snakemake makes for the download rule's output files
+    batch_dir.mkdir()  # an empty folder a user made for the data
     fetch = lambda tmp: write_cifar10(Path(tmp), 20, 10)  # noqa: E731
     assert cifar.download(cifar.CIFAR10, batch_dir, fetch=fetch) == "downloaded"
     (batch_dir / "test_batch").unlink()

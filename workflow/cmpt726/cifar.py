@@ -1,7 +1,8 @@
 """The CIFAR python-pickle format, one reader for CIFAR-10 and CIFAR-100 (a `Layout` says where they differ).
 
 Files are read by `SafeUnpickler` (no code runs), md5-checked when asked (`verify`), keys, shapes and labels
-always, every error naming the file. The download is locked and atomic, so runs can share a data root.
+always, every error naming the file. The download is locked and atomic and replaces nothing, so runs can share a
+data root.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import download_timeout, file_digest
+from .files import (dead_writers_leftovers, download_timeout, file_digest, make_read_only, write_json,
+                    writer_prefix)
 
 SIZE = 32
 
@@ -62,8 +64,11 @@ def md5sum(path) -> str:
 def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> str:
     """Download and extract the official archive into `batch_dir` (…/<layout.folder>), md5-checked by torchvision.
 
-    Under a lock beside the folder, unpacked into a hidden sibling and renamed into place; a folder holding part
-    of the files is refused. `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
+    The root is shared by runs: under a lock beside the folder the archive is unpacked into a hidden sibling named
+    after this writer, its files made read-only (what protected() did) and the folder renamed into place in one
+    step. Nothing another run or the user made is removed or replaced: complete data is "found", a folder holding
+    part of the files (or anything else) is refused, and a failed download removes only its own temporary.
+    `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
     batch_dir = Path(batch_dir)
     names = files(layout)
     batch_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -76,15 +81,32 @@ def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> s
         if present or (batch_dir.exists() and not batch_dir.is_dir()):
             raise FileExistsError(f"{batch_dir} holds only part of {layout.name} ({', '.join(present)}); refusing "
                                   f"to overwrite it (complete it, or point {layout.config_key}.root elsewhere)")
-        for stale in batch_dir.parent.glob(f".download-{batch_dir.name}-*"):  # a killed download's leftovers
+        if batch_dir.is_dir() and (others := sorted(p.name for p in batch_dir.iterdir())):
+            raise FileExistsError(f"{batch_dir} holds other files ({', '.join(others[:5])}), none of {layout.name}'s; "
+                                  f"refusing to download into it (point {layout.config_key}.root elsewhere)")
+        prefix = f".download-{batch_dir.name}-"
+        for stale in dead_writers_leftovers(batch_dir.parent, prefix):  # a killed download's, never a live one's
             shutil.rmtree(stale, ignore_errors=True)
-        with tempfile.TemporaryDirectory(dir=batch_dir.parent, prefix=f".download-{batch_dir.name}-") as tmp:
+        with tempfile.TemporaryDirectory(dir=batch_dir.parent, prefix=writer_prefix(prefix)) as tmp:
             (fetch or _torchvision_fetch(layout, url, batch_dir))(tmp)
-            if batch_dir.is_dir():
-                batch_dir.rmdir()  # empty (checked above): made by Snakemake for its output files
-            os.rename(Path(tmp) / layout.folder, batch_dir)  # same file system: atomic, never nested
+            unpacked = Path(tmp) / layout.folder
+            for name in names:
+                make_read_only(unpacked / name)
+            try:  # onto no folder or an empty one; the same file system, so one step, never nested
+                os.rename(unpacked, batch_dir)
+            except OSError as error:  # filled meanwhile by someone who took no lock: theirs is kept
+                raise FileExistsError(f"{batch_dir} was filled while this run downloaded {layout.name}; it is kept "
+                                      f"as it is and this run's copy dropped ({error.strerror})") from error
     print(f"{batch_dir}: downloaded")
     return "downloaded"
+
+
+def write_receipt(path, layout: Layout, batch_dir, status: str, url: str | None = None) -> None:
+    """The download rule's output, in this run's results (never a file of the shared root): which data, where,
+    from where, whether this run downloaded them or found them there, and each file's size."""
+    batch_dir = Path(batch_dir)
+    write_json(path, {"data": layout.name, "folder": str(batch_dir), "status": status, "url": url,
+                      "sizes": {name: (batch_dir / name).stat().st_size for name in files(layout)}})
 
 
 def _torchvision_fetch(layout: Layout, url: str | None, batch_dir: Path):
@@ -102,9 +124,10 @@ def _torchvision_fetch(layout: Layout, url: str | None, batch_dir: Path):
             with download_timeout():
                 download_and_extract_archive(source, tmp, filename=cls.filename, md5=cls.tgz_md5)
         except (urllib.error.URLError, OSError, RuntimeError) as error:  # RuntimeError: a partial or corrupt file
-            raise OSError(f"{layout.name} cannot be downloaded from {source} ({error}). Offline: put an existing "
-                          f"{layout.folder}/ at {batch_dir}, or set {layout.config_key}.root to the folder that "
-                          f"holds one") from error
+            key = f" (config key {layout.config_key}.url)" if url else ""
+            raise OSError(f"{layout.name} cannot be downloaded from {source}{key} ({error}); nothing was kept. "
+                          f"Offline: put an existing {layout.folder}/ at {batch_dir}, or set {layout.config_key}.root "
+                          "to the folder that holds one") from error
         cls(tmp, train=True, download=False)  # torchvision's md5 check of every file
         cls(tmp, train=False, download=False)
 

@@ -15,9 +15,13 @@ NUM_CLASSES = LAYOUT.classes
 SIZE = cifar.SIZE
 
 
-def download_cifar100(batch_dir) -> None:
-    """torchvision's download (archive and file md5 checked) into `batch_dir` (…/cifar-100-python)."""
-    cifar.download(LAYOUT, batch_dir)
+def download_cifar100(batch_dir, receipt=None) -> str:
+    """torchvision's download (archive and file md5 checked) into `batch_dir` (…/cifar-100-python) where it holds
+    none of the files (`cifar.download`); `receipt`, in this run's results, records it."""
+    status = cifar.download(LAYOUT, batch_dir)
+    if receipt is not None:
+        cifar.write_receipt(receipt, LAYOUT, batch_dir, status)
+    return status
 
 
 def read_pickle_split(batch_dir, split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -16,9 +16,13 @@ LAYOUT = cifar.CIFAR10
 BATCH_DIR = LAYOUT.folder
 
 
-def download_cifar10(batch_dir, url: str | None = None) -> None:
-    """torchvision's download (md5 checked) from `url` (data.cifar10.url) into `batch_dir`."""
-    cifar.download(LAYOUT, batch_dir, url=url)
+def download_cifar10(batch_dir, url: str | None = None, receipt=None) -> str:
+    """torchvision's download (md5 checked) from `url` (data.cifar10.url) into `batch_dir` where it holds none of
+    the files (`cifar.download`); `receipt`, in this run's results, records it. Returns "downloaded" or "found"."""
+    status = cifar.download(LAYOUT, batch_dir, url=url)
+    if receipt is not None:
+        cifar.write_receipt(receipt, LAYOUT, batch_dir, status, url)
+    return status
 
 
 def save_arrays(path, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import socket
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -29,17 +30,46 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def writer_prefix(prefix: str) -> str:
+    """`prefix` followed by this writer's host and pid: how `dead_writers_leftovers` tells whose a temporary is."""
+    return f"{prefix}{_HOST}-{os.getpid()}-"
+
+
+def dead_writers_leftovers(folder, prefix: str) -> list[Path]:
+    """The entries of `folder` named `writer_prefix(prefix)…` by a writer on this host that is no longer alive:
+    a killed job's temporaries. A live writer's, or another host's, are never among them."""
+    pattern = re.compile(rf"{re.escape(prefix)}(\w+)-(\d+)-")
+    found = []
+    for candidate in Path(folder).glob(f"{glob.escape(prefix)}*"):
+        match = pattern.match(candidate.name)
+        if match and match.group(1) == _HOST and not _alive(int(match.group(2))):
+            found.append(candidate)
+    return found
+
+
 def remove_stale_temporaries(path) -> list[Path]:
     """Remove (and return) the temporary siblings of `path` (`.<name>.tmp-<host>-<pid>-…`) of dead writers here."""
     path = Path(path)
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.tmp-(\w+)-(\d+)-")
-    removed = []
-    for candidate in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
-        match = pattern.match(candidate.name)
-        if match and match.group(1) == _HOST and not _alive(int(match.group(2))):
-            candidate.unlink(missing_ok=True)
-            removed.append(candidate)
+    removed = dead_writers_leftovers(path.parent, f".{path.name}.tmp-")
+    for candidate in removed:
+        candidate.unlink(missing_ok=True)
     return removed
+
+
+def publish(tmp, path) -> None:
+    """Give the finished file `tmp` the name `path` only where no file has it: a hard link (atomic, and refused
+    for an existing name), then the temporary's name removed. A file someone else made is never replaced:
+    FileExistsError, and `tmp` is left to the caller."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} appeared while this job wrote it; that file is kept as it is") from None
+    except OSError:  # a file system without hard links: the check and the rename are two steps there
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} appeared while this job wrote it; that file is kept as it is") from None
+        os.rename(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 # Seconds a download waits to connect or for the next bytes: a stalled server fails the job instead of hanging it.
@@ -58,12 +88,14 @@ def download_timeout(seconds: float | None = None):
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix: str | None = None):
-    """Yield a temporary path beside `path` (named after the writer); move it into place if the block succeeds."""
+def atomic_path(path, suffix: str | None = None, *, replace: bool = True):
+    """Yield a temporary path beside `path` (named after the writer); move it into place if the block succeeds.
+
+    `replace=False` (a shared data root) never replaces an existing `path`: FileExistsError (`publish`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{_HOST}-{os.getpid()}-", suffix=suffix or path.suffix,
+    fd, tmp = tempfile.mkstemp(prefix=writer_prefix(f".{path.name}.tmp-"), suffix=suffix or path.suffix,
                                dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
@@ -71,10 +103,19 @@ def atomic_path(path, suffix: str | None = None):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the result a normal file's permissions
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def make_read_only(path) -> None:
+    """Take away every write permission bit of a file, as Snakemake's protected() does for an output."""
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def write_text(path, text: str) -> None:

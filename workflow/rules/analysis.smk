@@ -36,7 +36,7 @@ rule human_labels:
     conda:
         CONDA_ENV
     input:
-        counts=CIFAR10H_COUNTS,
+        counts=downloaded("download_cifar10h", CIFAR10H_COUNTS, CIFAR10H_DOWNLOAD),
         test=rules.prepare_cifar10.output.test,
         scores=per_run(rules.evaluate_variant.output.scores),
     output:

@@ -75,6 +75,27 @@ def trial_spec(wildcards):
     }
 
 
+def downloaded(checkpoint, files, download):
+    """An input function: the data files `files` of a shared root, once the download checkpoint `checkpoint`
+    (planned only when `download`: the files were missing) has put them there. Until it is done Snakemake takes
+    its receipt as the input; then the files alone, as in a run that found them, so no later run sees the
+    inputs changed."""
+
+    def inputs(wildcards):
+        if download:
+            getattr(checkpoints, checkpoint).get()
+        return files
+
+    return inputs
+
+
+def stale_receipt(path):
+    """A download rule's param: the modification time of a receipt an earlier download left at `path`, else
+    None. The rule is planned only while the data is missing, so such a receipt vouches for files that are gone;
+    this param, changed since that download, makes Snakemake download again instead of taking it as done."""
+    return lambda wildcards: os.stat(path).st_mtime_ns if os.path.exists(path) else None
+
+
 def variant_input(split):
     """Cached features for frozen-backbone variants, prepared images otherwise."""
 

@@ -4,25 +4,34 @@ from cmpt726.cifar import CIFAR10, files as layout_files
 CIFAR10_DIR = str(Path(config["data"]["cifar10"]["root"]) / CIFAR10.folder)
 # Every batch file is an input of its own: a file replaced in place (same folder mtime) reruns prepare.
 CIFAR10_FILES = [str(Path(CIFAR10_DIR) / name) for name in layout_files(CIFAR10)]
+DOWNLOADS = "results/downloads"
 
-# Only a folder holding none of the files gets a download rule, so no run (not even --forceall) replaces
-# a user's copy; one holding some of them fails as a missing input, naming the file.
-if not any(map(os.path.exists, CIFAR10_FILES)):
+# The data root may be shared by runs, so no rule declares a file there as its output: Snakemake deletes a
+# failed job's outputs, and would delete another run's (or the user's) data. A download rule's output is a
+# receipt in this run's results; the data files stay the readers' inputs. Only a folder holding none of the
+# files gets a download rule, so no run (not even --forceall) replaces a user's copy; one holding some of them
+# fails as a missing input, naming the file.
+CIFAR10_DOWNLOAD = not any(map(os.path.exists, CIFAR10_FILES))
 
-    rule download_cifar10:
+if CIFAR10_DOWNLOAD:
+
+    # A checkpoint: its readers name the data files as inputs once it is done (`downloaded`), so their recorded
+    # inputs are the same whether this run downloaded the files or found them, and a later run reruns nothing.
+    checkpoint download_cifar10:
         """Download CIFAR-10 (torchvision, md5-checked) where data.cifar10.root has none."""
         localrule: True  # a download: compute nodes of a cluster may have no internet
         conda:
             CONDA_ENV
         output:
-            protected(CIFAR10_FILES),
+            f"{DOWNLOADS}/cifar10.json",
         log:
             f"{LOGS}/download_cifar10.log",
         benchmark:
             f"{BENCHMARKS}/download_cifar10.tsv"
         params:
-            folder=lambda wildcards, output: os.path.dirname(output[0]),
+            folder=verbatim(CIFAR10_DIR),
             url=verbatim(config["data"]["cifar10"]["url"]),
+            receipt_seen=stale_receipt(f"{DOWNLOADS}/cifar10.json"),
         script:
             "../scripts/download_cifar10.py"
 
@@ -32,7 +41,7 @@ rule prepare_cifar10:
     conda:
         CONDA_ENV
     input:
-        batches=CIFAR10_FILES,
+        batches=downloaded("download_cifar10", CIFAR10_FILES, CIFAR10_DOWNLOAD),
     output:
         train="results/data/cifar10/train.npz",
         test="results/data/cifar10/test.npz",
@@ -43,7 +52,7 @@ rule prepare_cifar10:
         f"{BENCHMARKS}/prepare_cifar10.tsv"
     params:
         code=STAGE_CODE["data"],
-        folder=lambda wildcards, input: os.path.dirname(input.batches[0]),
+        folder=verbatim(CIFAR10_DIR),
         verify=config["data"]["cifar10"]["verify"],
         subset=config["data"]["subset"],
     script:
@@ -70,24 +79,28 @@ rule split_cifar10:
         "../scripts/split_cifar10.py"
 
 
-# CIFAR-10H (human labels of the test images), only when data.cifar10h.enabled. As for CIFAR-10: only a
-# missing file gets a download rule, so no run replaces a user's copy; the sha256 is checked either way.
+# CIFAR-10H (human labels of the test images), only when data.cifar10h.enabled. As for CIFAR-10: the download
+# rule (only where the file is missing, so no run replaces a user's copy) writes a receipt here, never the
+# shared file; the sha256 is checked either way.
 CIFAR10H = config["data"]["cifar10h"]
 CIFAR10H_COUNTS = str(Path(CIFAR10H["root"]) / "cifar10h-counts.npy")
+CIFAR10H_DOWNLOAD = CIFAR10H["enabled"] and not Path(CIFAR10H_COUNTS).exists()
 
-if CIFAR10H["enabled"] and not Path(CIFAR10H_COUNTS).exists():
+if CIFAR10H_DOWNLOAD:
 
-    rule download_cifar10h:
-        """Download CIFAR-10H's vote counts (sha256-checked)."""
+    checkpoint download_cifar10h:
+        """Download CIFAR-10H's vote counts (sha256-checked) where data.cifar10h.root has none."""
         localrule: True  # a compute node may have no internet
         conda:
             CONDA_ENV
         output:
-            protected(CIFAR10H_COUNTS),
+            f"{DOWNLOADS}/cifar10h.json",
         log:
             f"{LOGS}/download_cifar10h.log",
         params:
+            counts=verbatim(CIFAR10H_COUNTS),
             url=verbatim(CIFAR10H["url"]),
             sha256=CIFAR10H["sha256"],
+            receipt_seen=stale_receipt(f"{DOWNLOADS}/cifar10h.json"),
         script:
             "../scripts/download_cifar10h.py"

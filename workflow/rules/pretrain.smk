@@ -13,22 +13,26 @@ CIFAR100_FILES = (
     else preflight.present(CIFAR100_SOURCE)
 )
 
-# As for CIFAR-10: only a folder holding none of the files gets a download rule, so no run replaces a user's copy.
-if CIFAR100_KIND == "pickle" and not any(map(os.path.exists, CIFAR100_FILES)):
+# As for CIFAR-10: only a folder holding none of the files gets a download rule, so no run replaces a user's copy,
+# and its output is a receipt in this run's results, never a file of the shared root.
+CIFAR100_DOWNLOAD = CIFAR100_KIND == "pickle" and not any(map(os.path.exists, CIFAR100_FILES))
 
-    rule download_cifar100:
+if CIFAR100_DOWNLOAD:
+
+    checkpoint download_cifar100:
         """Download CIFAR-100 (torchvision, md5-checked) where data.cifar100.root has none."""
         localrule: True  # a download: compute nodes of a cluster may have no internet
         conda:
             CONDA_ENV
         output:
-            protected(CIFAR100_FILES),
+            f"{DOWNLOADS}/cifar100.json",
         log:
             f"{LOGS}/download_cifar100.log",
         benchmark:
             f"{BENCHMARKS}/download_cifar100.tsv"
         params:
-            folder=lambda wildcards, output: os.path.dirname(output[0]),
+            folder=verbatim(CIFAR100_SOURCE),
+            receipt_seen=stale_receipt(f"{DOWNLOADS}/cifar100.json"),
         script:
             "../scripts/download_cifar100.py"
 
@@ -38,7 +42,7 @@ rule prepare_cifar100:
     conda:
         CONDA_ENV
     input:
-        source=CIFAR100_FILES,
+        source=downloaded("download_cifar100", CIFAR100_FILES, CIFAR100_DOWNLOAD),
     output:
         train="results/data/cifar100/train.npz",
         test="results/data/cifar100/test.npz",
@@ -51,9 +55,7 @@ rule prepare_cifar100:
         code=STAGE_CODE["cifar100"],
         kind=CIFAR100_KIND,
         # The folder the files lie in (pickle), or the tree itself (imagefolder).
-        source=lambda wildcards, input: (
-            os.path.dirname(input.source[0]) if CIFAR100_KIND == "pickle" else CIFAR100_SOURCE
-        ),
+        source=verbatim(CIFAR100_SOURCE),
         # Evaluated only when the job is planned: an ImageFolder tree's files, edited in place, rerun it.
         tree=lambda wildcards: (
             tree_digest(CIFAR100_SOURCE)

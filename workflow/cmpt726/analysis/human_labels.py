@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import stats
 from ..evaluation import read_score_set, read_scores
-from ..files import atomic_path, file_digest, read_table, write_json, write_tsv
+from ..files import atomic_path, file_digest, make_read_only, read_table, write_json, write_tsv
 
 FILENAME = "cifar10h-counts.npy"
 DEFAULT_URL = "https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-counts.npy"
@@ -57,7 +57,8 @@ def verify_counts(path, sha256, remedy: str) -> None:
 
 def _unreachable(url, error) -> ConnectionError:
     return ConnectionError(
-        f"cannot download the CIFAR-10H counts from {url} ({type(error).__name__}: {error}). Without "
+        f"cannot download the CIFAR-10H counts from {url} (config key data.cifar10h.url; "
+        f"{type(error).__name__}: {error}); nothing was kept. Without "
         f"internet, put {FILENAME} (sha256 {DEFAULT_SHA256}, from {SOURCE}) in a folder and set the "
         "config key data.cifar10h.root to that folder, or set data.cifar10h.enabled: false to skip the "
         "human-label analysis")
@@ -65,30 +66,59 @@ def _unreachable(url, error) -> ConnectionError:
 
 def download_counts(url, sha256, out_path, *, timeout: float = 60.0) -> Path:
     """Download `url` to `out_path`, checking its sha256; all or nothing (ValueError on a wrong checksum,
-    ConnectionError naming the config keys to set when unreachable)."""
+    ConnectionError naming the config keys to set when unreachable). An `out_path` that exists, or appears
+    meanwhile (another run's), is kept as it is: this download is then dropped."""
+    _download(url, sha256, out_path, timeout)
+    return Path(out_path)
+
+
+def _download(url, sha256, out_path, timeout: float) -> str:
+    """`download_counts`: "downloaded", or "found" where another run's file took the name first."""
     out_path = Path(out_path)
     want = str(sha256).lower()
     digest = hashlib.sha256()
-    with atomic_path(out_path) as tmp:
-        try:
-            response = urllib.request.urlopen(url, timeout=timeout)
-        except (OSError, ValueError, http.client.HTTPException) as error:  # URLError/HTTPError are OSErrors
-            raise _unreachable(url, error) from error
-        with response, open(tmp, "wb") as fh:
-            while True:
-                try:
-                    chunk = response.read(1 << 20)
-                except (OSError, http.client.HTTPException) as error:
-                    raise _unreachable(url, error) from error
-                if not chunk:
-                    break
-                digest.update(chunk)
-                fh.write(chunk)
-        got = digest.hexdigest()
-        if got != want:
-            raise ValueError(f"{out_path}: the file downloaded from {url} has sha256 {got}, expected {want}; "
-                             "not kept (a changed upstream file or a proxy's error page?)")
-    return out_path
+    try:
+        # A temporary of this writer's beside it, linked to `out_path` only when whole and checked, and only where
+        # no file has that name; a failure removes the temporary (the one file this download made) and no other.
+        with atomic_path(out_path, replace=False) as tmp:
+            try:
+                response = urllib.request.urlopen(url, timeout=timeout)
+            except (OSError, ValueError, http.client.HTTPException) as error:  # URLError/HTTPError are OSErrors
+                raise _unreachable(url, error) from error
+            with response, open(tmp, "wb") as fh:
+                while True:
+                    try:
+                        chunk = response.read(1 << 20)
+                    except (OSError, http.client.HTTPException) as error:
+                        raise _unreachable(url, error) from error
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    fh.write(chunk)
+            got = digest.hexdigest()
+            if got != want:
+                raise ValueError(f"{out_path}: the file downloaded from {url} has sha256 {got}, expected {want} "
+                                 "(config keys data.cifar10h.url, data.cifar10h.sha256); not kept (a changed "
+                                 "upstream file or a proxy's error page?)")
+    except FileExistsError as error:  # raised only by the link into place: another run's file is there now
+        print(f"{error}; this run's download dropped")
+        return "found"
+    return "downloaded"
+
+
+def fetch_counts(url, sha256, path, receipt, *, timeout: float = 60.0) -> str:
+    """The download rule's job: `path` (in data.cifar10h.root) downloaded where it is missing, never replaced
+    where it is there (the human_labels rule checks its sha256); `receipt`, in this run's results and the rule's
+    only output, records which happened. Returns "downloaded" or "found"."""
+    path = Path(path)
+    status = "found" if path.exists() else _download(url, sha256, path, timeout)
+    if status == "downloaded":
+        make_read_only(path)  # what protected() did for the rule's output: a shared file not edited by mistake
+    else:
+        print(f"{path}: found (downloaded by another run, or put there); kept as it is")
+    write_json(receipt, {"data": "CIFAR-10H vote counts", "path": str(path), "url": url, "status": status,
+                         "sha256": file_digest(path, "sha256"), "size": path.stat().st_size})
+    return status
 
 
 def ensure_counts(root, url: str = DEFAULT_URL, sha256: str = DEFAULT_SHA256, *, timeout: float = 60.0) -> Path:

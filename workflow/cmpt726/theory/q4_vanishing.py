@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -90,12 +92,24 @@ def layer_gradients(depth: int, width: int, batch: int, activation: str, init: s
     }
 
 
-def shrink_factor(norms: list[float]) -> float:
+def shrink_factor(norms: list[float]) -> float | None:
     """Geometric-mean factor by which a norm changes per layer toward the input:
-    exp of minus the least-squares slope of log(norm) against the layer index."""
-    layers = np.arange(len(norms))
-    slope = np.polyfit(layers, np.log(norms), 1)[0]
-    return float(np.exp(-slope))
+    exp of minus the least-squares slope of log(norm) against the layer index.
+
+    None where there is no such factor: fewer than two layers (depth 2 leaves one hidden layer to fit), or a norm
+    that is exactly 0 (every unit of a layer dead, or a gradient below the smallest float) and has no logarithm."""
+    norms = np.asarray(norms, float)
+    if len(norms) < 2 or not np.all(np.isfinite(norms) & (norms > 0)):
+        return None
+    slope = np.polyfit(np.arange(len(norms)), np.log(norms), 1)[0]
+    factor = float(np.exp(-slope))
+    return factor if math.isfinite(factor) else None  # a slope beyond exp's range: no finite factor either
+
+
+def _ratio(first: float, last: float) -> float | None:
+    """first / last, None where it is no finite number (a last norm of exactly 0)."""
+    ratio = first / last if last else math.inf
+    return float(ratio) if math.isfinite(ratio) else None
 
 
 def vanishing_numbers(depth: int, width: int, batch: int, repeats: int, init: dict, seed: int) -> dict:
@@ -104,15 +118,18 @@ def vanishing_numbers(depth: int, width: int, batch: int, repeats: int, init: di
         runs = [layer_gradients(depth, width, batch, activation, init[activation], seed + r) for r in range(repeats)]
         weight = np.array([r["weight_grad_norms"] for r in runs])
         delta = np.array([r["delta_norms"] for r in runs])
-        # Geometric means over repeats: the norms span orders of magnitude.
-        weight_gm = np.exp(np.log(weight).mean(axis=0))
-        delta_gm = np.exp(np.log(delta).mean(axis=0))
+        # Geometric means over repeats: the norms span orders of magnitude (a norm of 0 in any repeat gives 0).
+        with np.errstate(divide="ignore"):
+            weight_gm = np.exp(np.log(weight).mean(axis=0))
+            delta_gm = np.exp(np.log(delta).mean(axis=0))
         hidden = weight_gm[1:depth]  # hidden layers 2..depth: all see sigmoid/ReLU outputs as inputs
         out[activation] = {"init": init[activation], "weight_grad_norms": weight_gm.tolist(),
                            "weight_grad_norms_runs": weight.tolist(), "delta_norms": delta_gm.tolist(),
                            "shrink_factor_per_layer": shrink_factor(hidden.tolist()),
                            "delta_shrink_factor_per_layer": shrink_factor(delta_gm.tolist()),
-                           "first_over_last_hidden": float(weight_gm[0] / weight_gm[depth - 1]),
+                           "first_over_last_hidden": _ratio(weight_gm[0], weight_gm[depth - 1]),
+                           # layers whose gradient is exactly 0: dead ReLUs, or a sigmoid gradient below 1e-308
+                           "zero_gradient_layers": int(np.sum(weight_gm == 0)),
                            "mean_derivative": float(np.mean([r["mean_derivative"] for r in runs]))}
     return out
 
@@ -146,12 +163,22 @@ def _layer1_state(model: nn.Sequential, x: torch.Tensor, t: torch.Tensor) -> dic
             "alive_max_abs_grad": float(grad[~dead].abs().max()) if (~dead).any() else None, "_dead_mask": dead}
 
 
+def _finite(loss: torch.Tensor, model: nn.Module) -> bool:
+    """Whether a loss, every parameter and every gradient are finite numbers."""
+    tensors = [loss, *(p for p in model.parameters()), *(p.grad for p in model.parameters() if p.grad is not None)]
+    return all(bool(torch.isfinite(tensor).all()) for tensor in tensors)
+
+
 def dead_relu_numbers(in_features: int, width: int, n_samples: int, bias_shifts: list[float],
                       lr: float, steps: int, seed: int) -> dict:
     """For each shift: layer-1 state before and after `steps` full-batch SGD steps.
 
     The batch is the whole training set, so "zero on every example of the batch" means the
     unit receives exactly zero gradient at every step; it cannot come back.
+
+    A learning rate too large for a shift makes SGD diverge: the step after which the loss, a weight or a
+    gradient is no finite number is `diverged_at_step`, training stops there, and "after" is the network of the
+    step before (every number finite). None where training ran all its steps.
     """
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n_samples, in_features, generator=gen, dtype=DTYPE)
@@ -163,13 +190,23 @@ def dead_relu_numbers(in_features: int, width: int, n_samples: int, bias_shifts:
         before = _layer1_state(model, x, t)
         w0 = torch.cat([model[0].weight, model[0].bias[:, None]], dim=1).detach().clone()
         opt = torch.optim.SGD(model.parameters(), lr=lr)
-        losses = [before["loss"]]
-        for _ in range(steps):
+        losses, diverged_at = [before["loss"]], None
+        opt.zero_grad()
+        loss = 0.5 * ((model(x) - t) ** 2).mean()
+        loss.backward()  # the gradient at the start; each step below uses the one at its own start
+        for step in range(1, steps + 1):
+            kept = [p.detach().clone() for p in model.parameters()]
+            opt.step()
             opt.zero_grad()
             loss = 0.5 * ((model(x) - t) ** 2).mean()
             loss.backward()
-            opt.step()
-            losses.append(float(0.5 * ((model(x) - t) ** 2).mean().detach()))
+            if not _finite(loss, model):  # diverged: back to the last finite network, and stop
+                with torch.no_grad():
+                    for p, value in zip(model.parameters(), kept):
+                        p.copy_(value)
+                diverged_at = step
+                break
+            losses.append(float(loss.detach()))
         after = _layer1_state(model, x, t)
         w1 = torch.cat([model[0].weight, model[0].bias[:, None]], dim=1).detach()
         dead_before = before.pop("_dead_mask")
@@ -183,6 +220,8 @@ def dead_relu_numbers(in_features: int, width: int, n_samples: int, bias_shifts:
             "dead_units_max_param_change": float(change[dead_before].max()) if dead_before.any() else None,
             "alive_units_max_param_change": float(change[~dead_before].max()) if (~dead_before).any() else None,
             "losses": losses,
+            "steps_run": len(losses) - 1,
+            "diverged_at_step": diverged_at,
         })
     return {"in_features": in_features, "width": width, "n_samples": n_samples, "lr": lr, "steps": steps,
             "layer": 1, "target": "sin(2 x.u) + x_1^2 / 2", "rows": rows,
@@ -218,9 +257,10 @@ def plot_gradient_norms(vanishing: dict, depth: int):
         v = vanishing[activation]
         for run in v["weight_grad_norms_runs"]:
             ax.semilogy(layers, run, color=color, alpha=0.2, lw=0.8)
+        factor = v["shrink_factor_per_layer"]
         ax.semilogy(layers, v["weight_grad_norms"], "o-", color=color, ms=4,
                     label=f"{'sigmoid' if activation == 'sigmoid' else 'ReLU'} ({v['init']} init): "
-                          f"x{v['shrink_factor_per_layer']:.3g} per layer")
+                          + (f"x{factor:.3g} per layer" if factor is not None else "no factor per layer"))
     ax.set(xlabel="layer (1 = next to the input, last = output layer)",
            ylabel=r"$\|\partial E / \partial W_l\|_F$ at initialisation",
            title=f"Q4: gradient norm per layer, {depth}-hidden-layer MLP")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import MAX_SGD_UPDATES, covariance_problem
 from ._output import FIGSIZE, plt, save_figure, write_json
 
 COLORS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple",
@@ -59,9 +60,9 @@ def load_data(path: str | os.PathLike) -> np.ndarray:
 
 def generate_data(seed: int, n_per_class: int, means, cov) -> np.ndarray:
     """Two Gaussian clouds with a shared covariance: class 0 around means[0], class 1 around means[1]."""
+    if problem := covariance_problem(cov):  # the config check's own test: a config it passed never fails here
+        raise ValueError(f"theory.q5.generated.cov: {problem}")
     cov = np.asarray(cov, float)
-    if not np.allclose(cov, cov.T) or np.any(np.linalg.eigvalsh(cov) <= 0):
-        raise ValueError(f"generated.cov must be symmetric positive definite, got {cov.tolist()}")
     rng = np.random.default_rng(seed)
     parts = []
     for label, mean in enumerate(means):
@@ -112,20 +113,36 @@ def _sigmoid_scalar(a: float) -> float:
     return e / (1.0 + e)
 
 
+TRACE_POINTS = 3000  # updates the per-update plot draws in the first epoch, and as many log-spaced after it
+
+
+def trace_steps(n: int, total: int) -> np.ndarray:
+    """The update counts whose w the per-update plot draws: those of the first epoch (0..n; every one up to
+    TRACE_POINTS rows, else TRACE_POINTS evenly spaced), then TRACE_POINTS log-spaced up to `total`, the most a
+    run can make. Recording only these keeps SGD's memory, and the plot's NLL of the whole set at each, bounded
+    however large the data and however long the run (a run's last update is recorded too)."""
+    first = np.linspace(0, min(n, total), min(n, total, TRACE_POINTS) + 1).astype(np.int64)
+    later = np.geomspace(n, total, TRACE_POINTS).astype(np.int64) if total > n else []
+    return np.unique(np.concatenate([first, later]).astype(np.int64))
+
+
 def sgd(X, t, eta: float, w0, tol: float, max_iter: int, sampling: str, seed: int) -> dict:
     """Stochastic gradient descent with the same stopping rule, one epoch per iteration.
 
     Each epoch makes N single-example updates w <- w - eta (y_n - t_n) x_n, visiting every
     row once: in a fresh random order per epoch (sampling "permutation", without
     replacement) or in file order ("in_order"). E of the whole set is recorded at the start
-    of each epoch, as the GD loop records it before each update.
+    of each epoch, as the GD loop records it before each update. `trace` holds w after the
+    updates `trace_steps` names (`trace_steps` in the result: those this run reached, and its last).
     """
     rng = np.random.default_rng(seed)
     rows = [tuple(r) for r in np.asarray(X, float).tolist()]
     targets = np.asarray(t, float).tolist()
     w0_, w1_, w2_ = (float(v) for v in w0)
     ws, e_all = [(w0_, w1_, w2_)], []
-    trace = [(w0_, w1_, w2_)]  # w after every single-example update, for the per-update plot
+    wanted = trace_steps(len(rows), len(rows) * max_iter).tolist()
+    steps, trace = [0], [(w0_, w1_, w2_)]
+    updates, next_wanted = 0, 1  # index into `wanted` (wanted[0] is 0, recorded above)
     converged = False
     for epoch in range(max_iter):
         e_all.append(nll(X, t, np.array([w0_, w1_, w2_])))
@@ -135,18 +152,28 @@ def sgd(X, t, eta: float, w0, tol: float, max_iter: int, sampling: str, seed: in
             x0, x1, x2 = rows[n]
             g = eta * (_sigmoid_scalar(w0_ * x0 + w1_ * x1 + w2_ * x2) - targets[n])
             w0_, w1_, w2_ = w0_ - g * x0, w1_ - g * x1, w2_ - g * x2
-            trace.append((w0_, w1_, w2_))
+            updates += 1
+            if next_wanted < len(wanted) and updates == wanted[next_wanted]:
+                steps.append(updates)
+                trace.append((w0_, w1_, w2_))
+                next_wanted += 1
         ws.append((w0_, w1_, w2_))
         if epoch > 0 and abs(e_all[epoch] - e_all[epoch - 1]) < tol:
             converged = True
             break
+    if steps[-1] != updates:
+        steps.append(updates)
+        trace.append((w0_, w1_, w2_))
     return {"w": np.array([w0_, w1_, w2_]), "ws": np.array(ws), "nll": np.array(e_all),
-            "iterations": len(e_all), "converged": converged, "trace": np.array(trace)}
+            "iterations": len(e_all), "converged": converged, "trace": np.array(trace),
+            "trace_steps": np.array(steps), "updates": updates}
 
 
-def nll_many(X: np.ndarray, t: np.ndarray, ws: np.ndarray, chunk: int = 5000) -> np.ndarray:
-    """nll(X, t, w) for every row w of ws, vectorised in chunks to bound memory."""
+def nll_many(X: np.ndarray, t: np.ndarray, ws: np.ndarray, values: int = 10**7) -> np.ndarray:
+    """nll(X, t, w) for every row w of ws, vectorised in chunks of at most `values` activations (80 MB), so that
+    memory stays bounded for a large data set too."""
     out = np.empty(len(ws))
+    chunk = max(1, values // max(1, len(X)))
     for start in range(0, len(ws), chunk):
         a = X @ ws[start:start + chunk].T  # (N, chunk)
         out[start:start + chunk] = np.mean(np.logaddexp(0.0, a) - t[:, None] * a, axis=0)
@@ -156,7 +183,7 @@ def nll_many(X: np.ndarray, t: np.ndarray, ws: np.ndarray, chunk: int = 5000) ->
 def slope_intercept(w) -> tuple[float, float]:
     """The separator w1 x1 + w2 x2 + w3 = 0 as x2 = m x1 + b (the starter's get_mb)."""
     w = np.asarray(w, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # w2 = 0 or tiny: no finite line
         return float(-w[0] / w[1]), float(-w[2] / w[1])
 
 
@@ -237,16 +264,21 @@ def plot_slope_intercept(gd_runs, etas):
     for ax, run, eta, color in zip(axes, gd_runs, etas, COLORS):
         mb = np.array([slope_intercept(w) for w in run["ws"]])
         mb = mb[np.all(np.isfinite(mb), axis=1)]  # w0 has w2 = 0: no line yet
-        ax.plot(mb[:, 0], mb[:, 1], "k-", lw=0.7)
-        ax.plot(mb[-1, 0], mb[-1, 1], "o", color=color, markeredgecolor="k", ms=7, zorder=5,
-                label=f"final ({mb[-1, 0]:.2f}, {mb[-1, 1]:.2f})")
+        if len(mb):
+            ax.plot(mb[:, 0], mb[:, 1], "k-", lw=0.7)
+            ax.plot(mb[-1, 0], mb[-1, 1], "o", color=color, markeredgecolor="k", ms=7, zorder=5,
+                    label=f"final ({mb[-1, 0]:.2f}, {mb[-1, 1]:.2f})")
+        else:  # w2 = 0 after every step (a tiny eta, or a gradient that is exactly 0): no line x2 = m x1 + b
+            ax.text(0, -5, "no separator of the form\n$x_2 = m x_1 + b$:\n$w_2 = 0$ at every step", ha="center",
+                    va="center", fontsize=9)
         ax.set_xlim(-5, 5)  # the starter's window
         ax.set_ylim(-10, 0)
         ax.set_title(f"η = {eta:g}: {run['iterations']} iterations", fontsize=10)
         ax.set_xlabel("slope $m = -w_1/w_2$", fontsize=9)
         ax.set_ylabel("intercept $b = -w_3/w_2$", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
+        if len(mb):
+            ax.legend(fontsize=8, loc="lower left")
     fig.suptitle("Q5: path of the GD separator $x_2 = m x_1 + b$ in slope-intercept space")
     fig.tight_layout()
     return fig
@@ -264,9 +296,15 @@ def plot_separators(data, gd_runs, sgd_runs, etas, data_source: str):
     for gd_run, sgd_run, eta, color in zip(gd_runs, sgd_runs, etas, COLORS):
         for run, style, name in ((gd_run, "-", "GD"), (sgd_run, ":", "SGD")):
             m, b = slope_intercept(run["w"])
+            w = run["w"]
             if math.isfinite(m):
-                ax.plot(xs, m * xs + b, style, color=color, lw=1.8 if name == "GD" else 1.4,
-                        label=f"{name} η = {eta:g}" if name == "GD" else None)
+                line = (xs, m * xs + b)
+            elif w[0] != 0 and math.isfinite(-w[2] / w[0]):  # w2 = 0: the vertical line x1 = -w3 / w1
+                line = ([-w[2] / w[0]] * 2, [y_lo, y_hi])
+            else:  # w1 = w2 = 0: no line at all
+                continue
+            ax.plot(*line, style, color=color, lw=1.8 if name == "GD" else 1.4,
+                    label=f"{name} η = {eta:g}" if name == "GD" else None)
     ax.plot([], [], "k:", label="SGD (same colour)")
     ax.set(xlim=(x_lo, x_hi), ylim=(y_lo, y_hi), xlabel="$x_1$", ylabel="$x_2$")
     ax.set_title(f"Q5: data and final separators\n({data_source})", fontsize=10)
@@ -280,13 +318,9 @@ def plot_sgd(X, t, gd_runs, sgd_runs, etas, sampling: str):
     fig, axes, spare = _panels(len(etas))
     n = len(t)
     for ax, gd_run, sgd_run, eta, color in zip(axes, gd_runs, sgd_runs, etas, COLORS):
-        # Every update of the first epoch, then log-spaced ones: the x axis is logarithmic.
-        steps = np.unique(np.concatenate([
-            np.arange(min(n, len(sgd_run["trace"]))),
-            np.geomspace(n, len(sgd_run["trace"]) - 1, 3000).astype(int) if len(sgd_run["trace"]) > n else [],
-        ]).astype(int))
-        trace = nll_many(X, t, sgd_run["trace"][steps])
-        ax.plot(steps / n, trace, "-", color=color, lw=0.6, label="SGD, after each update (colour: η)")
+        # The first epoch's updates, then log-spaced ones (`trace_steps`): the x axis is logarithmic.
+        trace = nll_many(X, t, sgd_run["trace"])
+        ax.plot(sgd_run["trace_steps"] / n, trace, "-", color=color, lw=0.6, label="SGD, after each update (colour: η)")
         ax.plot(np.arange(len(sgd_run["nll"])), sgd_run["nll"], "k.", ms=2, label="SGD, epoch start")
         ax.plot(np.arange(len(gd_run["nll"])), gd_run["nll"], "k--", lw=1.2, label="GD")
         ax.set_xscale("symlog", linthresh=1)
@@ -326,6 +360,11 @@ def write_q5(numbers_path, nll_path, slope_intercept_path, separators_path, sgd_
     if data:
         points = load_data(data)
         source = str(data)
+        if (updates := len(etas) * len(points) * max_iter) > MAX_SGD_UPDATES:
+            raise ValueError(f"config keys theory.q5.max_iter, theory.q5.etas and theory.q5.data: {len(etas)} "
+                             f"learning rates x {len(points):,} rows of {data} x max_iter {max_iter:,} are "
+                             f"{updates:,} single-example SGD updates, more than {MAX_SGD_UPDATES:,} (a microsecond "
+                             "or two each, in Python); lower theory.q5.max_iter or use fewer etas")
     else:
         points = generate_data(**generated)
         source = f"generated (seed {generated['seed']})"
