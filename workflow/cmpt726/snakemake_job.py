@@ -79,9 +79,9 @@ def run(smk, main) -> None:
     if warning:
         print(f"rule {smk.rule}: {warning}", file=terminal)
     with open(log_path, "w", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print(f"threads {max(1, int(smk.threads))}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
         if warning:
             print(warning)
+        print(f"threads {max(1, int(smk.threads))}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
         try:
             inputs = stamps(getattr(smk, "input", []))
             main(smk)
