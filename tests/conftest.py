@@ -118,3 +118,14 @@ def smoke_run(tiny_inputs, tmp_path_factory):
     tic = time.perf_counter()
     proc = snakemake(workdir, "--cores", "2")
     return {"dir": workdir, "seconds": time.perf_counter() - tic, "log": proc.stderr}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on one intra-op thread, as the theory rules run (threads: 1): a second one only spin-waits on a
+    busy machine."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

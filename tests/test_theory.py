@@ -24,14 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 COURSE_DATA = REPO.parent / "shared/data/logreg/data.txt"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: a second intra-op thread only spin-waits on a busy machine (as the rules' threads: 1)."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- settings

@@ -17,14 +17,7 @@ from conftest import REPO
 TINY = 5e-324  # the smallest positive float: what an exclusive minimum of 0 lets through
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """As the theory rules run (threads: 1)."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def nested(key: str, value) -> dict:
