@@ -41,6 +41,12 @@ def trial(tmp_path_factory):
 def test_offline_trial_as_written_builds_the_report(trial):
     for name in ["report.html", "report.pdf", "gallery.html", "gallery.pdf"]:
         assert (trial / ".test" / "report" / name).stat().st_size > 1000, name
+    # the tuning stage ran too: every variant's search, its tuned and recipe twins, the report's tuning section
+    for variant in ("head", "head_l2", "all", "all_augment"):
+        assert json.loads((trial / f".test/results/tuning/{variant}/choice.json").read_text())["twin"] == f"{variant}-tuned"
+        assert (trial / f".test/results/metrics/{variant}-recipe/seed1.json").exists()
+    html = (trial / ".test/report/report.html").read_text()
+    assert 'id="tuning"' in html and "The recipe's gain and the search's." in html
 
 
 @pytest.mark.parametrize("setting", ["device=cpu", "seeds=[0,1]", "threads_per_job=2"])
