@@ -7,8 +7,7 @@ wildcard_constraints:
 
 
 rule tuning_trial:
-    """One configuration of a variant's search, one rung: a complete run of the rung's length, scored on
-    validation only."""
+    """One configuration of a variant's search in one rung, trained in full and scored on validation only."""
     conda:
         CONDA_ENV
     input:
