@@ -304,7 +304,8 @@ def report(plan, config: dict, jobs: list[tuple[str, dict, int]], *, cores: int,
     steps = {}
     for key, seconds in sorted(timing["seconds"].items(), key=lambda item: item[0][:3]):
         if key[0] in ("full", "frozen"):
-            steps.setdefault(key[0], []).append(f"batch {key[1]}{' bf16' if key[2] else ''} {seconds:.3g} s")
+            other = f" ({key[4]} threads)" if key[4] != threads else ""  # pretraining's own thread count
+            steps.setdefault(key[0], []).append(f"batch {key[1]}{' bf16' if key[2] else ''}{other} {seconds:.3g} s")
     named = {"full": "a step of the whole network", "frozen": "a step of a head on the frozen backbone"}
     said = "; ".join(f"{named[k]}: {', '.join(v)}" for k, v in steps.items()) or "heads only (steps of milliseconds)"
     total, job_time = wall(costs, cores, gpu_slots), sum(c.seconds for c in costs)
