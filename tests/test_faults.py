@@ -134,8 +134,10 @@ def test_unreadable_resume_state_is_ignored(trained, tmp_path, capsys):
     settings = {**resolve_variant(config, VARIANT), "epochs": 1}
     resume = tmp_path / "seed0.resume.pt"
     resume.write_bytes(b"PK\x03\x04 truncated")
-    history = train_variant(trained / "results/backbone/path.pt", trained / "results/data/cifar10/train.npz",
-                            tmp_path / "m.pt", tmp_path / "e.tsv", settings, seed=0, device="cpu", resume_path=resume)
+    history = train_variant({"seed": 0, "settings": settings, "device": "cpu"},
+                            {"backbone": trained / "results/backbone/path.pt",
+                             "train": trained / "results/data/cifar10/train.npz", "checkpoint": tmp_path / "m.pt",
+                             "epochs": tmp_path / "e.tsv", "resume": resume})
     assert len(history) == 1 and (tmp_path / "m.pt").exists() and not resume.exists()
     assert f"ignoring {resume}: unreadable" in capsys.readouterr().out
 

@@ -144,7 +144,7 @@ def workflow_loop_throughput(work, backbone, settings, n_images) -> float:
 
     save_arrays(work / "tp_train.npz", images[:n_images], labels[:n_images], classes)
     s = dict(settings, epochs=1)
-    history = train_variant(backbone, work / "tp_train.npz", work / "tp.pt", work / "tp.tsv", s, seed=0, device=DEVICE)
+    history = train(backbone, work / "tp_train.npz", work / "tp.pt", work / "tp.tsv", s, seed=0, device=DEVICE)
     return n_images / history[0]["seconds"]
 
 
@@ -199,6 +199,12 @@ def starter_grid(work, backbone, grid) -> dict:
     return out
 
 
+def train(backbone, train_path, checkpoint, epochs_path, settings, seed=0, device="cpu") -> list[dict]:
+    """finetune.train_variant as a training job calls it: the spec and the job's paths."""
+    return train_variant({"seed": seed, "settings": settings, "device": device},
+                         {"backbone": backbone, "train": train_path, "checkpoint": checkpoint, "epochs": epochs_path})
+
+
 def _run_job(stage: str, args: tuple) -> tuple[float, float | None]:
     """One workflow job in a worker process (what one Snakemake job runs): its seconds, and the
     accuracy for an evaluation."""
@@ -209,7 +215,7 @@ def _run_job(stage: str, args: tuple) -> tuple[float, float | None]:
     elif stage == "evaluation":
         accuracy = evaluate_variant(*args, device=DEVICE)["accuracy"]
     else:
-        train_variant(*args, seed=0, device=DEVICE)
+        train(*args, seed=0, device=DEVICE)
     return time.perf_counter() - tic, accuracy
 
 
@@ -317,8 +323,9 @@ def snakemake_grid(work, folder, backbone, args, threads_per_job: int) -> tuple[
 def peak_memory_mb(work, backbone, s) -> float:
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'workflow')!r});"
             "from cmpt726.finetune import train_variant;"
-            f"train_variant({str(backbone)!r}, {str(work / 'train.npz')!r},"
-            f" {str(work / 'mem.pt')!r}, {str(work / 'mem.tsv')!r}, {json.dumps(dict(s, epochs=1))}, 0, {DEVICE!r})")
+            f"train_variant({{'seed': 0, 'device': {DEVICE!r}, 'settings': {json.dumps(dict(s, epochs=1))}}},"
+            f" {{'backbone': {str(backbone)!r}, 'train': {str(work / 'train.npz')!r},"
+            f" 'checkpoint': {str(work / 'mem.pt')!r}, 'epochs': {str(work / 'mem.tsv')!r}}})")
     code = code.replace("true", "True").replace("false", "False").replace("null", "None")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
