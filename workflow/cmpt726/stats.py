@@ -385,7 +385,8 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_e
 
 def run_level_contrast(arrays: Sequence[np.ndarray], weights: Sequence[float], confidence: float = 0.95) -> dict:
     """The run-level test of a contrast Σ w_j · (expected accuracy of variant j), e.g. the interaction
-    (A' − B') − (A − B) with weights (1, −1, −1, 1): is it zero? Every variant needs 2+ seeds, on the same images.
+    (A' − B') − (A − B) with weights (1, −1, −1, 1): is it zero? Every variant needs 2+ seeds, on the same
+    images.
 
     As `run_level_difference`: the run parts Σ w_j² s2_j / k_j, plus the paired image part
     Var_i(Σ w_j p_j(i)) / n less the run noise it holds (Σ w_j² w_j / k_j), floored at 0; Student's t with
@@ -499,8 +500,8 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
     for group in set(groups.values()):
         pools[group] = pooled_run_variance([by_name[n] for n in names if groups.get(n) == group])
 
-    def pool_for(name):  # (pooled variance, where from) for a one-seed variant
-        own = pools.get(groups.get(name)) if groups.get(name) is not None else None
+    def pool_for(name):  # (pooled variance, where from) for a one-seed variant: its group's, else all variants'
+        own = pools[groups[name]] if name in groups else None
         return (own, groups[name]) if own is not None else (pools[None], "all")
 
     if method == "bootstrap":

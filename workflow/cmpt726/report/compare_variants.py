@@ -269,24 +269,22 @@ def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: d
             {"a": r, "b": v, "asks": f"Does {v}'s tuned recipe at one fixed lr help it?"},
             {"a": t, "b": r, "asks": f"Does the search help {v} beyond that recipe?"})])
         gains = [{"variant": v, "recipe": r, "twin": t, "recipe_row": by_name[r],
-                  "recipe_gain": _pair(records[2 * i], by_name), "search_gain": _pair(records[2 * i + 1], by_name),
-                  "recipe_differs": setting_differences(settings[r], settings[v])}
+                  "recipe_gain": _pair(records[2 * i], by_name), "search_gain": _pair(records[2 * i + 1], by_name)}
                  for i, (t, v, r) in enumerate(split)]
     twin_of = {v: t for t, v in twins.items()}
+    # The questions both of whose variants were tuned, with the twins that answer them again.
+    again = [(q, twin_of[q["a"]], twin_of[q["b"]]) for q in comparisons
+             if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
     # A question keeps its words only where the twins differ as the variants do ("10 epochs against 1" is not
     # what twins that both train 15 compare); else it asks of the twins by name, their differences beside it.
-    mapped = [{**q, "a": twin_of[q["a"]], "b": twin_of[q["b"]],
-               "asks": q["asks"] if differences(by_name[twin_of[q["a"]]], by_name[twin_of[q["b"]]]) ==
-               differences(by_name[q["a"]], by_name[q["b"]]) else
-               f"Does {twin_of[q['a']]} beat {twin_of[q['b']]}? (asked above as “{q['asks']}”)"}
-              for q in comparisons if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"]]
-    # Does tuning change a question's answer? (A' − B') − (A − B) for each question asked of the twins, where every
-    # run set has 2+ seeds; one Holm family of its own.
-    interactions = [{"a": q["a"], "b": q["b"], "asks": q["asks"], **stats.run_level_contrast(
-        [correct[q["a"]], correct[q["b"]], correct[twins_a], correct[twins_b]], [-1, 1, 1, -1])}
-        for q, twins_a, twins_b in ((q, twin_of[q["a"]], twin_of[q["b"]]) for q in comparisons
-                                    if q["a"] in twin_of and q["b"] in twin_of and q["a"] != q["b"])
-        if min(len(correct[name]) for name in (q["a"], q["b"], twins_a, twins_b)) >= 2]
+    mapped = [{**q, "a": ta, "b": tb,
+               "asks": q["asks"]
+               if differences(by_name[ta], by_name[tb]) == differences(by_name[q["a"]], by_name[q["b"]])
+               else f"Does {ta} beat {tb}? (asked above as “{q['asks']}”)"} for q, ta, tb in again]
+    # Does tuning change a question's answer? (A' − B') − (A − B) where all four have 2+ seeds; a Holm family.
+    interactions = [{"a": q["a"], "b": q["b"], "asks": q["asks"],
+                     **stats.run_level_contrast([correct[name] for name in (q["a"], q["b"], ta, tb)], [-1, 1, 1, -1])}
+                    for q, ta, tb in again if min(len(correct[name]) for name in (q["a"], q["b"], ta, tb)) >= 2]
     for record, adjusted in zip(interactions, stats.holm([r["p"] for r in interactions])):
         record.update(p_adjusted=adjusted, significant=bool(adjusted < alpha))
     twin_rows = [by_name[t] for t in twins]
