@@ -81,7 +81,7 @@ if workflow.is_main_process:
 # it will cost (preflight.estimate): the main job's first lines. Snakemake calls no onstart in a dry run: the
 # same checks run once it has listed the jobs, as warnings.
 if workflow.is_main_process and DRY_RUN:
-    atexit.register(preflight.before_jobs, workflow, config, PLAN, dry_run=True)
+    atexit.register(preflight.before_jobs, workflow, config, PLAN, dry_run=True, workdir=os.getcwd())
 
 
 onstart:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,3 +132,17 @@ def test_the_laptop_overlay_plans_without_a_warning(tiny_inputs, tmp_path):
     assert "pre-flight estimate: 54 trainings (18 on images: 180 epochs; 36 heads on cached features: 369 epochs), " \
            "63 tuning trials (63 heads on cached features: 201 epochs)" in proc.stderr
     assert "1 thread a job" in proc.stderr
+
+
+def test_a_dry_run_elsewhere_reads_the_config_paths_from_its_directory(tiny_inputs, tmp_path):
+    """`-n --directory DIR` (the offline trial's form): the checks and the estimate run as Snakemake exits, after it
+    has left DIR, yet the config's relative paths still mean DIR's files: the 300 images there make a small plan,
+    not one of 60,000."""
+    config = smoke_config(Path("data/cifar10"), tiny_inputs / "backbone.pth")
+    config["data"]["cifar10h"]["enabled"] = False
+    project = make_project(tmp_path / "project", config)
+    shutil.copytree(tiny_inputs / "cifar10", project / "data" / "cifar10")
+    proc = snakemake(tmp_path, "-n", "--cores", "2", "--directory", "project", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "A small plan" in proc.stderr and "not measured" in proc.stderr, proc.stderr[-3000:]
+    assert "WARNING: pre-flight" not in proc.stderr, proc.stderr[-3000:]

@@ -5,6 +5,7 @@ on a CPU that emulates it, said at planning. What the jobs will cost: `estimate`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -143,12 +144,19 @@ def message(problems: list[str]) -> str:
             + "\n".join(f"  - {p}" for p in problems))
 
 
-def before_jobs(workflow, config: dict, plan, dry_run: bool) -> None:
+def before_jobs(workflow, config: dict, plan, dry_run: bool, workdir=None) -> None:
     """The pre-flight of the jobs the Snakefile's `workflow` will run (its DAG built, the executor known): a real
     run exits naming everything they lack (`run_problems`), a dry run warns of it; then their cost
-    (`estimate.report`). Nothing where the DAG was never built (a dry run that failed first)."""
+    (`estimate.report`). Nothing where the DAG was never built (a dry run that failed first). workdir: the
+    folder the config's relative paths mean (a dry run's check runs at exit, when Snakemake has left
+    `--directory`)."""
     if workflow.dag is None or (dry_run and workflow.scheduler is None):
         return
+    with contextlib.chdir(workdir or os.getcwd()):
+        _before_jobs(workflow, config, plan, dry_run)
+
+
+def _before_jobs(workflow, config: dict, plan, dry_run: bool) -> None:
     jobs = list(workflow.dag.needrun_jobs(exclude_finished=False))
     rules = {job.rule.name for job in jobs}
     # The rules that declare a `gpu` resource are the ones that run on config["device"].

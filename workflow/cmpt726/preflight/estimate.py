@@ -14,6 +14,7 @@ the measurement) instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cifar import CIFAR10, read_split
 from ..config import CIFAR10_TRAIN
 from ..device import gpus_per_job, nvidia_present
 
@@ -53,8 +55,22 @@ class Cost:
     seconds: float = 0.0        # filled by `timed`
 
 
+@functools.lru_cache(maxsize=None)
+def _available(batch_dir: str, split: str) -> int | None:
+    """The images of `split` in the CIFAR-10 folder the run reads, where its files are already there (the offline
+    trial's hold a few hundred, not 50,000); None where they are not (a download to come). Unreadable files are
+    the prepare job's to refuse, naming them: here they count as absent."""
+    try:
+        return len(read_split(batch_dir, CIFAR10, split, verify=False)[1])
+    except Exception:  # noqa: BLE001 (an estimate never stops a run)
+        return None
+
+
 def _images(config: dict, split: str) -> int:
-    return config["data"]["subset"][split] or (CIFAR10_TRAIN if split == "train" else CIFAR10_TEST)
+    full = _available(str(Path(config["data"]["cifar10"]["root"]) / CIFAR10.folder), split) \
+        or (CIFAR10_TRAIN if split == "train" else CIFAR10_TEST)
+    subset = config["data"]["subset"][split]
+    return min(subset, full) if subset else full
 
 
 def _head(settings: dict) -> str:
@@ -283,11 +299,11 @@ def report(plan, config: dict, jobs: list[tuple[str, dict, int]], *, cores: int,
     on_gpu = gpus_per_job(config["device"]) == 1
     device = "cuda" if on_gpu else "cpu"
     env = os.environ if env is None else env
+    if on_gpu and not env.get(ENV) and not nvidia_present():
+        return lines + ["  Its time on this machine is not measured: the jobs ask for a GPU and there is none here."]
     if not env.get(ENV) and sum(c.images for c in costs) < SMALL_PLAN:
         return lines + [f"  A small plan ({_plural(round(sum(c.images for c in costs)), 'image')} through the "
                         "network): minutes at most; not measured."]
-    if on_gpu and not env.get(ENV) and not nvidia_present():
-        return lines + ["  Its time on this machine is not measured: the jobs ask for a GPU and there is none here."]
     load = _load()
     timing = measure([key for c in costs for key in c.steps], device, env=env)
     if "error" in timing:
