@@ -146,3 +146,18 @@ def test_a_dry_run_elsewhere_reads_the_config_paths_from_its_directory(tiny_inpu
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "A small plan" in proc.stderr and "not measured" in proc.stderr, proc.stderr[-3000:]
     assert "WARNING: pre-flight" not in proc.stderr, proc.stderr[-3000:]
+
+
+def test_a_dry_run_for_a_cluster_estimates_no_local_wall_time(tiny_inputs, tmp_path):
+    """`-n --executor slurm`: the jobs would run on the cluster's nodes, so neither this machine's step times nor its
+    missing GPU say anything about them."""
+    config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
+    config["device"] = "cuda"
+    workdir = make_project(tmp_path / "project", config)
+    env = {ENV: "0.01"}
+    local = snakemake(workdir, "-n", "--cores", "2", check=False, env=env)
+    assert "≈ " in local.stderr and "not estimated here" not in local.stderr, local.stderr[-3000:]
+    cluster = snakemake(workdir, "-n", "--executor", "slurm", "--jobs", "4", check=False, env=env)
+    assert cluster.returncode == 0, cluster.stderr[-3000:]
+    assert "depends on the cluster's nodes and queue: not estimated here" in cluster.stderr, cluster.stderr[-3000:]
+    assert "CUDA" not in cluster.stderr.split("pre-flight estimate")[0], cluster.stderr[-3000:]

@@ -156,12 +156,21 @@ def before_jobs(workflow, config: dict, plan, dry_run: bool, workdir=None) -> No
         _before_jobs(workflow, config, plan, dry_run)
 
 
+def runs_here(workflow, dry_run: bool) -> bool:
+    """Whether the jobs run on this machine. A dry run swaps the executor for Snakemake's local "dryrun" one, but
+    keeps a trace of the one it stands for: Snakemake turns `use_threads` on for every non-local executor."""
+    if dry_run:
+        return not workflow.execution_settings.use_threads
+    return workflow.local_exec
+
+
 def _before_jobs(workflow, config: dict, plan, dry_run: bool) -> None:
     jobs = list(workflow.dag.needrun_jobs(exclude_finished=False))
     rules = {job.rule.name for job in jobs}
     # The rules that declare a `gpu` resource are the ones that run on config["device"].
     gpu_rules = {job.rule.name for job in jobs if "gpu" in job.rule.resources}
-    problems = run_problems(config, rules, gpu_rules, local=workflow.local_exec)
+    local = runs_here(workflow, dry_run)
+    problems = run_problems(config, rules, gpu_rules, local=local)
     if problems and not dry_run:
         sys.exit(message(problems))
     for problem in problems:
@@ -174,6 +183,6 @@ def _before_jobs(workflow, config: dict, plan, dry_run: bool) -> None:
         return getattr(value, "value", value)
 
     lines = estimate.report(plan, config, [(job.rule.name, job.wildcards_dict, job.threads) for job in jobs],
-                            cores=resource("_cores") or os.cpu_count() or 1, local=workflow.local_exec,
+                            cores=resource("_cores") or os.cpu_count() or 1, local=local,
                             gpu_share=resource("gpu_share"))
     print("\n".join(lines), file=sys.stderr, flush=True)
