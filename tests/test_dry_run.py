@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, make_project, shipped, smoke_config, snakemake
+from conftest import REPO, closed_port_url, make_project, shipped, smoke_config, snakemake
 
 from cmpt726 import device, specs
 from cmpt726.config import ConfigError
@@ -72,14 +71,6 @@ def test_numbers_the_runs_could_not_use_are_refused_naming_the_key(edit, message
 
 
 # ----------------------------------------------------------------------------- the real run's checks, as warnings
-def closed_port_url(name: str) -> str:
-    """An http URL on 127.0.0.1 where nothing listens (a port just released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/{name}"
-
-
 def test_a_dry_run_warns_of_what_the_real_run_would_refuse(tiny_inputs, tmp_path):
     """Offline: each download the plan needs is named, and the estimate counts the jobs; the dry run still plans."""
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
