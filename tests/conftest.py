@@ -33,6 +33,18 @@ def shipped(raw: bool = False) -> dict:
     return config if raw else fill_and_check(config)
 
 
+def overlaid(*names: str, **top) -> dict:
+    """config.yaml with configs/<name>.yaml merged over it (as `--configfile` does) and `top` keys set, validated."""
+    from cmpt726.config import _merge, validate_config
+
+    config = read_yaml("config.yaml")
+    for name in names:
+        _merge(config, read_yaml(f"configs/{name}.yaml"))
+    config.update(top)
+    validate_config(config)
+    return config
+
+
 class Killed(Exception):
     """Raised by `kill_after_first`: a job killed after its first epoch."""
 

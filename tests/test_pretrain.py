@@ -13,6 +13,8 @@ from cmpt726 import cifar100, data, models
 from cmpt726.config import ConfigError, validate_config
 from cmpt726.pretrain import RandomCropFlip, learning_rate, pretrain
 
+# One torch thread (and --cores 1): on a shared 2-core machine spin-waiting OpenMP threads slow tiny runs.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CLASSES100 = [f"class{i:02d}" for i in range(100)]
 
 
@@ -47,15 +49,6 @@ def write_imagefolder(root, per_class=(3, 1), seed=0):
             for i in range(n):
                 Image.fromarray(np.ascontiguousarray(pixels[i])).save(d / f"{i}.png")
     return root
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread (and --cores 1): on a shared 2-core machine spin-waiting OpenMP threads slow tiny runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

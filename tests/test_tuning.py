@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cmpt726 import finetune, specs
-from cmpt726.config import ConfigError, _merge, validate_config
+from cmpt726.config import ConfigError
 from cmpt726.features import extract_features
 from cmpt726.finetune import apply_choice
 from cmpt726.files import read_tsv, write_tsv
@@ -16,7 +16,7 @@ from cmpt726.tuning import choice as search
 from cmpt726.tuning import plan as tuning
 from cmpt726.tuning import trials
 from cmpt726.tuning.summary import tuning_outputs
-from conftest import make_project, prepared_data, read_yaml, smoke_config
+from conftest import make_project, overlaid, prepared_data, read_yaml, smoke_config
 from workflow_helpers import edited_config, job, job_fields, planned_jobs, snakemake
 
 
@@ -304,16 +304,6 @@ def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp
         snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
         assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] != chosen
         assert planned_jobs(workdir, *targets) == twin_a  # a new choice: its twin retrains, nothing else
-
-
-# --------------------------------------------------------------------------- the shipped overlays
-def overlaid(*names) -> dict:
-    """The shipped config (tuning on) with configs/<name>.yaml merged over it, validated."""
-    config = shipped()
-    for name in names:
-        _merge(config, read_yaml(f"configs/{name}.yaml"))
-    validate_config(config)
-    return config
 
 
 @pytest.mark.parametrize("names, tuned", [(("smoke",), True), (("replica-2019",), False), (("tuning-cpu",), True)])
