@@ -122,7 +122,6 @@ def test_cifar100_meta_without_fine_label_names_is_named(tmp_path):
         cifar.read_classes(folder, cifar.CIFAR100, verify=False)
 
 
-# --------------------------------------------------------------------------- hostile files
 @pytest.mark.parametrize("dataset, name, key", [
     ("cifar10", "data_batch_2", "data"), ("cifar10", "test_batch", "labels"), ("cifar10", "batches.meta", "label_names"),
     ("cifar100", "train", "data"), ("cifar100", "test", "fine_labels"), ("cifar100", "meta", "fine_label_names"),

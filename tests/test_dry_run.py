@@ -70,7 +70,6 @@ def test_numbers_the_runs_could_not_use_are_refused_naming_the_key(edit, message
         specs.load(config)
 
 
-# ----------------------------------------------------------------------------- the real run's checks, as warnings
 def test_a_dry_run_warns_of_what_the_real_run_would_refuse(tiny_inputs, tmp_path):
     """Offline: each download the plan needs is named, and the estimate counts the jobs; the dry run still plans."""
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")

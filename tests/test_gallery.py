@@ -53,7 +53,6 @@ def decode_run(entry: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(entry["top"]).reshape(n, 3), np.array(entry["p"]).reshape(n, 3) / 10_000
 
 
-# --------------------------------------------------------------------------- gallery.html of the smoke run
 def test_gallery_html_is_one_file_with_every_image_and_its_facts(built):
     html, scores = built["html"], built["scores"]
     data, n = self_contained_data(html), len(scores["label"])
@@ -92,7 +91,6 @@ def test_gallery_pdf_has_a_grid_of_every_image(built):
     assert len(run_tool("pdfimages", "-list", pdf).strip().splitlines()) - 2 == n
 
 
-# --------------------------------------------------------------------------- a real browser
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="chromium is not installed (Debian: apt-get install chromium); "
                                            "CI installs it")
@@ -150,7 +148,6 @@ def test_gallery_controls_sort_and_filter_in_chromium(built, tmp_path):
     assert np.abs(a - b).mean() > 1  # and the controls changed what is shown
 
 
-# --------------------------------------------------------------------------- units
 def test_sprite_places_image_i_at_its_row_and_column():
     images = np.arange(7, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
     sheet = pack.sprite(images, columns=3)
@@ -210,7 +207,6 @@ def test_page_script_is_inlined_and_may_not_close_its_element(tmp_path):
     assert not (tmp_path / "g2.html").exists()
 
 
-# --------------------------------------------------------------------------- every run and the analyses, on tiny files
 VARIANTS, SEEDS = ["base", "wide", "aug"], [0, 1]
 N_TINY, N_TRAIN = 100, 40
 ISSUES = {7: ("frog", 2), 23: ("ship", 1), 51: ("truck", 3), 77: ("horse", 4)}  # index: (suggested, rank)

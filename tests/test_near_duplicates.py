@@ -152,9 +152,6 @@ def test_feature_search_is_cosine_not_euclidean():
     assert cosine[1] == pytest.approx(1)
 
 
-# --------------------------------------------------------------------------- the entry point
-
-
 def save(folder, data, test_key="test", test_labels_key="test_labels"):
     paths = {name: folder / f"{name}.npz" for name in ["train", "test", "train_features", "test_features"]}
     classes = np.array([f"class{i}" for i in range(N_CLASSES)])

@@ -85,7 +85,6 @@ def pretrain_project(workdir, tiny_inputs, cifar100_cfg):
     return make_project(workdir, config)
 
 
-# --------------------------------------------------------------------------- real Snakemake runs
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["pickle", "imagefolder"])
 def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path):
@@ -117,7 +116,6 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
         assert "Nothing to be done" in dryrun.stdout + dryrun.stderr
 
 
-# --------------------------------------------------------------------------- resume and the checkpoint
 @pytest.mark.slow
 def test_resume_after_interruption_gives_the_same_weights(prepared, tmp_path):
     cfg = pretrain_cfg(epochs=3, schedule="onecycle", batch_size=128)
@@ -156,7 +154,6 @@ def test_checkpoint_loads_strictly_like_the_published_one(prepared, tiny_inputs,
     models.load_backbone_state(tmp_path / "pretrain.pt")
 
 
-# --------------------------------------------------------------------------- pieces
 def test_crop_flip_is_a_shifted_window_of_the_padded_image():
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     g = torch.Generator().manual_seed(0)

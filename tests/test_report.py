@@ -112,7 +112,6 @@ def report(smoke_run):
     return {"dir": smoke_run["dir"], "html": html, "page": Page(html), "config": config}
 
 
-# --- report.html of the smoke run
 def test_html_parses_and_is_balanced(report):
     assert report["page"].errors == [] and report["html"].lstrip().startswith("<!DOCTYPE html>")
     for section in ["q6", "provenance"]:
@@ -202,7 +201,6 @@ def test_no_table_pushes_the_page_wider_than_the_window(report, width):
     assert page_width <= width and wide == [], (page_width, wide)
 
 
-# --- report.pdf
 @pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="poppler-utils (pdfinfo, pdftotext) not installed")
 def test_pdf_has_sane_pages_titles_and_figures_and_each_question_on_a_new_page(report):
     pdf = report["dir"] / "report/report.pdf"
@@ -233,7 +231,6 @@ def test_pdf_without_wkhtmltopdf_says_how_to_install_it(tmp_path, monkeypatch):
     assert not (tmp_path / "r.pdf").exists()
 
 
-# --- snakemake --report
 def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     out = tmp_path / "report.zip"
     proc = snakemake(smoke_run["dir"], "--report", str(out))
@@ -251,7 +248,6 @@ def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     assert not re.search(r"\(WARNING/2\)|\(ERROR/3\)", log), log[-2000:]
 
 
-# --- the Q6 numbers, unit-sized
 def test_calibration_bins_and_ece_by_hand():
     calib = q6.calibration(np.array([0.95, 0.95, 0.95, 0.95, 0.55, 0.55]), np.array([1, 1, 1, 0, 1, 0], bool), bins=10)
     # bin (0.9, 1]: 4 images, accuracy 0.75, score 0.95; bin (0.5, 0.6]: 2 images, accuracy 0.5, score 0.55

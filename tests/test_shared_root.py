@@ -28,7 +28,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-# --------------------------------------------------------------------------- the rules
 def rule_outputs(workdir: Path) -> dict[str, list[str]]:
     """Every rule of the workflow as planned for `workdir`'s config.yaml → its output patterns (absolute)."""
     with loaded_workflow(workdir) as workflow:
@@ -53,7 +52,6 @@ def test_no_rule_declares_an_output_in_a_data_root(tiny_inputs, tmp_path):
     assert inside == {}
 
 
-# --------------------------------------------------------------------------- the downloads
 def test_a_counts_download_never_replaces_a_file_there(server, tmp_path):
     """Another run's file at the name (a different one, even) is kept byte for byte; nothing else is left."""
     theirs = tmp_path / "shared" / "cifar10h-counts.npy"
@@ -158,7 +156,6 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-# --------------------------------------------------------------------------- real runs sharing a root
 def start(workdir: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
     return subprocess.Popen([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), *args], cwd=workdir, env=env,

@@ -137,7 +137,6 @@ def test_tuning_needs_a_validation_split():
     specs.load(off)  # off: nothing to tune on is fine
 
 
-# --------------------------------------------------------------------------- ranking and the choice
 def record(rung, slot, index, acc, loss, epochs=3, promoted_from=None):
     return {"rung": rung, "slot": slot, "config_index": index, "config": {"lr": index / 10},
             "promoted_from": promoted_from, "settings": {"lr": index / 10}, "epochs": epochs, "kept_epoch": epochs,
@@ -201,7 +200,6 @@ def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
     assert json.loads((tmp_path / "numbers.json").read_text())["total"]["trials"] == 3
 
 
-# --------------------------------------------------------------------------- trials on tiny data
 @pytest.fixture(scope="module")
 def features(tmp_path_factory):
     root = prepared_data(tmp_path_factory.mktemp("tune"), n_train=160, n_test=40, n_val=40, data_seed=3,
@@ -244,7 +242,6 @@ def test_a_promoted_trial_is_the_grid_run_of_its_rungs_length(features, tmp_path
     assert len((tmp_path / "halving" / "h" / "trials.tsv").read_text().splitlines()) == 1 + 5
 
 
-# --------------------------------------------------------------------------- the DAG
 def tuning_project_config(tiny_inputs) -> dict:
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     config["variants"] = {"a": {"train": "head"}, "b": {"train": "head", "weight_decay": 0.001},
