@@ -414,6 +414,17 @@ def test_several_seeds_give_mean_and_std_and_render(tmp_path):
     assert "not a git checkout" in text and variant_rows(text) == ["head", "all"]
 
 
+def assert_states_per_variant_settings(html: str) -> str:
+    """Q6 says lr 0.05 for every variant (never the defaults' 0.01 or batch size 32) and shows batch sizes 16 and 64
+    in the variant table; returns Q6's text."""
+    text = q6_text(html)
+    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
+    assert "learning rate 0.01" not in text.lower() and "batch size 32" not in text
+    for name, batch in [("head", 16), ("all", 64)]:
+        assert f'<td class="num">{batch}</td>' in row_of(table_of(html), name), name
+    return text
+
+
 def test_report_states_the_settings_the_variants_ran_with(tmp_path):
     """The text names the resolved per-variant settings (numbers.json), never the `training` defaults: with
     training.lr 0.01 but every variant at lr 0.05, and batch sizes that differ, the report says 0.05 and
@@ -430,14 +441,11 @@ def test_report_states_the_settings_the_variants_ran_with(tmp_path):
     assert numbers["devices"] == ["cpu: test", "cuda: test GPU"] and numbers["scored_on"] == ["cpu: test"]
     changes = [{"key": "training.lr", "value": "0.01", "shipped": "0.001"}]  # the defaults, overridden everywhere
     html = html_report(tmp_path, config_changes=changes)
-    text = q6_text(html)
-    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
-    assert "0.01" not in text and "batch size 32" not in text
+    text = assert_states_per_variant_settings(html)
+    assert "0.01" not in text
     assert "batch size per variant (table below)" in text
     assert "momentum per variant (head 0.9, all 0.5)" in text
     assert "Trained on cpu: test; cuda: test GPU; the test set scored on cpu: test." in text
-    for name, batch in [("head", 16), ("all", 64)]:
-        assert f'<td class="num">{batch}</td>' in row_of(table_of(html), name), name
     assert re.search(r'<td class="key">training.lr</td><td>0.01</td>', html)  # the config, labelled
 
 
@@ -498,12 +506,7 @@ def test_workflow_report_states_per_variant_settings_not_the_defaults(tiny_input
     snakemake(project, "--cores", "2", "report/report.html")
     numbers = json.loads((project / "results/figures/q6/numbers.json").read_text())
     assert {r["name"]: (r["lr"], r["batch_size"]) for r in numbers["rows"]} == {"head": (0.05, 16), "all": (0.05, 64)}
-    html = (project / "report/report.html").read_text()
-    text = q6_text(html)
-    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
-    assert "learning rate 0.01" not in text.lower() and "batch size 32" not in text
-    for name, batch in [("head", 16), ("all", 64)]:
-        assert f'<td class="num">{batch}</td>' in row_of(html, name), name
+    assert_states_per_variant_settings((project / "report/report.html").read_text())
 
 
 def fake_tuning(root: Path, choices: dict) -> list[Path]:
