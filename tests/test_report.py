@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import CLASSES, REPO, make_project, smoke_config, snakemake
-from chromium import Chromium, find_chromium
+from chromium import Chromium, needs_chromium
 from workflow_helpers import parse_jobs
 
 from cmpt726.data import save_arrays
@@ -189,7 +189,7 @@ def test_a_config_that_changes_nothing_reruns_no_report(report, setting):
     assert not jobs & REPORT_RULES, proc.stdout[-3000:]
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
+@needs_chromium
 @pytest.mark.parametrize("width", [1400, 800, 390])
 def test_no_table_pushes_the_page_wider_than_the_window(report, width):
     """At desktop, tablet and phone widths the page never scrolls sideways: wide tables scroll in their own box."""
