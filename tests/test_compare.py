@@ -1,6 +1,4 @@
-"""Experiments side by side (cmpt726.compare_runs): two real runs of the workflow on the tiny data, the second a
-copy of the shared smoke run with one variant's learning rate changed and rerun by Snakemake; the page
-shows that setting, each run's intervals and the paired tests; unfinished or mismatched runs are refused."""
+"""Experiments side by side (cmpt726.compare_runs): the comparison page and the runs it refuses."""
 
 import base64
 import os

@@ -1,6 +1,4 @@
-"""The pre-flight's estimate: what the jobs to run train, their steps, the wall time from known step times, the one
-change that shortens a long plan; the real measurement on a tiny case; `bf16: auto` decided at planning; the
-laptop overlay's plan without a warning."""
+"""The pre-flight's estimate of a plan (jobs, steps, wall time, the change that shortens it) and `bf16: auto`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Train–test near-duplicates on tiny synthetic data: planted copies (exact, ±3 noise, a pixel's shift, brightness
-changed) are flagged with their twin, same-class look-alikes are not; bad inputs are refused, naming the files."""
+"""Train–test near-duplicates on tiny synthetic data with planted copies and same-class look-alikes."""
 
 from functools import partial
 

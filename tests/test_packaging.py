@@ -1,6 +1,4 @@
-"""What a user installs and runs, checked where it can be: the conda env (statically: no conda here), the
-package's metadata, the import path of the jobs, the licence and citation, the docs free of machine paths,
-a one-line description per rule, and downloads that stay on the submitting host under a cluster."""
+"""What a user installs and runs, checked where it can be (statically for conda: no conda here)."""
 
 import re
 import shutil

@@ -1,5 +1,4 @@
-"""Tuning (config `tuning`): the plan, successive halving, the choice; no tuning job reads the test set, and a
-changed search space retrains only its variant."""
+"""Tuning (config `tuning`): the plan, successive halving, the choice, and the jobs it plans."""
 
 import copy
 import json
