@@ -19,7 +19,6 @@ def tiny(tmp_path):
 
 
 def prepare(folder, out, verify=False, **subset):
-    """prepare_cifar10 of `folder` into out/train.npz, test.npz and s.json."""
     return data.prepare_cifar10(folder, out / "train.npz", out / "test.npz", out / "s.json", verify=verify, **subset)
 
 

@@ -172,8 +172,8 @@ def test_crop_flip_is_a_shifted_window_of_the_padded_image():
     assert all(torch.equal(m, i) or torch.equal(m, i.flip(-1)) for m, i in zip(mirrored, x))
 
 
-def test_cosine_schedule_of_the_upstream_log():
-    cfg = pretrain_cfg(epochs=200, schedule="cosine", lr=0.1, eta_min=0.0)
+def test_learning_rate_schedules():
+    cfg = pretrain_cfg(epochs=200, schedule="cosine", lr=0.1, eta_min=0.0)  # the upstream log's
     steps = 196  # 50,000 / 256
     assert learning_rate(cfg, 0, steps) == pytest.approx(0.1)
     assert learning_rate(cfg, 100 * steps, steps) == pytest.approx(0.05)  # half-way: half the rate
@@ -181,9 +181,6 @@ def test_cosine_schedule_of_the_upstream_log():
     values = [learning_rate(cfg, s, steps) for s in range(0, 200 * steps, 97)]
     assert all(a > b for a, b in zip(values, values[1:]))  # falls at every step
     assert learning_rate({**cfg, "eta_min": 0.001}, 200 * steps, steps) == pytest.approx(0.001)
-
-
-def test_learning_rate_schedules():
     step = pretrain_cfg(epochs=200, schedule="step", lr=0.1)
     lrs = [learning_rate(step, e * 10, 10) for e in (0, 99, 100, 149, 150, 199)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])

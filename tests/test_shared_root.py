@@ -150,7 +150,6 @@ def test_only_a_dead_writers_temporary_is_removed(tmp_path):
 
 
 def _dead_pid() -> int:
-    """The pid of a process that has ended."""
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid

@@ -59,14 +59,11 @@ def test_mcnemar_counts_and_hand_worked_p():
     assert stats.mcnemar_exact(same, same.copy()) == {"b": 0, "c": 0, "p": 1.0}
 
 
-def test_holm_hand_worked_example():
+def test_holm_by_hand_and_monotone_never_below_raw():
     # Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; the running max lifts the last.
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert stats.holm([0.2]) == pytest.approx([0.2]) and stats.holm([]) == []
-
-
-def test_holm_is_monotone_and_never_below_raw():
     rng = np.random.default_rng(3)
     for _ in range(50):
         p = rng.random(rng.integers(1, 12)) ** 3
