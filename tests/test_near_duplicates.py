@@ -203,7 +203,8 @@ def relabel_train_features(paths, data):
     (lambda paths, data: paths["test_features"].write_bytes(b"not an npz file"), ValueError, ["test_features"]),
     (lambda paths, data: np.savez(paths["test"], pictures=data["test"], labels=data["test_labels"]), ValueError,
      ["test"]),
-])
+], ids=["test features cut short", "train labels changed", "train missing", "test features unreadable",
+        "test without images"])
 def test_refuses_bad_inputs_naming_the_files(tmp_path, data, spoil, error, names):
     paths = save(tmp_path, data)
     spoil(paths, data)
