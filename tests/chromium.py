@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--mute-audio",
@@ -20,6 +22,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 
 def find_chromium() -> str | None:
     return next((path for path in CANDIDATES if os.access(path, os.X_OK)), None) or shutil.which("chromium")
+
+
+needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (Debian: apt-get "
+                                                                  "install chromium); CI installs it")
 
 
 def _above(fd: int, lowest: int) -> int:

@@ -1,11 +1,15 @@
 """Tiny real-format data (cmpt726.fake_data), the smoke configuration, one shared real Snakemake run of it,
 and helpers the test files share."""
 
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -27,6 +31,18 @@ def shipped(raw: bool = False) -> dict:
 
     config = read_yaml("config.yaml")
     return config if raw else fill_and_check(config)
+
+
+def overlaid(*names: str, **top) -> dict:
+    """config.yaml with configs/<name>.yaml merged over it (as `--configfile` does) and `top` keys set, validated."""
+    from cmpt726.config import _merge, validate_config
+
+    config = read_yaml("config.yaml")
+    for name in names:
+        _merge(config, read_yaml(f"configs/{name}.yaml"))
+    config.update(top)
+    validate_config(config)
+    return config
 
 
 class Killed(Exception):
@@ -129,3 +145,50 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def closed_port_url(name: str = "file") -> str:
+    """An http URL on 127.0.0.1 where nothing listens (a port just released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """A server on 127.0.0.1 (proxies off): `files[path]` served whole, any other path 404; a path under /held/
+    waits until `release` is set, then answers 500 (a download that fails while another run goes on)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    state = SimpleNamespace(files={}, arrived=threading.Event(), release=threading.Event())
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/held/"):
+                state.arrived.set()
+                state.release.wait(300)
+                self.send_error(500, "refused after a wait")
+            elif (body := state.files.get(self.path)) is None:
+                self.send_error(404)
+            else:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield state
+    finally:
+        state.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

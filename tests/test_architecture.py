@@ -1,5 +1,4 @@
-"""The package's shape (docs/architecture.md): no import circle, imports only toward lower layers, each expensive
-stage's declared modules covering what it runs, and the planning side free of torch."""
+"""The package's shape (docs/architecture.md): its layers, its stages' modules, a planning side free of torch."""
 
 import shutil
 import sys

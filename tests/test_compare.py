@@ -1,6 +1,4 @@
-"""Experiments side by side (cmpt726.compare_runs): two real runs of the workflow on the tiny data, the second a
-copy of the shared smoke run with one variant's learning rate changed and rerun by Snakemake; the page
-shows that setting, each run's intervals and the paired tests; unfinished or mismatched runs are refused."""
+"""Experiments side by side (cmpt726.compare_runs): the comparison page and the runs it refuses."""
 
 import base64
 import os
@@ -21,7 +19,6 @@ from cmpt726.text import signed
 REPLICATES = schema_default("report.bootstrap_replicates")
 
 
-# --------------------------------------------------------------------------- pieces
 def _fake_run(name, settings, seeds):
     rows = [{"name": v, "seed_list": seeds[v]} for v in settings]
     numbers = {"variant_settings": settings, "rows": rows, "seeds": sorted({s for v in seeds.values() for s in v}),
@@ -69,7 +66,6 @@ def test_weights_digest_sees_the_weights_not_the_file(tmp_path):
     assert weights_digest(tmp_path / "a.pt") != weights_digest(tmp_path / "c.pt")
 
 
-# --------------------------------------------------------------------------- refusals
 def test_refuses_a_missing_folder(smoke_run, tmp_path):
     out = tmp_path / "cmp.html"
     with pytest.raises(compare.CompareError, match="nowhere: no such experiment folder"):
@@ -107,7 +103,6 @@ def test_refuses_runs_on_other_test_images(smoke_run, tmp_path):
         compare.comparison_context([smoke_run["dir"], other], replicates=REPLICATES)
 
 
-# --------------------------------------------------------------------------- two real runs
 @pytest.mark.slow
 def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     exp1 = smoke_run["dir"]

@@ -19,7 +19,6 @@ def tiny(tmp_path):
 
 
 def prepare(folder, out, verify=False, **subset):
-    """prepare_cifar10 of `folder` into out/train.npz, test.npz and s.json."""
     return data.prepare_cifar10(folder, out / "train.npz", out / "test.npz", out / "s.json", verify=verify, **subset)
 
 
@@ -122,7 +121,6 @@ def test_cifar100_meta_without_fine_label_names_is_named(tmp_path):
         cifar.read_classes(folder, cifar.CIFAR100, verify=False)
 
 
-# --------------------------------------------------------------------------- hostile files
 @pytest.mark.parametrize("dataset, name, key", [
     ("cifar10", "data_batch_2", "data"), ("cifar10", "test_batch", "labels"), ("cifar10", "batches.meta", "label_names"),
     ("cifar100", "train", "data"), ("cifar100", "test", "fine_labels"), ("cifar100", "meta", "fine_label_names"),

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, make_project, shipped, smoke_config, snakemake
+from conftest import REPO, closed_port_url, make_project, shipped, smoke_config, snakemake
 
 from cmpt726 import device, specs
 from cmpt726.config import ConfigError
@@ -38,20 +37,12 @@ def test_a_variant_name_too_long_for_a_file_name_is_refused():
         specs.load(config)
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda c: c["training"].update(epochs=10.0), "training.epochs"),
-    (lambda c: c.update(seeds=[0.0]), "seeds.0"),
-    (lambda c: c.setdefault("theory", {}).update(q5={"max_iter": 10.0}), "theory.q5.max_iter"),
-])
-def test_an_integral_float_at_an_integer_key_is_refused(edit, key):
-    """JSON Schema's own checker takes 10.0 as an integer; the jobs would then make paths like seed0.0."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    edit(config)
-    with pytest.raises(ConfigError, match=rf"config key {key}: (10|0)\.0 is not of type 'integer'"):
-        specs.load(config)
-
-
 @pytest.mark.parametrize("edit, message", [
+    # JSON Schema's own checker takes 10.0 as an integer; the jobs would then make paths like seed0.0
+    (lambda c: c["training"].update(epochs=10.0), r"config key training.epochs: 10\.0 is not of type 'integer'"),
+    (lambda c: c.update(seeds=[0.0]), r"config key seeds.0: 0\.0 is not of type 'integer'"),
+    (lambda c: c.setdefault("theory", {}).update(q5={"max_iter": 10.0}),
+     r"config key theory.q5.max_iter: 10\.0 is not of type 'integer'"),
     (lambda c: c["training"].update(weight_decay=10**400),
      r"training.weight_decay: 100000000000… \(401 digits\) is beyond the float32 range"),
     (lambda c: c["training"].update(normalize={"mean": [1e39, 0.5, 0.5], "std": [0.2] * 3}),
@@ -69,15 +60,6 @@ def test_numbers_the_runs_could_not_use_are_refused_naming_the_key(edit, message
     edit(config)
     with pytest.raises(ConfigError, match=message):
         specs.load(config)
-
-
-# ----------------------------------------------------------------------------- the real run's checks, as warnings
-def closed_port_url(name: str) -> str:
-    """An http URL on 127.0.0.1 where nothing listens (a port just released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/{name}"
 
 
 def test_a_dry_run_warns_of_what_the_real_run_would_refuse(tiny_inputs, tmp_path):

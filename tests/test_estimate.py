@@ -1,29 +1,17 @@
-"""The pre-flight's estimate: what the jobs to run train, their steps, the wall time from known step times, the one
-change that shortens a long plan; the real measurement on a tiny case; `bf16: auto` decided at planning; the
-laptop overlay's plan without a warning."""
+"""The pre-flight's estimate of a plan (jobs, steps, wall time, the change that shortens it) and `bf16: auto`."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from conftest import read_yaml, shipped
+from conftest import overlaid, shipped
 
 from cmpt726 import device, preflight, specs
-from cmpt726.config import _merge, validate_config
 from cmpt726.preflight import estimate
 
 FULL32 = ("full", 32, False, True, 1, None)
 FORWARD = ("forward", estimate.FORWARD_BATCH, False, True, 1, None)
-
-
-def overlaid(*names, **top) -> dict:
-    config = shipped()
-    for name in names:
-        _merge(config, read_yaml(f"configs/{name}.yaml"))
-    config.update(top)
-    validate_config(config)
-    return config
 
 
 def fixed(seconds: float, startup: float = 0.0):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from chromium import Chromium, find_chromium
+from chromium import Chromium, needs_chromium
 from conftest import CLASSES, REPO
 from test_report import Page, decode_image, pdf_pages, run_tool
 
-from cmpt726.analysis.human_labels import TSV_COLUMNS as HUMAN_COLUMNS
+from cmpt726.analysis.human_labels import read_human_table, write_human_table
 from cmpt726.analysis.label_issues import TSV_COLUMNS as ISSUE_COLUMNS
 from cmpt726.analysis.near_duplicates import COLUMNS as DUPLICATE_COLUMNS
 from cmpt726.data import save_arrays
@@ -53,7 +53,6 @@ def decode_run(entry: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(entry["top"]).reshape(n, 3), np.array(entry["p"]).reshape(n, 3) / 10_000
 
 
-# --------------------------------------------------------------------------- gallery.html of the smoke run
 def test_gallery_html_is_one_file_with_every_image_and_its_facts(built):
     html, scores = built["html"], built["scores"]
     data, n = self_contained_data(html), len(scores["label"])
@@ -92,10 +91,6 @@ def test_gallery_pdf_has_a_grid_of_every_image(built):
     assert len(run_tool("pdfimages", "-list", pdf).strip().splitlines()) - 2 == n
 
 
-# --------------------------------------------------------------------------- a real browser
-needs_chromium = pytest.mark.skipif(find_chromium() is None,
-                                    reason="chromium is not installed (Debian: apt-get install chromium); "
-                                           "CI installs it")
 CARDS = "Array.from(document.querySelectorAll('#grid .card'))"
 
 
@@ -106,6 +101,10 @@ def choose(browser, control, value):
 
 def shown(browser, attribute="index"):
     return browser.evaluate(f"{CARDS}.map(c => Number(c.dataset.{attribute}))")
+
+
+def card_texts(browser, selector):
+    return browser.evaluate(f"{CARDS}.map(c => c.querySelector('{selector}').textContent)")
 
 
 @needs_chromium
@@ -150,7 +149,6 @@ def test_gallery_controls_sort_and_filter_in_chromium(built, tmp_path):
     assert np.abs(a - b).mean() > 1  # and the controls changed what is shown
 
 
-# --------------------------------------------------------------------------- units
 def test_sprite_places_image_i_at_its_row_and_column():
     images = np.arange(7, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
     sheet = pack.sprite(images, columns=3)
@@ -159,13 +157,6 @@ def test_sprite_places_image_i_at_its_row_and_column():
         r, c = divmod(i, 3)
         assert (sheet[r * 32:(r + 1) * 32, c * 32:(c + 1) * 32] == i).all()
     assert (sheet[64:, 32:] == 255).all()  # padding after the last image
-
-
-def test_top_k_breaks_ties_to_the_lower_class():
-    probs = np.array([[0.2, 0.4, 0.4, 0.0], [0.1, 0.2, 0.3, 0.4]])
-    order, p = pack.top_k(probs, 3)
-    assert order.tolist() == [[1, 2, 0], [3, 2, 1]]
-    assert p[1].tolist() == [0.4, 0.3, 0.2]
 
 
 def test_gallery_refuses_scores_of_other_images(tmp_path):
@@ -210,7 +201,6 @@ def test_page_script_is_inlined_and_may_not_close_its_element(tmp_path):
     assert not (tmp_path / "g2.html").exists()
 
 
-# --------------------------------------------------------------------------- every run and the analyses, on tiny files
 VARIANTS, SEEDS = ["base", "wide", "aug"], [0, 1]
 N_TINY, N_TRAIN = 100, 40
 ISSUES = {7: ("frog", 2), 23: ("ship", 1), 51: ("truck", 3), 77: ("horse", 4)}  # index: (suggested, rank)
@@ -261,29 +251,23 @@ def write_tiny_inputs(folder):
     write_tsv(folder / "label_issues.tsv", ISSUE_COLUMNS,
               [[i, CLASSES[labels[i]], s, 0.05 * r, r, 4, 6]
                for i, (s, r) in sorted(ISSUES.items(), key=lambda x: x[1][1])])
-    rows = []
-    for i in range(N_TINY):
-        votes = np.zeros(10, int)
-        votes[labels[i]] = 50
-        votes[(labels[i] + 5) % 10] = 1
-        if i in HUMANS_DISAGREE:
-            majority, top, total = HUMANS_DISAGREE[i]
-            m = CLASSES.index(majority)
-            third = next(c for c in range(10) if c not in (m, labels[i]))
-            votes[:] = 0
-            votes[m], votes[labels[i]] = top, min(total - top, top // 2)
-            votes[third] = total - votes[m] - votes[labels[i]]
-        elif i in HUMANS_UNSURE:
-            votes[:] = 0
-            votes[labels[i]], votes[(labels[i] + 1) % 10], votes[(labels[i] + 2) % 10] = 30, 12, 8
-        h = votes / votes.sum()
-        majority = int(np.argmax(votes))
-        if votes[labels[i]] == votes.max():
-            majority = int(labels[i])
-        rows.append([i, CLASSES[labels[i]], CLASSES[majority], h.max(), float(-(h[h > 0] * np.log(h[h > 0])).sum()),
-                     h[labels[i]], int(majority != labels[i]), int(h.max() < 0.7), ",".join(map(str, votes))])
-    write_tsv(folder / "human_labels.tsv", HUMAN_COLUMNS, rows)
-    assert {r[0] for r in rows if r[6]} == set(HUMANS_DISAGREE) and {r[0] for r in rows if r[7]} == HUMANS_UNSURE
+    votes = np.zeros((N_TINY, 10), np.int64)
+    votes[np.arange(N_TINY), labels] = 50
+    votes[np.arange(N_TINY), (labels + 5) % 10] = 1
+    for i, (majority, top, total) in HUMANS_DISAGREE.items():
+        m = CLASSES.index(majority)
+        third = next(c for c in range(10) if c not in (m, labels[i]))
+        votes[i] = 0
+        votes[i, m], votes[i, labels[i]] = top, min(total - top, top // 2)
+        votes[i, third] = total - votes[i, m] - votes[i, labels[i]]
+    for i in HUMANS_UNSURE - set(HUMANS_DISAGREE):
+        votes[i] = 0
+        votes[i, [labels[i], (labels[i] + 1) % 10, (labels[i] + 2) % 10]] = 30, 12, 8
+    np.save(folder / "counts.npy", votes)
+    write_human_table(folder / "counts.npy", labels, folder / "human_labels.tsv", CLASSES, unsure_below=0.7)
+    humans = read_human_table(folder / "human_labels.tsv")
+    assert set(np.flatnonzero(humans["disagree"])) == set(HUMANS_DISAGREE)
+    assert set(np.flatnonzero(humans["unsure"])) == HUMANS_UNSURE
     write_tsv(folder / "near_duplicates.tsv", DUPLICATE_COLUMNS,
               [[i, TWINS.get(i, int(rng.integers(N_TRAIN))), 0.01 if i in TWINS else 1.1, int(rng.integers(N_TRAIN)),
                 0.5, int(i in TWINS)] for i in range(N_TINY)])
@@ -312,7 +296,9 @@ def predictions(tiny, runs) -> np.ndarray:
     return np.stack([tiny["probs"][r].argmax(1) for r in runs])
 
 
-def test_run_scores_are_the_top_3_in_ten_thousandths():
+def test_run_scores_are_the_top_3_in_ten_thousandths_ties_to_the_lower_class():
+    order, p = pack.top_k(np.array([[0.2, 0.4, 0.4, 0.0], [0.1, 0.2, 0.3, 0.4]]), 3)
+    assert order.tolist() == [[1, 2, 0], [3, 2, 1]] and p[1].tolist() == [0.4, 0.3, 0.2]
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.full(10, 0.3), 500)
     probs[0] = [0.2, 0.4, 0.4, 0, 0, 0, 0, 0, 0, 0]  # a tie: the lower class first
@@ -374,8 +360,7 @@ def test_run_selector_switches_the_cards_to_that_runs_scores(tiny):
                 choose(browser, "seed", str(seed))
             probs = tiny["probs"][variant, seed]
             assert shown(browser, "pred") == probs.argmax(1).tolist()
-            got = [t.rsplit(" ", 1) for t in
-                   browser.evaluate(f"{CARDS}.map(c => c.querySelector('.k.p1').textContent)")]
+            got = [t.rsplit(" ", 1) for t in card_texts(browser, ".k.p1")]
             assert [name for name, _ in got] == [f"pred: {CLASSES[p.argmax()]}" for p in probs]
             # shown to 3 places from the 4 the file keeps: within half a thousandth and half a ten-thousandth
             assert np.abs(np.array([float(x) for _, x in got]) - probs.max(1)).max() <= 0.55e-3
@@ -434,14 +419,13 @@ def test_analysis_filters_badges_and_the_training_twin(tiny, tmp_path):
         choose(browser, "subset", "label-issues")
         choose(browser, "sort", "label-rank")
         assert shown(browser) == sorted(ISSUES, key=lambda i: ISSUES[i][1])
-        badges = browser.evaluate(f"{CARDS}.map(c => c.querySelector('.badge').textContent)")
-        assert badges == [f"label? {CLASSES[labels[i]]} → {ISSUES[i][0]} · rank {ISSUES[i][1]}"
-                          for i in sorted(ISSUES, key=lambda i: ISSUES[i][1])]
+        assert card_texts(browser, ".badge") == [f"label? {CLASSES[labels[i]]} → {ISSUES[i][0]} · rank {ISSUES[i][1]}"
+                                                 for i in sorted(ISSUES, key=lambda i: ISSUES[i][1])]
         choose(browser, "sort", "index")
         choose(browser, "subset", "humans-disagree")
-        texts = browser.evaluate(f"{CARDS}.map(c => c.querySelector('.ht').textContent)")
-        assert texts == [f"people: {m} {k}/{n} (not the label)" + (" · unsure" if i in HUMANS_UNSURE else "")
-                         for i, (m, k, n) in sorted(HUMANS_DISAGREE.items())]
+        unsure = {i: " · unsure" * (i in HUMANS_UNSURE) for i in HUMANS_DISAGREE}
+        assert card_texts(browser, ".ht") == [f"people: {m} {k}/{n} (not the label){unsure[i]}"
+                                              for i, (m, k, n) in sorted(HUMANS_DISAGREE.items())]
         marked = browser.evaluate(f"{CARDS}.map(c => ['lab', 'maj'].map(k => Array.from("
                                   "c.querySelectorAll('.hv span')).findIndex(s => s.classList.contains(k))))")
         assert marked == [[int(labels[i]), CLASSES.index(HUMANS_DISAGREE[i][0])] for i in sorted(HUMANS_DISAGREE)]

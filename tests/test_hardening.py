@@ -23,7 +23,7 @@ from cmpt726.models import load_backbone_state, load_finetuned
 from cmpt726.report import figures
 from cmpt726.report.render import html_to_pdf
 
-# --------------------------------------------------------------------------- temporary files of killed jobs
+
 def _killed_mid_write(path: Path) -> None:
     """A real writer process SIGKILLed inside atomic_path, as a killed job is."""
     code = ("import os, signal, sys; from cmpt726.files import atomic_path\n"
@@ -59,7 +59,6 @@ def test_a_killed_pdf_job_leaves_nothing_after_the_next_run(tmp_path):
     assert pdf.read_bytes().startswith(b"%PDF")
 
 
-# --------------------------------------------------------------------------- a shared data root
 def _slow_fetch(tmp):
     """What torchvision's download leaves under `tmp`: the unpacked folder (tiny fake batches), slowly."""
     time.sleep(1.0)
@@ -95,7 +94,6 @@ def test_download_fills_an_empty_folder_but_never_a_partial_one(tmp_path):
         cifar.download(cifar.CIFAR10, batch_dir, fetch=fetch)
 
 
-# --------------------------------------------------------------------------- data replaced in place
 @pytest.mark.slow
 def test_a_batch_replaced_in_place_reruns_prepare(tmp_path):
     """New batch files copied over the old ones change no folder mtime: each file is an input."""
@@ -115,7 +113,6 @@ def test_a_batch_replaced_in_place_reruns_prepare(tmp_path):
     assert parse_jobs(snakemake(workdir, "-n", target).stdout) == {"prepare_cifar10"}
 
 
-# --------------------------------------------------------------------------- user text
 def test_class_names_and_titles_are_drawn_as_written(tmp_path):
     """A `$` in a class name (from the data's meta file) is not math text; a malformed one is no traceback."""
     classes = ["$\\frac{$", "cost $5", "$x^2$", *[f"c{i}" for i in range(7)]]
@@ -125,7 +122,6 @@ def test_class_names_and_titles_are_drawn_as_written(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "p.png").stat().st_size > 0
 
 
-# --------------------------------------------------------------------------- the other readers
 def test_torch_and_numpy_readers_run_no_code_from_a_planted_file(tmp_path):
     """The backbone, a fine-tuned checkpoint (torch.load weights_only) and a prepared array file (np.load
     without pickles) refuse a payload, naming the file; the marker is never made."""
@@ -175,7 +171,6 @@ def test_an_imagefolder_image_replaced_in_place_changes_the_tree_digest(tmp_path
     assert tree_digest(tmp_path) != before
 
 
-# --------------------------------------------------------------------------- bf16 on a CPU that emulates it
 NO_BF16 = {"fpu", "sse2", "avx2", "fma"}  # the flags of an x86 CPU without AVX512-BF16 or AMX
 
 

@@ -2,15 +2,13 @@
 
 import functools
 import hashlib
-import http.server
+import io
 import json
 import math
-import socket
-import threading
 
 import numpy as np
 import pytest
-from conftest import CLASSES
+from conftest import CLASSES, closed_port_url
 
 from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confidence_bins, cross_entropy,
                                            download_counts, ensure_counts, human_table,
@@ -38,48 +36,28 @@ def saved(path, counts):
     return path
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """An HTTP server on 127.0.0.1 serving tmp_path/www; yields (folder, base URL)."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+def serve(server, counts) -> str:
+    """`counts` served as /cifar10h-counts.npy; their sha256."""
+    buffer = io.BytesIO()
+    np.save(buffer, counts)
+    server.files["/cifar10h-counts.npy"] = buffer.getvalue()
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
-def closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# --- download
 def test_download_right_checksum(server, tmp_path):
-    www, base = server
     counts = unanimous(np.arange(20) % 10, voters=51)
-    want = sha256(saved(www / "cifar10h-counts.npy", counts))
+    want = serve(server, counts)
     out = tmp_path / "data" / "cifar10h" / "cifar10h-counts.npy"
-    assert download_counts(f"{base}/cifar10h-counts.npy", want, out) == out
+    assert download_counts(f"{server.url}/cifar10h-counts.npy", want, out) == out
     assert np.array_equal(load_counts(out), counts)
     assert sorted(p.name for p in out.parent.iterdir()) == ["cifar10h-counts.npy"]
     # ensure_counts keeps a good existing file without asking the network
-    assert ensure_counts(out.parent, url=f"http://127.0.0.1:{closed_port()}/x.npy", sha256=want) == out
+    assert ensure_counts(out.parent, url=closed_port_url("x.npy"), sha256=want) == out
 
 
 def test_download_wrong_checksum_leaves_nothing(server, tmp_path):
-    www, base = server
-    got = sha256(saved(www / "cifar10h-counts.npy", unanimous(np.arange(20) % 10)))
-    out, url = tmp_path / "data" / "cifar10h-counts.npy", f"{base}/cifar10h-counts.npy"
+    got = serve(server, unanimous(np.arange(20) % 10))
+    out, url = tmp_path / "data" / "cifar10h-counts.npy", f"{server.url}/cifar10h-counts.npy"
     with pytest.raises(ValueError) as info:
         download_counts(url, "0" * 64, out)
     assert all(s in str(info.value) for s in (str(out), url, got, "0" * 64)), info.value
@@ -87,19 +65,18 @@ def test_download_wrong_checksum_leaves_nothing(server, tmp_path):
 
 
 def test_ensure_counts_downloads_when_missing_and_refuses_a_bad_copy(server, tmp_path):
-    www, base = server
-    want = sha256(saved(www / "cifar10h-counts.npy", unanimous(np.arange(5))))
+    want = serve(server, unanimous(np.arange(5)))
     root = tmp_path / "root"
-    path = ensure_counts(root, url=f"{base}/cifar10h-counts.npy", sha256=want)
+    path = ensure_counts(root, url=f"{server.url}/cifar10h-counts.npy", sha256=want)
     assert path == root / "cifar10h-counts.npy" and sha256(path) == want
     np.save(path, unanimous(np.arange(6)))
     with pytest.raises(ValueError, match=f"{path}: sha256 {sha256(path)}, expected {want}"):
-        ensure_counts(root, url=f"{base}/cifar10h-counts.npy", sha256=want)
+        ensure_counts(root, url=f"{server.url}/cifar10h-counts.npy", sha256=want)
 
 
 @pytest.mark.parametrize("where", ["closed port", "404"])
 def test_unreachable_url_says_which_config_keys(server, tmp_path, where):
-    url = f"http://127.0.0.1:{closed_port()}/c.npy" if where == "closed port" else f"{server[1]}/missing.npy"
+    url = closed_port_url("c.npy") if where == "closed port" else f"{server.url}/missing.npy"
     out = tmp_path / "d" / "cifar10h-counts.npy"
     with pytest.raises(ConnectionError) as info:
         download_counts(url, "0" * 64, out, timeout=10)
@@ -107,7 +84,6 @@ def test_unreachable_url_says_which_config_keys(server, tmp_path, where):
     assert not out.exists() and list(out.parent.iterdir()) == []
 
 
-# --- validation
 @pytest.mark.parametrize("case, array, match", [
     ("wrong shape", np.ones((5, 9), dtype=np.int64), r"shape \(5, 9\)"),
     ("1-d", np.ones(10, dtype=np.int64), r"shape \(10,\)"),
@@ -145,7 +121,6 @@ def test_subset_takes_the_first_rows_and_refuses_too_few(tmp_path):
         load_counts(path, n_images=13)
 
 
-# --- flags
 def flag_example():
     """8 images, 50 people each; people disagree with the label on 2 and 7, are unsure on 2, 5, 6."""
     labels = np.array([0, 1, 2, 3, 4, 5, 6, 7])
@@ -204,7 +179,6 @@ def test_counts_in_another_order_refused(tmp_path):
     check_alignment(counts, labels, path)  # the right order passes
 
 
-# --- model metrics
 def test_cross_entropy_and_accuracy_vs_majority_by_hand():
     labels = np.array([0, 1, 2])
     counts = np.zeros((3, 10), dtype=np.int64)

@@ -1,6 +1,5 @@
 """Incremental rebuilds: after a finished run, a change reruns exactly the jobs that depend on it. One small
-project (two cached-feature variants) runs once on a private workflow copy; each scenario edits the config, a
-template or a module, asks `snakemake -n` what it would run, and puts the edit back."""
+project runs once on a private workflow copy; each scenario makes an edit, asks `snakemake -n`, and undoes it."""
 
 import pytest
 from conftest import make_project, smoke_config

@@ -44,11 +44,9 @@ def synthetic(n_models=3, n=200, seed=0):
 
 
 def write_set(folder, given, probs_list):
-    paths = []
-    for m, probs in enumerate(probs_list):
-        path = folder / f"scores_{m}.tsv"
+    paths = [folder / f"scores_{m}.tsv" for m in range(len(probs_list))]
+    for path, probs in zip(paths, probs_list):
         write_scores(path, given, probs, -np.log(probs[np.arange(len(given)), given]))
-        paths.append(path)
     return paths
 
 

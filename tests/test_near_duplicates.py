@@ -1,5 +1,4 @@
-"""Train–test near-duplicates on tiny synthetic data: planted copies (exact, ±3 noise, a pixel's shift, brightness
-changed) are flagged with their twin, same-class look-alikes are not; bad inputs are refused, naming the files."""
+"""Train–test near-duplicates on tiny synthetic data with planted copies and same-class look-alikes."""
 
 from functools import partial
 
@@ -152,14 +151,11 @@ def test_feature_search_is_cosine_not_euclidean():
     assert cosine[1] == pytest.approx(1)
 
 
-# --------------------------------------------------------------------------- the entry point
-
-
-def save(folder, data, test_key="test", test_labels_key="test_labels"):
+def save(folder, data):
     paths = {name: folder / f"{name}.npz" for name in ["train", "test", "train_features", "test_features"]}
     classes = np.array([f"class{i}" for i in range(N_CLASSES)])
-    for split, images, labels in (("train", data["train"], data["train_labels"]),
-                                  ("test", data[test_key], data[test_labels_key])):
+    for split in ("train", "test"):
+        images, labels = data[split], data[f"{split}_labels"]
         np.savez(paths[split], images=images, labels=labels, classes=classes)
         np.savez(paths[f"{split}_features"], features=features_of(images), labels=labels, classes=classes)
     return paths
@@ -188,7 +184,31 @@ def test_write_near_duplicates_writes_one_row_per_test_image(tmp_path, data):
     assert sorted(p.name for p in out.parent.iterdir()) == ["near_duplicates.tsv"]  # no temporary left over
 
 
-def assert_refused(paths, out, error, *names):
+def cut_test_features(paths, data):
+    with np.load(paths["test_features"]) as f:
+        np.savez(paths["test_features"], features=f["features"][:-1], labels=f["labels"][:-1], classes=f["classes"])
+
+
+def relabel_train_features(paths, data):
+    with np.load(paths["train_features"]) as f:
+        labels = f["labels"].copy()
+        labels[[0, 1]] = (labels[[0, 1]] + 1) % N_CLASSES
+        np.savez(paths["train_features"], features=f["features"], labels=labels, classes=f["classes"])
+
+
+@pytest.mark.parametrize("spoil, error, names", [
+    (cut_test_features, ValueError, ["test", "test_features"]),  # feature rows that do not match the images
+    (relabel_train_features, ValueError, ["train", "train_features"]),  # labels that differ between the two
+    (lambda paths, data: paths["train"].unlink(), FileNotFoundError, ["train"]),
+    (lambda paths, data: paths["test_features"].write_bytes(b"not an npz file"), ValueError, ["test_features"]),
+    (lambda paths, data: np.savez(paths["test"], pictures=data["test"], labels=data["test_labels"]), ValueError,
+     ["test"]),
+], ids=["test features cut short", "train labels changed", "train missing", "test features unreadable",
+        "test without images"])
+def test_refuses_bad_inputs_naming_the_files(tmp_path, data, spoil, error, names):
+    paths = save(tmp_path, data)
+    spoil(paths, data)
+    out = tmp_path / "near_duplicates.tsv"
     old = "old\tcontent\n"
     out.write_text(old)
     with pytest.raises(error) as caught:
@@ -197,34 +217,6 @@ def assert_refused(paths, out, error, *names):
         assert str(paths[name]) in str(caught.value), (name, caught.value)
     assert out.read_text() == old  # the previous output is untouched ...
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # ... and nothing half-written
-
-
-def test_refuses_feature_rows_that_do_not_match_the_images(tmp_path, data):
-    paths = save(tmp_path, data)
-    with np.load(paths["test_features"]) as f:
-        np.savez(paths["test_features"], features=f["features"][:-1], labels=f["labels"][:-1], classes=f["classes"])
-    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "test", "test_features")
-
-
-def test_refuses_labels_that_differ_between_features_and_images(tmp_path, data):
-    paths = save(tmp_path, data)
-    with np.load(paths["train_features"]) as f:
-        labels = f["labels"].copy()
-        labels[[0, 1]] = (labels[[0, 1]] + 1) % N_CLASSES
-        np.savez(paths["train_features"], features=f["features"], labels=labels, classes=f["classes"])
-    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "train", "train_features")
-
-
-def test_refuses_missing_and_unreadable_files(tmp_path, data):
-    paths = save(tmp_path, data)
-    paths["train"].unlink()
-    assert_refused(paths, tmp_path / "near_duplicates.tsv", FileNotFoundError, "train")
-    paths = save(tmp_path, data)
-    paths["test_features"].write_bytes(b"not an npz file")
-    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "test_features")
-    paths = save(tmp_path, data)
-    np.savez(paths["test"], pictures=data["test"], labels=data["test_labels"])
-    assert_refused(paths, tmp_path / "near_duplicates.tsv", ValueError, "test")
 
 
 def test_pure_function_refuses_mismatched_rows_and_too_few_test_images(data):

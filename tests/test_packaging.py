@@ -1,6 +1,4 @@
-"""What a user installs and runs, checked where it can be: the conda env (statically: no conda here), the
-package's metadata, the import path of the jobs, the licence and citation, the docs free of machine paths,
-a one-line description per rule, and downloads that stay on the submitting host under a cluster."""
+"""What a user installs and runs, checked where it can be (statically for conda: no conda here)."""
 
 import re
 import shutil
@@ -11,6 +9,7 @@ import tomllib
 import pytest
 import yaml
 from conftest import REPO, snakemake
+from workflow_helpers import loaded_workflow
 
 
 def requirements() -> list[str]:
@@ -102,17 +101,8 @@ def test_every_rule_says_what_it_does_in_list_rules(tmp_path):
 
 def local_rules(workdir) -> set[str]:
     """The rules Snakemake keeps on the submitting host under a cluster executor (its `localrules` record)."""
-    from pathlib import Path
-
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (ConfigSettings, OutputSettings, ResourceSettings, StorageSettings,
-                                          WorkflowSettings)
-
-    with SnakemakeApi(OutputSettings(quiet=True)) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
-                                storage_settings=StorageSettings(), workflow_settings=WorkflowSettings(),
-                                snakefile=REPO / "Snakefile", workdir=Path(workdir))
-        return set(workflow._workflow._localrules)
+    with loaded_workflow(workdir) as workflow:
+        return set(workflow._localrules)
 
 
 def test_downloads_and_report_rules_run_on_the_submitting_host(tmp_path, monkeypatch):

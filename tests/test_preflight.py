@@ -4,10 +4,9 @@ without traceback lines."""
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
-from conftest import make_project, read_yaml, smoke_config, snakemake
+from conftest import closed_port_url, make_project, read_yaml, smoke_config, snakemake
 
 from cmpt726 import data, device, preflight
 from cmpt726.preflight import estimate
@@ -19,14 +18,6 @@ def default_config(**overrides) -> dict:
     config = {**read_yaml("config.yaml"), **overrides}
     validate_config(config)
     return config
-
-
-def closed_port_url() -> str:
-    """An http URL on 127.0.0.1 where nothing listens (a port just released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/file"
 
 
 def test_cuda_refused_without_a_driver_with_the_fix():

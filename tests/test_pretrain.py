@@ -13,6 +13,8 @@ from cmpt726 import cifar100, data, models
 from cmpt726.config import ConfigError, validate_config
 from cmpt726.pretrain import RandomCropFlip, learning_rate, pretrain
 
+# One torch thread (and --cores 1): on a shared 2-core machine spin-waiting OpenMP threads slow tiny runs.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CLASSES100 = [f"class{i:02d}" for i in range(100)]
 
 
@@ -49,15 +51,6 @@ def write_imagefolder(root, per_class=(3, 1), seed=0):
     return root
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread (and --cores 1): on a shared 2-core machine spin-waiting OpenMP threads slow tiny runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def c100(tmp_path_factory):
     root = tmp_path_factory.mktemp("c100")
@@ -92,7 +85,6 @@ def pretrain_project(workdir, tiny_inputs, cifar100_cfg):
     return make_project(workdir, config)
 
 
-# --------------------------------------------------------------------------- real Snakemake runs
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["pickle", "imagefolder"])
 def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path):
@@ -124,7 +116,6 @@ def test_pretrain_then_finetune_in_snakemake(layout, c100, tiny_inputs, tmp_path
         assert "Nothing to be done" in dryrun.stdout + dryrun.stderr
 
 
-# --------------------------------------------------------------------------- resume and the checkpoint
 @pytest.mark.slow
 def test_resume_after_interruption_gives_the_same_weights(prepared, tmp_path):
     cfg = pretrain_cfg(epochs=3, schedule="onecycle", batch_size=128)
@@ -163,7 +154,6 @@ def test_checkpoint_loads_strictly_like_the_published_one(prepared, tiny_inputs,
     models.load_backbone_state(tmp_path / "pretrain.pt")
 
 
-# --------------------------------------------------------------------------- pieces
 def test_crop_flip_is_a_shifted_window_of_the_padded_image():
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     g = torch.Generator().manual_seed(0)
@@ -182,8 +172,8 @@ def test_crop_flip_is_a_shifted_window_of_the_padded_image():
     assert all(torch.equal(m, i) or torch.equal(m, i.flip(-1)) for m, i in zip(mirrored, x))
 
 
-def test_cosine_schedule_of_the_upstream_log():
-    cfg = pretrain_cfg(epochs=200, schedule="cosine", lr=0.1, eta_min=0.0)
+def test_learning_rate_schedules():
+    cfg = pretrain_cfg(epochs=200, schedule="cosine", lr=0.1, eta_min=0.0)  # the upstream log's
     steps = 196  # 50,000 / 256
     assert learning_rate(cfg, 0, steps) == pytest.approx(0.1)
     assert learning_rate(cfg, 100 * steps, steps) == pytest.approx(0.05)  # half-way: half the rate
@@ -191,9 +181,6 @@ def test_cosine_schedule_of_the_upstream_log():
     values = [learning_rate(cfg, s, steps) for s in range(0, 200 * steps, 97)]
     assert all(a > b for a, b in zip(values, values[1:]))  # falls at every step
     assert learning_rate({**cfg, "eta_min": 0.001}, 200 * steps, steps) == pytest.approx(0.001)
-
-
-def test_learning_rate_schedules():
     step = pretrain_cfg(epochs=200, schedule="step", lr=0.1)
     lrs = [learning_rate(step, e * 10, 10) for e in (0, 99, 100, 149, 150, 199)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])

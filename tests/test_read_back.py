@@ -81,7 +81,6 @@ def test_cifar10h_counts_that_would_overflow_are_refused(tmp_path):
         load_counts(tmp_path / "huge.npy")
 
 
-# --------------------------------------------------------------------------- outputs written whole
 @pytest.mark.skipif(shutil.which("wkhtmltopdf") is None, reason="wkhtmltopdf is not installed")
 def test_a_truncated_pdf_is_never_moved_into_place_and_a_full_disk_is_named(tmp_path, monkeypatch):
     """wkhtmltopdf on a full disk: a PDF cut off at 128 KiB with success, or its bare "Command failed"."""
@@ -112,7 +111,6 @@ def test_a_truncated_pdf_is_never_moved_into_place_and_a_full_disk_is_named(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "whole.pdf"]
 
 
-# --------------------------------------------------------------------------- downloads
 @pytest.fixture
 def stalled_server():
     """A local server that accepts connections and never answers."""

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import CLASSES, REPO, make_project, smoke_config, snakemake
-from chromium import Chromium, find_chromium
+from chromium import Chromium, needs_chromium
 from workflow_helpers import parse_jobs
 
 from cmpt726.data import save_arrays
@@ -112,7 +112,6 @@ def report(smoke_run):
     return {"dir": smoke_run["dir"], "html": html, "page": Page(html), "config": config}
 
 
-# --- report.html of the smoke run
 def test_html_parses_and_is_balanced(report):
     assert report["page"].errors == [] and report["html"].lstrip().startswith("<!DOCTYPE html>")
     for section in ["q6", "provenance"]:
@@ -190,7 +189,7 @@ def test_a_config_that_changes_nothing_reruns_no_report(report, setting):
     assert not jobs & REPORT_RULES, proc.stdout[-3000:]
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
+@needs_chromium
 @pytest.mark.parametrize("width", [1400, 800, 390])
 def test_no_table_pushes_the_page_wider_than_the_window(report, width):
     """At desktop, tablet and phone widths the page never scrolls sideways: wide tables scroll in their own box."""
@@ -202,7 +201,6 @@ def test_no_table_pushes_the_page_wider_than_the_window(report, width):
     assert page_width <= width and wide == [], (page_width, wide)
 
 
-# --- report.pdf
 @pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="poppler-utils (pdfinfo, pdftotext) not installed")
 def test_pdf_has_sane_pages_titles_and_figures_and_each_question_on_a_new_page(report):
     pdf = report["dir"] / "report/report.pdf"
@@ -233,7 +231,6 @@ def test_pdf_without_wkhtmltopdf_says_how_to_install_it(tmp_path, monkeypatch):
     assert not (tmp_path / "r.pdf").exists()
 
 
-# --- snakemake --report
 def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     out = tmp_path / "report.zip"
     proc = snakemake(smoke_run["dir"], "--report", str(out))
@@ -251,7 +248,6 @@ def test_snakemake_report_zip_builds(smoke_run, tmp_path):
     assert not re.search(r"\(WARNING/2\)|\(ERROR/3\)", log), log[-2000:]
 
 
-# --- the Q6 numbers, unit-sized
 def test_calibration_bins_and_ece_by_hand():
     calib = q6.calibration(np.array([0.95, 0.95, 0.95, 0.95, 0.55, 0.55]), np.array([1, 1, 1, 0, 1, 0], bool), bins=10)
     # bin (0.9, 1]: 4 images, accuracy 0.75, score 0.95; bin (0.5, 0.6]: 2 images, accuracy 0.5, score 0.55
@@ -418,6 +414,17 @@ def test_several_seeds_give_mean_and_std_and_render(tmp_path):
     assert "not a git checkout" in text and variant_rows(text) == ["head", "all"]
 
 
+def assert_states_per_variant_settings(html: str) -> str:
+    """Q6 says lr 0.05 for every variant (never the defaults' 0.01 or batch size 32) and shows batch sizes 16 and 64
+    in the variant table; returns Q6's text."""
+    text = q6_text(html)
+    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
+    assert "learning rate 0.01" not in text.lower() and "batch size 32" not in text
+    for name, batch in [("head", 16), ("all", 64)]:
+        assert f'<td class="num">{batch}</td>' in row_of(table_of(html), name), name
+    return text
+
+
 def test_report_states_the_settings_the_variants_ran_with(tmp_path):
     """The text names the resolved per-variant settings (numbers.json), never the `training` defaults: with
     training.lr 0.01 but every variant at lr 0.05, and batch sizes that differ, the report says 0.05 and
@@ -434,14 +441,11 @@ def test_report_states_the_settings_the_variants_ran_with(tmp_path):
     assert numbers["devices"] == ["cpu: test", "cuda: test GPU"] and numbers["scored_on"] == ["cpu: test"]
     changes = [{"key": "training.lr", "value": "0.01", "shipped": "0.001"}]  # the defaults, overridden everywhere
     html = html_report(tmp_path, config_changes=changes)
-    text = q6_text(html)
-    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
-    assert "0.01" not in text and "batch size 32" not in text
+    text = assert_states_per_variant_settings(html)
+    assert "0.01" not in text
     assert "batch size per variant (table below)" in text
     assert "momentum per variant (head 0.9, all 0.5)" in text
     assert "Trained on cpu: test; cuda: test GPU; the test set scored on cpu: test." in text
-    for name, batch in [("head", 16), ("all", 64)]:
-        assert f'<td class="num">{batch}</td>' in row_of(table_of(html), name), name
     assert re.search(r'<td class="key">training.lr</td><td>0.01</td>', html)  # the config, labelled
 
 
@@ -502,12 +506,7 @@ def test_workflow_report_states_per_variant_settings_not_the_defaults(tiny_input
     snakemake(project, "--cores", "2", "report/report.html")
     numbers = json.loads((project / "results/figures/q6/numbers.json").read_text())
     assert {r["name"]: (r["lr"], r["batch_size"]) for r in numbers["rows"]} == {"head": (0.05, 16), "all": (0.05, 64)}
-    html = (project / "report/report.html").read_text()
-    text = q6_text(html)
-    assert "learning rate 0.05," in text and "Learning rate 0.05 for every variant" in text
-    assert "learning rate 0.01" not in text.lower() and "batch size 32" not in text
-    for name, batch in [("head", 16), ("all", 64)]:
-        assert f'<td class="num">{batch}</td>' in row_of(html, name), name
+    assert_states_per_variant_settings((project / "report/report.html").read_text())
 
 
 def fake_tuning(root: Path, choices: dict) -> list[Path]:

@@ -8,59 +8,19 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import http.server
 import os
 import subprocess
-import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import REPO, SNAKEMAKE, make_project, smoke_config, snakemake, write_cifar10
+from conftest import REPO, SNAKEMAKE, closed_port_url, make_project, smoke_config, snakemake, write_cifar10
+
+from workflow_helpers import loaded_workflow
 
 from cmpt726 import cifar, files
 from cmpt726.analysis import human_labels
-
-
-@pytest.fixture
-def server(monkeypatch):
-    """A server on 127.0.0.1: `files[path]` served whole; a path under /held/ waits until `release` is set,
-    then answers 500 (a download that fails while another run goes on)."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    state = SimpleNamespace(files={}, arrived=threading.Event(), release=threading.Event())
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.startswith("/held/"):
-                state.arrived.set()
-                state.release.wait(300)
-                self.send_error(500, "refused after a wait")
-            elif (body := state.files.get(self.path)) is None:
-                self.send_error(404)
-            else:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
-        yield state
-    finally:
-        state.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -68,30 +28,10 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def closed_port_url() -> str:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/file"
-
-
-# --------------------------------------------------------------------------- the rules
 def rule_outputs(workdir: Path) -> dict[str, list[str]]:
     """Every rule of the workflow as planned for `workdir`'s config.yaml → its output patterns (absolute)."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (ConfigSettings, OutputSettings, ResourceSettings, StorageSettings,
-                                          WorkflowSettings)
-
-    cwd = os.getcwd()
-    try:
-        with SnakemakeApi(OutputSettings(quiet=True)) as api:
-            workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
-                                    storage_settings=StorageSettings(), workflow_settings=WorkflowSettings(),
-                                    snakefile=REPO / "Snakefile", workdir=workdir)
-            return {rule.name: [os.path.abspath(str(f)) for f in rule.output] for rule in workflow._workflow.rules}
-    finally:
-        os.chdir(cwd)
+    with loaded_workflow(workdir) as workflow:
+        return {rule.name: [os.path.abspath(str(f)) for f in rule.output] for rule in workflow.rules}
 
 
 def test_no_rule_declares_an_output_in_a_data_root(tiny_inputs, tmp_path):
@@ -112,7 +52,6 @@ def test_no_rule_declares_an_output_in_a_data_root(tiny_inputs, tmp_path):
     assert inside == {}
 
 
-# --------------------------------------------------------------------------- the downloads
 def test_a_counts_download_never_replaces_a_file_there(server, tmp_path):
     """Another run's file at the name (a different one, even) is kept byte for byte; nothing else is left."""
     theirs = tmp_path / "shared" / "cifar10h-counts.npy"
@@ -211,13 +150,11 @@ def test_only_a_dead_writers_temporary_is_removed(tmp_path):
 
 
 def _dead_pid() -> int:
-    """The pid of a process that has ended."""
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
 
 
-# --------------------------------------------------------------------------- real runs sharing a root
 def start(workdir: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
     return subprocess.Popen([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), *args], cwd=workdir, env=env,

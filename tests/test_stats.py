@@ -25,7 +25,6 @@ def planted(n: int, rate: float, rng) -> np.ndarray:
     return row
 
 
-# --- Wilson
 def test_wilson_closed_form_score_test_and_table():
     # No successes: [0, z^2 / (n + z^2)] (27.75 %).
     assert stats.wilson_interval(0, 10) == (0.0, pytest.approx(100 * Z95**2 / (10 + Z95**2), abs=1e-9))
@@ -48,7 +47,6 @@ def test_wilson_refuses_nonsense(correct, n):
         stats.wilson_interval(correct, n)
 
 
-# --- McNemar
 def test_mcnemar_counts_and_hand_worked_p():
     # A right / B wrong on 5 images, A wrong / B right on 1; exact two-sided p = 2 * P(Bin(6, 1/2) <= 1) = 14/64.
     a = np.array([1, 1, 1, 1, 1, 0, 1, 1, 0, 0], dtype=bool)
@@ -61,15 +59,11 @@ def test_mcnemar_counts_and_hand_worked_p():
     assert stats.mcnemar_exact(same, same.copy()) == {"b": 0, "c": 0, "p": 1.0}
 
 
-# --- Holm
-def test_holm_hand_worked_example():
+def test_holm_by_hand_and_monotone_never_below_raw():
     # Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; the running max lifts the last.
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert stats.holm([0.2]) == pytest.approx([0.2]) and stats.holm([]) == []
-
-
-def test_holm_is_monotone_and_never_below_raw():
     rng = np.random.default_rng(3)
     for _ in range(50):
         p = rng.random(rng.integers(1, 12)) ** 3
@@ -78,7 +72,6 @@ def test_holm_is_monotone_and_never_below_raw():
         assert np.all(adjusted >= p) and np.all(adjusted <= 1)
 
 
-# --- Bootstrap
 def test_bootstrap_is_deterministic_under_a_seed():
     rng = np.random.default_rng(0)
     data = {"a": rng.random((3, 300)) < 0.8, "b": rng.random((1, 300)) < 0.7}
@@ -135,7 +128,6 @@ def test_seed_noise_widens_the_two_level_interval():
     assert summary["ci_high"] - summary["ci_low"] == pytest.approx(width_two)
 
 
-# --- Summary
 def test_accuracy_summary_fields_and_interval_choice():
     rng = np.random.default_rng(5)
     multi, single = rng.random((3, 400)) < 0.7, rng.random(400) < 0.8  # 1-D: one seed
@@ -165,7 +157,6 @@ def test_correct_matrix_from_score_tables():
         stats.correct_matrix([tables[0], {"label": label[::-1], "pred": label}])
 
 
-# --- Comparisons
 def planted_family(seeds: int, rng) -> dict:
     """A right on 80 %, B on 60 % of the same 2,000 images; C an exact copy of A's scores."""
     a = np.stack([planted(2000, 0.80, rng) for _ in range(seeds)])
@@ -248,7 +239,6 @@ def test_paired_test_and_find_pair_orientation():
         stats.find_pair(comparisons, "A", "nobody")
 
 
-# --- Verdict
 def run_verdict(data):
     summary = stats.accuracy_summary(data, replicates=2000, seed=0)
     comparisons = stats.pairwise_comparisons(data, replicates=2000, seed=0, **REPORT)
@@ -291,7 +281,6 @@ def test_verdict_with_three_seeds_and_a_single_variant():
     assert (alone["best"], alone["runner_up"], alone["tied_with_top"]) == (None, None, ["a"])
 
 
-# --- Run level
 def test_run_level_difference_by_hand():
     # A: runs at 3/4, 2/4, 3/4; B: 1/4, 2/4. Per-run accuracies give the run part, the images the rest.
     a = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 1]], dtype=bool)
@@ -337,7 +326,6 @@ def test_run_level_test_holds_its_level_where_seed_zero_mcnemar_does_not():
     assert bench["mcnemar_p"](a[:3], b[:3]) == pytest.approx(exact)  # the benchmark's McNemar is the package's
 
 
-# --- The answers
 def test_three_answers_for_the_prespecified_questions():
     rng = np.random.default_rng(50)
     n = 20_000
@@ -365,7 +353,6 @@ def test_three_answers_for_the_prespecified_questions():
     assert all(a["p_adjusted_all_pairs"] >= a["p_adjusted"] for a in answers.values())
 
 
-# --- Rankings
 def test_ranking_intervals_separate_a_real_gap_and_not_a_tiny_one():
     # Per-image cross-entropies: "b" is "a" shifted by 0.001 nats plus noise, "c" is 0.3 nats worse.
     rng = np.random.default_rng(60)

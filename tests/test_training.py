@@ -1,5 +1,4 @@
-"""The training loop: cached = recomputed features, CPU determinism, the validation split, keep: best,
-seeded augmentation, exact resumes, schedules."""
+"""The training loop: features, determinism, the validation split, keep: best, augmentation, resumes, schedules."""
 
 import json
 import shutil
@@ -159,10 +158,8 @@ def test_cutout_paints_one_clipped_square_per_image_with_the_fill():
 
 def test_augmentation_is_seeded_and_changes_the_batch():
     x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
-    settings_ = {"crop": 4, "flip": True, "cutout": 8}
-    a = from_settings(settings_, torch.Generator().manual_seed(3), [0.5, 0.5, 0.5])(x)
-    b = from_settings(settings_, torch.Generator().manual_seed(3), [0.5, 0.5, 0.5])(x)
-    c = from_settings(settings_, torch.Generator().manual_seed(4), [0.5, 0.5, 0.5])(x)
+    a, b, c = (from_settings({"crop": 4, "flip": True, "cutout": 8}, torch.Generator().manual_seed(seed), [0.5] * 3)(x)
+               for seed in (3, 3, 4))
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
     assert from_settings({"crop": 0, "flip": False, "cutout": 0}, torch.Generator(), [0.5] * 3) is None
 

@@ -1,5 +1,4 @@
-"""Tuning (config `tuning`): the plan, successive halving, the choice; no tuning job reads the test set, and a
-changed search space retrains only its variant."""
+"""Tuning (config `tuning`): the plan, successive halving, the choice, and the jobs it plans."""
 
 import copy
 import json
@@ -8,7 +7,7 @@ import re
 import pytest
 
 from cmpt726 import finetune, specs
-from cmpt726.config import ConfigError, _merge, validate_config
+from cmpt726.config import ConfigError
 from cmpt726.features import extract_features
 from cmpt726.finetune import apply_choice
 from cmpt726.files import read_tsv, write_tsv
@@ -16,7 +15,7 @@ from cmpt726.tuning import choice as search
 from cmpt726.tuning import plan as tuning
 from cmpt726.tuning import trials
 from cmpt726.tuning.summary import tuning_outputs
-from conftest import make_project, prepared_data, read_yaml, smoke_config
+from conftest import make_project, overlaid, prepared_data, read_yaml, smoke_config
 from workflow_helpers import edited_config, job, job_fields, planned_jobs, snakemake
 
 
@@ -137,7 +136,6 @@ def test_tuning_needs_a_validation_split():
     specs.load(off)  # off: nothing to tune on is fine
 
 
-# --------------------------------------------------------------------------- ranking and the choice
 def record(rung, slot, index, acc, loss, epochs=3, promoted_from=None):
     return {"rung": rung, "slot": slot, "config_index": index, "config": {"lr": index / 10},
             "promoted_from": promoted_from, "settings": {"lr": index / 10}, "epochs": epochs, "kept_epoch": epochs,
@@ -201,7 +199,6 @@ def test_summary_table_and_figure_of_what_the_tuning_saw(tmp_path):
     assert json.loads((tmp_path / "numbers.json").read_text())["total"]["trials"] == 3
 
 
-# --------------------------------------------------------------------------- trials on tiny data
 @pytest.fixture(scope="module")
 def features(tmp_path_factory):
     root = prepared_data(tmp_path_factory.mktemp("tune"), n_train=160, n_test=40, n_val=40, data_seed=3,
@@ -244,7 +241,6 @@ def test_a_promoted_trial_is_the_grid_run_of_its_rungs_length(features, tmp_path
     assert len((tmp_path / "halving" / "h" / "trials.tsv").read_text().splitlines()) == 1 + 5
 
 
-# --------------------------------------------------------------------------- the DAG
 def tuning_project_config(tiny_inputs) -> dict:
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth")
     config["variants"] = {"a": {"train": "head"}, "b": {"train": "head", "weight_decay": 0.001},
@@ -304,16 +300,6 @@ def test_changing_one_variants_space_retrains_only_that_variant(tiny_inputs, tmp
         snakemake(workdir, "--cores", "2", "results/tuning/a/choice.json")
         assert json.loads((workdir / "results/tuning/a/choice.json").read_text())["config"]["lr"] != chosen
         assert planned_jobs(workdir, *targets) == twin_a  # a new choice: its twin retrains, nothing else
-
-
-# --------------------------------------------------------------------------- the shipped overlays
-def overlaid(*names) -> dict:
-    """The shipped config (tuning on) with configs/<name>.yaml merged over it, validated."""
-    config = shipped()
-    for name in names:
-        _merge(config, read_yaml(f"configs/{name}.yaml"))
-    validate_config(config)
-    return config
 
 
 @pytest.mark.parametrize("names, tuned", [(("smoke",), True), (("replica-2019",), False), (("tuning-cpu",), True)])

@@ -69,11 +69,7 @@ def test_smoke_run_every_rule_logs_and_benchmarks(smoke_run):
     assert "accuracy" in (results / "logs/evaluate/all/seed0.log").read_text()
 
 
-def test_smoke_run_builds_the_report(smoke_run):
-    html = (smoke_run["dir"] / "report/report.html").read_text()
-    assert "<table" in html and ">head<" in html and ">all<" in html
-    accuracy = json.loads((smoke_run["dir"] / "results/metrics/all/seed0.json").read_text())["accuracy"]
-    assert f"{accuracy:.2f}" in html
+def test_smoke_run_builds_the_report_pdf(smoke_run):  # report.html: tests/test_report.py
     pdf = (smoke_run["dir"] / "report/report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 5000
 

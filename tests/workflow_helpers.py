@@ -1,4 +1,4 @@
-"""Helpers of the workflow-level tests (incremental rebuilds, faults, config validation, SLURM)."""
+"""Helpers of the workflow-level tests (incremental rebuilds, faults, config validation, SLURM, the rules)."""
 
 import contextlib
 import os
@@ -88,6 +88,24 @@ def edited_file(path: Path, append: str):
     finally:
         path.write_bytes(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@contextlib.contextmanager
+def loaded_workflow(workdir: Path):
+    """The workflow (Snakemake's internal Workflow) as its API loads it for `workdir`'s config.yaml; the working
+    directory is restored after."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import (ConfigSettings, OutputSettings, ResourceSettings, StorageSettings,
+                                          WorkflowSettings)
+
+    cwd = os.getcwd()
+    try:
+        with SnakemakeApi(OutputSettings(quiet=True)) as api:
+            yield api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
+                               storage_settings=StorageSettings(), workflow_settings=WorkflowSettings(),
+                               snakefile=REPO / "Snakefile", workdir=Path(workdir))._workflow
+    finally:
+        os.chdir(cwd)
 
 
 def leftovers(folder: Path) -> list[str]:
