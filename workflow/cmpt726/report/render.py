@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from ..files import read_json, read_tsv, write_text
 from ..text import fmt, signed
@@ -66,9 +67,35 @@ def provenance(config_changes: list | None = None, repo_dir=None, devices=None) 
 
 
 # --------------------------------------------------------------------------- rendering
+def listed(values, digits: int | None = None) -> str:
+    """"a, b, c": each value through fmt(value, digits), or as it is without `digits`."""
+    return ", ".join(str(v) if digits is None else fmt(v, digits) for v in values)
+
+
+def interval(low, high, digits: int = 2) -> str:
+    """"[low, high]" with `digits` decimals."""
+    return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def code_names(names, last: str = " and ") -> Markup:
+    """Each name as <code>, joined "a, b and c" (or by ", " throughout with last=", ")."""
+    items = [Markup("<code>{}</code>").format(name) for name in names]
+    return Markup(last).join([Markup(", ").join(items[:-1]), items[-1]]) if len(items) > 1 else Markup("").join(items)
+
+
+def cells(*values, cls: str = "") -> Markup:
+    """One <td> per value (escaped unless it is markup), each of class `cls` where given; a list stands for its
+    items, so that `[x] if shown else []` is a column only some tables have."""
+    td = Markup('<td class="{}">').format(cls) if cls else Markup("<td>")
+    flat = [item for value in values for item in (value if isinstance(value, list) else [value])]
+    return Markup("").join(td + Markup("{}</td>").format(value) for value in flat)
+
+
 def environment(template_dir) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(interval=interval, code_names=code_names, cells=cells)
+    env.filters["listed"] = listed
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
     env.filters["g"] = lambda value: "–" if value is None else f"{value:g}"  # 0.001, 0, 1e-05
