@@ -17,11 +17,11 @@ from PIL import Image
 
 WIDTHS = [390, 800, 1400]
 # Every table cell, in the page: its content spilling out of it, a word of it broken across lines although the box
-# the table sits in is wide enough for that word (a compound of letters may break at its hyphen, as prose does), and
-# text wrapped in a column narrower than MIN_WRAPPED_EM.
+# the table sits in is wide enough for that word (a word may break after a hyphen that a letter follows, as prose
+# does), and text wrapped in a column narrower than MIN_WRAPPED_EM.
 CELL_PROBLEMS = r"""(() => {
   const MIN_WRAPPED_EM = %(min_em)s, problems = [], window_width = document.documentElement.clientWidth;
-  const COMPOUND = /^[^\w]*[A-Za-z]+(-[A-Za-z]+)+[^\w]*$/;  // "seed-to-seed" may break at a hyphen; "6.758e-17" not
+  const HYPHENATED = /\w-[A-Za-z]/;  // prose breaks "head_l2-tuned" after its hyphen; "6.758e-17" must not break
   if (document.documentElement.scrollWidth > window_width)
     problems.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${window_width} px window`);
   const lineRects = range => [...range.getClientRects()].filter(r => r.width > 0);
@@ -42,7 +42,7 @@ CELL_PROBLEMS = r"""(() => {
           range.setEnd(node, word.index + word[0].length);
           const pieces = lineRects(range), tops = new Set(pieces.map(r => Math.round(r.top)));
           const width = pieces.reduce((sum, r) => sum + r.width, 0);
-          if (tops.size > 1 && width <= room && !COMPOUND.test(word[0]))
+          if (tops.size > 1 && width <= room && !HYPHENATED.test(word[0]))
             problems.push(`${name}: "${word[0]}" broken across ${tops.size} lines in a ${cell.clientWidth} px cell`);
         }
       }
