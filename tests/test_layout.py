@@ -4,6 +4,7 @@ build: `python -c "import test_layout as t; print(t.table_problems(PATH, 390), t
 
 from __future__ import annotations
 
+import html as markup
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chromium import Chromium, find_chromium
+from conftest import shipped
 from PIL import Image
 
 WIDTHS = [390, 800, 1400]
@@ -105,6 +107,33 @@ def half_blank_pages(pdf: Path, titles: list[str] | None = None, dpi: int = 40) 
     return found
 
 
+def config_keys(config: dict, prefix: str = ""):
+    for key, value in config.items():
+        yield prefix + key
+        if isinstance(value, dict):
+            yield from config_keys(value, f"{prefix}{key}.")
+
+
+# A formula left as code: x1^2, x_1, <=, "8 * 1.4826".
+RAW_FORMULA = re.compile(r"\w\^\w|\b[a-z]_\d|<=|>=|\w\)? \* \d")
+
+
+def raw_prose(html: str) -> list[str]:
+    """The paragraphs, captions and list items of `html` that show a raw configuration key (a dotted key of the shipped
+    config.yaml, or a key with "_" followed by ":" or "=") or a formula written as code (RAW_FORMULA)."""
+    paths = list(config_keys(shipped()))
+    names = [k for k in paths if not k.startswith(("variants.", "reference_accuracy."))]  # not the variants' names
+    keys = {k for k in names if "." in k} | {k.rsplit(".", 1)[-1] for k in names if "_" in k.rsplit(".", 1)[-1]}
+    found = []
+    for element in re.finditer(r"<(p|figcaption|li)\b[^>]*>(.*?)</\1>", html, re.S):
+        text = re.sub(r"\s+", " ", markup.unescape(re.sub(r"<[^>]+>", "", element.group(2))))
+        for key in keys:
+            if re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)" + ("" if "." in key else r"\s*[:=]"), text):
+                found.append(f"key {key} in: {text[:100]}")
+        found += [f"formula {raw!r} in: {text[:100]}" for raw in RAW_FORMULA.findall(text)]
+    return found
+
+
 # --------------------------------------------------------------------------- the smoke run's report
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (Debian: apt-get install chromium)")
 @pytest.mark.parametrize("width", WIDTHS)
@@ -120,7 +149,23 @@ def test_no_pdf_page_is_half_blank_except_before_a_section(smoke_run):
     assert problems == [], "\n".join(problems)
 
 
+def test_prose_says_configuration_keys_and_formulas_in_words(smoke_run):
+    problems = raw_prose((smoke_run["dir"] / "report/report.html").read_text(encoding="utf-8"))
+    assert problems == [], "\n".join(problems)
+
+
 # --------------------------------------------------------------------------- the checks can fail
+def test_the_prose_check_sees_a_raw_key_and_a_raw_formula_but_not_words():
+    raw = ("<p>within ±0.5 points (<code>report.smallest_effect</code>)</p>"
+           "<figcaption>the circle <code>x1^2 + x2^2 = 1</code></figcaption><li>weight_decay: 0.1</li>")
+    assert len(raw_prose(raw)) == 4, raw_prose(raw)  # the key, x1^2 and x2^2, weight_decay
+    from cmpt726.report.render import formula
+
+    words = f"<p>the circle {formula('x1^2 + x2^2 = 1')}, target {formula('sin(2 x.u) + x_1^2 / 2')}</p>"
+    assert raw_prose(words) == [] and "<var>x</var><sub>1</sub><sup>2</sup>" in words and "·" in words
+
+
+
 def page(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "page.html"
     path.write_text(f"<!DOCTYPE html><html><head><meta name='viewport' content='width=device-width'></head>"
@@ -132,7 +177,8 @@ def page(tmp_path: Path, body: str) -> Path:
 def test_the_cell_check_sees_a_squeezed_a_spilling_and_a_too_wide_table(tmp_path):
     squeezed = ("<table style='width:120px'><tr><td>key.name</td><td style='overflow-wrap:anywhere'>"
                 "{a: 84.44, all_dropout: 84.55}</td></tr></table>")
-    spilling = "<table><tr><td style='width:40px;max-width:40px;white-space:nowrap;overflow:hidden'>2026-12-07 10:14</td></tr></table>"
+    spilling = ("<table><tr><td style='width:40px;max-width:40px;white-space:nowrap;overflow:hidden'>2026-12-07 10:14"
+                "</td></tr></table>")
     wide = "<table><tr><td style='white-space:nowrap'>" + "0.5000, " * 80 + "</td></tr></table>"
     problems = table_problems(page(tmp_path, squeezed + spilling + wide), 390)
     assert any('"all_dropout:" broken' in p or "wraps onto" in p for p in problems), problems
