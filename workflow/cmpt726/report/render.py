@@ -6,11 +6,13 @@ import base64
 import datetime as dt
 import mimetypes
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from ..files import read_json, read_tsv, write_text
 from ..text import fmt, signed
@@ -66,9 +68,52 @@ def provenance(config_changes: list | None = None, repo_dir=None, devices=None) 
 
 
 # --------------------------------------------------------------------------- rendering
+def listed(values, digits: int | None = None) -> str:
+    """"a, b, c": each value through fmt(value, digits), or as it is without `digits`."""
+    return ", ".join(str(v) if digits is None else fmt(v, digits) for v in values)
+
+
+def interval(low, high, digits: int = 2) -> str:
+    """"[low, high]" with `digits` decimals."""
+    return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def code_names(names, last: str = " and ") -> Markup:
+    """Each name as <code>, joined "a, b and c" (or by ", " throughout with last=", ")."""
+    items = [Markup("<code>{}</code>").format(name) for name in names]
+    return Markup(last).join([Markup(", ").join(items[:-1]), items[-1]]) if len(items) > 1 else Markup("").join(items)
+
+
+def cells(*values, cls: str = "") -> Markup:
+    """One <td> per value (escaped unless it is markup), each of class `cls` where given; a list stands for its
+    items, so that `[x] if shown else []` is a column only some tables have."""
+    td = Markup('<td class="{}">').format(cls) if cls else Markup("<td>")
+    flat = [item for value in values for item in (value if isinstance(value, list) else [value])]
+    return Markup("").join(td + Markup("{}</td>").format(value) for value in flat)
+
+
+def formula(text) -> Markup:
+    """A formula written as plain text, "x1^2 + x2^2 = 1" or "sin(2 x.u) + x_1^2 / 2", as the report sets formulas:
+    one-letter names in <var>, the digits after one (or after its "_") as its subscript, "^2" as a superscript and
+    the dot of "x.u" as a product dot."""
+    html = str(Markup.escape(text))
+    html = re.sub(r"(?<=[a-z])\.(?=[a-z]\b)", "·", html)
+    html = re.sub(r"\^(\d+)", r"<sup>\1</sup>", html)
+    html = re.sub(r"(?<![A-Za-z])([a-z])_?(\d+)", r"<var>\1</var><sub>\2</sub>", html)
+    return Markup(re.sub(r"(?<![A-Za-z>])([a-z])(?![A-Za-z<])", r"<var>\1</var>", html))
+
+
+def setting_words(text: str) -> str:
+    """"weight_decay: 0.0005 vs 0.0" as "weight decay: 0.0005 vs 0.0": the setting's key, before its colon, in words
+    ("onecycle.warmup" → "onecycle warmup")."""
+    return re.sub(r"^[\w.]+(?=:)", lambda key: key.group(0).replace("_", " ").replace(".", " "), text)
+
+
 def environment(template_dir) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(interval=interval, code_names=code_names, cells=cells)
+    env.filters.update(listed=listed, formula=formula, setting_words=setting_words)
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
     env.filters["g"] = lambda value: "–" if value is None else f"{value:g}"  # 0.001, 0, 1e-05
