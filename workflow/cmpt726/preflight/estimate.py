@@ -1,15 +1,9 @@
-"""What a run will cost, said before its first job (no torch): the trainings, tuning trials and epochs of the jobs
-Snakemake will run, and a wall time on this machine.
+"""What a run will cost, said before its first job (no torch): the trainings, trials and epochs of the jobs to run,
+and a wall time on this machine.
 
-Each heavy job is counted in optimiser steps of the kind it takes: the whole network forward and backward
-(`full`: train all or backbone), the frozen backbone forward and the head backward (`frozen`: a head on
-augmented images), the head alone on cached features (`head`), and forward passes over images (validation after
-every epoch, feature caches, test sets). A few seconds' measurement of each kind at each batch size the plan uses,
-on the device and with the threads its jobs get (`measure`, a subprocess: it imports torch), times those counts,
-plus each job's start-up, is the job time; divided across the jobs that run at once (cores / threads on a CPU,
-`gpu_jobs_per_device` a card), the wall time. The lighter jobs (data, analyses, figures, report: seconds to a
-minute each) are counted but not timed. `CMPT726_STEP_SECONDS` gives every step a known time (tests; or to skip
-the measurement) instead.
+Each heavy job is counted in optimiser steps by kind (`full` network, `frozen` backbone with a head, `head` on
+cached features, `forward` passes); the step times are measured in a subprocess (`measure`, which imports torch)
+or given by `CMPT726_STEP_SECONDS`. The lighter jobs are counted but not timed.
 """
 
 from __future__ import annotations
@@ -57,9 +51,7 @@ class Cost:
 
 @functools.lru_cache(maxsize=None)
 def _available(batch_dir: str, split: str) -> int | None:
-    """The images of `split` in the CIFAR-10 folder the run reads, where its files are already there (the offline
-    trial's hold a few hundred, not 50,000); None where they are not (a download to come). Unreadable files are
-    the prepare job's to refuse, naming them: here they count as absent."""
+    """The images of `split` in the CIFAR-10 folder the run reads; None where its files are absent or unreadable."""
     try:
         return len(read_split(batch_dir, CIFAR10, split, verify=False)[1])
     except Exception:  # noqa: BLE001 (an estimate never stops a run)
@@ -156,10 +148,8 @@ def job_costs(plan, config: dict, jobs: list[tuple[str, dict, int]]) -> tuple[li
     return costs, light
 
 
-# --------------------------------------------------------------------------- the measurement
 def measured(keys, device: str, env=None, timeout: float = 120) -> dict:
-    """{"seconds": {key: seconds a step}, "startup": seconds a job's imports take, "device": what ran them} from
-    `CMPT726_STEP_SECONDS` (every step, no start-up) when set, else from `python -m cmpt726.preflight.measure`.
+    """{"seconds": {key: seconds a step}, "startup", "device"} from `CMPT726_STEP_SECONDS` or the measurement;
     {"error": why} when that fails."""
     env = os.environ if env is None else env
     keys = sorted(set(keys), key=repr)
@@ -200,9 +190,7 @@ def timed(costs: list[Cost], timing: dict) -> None:
 
 
 def wall(costs: list[Cost], cores: int, gpu_slots: int | None) -> float:
-    """Seconds until the last of `costs` ends: the pretraining first (everything waits for it), then the rest side
-    by side: core-seconds over the cores on a CPU, job-seconds over `gpu_slots` on a GPU; never less than the
-    longest job."""
+    """Seconds until the last of `costs` ends: the pretraining first, then the rest side by side."""
     first = [c for c in costs if c.rule == "pretrain_backbone"]
     rest = [c for c in costs if c.rule != "pretrain_backbone"]
     if gpu_slots:
@@ -222,7 +210,6 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-# --------------------------------------------------------------------------- what to say
 def _plural(n, word: str, plural: str | None = None) -> str:
     n = round(n) if isinstance(n, float) else n
     return f"{n} {word if n == 1 else plural or word + 's'}"
@@ -256,9 +243,7 @@ def counts(costs: list[Cost], light: Counter) -> str:
 
 
 def shorter(plan, config: dict, costs: list[Cost], on_cpu: bool) -> tuple[str, str, float] | None:
-    """(the flag or overlay, what it drops, the seconds of job time it drops) of the one change that shortens
-    this plan most plainly: on a CPU the laptop overlay (the full-network searches and twins off), else tuning off,
-    else one seed; None when none applies."""
+    """(flag or overlay, what it drops, job seconds it drops) of the one change that shortens this plan most plainly."""
     twins = set(plan.twins)
 
     def tuned(c):
