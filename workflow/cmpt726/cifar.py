@@ -1,8 +1,5 @@
-"""The CIFAR python-pickle format, one reader for CIFAR-10 and CIFAR-100 (a `Layout` says where they differ).
-
-Files are read by `SafeUnpickler` (no code runs), md5-checked when asked (`verify`), keys, shapes and labels
-always, every error naming the file. The download is locked and atomic and replaces nothing, so runs can share a
-data root.
+"""The CIFAR python-pickle format, one reader for CIFAR-10 and CIFAR-100 (a `Layout` says where they differ): no
+code runs while reading (`SafeUnpickler`), and the download replaces nothing, so runs can share a data root.
 """
 
 from __future__ import annotations
@@ -62,13 +59,8 @@ def md5sum(path) -> str:
 
 
 def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> str:
-    """Download and extract the official archive into `batch_dir` (…/<layout.folder>), md5-checked by torchvision.
-
-    The root is shared by runs: under a lock beside the folder the archive is unpacked into a hidden sibling named
-    after this writer, its files made read-only (what protected() did) and the folder renamed into place in one
-    step. Nothing another run or the user made is removed or replaced: complete data is "found", a folder holding
-    part of the files (or anything else) is refused, and a failed download removes only its own temporary.
-    `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
+    """Download the official archive into `batch_dir` under a lock, renamed into place in one step, replacing
+    nothing; `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
     batch_dir = Path(batch_dir)
     names = files(layout)
     batch_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +94,7 @@ def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> s
 
 
 def write_receipt(path, layout: Layout, batch_dir, status: str, url: str | None = None) -> None:
-    """The download rule's output, in this run's results (never a file of the shared root): which data, where,
-    from where, whether this run downloaded them or found them there, and each file's size."""
+    """The download rule's output (never a file of the shared root): which data, where, and whether found."""
     batch_dir = Path(batch_dir)
     write_json(path, {"data": layout.name, "folder": str(batch_dir), "status": status, "url": url,
                       "sizes": {name: (batch_dir / name).stat().st_size for name in files(layout)}})

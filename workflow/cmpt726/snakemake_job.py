@@ -1,10 +1,7 @@
-"""The one place that knows Snakemake's `script:` object.
+"""The one place that knows Snakemake's `script:` object: every script is `run(snakemake, lambda smk: f(...))`.
 
-Every script in workflow/scripts/ is `run(snakemake, lambda smk: some_function(...))`:
-the log gets stdout, stderr and the traceback; the terminal gets one line naming
-the problem; torch uses exactly the threads the rule declared; a job about to run bf16
-autocast on a CPU that emulates it says so at once (it would crawl); a job whose inputs changed
-while it ran fails, so that its outputs are not taken as up to date.
+The log gets the output and the traceback, the terminal one line; torch gets the rule's threads; a job whose
+inputs changed while it ran fails, so that its outputs are not taken as up to date.
 """
 
 from __future__ import annotations
@@ -26,8 +23,7 @@ def set_threads(threads: int) -> None:
 
 
 def asks_bf16(value) -> bool:
-    """Whether any `bf16: true` lies in a rule's params (training settings, a search plan, a pretraining
-    recipe), however deeply nested."""
+    """Whether any `bf16: true` lies in a rule's params, however deeply nested."""
     if isinstance(value, dict):
         return value.get("bf16") is True or any(asks_bf16(v) for v in value.values())
     if isinstance(value, (list, tuple)):
@@ -36,8 +32,7 @@ def asks_bf16(value) -> bool:
 
 
 def slow_bf16_warning(params: dict, on_cpu: bool, flags: set[str]) -> str | None:
-    """The warning for a job that asks for bf16 autocast on a CPU without bf16 instructions (None when
-    it does not, runs on a GPU, or the flags are unknown)."""
+    """The warning for a job that asks for bf16 autocast on a CPU without bf16 instructions, else None."""
     if not on_cpu or not flags or flags & BF16_FLAGS or not asks_bf16(params):
         return None
     return ("WARNING: bf16 autocast asked for on a CPU without bf16 instructions (no avx512_bf16, amx_bf16 or "
