@@ -1,7 +1,4 @@
-"""A search's ranking and its choice (no torch): who is promoted to the next rung, what the twin trains with.
-
-Writes results/tuning/<variant>/choice.json, search.json and trials.tsv.
-"""
+"""A search's ranking and its choice (no torch): who is promoted to the next rung, what the twin trains with."""
 
 from __future__ import annotations
 

@@ -81,8 +81,7 @@ def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) 
 
 
 def plot_search(trials: dict, out_png) -> None:
-    """One panel per variant: validation accuracy against lr, a line per other searched value in the first
-    rung, later rungs as squares, the choice circled."""
+    """One panel per variant: validation accuracy against lr, the first rung as lines, the choice circled."""
     names = list(trials)
     cols = min(4, len(names))
     rows_n = math.ceil(len(names) / cols)
