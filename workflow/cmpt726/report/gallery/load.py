@@ -64,7 +64,6 @@ def focus_run(runs, q6_numbers) -> tuple[int, dict]:
     return keys.index(key), numbers
 
 
-# --------------------------------------------------------------------------- analyses (optional)
 def load_label_issues(path, data: dict) -> dict:
     """label_issues.tsv → index, suggested (class index), rank; refuses other images' suspects."""
     table = read_label_issues(path, data["classes"])

@@ -1,9 +1,5 @@
-"""The gallery's two pages and the rules' entry points.
-
-gallery.html: the template (workflow/templates/gallery.html.j2) with the sprites, the page JSON and the page
-script (gallery.js, inlined so that the file stands alone), which turns the JSON into cards; a selector picks the
-run, by default the report's focus run. gallery.pdf: a print grid of the focus run (wkhtmltopdf), with a short line
-per analysis that flags an image.
+"""The gallery's two pages (gallery.html stands alone, its script inlined; gallery.pdf a print grid of the focus
+run) and the rules' entry points.
 """
 
 from __future__ import annotations
@@ -112,7 +108,6 @@ def write_gallery_pdf(out_pdf, template, data: dict, run: Run, *, title: str, an
 
 
 
-# --------------------------------------------------------------------------- entry points for the rules
 def _load(test_images, runs, scores, q6_numbers, *, focus_only: bool, **analysis_files):
     focus, numbers = focus_run(runs, q6_numbers)
     data = load_test_images(test_images)
@@ -129,8 +124,7 @@ def _log(out, data, what: str, tic: float) -> None:
 
 def gallery_html(test_images, runs, scores, q6_numbers, out_html, template, script, *, title: str,
                  train_images=None, label_issues=None, human_labels=None, near_duplicates=None) -> None:
-    """report/gallery.html: every run (`runs` (variant, seed) pairs, `scores` their files), the focus run of
-    `q6_numbers` first; each analysis file None when that analysis is off."""
+    """report/gallery.html: every run, the focus run of `q6_numbers` first; an analysis None when it is off."""
     tic = time.perf_counter()
     data, loaded, focus, numbers, analyses = _load(
         test_images, runs, scores, q6_numbers, focus_only=False, train_images=train_images,
