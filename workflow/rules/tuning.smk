@@ -1,5 +1,4 @@
-# tuning.enabled: every tuned variant's search on the validation split (cmpt726/tuning: plan makes it,
-# trials run it, choice chooses): trial jobs per rung and slot, then one choice per variant that its twin
+# tuning.enabled: every tuned variant's search on the validation split, then the choice its twin
 # `<variant>-tuned` trains with. No tuning job has the test split among its inputs.
 wildcard_constraints:
     rung=r"\d+",
@@ -44,7 +43,6 @@ rule tuning_choice:
         trials=f"{TUNING_DIR}/{{variant}}/trials.tsv",
     log:
         f"{LOGS}/tuning/{{variant}}/choice.log",
-    threads: 1
     params:
         code=STAGE_CODE["choice"],
         plan=lambda wildcards: TUNING[wildcards.variant],
@@ -67,7 +65,6 @@ rule plot_tuning:
         numbers=f"{TUNING_DIR}/numbers.json",
     log:
         f"{LOGS}/plot_tuning.log",
-    threads: 1
     params:
         code=PACKAGE_CODE,
         variants=list(TUNING),
