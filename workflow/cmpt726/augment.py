@@ -32,8 +32,7 @@ class RandomCropFlip:
 
 
 class Cutout:
-    """Cutout (DeVries & Taylor 2017): a size×size square at a random centre, clipped, painted with `fill`
-    (the mean pixel: 0 after normalisation)."""
+    """Cutout (DeVries & Taylor 2017): a size×size square at a random centre, clipped, painted with the mean pixel."""
 
     def __init__(self, size: int, generator: torch.Generator, fill=(0, 0, 0)):
         self.size = int(size)

@@ -16,8 +16,7 @@ SIZE = cifar.SIZE
 
 
 def download_cifar100(batch_dir, receipt=None) -> str:
-    """torchvision's download (archive and file md5 checked) into `batch_dir` (…/cifar-100-python) where it holds
-    none of the files (`cifar.download`); `receipt`, in this run's results, records it."""
+    """`cifar.download` of CIFAR-100; `receipt` records it."""
     status = cifar.download(LAYOUT, batch_dir)
     if receipt is not None:
         cifar.write_receipt(receipt, LAYOUT, batch_dir, status)

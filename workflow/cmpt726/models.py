@@ -122,8 +122,7 @@ def build_finetune_net(backbone_state: dict | None, head_cfg: dict, seed: int) -
 
 
 def trainable_parameters(model: FineTuneNet, train: str, replicate_2019_bugs: bool = False) -> list[nn.Parameter]:
-    """Freeze what `train` leaves out and return what the optimiser gets (replicate_2019_bugs: of a head with
-    hidden layers only the final Linear, as the 2019 script did)."""
+    """Freeze what `train` leaves out and return what the optimiser gets (the 2019 bug: a head's last Linear only)."""
     parts = {"head": [model.head], "backbone": [model.backbone], "all": [model.backbone, model.head]}[train]
     for p in model.parameters():
         p.requires_grad_(False)

@@ -22,8 +22,7 @@ EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_to
 
 def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: dict, device: str = "auto",
              resume_path=None, on_epoch=None, code: str | None = None) -> dict:
-    """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg` (= config backbone.pretrain),
-    resumable from `resume_path` (same config, inputs and `code`); `on_epoch(row)` after each saved epoch."""
+    """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg`, resumable from `resume_path`."""
     tic_total = time.perf_counter()
     device = devices.resolve(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)

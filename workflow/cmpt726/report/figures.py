@@ -24,8 +24,7 @@ def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, n
 
 @plain_text
 def plot_curves(curves: dict[str, list[list[dict]]], path, twins: dict[str, str] | None = None) -> None:
-    """Training loss and validation accuracy per epoch, one line per variant (mean over seeds, ±1 std band); a
-    tuned twin (`twins`: twin → its variant) takes its variant's colour, dashed."""
+    """Training loss and validation accuracy per epoch per variant (mean, ±1 std); a twin dashed in its colour."""
     twins = twins or {}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.9))
     colors = plt.get_cmap("tab10")
