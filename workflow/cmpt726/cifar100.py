@@ -83,10 +83,8 @@ def prepare_cifar100(source, kind: str, train_out, test_out, summary_out, verify
     for split, out in [("train", train_out), ("test", test_out)]:
         if kind == "imagefolder":
             images, labels, classes = read_imagefolder_split(source, split)
-        elif kind == "pickle":
-            images, labels, classes = read_pickle_split(source, split, verify)
         else:
-            raise ValueError(f"unknown CIFAR-100 source kind {kind!r} (pickle | imagefolder)")
+            images, labels, classes = read_pickle_split(source, split, verify)
         if classes_seen is not None and classes != classes_seen:
             raise ValueError(f"{source}: the train and test splits name different classes")
         classes_seen = classes

@@ -128,37 +128,20 @@ def load_counts(path, n_images: int | None = None) -> np.ndarray:
     if len(empty):
         raise ValueError(f"{path}: {len(empty)} rows have no votes (first: row {empty[0]})")
     if n_images is not None:
-        if n_images < 1:
-            raise ValueError(f"load_counts: n_images must be positive, got {n_images}")
         if len(counts) < n_images:
             raise ValueError(f"{path}: {len(counts)} rows, but the run has {n_images} test images")
         counts = counts[:n_images]
     return counts.astype(np.int64)
 
 
-def _check(counts, labels=None):
-    counts = np.asarray(counts)
-    if counts.ndim != 2 or (counts.sum(1) <= 0).any():
-        raise ValueError(f"counts must be (N, K) with votes in every row, got shape {counts.shape}")
-    if labels is None:
-        return counts, None
-    labels = np.asarray(labels)
-    if labels.shape != (len(counts),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {len(counts)} integers (one per row of counts), got {labels.shape} "
-                         f"{labels.dtype}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= counts.shape[1]):
-        raise ValueError(f"labels must lie in 0..{counts.shape[1] - 1}")
-    return counts, labels
-
-
 def human_distribution(counts) -> np.ndarray:
-    counts, _ = _check(counts)
+    counts = np.asarray(counts)
     return counts / counts.sum(1, keepdims=True)
 
 
 def human_majority(counts, labels=None) -> np.ndarray:
     """The class most people chose; ties go to the official label (when given), then the lowest index."""
-    counts, labels = _check(counts, labels)
+    counts = np.asarray(counts)
     majority = counts.argmax(1)
     if labels is not None:
         rows = np.arange(len(counts))
@@ -175,7 +158,7 @@ def entropy_nats(dist) -> np.ndarray:
 def human_table(counts, labels, *, unsure_below: float) -> dict[str, np.ndarray]:
     """Per image: votes, distribution, majority, top share, entropy (nats), agreement with the label, disagree,
     unsure (top_share < unsure_below)."""
-    counts, labels = _check(counts, labels)
+    counts, labels = np.asarray(counts), np.asarray(labels)
     dist = human_distribution(counts)
     majority = human_majority(counts, labels)
     top_share = dist.max(1)
@@ -206,8 +189,6 @@ def image_cross_entropy(human_dist, probs, eps: float = EPS) -> np.ndarray:
     """Per image −Σ_k h_k log max(p_k, eps), in nats."""
     h = np.asarray(human_dist, dtype=np.float64)
     p = np.asarray(probs, dtype=np.float64)
-    if h.shape != p.shape:
-        raise ValueError(f"cross_entropy: human distribution {h.shape} and probabilities {p.shape} differ")
     return -(h * np.log(np.clip(p, eps, None))).sum(1)
 
 
@@ -223,8 +204,6 @@ def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[s
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     edges = [float(e) for e in edges]
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"confidence_bins: edges must increase, got {edges}")
     which = np.searchsorted(edges, value, side="right") - 1
     which[value == edges[-1]] = len(edges) - 2
     rows = np.arange(len(labels))
@@ -244,10 +223,7 @@ def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[s
 def model_vs_humans(counts, probs, labels, *, eps: float = EPS) -> dict:
     """One model against the people: accuracy and accuracy_vs_majority (%), cross_entropy (nats), and `bins` by
     human agreement with the label."""
-    counts, labels = _check(counts, labels)
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != counts.shape:
-        raise ValueError(f"model_vs_humans: probabilities {probs.shape} for counts {counts.shape}")
+    counts, labels, probs = np.asarray(counts), np.asarray(labels), np.asarray(probs, dtype=np.float64)
     dist = human_distribution(counts)
     pred = probs.argmax(1)
     value = dist[np.arange(len(labels)), labels]
@@ -275,8 +251,6 @@ def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: fl
     """The per-image TSV (TSV_COLUMNS); returns (and writes to `summary_json`) the counts and means."""
     labels = read_labels(labels)
     classes = [str(c) for c in classes]
-    if len(classes) != NUM_CLASSES:
-        raise ValueError(f"write_human_table: {len(classes)} class names, expected {NUM_CLASSES}")
     counts = load_counts(counts_path, len(labels))
     check_alignment(counts, labels, counts_path)
     table = human_table(counts, labels, unsure_below=unsure_below)
@@ -325,14 +299,9 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
                   replicates: int = 2000) -> dict:
     """Per variant (`scores`: variant name → its score files, one per seed) the models against people, and a
     ranking by per-image cross-entropy."""
-    if not scores:
-        raise ValueError("human_metrics: no variants given")
     labels = np.asarray(labels)
     groups = {str(name): [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
               for name, paths in scores.items()}
-    for name, paths in groups.items():
-        if not paths:
-            raise ValueError(f"human_metrics: variant {name} has no score files")
     every = [p for paths in groups.values() for p in paths]
     read = dict(zip(every, read_score_set(every, labels, test_set=test_set)))
     counts = load_counts(counts_path, len(labels))

@@ -23,13 +23,9 @@ def combine_probs(probs_list) -> np.ndarray:
     if not arrays:
         raise ValueError("combine_probs: no probabilities given (need at least one model)")
     shape = arrays[0].shape
-    if len(shape) != 2:
-        raise ValueError(f"combine_probs: probabilities must be (N, K), got shape {shape}")
     for i, p in enumerate(arrays):
         if p.shape != shape:
             raise ValueError(f"combine_probs: model {i} has shape {p.shape}, model 0 has {shape}")
-        if not np.all(np.isfinite(p)):
-            raise ValueError(f"combine_probs: model {i} has non-finite probabilities")
     return np.mean(arrays, axis=0)
 
 
@@ -39,16 +35,7 @@ def find_suspects(labels, probs_list, *, filter_by: str) -> dict[str, np.ndarray
 
     probs_list = list(probs_list)
     probs = combine_probs(probs_list)
-    labels = np.asarray(labels)
-    if labels.shape != (len(probs),):
-        raise ValueError(f"find_suspects: {labels.shape[0] if labels.ndim else 0} labels for "
-                         f"{len(probs)} rows of probabilities")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"find_suspects: labels must be integers, got {labels.dtype}")
-    k = probs.shape[1]
-    if len(labels) and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"find_suspects: labels must lie in 0..{k - 1}")
-    labels = labels.astype(np.int64)
+    labels = np.asarray(labels).astype(np.int64)
     ranked = np.asarray(find_label_issues(labels, probs, filter_by=filter_by,
                                           return_indices_ranked_by=RANK_BY, n_jobs=1), dtype=np.int64)
     wrong = np.sum([p.argmax(1) != labels for p in map(np.asarray, probs_list)], axis=0)
@@ -62,13 +49,9 @@ def summary(labels, probs, suspect_indices) -> dict:
     """How one model's mistakes relate to the suspects, and its accuracy (%) with and without them."""
     labels = np.asarray(labels)
     probs = np.asarray(probs)
-    if probs.ndim != 2 or len(probs) != len(labels):
-        raise ValueError(f"summary: probabilities of shape {probs.shape} for {len(labels)} labels")
     suspects = np.asarray(suspect_indices, dtype=np.int64).reshape(-1)
     if len(suspects) and (suspects.min() < 0 or suspects.max() >= len(labels)):
         raise ValueError(f"summary: suspect indices must lie in 0..{len(labels) - 1}")
-    if len(np.unique(suspects)) != len(suspects):
-        raise ValueError("summary: suspect indices repeat")
     is_suspect = np.zeros(len(labels), dtype=bool)
     is_suspect[suspects] = True
     wrong = probs.argmax(1) != labels
