@@ -271,14 +271,6 @@ def nearest_by_features(train_features, test_features, chunk: int = CHUNK) -> tu
     import torch
     import torch.nn.functional as F
 
-    for name, f in (("train_features", train_features), ("test_features", test_features)):
-        if f.ndim != 2 or len(f) == 0:
-            raise ValueError(f"{name} must be a non-empty (N, D) array, found shape {f.shape}")
-        if not np.isfinite(f).all():
-            raise ValueError(f"{name} has non-finite values")
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(f"train features have {train_features.shape[1]} dimensions, test features "
-                         f"{test_features.shape[1]}")
     train = F.normalize(torch.as_tensor(np.asarray(train_features, np.float32)), dim=1)
     test = F.normalize(torch.as_tensor(np.asarray(test_features, np.float32)), dim=1)
     index = np.empty(len(test), np.int64)

@@ -356,10 +356,6 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
     comparisons, smallest_effect = tests["comparisons"], tests["smallest_effect"]
     reference, focus, replica_2019, twins = spec["reference"], spec["focus"], spec["replica_2019"], spec["twins"]
     runs = [tuple(r) for r in spec["runs"]]
-    for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
-                        ("scores", scores)]:
-        if len(paths) != len(runs):
-            raise ValueError(f"{name}: {len(paths)} files for {len(runs)} variant × seed runs")
     epochs_by, scores_by = dict(zip(runs, epochs)), dict(zip(runs, scores))
     metrics_by = {run: read_metrics(path) for run, path in zip(runs, metrics)}  # each file read once
     cost_by = {run: read_train_summary(path) for run, path in zip(runs, train_summaries)}
