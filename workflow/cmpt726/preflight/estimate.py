@@ -103,35 +103,30 @@ def job_costs(plan, config: dict, jobs: list[tuple[str, dict, int]]) -> tuple[li
         if rule not in HEAVY:
             light[rule] += 1
             continue
-        cost = Cost(rule, threads=threads)
+        cost = Cost(rule, threads=threads, variant=wildcards.get("variant"))
+        if "seed" in wildcards:
+            cost.seed = int(wildcards["seed"])
+        if cost.variant is not None:
+            cached = plan.cached(cost.variant)
+            cost.on_images = not cached
         if rule == "train_variant":
-            variant, cost.seed = wildcards["variant"], int(wildcards["seed"])
-            cached = plan.cached(variant)
-            cost.variant, cost.on_images = variant, not cached
-            candidates = [plan.settings[variant]]
-            if variant in plan.twins:  # a searched batch size is known only once its search has chosen
-                candidates = [{**candidates[0], **c} for c in plan.searches[plan.twins[variant]]["configs"]]
-            cost.epochs = plan.settings[variant]["epochs"]
-            for settings in candidates:
-                _epochs_of(cost, settings, cached, cost.epochs, config, threads, 1 / len(candidates))
+            candidates = [plan.settings[cost.variant]]
+            if cost.variant in plan.twins:  # a searched batch size is known only once its search has chosen
+                candidates = [{**candidates[0], **c} for c in plan.searches[plan.twins[cost.variant]]["configs"]]
+            cost.epochs = plan.settings[cost.variant]["epochs"]
         elif rule == "tuning_trial":
-            variant, rung, slot = wildcards["variant"], int(wildcards["rung"]), int(wildcards["slot"])
-            search, cached = plan.searches[variant], plan.cached(variant)
-            cost.variant, cost.on_images = variant, not cached
-            rungs = search["rungs"]
-            cost.epochs = rungs[rung]["epochs"]  # every trial a complete run of its rung's length
+            search, rung, slot = plan.searches[cost.variant], int(wildcards["rung"]), int(wildcards["slot"])
+            cost.epochs = search["rungs"][rung]["epochs"]  # every trial a complete run of its rung's length
             # The first rung trains configuration `slot`; later rungs ones not chosen yet.
             candidates = [search["settings"][slot]] if rung == 0 else search["settings"]
+        if rule in ("train_variant", "tuning_trial"):
             for settings in candidates:
                 _epochs_of(cost, settings, cached, cost.epochs, config, threads, 1 / len(candidates))
         elif rule == "evaluate_variant":
-            variant, cost.seed = wildcards["variant"], int(wildcards["seed"])
-            cost.variant, cost.on_images = variant, not plan.cached(variant)
             if cost.on_images:
-                s = plan.settings[variant]
-                n = _images(config, "test")
-                cost.images = n
-                cost.steps[("forward", FORWARD_BATCH, False, s["channels_last"], threads, None)] += n / FORWARD_BATCH
+                cost.images = n = _images(config, "test")
+                key = ("forward", FORWARD_BATCH, False, plan.settings[cost.variant]["channels_last"], threads, None)
+                cost.steps[key] += n / FORWARD_BATCH
         elif rule == "cache_features":
             n = _images(config, wildcards["split"])
             cost.images = n
