@@ -29,11 +29,7 @@ report: "workflow/report/workflow.rst"
 
 # One schema pass, then the plan (cmpt726.specs); a bad config ends the run with its message alone.
 try:
-    PLAN = load(
-        config,
-        os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"),
-        command_line=workflow.config_settings.config,
-    )
+    PLAN = load(config, command_line=workflow.config_settings.config)
 except ConfigError as error:
     sys.exit(str(error))
 

@@ -134,10 +134,7 @@ def _latin1_encode(text, encoding="latin1"):
 
 def _allowed_globals() -> dict:
     """(module, name) → object: every global the CIFAR files (numpy 1 and 2 pickles) may name."""
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy 1
-        from numpy.core import multiarray, numeric
+    from numpy._core import multiarray, numeric
     allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
                ("_codecs", "encode"): _latin1_encode, ("codecs", "encode"): _latin1_encode}
     for prefix in ("numpy.core", "numpy._core"):
