@@ -105,7 +105,6 @@ def write_gallery_pdf(out_pdf, template, data: dict, run: Run, *, title: str, an
                                     "margin-right": "10mm"})
 
 
-
 def _load(test_images, runs, scores, q6_numbers, *, focus_only: bool, **analysis_files):
     focus, numbers = focus_run(runs, q6_numbers)
     data = load_test_images(test_images)
@@ -121,23 +120,19 @@ def _log(out, data, what: str, tic: float) -> None:
 
 
 def gallery_html(test_images, runs, scores, q6_numbers, out_html, template, script, *, title: str,
-                 train_images=None, label_issues=None, human_labels=None, near_duplicates=None) -> None:
+                 **analysis_files) -> None:
     """report/gallery.html: every run, the focus run of `q6_numbers` first; an analysis None when it is off."""
     tic = time.perf_counter()
-    data, loaded, focus, numbers, analyses = _load(
-        test_images, runs, scores, q6_numbers, focus_only=False, train_images=train_images,
-        label_issues=label_issues, human_labels=human_labels, near_duplicates=near_duplicates)
+    data, loaded, focus, numbers, analyses = _load(test_images, runs, scores, q6_numbers, focus_only=False,
+                                                   **analysis_files)
     write_gallery_html(out_html, template, script, data, loaded, title=title, focus=focus, analyses=analyses,
                        verdict=numbers.get("verdict"))
     _log(out_html, data, f"{len(loaded)} runs, first {loaded[focus].variant} (seed {loaded[focus].seed})", tic)
 
 
-def gallery_pdf(test_images, runs, scores, q6_numbers, out_pdf, template, *, title: str, train_images=None,
-                label_issues=None, human_labels=None, near_duplicates=None) -> None:
+def gallery_pdf(test_images, runs, scores, q6_numbers, out_pdf, template, *, title: str, **analysis_files) -> None:
     """report/gallery.pdf: the focus run of `q6_numbers` only, with the analyses' marks."""
     tic = time.perf_counter()
-    data, loaded, _, _, analyses = _load(
-        test_images, runs, scores, q6_numbers, focus_only=True, train_images=train_images,
-        label_issues=label_issues, human_labels=human_labels, near_duplicates=near_duplicates)
+    data, loaded, _, _, analyses = _load(test_images, runs, scores, q6_numbers, focus_only=True, **analysis_files)
     write_gallery_pdf(out_pdf, template, data, loaded[0], title=title, analyses=analyses)
     _log(out_pdf, data, f"{loaded[0].variant} (seed {loaded[0].seed})", tic)
