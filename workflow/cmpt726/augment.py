@@ -1,7 +1,5 @@
 """Data augmentation as batched tensor operations on the device: uint8 batch → uint8 batch, from its own generator."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 

@@ -2,8 +2,6 @@
 code runs while reading (`SafeUnpickler`), and the download replaces nothing, so runs can share a data root.
 """
 
-from __future__ import annotations
-
 import codecs
 import fcntl
 import os

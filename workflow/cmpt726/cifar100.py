@@ -1,7 +1,5 @@
 """CIFAR-100 for pretraining the backbone, from the pickle layout or an ImageFolder tree, to CIFAR-10's arrays."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np

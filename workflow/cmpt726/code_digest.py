@@ -4,8 +4,6 @@ The expensive stages declare their modules in `STAGES`; every other rule takes `
 docstrings and layout never count, and paths only inside the package (docs/architecture.md).
 """
 
-from __future__ import annotations
-
 import ast
 import hashlib
 from functools import lru_cache

@@ -7,8 +7,6 @@ test of every variant two experiments share (Holm over every test on the page). 
 refused, naming the folder, and nothing is written.
 """
 
-from __future__ import annotations
-
 import argparse
 import base64
 import binascii

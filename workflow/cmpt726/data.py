@@ -2,8 +2,6 @@
 validation split, a file of indices into the training images, the same for every variant and seed.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np

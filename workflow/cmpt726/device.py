@@ -1,7 +1,5 @@
 """Where jobs run: the one place that looks at the machine's GPU and CPU (torch only inside the jobs' functions)."""
 
-from __future__ import annotations
-
 import platform
 import re
 import shutil

@@ -1,7 +1,5 @@
 """Evaluate a fine-tuned checkpoint on the test set; owns the score file (`index, label, pred, loss, p0 … p9`)."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from .files import read_json, write_json, write_tsv

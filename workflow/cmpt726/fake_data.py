@@ -3,8 +3,6 @@
     python -m cmpt726.fake_data .test/data       # then: snakemake --cores 2 --directory .test
 """
 
-from __future__ import annotations
-
 import argparse
 import pickle
 from pathlib import Path

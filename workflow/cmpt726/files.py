@@ -1,7 +1,5 @@
 """Atomic writes, JSON (sorted keys, no NaN: it fails naming the file) and TSV (floats to 6 significant digits)."""
 
-from __future__ import annotations
-
 import contextlib
 import csv
 import glob

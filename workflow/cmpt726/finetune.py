@@ -1,7 +1,5 @@
 """Fine-tune one variant with one seed: the set-up around `loop.fit`; the test set is never read here."""
 
-from __future__ import annotations
-
 import math
 import os
 import resource

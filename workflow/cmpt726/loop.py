@@ -2,8 +2,6 @@
 job ends with the same weights) and a non-finite loss failing the run at once (`Diverged`).
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import math

@@ -1,7 +1,5 @@
 """ResNet-20 for CIFAR (chenyaofo's `CifarResNet`: the published weights load strictly) and the fine-tuning head."""
 
-from __future__ import annotations
-
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3

@@ -1,7 +1,5 @@
 """matplotlib for every figure: Agg, an atomic PNG writer, `plain_text` (a `$` in a name is not typeset as math)."""
 
-from __future__ import annotations
-
 import matplotlib
 
 matplotlib.use("Agg")  # must precede pyplot

@@ -2,8 +2,6 @@
 the recipe of chenyaofo/pytorch-cifar-models' training log). Writes a plain state_dict, epochs TSV and summary.
 """
 
-from __future__ import annotations
-
 import time
 
 import torch

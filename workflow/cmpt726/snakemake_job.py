@@ -4,8 +4,6 @@ The log gets the output and the traceback, the terminal one line; torch gets the
 inputs changed while it ran fails, so that its outputs are not taken as up to date.
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import sys

@@ -2,8 +2,6 @@
 is decided here for the machine the jobs run on, so no job sees `auto`.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -4,8 +4,6 @@ The input `correct_by_variant`: name -> bool (seeds, images) array, every varian
 Report outputs are JSON-able without NaN or infinity; accuracies and differences in percent/points.
 """
 
-from __future__ import annotations
-
 import itertools
 from collections.abc import Mapping, Sequence
 

@@ -1,7 +1,5 @@
 """Numbers as the report, the comparison page, the figures and the statistics' answers write them."""
 
-from __future__ import annotations
-
 import math
 
 MISSING = "–"  # an en dash: a value that is absent (None) or not a number

@@ -3,8 +3,6 @@ pixel distance (`workflow/resources/near_duplicates_checked.json`); recall is an
 the last band is counted.
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from ..files import read_json

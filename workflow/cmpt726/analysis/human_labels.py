@@ -5,8 +5,6 @@ each class; a run on the first N test images uses the first N rows. The human ma
 official label, so `disagree` means strictly more people chose another class.
 """
 
-from __future__ import annotations
-
 import hashlib
 import http.client
 import urllib.error

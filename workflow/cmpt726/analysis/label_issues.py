@@ -4,8 +4,6 @@ Only images the models get wrong can be flagged, so a flagging variant is judged
 flagging variants find without its family (`leave_one_out`); any other variant against the full list.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np

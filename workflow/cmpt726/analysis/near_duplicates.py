@@ -9,8 +9,6 @@ Candidates come from 8×8 thumbnail correlation (a copy is always among them). T
 · MAD) of the log distances, a robust low-outlier rule that ignores the copies while they are under half the set.
 """
 
-from __future__ import annotations
-
 import math
 import time
 import zipfile

@@ -1,8 +1,6 @@
 """Pre-flight (no torch): every input a run lacks, found before its first job and listed in one message with its
 fix; what the jobs will cost is `estimate`'s."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 import shutil

@@ -6,8 +6,6 @@ cached features, `forward` passes); the step times are measured in a subprocess 
 or given by `CMPT726_STEP_SECONDS`. The lighter jobs are counted but not timed.
 """
 
-from __future__ import annotations
-
 import functools
 import json
 import math

@@ -3,8 +3,6 @@ reads {"device", "items": [{kind, batch, bf16, channels_last, threads, head}]} o
 {"seconds": [per item], "startup", "device"}. Random weights and inputs: a step costs the same.
 """
 
-from __future__ import annotations
-
 import time
 
 TIC = time.perf_counter()

@@ -1,7 +1,5 @@
 """report/report.html from the results files; report/report.pdf from the HTML."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from ..files import read_json

@@ -1,8 +1,6 @@
 """Question 6, every number (rule compare_variants): the variant table with 95 % intervals, paired tests, the
 verdict, the prose's comparisons, the focus variant's errors and calibration. The template only lays them out."""
 
-from __future__ import annotations
-
 import math
 import statistics
 from pathlib import Path

@@ -1,7 +1,5 @@
 """Question 6 and pretraining figures; drawing only (the numbers come from report/compare_variants.py)."""
 
-from __future__ import annotations
-
 import itertools
 import math
 

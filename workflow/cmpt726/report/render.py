@@ -1,7 +1,5 @@
 """Assemble the report: results files → a jinja2 context → one self-contained HTML → PDF."""
 
-from __future__ import annotations
-
 import base64
 import datetime as dt
 import mimetypes

@@ -1,8 +1,6 @@
 """Rule summarize_analyses: label errors, the models against CIFAR-10H's people and near-duplicates, as the
 report shows them (figures and one numbers.json for sections/analysis.html.j2)."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from .. import stats

@@ -1,7 +1,5 @@
 """A search's ranking and its choice (no torch): who is promoted to the next rung, what the twin trains with."""
 
-from __future__ import annotations
-
 import json
 
 from ..files import read_json, write_json, write_tsv

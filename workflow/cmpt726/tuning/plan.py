@@ -2,8 +2,6 @@
 `tuning.space` values chosen on the validation split, by successive halving or one grid rung (docs/tuning.md).
 """
 
-from __future__ import annotations
-
 import copy
 import itertools
 

@@ -1,8 +1,6 @@
 """What the tuning saw, for the report: validation accuracy against lr per tuned variant, and a table row each
 (choice, cost, convergence). No test-set number enters here."""
 
-from __future__ import annotations
-
 import json
 import math
 from collections import defaultdict

@@ -4,8 +4,6 @@ Every trial is a complete run whose schedule spans its rung's epochs, so a short
 configurations whose learning rate is still small (short-horizon bias, Wu et al. 2018).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from ..files import read_json, write_json

@@ -1,7 +1,5 @@
 """The gallery's inputs, each checked against the test images: images, every run's scores, optional analyses."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import numpy as np

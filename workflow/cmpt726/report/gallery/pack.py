@@ -10,8 +10,6 @@
     duplicates: null or {columns, twins: [test index, tile in the twin sprite, train index, train label, distance]}
 """
 
-from __future__ import annotations
-
 import base64
 import io
 import json

@@ -2,8 +2,6 @@
 run) and the rules' entry points.
 """
 
-from __future__ import annotations
-
 import math
 import tempfile
 import time
