@@ -9,7 +9,6 @@ from cmpt726.theory import FIGURE_LABELS, QUESTIONS
 TWINS = PLAN.twins
 TUNING = PLAN.searches
 TUNING_DIR = "results/tuning"
-VARIANTS = list(PLAN.settings)
 SETTINGS = PLAN.settings
 RUNS = PLAN.runs
 # Feature caches are keyed by normalisation, the only setting they depend on besides the backbone.
@@ -34,7 +33,7 @@ CONFIG_CHANGES = config_changes(config, SHIPPED_CONFIG)
 
 
 wildcard_constraints:
-    variant="|".join(VARIANTS),
+    variant="|".join(PLAN.settings),
     seed=r"\d+",
     split="train|test",
     norm=r"[0-9a-f]{10}",

@@ -267,20 +267,14 @@ def read_human_table(path) -> dict[str, np.ndarray]:
     """A per-image TSV back as arrays (label/human_majority as names, votes (N, 10)); refuses a wrong header."""
     path = Path(path)
     rows = read_table(path, TSV_COLUMNS)
+    kinds = (np.int64, str, str, np.float64, np.float64, np.float64, np.int64, np.int64)
     try:
         cols = list(zip(*rows)) if rows else [()] * len(TSV_COLUMNS)
-        return {
-            "index": np.array(cols[0], dtype=np.int64),
-            "label": np.array(cols[1], dtype=str),
-            "human_majority": np.array(cols[2], dtype=str),
-            "human_top_share": np.array(cols[3], dtype=np.float64),
-            "entropy": np.array(cols[4], dtype=np.float64),
-            "agreement_with_label": np.array(cols[5], dtype=np.float64),
-            "disagree": np.array(cols[6], dtype=np.int64).astype(bool),
-            "unsure": np.array(cols[7], dtype=np.int64).astype(bool),
-            "votes": np.array([[int(v) for v in c.split(",")] for c in cols[8]],
-                              dtype=np.int64).reshape(-1, NUM_CLASSES),
-        }
+        table = {name: np.array(col, dtype=kind) for name, col, kind in zip(TSV_COLUMNS, cols, kinds)}
+        table["disagree"], table["unsure"] = table["disagree"].astype(bool), table["unsure"].astype(bool)
+        votes = [[int(v) for v in c.split(",")] for c in cols[8]]
+        table["votes"] = np.array(votes, dtype=np.int64).reshape(-1, NUM_CLASSES)
+        return table
     except (ValueError, IndexError) as error:
         raise ValueError(f"{path}: malformed row ({error})") from error
 

@@ -63,16 +63,6 @@ def _images(config: dict, split: str) -> int:
     return min(subset, full) if subset else full
 
 
-def _head(settings: dict) -> str:
-    return json.dumps(settings["head"], sort_keys=True)
-
-
-def _kind(settings: dict, cached: bool) -> str:
-    if cached:
-        return "head"
-    return "frozen" if settings["train"] == "head" else "full"
-
-
 def _steps(n: int, batch_size: int) -> int:
     """len(loop.batch_bounds(n, batch_size)): a last batch of one image joins the one before."""
     return math.ceil(n / batch_size) - (1 if n > batch_size and n % batch_size == 1 else 0)
@@ -83,9 +73,9 @@ def _epochs_of(cost: Cost, settings: dict, cached: bool, epochs: float, config: 
     """Add `epochs` of training with `settings` (weighted: a trial whose configuration is not known yet)."""
     n_val = settings["validation"]
     n_train = _images(config, "train") - n_val
-    kind = _kind(settings, cached)
+    kind = "head" if cached else "frozen" if settings["train"] == "head" else "full"
     key = (kind, settings["batch_size"], bool(settings["bf16"]), settings["channels_last"], threads,
-           _head(settings) if kind == "head" else None)
+           json.dumps(settings["head"], sort_keys=True) if cached else None)
     cost.steps[key] += weight * epochs * _steps(n_train, settings["batch_size"])
     if not cached:
         cost.images += weight * epochs * (n_train + n_val)
