@@ -70,7 +70,3 @@ def from_settings(augment: dict, generator: torch.Generator, mean) -> Compose | 
     if augment["cutout"]:
         steps.append(Cutout(augment["cutout"], generator, fill=[255 * m for m in mean]))
     return Compose(*steps) if steps else None
-
-
-def is_active(augment: dict | None) -> bool:
-    return bool(augment) and bool(augment["crop"] or augment["flip"] or augment["cutout"])

@@ -28,10 +28,6 @@ def train_variant(spec: dict, paths: dict, on_epoch=None) -> list[dict]:
     model = models.build_finetune_net(backbone_state, settings["head"], seed)
     inputs, labels, _ = load_inputs(train_path, device, settings["normalize"], settings["channels_last"])
     cached = isinstance(inputs, FeatureBatches)
-    if cached and settings["train"] != "head":
-        raise ValueError(f"{train_path} holds cached features, but train: {settings['train']} needs images")
-    if cached and augment.is_active(settings["augment"]):
-        raise ValueError(f"{train_path} holds cached features, but augmentation needs images")
     train, held_out = (inputs, labels), None
     if split_path is not None:
         with np.load(split_path) as split:
