@@ -1,5 +1,4 @@
-# CMPT-726 Assignment 2 as one workflow: data → backbone → features → fine-tune →
-# evaluate → figures → report; the theory questions join at the report.
+# CMPT-726 Assignment 2 as one workflow: data → backbone → fine-tune → evaluate → report; theory joins the report.
 import atexit
 import os
 import sys
@@ -10,8 +9,7 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
-# The Snakefile imports this checkout's package (no torch); jobs import it as installed or, in a conda env,
-# through the link workflow/scripts/cmpt726 (Snakemake puts a script's folder on its sys.path).
+# This checkout's package (no torch); jobs import it as installed or through the link workflow/scripts/cmpt726.
 sys.path.insert(0, WORKFLOW_DIR)
 # OpenMP threads that spin while they wait make a CPU job 4-30x slower on a busy machine: jobs inherit this.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -44,8 +42,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
-# Under a cluster executor these run on the submitting host: quick (seconds), and the report
-# rules need wkhtmltopdf. The theory rules say so themselves (`localrule: True` in theory.smk).
+# On the submitting host under a cluster executor: quick, and the report rules need wkhtmltopdf.
 localrules:
     all,
     compare_variants,
@@ -56,8 +53,7 @@ localrules:
     gallery_pdf,
 
 
-# Pre-flight: a file the config names is an input only where it exists, so the plan is made; a missing one
-# is said here, and with everything else a run lacks before its first job. Jobs re-read this file and skip it.
+# Pre-flight: a named file is an input only where it exists, so a missing one is said here (not in jobs).
 DRY_RUN = workflow.output_settings.dryrun
 if workflow.is_main_process:
     for _problem in [] if DRY_RUN else preflight.missing_files(config):
@@ -66,8 +62,7 @@ if workflow.is_main_process:
         print(f"WARNING: {_warning}", file=sys.stderr)
 
 
-# Before any job of a real run: what it lacks (it refuses, naming them all), then what it will cost. Snakemake
-# calls no onstart in a dry run: there the same checks run at exit, as warnings.
+# Before a real run's first job: what it lacks (refused), then its cost; a dry run (no onstart) checks at exit.
 if workflow.is_main_process and DRY_RUN:
     atexit.register(preflight.before_jobs, workflow, config, PLAN, dry_run=True, workdir=os.getcwd())
 

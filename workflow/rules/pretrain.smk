@@ -1,11 +1,9 @@
-# backbone.source: pretrain. CIFAR-100 (pickle layout, downloaded when absent, or an ImageFolder tree) →
-# compact arrays → ResNet-20 trained here → BACKBONE, used by fine-tuning exactly like the published one.
+# backbone.source: pretrain. CIFAR-100 (pickle layout or ImageFolder tree) → arrays → ResNet-20 → BACKBONE.
 from cmpt726.cifar import CIFAR100, files as layout_files
 from cmpt726.cifar100 import source_of, tree_digest
 
 CIFAR100_KIND, CIFAR100_SOURCE = source_of(config["data"]["cifar100"])
-# The pickle files are inputs one by one (a file replaced in place reruns prepare); an ImageFolder tree
-# (60000 files) is the folder plus a digest of every file's path, size and mtime as a param.
+# The pickle files are inputs one by one; an ImageFolder tree is the folder plus a digest of its files.
 CIFAR100_FILES = (
     [str(Path(CIFAR100_SOURCE) / name) for name in layout_files(CIFAR100)]
     if CIFAR100_KIND == "pickle"

@@ -1,5 +1,4 @@
-# tuning.enabled: every tuned variant's search on the validation split, then the choice its twin
-# `<variant>-tuned` trains with. No tuning job has the test split among its inputs.
+# tuning.enabled: each tuned variant's search and the choice its twin trains with; never on the test split.
 wildcard_constraints:
     rung=r"\d+",
     slot=r"\d+",
