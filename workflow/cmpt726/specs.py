@@ -41,7 +41,6 @@ class Plan:
         return self.twins.get(name) or self.recipes.get(name) or name
 
     def cached(self, name: str) -> bool:
-        """Whether `name` trains its head on cached backbone features."""
         return uses_cached_features(self.settings[name])
 
 

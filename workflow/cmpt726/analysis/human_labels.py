@@ -324,7 +324,6 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
 
 
 def write_human_metrics(counts_path, scores: Mapping, labels, out_json, **kwargs) -> dict:
-    """`human_metrics`, written atomically as JSON."""
     result = human_metrics(counts_path, scores, labels, **kwargs)
     write_json(out_json, result)
     return result

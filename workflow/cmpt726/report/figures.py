@@ -183,7 +183,6 @@ def plot_image_grid(tiles: list[list[tuple]], title: str, path, empty: str, cols
     save_figure(fig, path)
 
 
-@plain_text
 def plot_mistakes(images: np.ndarray, labels, probs, indices, classes: list[str], title: str, path) -> None:
     """The given test images (N, 3, 32, 32 uint8) in a grid, each with true class, prediction and score."""
     plot_image_grid([[(images[i], f"#{i}  true: {classes[labels[i]]}\npred: {classes[probs[i].argmax()]} "

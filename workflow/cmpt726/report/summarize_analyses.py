@@ -135,7 +135,6 @@ def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels
                        "distance": float(r["pixel_distance"])} for r in pairs[:N_SHOWN]]}
 
 
-@plain_text
 def plot_suspects(images, top: list[dict], path) -> None:
     """The images whose label the models reject most firmly."""
     figures.plot_image_grid([[(images[s["index"]], f"#{s['index']}  {s['given']} →\n{s['suggested']}  "
@@ -173,7 +172,6 @@ def plot_humans(metrics: dict, path) -> None:
     save_figure(fig, path)
 
 
-@plain_text
 def plot_duplicates(test_images, train_images, test_labels, train_labels, classes, shown: list[dict], path) -> None:
     """Flagged pairs side by side: the test image and its nearest training image, with their labels."""
     figures.plot_image_grid(

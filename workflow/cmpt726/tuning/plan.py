@@ -35,7 +35,6 @@ def recipe_settings(config: dict, name: str) -> dict:
 
 
 def own_overrides(tuning: dict, name: str) -> dict:
-    """`tuning.overrides.<name>` ({} when the variant has none)."""
     return tuning["overrides"].get(name) or {}
 
 

@@ -129,7 +129,6 @@ def load_near_duplicates(path, train_images, data: dict) -> dict:
 
 def load_analyses(data: dict, *, train_images=None, label_issues=None, human_labels=None,
                   near_duplicates=None) -> dict:
-    """The analyses that are given (each None when its file is not)."""
     return {"label_issues": None if label_issues is None else load_label_issues(label_issues, data),
             "human_labels": None if human_labels is None else load_human_labels(human_labels, data),
             "near_duplicates": (None if near_duplicates is None

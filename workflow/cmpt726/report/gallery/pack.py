@@ -36,7 +36,6 @@ def sprite(images: np.ndarray, columns: int = SPRITE_COLUMNS) -> np.ndarray:
 
 
 def encode(array: np.ndarray, fmt: str = "JPEG", **options) -> str:
-    """An image array as a data URI."""
     from PIL import Image
 
     buffer = io.BytesIO()
