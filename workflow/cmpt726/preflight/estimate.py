@@ -167,11 +167,6 @@ def _load() -> float | None:
         return None
 
 
-def timed(costs: list[Cost], timing: dict) -> None:
-    for cost in costs:
-        cost.seconds = timing["startup"] + sum(n * timing["seconds"][key] for key, n in cost.steps.items())
-
-
 def wall(costs: list[Cost], cores: int, gpu_slots: int | None) -> float:
     """Seconds until the last of `costs` ends: the pretraining first, then the rest side by side."""
     first = [c for c in costs if c.rule == "pretrain_backbone"]
@@ -276,7 +271,8 @@ def report(plan, config: dict, jobs: list[tuple[str, dict, int]], *, cores: int,
     timing = measure([key for c in costs for key in c.steps], device, env=env)
     if "error" in timing:
         return lines + [f"  Its time on this machine could not be measured ({timing['error']})."]
-    timed(costs, timing)
+    for cost in costs:
+        cost.seconds = timing["startup"] + sum(n * timing["seconds"][key] for key, n in cost.steps.items())
     threads = max({c.threads for c in costs if c.rule != "pretrain_backbone"} or {1})
     gpu_slots = None
     if on_gpu:

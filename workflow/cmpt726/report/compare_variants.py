@@ -138,11 +138,6 @@ def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dic
     return rows
 
 
-def varying_columns(rows: list[dict]) -> dict:
-    """Which optional columns differ between variants (a column that is the same everywhere goes in a note)."""
-    return {key: len({str(r[key]) for r in rows}) > 1 for key in ("lr", "batch_size", "augment", "seeds")}
-
-
 # The training settings the prose names.
 SHARED_KEYS = ("lr", "momentum", "weight_decay", "batch_size", "epochs", "normalize", "validation", "replicate_2019_bugs")
 
@@ -416,7 +411,8 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
         "focus_chosen_by": focus_chosen_by,
         "seed": seed, "seeds": sorted({s for _, s in runs}), "n_test": n, "classes": classes,
-        "train_modes": list(dict.fromkeys(r["train"] for r in rows)), "varying": varying_columns(rows),
+        "train_modes": list(dict.fromkeys(r["train"] for r in rows)),
+        "varying": {key: len({str(r[key]) for r in rows}) > 1 for key in ("lr", "batch_size", "augment", "seeds")},
         "settings": shared_settings(settings),
         "validation": {"images": focus_row["validation_images"], "keep": focus_row["keep"]},
         "focus_seed_accuracy": focus_metrics["accuracy"], "ece": {r["name"]: r["ece"] for r in rows},
