@@ -52,10 +52,6 @@ def official_md5(layout: Layout) -> dict[str, str]:
     return dict(cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]])
 
 
-def md5sum(path) -> str:
-    return file_digest(path, "md5")
-
-
 def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> str:
     """Download the official archive into `batch_dir` under a lock, renamed into place in one step, replacing
     nothing; `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
@@ -167,7 +163,7 @@ def unpickle(path, layout: Layout, md5: str | None = None) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{layout.name} file missing: {path}")
-    if md5 is not None and (got := md5sum(path)) != md5:
+    if md5 is not None and (got := file_digest(path, "md5")) != md5:
         raise ValueError(f"{path}: md5 {got} is not the official {md5} (corrupt or not the official file; "
                          f"set {layout.config_key}.verify: false to read it anyway)")
     try:

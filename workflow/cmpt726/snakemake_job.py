@@ -50,11 +50,6 @@ def stamps(paths) -> dict[str, tuple | None]:
     return found
 
 
-def moved_inputs(before: dict) -> list[str]:
-    """The inputs whose size or mtime differ from `before` (`stamps` taken when the job started)."""
-    return [path for path, stamp in stamps(before).items() if stamp != before[path]]
-
-
 def paths(smk) -> dict:
     """A job's named inputs and outputs as one dict (name → path or list of paths): what entry points take."""
     return {**dict(smk.input.items()), **dict(smk.output.items())}
@@ -80,7 +75,7 @@ def run(smk, main) -> None:
             main(smk)
             # A file replaced while the job read it: the outputs may mix old and new, and its new mtime may be
             # older than theirs, so Snakemake would call them up to date. Failing removes them.
-            if moved := moved_inputs(inputs):
+            if moved := [path for path, stamp in stamps(inputs).items() if stamp != inputs[path]]:
                 raise RuntimeError(f"input changed while the job read it: {', '.join(moved)}; run again")
         except Exception as error:  # the job fails either way; say why in one line where the user looks
             traceback.print_exc(file=log)
