@@ -316,6 +316,8 @@ def run_level_contrast(arrays: Sequence[np.ndarray], weights: Sequence[float], c
     e.g. the interaction (A' − B') − (A − B): is it zero? Every variant needs 2+ seeds."""
     xs = [np.asarray(x, dtype=np.float64) for x in arrays]
     parts = [run_variance(x) for x in xs]
+    if any(part is None for part in parts):
+        raise ValueError("every variant of a contrast needs at least 2 seeds")
     n = xs[0].shape[1]
     diff = sum(w * x.mean() for w, x in zip(weights, xs))
     runs = [w * w * s2 / x.shape[0] for w, x, (s2, _, _) in zip(weights, xs, parts)]
