@@ -1,5 +1,4 @@
-# CMPT-726 Assignment 2 as one workflow: data → backbone → features → fine-tune →
-# evaluate → figures → report; the theory questions join at the report.
+# CMPT-726 Assignment 2 as one workflow: data → backbone → fine-tune → evaluate → report; theory joins the report.
 import atexit
 import os
 import sys
@@ -10,14 +9,9 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
-# The Snakefile imports this checkout's package (light modules only: no torch). Jobs import it as
-# installed (`pip install -e .`, setup.sh) or, in a conda env of `--sdm conda`, through
-# workflow/scripts/cmpt726, a link to the package beside the scripts (Snakemake puts a script's
-# folder on its sys.path).
+# This checkout's package (no torch); jobs import it as installed or through the link workflow/scripts/cmpt726.
 sys.path.insert(0, WORKFLOW_DIR)
-# Jobs inherit this process's environment. OpenMP threads that spin while they wait make a CPU job 4-30x
-# slower when the machine holds more busy threads than cores (another job, a test run): they sleep instead.
-# A value the user set is kept.
+# OpenMP threads that spin while they wait make a CPU job 4-30x slower on a busy machine: jobs inherit this.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cmpt726 import preflight
@@ -31,14 +25,9 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-# One schema pass (typed --config values, every default filled, theory included), then the plan: each job's
-# settings resolved once (cmpt726.specs). A bad config ends the run with its message alone (no traceback).
+# One schema pass, then the plan (cmpt726.specs); a bad config ends the run with its message alone.
 try:
-    PLAN = load(
-        config,
-        os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"),
-        command_line=workflow.config_settings.config,
-    )
+    PLAN = load(config, command_line=workflow.config_settings.config)
 except ConfigError as error:
     sys.exit(str(error))
 
@@ -53,8 +42,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
-# Under a cluster executor these run on the submitting host: quick (seconds), and the report
-# rules need wkhtmltopdf. The theory rules say so themselves (`localrule: True` in theory.smk).
+# On the submitting host under a cluster executor: quick, and the report rules need wkhtmltopdf.
 localrules:
     all,
     compare_variants,
@@ -65,9 +53,7 @@ localrules:
     gallery_pdf,
 
 
-# Pre-flight: files the config names are inputs only where they exist (preflight.present), so the plan is
-# made; a missing one is said here, and with everything else a run lacks before its first job (below).
-# Jobs (a local subprocess, a cluster node) re-read this file and skip it: the main process checked.
+# Pre-flight: a named file is an input only where it exists, so a missing one is said here (not in jobs).
 DRY_RUN = workflow.output_settings.dryrun
 if workflow.is_main_process:
     for _problem in [] if DRY_RUN else preflight.missing_files(config):
@@ -76,10 +62,7 @@ if workflow.is_main_process:
         print(f"WARNING: {_warning}", file=sys.stderr)
 
 
-# Before any job of a real run (the jobs and the executor known): what it lacks (named files, CUDA where jobs
-# run here, unreachable downloads, wkhtmltopdf when a PDF is due: the run refuses, naming them all), then what
-# it will cost (preflight.estimate): the main job's first lines. Snakemake calls no onstart in a dry run: the
-# same checks run once it has listed the jobs, as warnings.
+# Before a real run's first job: what it lacks (refused), then its cost; a dry run (no onstart) checks at exit.
 if workflow.is_main_process and DRY_RUN:
     atexit.register(preflight.before_jobs, workflow, config, PLAN, dry_run=True, workdir=os.getcwd())
 

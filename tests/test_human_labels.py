@@ -11,8 +11,8 @@ import pytest
 from conftest import CLASSES, closed_port_url
 
 from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confidence_bins, cross_entropy,
-                                           download_counts, ensure_counts, human_table,
-                                           load_counts, model_vs_humans, read_human_table, suspects_vs_humans,
+                                           download_counts, human_table,
+                                           load_counts, model_vs_humans, read_human_table,
                                            write_human_labels, write_human_metrics, write_human_table)
 from cmpt726.config import schema_default
 from cmpt726.data import save_arrays
@@ -51,8 +51,6 @@ def test_download_right_checksum(server, tmp_path):
     assert download_counts(f"{server.url}/cifar10h-counts.npy", want, out) == out
     assert np.array_equal(load_counts(out), counts)
     assert sorted(p.name for p in out.parent.iterdir()) == ["cifar10h-counts.npy"]
-    # ensure_counts keeps a good existing file without asking the network
-    assert ensure_counts(out.parent, url=closed_port_url("x.npy"), sha256=want) == out
 
 
 def test_download_wrong_checksum_leaves_nothing(server, tmp_path):
@@ -62,16 +60,6 @@ def test_download_wrong_checksum_leaves_nothing(server, tmp_path):
         download_counts(url, "0" * 64, out)
     assert all(s in str(info.value) for s in (str(out), url, got, "0" * 64)), info.value
     assert not out.exists() and list(out.parent.iterdir()) == []  # no temporary file either
-
-
-def test_ensure_counts_downloads_when_missing_and_refuses_a_bad_copy(server, tmp_path):
-    want = serve(server, unanimous(np.arange(5)))
-    root = tmp_path / "root"
-    path = ensure_counts(root, url=f"{server.url}/cifar10h-counts.npy", sha256=want)
-    assert path == root / "cifar10h-counts.npy" and sha256(path) == want
-    np.save(path, unanimous(np.arange(6)))
-    with pytest.raises(ValueError, match=f"{path}: sha256 {sha256(path)}, expected {want}"):
-        ensure_counts(root, url=f"{server.url}/cifar10h-counts.npy", sha256=want)
 
 
 @pytest.mark.parametrize("where", ["closed port", "404"])
@@ -253,12 +241,6 @@ def test_human_metrics_per_variant(tmp_path):
         write_human_metrics(path, {"head": files["head"], "x": [bad]}, labels, tmp_path / "m2.json",
                             unsure_below=UNSURE)
     assert not (tmp_path / "m2.json").exists()
-
-
-def test_suspects_vs_humans():
-    assert suspects_vs_humans([1, 3], np.array([False, True, True, False, False])) == {
-        "n_suspects": 2, "n_disagree": 2, "both": 1,
-        "suspects_humans_disagree_pct": 50.0, "disagreements_among_suspects_pct": 50.0}
 
 
 def test_rule_refuses_a_counts_file_with_another_sha256_and_writes_nothing(tmp_path):

@@ -1,7 +1,5 @@
 """Data augmentation as batched tensor operations on the device: uint8 batch → uint8 batch, from its own generator."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 
@@ -32,8 +30,7 @@ class RandomCropFlip:
 
 
 class Cutout:
-    """Cutout (DeVries & Taylor 2017): a size×size square at a random centre, clipped, painted with `fill`
-    (the mean pixel: 0 after normalisation)."""
+    """Cutout (DeVries & Taylor 2017): a size×size square at a random centre, clipped, painted with the mean pixel."""
 
     def __init__(self, size: int, generator: torch.Generator, fill=(0, 0, 0)):
         self.size = int(size)
@@ -73,7 +70,3 @@ def from_settings(augment: dict, generator: torch.Generator, mean) -> Compose | 
     if augment["cutout"]:
         steps.append(Cutout(augment["cutout"], generator, fill=[255 * m for m in mean]))
     return Compose(*steps) if steps else None
-
-
-def is_active(augment: dict | None) -> bool:
-    return bool(augment) and bool(augment["crop"] or augment["flip"] or augment["cutout"])

@@ -1,7 +1,5 @@
 """The CIFAR-100 ResNet-20 backbone (published or local), checked by a strict load and saved as a plain state_dict."""
 
-from __future__ import annotations
-
 import tempfile
 import urllib.error
 

@@ -1,11 +1,6 @@
-"""The CIFAR python-pickle format, one reader for CIFAR-10 and CIFAR-100 (a `Layout` says where they differ).
-
-Files are read by `SafeUnpickler` (no code runs), md5-checked when asked (`verify`), keys, shapes and labels
-always, every error naming the file. The download is locked and atomic and replaces nothing, so runs can share a
-data root.
+"""The CIFAR python-pickle format, one reader for CIFAR-10 and CIFAR-100 (a `Layout` says where they differ): no
+code runs while reading (`SafeUnpickler`), and the download replaces nothing, so runs can share a data root.
 """
-
-from __future__ import annotations
 
 import codecs
 import fcntl
@@ -57,18 +52,9 @@ def official_md5(layout: Layout) -> dict[str, str]:
     return dict(cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]])
 
 
-def md5sum(path) -> str:
-    return file_digest(path, "md5")
-
-
 def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> str:
-    """Download and extract the official archive into `batch_dir` (…/<layout.folder>), md5-checked by torchvision.
-
-    The root is shared by runs: under a lock beside the folder the archive is unpacked into a hidden sibling named
-    after this writer, its files made read-only (what protected() did) and the folder renamed into place in one
-    step. Nothing another run or the user made is removed or replaced: complete data is "found", a folder holding
-    part of the files (or anything else) is refused, and a failed download removes only its own temporary.
-    `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
+    """Download the official archive into `batch_dir` under a lock, renamed into place in one step, replacing
+    nothing; `fetch(tmp)` puts `layout.folder` under `tmp`. Returns "downloaded" or "found"."""
     batch_dir = Path(batch_dir)
     names = files(layout)
     batch_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +88,7 @@ def download(layout: Layout, batch_dir, fetch=None, url: str | None = None) -> s
 
 
 def write_receipt(path, layout: Layout, batch_dir, status: str, url: str | None = None) -> None:
-    """The download rule's output, in this run's results (never a file of the shared root): which data, where,
-    from where, whether this run downloaded them or found them there, and each file's size."""
+    """The download rule's output (never a file of the shared root): which data, where, and whether found."""
     batch_dir = Path(batch_dir)
     write_json(path, {"data": layout.name, "folder": str(batch_dir), "status": status, "url": url,
                       "sizes": {name: (batch_dir / name).stat().st_size for name in files(layout)}})
@@ -143,10 +128,7 @@ def _latin1_encode(text, encoding="latin1"):
 
 def _allowed_globals() -> dict:
     """(module, name) → object: every global the CIFAR files (numpy 1 and 2 pickles) may name."""
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy 1
-        from numpy.core import multiarray, numeric
+    from numpy._core import multiarray, numeric
     allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
                ("_codecs", "encode"): _latin1_encode, ("codecs", "encode"): _latin1_encode}
     for prefix in ("numpy.core", "numpy._core"):
@@ -181,7 +163,7 @@ def unpickle(path, layout: Layout, md5: str | None = None) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{layout.name} file missing: {path}")
-    if md5 is not None and (got := md5sum(path)) != md5:
+    if md5 is not None and (got := file_digest(path, "md5")) != md5:
         raise ValueError(f"{path}: md5 {got} is not the official {md5} (corrupt or not the official file; "
                          f"set {layout.config_key}.verify: false to read it anyway)")
     try:

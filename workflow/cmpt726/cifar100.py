@@ -1,7 +1,5 @@
 """CIFAR-100 for pretraining the backbone, from the pickle layout or an ImageFolder tree, to CIFAR-10's arrays."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +14,7 @@ SIZE = cifar.SIZE
 
 
 def download_cifar100(batch_dir, receipt=None) -> str:
-    """torchvision's download (archive and file md5 checked) into `batch_dir` (…/cifar-100-python) where it holds
-    none of the files (`cifar.download`); `receipt`, in this run's results, records it."""
+    """`cifar.download` of CIFAR-100; `receipt` records it."""
     status = cifar.download(LAYOUT, batch_dir)
     if receipt is not None:
         cifar.write_receipt(receipt, LAYOUT, batch_dir, status)
@@ -84,10 +81,8 @@ def prepare_cifar100(source, kind: str, train_out, test_out, summary_out, verify
     for split, out in [("train", train_out), ("test", test_out)]:
         if kind == "imagefolder":
             images, labels, classes = read_imagefolder_split(source, split)
-        elif kind == "pickle":
-            images, labels, classes = read_pickle_split(source, split, verify)
         else:
-            raise ValueError(f"unknown CIFAR-100 source kind {kind!r} (pickle | imagefolder)")
+            images, labels, classes = read_pickle_split(source, split, verify)
         if classes_seen is not None and classes != classes_seen:
             raise ValueError(f"{source}: the train and test splits name different classes")
         classes_seen = classes

@@ -1,15 +1,8 @@
 """The `code` param of every rule: a digest, by syntax tree, of the package code the rule's job runs (no torch).
 
-The expensive stages and everything upstream of them (data preparation, the backbone, features, training,
-trials, the choice, pretraining, evaluation) declare the modules they run in `STAGES`: a change of meaning
-in one of those reruns exactly that stage and what depends on it, and nothing else retrains.
-tests/test_architecture.py checks that each list covers everything its entry module imports (`module_sources`).
-Every other rule (theory, analyses, figures, report) is cheap and takes `package_digest`: any change of
-the package's code reruns it. Comments, docstrings and layout never count, so a comment edit reruns nothing,
-and paths count only inside the package, so a moved or cloned project plans nothing new.
+The expensive stages declare their modules in `STAGES`; every other rule takes `package_digest`. Comments,
+docstrings and layout never count, and paths only inside the package (docs/architecture.md).
 """
-
-from __future__ import annotations
 
 import ast
 import hashlib
@@ -100,8 +93,7 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 
 @lru_cache(maxsize=None)
 def _tree(path: Path, stamp: tuple) -> str:
-    """A file's syntax tree without docstrings, as text; parsed once per version (`stamp`: size, mtime) of the
-    file, though the stages and the package digest share most files."""
+    """A file's syntax tree without docstrings, as text; parsed once per version (`stamp`) of the file."""
     return ast.dump(_strip_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))),
                     annotate_fields=False)
 

@@ -2,14 +2,10 @@
 
     python -m cmpt726.compare_runs ../exp1 ../exp2 [--names assignment tuned] -o comparison.html [--pdf comparison.pdf]
 
-From each finished run (`snakemake --directory FOLDER`) the page reads `results/figures/q6/numbers.json`, the score
-files and the test images, and shows the settings that differ, each (experiment, variant)'s accuracy with its
-interval, and for every variant two experiments share a paired test with `stats.py`'s functions (Holm over every
-test on the page). A missing file, an unfinished run or other test images than the first's is refused, naming the
-folder, and nothing is written.
+The page shows the settings that differ, each (experiment, variant)'s accuracy with its interval, and a paired
+test of every variant two experiments share (Holm over every test on the page). A run that cannot be compared is
+refused, naming the folder, and nothing is written.
 """
-
-from __future__ import annotations
 
 import argparse
 import base64
@@ -38,7 +34,6 @@ class CompareError(ValueError):
     """A run that cannot be compared (the message names its folder and file)."""
 
 
-# --------------------------------------------------------------------------- one run
 def _unfinished(folder: Path, why: str) -> CompareError:
     return CompareError(f"{folder}: {why}; finish the run first (snakemake --cores all --directory {folder})")
 
@@ -111,7 +106,6 @@ def check_same_test_set(runs: list[dict]) -> None:
                 f", from {TEST_IMAGES}): paired tests need the same images (check data.subset.test)")
 
 
-# --------------------------------------------------------------------------- settings
 def flatten(settings: dict, prefix: str = "") -> dict:
     """{"head": {"hidden": []}} → {"head.hidden": []}: one row per leaf setting."""
     flat = {}
@@ -163,9 +157,7 @@ def global_facts(run: dict) -> dict:
 
 
 def settings_differences(runs: list[dict]) -> dict:
-    """The settings that differ between the experiments: `global` (run-wide facts per experiment), `common`
-    (training settings that differ the same way in every shared variant, listed once), `per_variant` (the rest,
-    "–" where absent) and `only_in` (variants some experiments do not run)."""
+    """The settings that differ between the experiments: run-wide, the same in every shared variant, per variant."""
     names = [r["name"] for r in runs]
     facts = [global_facts(r) for r in runs]
     global_rows = [{"key": key, "cells": [f[key] for f in facts],
@@ -203,7 +195,6 @@ def settings_differences(runs: list[dict]) -> dict:
             "same_variants": [v for v in shared if v not in {p["variant"] for p in per_variant}]}
 
 
-# --------------------------------------------------------------------------- numbers
 def accuracy_rows(runs: list[dict], variants: list[str]) -> list[dict]:
     """Per variant, per experiment that runs it: the accuracy and 95 % interval of that run's own report."""
     out = []
@@ -220,8 +211,7 @@ def accuracy_rows(runs: list[dict], variants: list[str]) -> list[dict]:
 
 
 def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replicates: int, seed: int = 0) -> dict:
-    """Every variant two experiments share, compared between them on the same test images (one paired bootstrap
-    for all; per variant `stats.pairwise_comparisons`, later − earlier; Holm over every test on the page)."""
+    """Every variant two experiments share, compared between them (later − earlier; Holm over the page)."""
     keyed = {f"{i}/{variant}": correct for i, run in enumerate(runs) for variant, correct in run["correct"].items()}
     variants = list(dict.fromkeys(v for run in runs for v in run["correct"]))
     shared = [v for v in variants if sum(v in run["correct"] for run in runs) >= 2]
@@ -241,7 +231,6 @@ def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replica
     return {"tests": tests, "alpha": alpha, "replicates": replicates}
 
 
-# --------------------------------------------------------------------------- the page
 def shared_setting(runs: list[dict], key: str, option: str) -> float:
     """A report setting the page's tests take over (alpha, smallest_effect): the runs must agree, or use `option`."""
     values = {float(r["numbers"][key]) for r in runs}
@@ -252,8 +241,7 @@ def shared_setting(runs: list[dict], key: str, option: str) -> float:
 
 def comparison_context(folders, names=None, alpha: float | None = None, *, replicates: int,
                        smallest_effect: float | None = None, out_html=None) -> dict:
-    """Everything the template lays out; refuses (CompareError) before anything is written. alpha and
-    smallest_effect default to the runs' own (they must agree)."""
+    """Everything the template lays out; refuses (CompareError) before anything is written."""
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise CompareError("give at least two experiment folders")

@@ -1,9 +1,6 @@
-"""CIFAR-10 for fine-tuning: the official batches → an .npz of uint8 images, int64 labels and class names.
-
-The validation split is a file of indices into the training images, the same for every variant and seed.
+"""CIFAR-10 for fine-tuning: the official batches → an .npz of uint8 images, int64 labels and class names; the
+validation split, a file of indices into the training images, the same for every variant and seed.
 """
-
-from __future__ import annotations
 
 from pathlib import Path
 
@@ -17,8 +14,7 @@ BATCH_DIR = LAYOUT.folder
 
 
 def download_cifar10(batch_dir, url: str | None = None, receipt=None) -> str:
-    """torchvision's download (md5 checked) from `url` (data.cifar10.url) into `batch_dir` where it holds none of
-    the files (`cifar.download`); `receipt`, in this run's results, records it. Returns "downloaded" or "found"."""
+    """`cifar.download` of CIFAR-10 from `url`; `receipt` records it. Returns "downloaded" or "found"."""
     status = cifar.download(LAYOUT, batch_dir, url=url)
     if receipt is not None:
         cifar.write_receipt(receipt, LAYOUT, batch_dir, status, url)

@@ -1,11 +1,4 @@
-"""Where jobs run: the one place that looks at the machine's GPU and CPU.
-
-The planning side (the Snakefile, the pre-flight, the job glue) needs no torch: `nvidia_driver`,
-`gpus_per_job`, `cpu_flags`, `native_bf16`. The jobs resolve config `device` with torch (`resolve`) and name what ran
-them (`name`).
-"""
-
-from __future__ import annotations
+"""Where jobs run: the one place that looks at the machine's GPU and CPU (torch only inside the jobs' functions)."""
 
 import platform
 import re
@@ -40,9 +33,7 @@ def nvidia_driver() -> tuple[bool, int | None]:
 
 
 def gpus_per_job(device: str, present: bool | None = None) -> int:
-    """The `gpu` resource a heavy job claims: 1 when it will run on CUDA. `auto` claims a GPU when the machine
-    shows an NVIDIA driver; on a CPU-only machine the jobs claim none, so the local profile's gpu limit does not
-    run them one at a time while cores sit idle."""
+    """The `gpu` resource a heavy job claims: 1 when it will run on CUDA (`auto`: where an NVIDIA driver shows)."""
     if device in ("cpu", "cuda"):
         return int(device == "cuda")
     return int(nvidia_present() if present is None else present)
@@ -67,10 +58,8 @@ def cpu_flags() -> set[str]:
 
 
 def native_bf16(device: str, present: bool | None = None, flags: set[str] | None = None) -> bool:
-    """What `bf16: auto` means here, decided once at planning: on where config `device`'s jobs run on a CPU with
-    bf16 instructions (BF16_FLAGS: ≈ 1.4x the fp32 throughput of two one-thread jobs,
-    experiments/benchmarks/README.md); off on a CPU without them (emulated, ≈ 10x slower) and on a GPU (bf16
-    autocast did not pay there for this small network, experiments/gpu-first-session)."""
+    """What `bf16: auto` means here: on only for CPU jobs on a CPU with bf16 instructions (experiments/benchmarks;
+    on a GPU it did not pay for this small network, experiments/gpu-first-session)."""
     if gpus_per_job(device, present):
         return False
     return bool((cpu_flags() if flags is None else flags) & BF16_FLAGS)
@@ -89,10 +78,8 @@ def runs_on_cpu(device: str) -> bool:
     return device == "cpu"
 
 
-# --------------------------------------------------------------------------- in a job (torch)
 def resolve(name: str = "auto", say=print):
-    """The torch device of config `device` (auto, cuda or cpu); says in the job's log which one it took and
-    why, so that a job that fell back to the CPU (e.g. on a node whose driver is too old) is seen at once."""
+    """The torch device of config `device`; the log says which one it took and why (a CPU fallback is seen)."""
     import torch
 
     available = torch.cuda.is_available()

@@ -1,7 +1,5 @@
 """Evaluate a fine-tuned checkpoint on the test set; owns the score file (`index, label, pred, loss, p0 … p9`)."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from .files import read_json, write_json, write_tsv
@@ -60,8 +58,7 @@ def summarize(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict
 
 
 def read_metrics(path) -> dict:
-    """A metrics file read back, held to what `summarize` writes: accuracies in [0, 100] (per class: or None), a
-    square confusion matrix of counts; else ValueError naming the file and the field."""
+    """A metrics file read back, held to what `summarize` writes; else ValueError naming the file and the field."""
     metrics = read_json(path)
 
     def percent(value):
@@ -115,8 +112,7 @@ def read_scores(path, expected_rows: int | None = None):
 
 
 def read_score_set(paths, labels, classes=None, *, test_set="the test set") -> list[dict]:
-    """Every score file of a set of runs (`read_scores` dicts, in order), each checked against the test set's
-    labels and `classes` (None: the first file's columns); `test_set` names the labels' source."""
+    """Every score file of a set of runs, in order, each checked against the test set's labels and `classes`."""
     labels = np.asarray(labels)
     paths = list(paths)
     if not paths:

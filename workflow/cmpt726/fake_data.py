@@ -1,12 +1,7 @@
 """Tiny fake inputs in the real formats, for a fully offline trial of the workflow and for the tests.
 
     python -m cmpt726.fake_data .test/data       # then: snakemake --cores 2 --directory .test
-
-writes cifar10/cifar-10-batches-py/ (class-coloured random images), backbone.pth (a random ResNet-20) and
-cifar10h/cifar10h-counts.npy (fake votes, mostly for the label).
 """
-
-from __future__ import annotations
 
 import argparse
 import pickle

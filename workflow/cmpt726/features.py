@@ -1,7 +1,5 @@
 """The frozen backbone's 64-d pooled features of every image, cached for head-only variants."""
 
-from __future__ import annotations
-
 import numpy as np
 import torch
 

@@ -1,7 +1,5 @@
 """Atomic writes, JSON (sorted keys, no NaN: it fails naming the file) and TSV (floats to 6 significant digits)."""
 
-from __future__ import annotations
-
 import contextlib
 import csv
 import glob
@@ -36,8 +34,7 @@ def writer_prefix(prefix: str) -> str:
 
 
 def dead_writers_leftovers(folder, prefix: str) -> list[Path]:
-    """The entries of `folder` named `writer_prefix(prefix)…` by a writer on this host that is no longer alive:
-    a killed job's temporaries. A live writer's, or another host's, are never among them."""
+    """The entries of `folder` named `writer_prefix(prefix)…` by a dead writer on this host: a killed job's."""
     pattern = re.compile(rf"{re.escape(prefix)}(\w+)-(\d+)-")
     found = []
     for candidate in Path(folder).glob(f"{glob.escape(prefix)}*"):
@@ -57,9 +54,7 @@ def remove_stale_temporaries(path) -> list[Path]:
 
 
 def publish(tmp, path) -> None:
-    """Give the finished file `tmp` the name `path` only where no file has it: a hard link (atomic, and refused
-    for an existing name), then the temporary's name removed. A file someone else made is never replaced:
-    FileExistsError, and `tmp` is left to the caller."""
+    """Give the finished file `tmp` the name `path` only where no file has it (a hard link), else FileExistsError."""
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -89,9 +84,7 @@ def download_timeout(seconds: float | None = None):
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None, *, replace: bool = True):
-    """Yield a temporary path beside `path` (named after the writer); move it into place if the block succeeds.
-
-    `replace=False` (a shared data root) never replaces an existing `path`: FileExistsError (`publish`)."""
+    """Yield a temporary path beside `path`; move it into place (`replace=False`: never over a file) on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)

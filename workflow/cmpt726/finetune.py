@@ -1,10 +1,4 @@
-"""Fine-tune one variant with one seed: the set-up around `loop.fit`, and the checkpoint it leaves.
-
-Images go through FineTuneNet; cached features through the head alone (same seed: same head, same batches).
-The validation split scores each epoch; the test set is never read here.
-"""
-
-from __future__ import annotations
+"""Fine-tune one variant with one seed: the set-up around `loop.fit`; the test set is never read here."""
 
 import math
 import os
@@ -24,14 +18,8 @@ EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "sec
 
 
 def train_variant(spec: dict, paths: dict, on_epoch=None) -> list[dict]:
-    """Train one variant with one seed; write its per-epoch metrics, and its checkpoint and summary where `paths`
-    names them. Returns the per-epoch rows.
-
-    spec: `variant`, `seed`, `settings` (the variant's, `Plan.settings`), `device`; optional `code` (the digest in
-    the resume fingerprint; None: this package's) and `searched` (a tuned twin's search's configurations).
-    paths (the rule's named inputs and outputs): `backbone`, `train`, `epochs`; optional `split` (`train`/`val`
-    indices; absent: nothing held out), `choice` (a tuned twin's choice file, `apply_choice`), `checkpoint`,
-    `summary` and `resume` (epoch checkpoints of an interrupted run, removed once it finishes)."""
+    """Train one variant with one seed (rule train_variant's spec and paths); write its per-epoch metrics, and
+    its checkpoint and summary where `paths` names them. Returns the per-epoch rows."""
     settings = apply_choice(spec["settings"], paths.get("choice"), spec.get("searched"))
     seed, device = int(spec["seed"]), devices.resolve(spec.get("device", "auto"))
     backbone_path, train_path, split_path = paths["backbone"], paths["train"], paths.get("split")
@@ -40,10 +28,6 @@ def train_variant(spec: dict, paths: dict, on_epoch=None) -> list[dict]:
     model = models.build_finetune_net(backbone_state, settings["head"], seed)
     inputs, labels, _ = load_inputs(train_path, device, settings["normalize"], settings["channels_last"])
     cached = isinstance(inputs, FeatureBatches)
-    if cached and settings["train"] != "head":
-        raise ValueError(f"{train_path} holds cached features, but train: {settings['train']} needs images")
-    if cached and augment.is_active(settings["augment"]):
-        raise ValueError(f"{train_path} holds cached features, but augmentation needs images")
     train, held_out = (inputs, labels), None
     if split_path is not None:
         with np.load(split_path) as split:
@@ -101,9 +85,7 @@ def train_variant(spec: dict, paths: dict, on_epoch=None) -> list[dict]:
 
 
 def apply_choice(settings: dict, choice_path, searched: list | None = None) -> dict:
-    """`settings` with a tuned twin's chosen keys (results/tuning/<variant>/choice.json) over them, if any. The
-    file is read back, so it is held to what the search could choose: one of its configurations (`searched`),
-    every one of which passed the config's checks; a hand-edited lr, batch size or `train` is refused."""
+    """`settings` with a tuned twin's choice over them; a choice that is not one of the `searched` is refused."""
     if choice_path is None:
         return settings
     try:

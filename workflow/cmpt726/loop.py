@@ -1,11 +1,6 @@
-"""The epoch loop shared by fine-tuning and pretraining, with a resume state saved after every epoch.
-
-The resume state (model, optimiser, best weights, every random stream; plain tensors, loaded with
-weights_only=True) lets a killed job end with the same weights; its fingerprint covers settings, seed,
-inputs and code. A non-finite loss fails the run at once (`Diverged`), before anything is saved.
+"""The epoch loop shared by fine-tuning and pretraining, with a resume state saved after every epoch (so a killed
+job ends with the same weights) and a non-finite loss failing the run at once (`Diverged`).
 """
-
-from __future__ import annotations
 
 import hashlib
 import json
@@ -32,18 +27,12 @@ class Diverged(FloatingPointError):
 
 def fingerprint(settings: dict, seed: int, inputs, code: str) -> str:
     """Identifies a run, so that a resume state of other settings, inputs or code (`code`) is never used."""
-    if not code:
-        raise ValueError("fingerprint: the code digest is missing (sources.code_digest of the job's modules)")
     stamp = [settings, seed, code] + [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs]
     return hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
-    """The learning rate of optimiser step `step` (0-based) of the whole run.
-
-    cosine: annealing from lr to eta_min per step; step: lr × gamma^(milestones passed), milestones as
-    fractions of the epochs; onecycle: linear warm-up from lr/25 over `warmup`, then cosine down.
-    """
+    """The learning rate of optimiser step `step` (0-based) of the whole run under cfg["schedule"]."""
     epochs, lr = cfg["epochs"], cfg["lr"]
     if cfg["schedule"] == "cosine":
         t = min(step / max(1, epochs * steps_per_epoch), 1.0)
@@ -181,12 +170,7 @@ class Fit:
 
 
 def fit(job: Fit) -> list[dict]:
-    """Train for `job.epochs` (continuing a saved run); one row per epoch: epoch, [lr,] train_loss, train_acc,
-    <held_out_name>_loss, <held_out_name>_acc, seconds. The model ends with the kept epoch's weights."""
-    if job.keep not in ("last", "best"):
-        raise ValueError(f"keep must be last or best, not {job.keep!r}")
-    if job.keep == "best" and job.held_out is None:
-        raise ValueError("keep: best needs held-out data to choose the epoch")
+    """Train for `job.epochs` (continuing a saved run): one row per epoch; the model ends with the kept epoch's."""
     train_x, train_y = job.train
     device = train_y.device
     generators = {"shuffle": job.shuffle, **job.generators}

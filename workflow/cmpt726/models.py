@@ -1,7 +1,5 @@
 """ResNet-20 for CIFAR (chenyaofo's `CifarResNet`: the published weights load strictly) and the fine-tuning head."""
 
-from __future__ import annotations
-
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
@@ -122,8 +120,7 @@ def build_finetune_net(backbone_state: dict | None, head_cfg: dict, seed: int) -
 
 
 def trainable_parameters(model: FineTuneNet, train: str, replicate_2019_bugs: bool = False) -> list[nn.Parameter]:
-    """Freeze what `train` leaves out and return what the optimiser gets (replicate_2019_bugs: of a head with
-    hidden layers only the final Linear, as the 2019 script did)."""
+    """Freeze what `train` leaves out and return what the optimiser gets (the 2019 bug: a head's last Linear only)."""
     parts = {"head": [model.head], "backbone": [model.backbone], "all": [model.backbone, model.head]}[train]
     for p in model.parameters():
         p.requires_grad_(False)

@@ -1,7 +1,4 @@
-"""matplotlib for every figure: the Agg backend (no display on the workers), an atomic PNG writer, and
-`plain_text` for figures that show user text (a `$` in a class name must not be typeset as math)."""
-
-from __future__ import annotations
+"""matplotlib for every figure: Agg, an atomic PNG writer, `plain_text` (a `$` in a name is not typeset as math)."""
 
 import matplotlib
 

@@ -2,8 +2,6 @@
 the recipe of chenyaofo/pytorch-cifar-models' training log). Writes a plain state_dict, epochs TSV and summary.
 """
 
-from __future__ import annotations
-
 import time
 
 import torch
@@ -22,18 +20,15 @@ EPOCH_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_to
 
 def pretrain(train_path, test_path, backbone_out, epochs_out, summary_out, cfg: dict, device: str = "auto",
              resume_path=None, on_epoch=None, code: str | None = None) -> dict:
-    """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg` (= config backbone.pretrain),
-    resumable from `resume_path` (same config, inputs and `code`); `on_epoch(row)` after each saved epoch."""
+    """Train cifar_resnet20(100) on the prepared CIFAR-100 arrays with `cfg`, resumable from `resume_path`."""
     tic_total = time.perf_counter()
     device = devices.resolve(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     seed = int(cfg["seed"])
     channels_last = cfg["channels_last"]
 
-    train_x, train_y, classes = load_inputs(train_path, device, cfg["normalize"], channels_last)
+    train_x, train_y, _ = load_inputs(train_path, device, cfg["normalize"], channels_last)
     test_x, test_y, _ = load_inputs(test_path, device, cfg["normalize"], channels_last)
-    if len(classes) != 100:
-        raise ValueError(f"{train_path}: pretraining needs the 100 CIFAR-100 classes, found {len(classes)}")
     augment_rng = torch.Generator(device=device).manual_seed(seed)
     train_x.augment = RandomCropFlip(cfg["crop_padding"], cfg["flip"], augment_rng)
 

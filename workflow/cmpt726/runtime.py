@@ -1,7 +1,5 @@
 """A job's in-memory inputs as batches (uint8 images normalised per batch, or cached features), and prediction."""
 
-from __future__ import annotations
-
 import copy
 
 import numpy as np

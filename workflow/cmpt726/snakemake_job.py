@@ -1,13 +1,8 @@
-"""The one place that knows Snakemake's `script:` object.
+"""The one place that knows Snakemake's `script:` object: every script is `run(snakemake, lambda smk: f(...))`.
 
-Every script in workflow/scripts/ is `run(snakemake, lambda smk: some_function(...))`:
-the log gets stdout, stderr and the traceback; the terminal gets one line naming
-the problem; torch uses exactly the threads the rule declared; a job about to run bf16
-autocast on a CPU that emulates it says so at once (it would crawl); a job whose inputs changed
-while it ran fails, so that its outputs are not taken as up to date.
+The log gets the output and the traceback, the terminal one line; torch gets the rule's threads; a job whose
+inputs changed while it ran fails, so that its outputs are not taken as up to date.
 """
-
-from __future__ import annotations
 
 import contextlib
 import os
@@ -26,8 +21,7 @@ def set_threads(threads: int) -> None:
 
 
 def asks_bf16(value) -> bool:
-    """Whether any `bf16: true` lies in a rule's params (training settings, a search plan, a pretraining
-    recipe), however deeply nested."""
+    """Whether any `bf16: true` lies in a rule's params, however deeply nested."""
     if isinstance(value, dict):
         return value.get("bf16") is True or any(asks_bf16(v) for v in value.values())
     if isinstance(value, (list, tuple)):
@@ -36,8 +30,7 @@ def asks_bf16(value) -> bool:
 
 
 def slow_bf16_warning(params: dict, on_cpu: bool, flags: set[str]) -> str | None:
-    """The warning for a job that asks for bf16 autocast on a CPU without bf16 instructions (None when
-    it does not, runs on a GPU, or the flags are unknown)."""
+    """The warning for a job that asks for bf16 autocast on a CPU without bf16 instructions, else None."""
     if not on_cpu or not flags or flags & BF16_FLAGS or not asks_bf16(params):
         return None
     return ("WARNING: bf16 autocast asked for on a CPU without bf16 instructions (no avx512_bf16, amx_bf16 or "
@@ -55,11 +48,6 @@ def stamps(paths) -> dict[str, tuple | None]:
         except OSError:
             found[path] = None
     return found
-
-
-def moved_inputs(before: dict) -> list[str]:
-    """The inputs whose size or mtime differ from `before` (`stamps` taken when the job started)."""
-    return [path for path, stamp in stamps(before).items() if stamp != before[path]]
 
 
 def paths(smk) -> dict:
@@ -87,7 +75,7 @@ def run(smk, main) -> None:
             main(smk)
             # A file replaced while the job read it: the outputs may mix old and new, and its new mtime may be
             # older than theirs, so Snakemake would call them up to date. Failing removes them.
-            if moved := moved_inputs(inputs):
+            if moved := [path for path, stamp in stamps(inputs).items() if stamp != inputs[path]]:
                 raise RuntimeError(f"input changed while the job read it: {', '.join(moved)}; run again")
         except Exception as error:  # the job fails either way; say why in one line where the user looks
             traceback.print_exc(file=log)

@@ -1,13 +1,6 @@
-"""The run's plan: the validated config turned, once, into what each job trains and reads (no torch).
-
-`load` validates a config (`config.validate_config`) and makes the `Plan` the rules read: every variant's
-resolved training settings (the tuned twins' included: their fixed settings here, their searched keys from
-their choice file when they train), the (variant, seed) runs, each tuned variant's search, the feature caches
-and the variants cleanlab reads. The config itself is never changed after validation. `bf16: auto` is decided
-here, once, for the machine the jobs run on (`device.native_bf16`): no job sees `auto`.
+"""The run's plan: the validated config turned, once, into what each job trains and reads (no torch); `bf16: auto`
+is decided here for the machine the jobs run on, so no job sees `auto`.
 """
-
-from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +41,11 @@ class Plan:
         return self.twins.get(name) or self.recipes.get(name) or name
 
     def cached(self, name: str) -> bool:
-        """Whether `name` trains its head on cached backbone features."""
         return uses_cached_features(self.settings[name])
 
 
 def make_plan(config: dict, native_bf16: bool | None = None) -> Plan:
-    """The plan of a validated config (`config.validate_config`); raises ConfigError for a bad `tuning`.
-    native_bf16: what `bf16: auto` becomes (None: `device.native_bf16` of config `device` on this machine)."""
+    """The plan of a validated config; raises ConfigError for a bad `tuning`."""
     check_tuning(config)
     settings = {name: resolve_variant(config, name) for name in config["variants"]}
     seeds = {name: variant_seeds(config, name) for name in config["variants"]}

@@ -1,16 +1,8 @@
-"""The statistics behind "which variant is better": intervals, paired tests, the headline verdict.
+"""The statistics behind "which variant is better": intervals, paired tests, the verdict (docs/statistics.md).
 
-The claims are about variants (training procedures), so the unit of a between-variant test is the training run;
-the test images are a second, crossed source of noise (docs/statistics.md says which test is used where and why;
-experiments/benchmarks/run_level_calibration.py checks the run-level test's error rates by simulation).
-
-Pure numpy/scipy on in-memory arrays. The input is `correct_by_variant`: name -> bool array (seeds, images),
-`correct[s, i]` whether seed s's run got test image i right; every variant on the same images in the same order
-(paired), seed counts may differ. Report outputs (`accuracy_summary`, `pairwise_comparisons`, `paired_test`,
-`answer_questions`, `verdict`) are JSON-able without NaN or infinity; accuracies and differences in percent/points.
+The input `correct_by_variant`: name -> bool (seeds, images) array, every variant on the same test images (paired).
+Report outputs are JSON-able without NaN or infinity; accuracies and differences in percent/points.
 """
-
-from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
@@ -24,12 +16,8 @@ BOOTSTRAP_METHOD = "bootstrap (images × seeds)"
 WILSON_METHOD = "wilson"
 MCNEMAR_TEST = "mcnemar exact"
 RUN_LEVEL_TEST = "run-level t (runs + images)"
-# What a test's conclusion is about: the variants (training procedures) or two trained networks.
 SCOPE_VARIANTS = "variants"
 SCOPE_MODELS = "two trained models"
-
-
-# --- Input
 
 
 def correct_matrix(scores_per_seed: Sequence[Mapping]) -> np.ndarray:
@@ -77,8 +65,6 @@ def _z(confidence: float) -> float:
     return float(_scipy_stats.norm.ppf(0.5 + confidence / 2))
 
 
-# --- Single run
-
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for `correct` successes out of `n`, in percent (0..100)."""
     if n <= 0:
@@ -95,19 +81,13 @@ def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[flo
 
 
 def mcnemar_exact(a_correct, b_correct) -> dict:
-    """Exact two-sided McNemar test of two runs on the same images: b = A right and B wrong, c = the reverse;
-    p of b against Binomial(b + c, 1/2), 1 without discordant pairs."""
+    """Exact two-sided McNemar test of two runs on the same images (b: A right and B wrong, c: the reverse)."""
     a = np.asarray(a_correct, dtype=bool)
     b_arr = np.asarray(b_correct, dtype=bool)
-    if a.ndim != 1 or a.shape != b_arr.shape:
-        raise ValueError(f"need two 1-D arrays of the same length, got {a.shape} and {b_arr.shape}")
     b = int(np.count_nonzero(a & ~b_arr))
     c = int(np.count_nonzero(~a & b_arr))
     p = 1.0 if b + c == 0 else float(_scipy_stats.binomtest(b, b + c, 0.5).pvalue)
     return {"b": b, "c": c, "p": min(1.0, p)}
-
-
-# --- The two-level paired bootstrap
 
 
 def _clamp_chunk(chunk: int, n: int) -> int:
@@ -123,21 +103,12 @@ def _image_counts(rng, m: int, n: int) -> np.ndarray:
 
 def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicates: int,
                          seed: int = 0, chunk: int = 500, resample_seeds: bool = True) -> dict:
-    """Bootstrap replicates of every variant's mean accuracy (percent): name -> array (replicates,).
+    """Bootstrap replicates of every variant's mean accuracy (percent): name -> (replicates,) array.
 
-    Each replicate draws the test images with replacement (the SAME draw for every variant: paired) and,
-    independently per variant, that variant's seeds; the replicate accuracy is the mean over the drawn seeds
-    of the accuracy on the drawn images, so the spread counts the finite test set and seed-to-seed variation.
-    `resample_seeds=False` (or one seed) gives a plain paired image bootstrap. A draw is a count vector, so one
-    matrix product per chunk gives every run's accuracy. Deterministic for (seed, replicates, chunk); the image
-    draws come from their own SeedSequence child, independent of the variants passed. 10 variants x 3 seeds x
-    10,000 images x 10,000 replicates: about 1-2 s and ~140 MB of temporaries at chunk 500.
+    Each replicate draws the test images (the same draw for every variant: paired) and, per variant, its seeds,
+    so the spread counts both the finite test set and seed-to-seed variation.
     """
     names, arrays, n = _validate(correct_by_variant)
-    if replicates < 1:
-        raise ValueError(f"replicates must be >= 1, got {replicates}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
     chunk = _clamp_chunk(chunk, n)
     runs = np.concatenate(arrays, axis=0).T.astype(np.float64)  # (images, total runs): a column per run
     bounds = np.cumsum([0] + [a.shape[0] for a in arrays])
@@ -163,16 +134,13 @@ def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicate
 
 def bootstrap_means(values_by_name: Mapping[str, np.ndarray], replicates: int = 2000, seed: int = 0,
                     chunk: int = 500) -> dict:
-    """Paired image bootstrap of per-image values (e.g. a cross-entropy per test image): name -> (replicates,)
-    means, every name resampled with the SAME image draws. One finite (images,) array per name, of one length."""
+    """Paired image bootstrap of per-image values (e.g. a cross-entropy): name -> (replicates,) means."""
     names = [str(k) for k in values_by_name]
     if not names:
         raise ValueError("no values given")
     matrix = np.stack([np.asarray(v, dtype=np.float64) for v in values_by_name.values()], axis=1)  # (n, names)
     if matrix.ndim != 2 or not np.isfinite(matrix).all():
         raise ValueError(f"need finite (images,) arrays of one length per name, got shape {matrix.shape}")
-    if replicates < 1:
-        raise ValueError(f"replicates must be >= 1, got {replicates}")
     n = matrix.shape[0]
     rng = np.random.default_rng(seed)
     out = np.empty((replicates, len(names)))
@@ -194,16 +162,14 @@ MIN_TAIL = 10
 
 
 def min_replicates(n_comparisons: int, alpha: float) -> int:
-    """The fewest bootstrap replicates B whose smallest rank p, 2 / (B + 1), still lies below alpha
-    after Holm multiplies it by up to `n_comparisons` (B >= 2 m / alpha - 1)."""
+    """The fewest bootstrap replicates whose smallest rank p, 2 / (B + 1), still clears Holm over `n_comparisons`."""
     if n_comparisons < 1 or not 0 < alpha < 1:
         raise ValueError(f"need n_comparisons >= 1 and 0 < alpha < 1, got {n_comparisons}, {alpha}")
     return int(np.floor(2 * n_comparisons / alpha))
 
 
 def _one_sided(diff: np.ndarray, x0: float, upper: bool) -> tuple[float, str]:
-    """Bootstrap p of "diff <= x0" (upper=False) or "diff >= x0": (1 + count) / (1 + B), or, when
-    fewer than MIN_TAIL replicates lie there, the normal approximation of the replicates."""
+    """Bootstrap p of "diff <= x0" (or ">= x0" when `upper`): the rank form, else the normal approximation."""
     b = len(diff)
     count = np.count_nonzero(diff >= x0 if upper else diff <= x0)
     if count >= MIN_TAIL:
@@ -214,29 +180,17 @@ def _one_sided(diff: np.ndarray, x0: float, upper: bool) -> tuple[float, str]:
 
 
 def bootstrap_p(diff: np.ndarray) -> tuple[float, str]:
-    """Two-sided bootstrap p of "no difference", 2 x the smaller tail, and how it was taken.
-
-    Rank form (1 + count) / (1 + B) per tail ("rank"); its floor 2 / (B + 1) times Holm's factor can exceed alpha
-    whatever the data, so a tail with fewer than MIN_TAIL replicates takes the normal approximation ("normal").
-    Ties at 0 count in both tails.
-    """
+    """Two-sided bootstrap p of "no difference" (2 x the smaller tail) and how it was taken ("rank" or "normal")."""
     low, how_low = _one_sided(diff, 0.0, upper=False)
     high, how_high = _one_sided(diff, 0.0, upper=True)
     p, how = (low, how_low) if low <= high else (high, how_high)
     return float(min(1.0, 2 * p)), how
 
 
-# --- Per variant
-
-
 def accuracy_summary(correct_by_variant: Mapping[str, np.ndarray], confidence: float = 0.95,
                      replicates: int | None = None, seed: int = 0, boot: Mapping | None = None) -> dict:
-    """Per variant: mean and std over seeds, per-seed accuracies and an interval for the mean.
-
-    Wilson's interval for one seed (only the test set's finiteness counts), the two-level bootstrap percentile
-    interval for several (`interval_method` names which). `boot` reuses a `bootstrap_accuracies` result;
-    otherwise it is computed from `replicates` (config report.bootstrap_replicates) and `seed`.
-    """
+    """Per variant: mean and std over seeds, per-seed accuracies and an interval for the mean (Wilson for one
+    seed, the bootstrap for several)."""
     names, arrays, n = _validate(correct_by_variant)
     if boot is None and any(a.shape[0] > 1 for a in arrays):
         if replicates is None:
@@ -257,30 +211,20 @@ def accuracy_summary(correct_by_variant: Mapping[str, np.ndarray], confidence: f
     return summary
 
 
-# --- Between variants
-
-
 def holm(pvalues) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in the input order (step-down: the j-th smallest of m times m - j,
-    then a running maximum, capped at 1)."""
+    """Holm-Bonferroni adjusted p-values, in the input order."""
     p = np.asarray(pvalues, dtype=np.float64)
-    if p.ndim != 1:
-        raise ValueError("pvalues must be a flat sequence")
-    if p.size and (np.isnan(p).any() or p.min() < 0 or p.max() > 1):
-        raise ValueError("p-values must lie in [0, 1]")
     m = p.size
     order = np.argsort(p, kind="stable")
     adjusted = np.empty(m)
     adjusted[order] = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
-    return [float(v) for v in adjusted]
     return [float(v) for v in adjusted]
 
 
 def ranking_intervals(values_by_name: Mapping[str, np.ndarray], confidence: float = 0.95, replicates: int = 2000,
                       seed: int = 0) -> dict:
     """A ranking by the mean of a per-image value (lower first) with paired bootstrap intervals, per name and for
-    its difference to the lowest; `tied_with_lowest`: names whose difference interval reaches 0. Image sampling
-    only (a name with several seeds gives its per-image mean)."""
+    its difference to the lowest."""
     boot = bootstrap_means(values_by_name, replicates=replicates, seed=seed)
     means = {str(k): float(np.mean(v)) for k, v in values_by_name.items()}
     order = sorted(means, key=means.get)
@@ -296,11 +240,10 @@ def ranking_intervals(values_by_name: Mapping[str, np.ndarray], confidence: floa
 
 
 def run_variance(runs: np.ndarray) -> tuple | None:
-    """One variant's run-to-run variation from its (..., seeds, images) correctness: (s2, w, df), None for one
-    seed; leading axes are a batch (the calibration benchmark).
+    """One variant's run-to-run variation from its (..., seeds, images) correctness: (s2, w, df), None for one seed.
 
-    s2: variance over seeds of the run accuracy (ddof 1); w: mean over images of the variance over seeds of an
-    image's 0/1 correctness (ddof 1); df = seeds - 1.
+    s2: variance over seeds of the run accuracy; w: mean over images of the variance over seeds of an image's
+    correctness; df = seeds - 1.
     """
     x = np.asarray(runs, dtype=np.float64)
     k = x.shape[-2]
@@ -312,9 +255,7 @@ def run_variance(runs: np.ndarray) -> tuple | None:
 
 
 def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple | None:
-    """`run_variance` pooled over the variants with several seeds (weighted by df), for a one-seed variant;
-    None when none has two. Assumes the pooled variants' run-to-run spreads are alike, so callers pool
-    within a training mode (`pairwise_comparisons`' groups)."""
+    """`run_variance` pooled over the variants with several seeds (weighted by df); None when none has two."""
     parts = [v for v in (run_variance(a) for a in arrays) if v is not None]
     if not parts:
         return None
@@ -324,25 +265,12 @@ def pooled_run_variance(arrays: Sequence[np.ndarray]) -> tuple | None:
 
 def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_effect: float,
                          pooled: tuple[float, float, int] | None = None) -> dict:
-    """The run-level test of variant A against B: is the difference of the procedures' expected accuracies
-    zero (two-sided), and is it within ±smallest_effect points (TOST)?
-
-    Inputs: (..., seeds, images) 0/1 arrays on the same images; leading axes are a batch (the calibration
-    benchmark). The estimate is the difference of mean per-run accuracies; its variance is the runs' part
-    s2_A / k_A + s2_B / k_B (a one-seed side borrows `pooled`) plus the paired image-sampling part
-    Var_i(pbar_A(i) - pbar_B(i)) / n less w_A / k_A + w_B / k_B (already counted), floored at 0. Student's t
-    with Welch-Satterthwaite df from the run parts. Returns arrays (0-d for one pair) in points: diff, se,
-    ci_low, ci_high; and p, tost_p, df (np.inf: normal), borrowed.
+    """The run-level test of variant A against B: is the difference of expected accuracies zero (two-sided), and
+    is it within ±smallest_effect points (TOST)? Variance: the runs' part (a one-seed side borrows `pooled`) plus
+    the paired image part less what it already holds of the runs; Welch-Satterthwaite df (docs/statistics.md).
     """
     xa, xb = np.asarray(a_runs, dtype=np.float64), np.asarray(b_runs, dtype=np.float64)
-    if xa.ndim < 2 or xb.ndim < 2 or xa.shape[-1] != xb.shape[-1]:
-        raise ValueError(f"need (..., seeds, images) arrays on the same images, got {xa.shape} and {xb.shape}")
     n = xa.shape[-1]
-    if n < 2:
-        raise ValueError("the run-level test needs at least 2 test images")
-    if smallest_effect <= 0:
-        raise ValueError(f"smallest_effect must be positive, got {smallest_effect}")
-    _z(confidence)  # refuses a confidence outside (0, 1)
     acc_a, acc_b = xa.mean(-1), xb.mean(-1)  # (..., k): each run's accuracy
     diff = acc_a.mean(-1) - acc_b.mean(-1)
     pa, pb = xa.mean(-2), xb.mean(-2)  # (..., n): each image's share of runs right
@@ -384,16 +312,9 @@ def run_level_difference(a_runs, b_runs, confidence: float = 0.95, *, smallest_e
 
 
 def run_level_contrast(arrays: Sequence[np.ndarray], weights: Sequence[float], confidence: float = 0.95) -> dict:
-    """The run-level test of a contrast Σ w_j · (expected accuracy of variant j), e.g. the interaction
-    (A' − B') − (A − B) with weights (1, −1, −1, 1): is it zero? Every variant needs 2+ seeds, on the same
-    images.
-
-    As `run_level_difference`: the run parts Σ w_j² s2_j / k_j, plus the paired image part
-    Var_i(Σ w_j p_j(i)) / n less the run noise it holds (Σ w_j² w_j / k_j), floored at 0; Student's t with
-    Welch-Satterthwaite df from the run parts. Returns diff, se, ci_low, ci_high (points), p, df."""
+    """The run-level test (as `run_level_difference`) of a contrast Σ w_j · (expected accuracy of variant j),
+    e.g. the interaction (A' − B') − (A − B): is it zero? Every variant needs 2+ seeds."""
     xs = [np.asarray(x, dtype=np.float64) for x in arrays]
-    if len(xs) != len(weights) or any(x.ndim != 2 or x.shape[1] != xs[0].shape[1] for x in xs):
-        raise ValueError("need one (seeds, images) array per weight, all on the same images")
     parts = [run_variance(x) for x in xs]
     if any(part is None for part in parts):
         raise ValueError("every variant of a contrast needs at least 2 seeds")
@@ -461,40 +382,17 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
                          alpha: float, smallest_effect: float, confidence: float = 0.95,
                          replicates: int | None = None, seed: int = 0, boot: Mapping | None = None,
                          method: str = "run-level", groups: Mapping[str, str] | None = None) -> dict:
-    """Every unordered pair (A, B) of variants compared on the same test images (config report.alpha and
-    report.smallest_effect).
+    """Every unordered pair (A, B) of variants, oriented A - B in `order`, tested and Holm-adjusted as one family.
 
-    Per pair, oriented A - B with A before B in `order` (default: the input order): `diff_points`,
-    `ci_low`/`ci_high` (at `confidence`), `p`, `p_adjusted` (Holm over all pairs), `significant`, `tost_p` and
-    `tost_p_adjusted` (equivalence within ±smallest_effect points), `equivalent`, `outcome`, `answer`, `scope`
-    and `test`, which says where p came from:
-
-    * both variants with one seed -> "mcnemar exact" (also under `mcnemar`), scope "two trained models": about
-      these two networks, not their variants (experiments/benchmarks/run_level_calibration.py); a normal
-      interval of the paired image differences, no equivalence test.
-    * otherwise, method "run-level" -> `run_level_difference`, scope "variants"; a one-seed variant borrows the
-      run variance pooled over the multi-seed variants of its group (`groups`: name -> e.g. its training mode,
-      whose run-to-run spreads differ), over all multi-seed variants where its group has none (`borrowed`,
-      `pooled_from`: the group or "all").
-    * method "bootstrap" -> `bootstrap_accuracies` (or `boot`): percentile interval, `bootstrap_p` (`p_method`)
-      and a bootstrap TOST. Kept for comparison: with 3 seeds the seed draw sees only 10 distinct multisets.
-
-    `per_seed_mcnemar`: McNemar of seed row i of A against row i of B (for the record; not in p). Look a pair up
-    in either orientation with `find_pair`.
+    Two one-seed variants: McNemar (about the two trained models only). Otherwise `method` "run-level" (a one-seed
+    variant borrows the run variance pooled over its group in `groups`, else over all variants) or "bootstrap"
+    (kept for comparison in the calibration benchmark).
     """
     names, arrays, n = _validate(correct_by_variant)
     by_name = dict(zip(names, arrays))
     if order is None:
         order = names
     order = [str(v) for v in order]
-    if sorted(order) != sorted(names):
-        raise ValueError(f"order {order} must list each variant {names} exactly once")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if method not in ("run-level", "bootstrap"):
-        raise ValueError(f"method must be 'run-level' or 'bootstrap', got {method!r}")
-    if not smallest_effect > 0:
-        raise ValueError(f"smallest_effect must be positive, got {smallest_effect}")
     groups = dict(groups or {})
     pools = {None: pooled_run_variance(arrays)}
     for group in set(groups.values()):
@@ -557,8 +455,7 @@ def pairwise_comparisons(correct_by_variant: Mapping[str, np.ndarray], order: Se
 
 
 def find_pair(comparisons: Mapping, a: str, b: str) -> dict:
-    """The record for A vs B from `pairwise_comparisons` output, oriented A - B whichever way it was stored
-    (a flipped record has difference and interval negated, McNemar's b and c swapped, its answer reworded)."""
+    """The record for A vs B from `pairwise_comparisons` output, oriented A - B whichever way it was stored."""
     for record in comparisons["pairs"]:
         if (record["a"], record["b"]) == (a, b):
             return dict(record)
@@ -579,20 +476,14 @@ def find_pair(comparisons: Mapping, a: str, b: str) -> dict:
 
 def paired_test(correct_by_variant: Mapping[str, np.ndarray], a: str, b: str,
                 comparisons: Mapping | None = None, **kwargs) -> dict:
-    """One named comparison (e.g. "head" vs "all"), oriented A - B, as its record in the family.
-
-    p is Holm-adjusted over ALL pairs of `correct_by_variant`; pass `comparisons` to reuse a
-    `pairwise_comparisons` result.
-    """
+    """One named comparison, oriented A - B, as its record in the family of all pairs."""
     if comparisons is None:
         comparisons = pairwise_comparisons(correct_by_variant, **kwargs)
     return find_pair(comparisons, a, b)
 
 
 def detectable_effect(record: Mapping, alpha: float, power: float = 0.8) -> float:
-    """The smallest true difference (points) the record's two-sided test finds with probability `power` at level
-    `alpha`: (t_(1-alpha/2) + t_power) × its standard error (the run-level t's df; normal for McNemar, whose
-    standard error comes from its interval). Below it, "inconclusive" is the expected answer."""
+    """The smallest true difference (points) the record's two-sided test finds with probability `power`."""
     if record.get("se_points") is not None:
         se, df = record["se_points"], record["df"] if record.get("df") is not None else np.inf
     else:
@@ -602,13 +493,8 @@ def detectable_effect(record: Mapping, alpha: float, power: float = 0.8) -> floa
 
 
 def answer_questions(comparisons: Mapping, questions: Sequence[Mapping], alpha: float | None = None) -> list[dict]:
-    """The pre-specified questions ({a, b, ...}: "does A beat B?") as one Holm family of their own.
-
-    Each gets its pair's record from `comparisons` (oriented A - B), with `p_adjusted`/`tost_p_adjusted`
-    re-adjusted over the questions only (config report.comparisons) and its `answer`; `p_adjusted_all_pairs`
-    keeps the all-pairs value; `detectable` ([at alpha / m, at alpha]): the smallest difference found with 80 %
-    power at Holm's first and last step (m questions).
-    """
+    """The pre-specified questions ({a, b, ...}: "does A beat B?") as one Holm family of their own; `detectable`:
+    the smallest difference found with 80 % power at Holm's first and last step."""
     if alpha is None:
         alpha = comparisons["alpha"]
     records = []
@@ -623,18 +509,9 @@ def answer_questions(comparisons: Mapping, questions: Sequence[Mapping], alpha: 
     return records
 
 
-# --- Headline
-
-
 def verdict(summary: Mapping[str, Mapping], comparisons: Mapping, alpha: float | None = None) -> dict:
-    """Who is best, or who cannot be told apart from the top variant.
-
-    Ranked by mean accuracy (ties keep the summary's order). The top one is `best` only if it has several seeds
-    and is significantly better (Holm over all pairs) than every other variant: single-seed evidence never names
-    a best variant (`single_seed_top`). `tied_with_top`: the top one and every variant not significantly
-    different from it, in rank order; `equivalent_to_top`: those within ±smallest_effect by TOST;
-    `max_gap_points`: the largest |bound| of their difference intervals against the top one (None if none tied).
-    """
+    """Who is best, or who cannot be told apart from the top variant: `best` only with several seeds and
+    significantly better than every other variant."""
     if alpha is None:
         alpha = comparisons["alpha"]
     names = list(summary)

@@ -1,9 +1,4 @@
-"""Numbers as the report, the comparison page, the figures and the statistics' answers write them.
-
-Plain Python, so that `stats` can use it as well as the templates (`render.environment` registers the filters).
-"""
-
-from __future__ import annotations
+"""Numbers as the report, the comparison page, the figures and the statistics' answers write them."""
 
 import math
 
@@ -15,8 +10,7 @@ def _missing(value) -> bool:
 
 
 def fmt(value, digits: int = 3) -> str:
-    """A number as the prose shows it: thousands separators, `digits` decimals (an exponent below 10^-digits or
-    from 10^7 on), never "-0.000"; missing values as an en dash."""
+    """A number as the prose shows it: thousands separators, `digits` decimals, never "-0.000"; missing: a dash."""
     if _missing(value):
         return MISSING
     if isinstance(value, bool) or not isinstance(value, (int, float)):

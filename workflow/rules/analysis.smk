@@ -1,6 +1,4 @@
-# What the per-image test scores reveal: likely label errors (cleanlab), agreement with people (CIFAR-10H),
-# train-test near-duplicates. Each analysis is its own rule, so a new seed or variant reruns only the
-# analyses that read score files, and the report; summarize_analyses turns them into the report's figures.
+# What the per-image test scores reveal: label errors, agreement with people, train-test near-duplicates.
 ANALYSIS = "results/analysis"
 
 
@@ -19,12 +17,10 @@ rule label_issues:
         f"{LOGS}/label_issues.log",
     benchmark:
         f"{BENCHMARKS}/label_issues.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
         filter_by=config["analysis"]["label_issues"]["filter_by"],
-        # the variant of each score file, and its family (a twin's is its variant's), for the suspects
-        # found without a family
+        # each score file's variant and family (a twin's is its variant's), for the suspects found without it
         variants=per_run("{variant}", PLAN.label_issue_variants),
         families=[PLAN.family(v) for v in per_run("{variant}", PLAN.label_issue_variants)],
     script:
@@ -46,7 +42,6 @@ rule human_labels:
         f"{LOGS}/human_labels.log",
     benchmark:
         f"{BENCHMARKS}/human_labels.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
         runs=RUNS,
@@ -105,7 +100,6 @@ rule summarize_analyses:
         f"{LOGS}/summarize_analyses.log",
     benchmark:
         f"{BENCHMARKS}/summarize_analyses.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
         runs=RUNS,

@@ -1,5 +1,4 @@
-# The CIFAR-100 ResNet-20: one producer, chosen by backbone.source. The file name carries the
-# source, so switching source rebuilds everything downstream.
+# The CIFAR-100 ResNet-20 from backbone.source, named after it: switching source rebuilds what follows.
 BACKBONE_SOURCE = config["backbone"]["source"]
 BACKBONE = f"results/backbone/{BACKBONE_SOURCE}.pt"
 

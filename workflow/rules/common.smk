@@ -6,19 +6,16 @@ from cmpt726.config import canonical, config_changes, normalization_key, shipped
 from cmpt726.device import gpus_per_job
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
 
-# PLAN (the Snakefile: specs.load) holds every variant's settings, tuned twins `<variant>-tuned` included.
 TWINS = PLAN.twins
 TUNING = PLAN.searches
 TUNING_DIR = "results/tuning"
-VARIANTS = list(PLAN.settings)
 SETTINGS = PLAN.settings
 RUNS = PLAN.runs
 # Feature caches are keyed by normalisation, the only setting they depend on besides the backbone.
 NORMALIZATIONS = PLAN.normalizations
 # The frozen backbone's features under the training defaults' normalisation: the near-duplicate search's.
 DEFAULT_NORM = normalization_key(PLAN.default_normalize)
-# The heavy rules (features, training, trials, evaluation, pretraining) claim a GPU only where they will use
-# one; they take `threads_per_job` threads, so that on a CPU Snakemake runs cores / threads_per_job at once.
+# The heavy rules claim a GPU only where they will use one; on a CPU they pack by `threads_per_job`.
 GPU_PER_JOB = gpus_per_job(config["device"])
 # A card is 1000 shares (profiles/default's limit); a job on it claims 1000 // gpu_jobs_per_device.
 GPU_SHARE = GPU_PER_JOB * (1000 // config["gpu_jobs_per_device"])
@@ -36,7 +33,7 @@ CONFIG_CHANGES = config_changes(config, SHIPPED_CONFIG)
 
 
 wildcard_constraints:
-    variant="|".join(VARIANTS),
+    variant="|".join(PLAN.settings),
     seed=r"\d+",
     split="train|test",
     norm=r"[0-9a-f]{10}",
@@ -49,9 +46,7 @@ def verbatim(text):
 
 
 def training_spec(wildcards):
-    """What one training job trains: its variant's settings, seed and device; a tuned twin also names the
-    configurations its search tried, one of which its choice must be (sorted: the same space in another
-    order retrains nothing)."""
+    """What one training job trains; a tuned twin also names the configurations its search tried (sorted)."""
     tuned = TWINS.get(wildcards.variant)
     return {
         "variant": wildcards.variant,
@@ -76,10 +71,7 @@ def trial_spec(wildcards):
 
 
 def downloaded(checkpoint, files, download):
-    """An input function: the data files `files` of a shared root, once the download checkpoint `checkpoint`
-    (planned only when `download`: the files were missing) has put them there. Until it is done Snakemake takes
-    its receipt as the input; then the files alone, as in a run that found them, so no later run sees the
-    inputs changed."""
+    """An input function: the data files `files`, once the download checkpoint (planned when `download`) is done."""
 
     def inputs(wildcards):
         if download:
@@ -90,9 +82,8 @@ def downloaded(checkpoint, files, download):
 
 
 def stale_receipt(path):
-    """A download rule's param: the modification time of a receipt an earlier download left at `path`, else
-    None. The rule is planned only while the data is missing, so such a receipt vouches for files that are gone;
-    this param, changed since that download, makes Snakemake download again instead of taking it as done."""
+    """A download rule's param: the mtime of an earlier receipt at `path`, which vouches for files now gone, so
+    that Snakemake downloads again instead of taking it as done."""
     return lambda wildcards: os.stat(path).st_mtime_ns if os.path.exists(path) else None
 
 
@@ -121,8 +112,7 @@ def human_label_outputs(wildcards):
 
 
 def gallery_analyses(wildcards):
-    """What the gallery marks on each image: likely label errors, people's votes (when CIFAR-10H is on),
-    near-duplicates with the training images they copy."""
+    """What the gallery marks on each image."""
     return {
         "label_issues": rules.label_issues.output.table,
         "near_duplicates": rules.near_duplicates.output.table,
@@ -167,23 +157,19 @@ def backbone_summary(wildcards):
 
 
 def project_path(path):
-    """`path` relative to the working directory when it lies inside it (so that a project moved or copied
-    with its workflow plans nothing new), else absolute (a workflow run from elsewhere with -s stays
-    the same files when the project folder moves)."""
+    """`path` relative to the working directory when inside it, else absolute: a moved project plans nothing new."""
     relative = os.path.relpath(path)
     return os.path.abspath(path) if relative.split(os.sep)[0] == os.pardir else relative
 
 
 def theory_inputs(question):
-    """A theory rule's inputs: the files its settings name when set (Q5's `data`), so that editing one
-    reruns exactly that question (its code is the rule's `code` param)."""
+    """A theory rule's inputs: the files its settings name when set (Q5's `data`)."""
     spec, settings = QUESTIONS[question], config["theory"][question]
     return {key: preflight.present(settings[key]) for key in spec.files if settings[key]}
 
 
 def theory_outputs(question):
-    """results/theory/<question>/numbers.json and one PNG per figure, each figure in Snakemake's
-    report with its caption workflow/report/theory_<question>_<figure>.rst."""
+    """results/theory/<question>/numbers.json and one PNG per figure, each in Snakemake's report."""
     folder = f"results/theory/{question}"
     figures = {
         name: report(
@@ -205,8 +191,7 @@ def trial_paths(variant, rung, suffix):
 
 
 def trial_inputs(wildcards):
-    """A trial reads what its variant trains on (the training split and the validation split) and, after
-    the first rung, the previous rung's records (whose ranking promotes its configuration)."""
+    """What its variant trains on and, after the first rung, the previous rung's records."""
     if wildcards.variant not in TUNING:
         raise ValueError(f"variant {wildcards.variant} is not tuned (config key tuning.variants)")
     rung = int(wildcards.rung)

@@ -6,17 +6,13 @@ CIFAR10_DIR = str(Path(config["data"]["cifar10"]["root"]) / CIFAR10.folder)
 CIFAR10_FILES = [str(Path(CIFAR10_DIR) / name) for name in layout_files(CIFAR10)]
 DOWNLOADS = "results/downloads"
 
-# The data root may be shared by runs, so no rule declares a file there as its output: Snakemake deletes a
-# failed job's outputs, and would delete another run's (or the user's) data. A download rule's output is a
-# receipt in this run's results; the data files stay the readers' inputs. Only a folder holding none of the
-# files gets a download rule, so no run (not even --forceall) replaces a user's copy; one holding some of them
-# fails as a missing input, naming the file.
+# The data root may be shared by runs, so no rule outputs a file there (Snakemake deletes a failed job's
+# outputs): a download's output is a receipt, and only a folder holding none of the files gets a download rule.
 CIFAR10_DOWNLOAD = not any(map(os.path.exists, CIFAR10_FILES))
 
 if CIFAR10_DOWNLOAD:
 
-    # A checkpoint: its readers name the data files as inputs once it is done (`downloaded`), so their recorded
-    # inputs are the same whether this run downloaded the files or found them, and a later run reruns nothing.
+    # A checkpoint: its readers then name the data files as inputs (`downloaded`), as in a run that found them.
     checkpoint download_cifar10:
         """Download CIFAR-10 (torchvision, md5-checked) where data.cifar10.root has none."""
         localrule: True  # a download: compute nodes of a cluster may have no internet
@@ -71,7 +67,6 @@ rule split_cifar10:
         f"{LOGS}/split_cifar10/validation_{{n_val}}.log",
     benchmark:
         f"{BENCHMARKS}/split_cifar10/validation_{{n_val}}.tsv"
-    threads: 1
     params:
         code=STAGE_CODE["data"],
         seed=config["data"]["split_seed"],
@@ -79,9 +74,7 @@ rule split_cifar10:
         "../scripts/split_cifar10.py"
 
 
-# CIFAR-10H (human labels of the test images), only when data.cifar10h.enabled. As for CIFAR-10: the download
-# rule (only where the file is missing, so no run replaces a user's copy) writes a receipt here, never the
-# shared file; the sha256 is checked either way.
+# CIFAR-10H (human labels of the test images), only when data.cifar10h.enabled; downloaded as CIFAR-10 is.
 CIFAR10H = config["data"]["cifar10h"]
 CIFAR10H_COUNTS = str(Path(CIFAR10H["root"]) / "cifar10h-counts.npy")
 CIFAR10H_DOWNLOAD = CIFAR10H["enabled"] and not Path(CIFAR10H_COUNTS).exists()

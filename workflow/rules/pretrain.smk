@@ -1,20 +1,16 @@
-# backbone.source: pretrain. CIFAR-100 (pickle layout under data.cifar100.root, downloaded when
-# absent; or an ImageFolder tree at data.cifar100.imagefolder, which wins when set) → compact
-# arrays → ResNet-20 trained here → BACKBONE, used by fine-tuning exactly like the published one.
+# backbone.source: pretrain. CIFAR-100 (pickle layout or ImageFolder tree) → arrays → ResNet-20 → BACKBONE.
 from cmpt726.cifar import CIFAR100, files as layout_files
 from cmpt726.cifar100 import source_of, tree_digest
 
 CIFAR100_KIND, CIFAR100_SOURCE = source_of(config["data"]["cifar100"])
-# The pickle files are inputs one by one (a file replaced in place reruns prepare); an ImageFolder tree
-# (60000 files) is the folder plus a digest of every file's path, size and mtime as a param.
+# The pickle files are inputs one by one; an ImageFolder tree is the folder plus a digest of its files.
 CIFAR100_FILES = (
     [str(Path(CIFAR100_SOURCE) / name) for name in layout_files(CIFAR100)]
     if CIFAR100_KIND == "pickle"
     else preflight.present(CIFAR100_SOURCE)
 )
 
-# As for CIFAR-10: only a folder holding none of the files gets a download rule, so no run replaces a user's copy,
-# and its output is a receipt in this run's results, never a file of the shared root.
+# As for CIFAR-10: only a folder holding none of the files gets a download rule, whose output is a receipt.
 CIFAR100_DOWNLOAD = CIFAR100_KIND == "pickle" and not any(map(os.path.exists, CIFAR100_FILES))
 
 if CIFAR100_DOWNLOAD:
@@ -113,7 +109,6 @@ rule plot_pretraining:
         f"{LOGS}/plot_pretraining.log",
     benchmark:
         f"{BENCHMARKS}/plot_pretraining.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
         published_top1=config["backbone"]["pretrain"]["published_top1"],

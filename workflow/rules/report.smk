@@ -1,7 +1,4 @@
-# Q6 figures from the results; the assembled report: report/report.html (self-contained) → report/report.pdf;
-# the per-image gallery: report/gallery.html (interactive) and report/gallery.pdf (print grid of the focus
-# variant, the one the report's per-image sections study). Figures and tables carry report(...) so that
-# `snakemake --report report.zip` shows them too.
+# Q6 figures; the report (HTML → PDF) and the per-image gallery (HTML, and a print grid of the focus variant).
 TEMPLATES = project_path(os.path.join(WORKFLOW_DIR, "templates"))
 Q6_FIGURES = "results/figures/q6"
 
@@ -38,7 +35,6 @@ rule compare_variants:
         f"{LOGS}/compare_variants.log",
     benchmark:
         f"{BENCHMARKS}/compare_variants.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
         # Canonical slices (keys sorted): a --config that changes no value plans nothing here.
@@ -55,8 +51,7 @@ rule compare_variants:
                     "replica_2019": config["training"]["replicate_2019_bugs"],
                 }
             ),
-            # tuned twin → its variant, in config order: the report sets each beside the assignment's setting;
-            # recipe twin → its variant: the twin's recipe unsearched, which splits tuning's gain in two.
+            # twin → its variant, in config order: the report sets each beside the assignment's setting.
             "twins": TWINS,
             "recipes": PLAN.recipes,
         },
@@ -89,11 +84,9 @@ rule report_html:
         f"{LOGS}/report_html.log",
     benchmark:
         f"{BENCHMARKS}/report_html.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
-        # Every setting the text names comes from the results files; of the config only what differs
-        # from the shipped config.yaml, sorted, for the provenance table.
+        # Of the config only what differs from the shipped config.yaml, for the provenance table.
         spec=verbatim(
             {
                 "title": config["report"]["title"],
@@ -118,7 +111,6 @@ rule report_pdf:
         f"{LOGS}/report_pdf.log",
     benchmark:
         f"{BENCHMARKS}/report_pdf.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
     script:
@@ -147,7 +139,6 @@ rule gallery_html:
         f"{LOGS}/gallery_html.log",
     benchmark:
         f"{BENCHMARKS}/gallery_html.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
         runs=RUNS,
@@ -172,7 +163,6 @@ rule gallery_pdf:
         f"{LOGS}/gallery_pdf.log",
     benchmark:
         f"{BENCHMARKS}/gallery_pdf.tsv"
-    threads: 1
     params:
         code=PACKAGE_CODE,
         runs=RUNS,

@@ -1,6 +1,4 @@
-# tuning.enabled: every tuned variant's search on the validation split (cmpt726/tuning: plan makes it,
-# trials run it, choice chooses): trial jobs per rung and slot, then one choice per variant that its twin
-# `<variant>-tuned` trains with. No tuning job has the test split among its inputs.
+# tuning.enabled: each tuned variant's search and the choice its twin trains with; never on the test split.
 wildcard_constraints:
     rung=r"\d+",
     slot=r"\d+",
@@ -44,7 +42,6 @@ rule tuning_choice:
         trials=f"{TUNING_DIR}/{{variant}}/trials.tsv",
     log:
         f"{LOGS}/tuning/{{variant}}/choice.log",
-    threads: 1
     params:
         code=STAGE_CODE["choice"],
         plan=lambda wildcards: TUNING[wildcards.variant],
@@ -67,7 +64,6 @@ rule plot_tuning:
         numbers=f"{TUNING_DIR}/numbers.json",
     log:
         f"{LOGS}/plot_tuning.log",
-    threads: 1
     params:
         code=PACKAGE_CODE,
         variants=list(TUNING),

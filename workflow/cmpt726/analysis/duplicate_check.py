@@ -1,16 +1,7 @@
-"""The near-duplicate rule's precision and recall from a hand-checked sample.
-
-A sample of pairs (test image, its nearest training image by the rule's pixel distance), drawn from strata of the
-distance (the flagged pairs, and bands above the threshold as multiples of it), was judged by eye
-(`workflow/resources/near_duplicates_checked.json`, from `experiments/near-duplicate-sample/near_duplicates_check.py`:
-who judged and how in its `judges` and `judged`; a second judge's verdicts, where recorded, in `verdict_2`).
-Precision: the share of flagged pairs the first judge called the same photograph; recall: flagged copies over those
-plus the bands' estimated copies (an upper bound: nothing beyond the last band is counted), its interval from the
-strata's Jeffreys posteriors drawn together (Monte Carlo); the two judges' agreement as Cohen's kappa. It applies
-only to a run with the sample's pairs and threshold (`check_sample` says why not).
+"""The near-duplicate rule's precision and recall from a sample of pairs judged by eye, drawn from strata of the
+pixel distance (`workflow/resources/near_duplicates_checked.json`); recall is an upper bound, as nothing beyond
+the last band is counted.
 """
-
-from __future__ import annotations
 
 import numpy as np
 
@@ -22,8 +13,7 @@ RECALL_DRAWS = 20_000
 
 
 def cohens_kappa(first: list[str], second: list[str]) -> dict:
-    """Agreement of two judges' same/different verdicts on the same pairs: observed share, Cohen's kappa, and the
-    pairs each called "same" where the other did not."""
+    """Agreement of two judges' same/different verdicts on the same pairs, with Cohen's kappa."""
     a, b = (np.array([v == "same" for v in verdicts]) for verdicts in (first, second))
     observed = float((a == b).mean())
     expected = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
@@ -33,8 +23,7 @@ def cohens_kappa(first: list[str], second: list[str]) -> dict:
 
 
 def recall_interval(flagged: dict, bands: list[dict], seed: int = 0) -> list[float]:
-    """95 % interval (percent) of the recall: each stratum's share of copies drawn from its Jeffreys posterior
-    Beta(same + 1/2, checked − same + 1/2), all strata together, recall computed per draw."""
+    """95 % interval (percent) of the recall, each stratum's share of copies drawn from its Jeffreys posterior."""
     rng = np.random.default_rng(seed)
 
     def copies(stratum):
@@ -62,9 +51,7 @@ def strata(table: list[dict], threshold: float, bands) -> dict[str, dict]:
 
 
 def check_sample(table: list[dict], threshold: float, sample: dict) -> dict:
-    """Precision and recall of the flag from `sample` (threshold, bands, judged pairs) on a run's near_duplicates
-    table and threshold: {"applies": False, "reason"} when they are not the sample's; else the strata (share %
-    with its Wilson interval), precision and recall (%, with the range the intervals give)."""
+    """Precision and recall (%) of the flag from `sample` on a run's table, or {"applies": False, "reason"}."""
     for pair in sample["pairs"]:
         for key in ("verdict", "verdict_2"):
             if (key == "verdict" or key in pair) and pair[key] not in VERDICTS:

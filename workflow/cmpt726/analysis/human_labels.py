@@ -1,21 +1,9 @@
 """CIFAR-10H: what ~51 people per image said about the 10,000 CIFAR-10 test images, and how the models compare.
 
-Data: `cifar10h-counts.npy` of jcpeterson/cifar-10h (`data/`), a (10000, 10) integer matrix: per test image
-(`test_batch` order) how many annotators chose each class. CC BY-NC-SA 4.0; Peterson, Battleday, Griffiths,
-Russakovsky (2019), ICCV. A run on the first N test images uses the first N rows.
-
-Per image: human distribution h = counts / row sum; top share = max_k h_k; human majority = the class most people
-chose, ties to the official label, then the lowest index (so `disagree` means strictly more people chose another
-class: 77 images of the real file); entropy of h in nats; agreement = the share choosing the official label;
-`unsure` = top share < `unsure_below` (ignores the official label).
-
-Per model (probabilities p, (N, 10)): accuracy against the human majority and the official label; cross-entropy
-against h, −Σ_k h_k log max(p_k, eps) averaged (eps = 1e-12 only keeps an underflowed 0 finite; its floor is the
-mean human entropy); and per bin of human agreement (or top share) the mean confidence, mean probability of the
-label and accuracy.
+`cifar10h-counts.npy` (jcpeterson/cifar-10h): per test image, in `test_batch` order, how many annotators chose
+each class; a run on the first N test images uses the first N rows. The human majority breaks ties towards the
+official label, so `disagree` means strictly more people chose another class.
 """
-
-from __future__ import annotations
 
 import hashlib
 import http.client
@@ -31,7 +19,6 @@ from ..evaluation import read_score_set, read_scores
 from ..files import atomic_path, file_digest, make_read_only, read_table, write_json, write_tsv
 
 FILENAME = "cifar10h-counts.npy"
-DEFAULT_URL = "https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-counts.npy"
 DEFAULT_SHA256 = "9b36b4550349af56c79083356312eb4af856cc5fd3caf1f669d40b9d0bbb69ff"
 LICENSE = "CC BY-NC-SA 4.0"
 CITATION = ("Peterson, J. C., Battleday, R. M., Griffiths, T. L., & Russakovsky, O. (2019). Human "
@@ -45,8 +32,6 @@ TSV_COLUMNS = ["index", "label", "human_majority", "human_top_share", "entropy",
                "disagree", "unsure", "votes"]
 MIN_ALIGNMENT = 0.5  # below this fraction of majority == label, the counts are not for these labels
 
-
-# --- the file --------------------------------------------------------------------------------
 
 def verify_counts(path, sha256, remedy: str) -> None:
     """Refuse a counts file whose sha256 is not `sha256`, naming the file, both hashes and `remedy`."""
@@ -65,9 +50,7 @@ def _unreachable(url, error) -> ConnectionError:
 
 
 def download_counts(url, sha256, out_path, *, timeout: float = 60.0) -> Path:
-    """Download `url` to `out_path`, checking its sha256; all or nothing (ValueError on a wrong checksum,
-    ConnectionError naming the config keys to set when unreachable). An `out_path` that exists, or appears
-    meanwhile (another run's), is kept as it is: this download is then dropped."""
+    """Download `url` to `out_path`, checking its sha256; all or nothing, and never over an existing file."""
     _download(url, sha256, out_path, timeout)
     return Path(out_path)
 
@@ -78,8 +61,6 @@ def _download(url, sha256, out_path, timeout: float) -> str:
     want = str(sha256).lower()
     digest = hashlib.sha256()
     try:
-        # A temporary of this writer's beside it, linked to `out_path` only when whole and checked, and only where
-        # no file has that name; a failure removes the temporary (the one file this download made) and no other.
         with atomic_path(out_path, replace=False) as tmp:
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)
@@ -107,9 +88,7 @@ def _download(url, sha256, out_path, timeout: float) -> str:
 
 
 def fetch_counts(url, sha256, path, receipt, *, timeout: float = 60.0) -> str:
-    """The download rule's job: `path` (in data.cifar10h.root) downloaded where it is missing, never replaced
-    where it is there (the human_labels rule checks its sha256); `receipt`, in this run's results and the rule's
-    only output, records which happened. Returns "downloaded" or "found"."""
+    """The download rule's job: `path` downloaded where it is missing, never replaced; `receipt` records which."""
     path = Path(path)
     status = "found" if path.exists() else _download(url, sha256, path, timeout)
     if status == "downloaded":
@@ -119,15 +98,6 @@ def fetch_counts(url, sha256, path, receipt, *, timeout: float = 60.0) -> str:
     write_json(receipt, {"data": "CIFAR-10H vote counts", "path": str(path), "url": url, "status": status,
                          "sha256": file_digest(path, "sha256"), "size": path.stat().st_size})
     return status
-
-
-def ensure_counts(root, url: str = DEFAULT_URL, sha256: str = DEFAULT_SHA256, *, timeout: float = 60.0) -> Path:
-    """`root`/cifar10h-counts.npy, downloaded when missing; an existing file must have the sha256."""
-    path = Path(root) / FILENAME
-    if path.exists():
-        verify_counts(path, sha256, f"delete it to download it again from {url}")
-        return path
-    return download_counts(url, sha256, path, timeout=timeout)
 
 
 def load_counts(path, n_images: int | None = None) -> np.ndarray:
@@ -149,7 +119,6 @@ def load_counts(path, n_images: int | None = None) -> np.ndarray:
     negative = np.flatnonzero((counts < 0).any(1))
     if len(negative):
         raise ValueError(f"{path}: negative counts in {len(negative)} rows (first: row {negative[0]})")
-    # CIFAR-10H has about 50 votes an image: a count past a million is a broken file (and sums could overflow)
     huge = np.flatnonzero((counts > MAX_VOTES).any(1))
     if len(huge):
         raise ValueError(f"{path}: counts above {MAX_VOTES:,} in {len(huge)} rows (first: row {huge[0]})")
@@ -157,39 +126,20 @@ def load_counts(path, n_images: int | None = None) -> np.ndarray:
     if len(empty):
         raise ValueError(f"{path}: {len(empty)} rows have no votes (first: row {empty[0]})")
     if n_images is not None:
-        if n_images < 1:
-            raise ValueError(f"load_counts: n_images must be positive, got {n_images}")
         if len(counts) < n_images:
             raise ValueError(f"{path}: {len(counts)} rows, but the run has {n_images} test images")
         counts = counts[:n_images]
     return counts.astype(np.int64)
 
 
-# --- per image ----------------------------------------------------------------------------------
-
-def _check(counts, labels=None):
-    counts = np.asarray(counts)
-    if counts.ndim != 2 or (counts.sum(1) <= 0).any():
-        raise ValueError(f"counts must be (N, K) with votes in every row, got shape {counts.shape}")
-    if labels is None:
-        return counts, None
-    labels = np.asarray(labels)
-    if labels.shape != (len(counts),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {len(counts)} integers (one per row of counts), got {labels.shape} "
-                         f"{labels.dtype}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= counts.shape[1]):
-        raise ValueError(f"labels must lie in 0..{counts.shape[1] - 1}")
-    return counts, labels
-
-
 def human_distribution(counts) -> np.ndarray:
-    counts, _ = _check(counts)
+    counts = np.asarray(counts)
     return counts / counts.sum(1, keepdims=True)
 
 
 def human_majority(counts, labels=None) -> np.ndarray:
     """The class most people chose; ties go to the official label (when given), then the lowest index."""
-    counts, labels = _check(counts, labels)
+    counts = np.asarray(counts)
     majority = counts.argmax(1)
     if labels is not None:
         rows = np.arange(len(counts))
@@ -204,9 +154,9 @@ def entropy_nats(dist) -> np.ndarray:
 
 
 def human_table(counts, labels, *, unsure_below: float) -> dict[str, np.ndarray]:
-    """Per image: index, label, votes, distribution, majority, top_share, entropy (nats),
-    agreement (with the label), disagree (majority != label), unsure (top_share < unsure_below)."""
-    counts, labels = _check(counts, labels)
+    """Per image: votes, distribution, majority, top share, entropy (nats), agreement with the label, disagree,
+    unsure (top_share < unsure_below)."""
+    counts, labels = np.asarray(counts), np.asarray(labels)
     dist = human_distribution(counts)
     majority = human_majority(counts, labels)
     top_share = dist.max(1)
@@ -233,14 +183,10 @@ def check_alignment(counts, labels, path) -> None:
                          "test_batch order or not CIFAR-10H")
 
 
-# --- per model ----------------------------------------------------------------------------------
-
 def image_cross_entropy(human_dist, probs, eps: float = EPS) -> np.ndarray:
     """Per image −Σ_k h_k log max(p_k, eps), in nats."""
     h = np.asarray(human_dist, dtype=np.float64)
     p = np.asarray(probs, dtype=np.float64)
-    if h.shape != p.shape:
-        raise ValueError(f"cross_entropy: human distribution {h.shape} and probabilities {p.shape} differ")
     return -(h * np.log(np.clip(p, eps, None))).sum(1)
 
 
@@ -250,14 +196,12 @@ def cross_entropy(human_dist, probs, eps: float = EPS) -> float:
 
 
 def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[str, list]:
-    """Images binned by `human_value` ([lo, hi) bins, the last closed); per bin as plain lists (None if empty):
-    count, mean human value, mean confidence (max prob), mean probability of the label, accuracy (%)."""
+    """Per bin of `human_value` ([lo, hi), the last closed): count, mean human value, mean confidence, mean
+    probability of the label, accuracy (%); None for an empty bin."""
     value = np.asarray(human_value, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     edges = [float(e) for e in edges]
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"confidence_bins: edges must increase, got {edges}")
     which = np.searchsorted(edges, value, side="right") - 1
     which[value == edges[-1]] = len(edges) - 2
     rows = np.arange(len(labels))
@@ -274,41 +218,18 @@ def confidence_bins(human_value, probs, labels, edges=AGREEMENT_EDGES) -> dict[s
     return out
 
 
-def model_vs_humans(counts, probs, labels, *, eps: float = EPS, by: str = "agreement",
-                    edges=AGREEMENT_EDGES) -> dict:
+def model_vs_humans(counts, probs, labels, *, eps: float = EPS) -> dict:
     """One model against the people: accuracy and accuracy_vs_majority (%), cross_entropy (nats), and `bins` by
-    human agreement with the label (`by="agreement"`) or human top share (`by="top_share"`)."""
-    counts, labels = _check(counts, labels)
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != counts.shape:
-        raise ValueError(f"model_vs_humans: probabilities {probs.shape} for counts {counts.shape}")
+    human agreement with the label."""
+    counts, labels, probs = np.asarray(counts), np.asarray(labels), np.asarray(probs, dtype=np.float64)
     dist = human_distribution(counts)
     pred = probs.argmax(1)
-    if by == "agreement":
-        value = dist[np.arange(len(labels)), labels]
-    elif by == "top_share":
-        value = dist.max(1)
-    else:
-        raise ValueError(f"model_vs_humans: by must be 'agreement' or 'top_share', got {by!r}")
+    value = dist[np.arange(len(labels)), labels]
     return {"accuracy": float(100.0 * np.mean(pred == labels)),
             "accuracy_vs_majority": float(100.0 * np.mean(pred == human_majority(counts, labels))),
             "cross_entropy": cross_entropy(dist, probs, eps),
-            "bins": {"by": by, **confidence_bins(value, probs, labels, edges)}}
+            "bins": {"by": "agreement", **confidence_bins(value, probs, labels)}}
 
-
-def suspects_vs_humans(suspect_indices, disagree) -> dict:
-    """How cleanlab's suspects (indices) overlap the images where people disagree with the label."""
-    disagree = np.asarray(disagree, dtype=bool)
-    suspects = np.unique(np.asarray(suspect_indices, dtype=np.int64))
-    if len(suspects) and (suspects.min() < 0 or suspects.max() >= len(disagree)):
-        raise ValueError(f"suspects_vs_humans: indices must lie in 0..{len(disagree) - 1}")
-    both = int(disagree[suspects].sum())
-    return {"n_suspects": int(len(suspects)), "n_disagree": int(disagree.sum()), "both": both,
-            "suspects_humans_disagree_pct": 100.0 * both / len(suspects) if len(suspects) else None,
-            "disagreements_among_suspects_pct": 100.0 * both / int(disagree.sum()) if disagree.any() else None}
-
-
-# --- entry points -------------------------------------------------------------------------------
 
 def read_labels(source) -> np.ndarray:
     """Official labels from an array, a prepared test set (.npz with "labels") or a score file (.tsv)."""
@@ -325,12 +246,9 @@ def read_labels(source) -> np.ndarray:
 
 def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: float,
                       summary_json=None) -> dict:
-    """Per-image TSV (TSV_COLUMNS; class names, disagree/unsure 0/1, votes a comma list), written atomically;
-    `labels` as for `read_labels`. Returns (and writes to `summary_json`) the counts and means."""
+    """The per-image TSV (TSV_COLUMNS); returns (and writes to `summary_json`) the counts and means."""
     labels = read_labels(labels)
     classes = [str(c) for c in classes]
-    if len(classes) != NUM_CLASSES:
-        raise ValueError(f"write_human_table: {len(classes)} class names, expected {NUM_CLASSES}")
     counts = load_counts(counts_path, len(labels))
     check_alignment(counts, labels, counts_path)
     table = human_table(counts, labels, unsure_below=unsure_below)
@@ -349,20 +267,14 @@ def read_human_table(path) -> dict[str, np.ndarray]:
     """A per-image TSV back as arrays (label/human_majority as names, votes (N, 10)); refuses a wrong header."""
     path = Path(path)
     rows = read_table(path, TSV_COLUMNS)
+    kinds = (np.int64, str, str, np.float64, np.float64, np.float64, np.int64, np.int64)
     try:
         cols = list(zip(*rows)) if rows else [()] * len(TSV_COLUMNS)
-        return {
-            "index": np.array(cols[0], dtype=np.int64),
-            "label": np.array(cols[1], dtype=str),
-            "human_majority": np.array(cols[2], dtype=str),
-            "human_top_share": np.array(cols[3], dtype=np.float64),
-            "entropy": np.array(cols[4], dtype=np.float64),
-            "agreement_with_label": np.array(cols[5], dtype=np.float64),
-            "disagree": np.array(cols[6], dtype=np.int64).astype(bool),
-            "unsure": np.array(cols[7], dtype=np.int64).astype(bool),
-            "votes": np.array([[int(v) for v in c.split(",")] for c in cols[8]],
-                              dtype=np.int64).reshape(-1, NUM_CLASSES),
-        }
+        table = {name: np.array(col, dtype=kind) for name, col, kind in zip(TSV_COLUMNS, cols, kinds)}
+        table["disagree"], table["unsure"] = table["disagree"].astype(bool), table["unsure"].astype(bool)
+        votes = [[int(v) for v in c.split(",")] for c in cols[8]]
+        table["votes"] = np.array(votes, dtype=np.int64).reshape(-1, NUM_CLASSES)
+        return table
     except (ValueError, IndexError) as error:
         raise ValueError(f"{path}: malformed row ({error})") from error
 
@@ -375,23 +287,13 @@ def _mean_std(values):
     return mean, (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
-def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test set", eps: float = EPS,
-                  by: str = "agreement", edges=AGREEMENT_EDGES, unsure_below: float,
+def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test set", unsure_below: float,
                   replicates: int = 2000) -> dict:
-    """Per variant (`scores`: variant name → its score files, one per seed) the models against people.
-
-    Every score file must have the test set's `labels`. Returns {"humans", "settings", "variants": {name:
-    {"seeds": per file, accuracy/accuracy_vs_majority/cross_entropy (mean over seeds) with "_std", "bins"}},
-    "cross_entropy_ranking": `stats.ranking_intervals` of the per-image cross-entropy}.
-    """
-    if not scores:
-        raise ValueError("human_metrics: no variants given")
+    """Per variant (`scores`: variant name → its score files, one per seed) the models against people, and a
+    ranking by per-image cross-entropy."""
     labels = np.asarray(labels)
     groups = {str(name): [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
               for name, paths in scores.items()}
-    for name, paths in groups.items():
-        if not paths:
-            raise ValueError(f"human_metrics: variant {name} has no score files")
     every = [p for paths in groups.values() for p in paths]
     read = dict(zip(every, read_score_set(every, labels, test_set=test_set)))
     counts = load_counts(counts_path, len(labels))
@@ -399,9 +301,8 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
     variants = {}
     per_image: dict[str, list] = {}
     for name, paths in groups.items():
-        seeds = [{"path": path, **model_vs_humans(counts, read[path]["probs"], labels, eps=eps, by=by, edges=edges)}
-                 for path in paths]
-        per_image[name] = [image_cross_entropy(human_distribution(counts), read[path]["probs"], eps) for path in paths]
+        seeds = [{"path": path, **model_vs_humans(counts, read[path]["probs"], labels)} for path in paths]
+        per_image[name] = [image_cross_entropy(human_distribution(counts), read[path]["probs"]) for path in paths]
         entry = {"seeds": [{k: v for k, v in m.items() if k != "bins"} for m in seeds]}
         for key in ("accuracy", "accuracy_vs_majority", "cross_entropy"):
             entry[key], entry[key + "_std"] = _mean_std([m[key] for m in seeds])
@@ -413,8 +314,8 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
     table = human_table(counts, labels, unsure_below=unsure_below)
     return {
         "humans": human_summary(table),
-        "settings": {"eps": eps, "entropy_unit": "nats", "cross_entropy_unit": "nats", "by": by,
-                     "edges": [float(e) for e in edges], "unsure_below": unsure_below,
+        "settings": {"eps": EPS, "entropy_unit": "nats", "cross_entropy_unit": "nats", "by": "agreement",
+                     "edges": [float(e) for e in AGREEMENT_EDGES], "unsure_below": unsure_below,
                      "counts": str(counts_path), "source": SOURCE, "license": LICENSE, "citation": CITATION},
         "variants": variants,
         "cross_entropy_ranking": stats.ranking_intervals({k: np.mean(v, axis=0) for k, v in per_image.items()},
@@ -423,7 +324,6 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
 
 
 def write_human_metrics(counts_path, scores: Mapping, labels, out_json, **kwargs) -> dict:
-    """`human_metrics`, written atomically as JSON."""
     result = human_metrics(counts_path, scores, labels, **kwargs)
     write_json(out_json, result)
     return result
@@ -431,8 +331,7 @@ def write_human_metrics(counts_path, scores: Mapping, labels, out_json, **kwargs
 
 def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metrics, *,
                        unsure_below: float, sha256: str | None = None) -> dict:
-    """Rule human_labels: `write_human_table` and `write_human_metrics` (`runs`: the (variant, seed) pairs of
-    `scores`; `sha256`: the counts file must have it, config data.cifar10h.verify)."""
+    """Rule human_labels: `write_human_table` and `write_human_metrics` (`runs`: the (variant, seed) of `scores`)."""
     from ..data import load_arrays
 
     if sha256 is not None:

@@ -1,20 +1,8 @@
-"""Likely label errors in the CIFAR-10 test set, found with cleanlab (confident learning).
+"""Likely label errors in the CIFAR-10 test set: cleanlab on the models' mean out-of-sample test probabilities.
 
-The score files hold out-of-sample test-set probabilities, which is what `cleanlab.filter.find_label_issues`
-asks for; several models (variants × seeds) are combined by averaging (`combine_probs`). Settings: `filter_by`
-(config; cleanlab's default "prune_by_noise_rate" flags only as many images as the estimated noise rates explain,
-each with suggested ≠ given), ranked by "self_confidence" (rank 1: lowest mean probability of the given label),
-`n_jobs=1` (same result; the job keeps to its declared threads).
-
-Output `label_issues.tsv`, one row per suspect by rank: index, given, suggested (class names), self_confidence,
-rank, models_wrong (models predicting other than the given label), models.
-
-Circularity: only images the combined models get wrong can be flagged, so a flagging variant is judged against
-the suspects the OTHER flagging variants find without it (`leave_one_out`), leaving out its whole family (a variant
-and its tuned twin, which share most of their errors); any other variant against the full list.
+Only images the models get wrong can be flagged, so a flagging variant is judged against the suspects the other
+flagging variants find without its family (`leave_one_out`); any other variant against the full list.
 """
-
-from __future__ import annotations
 
 from pathlib import Path
 
@@ -33,33 +21,19 @@ def combine_probs(probs_list) -> np.ndarray:
     if not arrays:
         raise ValueError("combine_probs: no probabilities given (need at least one model)")
     shape = arrays[0].shape
-    if len(shape) != 2:
-        raise ValueError(f"combine_probs: probabilities must be (N, K), got shape {shape}")
     for i, p in enumerate(arrays):
         if p.shape != shape:
             raise ValueError(f"combine_probs: model {i} has shape {p.shape}, model 0 has {shape}")
-        if not np.all(np.isfinite(p)):
-            raise ValueError(f"combine_probs: model {i} has non-finite probabilities")
     return np.mean(arrays, axis=0)
 
 
 def find_suspects(labels, probs_list, *, filter_by: str) -> dict[str, np.ndarray]:
-    """Images whose given label (N,) is likely wrong by the models' (N, K) probabilities, by rank (1 = most likely):
-    a dict of equal-length arrays, the TSV_COLUMNS (suggested: argmax of the mean probabilities)."""
+    """Images whose given label is likely wrong by the models' probabilities, most likely first (TSV_COLUMNS)."""
     from cleanlab.filter import find_label_issues
 
     probs_list = list(probs_list)
     probs = combine_probs(probs_list)
-    labels = np.asarray(labels)
-    if labels.shape != (len(probs),):
-        raise ValueError(f"find_suspects: {labels.shape[0] if labels.ndim else 0} labels for "
-                         f"{len(probs)} rows of probabilities")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"find_suspects: labels must be integers, got {labels.dtype}")
-    k = probs.shape[1]
-    if len(labels) and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"find_suspects: labels must lie in 0..{k - 1}")
-    labels = labels.astype(np.int64)
+    labels = np.asarray(labels).astype(np.int64)
     ranked = np.asarray(find_label_issues(labels, probs, filter_by=filter_by,
                                           return_indices_ranked_by=RANK_BY, n_jobs=1), dtype=np.int64)
     wrong = np.sum([p.argmax(1) != labels for p in map(np.asarray, probs_list)], axis=0)
@@ -70,17 +44,12 @@ def find_suspects(labels, probs_list, *, filter_by: str) -> dict[str, np.ndarray
 
 
 def summary(labels, probs, suspect_indices) -> dict:
-    """How one model's mistakes relate to the suspects: mistakes, mistakes_suspect, accuracy (%) and
-    accuracy_without_suspects (%, None when every image is a suspect)."""
+    """How one model's mistakes relate to the suspects, and its accuracy (%) with and without them."""
     labels = np.asarray(labels)
     probs = np.asarray(probs)
-    if probs.ndim != 2 or len(probs) != len(labels):
-        raise ValueError(f"summary: probabilities of shape {probs.shape} for {len(labels)} labels")
     suspects = np.asarray(suspect_indices, dtype=np.int64).reshape(-1)
     if len(suspects) and (suspects.min() < 0 or suspects.max() >= len(labels)):
         raise ValueError(f"summary: suspect indices must lie in 0..{len(labels) - 1}")
-    if len(np.unique(suspects)) != len(suspects):
-        raise ValueError("summary: suspect indices repeat")
     is_suspect = np.zeros(len(labels), dtype=bool)
     is_suspect[suspects] = True
     wrong = probs.argmax(1) != labels
@@ -92,8 +61,7 @@ def summary(labels, probs, suspect_indices) -> dict:
 
 
 def leave_one_out(labels, probs_list, variants, *, filter_by: str) -> dict[str, dict]:
-    """Per flagging family V: cleanlab on every other family's runs, and V's runs against those suspects (mean
-    of `summary`). `variants` names each entry of `probs_list` by its family; empty with fewer than two."""
+    """Per family (`variants`, one per entry of `probs_list`): its runs against the suspects of all the others."""
     variants = [str(v) for v in variants]
     if len(variants) != len(probs_list):
         raise ValueError(f"leave_one_out: {len(variants)} variant names for {len(probs_list)} probability arrays")
@@ -115,13 +83,8 @@ def leave_one_out(labels, probs_list, variants, *, filter_by: str) -> dict[str, 
 
 def write_label_issues(score_paths, out_tsv, classes, labels, *, reference=None, summary_json=None,
                        test_set="the test set", filter_by: str, variants=None, families=None) -> dict:
-    """Find suspects over all `score_paths` (mean probabilities) and write `out_tsv` atomically.
-
-    Every score file must have the test set's `labels` and `classes`. Returns (and writes to `summary_json`) a
-    summary: the models' accuracy range, n_suspects, `summary` of `reference` (default: the first score file;
-    circular when it is a flagging model) and the settings; `variants` (one name per file) adds `leave_one_out`,
-    by `families` (one per file: a tuned twin's is its variant's; default: the variants).
-    """
+    """Find suspects over all `score_paths` and write `out_tsv`; returns (and writes to `summary_json`) a summary,
+    with `leave_one_out` by `families` (default: `variants`) when `variants` names each file."""
     paths = [str(p) for p in score_paths]
     classes = [str(c) for c in classes]
     labels = np.asarray(labels)

@@ -1,36 +1,13 @@
 """Train–test near-duplicates (Barz & Denzler 2020, "Do we train on test data? Purging CIFAR of near-duplicates").
 
-Every test image gets its nearest training image twice: by a **pixel distance**, which decides `flagged`, and by
-cosine similarity of the frozen backbone's **features**, reported beside it only (features make alike objects
-alike, so look-alikes score as high as copies).
+Every test image gets its nearest training image by a pixel distance, which decides `flagged`, and by feature
+cosine similarity, reported beside it only (features make look-alikes score as high as copies).
 
-Pixel distance. Each image x becomes x̃ with 2C channels: the image standardised over its C·H·W values, and its
-detail (the image minus its own 5×5 local mean per channel, the border averaging the pixels inside) standardised
-the same way. d(x, y) is the root-mean-square difference over the overlap, minimised over shifts of up to
-`MAX_SHIFT` = 1 pixel each way::
-
-    d(x, y) = min_{|dy|,|dx| ≤ 1}  sqrt( mean_{c, p, q in overlap} (x̃[c, p + dy, q + dx] − ỹ[c, p, q])² )
-
-d² ≈ (d²_picture + d²_detail) / 2 with d²_part = 2(1 − ρ_part): 0 for a copy (also after a·x + b or a 1-pixel
-shift), near √2 for unrelated images. Both parts must match: the picture alone lets flat skies match, the detail
-alone lets frames match (experiments/benchmarks/near_duplicates_bench.py).
-
-Search. First candidates: the top `candidates` training images by correlation of 8×8 thumbnails; then d to those
-as matrix products (all 9 shifts in one batched product). A copy looks the same at 8×8, so it is among the
-candidates; for other images the neighbour is an upper bound on the true nearest. The winner's distance is
-recomputed directly in float32 (copies get exactly 0). `exact_nearest_by_pixels` is the brute-force check.
-
-Threshold. A robust outlier rule on the test set's nearest-neighbour pixel distances, in log space::
-
-    ℓ_i = log(max(d_i, DISTANCE_FLOOR)),   m = median(ℓ),   s = 1.4826 · median(|ℓ − m|)
-    threshold = exp(m − k · s),        flagged_i = d_i ≤ threshold
-
-Median and MAD ignore the copies while they are under half the test set. k (analysis.near_duplicates.mad_k, 8)
-is set for precision: on real CIFAR-10 the threshold is 0.61 and by eye nearly all of the 233 flagged pairs are
-the same photograph, so the rule under-counts the looser near-duplicates Barz & Denzler found by hand.
+Pixel distance d: the RMS difference of the standardised image and its standardised detail (the image less its
+5×5 local mean), minimised over shifts of up to `MAX_SHIFT` pixels: 0 for a copy, near √2 for unrelated images.
+Candidates come from 8×8 thumbnail correlation (a copy is always among them). Threshold: exp(median − k · 1.4826
+· MAD) of the log distances, a robust low-outlier rule that ignores the copies while they are under half the set.
 """
-
-from __future__ import annotations
 
 import math
 import time
@@ -79,9 +56,6 @@ class NearDuplicates:
         return int(self.flagged.sum())
 
 
-# --------------------------------------------------------------------------- pixels
-
-
 def _check_images(train_images, test_images) -> None:
     for name, images in (("train_images", train_images), ("test_images", test_images)):
         if images.ndim != 4:
@@ -101,8 +75,7 @@ def _standardize_rows(x):
 
 
 def prepare(images, chunk: int = 1024, dtype=None):
-    """(N, 2C, H, W) tensor x̃ (module docstring): the standardised image, then its standardised detail;
-    `dtype` float16 halves the memory."""
+    """(N, 2C, H, W): the standardised image, then its standardised detail."""
     import torch
 
     n, c, h, w = images.shape
@@ -126,8 +99,7 @@ def _box_matrix(n: int):
 
 
 def _prepare_training(train_images, max_shift: int, chunk: int = 1024):
-    """Prepared training images as float16 (N, 2C·H·W), and their window sums of squares (N, S), float32, of
-    the float16-rounded values (so d² from them and the dot products is consistent)."""
+    """Prepared training images as float16 (N, 2C·H·W) and the window sums of squares of those rounded values."""
     import torch
 
     prepared = prepare(train_images, chunk, dtype=torch.float16)
@@ -149,8 +121,7 @@ def _window(size: int, shift: int) -> slice:
 
 
 def _shifted_copies(x, max_shift: int, out=None):
-    """(B, S, 2C·H·W): for shift s = (dy, dx), xs[p, q] = x[p + dy, q + dx], zero where that leaves the image,
-    so the overlap's cross term is a dot product. `out`, a zeroed buffer from an earlier call, is reused."""
+    """(B, S, 2C·H·W): x shifted by each shift, zero outside the image; `out`, an earlier call's buffer, reused."""
     import torch
 
     b, c, h, w = x.shape
@@ -225,8 +196,7 @@ def pixel_candidates(train_images, test_images, k: int, side: int = THUMBNAIL, c
 
 def nearest_by_pixels(train_images, test_images, candidates: int, max_shift: int = MAX_SHIFT,
                       timings: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest training image of each test image by pixel distance d: thumbnail candidates, then d to them.
-    Returns (train_index int64, distance float32); `timings` receives each stage's seconds."""
+    """(train_index, distance): each test image's nearest training image by pixel distance among its candidates."""
     import torch
 
     _check_images(train_images, test_images)
@@ -294,22 +264,11 @@ def exact_nearest_by_pixels(train_images, test_images, max_shift: int = MAX_SHIF
     return index, dist
 
 
-# --------------------------------------------------------------------------- features
-
-
 def nearest_by_features(train_features, test_features, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """Nearest training image of each test image by cosine similarity of feature rows (N, D): (index, cosine)."""
     import torch
     import torch.nn.functional as F
 
-    for name, f in (("train_features", train_features), ("test_features", test_features)):
-        if f.ndim != 2 or len(f) == 0:
-            raise ValueError(f"{name} must be a non-empty (N, D) array, found shape {f.shape}")
-        if not np.isfinite(f).all():
-            raise ValueError(f"{name} has non-finite values")
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(f"train features have {train_features.shape[1]} dimensions, test features "
-                         f"{test_features.shape[1]}")
     train = F.normalize(torch.as_tensor(np.asarray(train_features, np.float32)), dim=1)
     test = F.normalize(torch.as_tensor(np.asarray(test_features, np.float32)), dim=1)
     index = np.empty(len(test), np.int64)
@@ -321,9 +280,6 @@ def nearest_by_features(train_features, test_features, chunk: int = CHUNK) -> tu
         index[start:start + chunk] = arg.numpy()
         cosine[start:start + chunk] = value.numpy()
     return index, cosine
-
-
-# --------------------------------------------------------------------------- threshold
 
 
 def low_outlier_threshold(distances, k: float) -> tuple[float, dict]:
@@ -343,13 +299,9 @@ def low_outlier_threshold(distances, k: float) -> tuple[float, dict]:
     return threshold, details
 
 
-# --------------------------------------------------------------------------- together
-
-
 def find_near_duplicates(train_images, test_images, train_features, test_features, k: float,
                          candidates: int, timings: dict | None = None) -> NearDuplicates:
-    """Per test image: the nearest training image by pixels and by features, and whether it is a near-duplicate
-    (`k`: the rule's constant). Images (N, C, H, W); features (N, D), row i of image i."""
+    """Per test image: the nearest training image by pixels and by features, and whether it is a near-duplicate."""
     _check_images(train_images, test_images)
     for name, f, images in (("train", train_features, train_images), ("test", test_features, test_images)):
         if len(f) != len(images):
@@ -406,8 +358,7 @@ def _load_pair(images_npz, features_npz) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def write_near_duplicates(train_images_npz, test_images_npz, train_features_npz, test_features_npz,
                           out_tsv, k: float, candidates: int, summary_json=None) -> dict:
-    """Find the near-duplicates, write `out_tsv` atomically (one row per test image, COLUMNS), return a summary;
-    refuses feature files whose rows or labels do not match their image files."""
+    """Find the near-duplicates, write `out_tsv` (COLUMNS), return a summary; refuses mismatched feature files."""
     tic = time.perf_counter()
     train_img, train_lab, train_feat = _load_pair(train_images_npz, train_features_npz)
     test_img, test_lab, test_feat = _load_pair(test_images_npz, test_features_npz)
@@ -442,8 +393,7 @@ def write_near_duplicates(train_images_npz, test_images_npz, train_features_npz,
 
 
 def read_near_duplicates(path) -> list[dict]:
-    """A near_duplicates.tsv back as one dict per row (COLUMNS, numbers parsed; flagged 0/1); refuses a wrong
-    header, a row of the wrong width or a cell that is not a number, naming the file."""
+    """A near_duplicates.tsv back as one dict per row, numbers parsed; refuses a malformed file, naming it."""
     rows = read_table(path, COLUMNS)
     try:
         return [{c: kind(cell) for c, kind, cell in zip(COLUMNS, _COLUMN_TYPES, row)} for row in rows]

@@ -1,9 +1,5 @@
-"""Pre-flight (no torch): every input a run lacks, found before its first job (a dry run's too) and listed in one
-message with its fix: named local files, CUDA without a usable driver, unreachable downloads, wkhtmltopdf; bf16
-on a CPU that emulates it, said at planning. What the jobs will cost: `estimate` (the measurement it runs,
-`measure`, is the one module here that imports torch, in a subprocess)."""
-
-from __future__ import annotations
+"""Pre-flight (no torch): every input a run lacks, found before its first job and listed in one message with its
+fix; what the jobs will cost is `estimate`'s."""
 
 import contextlib
 import os
@@ -36,8 +32,7 @@ def device_problems(device: str, local: bool, driver=None) -> list[str]:
 
 
 def bf16_warnings(config: dict, plan, flags: set[str] | None = None, present: bool | None = None) -> list[str]:
-    """`bf16: true` in the plan (`specs.Plan`) where its jobs run on a CPU without bf16 instructions: torch emulates
-    it there, about 10x slower than fp32 (the jobs say so too, one by one)."""
+    """`bf16: true` in the plan where its jobs run on a CPU without bf16 instructions (emulated: ~10x slower)."""
     if gpus_per_job(config["device"], present):
         return []
     flags = cpu_flags() if flags is None else flags
@@ -145,11 +140,8 @@ def message(problems: list[str]) -> str:
 
 
 def before_jobs(workflow, config: dict, plan, dry_run: bool, workdir=None) -> None:
-    """The pre-flight of the jobs the Snakefile's `workflow` will run (its DAG built, the executor known): a real
-    run exits naming everything they lack (`run_problems`), a dry run warns of it; then their cost
-    (`estimate.report`). Nothing where the DAG was never built (a dry run that failed first). workdir: the
-    folder the config's relative paths mean (a dry run's check runs at exit, when Snakemake has left
-    `--directory`)."""
+    """The pre-flight of the jobs `workflow` will run: a real run exits naming what they lack, a dry run warns;
+    then their cost. `workdir`: where the config's relative paths lie (a dry run checks at exit)."""
     if workflow.dag is None or (dry_run and workflow.scheduler is None):
         return
     with contextlib.chdir(workdir or os.getcwd()):

@@ -1,18 +1,10 @@
-"""What a run will cost, said before its first job (no torch): the trainings, tuning trials and epochs of the jobs
-Snakemake will run, and a wall time on this machine.
+"""What a run will cost, said before its first job (no torch): the trainings, trials and epochs of the jobs to run,
+and a wall time on this machine.
 
-Each heavy job is counted in optimiser steps of the kind it takes: the whole network forward and backward
-(`full`: train all or backbone), the frozen backbone forward and the head backward (`frozen`: a head on
-augmented images), the head alone on cached features (`head`), and forward passes over images (validation after
-every epoch, feature caches, test sets). A few seconds' measurement of each kind at each batch size the plan uses,
-on the device and with the threads its jobs get (`measure`, a subprocess: it imports torch), times those counts,
-plus each job's start-up, is the job time; divided across the jobs that run at once (cores / threads on a CPU,
-`gpu_jobs_per_device` a card), the wall time. The lighter jobs (data, analyses, figures, report: seconds to a
-minute each) are counted but not timed. `CMPT726_STEP_SECONDS` gives every step a known time (tests; or to skip
-the measurement) instead.
+Each heavy job is counted in optimiser steps by kind (`full` network, `frozen` backbone with a head, `head` on
+cached features, `forward` passes); the step times are measured in a subprocess (`measure`, which imports torch)
+or given by `CMPT726_STEP_SECONDS`. The lighter jobs are counted but not timed.
 """
-
-from __future__ import annotations
 
 import functools
 import json
@@ -57,9 +49,7 @@ class Cost:
 
 @functools.lru_cache(maxsize=None)
 def _available(batch_dir: str, split: str) -> int | None:
-    """The images of `split` in the CIFAR-10 folder the run reads, where its files are already there (the offline
-    trial's hold a few hundred, not 50,000); None where they are not (a download to come). Unreadable files are
-    the prepare job's to refuse, naming them: here they count as absent."""
+    """The images of `split` in the CIFAR-10 folder the run reads; None where its files are absent or unreadable."""
     try:
         return len(read_split(batch_dir, CIFAR10, split, verify=False)[1])
     except Exception:  # noqa: BLE001 (an estimate never stops a run)
@@ -73,16 +63,6 @@ def _images(config: dict, split: str) -> int:
     return min(subset, full) if subset else full
 
 
-def _head(settings: dict) -> str:
-    return json.dumps(settings["head"], sort_keys=True)
-
-
-def _kind(settings: dict, cached: bool) -> str:
-    if cached:
-        return "head"
-    return "frozen" if settings["train"] == "head" else "full"
-
-
 def _steps(n: int, batch_size: int) -> int:
     """len(loop.batch_bounds(n, batch_size)): a last batch of one image joins the one before."""
     return math.ceil(n / batch_size) - (1 if n > batch_size and n % batch_size == 1 else 0)
@@ -93,9 +73,9 @@ def _epochs_of(cost: Cost, settings: dict, cached: bool, epochs: float, config: 
     """Add `epochs` of training with `settings` (weighted: a trial whose configuration is not known yet)."""
     n_val = settings["validation"]
     n_train = _images(config, "train") - n_val
-    kind = _kind(settings, cached)
+    kind = "head" if cached else "frozen" if settings["train"] == "head" else "full"
     key = (kind, settings["batch_size"], bool(settings["bf16"]), settings["channels_last"], threads,
-           _head(settings) if kind == "head" else None)
+           json.dumps(settings["head"], sort_keys=True) if cached else None)
     cost.steps[key] += weight * epochs * _steps(n_train, settings["batch_size"])
     if not cached:
         cost.images += weight * epochs * (n_train + n_val)
@@ -111,35 +91,30 @@ def job_costs(plan, config: dict, jobs: list[tuple[str, dict, int]]) -> tuple[li
         if rule not in HEAVY:
             light[rule] += 1
             continue
-        cost = Cost(rule, threads=threads)
+        cost = Cost(rule, threads=threads, variant=wildcards.get("variant"))
+        if "seed" in wildcards:
+            cost.seed = int(wildcards["seed"])
+        if cost.variant is not None:
+            cached = plan.cached(cost.variant)
+            cost.on_images = not cached
         if rule == "train_variant":
-            variant, cost.seed = wildcards["variant"], int(wildcards["seed"])
-            cached = plan.cached(variant)
-            cost.variant, cost.on_images = variant, not cached
-            candidates = [plan.settings[variant]]
-            if variant in plan.twins:  # a searched batch size is known only once its search has chosen
-                candidates = [{**candidates[0], **c} for c in plan.searches[plan.twins[variant]]["configs"]]
-            cost.epochs = plan.settings[variant]["epochs"]
-            for settings in candidates:
-                _epochs_of(cost, settings, cached, cost.epochs, config, threads, 1 / len(candidates))
+            candidates = [plan.settings[cost.variant]]
+            if cost.variant in plan.twins:  # a searched batch size is known only once its search has chosen
+                candidates = [{**candidates[0], **c} for c in plan.searches[plan.twins[cost.variant]]["configs"]]
+            cost.epochs = plan.settings[cost.variant]["epochs"]
         elif rule == "tuning_trial":
-            variant, rung, slot = wildcards["variant"], int(wildcards["rung"]), int(wildcards["slot"])
-            search, cached = plan.searches[variant], plan.cached(variant)
-            cost.variant, cost.on_images = variant, not cached
-            rungs = search["rungs"]
-            cost.epochs = rungs[rung]["epochs"]  # every trial a complete run of its rung's length
+            search, rung, slot = plan.searches[cost.variant], int(wildcards["rung"]), int(wildcards["slot"])
+            cost.epochs = search["rungs"][rung]["epochs"]  # every trial a complete run of its rung's length
             # The first rung trains configuration `slot`; later rungs ones not chosen yet.
             candidates = [search["settings"][slot]] if rung == 0 else search["settings"]
+        if rule in ("train_variant", "tuning_trial"):
             for settings in candidates:
                 _epochs_of(cost, settings, cached, cost.epochs, config, threads, 1 / len(candidates))
         elif rule == "evaluate_variant":
-            variant, cost.seed = wildcards["variant"], int(wildcards["seed"])
-            cost.variant, cost.on_images = variant, not plan.cached(variant)
             if cost.on_images:
-                s = plan.settings[variant]
-                n = _images(config, "test")
-                cost.images = n
-                cost.steps[("forward", FORWARD_BATCH, False, s["channels_last"], threads, None)] += n / FORWARD_BATCH
+                cost.images = n = _images(config, "test")
+                key = ("forward", FORWARD_BATCH, False, plan.settings[cost.variant]["channels_last"], threads, None)
+                cost.steps[key] += n / FORWARD_BATCH
         elif rule == "cache_features":
             n = _images(config, wildcards["split"])
             cost.images = n
@@ -156,10 +131,8 @@ def job_costs(plan, config: dict, jobs: list[tuple[str, dict, int]]) -> tuple[li
     return costs, light
 
 
-# --------------------------------------------------------------------------- the measurement
 def measured(keys, device: str, env=None, timeout: float = 120) -> dict:
-    """{"seconds": {key: seconds a step}, "startup": seconds a job's imports take, "device": what ran them} from
-    `CMPT726_STEP_SECONDS` (every step, no start-up) when set, else from `python -m cmpt726.preflight.measure`.
+    """{"seconds": {key: seconds a step}, "startup", "device"} from `CMPT726_STEP_SECONDS` or the measurement;
     {"error": why} when that fails."""
     env = os.environ if env is None else env
     keys = sorted(set(keys), key=repr)
@@ -194,15 +167,8 @@ def _load() -> float | None:
         return None
 
 
-def timed(costs: list[Cost], timing: dict) -> None:
-    for cost in costs:
-        cost.seconds = timing["startup"] + sum(n * timing["seconds"][key] for key, n in cost.steps.items())
-
-
 def wall(costs: list[Cost], cores: int, gpu_slots: int | None) -> float:
-    """Seconds until the last of `costs` ends: the pretraining first (everything waits for it), then the rest side
-    by side: core-seconds over the cores on a CPU, job-seconds over `gpu_slots` on a GPU; never less than the
-    longest job."""
+    """Seconds until the last of `costs` ends: the pretraining first, then the rest side by side."""
     first = [c for c in costs if c.rule == "pretrain_backbone"]
     rest = [c for c in costs if c.rule != "pretrain_backbone"]
     if gpu_slots:
@@ -222,7 +188,6 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-# --------------------------------------------------------------------------- what to say
 def _plural(n, word: str, plural: str | None = None) -> str:
     n = round(n) if isinstance(n, float) else n
     return f"{n} {word if n == 1 else plural or word + 's'}"
@@ -256,9 +221,7 @@ def counts(costs: list[Cost], light: Counter) -> str:
 
 
 def shorter(plan, config: dict, costs: list[Cost], on_cpu: bool) -> tuple[str, str, float] | None:
-    """(the flag or overlay, what it drops, the seconds of job time it drops) of the one change that shortens
-    this plan most plainly: on a CPU the laptop overlay (the full-network searches and twins off), else tuning off,
-    else one seed; None when none applies."""
+    """(flag or overlay, what it drops, job seconds it drops) of the one change that shortens this plan most plainly."""
     twins = set(plan.twins)
 
     def tuned(c):
@@ -308,7 +271,8 @@ def report(plan, config: dict, jobs: list[tuple[str, dict, int]], *, cores: int,
     timing = measure([key for c in costs for key in c.steps], device, env=env)
     if "error" in timing:
         return lines + [f"  Its time on this machine could not be measured ({timing['error']})."]
-    timed(costs, timing)
+    for cost in costs:
+        cost.seconds = timing["startup"] + sum(n * timing["seconds"][key] for key, n in cost.steps.items())
     threads = max({c.threads for c in costs if c.rule != "pretrain_backbone"} or {1})
     gpu_slots = None
     if on_gpu:

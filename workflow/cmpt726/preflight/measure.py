@@ -1,14 +1,7 @@
-"""Seconds a training step takes here (torch): what the pre-flight's estimate multiplies. Run as
-`python -m cmpt726.preflight.measure` with {"device": "cpu" | "cuda", "items": [{kind, batch, bf16, channels_last,
-threads, head}]} on stdin; prints {"seconds": [seconds a step, per item], "startup": seconds, "device": name}.
-
-Kinds: `full` (ResNet-20 and head, forward and backward, as train: all), `frozen` (the backbone forward in eval
-mode, the head backward, as train: head on images), `head` (the head alone on 64-d features), `forward`
-(inference, as validation, evaluation and feature caching). Random weights and inputs: a step costs the same.
-Each item: one warm-up step, then steps until a fraction of a second has passed (one step when a step is slow).
+"""Seconds a training step takes here (torch), for the pre-flight's estimate: `python -m cmpt726.preflight.measure`
+reads {"device", "items": [{kind, batch, bf16, channels_last, threads, head}]} on stdin and prints
+{"seconds": [per item], "startup", "device"}. Random weights and inputs: a step costs the same.
 """
-
-from __future__ import annotations
 
 import time
 

@@ -1,8 +1,6 @@
 """Question 6, every number (rule compare_variants): the variant table with 95 % intervals, paired tests, the
 verdict, the prose's comparisons, the focus variant's errors and calibration. The template only lays them out."""
 
-from __future__ import annotations
-
 import math
 import statistics
 from pathlib import Path
@@ -71,9 +69,7 @@ def backbone_info(backbone: dict, summary_path=None, curves_path=None) -> dict:
 
 
 def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
-    """Reliability bins of the max softmax score and the expected calibration error (ECE, in [0, 1]).
-
-    Bin b holds the scores in (b/bins, (b+1)/bins]; ECE = Σ_b (n_b / N) |accuracy_b − mean score_b|."""
+    """Reliability bins of the max softmax score and the expected calibration error (ECE, in [0, 1])."""
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
     if confidence.shape != correct.shape or confidence.ndim != 1 or not len(confidence):
@@ -115,8 +111,7 @@ def top_confusion(confusion, classes) -> dict | None:
 
 def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dict, summary: dict, reference: dict,
                  baseline: str = "head") -> list[dict]:
-    """One row per variant. metrics and train_summaries: (name, seed) → the file's contents; summary:
-    stats.accuracy_summary."""
+    """One row per variant of the table (metrics and train_summaries by (name, seed))."""
     rows = []
     for name, s in settings.items():
         seeds = [seed for v, seed in runs if v == name]
@@ -143,18 +138,12 @@ def variant_rows(settings: dict, runs: list, metrics: dict, train_summaries: dic
     return rows
 
 
-def varying_columns(rows: list[dict]) -> dict:
-    """Which optional columns differ between variants (a column that is the same everywhere goes in a note)."""
-    return {key: len({str(r[key]) for r in rows}) > 1 for key in ("lr", "batch_size", "augment", "seeds")}
-
-
 # The training settings the prose names.
 SHARED_KEYS = ("lr", "momentum", "weight_decay", "batch_size", "epochs", "normalize", "validation", "replicate_2019_bugs")
 
 
 def shared_settings(settings: dict) -> dict:
-    """Each of SHARED_KEYS with its value when every variant has the same, else None (`by_variant` lists them);
-    `cached_heads`/`uncached_heads`: the head-only variants with and without cached features."""
+    """Each of SHARED_KEYS with its value when every variant has the same, else None (`by_variant` lists them)."""
     shared, by_variant = {}, {}
     for key in SHARED_KEYS:
         values = {name: s[key] for name, s in settings.items()}
@@ -169,8 +158,7 @@ def shared_settings(settings: dict) -> dict:
 
 
 def named_comparisons(asked: list[dict], rows: list[dict], pairs: dict, smallest_effect: float) -> dict:
-    """The discussion's questions (report.comparisons; their own Holm family, `stats.answer_questions`) and
-    "head vs full" (best full vs best head-only, picked after the data: all-pairs family); absent ones skipped."""
+    """The discussion's questions (their own Holm family) and best full network against best head."""
     by_name = {r["name"]: r for r in rows}
     present = [item for item in asked if item["a"] in by_name and item["b"] in by_name and item["a"] != item["b"]]
     skipped = [item for item in asked if item not in present]
@@ -249,10 +237,8 @@ def setting_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 def tuned_against_fixed(twins: dict, rows: list[dict], correct: dict, summary: dict, pairs: dict,
                         comparisons: list[dict], alpha: float, smallest_effect: float,
                         settings: dict, recipes: dict | None = None) -> dict | None:
-    """Fixed beside tuned (twins: `<v>-tuned` → v), Holm families: `side_by_side` (tuned − fixed per variant),
-    `gains` (with recipe twins `<v>-recipe` → v: the recipe's gain, recipe − fixed, and the search's, tuned −
-    recipe, per variant), `comparisons` (report.comparisons asked of the twins) and `verdict` (the best among the
-    twins). Each side-by-side row lists every setting in which the twin differs from its variant."""
+    """Fixed beside tuned, each a Holm family: tuned − fixed, the recipe's and the search's gains, the questions
+    asked again of the twins, and whether tuning changes their answers; the verdict among the twins."""
     by_name = {r["name"]: r for r in rows}
     twins = {t: v for t, v in twins.items() if t in by_name and v in by_name}
     if not twins:
@@ -316,8 +302,7 @@ def validation_accuracy(epochs: list[dict], kept_epoch) -> float | None:
 
 
 def choose_focus(rows: list[dict], focus: str | None = None) -> tuple[str, str]:
-    """The variant the per-image sections study and how it was chosen: report.gallery_variant, else the highest
-    mean validation accuracy (never test accuracy), else the first variant."""
+    """The variant the per-image sections study and how it was chosen (never by test accuracy)."""
     if focus:
         return focus, "report.gallery_variant"
     if all(r["val_accuracy"] is not None for r in rows):
@@ -335,8 +320,7 @@ def reference_check(rows: list[dict], replica_2019: bool) -> dict:
 
 
 def training_mode(settings: dict) -> str:
-    """Heads on frozen features and networks that train their backbone spread differently from seed to seed:
-    a one-seed variant borrows the run variance of its own mode."""
+    """The group whose run variance a one-seed variant borrows: heads and full networks spread differently."""
     return "heads" if settings["train"] == "head" else "full network"
 
 
@@ -356,11 +340,8 @@ def read_train_summary(path) -> dict:
 
 
 def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> dict:
-    """Every Q6 figure, the variant table and the numbers JSON (rule compare_variants).
-
-    paths: `test`, `backbone` (digested into numbers.json) and per run of spec["runs"] `metrics`, `epochs`,
-    `train_summaries`, `scores`. out: name → path of each output. spec: `runs`, `statistics` (config report),
-    `reference`, `focus`, `replica_2019`, `twins`. Settings are those the training jobs recorded."""
+    """Every Q6 figure, the variant table and the numbers JSON (rule compare_variants), from the settings the
+    training jobs recorded."""
     metrics, epochs, train_summaries, scores = (paths[k] for k in ("metrics", "epochs", "train_summaries", "scores"))
     test_images, backbone = paths["test"], paths.get("backbone")
     tests = spec["statistics"]
@@ -368,10 +349,6 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
     comparisons, smallest_effect = tests["comparisons"], tests["smallest_effect"]
     reference, focus, replica_2019, twins = spec["reference"], spec["focus"], spec["replica_2019"], spec["twins"]
     runs = [tuple(r) for r in spec["runs"]]
-    for name, paths in [("metrics", metrics), ("epochs", epochs), ("train_summaries", train_summaries),
-                        ("scores", scores)]:
-        if len(paths) != len(runs):
-            raise ValueError(f"{name}: {len(paths)} files for {len(runs)} variant × seed runs")
     epochs_by, scores_by = dict(zip(runs, epochs)), dict(zip(runs, scores))
     metrics_by = {run: read_metrics(path) for run, path in zip(runs, metrics)}  # each file read once
     cost_by = {run: read_train_summary(path) for run, path in zip(runs, train_summaries)}
@@ -434,7 +411,8 @@ def q6_outputs(paths: dict, out: dict, spec: dict, baseline: str = "head") -> di
         "focus": focus, "focus_row": focus_row, "focus_is_top": focus == verdict["top"],
         "focus_chosen_by": focus_chosen_by,
         "seed": seed, "seeds": sorted({s for _, s in runs}), "n_test": n, "classes": classes,
-        "train_modes": list(dict.fromkeys(r["train"] for r in rows)), "varying": varying_columns(rows),
+        "train_modes": list(dict.fromkeys(r["train"] for r in rows)),
+        "varying": {key: len({str(r[key]) for r in rows}) > 1 for key in ("lr", "batch_size", "augment", "seeds")},
         "settings": shared_settings(settings),
         "validation": {"images": focus_row["validation_images"], "keep": focus_row["keep"]},
         "focus_seed_accuracy": focus_metrics["accuracy"], "ece": {r["name"]: r["ece"] for r in rows},

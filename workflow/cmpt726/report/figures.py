@@ -1,7 +1,5 @@
 """Question 6 and pretraining figures; drawing only (the numbers come from report/compare_variants.py)."""
 
-from __future__ import annotations
-
 import itertools
 import math
 
@@ -24,8 +22,7 @@ def mean_curves(histories: list[list[dict]], column: str) -> tuple[np.ndarray, n
 
 @plain_text
 def plot_curves(curves: dict[str, list[list[dict]]], path, twins: dict[str, str] | None = None) -> None:
-    """Training loss and validation accuracy per epoch, one line per variant (mean over seeds, ±1 std band); a
-    tuned twin (`twins`: twin → its variant) takes its variant's colour, dashed."""
+    """Training loss and validation accuracy per epoch per variant (mean, ±1 std); a twin dashed in its colour."""
     twins = twins or {}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.9))
     colors = plt.get_cmap("tab10")
@@ -186,7 +183,6 @@ def plot_image_grid(tiles: list[list[tuple]], title: str, path, empty: str, cols
     save_figure(fig, path)
 
 
-@plain_text
 def plot_mistakes(images: np.ndarray, labels, probs, indices, classes: list[str], title: str, path) -> None:
     """The given test images (N, 3, 32, 32 uint8) in a grid, each with true class, prediction and score."""
     plot_image_grid([[(images[i], f"#{i}  true: {classes[labels[i]]}\npred: {classes[probs[i].argmax()]} "

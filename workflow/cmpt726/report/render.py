@@ -1,7 +1,5 @@
 """Assemble the report: results files → a jinja2 context → one self-contained HTML → PDF."""
 
-from __future__ import annotations
-
 import base64
 import datetime as dt
 import mimetypes
@@ -18,7 +16,6 @@ from ..files import read_json, read_tsv, write_text
 from ..text import fmt, signed
 
 
-# --------------------------------------------------------------------------- small helpers
 def data_uri(path) -> str:
     """Embed a file (figure) so the HTML stands alone."""
     mime = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
@@ -38,10 +35,8 @@ def load_outputs(paths) -> dict:
     return section
 
 
-# --------------------------------------------------------------------------- provenance
 def provenance(config_changes: list | None = None, repo_dir=None, devices=None) -> dict:
-    """What built the report: the commit of `repo_dir` (default: this checkout), versions, devices, the date, and
-    the keys that differ from the shipped config.yaml."""
+    """What built the report: the commit, versions, devices, the date, the keys that differ from config.yaml."""
     import importlib.metadata as md
 
     repo_dir = repo_dir or Path(__file__).resolve().parents[3]
@@ -67,7 +62,6 @@ def provenance(config_changes: list | None = None, repo_dir=None, devices=None) 
             "config_changes": list(config_changes or [])}
 
 
-# --------------------------------------------------------------------------- rendering
 def listed(values, digits: int | None = None) -> str:
     """"a, b, c": each value through fmt(value, digits), or as it is without `digits`."""
     return ", ".join(str(v) if digits is None else fmt(v, digits) for v in values)

@@ -1,8 +1,6 @@
 """Rule summarize_analyses: label errors, the models against CIFAR-10H's people and near-duplicates, as the
 report shows them (figures and one numbers.json for sections/analysis.html.j2)."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from .. import stats
@@ -31,16 +29,10 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-# --------------------------------------------------------------------------- numbers
 def label_issue_numbers(table: dict, summary: dict, by_variant: dict, labels, focus: str, human_disagree=None,
                         human_majority=None) -> dict:
-    """How many suspects, and every variant's mistakes against suspects found WITHOUT that variant.
-
-    A flagging variant is set against the suspects found without its family (None when it was the only one:
-    circular), any
-    other against the full list. Against CIFAR-10H: the share of suspects whose people's majority rejects the
-    given label (Wilson interval), and how often that majority picks the suggested class.
-    """
+    """How many suspects, every variant's mistakes against suspects found without it, and the suspects against
+    CIFAR-10H's people."""
     suspects = table["index"]
     flagging = set(summary.get("variants") or [])
     loo = summary.get("leave_one_out") or {}
@@ -100,8 +92,7 @@ EASE_BINS = 10
 
 
 def matched_accuracy(hit, flagged, ease, bins: int = EASE_BINS) -> float | None:
-    """The accuracy (%) the flagged images would have if only as easy as `ease` says: each gets the mean accuracy
-    of the other images in its ease bin (`bins`-quantiles over the others). None without flagged or other images."""
+    """The accuracy (%) the flagged images would have if only as easy as `ease` says (others of the same bin)."""
     hit = np.asarray(hit, dtype=np.float64)
     flagged = np.asarray(flagged, dtype=bool)
     ease = np.asarray(ease, dtype=np.float64)
@@ -120,9 +111,7 @@ def matched_accuracy(hit, flagged, ease, bins: int = EASE_BINS) -> float | None:
 
 def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels,
                       ease_variant: str | None = None) -> dict:
-    """The flagged pairs and, per variant, accuracy on flagged vs other test images (Wilson interval for the
-    flagged), `matched` (other images as easy by `ease_variant`'s probability of the label) and `beyond_ease` =
-    flagged − matched. The frozen-features head also saw the twins, so the control may absorb a real gain."""
+    """The flagged pairs and, per variant, accuracy on flagged against other and equally easy test images."""
     flagged = np.array([bool(r["flagged"]) for r in table])
     n_flagged = int(flagged.sum())
     ease = None
@@ -146,11 +135,8 @@ def duplicate_numbers(table: list[dict], summary: dict, by_variant: dict, labels
                        "distance": float(r["pixel_distance"])} for r in pairs[:N_SHOWN]]}
 
 
-# --------------------------------------------------------------------------- figures
-@plain_text
 def plot_suspects(images, top: list[dict], path) -> None:
-    """The images whose label the models reject most firmly: given label → suggested one, mean probability of the
-    given label."""
+    """The images whose label the models reject most firmly."""
     figures.plot_image_grid([[(images[s["index"]], f"#{s['index']}  {s['given']} →\n{s['suggested']}  "
                                                    f"(p {s['confidence']:.2f})", "#7a4a00")] for s in top],
                             "Labels the models reject: given label → the models' suggestion (mean probability of the "
@@ -159,8 +145,7 @@ def plot_suspects(images, top: list[dict], path) -> None:
 
 @plain_text
 def plot_humans(metrics: dict, path) -> None:
-    """Left: the models' mean confidence in their prediction per bin of human agreement with the label.
-    Right: every variant's cross-entropy against the people's vote distribution (lower is better)."""
+    """Model confidence against human agreement, and every variant's cross-entropy against the people's votes."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.25, 1]})
     colors = plt.get_cmap("tab10")
     variants = metrics["variants"]
@@ -187,7 +172,6 @@ def plot_humans(metrics: dict, path) -> None:
     save_figure(fig, path)
 
 
-@plain_text
 def plot_duplicates(test_images, train_images, test_labels, train_labels, classes, shown: list[dict], path) -> None:
     """Flagged pairs side by side: the test image and its nearest training image, with their labels."""
     figures.plot_image_grid(
@@ -198,14 +182,9 @@ def plot_duplicates(test_images, train_images, test_labels, train_labels, classe
         "no near-duplicates", cols=8, cell=(1.3, 1.7))
 
 
-# --------------------------------------------------------------------------- rule summarize_analyses
 @plain_text
 def analysis_outputs(spec: dict, paths: dict) -> dict:
-    """Figures suspects, humans, duplicates, and numbers.json. spec: `runs` ([variant, seed]). paths (rule
-    summarize_analyses's): `scores` (one per run), `q6` (its numbers), `train`, `test`, `label_issues`,
-    `label_issues_summary`, `near_duplicates`, `near_duplicates_summary`, `duplicate_sample` (the hand-checked
-    pairs that give the near-duplicate flag its precision and recall), `human_labels` and `human_metrics`
-    (when CIFAR-10H is on), and the outputs `suspects`, `humans`, `duplicates`, `numbers`."""
+    """Rule summarize_analyses: the figures suspects, humans, duplicates, and numbers.json."""
     test_x, labels, classes = load_arrays(paths["test"])
     train_x, train_labels, _ = load_arrays(paths["train"])
     q6 = read_json(paths["q6"])

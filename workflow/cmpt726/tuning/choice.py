@@ -1,9 +1,4 @@
-"""A search's ranking and its choice (no torch): who is promoted to the next rung, what the twin trains with.
-
-Writes results/tuning/<variant>/choice.json, search.json and trials.tsv.
-"""
-
-from __future__ import annotations
+"""A search's ranking and its choice (no torch): who is promoted to the next rung, what the twin trains with."""
 
 import json
 
@@ -23,10 +18,7 @@ def rank(records: list[dict], tie_break: str) -> list[dict]:
 
 def pick_from_previous(previous: list[dict], slot: int, tie_break: str) -> dict:
     """The trial of the previous rung that slot `slot` of this rung continues: its `slot`-th best."""
-    ranked = rank(previous, tie_break)
-    if slot >= len(ranked):
-        raise ValueError(f"slot {slot} of a rung that continues only {len(ranked)} trials")
-    return ranked[slot]
+    return rank(previous, tie_break)[slot]
 
 
 def choose(records: list[dict], plan: dict, variant: str) -> tuple[dict, list[dict]]:

@@ -1,12 +1,6 @@
 """Each tuned variant `v`'s search (no torch): its twin `v-tuned` trains with `tuning.settings` and the
-`tuning.space` values its search chose on the validation split; `v` keeps the assignment's setting.
-
-Successive halving (Jamieson & Talwalkar 2016): every configuration trains `min_epochs`, the best 1/eta are
-trained again for × eta epochs, up to `epochs`; each trial is a complete run whose schedule spans its rung's
-epochs (tuning.trials); `method: grid` is one rung of all.
+`tuning.space` values chosen on the validation split, by successive halving or one grid rung (docs/tuning.md).
 """
-
-from __future__ import annotations
 
 import copy
 import itertools
@@ -41,13 +35,11 @@ def recipe_settings(config: dict, name: str) -> dict:
 
 
 def own_overrides(tuning: dict, name: str) -> dict:
-    """`tuning.overrides.<name>` ({} when the variant has none)."""
     return tuning["overrides"].get(name) or {}
 
 
 def variant_tuning(config: dict, name: str) -> dict:
-    """The tuning of one variant: the top-level keys with `tuning.overrides.<name>` over them (space, settings
-    key by key)."""
+    """The tuning of one variant: the top-level keys with `tuning.overrides.<name>` over them."""
     tuning = config["tuning"]
     own = own_overrides(tuning, name)
     merged = {key: copy.deepcopy(tuning[key]) for key in ("space", "settings", "epochs", "min_epochs")}
@@ -120,8 +112,7 @@ def plan_for(config: dict, name: str) -> dict:
 
 
 def check_tuning(config: dict) -> None:
-    """Cross-key checks of `tuning`: known variants, searchable keys, equal budgets, a validation split to
-    tune on, names free for the twins (an override of an absent variant is unused)."""
+    """Cross-key checks of `tuning`: known variants, searchable keys, equal budgets, a split to tune on, free names."""
     tuning = config["tuning"]
     for i, name in enumerate(tuning["variants"] or []):
         if name not in config["variants"]:

@@ -1,8 +1,6 @@
 """What the tuning saw, for the report: validation accuracy against lr per tuned variant, and a table row each
 (choice, cost, convergence). No test-set number enters here."""
 
-from __future__ import annotations
-
 import json
 import math
 from collections import defaultdict
@@ -81,8 +79,7 @@ def summary_rows(searches: dict, twin_epochs: dict, trials: dict | None = None) 
 
 
 def plot_search(trials: dict, out_png) -> None:
-    """One panel per variant: validation accuracy against lr, a line per other searched value in the first
-    rung, later rungs as squares, the choice circled."""
+    """One panel per variant: validation accuracy against lr, the first rung as lines, the choice circled."""
     names = list(trials)
     cols = min(4, len(names))
     rows_n = math.ceil(len(names) / cols)

@@ -1,13 +1,8 @@
 """Running a search: one trial of one rung, through `finetune.train_variant`, scored on validation only.
 
-Every trial is a complete run of its rung's length: its schedule (warm-up, annealing) spans that rung's epochs,
-and a later rung trains its configuration afresh rather than continuing an earlier trial. Ranking runs that
-have annealed keeps a short rung from favouring the configurations whose learning rate is still small
-(short-horizon bias, Wu et al. 2018), at the cost of the earlier rungs' epochs being trained again.
-Slot k is the configuration's index in rung 0, later its rank in the previous rung, so every job is known early.
+Every trial is a complete run whose schedule spans its rung's epochs, so a short rung does not favour the
+configurations whose learning rate is still small (short-horizon bias, Wu et al. 2018).
 """
-
-from __future__ import annotations
 
 from pathlib import Path
 
@@ -22,9 +17,7 @@ def trial_settings(plan: dict, index: int, rung: int) -> dict:
 
 
 def run_trial(spec: dict, paths: dict) -> dict:
-    """One trial: spec `plan` (`tuning.plan.plan_for`), `rung`, `slot`, `device`; paths `backbone`, `train`,
-    `split`, `record` and `epochs` (outputs), `previous` (the previous rung's records, after rung 0) and
-    `resume` (its epoch checkpoints while it runs)."""
+    """One trial (rule tuning_trial): slot k of rung 0 is configuration k, of a later rung the previous one's k-th."""
     plan, rung, slot = spec["plan"], int(spec["rung"]), int(spec["slot"])
     promoted_from = None
     if rung == 0:

@@ -1,7 +1,5 @@
 """The gallery's inputs, each checked against the test images: images, every run's scores, optional analyses."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,10 +44,6 @@ def load_test_images(test_images) -> dict:
 def load_runs(data: dict, runs, scores) -> list[Run]:
     """Every run's scores, in the order of `runs` ((variant, seed) pairs) and `scores` (their files)."""
     runs = [(str(v), int(s)) for v, s in runs]
-    if len(runs) != len(scores):
-        raise ValueError(f"{len(scores)} score files for {len(runs)} runs ({runs})")
-    if len(set(runs)) != len(runs):
-        raise ValueError(f"a run is listed twice in {runs}")
     tables = read_score_set(scores, data["labels"], data["classes"], test_set=data["path"])
     return [Run(v, s, t["probs"]) for (v, s), t in zip(runs, tables)]
 
@@ -64,7 +58,6 @@ def focus_run(runs, q6_numbers) -> tuple[int, dict]:
     return keys.index(key), numbers
 
 
-# --------------------------------------------------------------------------- analyses (optional)
 def load_label_issues(path, data: dict) -> dict:
     """label_issues.tsv → index, suggested (class index), rank; refuses other images' suspects."""
     table = read_label_issues(path, data["classes"])
@@ -136,7 +129,6 @@ def load_near_duplicates(path, train_images, data: dict) -> dict:
 
 def load_analyses(data: dict, *, train_images=None, label_issues=None, human_labels=None,
                   near_duplicates=None) -> dict:
-    """The analyses that are given (each None when its file is not)."""
     return {"label_issues": None if label_issues is None else load_label_issues(label_issues, data),
             "human_labels": None if human_labels is None else load_human_labels(human_labels, data),
             "near_duplicates": (None if near_duplicates is None

@@ -1,7 +1,4 @@
-"""What gallery.html carries to the browser: the thumbnails as JPEG sprites, and one plain JSON object.
-
-The thumbnails are one sprite (a data URI, image i at row i // columns, column i % columns), the training twins of
-near-duplicates a second one. The JSON (`page_data`, in `<script id="gallery-data">`) is plain arrays:
+"""What gallery.html carries to the browser: the thumbnails as JPEG sprites, and one plain JSON object of arrays:
 
     n, classes, labels (N class indices), title, sprite_columns, focus (index into runs), scale (10,000)
     runs[k]: variant, seed, correct, accuracy,
@@ -11,12 +8,7 @@ near-duplicates a second one. The JSON (`page_data`, in `<script id="gallery-dat
     label_issues: null or [test index, suggested class, rank] by rank
     humans: null or {votes: N·K counts image by image, majority: N classes, flags: N of 1 disagree | 2 unsure}
     duplicates: null or {columns, twins: [test index, tile in the twin sprite, train index, train label, distance]}
-
-Plain JSON rather than packed binary: only ×1.26 larger at 10,000 images × 30 runs
-(experiments/benchmarks/gallery_bench.py), and nothing to decode.
 """
-
-from __future__ import annotations
 
 import base64
 import io
@@ -32,7 +24,6 @@ PROB_SCALE = 10_000  # probabilities travel as integer ten-thousandths
 HUMAN_DISAGREE, HUMAN_UNSURE = 1, 2  # bits of the per-image human flags
 
 
-# --------------------------------------------------------------------------- images
 def sprite(images: np.ndarray, columns: int = SPRITE_COLUMNS) -> np.ndarray:
     """(N, 32, 32, 3) → one (rows·32, columns·32, 3) sheet, image i at row i // columns, column i % columns."""
     n, size = len(images), images.shape[1]
@@ -45,7 +36,6 @@ def sprite(images: np.ndarray, columns: int = SPRITE_COLUMNS) -> np.ndarray:
 
 
 def encode(array: np.ndarray, fmt: str = "JPEG", **options) -> str:
-    """An image array as a data URI."""
     from PIL import Image
 
     buffer = io.BytesIO()
@@ -61,7 +51,6 @@ def sprite_columns(n: int) -> int:
     return max(1, min(SPRITE_COLUMNS, n))
 
 
-# --------------------------------------------------------------------------- scores
 def top_k(probs: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
     """Classes (N, k) by decreasing score, ties to the lower class index, and their scores."""
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
@@ -95,7 +84,6 @@ def variant_notes(verdict: dict | None) -> dict[str, str]:
     return notes
 
 
-# --------------------------------------------------------------------------- the page's JSON
 def page_data(data: dict, runs: list[Run], focus: int, analyses: dict, *, title: str,
               verdict: dict | None = None) -> dict:
     """Everything the page script needs, as one JSON-able object (the module docstring has its layout)."""

@@ -1,12 +1,6 @@
-"""The gallery's two pages and the rules' entry points.
-
-gallery.html: the template (workflow/templates/gallery.html.j2) with the sprites, the page JSON and the page
-script (gallery.js, inlined so that the file stands alone), which turns the JSON into cards; a selector picks the
-run, by default the report's focus run. gallery.pdf: a print grid of the focus run (wkhtmltopdf), with a short line
-per analysis that flags an image.
+"""The gallery's two pages (gallery.html stands alone, its script inlined; gallery.pdf a print grid of the focus
+run) and the rules' entry points.
 """
-
-from __future__ import annotations
 
 import math
 import tempfile
@@ -31,8 +25,6 @@ def inline_script(path) -> str:
 def write_gallery_html(out_html, template, script, data: dict, runs: list[Run], *, title: str, focus: int = 0,
                        analyses: dict | None = None, verdict: dict | None = None) -> dict:
     """The interactive gallery of every run; `focus` (an index into runs) is the run shown first."""
-    if not runs:
-        raise ValueError("the gallery needs at least one run")
     analyses = analyses or NO_ANALYSES
     labels = data["labels"]
     columns = sprite_columns(len(labels))
@@ -111,8 +103,6 @@ def write_gallery_pdf(out_pdf, template, data: dict, run: Run, *, title: str, an
                                     "margin-right": "10mm"})
 
 
-
-# --------------------------------------------------------------------------- entry points for the rules
 def _load(test_images, runs, scores, q6_numbers, *, focus_only: bool, **analysis_files):
     focus, numbers = focus_run(runs, q6_numbers)
     data = load_test_images(test_images)
@@ -128,24 +118,19 @@ def _log(out, data, what: str, tic: float) -> None:
 
 
 def gallery_html(test_images, runs, scores, q6_numbers, out_html, template, script, *, title: str,
-                 train_images=None, label_issues=None, human_labels=None, near_duplicates=None) -> None:
-    """report/gallery.html: every run (`runs` (variant, seed) pairs, `scores` their files), the focus run of
-    `q6_numbers` first; each analysis file None when that analysis is off."""
+                 **analysis_files) -> None:
+    """report/gallery.html: every run, the focus run of `q6_numbers` first; an analysis None when it is off."""
     tic = time.perf_counter()
-    data, loaded, focus, numbers, analyses = _load(
-        test_images, runs, scores, q6_numbers, focus_only=False, train_images=train_images,
-        label_issues=label_issues, human_labels=human_labels, near_duplicates=near_duplicates)
+    data, loaded, focus, numbers, analyses = _load(test_images, runs, scores, q6_numbers, focus_only=False,
+                                                   **analysis_files)
     write_gallery_html(out_html, template, script, data, loaded, title=title, focus=focus, analyses=analyses,
                        verdict=numbers.get("verdict"))
     _log(out_html, data, f"{len(loaded)} runs, first {loaded[focus].variant} (seed {loaded[focus].seed})", tic)
 
 
-def gallery_pdf(test_images, runs, scores, q6_numbers, out_pdf, template, *, title: str, train_images=None,
-                label_issues=None, human_labels=None, near_duplicates=None) -> None:
+def gallery_pdf(test_images, runs, scores, q6_numbers, out_pdf, template, *, title: str, **analysis_files) -> None:
     """report/gallery.pdf: the focus run of `q6_numbers` only, with the analyses' marks."""
     tic = time.perf_counter()
-    data, loaded, _, _, analyses = _load(
-        test_images, runs, scores, q6_numbers, focus_only=True, train_images=train_images,
-        label_issues=label_issues, human_labels=human_labels, near_duplicates=near_duplicates)
+    data, loaded, _, _, analyses = _load(test_images, runs, scores, q6_numbers, focus_only=True, **analysis_files)
     write_gallery_pdf(out_pdf, template, data, loaded[0], title=title, analyses=analyses)
     _log(out_pdf, data, f"{loaded[0].variant} (seed {loaded[0].seed})", tic)
