@@ -35,26 +35,16 @@ class ConfigError(ValueError):
 
 @lru_cache(maxsize=8)
 def _schema(schema_path: str):
-    """The schema (its file:// URI as $id) and a registry that resolves its relative $refs."""
+    """The schema (its file:// URI as $id) and a registry that resolves its $refs (all within the file)."""
     from jsonschema import Draft202012Validator
     from referencing import Registry
     from referencing.jsonschema import DRAFT202012
 
-    def load(path: Path) -> dict:
-        contents = yaml.safe_load(path.read_text(encoding="utf-8"))
-        Draft202012Validator.check_schema(contents)
-        # No $schema: a $ref'd file would get jsonschema's stock validator, which fills no defaults.
-        return {key: value for key, value in contents.items() if key != "$schema"}
-
-    def retrieve(uri: str):
-        from urllib.parse import urlparse
-        from urllib.request import url2pathname
-
-        return DRAFT202012.create_resource(load(Path(url2pathname(urlparse(uri).path))))
-
     path = Path(schema_path).resolve()
-    schema = _with_overrides({**load(path), "$id": path.as_uri()})
-    return schema, Registry(retrieve=retrieve).with_resource(path.as_uri(), DRAFT202012.create_resource(schema))
+    contents = yaml.safe_load(path.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(contents)
+    schema = _with_overrides({**contents, "$id": path.as_uri()})
+    return schema, Registry().with_resource(path.as_uri(), DRAFT202012.create_resource(schema))
 
 
 def _without_defaults(schema):
@@ -113,9 +103,9 @@ def _removed(key: str) -> str | None:
     return REMOVED_KEYS.get(".".join(parts))
 
 
-def _describe(error, prefix: str) -> list[str]:
+def _describe(error) -> list[str]:
     """One line per bad key: `config key a.b: ...`, `unknown config key a.c`, `config key a.d was removed: ...`."""
-    path = ".".join(part for part in [prefix, *map(str, error.absolute_path)] if part)
+    path = ".".join(map(str, error.absolute_path))
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         lines = []
         known = sorted(error.schema.get("properties", {}))
@@ -145,11 +135,11 @@ def _suggestion(key: str, known: list[str], path: str) -> str:
     return f" (known keys here: {', '.join(known)})" if known else ""
 
 
-def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH, prefix: str = "") -> dict:
+def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate `instance` against the schema file, filling every default in place; ConfigError names every bad key."""
     errors = sorted(_validator(str(schema_path)).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        lines = [line for error in errors for line in _describe(error, prefix)]
+        lines = [line for error in errors for line in _describe(error)]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return instance
 
@@ -200,7 +190,7 @@ def _accepted_types(schema: dict) -> set[str] | None:
 
 
 def _resolve(schema, resolver):
-    """Follow $ref (also to another file) until a schema that says what it is."""
+    """Follow $ref until a schema that says what it is."""
     while isinstance(schema, dict) and "$ref" in schema:
         resolved = resolver.lookup(schema["$ref"])
         schema, resolver = resolved.contents, resolved.resolver
