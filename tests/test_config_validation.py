@@ -11,7 +11,7 @@ from workflow_helpers import job_fields, leftovers, parse_jobs, snakemake
 
 from cmpt726 import cifar
 from cmpt726.config import (SCHEMA_PATH, ConfigError, _merge, _schema, fill_and_check, resolve_variant,
-                            shipped_config, theory_settings, typed, unknown_name_warnings, validate_config)
+                            shipped_config, typed, unknown_name_warnings, validate_config)
 
 
 def _set(path: str, value):
@@ -36,7 +36,7 @@ BAD_CONFIGS = [
     ("variant-lr-negative", _set("variants.head.lr", -0.01), "variants.head.lr"),
     ("variant-batch-size-zero", _set("variants.all.batch_size", 0), "variants.all.batch_size"),
     ("train-mode-unknown", _set("variants.head.train", "frozen"), "variants.head.train"),
-    # unknown keys at every level; duplicate seeds; cross-key checks; the theory settings in the same pass
+    # unknown keys at every level; duplicate seeds; cross-key checks; Q5's data file in the same pass
     ("unknown-top-level", _set("epochs", 3), "epochs"),
     ("unknown-data-key", _set("data.cifar10.rooot", "x"), "data.cifar10.rooot"),
     ("unknown-head-key", _set("training.head.widths", [64]), "training.head.widths"),
@@ -44,7 +44,7 @@ BAD_CONFIGS = [
     ("unknown-variant-head-key", _set("variants.all.head", {"dropuot": 0.1}), "variants.all.head.dropuot"),
     ("duplicate-seeds", _set("seeds", [0, 1, 0]), "seeds"),
     ("gallery-variant-unknown", _set("report.gallery_variant", "nope"), "report.gallery_variant"),
-    ("theory-max-iter-zero", _set("theory.q5.max_iter", 0), "theory.q5.max_iter: 0 is less than the minimum of 1"),
+    ("theory-data-empty", _set("theory.q5.data", ""), "theory.q5.data: '' should be non-empty"),
     # the numeric policy: finite numbers (YAML .nan / .inf), seeds in [0, 2**63), sizes the later rules need
     ("lr-nan", _set("training.lr", float("nan")), "training.lr: nan is not a finite number"),
     ("weight-decay-inf", _set("variants.head.weight_decay", float("inf")), "variants.head.weight_decay: inf is not"),
@@ -139,11 +139,10 @@ def test_variant_keys_are_the_training_keys_without_defaults():
 
 def test_one_pass_fills_every_default_theory_included():
     config = shipped()
-    config["theory"] = {"q2": {"grid": 80}}
+    config["theory"] = {}
     del config["report"]
     validate_config(config)
-    assert config["theory"]["q2"] == {**theory_settings({})["q2"], "grid": 80}
-    assert config["theory"]["q4"] == theory_settings({})["q4"]
+    assert config["theory"] == {"q5": {"data": None}}
     assert config["report"]["gallery_variant"] is None and config["data"]["subset"] == {"train": None, "test": None}
     assert config["backbone"]["pretrain"]["onecycle"]["warmup"] == 0.3  # nested defaults
     again = copy.deepcopy(config)
@@ -155,14 +154,15 @@ def test_every_bad_key_is_named_in_one_message():
     config = shipped()
     config["training"]["lr"] = "fast"
     config["variants"]["all"]["lr_rate"] = 0.1
-    config["theory"] = {"q5": {"max_iter": 0}}
+    config["theory"] = {"q5": {"max_iter": 0}}  # a question's setting: the assignment's, no longer a key
     config["training"]["optimizer"] = "sgd"
     config["variants"]["head"]["optimizer"] = "adam"
     with pytest.raises(ConfigError) as info:
         validate_config(config)
     lines = str(info.value).splitlines()[1:]
     assert [line.strip() for line in lines] == [
-        "config key theory.q5.max_iter: 0 is less than the minimum of 1",
+        "config key theory.q5.max_iter was removed: the theory questions' settings are the assignment's, fixed in "
+        "their modules (cmpt726.theory)",
         "config key training.optimizer was removed: the optimiser is always SGD "
         "(set training.lr, momentum, weight_decay)",
         "config key training.lr: 'fast' is not of type 'number'",
@@ -191,8 +191,8 @@ def test_defaults_are_copies():
     for config in (first, second):
         del config["theory"]
         validate_config(config)
-    first["theory"]["q5"]["etas"].append(9.0)
-    assert second["theory"]["q5"]["etas"] == [0.5, 0.3, 0.1, 0.05, 0.01]
+    first["theory"]["q5"]["data"] = "data.txt"
+    assert second["theory"] == {"q5": {"data": None}}
 
 
 def test_a_partial_variant_head_keeps_the_training_head():
@@ -217,11 +217,10 @@ def test_a_partial_variant_head_keeps_the_training_head():
     # a string where a string is accepted stays one, except YAML's null where null is accepted too
     ({"device": "cpu", "report": {"title": "42", "gallery_variant": "null"}, "backbone": {"path": "~"}},
      {"device": "cpu", "report": {"title": "42", "gallery_variant": None}, "backbone": {"path": None}}),
-    # variants and reference_accuracy: the additionalProperties schema; theory: $ref to another file
+    # variants and reference_accuracy: the additionalProperties schema
     ({"variants": {"quick": {"epochs": "2", "head": {"dropout": "0.5"}}}, "reference_accuracy": {"quick": "61.5"}},
      {"variants": {"quick": {"epochs": 2, "head": {"dropout": 0.5}}}, "reference_accuracy": {"quick": 61.5}}),
-    ({"theory": {"q5": {"max_iter": "3", "etas": "[0.1, 0.2]", "data": "null"}, "q4": {"init": {"relu": "xavier"}}}},
-     {"theory": {"q5": {"max_iter": 3, "etas": [0.1, 0.2], "data": None}, "q4": {"init": {"relu": "xavier"}}}}),
+    ({"theory": {"q5": {"data": "null"}}}, {"theory": {"q5": {"data": None}}}),
     # typed already (top-level values Snakemake parsed itself), or not convertible: left as they are
     ({"threads_per_job": 2, "seeds": ["x", "1.5", "nan"], "training": {"lr": "fast", "epochs": "1.0"}},
      {"threads_per_job": 2, "seeds": ["x", "1.5", "nan"], "training": {"lr": "fast", "epochs": "1.0"}}),

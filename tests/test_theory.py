@@ -13,10 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from cmpt726.config import THEORY_SCHEMA_PATH as SCHEMA_PATH
-from cmpt726.config import theory_settings
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS, write_question
 from cmpt726.theory import q1_softmax as q1, q2_glm as q2, q3_backprop as q3, q4_vanishing as q4, q5_logreg as q5
 
@@ -27,48 +24,7 @@ COURSE_DATA = REPO.parent / "shared/data/logreg/data.txt"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# --- settings
-def test_empty_theory_config_gets_every_default():
-    settings = theory_settings({})
-    assert set(settings) == {"q1", "q2", "q3", "q4", "q5"} and settings["q5"]["data"] is None
-    assert settings["q5"]["etas"] == [0.5, 0.3, 0.1, 0.05, 0.01]
-    assert settings["q5"]["tol"] == 1e-5 and settings["q5"]["max_iter"] == 500
-    assert settings["q4"]["dead_relu"]["steps"] > 0 and theory_settings(None) == settings
-
-
-def test_partial_override_keeps_sibling_defaults():
-    settings = theory_settings({"q4": {"dead_relu": {"lr": 0.5}}, "q3": {"hidden": [2, 2]}})
-    assert settings["q4"]["dead_relu"]["lr"] == 0.5 and settings["q3"]["hidden"] == [2, 2]
-    assert settings["q4"]["dead_relu"]["width"] == theory_settings({})["q4"]["dead_relu"]["width"]
-
-
-@pytest.mark.parametrize("settings, match", [
-    ({"q1": {"extnt": 3}}, "extnt"),
-    ({"q5": {"max_iter": 0}}, r"theory\.q5\.max_iter: 0 is less than the minimum"),
-    ({"q4": {"init": {"relu": "orthogonal"}}}, r"theory\.q4\.init\.relu"),
-    ({"q5": {"etas": [0.1, -0.2]}}, r"theory\.q5\.etas\.1"),
-])
-def test_bad_settings_are_rejected(settings, match):
-    with pytest.raises(ValueError, match=match):
-        theory_settings(settings)
-
-
-def _objects(schema, where="theory"):
-    if schema.get("type") == "object":
-        yield where, schema
-        for key, sub in schema.get("properties", {}).items():
-            yield from _objects(sub, f"{where}.{key}")
-
-
-def test_schema_closed_typed_described_and_defaulted_everywhere():
-    for where, obj in _objects(yaml.safe_load(SCHEMA_PATH.read_text())):
-        assert obj.get("additionalProperties") is False, where
-        for key, sub in obj.get("properties", {}).items():
-            assert "default" in sub, f"{where}.{key} has no default"
-            assert "type" in sub or "enum" in sub, f"{where}.{key} has no type"
-            assert sub.get("type") == "object" or sub.get("description"), f"{where}.{key} has no description"
-
-
+# --- the package
 def test_package_init_does_not_import_torch_or_matplotlib():
     code = ("import sys; sys.path.insert(0, 'workflow'); import cmpt726.theory as t; "
             "assert len(t.QUESTIONS) == 5; "
@@ -167,9 +123,49 @@ def test_q4_dead_relu_units_get_no_gradient_and_stay_dead():
     assert pushed["revived_units"] == 0
 
 
+def write(name: str, tmp_path, **settings) -> dict:
+    """Question `name` with `settings` over the assignment's: its numbers, every file written (numbers.json holds
+    no NaN or infinity: files.write_json refuses one)."""
+    outputs = {stem: tmp_path / f"{stem}.{'json' if stem == 'numbers' else 'png'}"
+               for stem in ("numbers", *QUESTIONS[name].figures)}
+    numbers = write_question(name, outputs, settings)
+    assert all(path.stat().st_size > 0 for path in outputs.values())
+    return numbers
+
+
+def test_q4_one_hidden_layer_to_fit_has_no_factor_per_layer(tmp_path):
+    """depth 2 leaves hidden layer 2 alone for the fit (an SVD that would not converge)."""
+    numbers = write("q4", tmp_path, depth=2, repeats=1, dead_relu={**q4.DEAD_RELU, "steps": 5})
+    for activation in ("sigmoid", "relu"):
+        assert numbers["vanishing"][activation]["shrink_factor_per_layer"] is None
+
+
+def test_q4_a_layer_with_no_gradient_has_no_factor_per_layer():
+    """Two ReLU units a layer die: gradients of exactly 0 have no logarithm."""
+    relu = q4.vanishing_numbers(depth=q4.DEPTH, width=2, batch=q4.BATCH, repeats=q4.REPEATS, init=q4.INIT,
+                                seed=0)["relu"]
+    assert relu["zero_gradient_layers"] > 0 and relu["shrink_factor_per_layer"] is None
+    assert relu["first_over_last_hidden"] is None
+
+
+def test_q4_sgd_that_diverges_stops_at_the_step_and_says_so(tmp_path):
+    """Learning rate 10 on a bias of 1000: the loss overflows."""
+    numbers = write("q4", tmp_path, depth=2, repeats=1,
+                    dead_relu={**q4.DEAD_RELU, "lr": 10, "bias_shifts": [1000], "steps": 200})
+    (row,) = numbers["dead_relu"]["rows"]
+    assert row["diverged_at_step"] is not None and row["steps_run"] == row["diverged_at_step"] - 1
+    assert len(row["losses"]) == row["steps_run"] + 1 and row["after"]["loss"] == row["losses"][-1]
+
+
+def test_q4_sgd_that_converges_runs_every_step_unchanged():
+    numbers = q4.dead_relu_numbers(in_features=4, width=8, n_samples=16, bias_shifts=[0.0], lr=0.1, steps=30, seed=0)
+    (row,) = numbers["rows"]
+    assert row["diverged_at_step"] is None and len(row["losses"]) == 31 and row["after"]["loss"] == row["losses"][-1]
+
+
 # --- Q5
 def _generated():
-    return q5.generate_data(**theory_settings({})["q5"]["generated"])
+    return q5.generate_data(**q5.GENERATED)
 
 
 def test_q5_nll_and_gradient_are_bishop_4_90_and_4_91():
@@ -212,7 +208,7 @@ def test_q5_sgd_is_ahead_of_gd_per_data_pass_early_on(eta, seed):
     data = _generated()
     X, t = data[:, :3], data[:, 3]
     gd_run = q5.gradient_descent(X, t, eta, [0.1, 0, 0], 0.0, 11)
-    sgd_run = q5.sgd(X, t, eta, [0.1, 0, 0], 0.0, 11, "permutation", seed)
+    sgd_run = q5.sgd(X, t, eta, [0.1, 0, 0], 0.0, 11, seed)
     # After k passes GD has made k updates and SGD k * N; SGD's NLL is noisy, so compare its median and best.
     assert np.median(sgd_run["nll"][1:11]) < gd_run["nll"][10]
     assert min(sgd_run["nll"][1:4]) < gd_run["nll"][3]
@@ -220,7 +216,7 @@ def test_q5_sgd_is_ahead_of_gd_per_data_pass_early_on(eta, seed):
 
 def test_q5_sgd_visits_every_row_once_per_epoch():
     data = _generated()
-    run, same = (q5.sgd(data[:, :3], data[:, 3], 0.05, [0.1, 0, 0], 0.0, 3, "permutation", 0) for _ in range(2))
+    run, same = (q5.sgd(data[:, :3], data[:, 3], 0.05, [0.1, 0, 0], 0.0, 3, 0) for _ in range(2))
     assert run["iterations"] == 3 and len(run["trace"]) == 3 * len(data) + 1
     np.testing.assert_array_equal(run["w"], same["w"])  # seeded
 
@@ -247,7 +243,7 @@ def test_q5_on_the_course_data():
     data = q5.load_data(COURSE_DATA)
     assert data.shape == (200, 4)
     etas = [0.5, 0.3, 0.1, 0.05, 0.01]
-    gd_runs, sgd_runs = q5.q5_runs(data, etas, [0.1, 0, 0], 1e-5, 500, "permutation", 0)
+    gd_runs, sgd_runs = q5.q5_runs(data, etas, [0.1, 0, 0], 1e-5, 500, 0)
     for eta, run in zip(etas, gd_runs):
         assert run["iterations"] <= 500 and run["nll"][-1] < run["nll"][0], eta
         assert eta > 0.1 or np.all(np.diff(run["nll"]) <= 1e-15), eta
@@ -255,6 +251,36 @@ def test_q5_on_the_course_data():
     assert gd_runs[2]["nll"][-1] < gd_runs[3]["nll"][-1] < gd_runs[4]["nll"][-1]
     for gd_run, sgd_run in zip(gd_runs[2:], sgd_runs[2:]):
         assert sgd_run["nll"][1] < gd_run["nll"][1]
+
+
+@pytest.mark.parametrize("settings, gd_line", [
+    ({"etas": [5e-324]}, False),  # w2 stays 0 at every step: no line x2 = m x1 + b to draw
+    ({"generated": {**q5.GENERATED, "means": [[-1000, -1000], [1000, 1000]]}}, False),  # saturated: no gradient
+    ({"etas": [100], "max_iter": 1, "w0": [0, 0, 0]}, True),
+])
+def test_q5_no_separator_line_is_drawn_as_none(settings, gd_line, tmp_path):
+    numbers = write("q5", tmp_path, **settings)
+    assert all((run["final_slope"] is not None) == gd_line for run in numbers["gd"])
+
+
+def test_q5_sgd_keeps_a_bounded_trace_however_long_it_runs():
+    data = _generated()
+    run = q5.sgd(data[:, :3], data[:, 3], 0.01, [0.1, 0, 0], 0.0, 2000, 0)
+    assert run["updates"] == 2000 * len(data) and run["trace_steps"][-1] == run["updates"]
+    assert len(run["trace"]) == len(run["trace_steps"]) <= len(data) + 1 + q5.TRACE_POINTS
+    assert list(run["trace_steps"][:len(data) + 1]) == list(range(len(data) + 1))  # the first epoch, update by update
+    # a large data set: the first epoch is sampled too, so the plot's NLL over the whole set stays affordable
+    steps = q5.trace_steps(100_000, 100_000 * 500)
+    assert len(steps) <= 2 * q5.TRACE_POINTS + 1 and steps[0] == 0 and 100_000 in steps
+
+
+def test_a_q5_data_file_too_long_is_refused_before_any_update(tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_text("".join(f"{i % 7} {i % 5} 1 {i % 2}\n" for i in range(300)))
+    outputs = {f"{name}_path": str(tmp_path / name) for name in ("numbers", *QUESTIONS["q5"].figures)}
+    with pytest.raises(ValueError, match=r"theory\.q5\.data: 5 learning rates x 300 rows"):
+        q5.write_q5(**outputs, data=str(data), max_iter=100000)
+    assert list(tmp_path.iterdir()) == [data]
 
 
 def test_q5_findings_name_the_runs_the_prose_discusses():
@@ -276,12 +302,13 @@ def test_q5_findings_name_the_runs_the_prose_discusses():
 
 
 # --- outputs and templates
+# Smaller than the assignment's settings (the entry points' keyword defaults), for speed.
 SMALL = {
     "q1": {"grid": 120},
     "q2": {"grid": 80, "n_angles": 36},
     "q3": {"n_examples": 2},
     "q4": {"depth": 6, "width": 16, "batch": 32, "repeats": 1,
-           "dead_relu": {"width": 16, "n_samples": 64, "steps": 20}},
+           "dead_relu": {**q4.DEAD_RELU, "width": 16, "n_samples": 64, "steps": 20}},
     "q5": {"max_iter": 40, "etas": [0.3, 0.05]},
 }
 KEYS = {
@@ -295,11 +322,11 @@ KEYS = {
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    root, settings, paths = tmp_path_factory.mktemp("theory"), theory_settings(SMALL), {}
+    root, paths = tmp_path_factory.mktemp("theory"), {}
     for name, question in QUESTIONS.items():  # as the rules do: one call of the package's dispatcher
         outputs = {"numbers": root / name / "numbers.json",
                    **{stem: root / name / f"{stem}.png" for stem in question.figures}}
-        write_question(name, outputs, settings[name])
+        write_question(name, outputs, SMALL[name])
         paths[name] = list(outputs.values())
     return paths
 
@@ -334,15 +361,17 @@ def test_section_templates_render_from_the_outputs(written):
 
 # --- the table and the rules
 def test_question_table_names_every_argument_of_its_entry_point():
-    """write_question passes numbers_path, <figure>_path for each figure of the table and the settings."""
-    defaults = theory_settings({})
-    assert set(QUESTIONS) == set(defaults)
+    """write_question passes numbers_path, <figure>_path for each figure of the table and the config's settings
+    (the files); every other argument is a setting of the assignment, a keyword with its default."""
+    assert list(QUESTIONS) == ["q1", "q2", "q3", "q4", "q5"]
     for name, question in QUESTIONS.items():
         write = getattr(importlib.import_module(f"cmpt726.theory.{question.module}"), question.function)
-        params = list(inspect.signature(write).parameters)
+        params = inspect.signature(write).parameters
         paths = [p for p in params if p.endswith("_path")]
         assert paths == ["numbers_path", *(f"{figure}_path" for figure in question.figures)], name
-        assert set(params) - set(paths) == set(defaults[name]) and set(question.files) <= set(defaults[name]), name
+        settings = [p for p in params.values() if p.name not in paths]
+        assert all(p.kind is p.KEYWORD_ONLY and p.default is not p.empty for p in settings), name
+        assert set(question.files) <= {p.name for p in settings}, name
         for figure in question.figures:  # its label and caption in Snakemake's report
             assert FIGURE_LABELS[figure]
             assert (REPO / "workflow/report" / f"theory_{name}_{figure}.rst").read_text().strip(), figure
@@ -355,7 +384,7 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
 
     # The CIFAR-10 data and backbone are never read: only the theory rules run.
     config = smoke_config(tmp_path / "cifar10", tmp_path / "backbone.pth")
-    config["theory"] = {**SMALL, "q5": {**SMALL["q5"], "data": "points.txt"}}
+    config["theory"] = {"q5": {"data": "points.txt"}}
     workdir = make_project(tmp_path / "project", config)
     rng = np.random.default_rng(0)
     rows = [f"{rng.normal(5 + t, 1):.4f} {rng.normal(t, 1):.4f} 1 {t}" for t in (0, 1) for _ in range(20)]
@@ -368,14 +397,14 @@ def test_theory_rules_run_alone_with_logs_benchmarks_and_report_entries(tmp_path
         assert (workdir / f"results/logs/theory/{name}.log").exists()
         assert (workdir / f"results/benchmarks/theory/{name}.tsv").exists()
     assert json.loads((workdir / "results/theory/q5/numbers.json").read_text())["data_source"] == "points.txt"
-    # Every figure is in Snakemake's report, with its caption rendered from the rule's settings.
+    # Every figure is in Snakemake's report, with its caption.
     snakemake(workdir, "--report", "report.zip", *targets)
     with zipfile.ZipFile(workdir / "report.zip") as archive:
         names = archive.namelist()
         html = next(archive.read(n).decode() for n in names if n.endswith("report.html"))
     assert len([n for n in names if n.endswith(".png")]) == sum(len(q.figures) for q in QUESTIONS.values())
     assert "Questions 1-5" in html
-    assert "4, 3, and one identity output" in html  # q3's caption, with its hidden widths filled in
+    assert "4, 3, and one identity output" in html  # q3's caption
     # Q5's data file is an input: editing it reruns Q5 alone.
     with open(workdir / "points.txt", "a") as handle:
         handle.write("5.5 0.5 1 1\n")

@@ -15,7 +15,6 @@ import yaml
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS / "config.schema.yaml"
-THEORY_SCHEMA_PATH = SCHEMAS / "theory.schema.yaml"
 
 # Removed keys, refused with what replaced them (also under `variants.<name>`).
 REMOVED_KEYS = {
@@ -25,6 +24,8 @@ REMOVED_KEYS = {
        for block in ("training", "backbone.pretrain", "tuning.settings") for key in ("div_factor", "final_div_factor")},
     "training.seed_quirks": "renamed training.replicate_2019_bugs (the overlay configs/seed-replica.yaml is now "
                             "configs/replica-2019.yaml)",
+    **{f"theory.{key}": "the theory questions' settings are the assignment's, fixed in their modules (cmpt726.theory)"
+       for key in ("q1", "q2", "q3", "q4", "q5.etas", "q5.tol", "q5.max_iter", "q5.w0", "q5.sgd", "q5.generated")},
 }
 
 
@@ -34,26 +35,16 @@ class ConfigError(ValueError):
 
 @lru_cache(maxsize=8)
 def _schema(schema_path: str):
-    """The schema (its file:// URI as $id) and a registry that resolves its relative $refs."""
+    """The schema (its file:// URI as $id) and a registry that resolves its $refs (all within the file)."""
     from jsonschema import Draft202012Validator
     from referencing import Registry
     from referencing.jsonschema import DRAFT202012
 
-    def load(path: Path) -> dict:
-        contents = yaml.safe_load(path.read_text(encoding="utf-8"))
-        Draft202012Validator.check_schema(contents)
-        # No $schema: a $ref'd file would get jsonschema's stock validator, which fills no defaults.
-        return {key: value for key, value in contents.items() if key != "$schema"}
-
-    def retrieve(uri: str):
-        from urllib.parse import urlparse
-        from urllib.request import url2pathname
-
-        return DRAFT202012.create_resource(load(Path(url2pathname(urlparse(uri).path))))
-
     path = Path(schema_path).resolve()
-    schema = _with_overrides({**load(path), "$id": path.as_uri()})
-    return schema, Registry(retrieve=retrieve).with_resource(path.as_uri(), DRAFT202012.create_resource(schema))
+    contents = yaml.safe_load(path.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(contents)
+    schema = _with_overrides({**contents, "$id": path.as_uri()})
+    return schema, Registry().with_resource(path.as_uri(), DRAFT202012.create_resource(schema))
 
 
 def _without_defaults(schema):
@@ -112,9 +103,9 @@ def _removed(key: str) -> str | None:
     return REMOVED_KEYS.get(".".join(parts))
 
 
-def _describe(error, prefix: str) -> list[str]:
+def _describe(error) -> list[str]:
     """One line per bad key: `config key a.b: ...`, `unknown config key a.c`, `config key a.d was removed: ...`."""
-    path = ".".join(part for part in [prefix, *map(str, error.absolute_path)] if part)
+    path = ".".join(map(str, error.absolute_path))
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         lines = []
         known = sorted(error.schema.get("properties", {}))
@@ -144,11 +135,11 @@ def _suggestion(key: str, known: list[str], path: str) -> str:
     return f" (known keys here: {', '.join(known)})" if known else ""
 
 
-def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH, prefix: str = "") -> dict:
+def fill_and_check(instance: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate `instance` against the schema file, filling every default in place; ConfigError names every bad key."""
     errors = sorted(_validator(str(schema_path)).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        lines = [line for error in errors for line in _describe(error, prefix)]
+        lines = [line for error in errors for line in _describe(error)]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return instance
 
@@ -165,7 +156,6 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH, command
     drop_null_variants(config)
     check_numbers(config)
     check_cross_keys(config)
-    check_theory(config["theory"])
 
 
 def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH):
@@ -175,95 +165,6 @@ def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH):
     for part in key.split("."):
         node = node["properties"][part]
     return copy.deepcopy(node["default"])
-
-
-def theory_settings(theory_config: dict | None) -> dict:
-    """The `theory` config (None or {} allowed), validated and filled; errors name `theory.<question>.<key>`."""
-    settings = fill_and_check(copy.deepcopy(theory_config or {}), THEORY_SCHEMA_PATH, prefix="theory")
-    check_theory(settings)
-    return settings
-
-
-# The theory rules are local rules of one thread ("seconds of CPU", on the submitting host of a cluster): the
-# products of settings that set a question's time and memory may not pass these, so that no setting inside the
-# schema's ranges runs for hours or out of memory. Each allows a few minutes on one core (measured) and well under
-# a GiB; the defaults use a thousandth or less.
-# Q3: forward passes of the finite differences (two per parameter, per checked example and per example of the
-# step sweep), tens of microseconds each in numpy.
-MAX_FD_FORWARD_PASSES = 2 * 10**6
-# Q4: multiply-adds of the deep MLPs' forward passes (both activations, every repeat; backward costs twice that),
-# and the float64 values they hold for the backward pass (per layer: batch x width, a few times).
-MAX_MLP_MULTIPLY_ADDS = 3 * 10**11
-MAX_MLP_VALUES = 3 * 10**7
-# Q4's dead-ReLU runs: multiply-adds of all their SGD steps, the steps themselves (a millisecond or more each)
-# and the values of one layer's output over the batch.
-MAX_DEAD_RELU_MULTIPLY_ADDS = 4 * 10**11
-MAX_DEAD_RELU_STEPS = 4 * 10**5
-MAX_DEAD_RELU_VALUES = 3 * 10**7
-# Q5's SGD makes N single-example updates an epoch in plain Python, a microsecond or two each, for each learning
-# rate: len(etas) x N x max_iter above this would run for many minutes, where the default's most is 5e5.
-MAX_SGD_UPDATES = 10**8
-
-
-def covariance_problem(cov) -> str | None:
-    """What keeps a 2x2 matrix from being a covariance (symmetric positive definite), None when nothing does.
-    Q5's generated data and the config check ask this one test, so a config it passes never fails there."""
-    (a, b), (c, d) = cov
-    if b != c:
-        return f"{cov} is not symmetric"
-    smallest = (a + d) / 2 - math.hypot((a - d) / 2, b)  # the smaller eigenvalue, in closed form
-    if not smallest > 0:
-        return f"{cov} is not positive definite (smallest eigenvalue {smallest:.3g})"
-    return None
-
-
-def _within(value: int, limit: int, keys: str, what: str) -> None:
-    """Refuse `value` above `limit`, naming the keys (`theory.<question>.` + each of the space-separated `keys`)."""
-    if value > limit:
-        prefix, names = keys.split(" ", 1)
-        named = ", ".join(f"{prefix}.{name}" for name in names.split())
-        raise ConfigError(f"config keys {named}: {what} come to {value:,}, more than the {limit:,} a theory rule "
-                          "may take (one thread, minutes; cmpt726.config); lower one of them")
-
-
-def q3_forward_passes(hidden: list[int], n_examples: int) -> int:
-    """Forward passes of Q3's finite differences: two per parameter, for each checked example and for each of the
-    step sweep's 3 examples x 10 steps (theory.q3_backprop.fd_sweep)."""
-    sizes = [3, *hidden, 1]
-    parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    return 2 * parameters * (n_examples + 3 * 10)
-
-
-def check_theory(theory: dict) -> None:
-    """What the theory schema's ranges cannot say: the products of settings that set a question's time and memory
-    (the limits above), and that Q5's generated covariance is one."""
-    q3, q4, dead = theory["q3"], theory["q4"], theory["q4"]["dead_relu"]
-    _within(q3_forward_passes(q3["hidden"], q3["n_examples"]), MAX_FD_FORWARD_PASSES,
-            "theory.q3 hidden n_examples", "the finite differences' forward passes")
-    _within(2 * q4["repeats"] * q4["depth"] * q4["batch"] * q4["width"] ** 2, MAX_MLP_MULTIPLY_ADDS,
-            "theory.q4 depth width batch repeats", "2 x repeats x depth x batch x width^2 multiply-adds")
-    _within(q4["depth"] * q4["batch"] * q4["width"], MAX_MLP_VALUES, "theory.q4 depth width batch",
-            "the depth x batch x width values held for the backward pass")
-    layer_work = dead["in_features"] * dead["width"] + dead["width"] ** 2 + dead["width"]
-    runs = len(dead["bias_shifts"]) * (dead["steps"] + 1)
-    _within(runs * dead["n_samples"] * layer_work, MAX_DEAD_RELU_MULTIPLY_ADDS,
-            "theory.q4.dead_relu bias_shifts steps n_samples in_features width",
-            "the SGD steps' multiply-adds")
-    _within(len(dead["bias_shifts"]) * dead["steps"], MAX_DEAD_RELU_STEPS,
-            "theory.q4.dead_relu bias_shifts steps", "len(bias_shifts) x steps SGD steps")
-    _within(dead["n_samples"] * max(dead["in_features"], dead["width"]), MAX_DEAD_RELU_VALUES,
-            "theory.q4.dead_relu n_samples in_features width", "the n_samples x max(in_features, width) values "
-            "of a layer over the batch")
-    q5 = theory["q5"]
-    generated = q5["generated"]
-    if problem := covariance_problem(generated["cov"]):
-        raise ConfigError(f"config key theory.q5.generated.cov: {problem}; the two clouds need a covariance")
-    updates = len(q5["etas"]) * 2 * generated["n_per_class"] * q5["max_iter"]
-    if not q5["data"] and updates > MAX_SGD_UPDATES:
-        raise ConfigError(f"config keys theory.q5.max_iter, theory.q5.etas and theory.q5.generated.n_per_class: "
-                          f"{len(q5['etas'])} learning rates x {2 * generated['n_per_class']:,} points x max_iter "
-                          f"{q5['max_iter']:,} are {updates:,} single-example SGD updates, more than "
-                          f"{MAX_SGD_UPDATES:,} (a microsecond or two each, in Python); lower one of them")
 
 
 _NULL_WORDS = {"", "~", "null", "Null", "NULL"}
@@ -289,7 +190,7 @@ def _accepted_types(schema: dict) -> set[str] | None:
 
 
 def _resolve(schema, resolver):
-    """Follow $ref (also to another file) until a schema that says what it is."""
+    """Follow $ref until a schema that says what it is."""
     while isinstance(schema, dict) and "$ref" in schema:
         resolved = resolver.lookup(schema["$ref"])
         schema, resolver = resolved.contents, resolved.resolver

@@ -162,9 +162,14 @@ def project_path(path):
     return os.path.abspath(path) if relative.split(os.sep)[0] == os.pardir else relative
 
 
+def theory_settings(question):
+    """What the config sets of a theory question: Q5's data file (`theory.q5.data`), nothing of the others."""
+    return config["theory"].get(question, {})
+
+
 def theory_inputs(question):
     """A theory rule's inputs: the files its settings name when set (Q5's `data`)."""
-    spec, settings = QUESTIONS[question], config["theory"][question]
+    spec, settings = QUESTIONS[question], theory_settings(question)
     return {key: preflight.present(settings[key]) for key in spec.files if settings[key]}
 
 

@@ -1,7 +1,8 @@
 # Theory questions 1-5: rules theory_q1 ... theory_q5, one per row of the table
 # cmpt726.theory.QUESTIONS. Each writes results/theory/<question>/numbers.json and its figures
-# (theory_outputs in common.smk) with the settings config["theory"][<question>] (validated, defaults
-# filled). One rule per question, made in a loop, rather than one rule with a {question} wildcard:
+# (theory_outputs in common.smk) with the assignment's settings, fixed in the question's module; the
+# config sets only Q5's data file (theory_settings in common.smk).
+# One rule per question, made in a loop, rather than one rule with a {question} wildcard:
 # the questions write different figures, and a rule's outputs cannot differ from one wildcard value
 # to the next; per-question rules also keep each one's code and data inputs, log and report entries.
 for question in QUESTIONS:
@@ -24,7 +25,7 @@ for question in QUESTIONS:
         threads: 1
         params:
             question=question,
-            settings=canonical(config["theory"][question]),
+            settings=theory_settings(question),
             code=PACKAGE_CODE,
         script:
             "../scripts/theory.py"

@@ -1,7 +1,9 @@
 """Theory questions 1-5: one module per question, each with a `write_qN` entry point.
 
-`QUESTIONS` is the one table of the questions (workflow/rules/theory.smk makes a rule per question from it). This
-init stays light (no torch, matplotlib or other cmpt726 module): Snakemake imports it while it builds the DAG.
+Each question's settings are the assignment's: module-level constants, the keyword defaults of its functions (tests
+pass smaller ones). `QUESTIONS` is the one table of the questions (workflow/rules/theory.smk makes a rule per
+question from it). This init stays light (no torch, matplotlib or other cmpt726 module): Snakemake imports it while
+it builds the DAG.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Question:
     """One question: `<module>.<function>(numbers_path, <figure>_path..., **settings)` writes its numbers.json and
-    a PNG per figure; `files`: the settings keys that name an input file."""
+    a PNG per figure; `files`: the config keys of theory.<question> that name an input file (Q5's `data`)."""
 
     module: str
     function: str
@@ -52,7 +54,8 @@ FIGURE_LABELS = {
 
 def write_question(name: str, outputs: Mapping[str, str], settings: dict) -> dict:
     """Compute question `name`: write outputs["numbers"] and outputs[<figure>] for each of its
-    figures with `settings` (config theory.<name>); return its numbers."""
+    figures, with `settings` (config theory.<name>: Q5's data file, nothing for the others) over the
+    question's own; return its numbers."""
     question = QUESTIONS[name]
     write = getattr(importlib.import_module(f"{__name__}.{question.module}"), question.function)
     paths = {f"{output}_path": outputs[output] for output in ("numbers", *question.figures)}

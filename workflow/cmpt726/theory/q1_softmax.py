@@ -13,6 +13,10 @@ from ._output import FIGSIZE, WIDE_FIGSIZE, plt, save_figure, write_json
 WEIGHTS = ((3.0, 1.0), (1.0, 3.0), (-3.0, 1.5))
 BIASES = (1.0, 2.0, 2.0)
 COLORS = ("tab:blue", "tab:orange", "tab:purple")
+EXTENT = 3.0  # the region plot shows the square [-EXTENT, EXTENT]^2
+GRID = 500  # grid points per axis of the region plot
+RAY_LENGTH = 4.0  # largest distance from the triple point in the probability-along-a-ray plots
+FAR = 20.0  # distance from the triple point of the "far" probabilities
 
 
 def activations(x: np.ndarray, weights=WEIGHTS, biases=BIASES) -> np.ndarray:
@@ -95,7 +99,7 @@ def _angle_deg(d: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(d[1], d[0])))
 
 
-def q1_numbers(far: float, weights=WEIGHTS, biases=BIASES) -> dict:
+def q1_numbers(far: float = FAR, weights=WEIGHTS, biases=BIASES) -> dict:
     """Everything the report says about Q1, as plain numbers."""
     x1, x2 = triple_point_exact(weights, biases)
     point = np.array([float(x1), float(x2)])
@@ -190,7 +194,7 @@ def _plot_rays(items: list[dict], title_of, suptitle: str, ray_length: float, le
 
 
 def write_q1(numbers_path, regions_path, boundary_probs_path, region_probs_path, *,
-             extent: float, grid: int, ray_length: float, far: float) -> dict:
+             extent: float = EXTENT, grid: int = GRID, ray_length: float = RAY_LENGTH, far: float = FAR) -> dict:
     """Compute Q1, write its JSON and three figures; return the numbers."""
     numbers = q1_numbers(far)
     save_figure(plot_regions(numbers, extent, grid), regions_path)

@@ -9,6 +9,9 @@ from ._output import FIGSIZE, plt, save_figure, write_json
 # y1 = 6 + 2 x1^2 + 2 x2^2, y2 = 8: the weights on phi = (1, x1^2, x2^2).
 W1 = (6.0, 2.0, 2.0)
 W2 = (8.0, 0.0, 0.0)
+EXTENT = 2.0  # the plots show the square [-EXTENT, EXTENT]^2, around the unit circle
+GRID = 300  # grid points per axis of the plots
+N_ANGLES = 360  # directions along which the boundary is located by bisection
 
 
 def features(x1, x2):
@@ -168,7 +171,7 @@ def plot_feature_space(numbers: dict, extent: float):
 
 
 def write_q2(numbers_path, functions_path, regions_path, feature_space_path, *,
-             extent: float, grid: int, n_angles: int) -> dict:
+             extent: float = EXTENT, grid: int = GRID, n_angles: int = N_ANGLES) -> dict:
     """Compute Q2, write its JSON and three figures; return the numbers."""
     numbers = q2_numbers(n_angles, extent, grid)
     save_figure(plot_functions(numbers, extent, grid), functions_path)

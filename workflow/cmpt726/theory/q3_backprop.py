@@ -13,6 +13,13 @@ import numpy as np
 from ._output import FIGSIZE, plt, save_figure, write_json
 
 N_INPUTS = 3
+HIDDEN = (4, 3)  # widths of the two logistic hidden layers
+N_EXAMPLES = 5  # random (x, t) pairs at which every gradient is checked
+INIT_STD = 1.0  # standard deviation of the normal initial weights and biases
+# Step eps of the central finite difference (E(w+eps) - E(w-eps)) / (2 eps): 1e-4 balances truncation (~eps^2)
+# against rounding (~1e-16/eps) for this network.
+FD_STEP = 1e-4
+SEED = 0  # seed of the weights and examples
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
@@ -264,8 +271,8 @@ def plot_fd_sweep(numbers: dict):
     return fig
 
 
-def write_q3(numbers_path, formulas_path, network_path, fd_error_path, *, hidden: list[int], n_examples: int,
-             init_std: float, fd_step: float, seed: int) -> dict:
+def write_q3(numbers_path, formulas_path, network_path, fd_error_path, *, hidden=HIDDEN, n_examples: int = N_EXAMPLES,
+             init_std: float = INIT_STD, fd_step: float = FD_STEP, seed: int = SEED) -> dict:
     """Run the gradient check, write its JSON and three figures; return the numbers."""
     numbers = q3_numbers(hidden, n_examples, init_std, fd_step, seed)
     save_figure(plot_formulas(), formulas_path)

@@ -11,6 +11,21 @@ from torch import nn
 from ._output import FIGSIZE, WIDE_FIGSIZE, plt, save_figure, write_json
 
 DTYPE = torch.float64  # tiny gradients (~0.25^20) stay far from float32's limits anyway; exactness is cheap here
+X_RANGE = 6.0  # the activation plot shows a in [-X_RANGE, X_RANGE]
+# The deep MLP: DEPTH hidden layers (Linear + activation) of WIDTH units, then a Linear output layer, differentiated
+# on a batch of BATCH examples, REPEATS times from seeds SEED, SEED + 1, ...
+DEPTH = 20
+WIDTH = 64
+BATCH = 256
+REPEATS = 5
+SEED = 0
+# Weight initialisation per activation: xavier is Glorot-normal (var 2/(fan_in+fan_out)), kaiming is He-normal
+# (var 2/fan_in). Biases start at 0.
+INIT = {"sigmoid": "xavier", "relu": "kaiming"}
+# The dead-ReLU network (`dead_relu_numbers`): one network per bias shift of its first hidden layer (0 is the
+# control), trained with full-batch SGD on one fixed batch.
+DEAD_RELU = {"in_features": 10, "width": 64, "n_samples": 256, "bias_shifts": (0.0, -1.0, -1.5, -5.0), "lr": 0.1,
+             "steps": 300, "seed": 0}
 
 
 def sigmoid_derivative(a: np.ndarray) -> np.ndarray:
@@ -298,8 +313,8 @@ def plot_dead_relu(dead: dict):
 
 
 def write_q4(numbers_path, activations_path, gradient_norms_path, dead_relu_path, *,
-             x_range: float, depth: int, width: int, batch: int, repeats: int, init: dict, seed: int,
-             dead_relu: dict) -> dict:
+             x_range: float = X_RANGE, depth: int = DEPTH, width: int = WIDTH, batch: int = BATCH,
+             repeats: int = REPEATS, init: dict = INIT, seed: int = SEED, dead_relu: dict = DEAD_RELU) -> dict:
     """Measure Q4, write its JSON and three figures; return the numbers."""
     numbers = {"activations": activation_numbers(x_range),
                "depth": depth, "width": width, "batch": batch, "repeats": repeats, "seed": seed,

@@ -14,11 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import MAX_SGD_UPDATES, covariance_problem
 from ._output import FIGSIZE, plt, save_figure, write_json
 
 COLORS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple",
           "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+ETAS = (0.5, 0.3, 0.1, 0.05, 0.01)  # learning rates, each run by GD and by SGD
+TOL = 1e-5  # stop when the NLL changes by less than this between epochs
+MAX_ITER = 500  # most epochs (GD steps, or SGD passes over the data)
+W0 = (0.1, 0.0, 0.0)  # initial weights (on x1, x2 and the constant 1)
+SGD_SEED = 0  # seed of SGD's permutations
+# The stand-in for the course's data.txt when no data file is given: two Gaussian clouds of n_per_class points
+# around `means`, sharing a covariance close to the per-class spread of data.txt, so that the clouds overlap.
+GENERATED = {"seed": 0, "n_per_class": 100, "means": ((4.98, 0.94), (6.93, -0.87)), "cov": ((2.4, 1.7), (1.7, 3.2))}
+# SGD makes N single-example updates an epoch in plain Python, a microsecond or two each, for each learning rate:
+# len(etas) x N x max_iter above this (a data file of more than 40,000 rows) would run for many minutes; the
+# generated data's most is 5e5.
+MAX_SGD_UPDATES = 10**8
 
 
 # --------------------------------------------------------------------------- data
@@ -60,8 +71,6 @@ def load_data(path: str | os.PathLike) -> np.ndarray:
 
 def generate_data(seed: int, n_per_class: int, means, cov) -> np.ndarray:
     """Two Gaussian clouds with a shared covariance: class 0 around means[0], class 1 around means[1]."""
-    if problem := covariance_problem(cov):  # the config check's own test: a config it passed never fails here
-        raise ValueError(f"theory.q5.generated.cov: {problem}")
     cov = np.asarray(cov, float)
     rng = np.random.default_rng(seed)
     parts = []
@@ -126,12 +135,12 @@ def trace_steps(n: int, total: int) -> np.ndarray:
     return np.unique(np.concatenate([first, later]).astype(np.int64))
 
 
-def sgd(X, t, eta: float, w0, tol: float, max_iter: int, sampling: str, seed: int) -> dict:
+def sgd(X, t, eta: float, w0, tol: float, max_iter: int, seed: int) -> dict:
     """Stochastic gradient descent with the same stopping rule, one epoch per iteration.
 
     Each epoch makes N single-example updates w <- w - eta (y_n - t_n) x_n, visiting every
-    row once: in a fresh random order per epoch (sampling "permutation", without
-    replacement) or in file order ("in_order"). E of the whole set is recorded at the start
+    row once, in a fresh random order per epoch (a permutation: sampling without
+    replacement). E of the whole set is recorded at the start
     of each epoch, as the GD loop records it before each update. `trace` holds w after the
     updates `trace_steps` names (`trace_steps` in the result: those this run reached, and its last).
     """
@@ -146,9 +155,8 @@ def sgd(X, t, eta: float, w0, tol: float, max_iter: int, sampling: str, seed: in
     converged = False
     for epoch in range(max_iter):
         e_all.append(nll(X, t, np.array([w0_, w1_, w2_])))
-        order = rng.permutation(len(rows)) if sampling == "permutation" else range(len(rows))
         # Plain floats: 200 updates per epoch are ~50x faster than numpy calls on 3-vectors.
-        for n in order:
+        for n in rng.permutation(len(rows)):
             x0, x1, x2 = rows[n]
             g = eta * (_sigmoid_scalar(w0_ * x0 + w1_ * x1 + w2_ * x2) - targets[n])
             w0_, w1_, w2_ = w0_ - g * x0, w1_ - g * x1, w2_ - g * x2
@@ -208,10 +216,10 @@ def _summary(run: dict, eta: float, X, t) -> dict:
     }
 
 
-def q5_runs(data: np.ndarray, etas, w0, tol: float, max_iter: int, sampling: str, seed: int):
+def q5_runs(data: np.ndarray, etas, w0, tol: float, max_iter: int, seed: int):
     X, t = data[:, :3], data[:, 3]
     gd = [gradient_descent(X, t, eta, w0, tol, max_iter) for eta in etas]
-    st = [sgd(X, t, eta, w0, tol, max_iter, sampling, seed) for eta in etas]
+    st = [sgd(X, t, eta, w0, tol, max_iter, seed) for eta in etas]
     return gd, st
 
 
@@ -313,7 +321,7 @@ def plot_separators(data, gd_runs, sgd_runs, etas, data_source: str):
     return fig
 
 
-def plot_sgd(X, t, gd_runs, sgd_runs, etas, sampling: str):
+def plot_sgd(X, t, gd_runs, sgd_runs, etas):
     """Whole-set NLL after every single-example SGD update, against GD, one panel per rate."""
     fig, axes, spare = _panels(len(etas))
     n = len(t)
@@ -332,8 +340,7 @@ def plot_sgd(X, t, gd_runs, sgd_runs, etas, sampling: str):
         ax.set_ylabel("NLL of the whole set", fontsize=9)
         ax.grid(alpha=0.3, which="both")
     _legend(fig, axes, spare, loc="lower left")
-    order = "a random order each epoch" if sampling == "permutation" else "file order"
-    fig.suptitle(f"Q5: SGD (N single-example updates per epoch, {order}) against GD")
+    fig.suptitle("Q5: SGD (N single-example updates per epoch, a random order each epoch) against GD")
     fig.tight_layout()
     return fig
 
@@ -355,36 +362,35 @@ def findings(gd: list[dict], sgd: list[dict]) -> dict:
 # --------------------------------------------------------------------------- entry point
 
 def write_q5(numbers_path, nll_path, slope_intercept_path, separators_path, sgd_path, *,
-             data: str | None, etas, tol: float, max_iter: int, w0, sgd: dict, generated: dict) -> dict:
-    """Run GD and SGD for every eta; write the JSON and four figures; return the numbers."""
+             data: str | None = None, etas=ETAS, tol: float = TOL, max_iter: int = MAX_ITER, w0=W0,
+             sgd_seed: int = SGD_SEED, generated: dict = GENERATED) -> dict:
+    """Run GD and SGD for every eta on the data file `data` (None: the generated clouds); write the JSON and four
+    figures; return the numbers."""
     if data:
         points = load_data(data)
         source = str(data)
         if (updates := len(etas) * len(points) * max_iter) > MAX_SGD_UPDATES:
-            raise ValueError(f"config keys theory.q5.max_iter, theory.q5.etas and theory.q5.data: {len(etas)} "
-                             f"learning rates x {len(points):,} rows of {data} x max_iter {max_iter:,} are "
-                             f"{updates:,} single-example SGD updates, more than {MAX_SGD_UPDATES:,} (a microsecond "
-                             "or two each, in Python); lower theory.q5.max_iter or use fewer etas")
+            raise ValueError(f"config key theory.q5.data: {len(etas)} learning rates x {len(points):,} rows of {data} "
+                             f"x {max_iter:,} epochs are {updates:,} single-example SGD updates, more than "
+                             f"{MAX_SGD_UPDATES:,} (a microsecond or two each, in Python); use a file of fewer rows")
     else:
         points = generate_data(**generated)
         source = f"generated (seed {generated['seed']})"
-    gd_runs, sgd_runs = q5_runs(points, etas, w0, tol, max_iter, sgd["sampling"], sgd["seed"])
+    gd_runs, sgd_runs = q5_runs(points, etas, w0, tol, max_iter, sgd_seed)
     X, t = points[:, :3], points[:, 3]
-    sampling = ("each epoch visits all N rows once, in a fresh random permutation "
-                f"(numpy default_rng, seed {sgd['seed']})" if sgd["sampling"] == "permutation"
-                else "each epoch visits all N rows once, in file order")
+    sampling = f"each epoch visits all N rows once, in a fresh random permutation (numpy default_rng, seed {sgd_seed})"
     numbers = {"data_source": source, "data_path": str(data) if data else None,
                "generated": dict(generated) if not data else None, "n_points": int(len(points)),
                "n_per_class": [int(np.sum(t == 0)), int(np.sum(t == 1))],
                "feature_mean": X[:, :2].mean(axis=0).tolist(), "feature_std": X[:, :2].std(axis=0).tolist(),
                "w0": list(map(float, w0)), "tol": float(tol), "max_iter": int(max_iter), "etas": list(map(float, etas)),
-               "sgd_sampling": sgd["sampling"], "sgd_sampling_text": sampling, "sgd_seed": int(sgd["seed"]),
+               "sgd_sampling": "permutation", "sgd_sampling_text": sampling, "sgd_seed": int(sgd_seed),
                "gd": [_summary(run, eta, X, t) for run, eta in zip(gd_runs, etas)],
                "sgd": [_summary(run, eta, X, t) for run, eta in zip(sgd_runs, etas)]}
     numbers["findings"] = findings(numbers["gd"], numbers["sgd"])
     save_figure(plot_nll(gd_runs, etas), nll_path)
     save_figure(plot_slope_intercept(gd_runs, etas), slope_intercept_path)
     save_figure(plot_separators(points, gd_runs, sgd_runs, etas, source), separators_path)
-    save_figure(plot_sgd(X, t, gd_runs, sgd_runs, etas, sgd["sampling"]), sgd_path)
+    save_figure(plot_sgd(X, t, gd_runs, sgd_runs, etas), sgd_path)
     write_json(numbers_path, numbers)
     return numbers
