@@ -86,7 +86,7 @@ def test_a_long_plan_names_the_change_that_shortens_it():
     # with the jobs on a GPU (no GPU needed here: the step times are given)
     gpu = {**config, "device": "cuda"}
     text = "\n".join(estimate.report(plan, gpu, jobs, cores=16, measure=fixed(0.02), env={estimate.ENV: "0.02"}))
-    assert "1 job at once on the GPU" in text
+    assert "4 jobs at once on the GPU" in text  # gpu_jobs_per_device's default: four share the card
     assert "`--config tuning='{\"enabled\": false}'` gives a shorter plan: it drops every tuned twin" in text
     # the laptop overlay's plan: one seed is what shortens it most
     laptop = overlaid("laptop")

@@ -1,18 +1,21 @@
 """The first hour of a new user, scripted, in a clone of the tracked files (with this checkout's .venv):
 the README's offline trial exactly as written, then what a newcomer tries next: a --config that changes
-nothing, device=cuda on this CPU machine, a misspelt key, and the main command without internet (every
-download pointed at a closed port on 127.0.0.1: a test never reaches beyond this machine)."""
+nothing, device=cuda on this CPU machine, a misspelt key, the main command without internet (every
+download pointed at a closed port on 127.0.0.1: a test never reaches beyond this machine), and the README's
+second experiment beside the trial, compared with `cmpt726.compare_runs`."""
 
 import json
 import re
 import subprocess
 
 import pytest
+import yaml
 from conftest import REPO
 from test_preflight import closed_port_url
 from test_readme_commands import _clone
 
 from cmpt726 import device
+from cmpt726.text import fmt
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +31,19 @@ def readme_trial_command() -> str:
     [line] = [line for line in (REPO / "README.md").read_text().splitlines()
               if "cmpt726.fake_data" in line and "&&" in line]
     return re.sub(r"\s+#\s.*$", "", line)
+
+
+def readme_second_experiment() -> list[str]:
+    """The README's second-experiment recipe (section Outputs), line by line as written, comments removed."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"A second experiment runs in its own folder:\n\n```bash\n(.*?)```", text, re.S).group(1)
+    return [re.sub(r"\s+#\s.*$", "", line) for line in block.splitlines() if line.strip()]
+
+
+def substituted(line: str, old: str, new: str) -> str:
+    """`line` with `old` replaced; a README that no longer says `old` fails here instead of testing something else."""
+    assert old in line, f"the README's line no longer says {old!r}: {line}"
+    return line.replace(old, new)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +99,45 @@ def test_main_command_offline_lists_every_missing_input_at_once(trial):
         assert url in out, key
     assert "data.cifar10.root" in out and "data.cifar10h.enabled" in out and "backbone.source" in out
     assert not (trial / "results").exists() or not any((trial / "results").rglob("*.npz"))
+
+
+# The second experiment's one changed setting (the trial trains with training.lr 0.01).
+SECOND_LR = 0.05
+
+
+def test_second_experiment_and_compare_as_the_readme_gives_them(trial):
+    """The README's recipe beside the trial, with the substitutions an offline machine needs, each stated: the trial
+    (.test) is the first experiment, the second copies its config (fake data, made as the trial makes it), the
+    edit the recipe asks for changes training.lr and turns the tuning stage off (cheaper; its twins then show
+    as run by `default` only), Snakemake builds only what compare_runs reads, and compare_runs runs as written."""
+    make, run, compare = readme_second_experiment()
+    make = substituted(make, "cp config.yaml ../exp2/", "cp .test/config.yaml ../exp2/")
+    fake_data = substituted(readme_trial_command().split("&&")[0].strip(), ".test/data", "../exp2/data")
+    proc = sh(trial, f"{make} && {fake_data}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp2 = (trial / "../exp2").resolve()
+    config = yaml.safe_load((exp2 / "config.yaml").read_text())
+    assert config["training"]["lr"] != SECOND_LR
+    config["training"]["lr"] = SECOND_LR
+    config["tuning"]["enabled"] = False
+    (exp2 / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    assert run.startswith(f"{SNAKEMAKE} ") and "--directory ../exp2" in run, run
+    proc = sh(trial, f"{run} results/figures/q6/numbers.json")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    compare = substituted(compare, " . ../exp2 ", " .test ../exp2 ")
+    proc = sh(trial, compare, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    output = compare.split(" -o ")[1].split()[0]
+    html = (trial / output).read_text()
+    names = re.search(r"--names (\S+) (\S+)", compare).groups()
+    assert all(f"<th>{name}</th>" in html for name in names), names
+    assert re.search(rf"<code>training\.lr</code>.*?</th>\s*<td>0\.01</td><td>{SECOND_LR:g}</td>", html, re.S)
+    # a number that differs: a shared variant's accuracy, as each run's numbers.json has it and the page shows it
+    rows = [{row["name"]: row for row in json.loads((folder / "results/figures/q6/numbers.json").read_text())["rows"]}
+            for folder in (trial / ".test", exp2)]
+    differing = [v for v in rows[1] if v in rows[0] and rows[0][v]["accuracy"] != rows[1][v]["accuracy"]]
+    assert differing, "the changed learning rate changed no shared variant's accuracy"
+    for variant in differing:
+        assert all(fmt(r[variant]["accuracy"], 2) in html for r in rows), variant

@@ -1,5 +1,6 @@
 """The smoke workflow through a real SLURM (profiles/slurm): GPU jobs go through sbatch with a GPU
-request, report rules stay local, and the results equal the local run's (same seed, CPU, threads).
+request, report rules stay local, and the results equal the local run's (same seed, CPU, threads). With the
+add-on profiles/slurm-grouped, trainings and their evaluations go out four to an sbatch job with one GPU.
 
 Needs a running cluster: `sudo .ci/slurm-up.sh` starts a one-node one on this machine (two fake
 GPUs, no accounting). Skipped when there is none, unless CMPT726_SLURM=1 (CI), where it must run.
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.slow
 CI_FLAGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
             "--slurm-no-account", "--slurm-keep-successful-logs"]
 GPU_RULES = {"train_variant", "evaluate_variant", "cache_features"}
+GROUPED = REPO / "profiles" / "slurm-grouped"
 TIMEOUT = 900
 
 
@@ -106,6 +108,43 @@ def test_smoke_workflow_on_slurm_matches_the_local_run(slurm, smoke_run, tiny_in
     assert (workdir / "report/report.pdf").stat().st_size > 0
 
 
+def test_grouped_profile_sends_four_gpu_jobs_as_one_sbatch_job_with_one_gpu(slurm, tiny_inputs, tmp_path):
+    """profiles/slurm-grouped: the smoke run's two trainings and their two evaluations (four GPU jobs) go to SLURM as
+    one sbatch job that asks for one GPU, one job's CPUs and memory, and the four runtimes summed (the plugin runs
+    them one after another in it)."""
+    workdir = make_project(tmp_path / "grouped", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    targets = [f"results/metrics/{variant}/seed0.json" for variant in ("head", "all")]
+    cmd = ["timeout", "--signal=INT", "--kill-after=60", str(TIMEOUT), *SNAKEMAKE, "-s", str(REPO / "Snakefile"),
+           "--workflow-profile", str(REPO / "profiles" / "slurm"), "--profile", str(GROUPED), *CI_FLAGS, *targets]
+    tic = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT + 120)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"SLURM run failed ({proc.returncode}) after {time.perf_counter() - tic:.0f} s:\n" \
+                                 f"{log[-6000:]}"
+
+    submitted = re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
+    groups = [job_id for _, job_id, slurm_log in submitted if "/group_gpu_jobs" in slurm_log]
+    alone = {re.search(r"/rule_(\w+?)/", slurm_log).group(1) for _, _, slurm_log in submitted
+             if "/rule_" in slurm_log}
+    assert len(groups) == 1, submitted  # four GPU jobs, one sbatch job
+    assert not alone & {"train_variant", "evaluate_variant"} and "cache_features" in alone, submitted
+
+    cluster = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["set-resources"]
+    train, evaluate = cluster["train_variant"], cluster["evaluate_variant"]
+    minutes = 2 * train["runtime"] + 2 * evaluate["runtime"]  # one after another: the runtimes add up
+    info = scontrol_job(groups[0])
+    assert info["JobState"] == "COMPLETED", info
+    assert info.get("TresPerJob") == "gres:gpu:1" or "gres/gpu=1" in info.get("TRES", ""), info  # one GPU, not 4
+    assert info["NumCPUs"] == str(max(train["cpus_per_task"], evaluate["cpus_per_task"])), info
+    assert info["MinMemoryNode"] == f"{max(train['mem_mb'], evaluate['mem_mb'])}M", info
+    assert info["TimeLimit"] == f"{minutes // 60:02d}:{minutes % 60:02d}:00", info
+    for variant in ["head", "all"]:
+        train_log = (workdir / f"results/logs/train/{variant}/seed0.log").read_text()
+        assert re.search(r"CUDA_VISIBLE_DEVICES=\d", train_log), train_log[:500]
+        assert (workdir / f"results/scores/{variant}/seed0.tsv").stat().st_size > 0
+
+
 # --------------------------------------------------------------------------- the profiles themselves
 def test_profiles_declare_what_the_docs_say():
     local = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
@@ -118,6 +157,12 @@ def test_profiles_declare_what_the_docs_say():
         assert res.get("gpu") == 1 or "gpu" in str(res.get("gres", "")), rule
         assert res["cpus_per_task"] == cluster["set-threads"][rule]  # threads fit the CPUs asked for
     assert "# slurm_partition:" in text and "# slurm_account:" in text  # documented placeholders
+    # The grouped add-on: trainings and evaluations in one group, one GPU a submitted group, no key of the workflow
+    # profile's (those would win over it).
+    grouped = yaml.safe_load((GROUPED / "config.yaml").read_text())
+    assert set(grouped["groups"]) == {"train_variant", "evaluate_variant"}
+    assert grouped["resources"] == ["gpu=1"] and grouped["set-resource-scopes"] == {"gpu": "local"}
+    assert not set(grouped) & set(cluster), set(grouped) & set(cluster)
     snakefile = (REPO / "Snakefile").read_text()
     local_rules = re.search(r"^localrules:\n((?:\s+\w+,?\n)+)", snakefile, re.M).group(1).split()
     assert {"report_html,", "report_pdf,"} <= set(local_rules)
