@@ -66,6 +66,9 @@ def test_the_wall_time_is_the_job_time_spread_over_the_cores():
     # the same jobs with two threads each on 2 cores: one at a time
     lines = estimate.report(plan, config, [(r, w, 2) for r, w, _ in jobs], cores=2, measure=fixed(0.1, 2.0), env={})
     assert "1 job at once on 2 cores" in lines[2]
+    # ten lighter jobs beside them: a job's start-up each, spread over the cores too
+    lines = estimate.report(plan, config, jobs + [("gallery_pdf", {}, 1)] * 10, cores=2, measure=measure, env={})
+    assert f"({estimate.duration(4 * one + 10 * 2.0)} of job time" in lines[2], lines
 
 
 def test_a_long_plan_names_the_change_that_shortens_it():

@@ -14,7 +14,7 @@ import sys  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from .. import models  # noqa: E402
+from .. import evaluation, finetune, models, snakemake_job  # noqa: E402, F401 (what every heavy job imports)
 from ..device import name as device_name  # noqa: E402
 
 STARTUP = time.perf_counter() - TIC  # what every job pays before its first step: importing torch and the package
