@@ -18,7 +18,7 @@ LAYERS = {
                           "backbone", "evaluation", "features"],
     "computation": ["finetune", "pretrain", "theory", "analysis"],
     "results": ["tuning.trials", "tuning.summary", "report", "compare_runs"],
-    "entry points": ["snakemake_job", "fake_data"],
+    "entry points": ["snakemake_job", "fake_data", "preflight.measure"],
 }
 RANK = {name: rank for rank, names in enumerate(LAYERS.values()) for name in names}
 
