@@ -61,17 +61,23 @@ def scontrol_job(job_id: str) -> dict:
     return dict(field.split("=", 1) for field in out.stdout.split() if "=" in field)
 
 
-def test_smoke_workflow_on_slurm_matches_the_local_run(slurm, smoke_run, tiny_inputs, tmp_path):
-    workdir = make_project(tmp_path / "slurm", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
+def run_on_slurm(workdir, *args) -> str:
+    """Snakemake with profiles/slurm (and `args`) in `workdir`; its log. Under `timeout`: SIGINT first, so that
+    Snakemake cancels its SLURM jobs, then SIGKILL."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
-    # Under `timeout`: SIGINT first, so that Snakemake cancels its SLURM jobs, then SIGKILL.
     cmd = ["timeout", "--signal=INT", "--kill-after=60", str(TIMEOUT), *SNAKEMAKE, "-s", str(REPO / "Snakefile"),
-           "--workflow-profile", str(REPO / "profiles" / "slurm"), *CI_FLAGS]
+           "--workflow-profile", str(REPO / "profiles" / "slurm"), *CI_FLAGS, *args]
     tic = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT + 120)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"SLURM run failed ({proc.returncode}) after {time.perf_counter() - tic:.0f} s:\n" \
                                  f"{log[-6000:]}"
+    return log
+
+
+def test_smoke_workflow_on_slurm_matches_the_local_run(slurm, smoke_run, tiny_inputs, tmp_path):
+    workdir = make_project(tmp_path / "slurm", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
+    log = run_on_slurm(workdir)
 
     # Every GPU job went through sbatch; the report rules ran locally.
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
@@ -113,15 +119,8 @@ def test_grouped_profile_sends_four_gpu_jobs_as_one_sbatch_job_with_one_gpu(slur
     one sbatch job that asks for one GPU, one job's CPUs and memory, and the four runtimes summed (the plugin runs
     them one after another in it)."""
     workdir = make_project(tmp_path / "grouped", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
     targets = [f"results/metrics/{variant}/seed0.json" for variant in ("head", "all")]
-    cmd = ["timeout", "--signal=INT", "--kill-after=60", str(TIMEOUT), *SNAKEMAKE, "-s", str(REPO / "Snakefile"),
-           "--workflow-profile", str(REPO / "profiles" / "slurm"), "--profile", str(GROUPED), *CI_FLAGS, *targets]
-    tic = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT + 120)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"SLURM run failed ({proc.returncode}) after {time.perf_counter() - tic:.0f} s:\n" \
-                                 f"{log[-6000:]}"
+    log = run_on_slurm(workdir, "--profile", str(GROUPED), *targets)
 
     submitted = re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
     groups = [job_id for _, job_id, slurm_log in submitted if "/group_gpu_jobs" in slurm_log]
