@@ -47,7 +47,7 @@ class Cost:
     variant: str | None = None
     seed: int | None = None
     threads: int = 1
-    seconds: float = 0.0        # filled by `timed`
+    seconds: float = 0.0        # filled once the step times are measured (`report`)
 
 
 @functools.lru_cache(maxsize=None)
