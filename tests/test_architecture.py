@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "workflow"
 LAYERS = {
     "foundations": ["cmpt726", "files", "device", "code_digest", "text", "config", "models", "runtime", "augment",
                     "stats", "plotting", "cifar"],
-    "data and planning": ["data", "cifar100", "tuning", "tuning.plan", "tuning.choice", "specs", "preflight", "loop",
+    "data and planning": ["data", "cifar100", "tuning", "tuning.plan", "tuning.choice", "specs", "preflight", "loop", "stacked",
                           "backbone", "evaluation", "features"],
     "computation": ["finetune", "pretrain", "theory", "analysis"],
     "results": ["tuning.trials", "tuning.summary", "report", "compare_runs"],

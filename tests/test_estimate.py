@@ -37,6 +37,8 @@ def test_a_training_counts_its_steps_and_validation_passes():
     assert (cost.epochs, cost.on_images, cost.images) == (10, True, 10 * 50_000)
     [head], _ = estimate.job_costs(plan, config, [("train_variant", {"variant": "head", "seed": "1"}, 1)])
     assert not head.on_images and head.images == 0 and set(k[0] for k in head.steps) == {"head"}
+    [stack], _ = estimate.job_costs(plan, config, [("train_seeds_0_1_2", {"variant": "all"}, 1)])
+    assert stack.steps == {FULL32: 3 * 14_070, FORWARD: 3 * 10 * 5000 / estimate.FORWARD_BATCH}  # its 3 seeds
 
 
 def test_trials_count_their_rungs_epochs():

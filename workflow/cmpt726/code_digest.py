@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]  # the folder that holds the package
 # Glue that no stage's result depends on: never part of a stage.
 GLUE = ("code_digest", "snakemake_job")
 
-_TRAINER = ("finetune", "loop", "models", "runtime", "augment", "device", "files")
+_TRAINER = ("finetune", "stacked", "loop", "models", "runtime", "augment", "device", "files")
 # stage → (its entry module, the modules it runs). Names are relative to the package.
 STAGES = {
     "data": ("data", ("data", "cifar", "files")),

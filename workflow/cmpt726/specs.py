@@ -71,6 +71,16 @@ def make_plan(config: dict, native_bf16: bool | None = None) -> Plan:
                 default_normalize=config["training"]["normalize"])
 
 
+def stacked_variants(seeds: dict[str, list[int]], enabled) -> dict[tuple[int, ...], list[str]]:
+    """Seed list → the variants with that list and more than one seed: each such group is one rule whose jobs train
+    a variant's seeds as one stacked model ({} when not `enabled`)."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name, its_seeds in seeds.items():
+        if enabled and len(its_seeds) > 1:
+            groups.setdefault(tuple(its_seeds), []).append(name)
+    return groups
+
+
 def load(config: dict, schema_path: str | Path = SCHEMA_PATH, command_line=None) -> Plan:
     """Validate `config` in place (typed `--config` values, defaults, checks) and make its plan."""
     validate_config(config, schema_path, command_line=command_line)

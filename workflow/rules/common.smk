@@ -1,9 +1,11 @@
 # Helpers only: the plan's names for the rules, variant × seed expansion, input functions.
 from pathlib import Path
+from types import SimpleNamespace
 
 from cmpt726.code_digest import STAGES, package_digest, stage_digest
 from cmpt726.config import canonical, config_changes, normalization_key, shipped_config, unknown_name_warnings
 from cmpt726.device import gpus_per_job
+from cmpt726.specs import stacked_variants
 from cmpt726.theory import FIGURE_LABELS, QUESTIONS
 
 TWINS = PLAN.twins
@@ -20,6 +22,9 @@ GPU_PER_JOB = gpus_per_job(config["device"])
 # A card is 1000 shares (profiles/default's limit); a job on it claims 1000 // gpu_jobs_per_device.
 GPU_SHARE = GPU_PER_JOB * (1000 // config["gpu_jobs_per_device"])
 THREADS_PER_JOB = config["threads_per_job"]
+# With cuda.stack_seeds on CUDA: seed list → the variants whose seeds train as one job (rule train_seeds_…).
+STACKED = stacked_variants(PLAN.seeds, GPU_PER_JOB and config["cuda"]["stack_seeds"])
+UNSTACKED = "|".join(name for name in SETTINGS if not any(name in names for names in STACKED.values()))
 LOGS = "results/logs"
 # Every rule's software with `--sdm conda` (the pins of requirements.txt); relative to the rule files.
 CONDA_ENV = "../../envs/workflow.yaml"
@@ -56,6 +61,20 @@ def training_spec(wildcards):
         "code": STAGE_CODE["train"],
         "searched": sorted(canonical(TUNING[tuned]["configs"]), key=repr) if tuned else None,
     }
+
+
+def stacked_spec(seeds):
+    """What a stacked job trains: training_spec's, for the given seeds, with the `cuda` settings."""
+
+    def spec(wildcards):
+        return {
+            **training_spec(SimpleNamespace(variant=wildcards.variant, seed=seeds[0])),
+            "seeds": list(seeds),
+            "cuda_graph": config["cuda"]["cuda_graph"],
+            "cudnn_benchmark": config["cuda"]["cudnn_benchmark"],
+        }
+
+    return spec
 
 
 def trial_spec(wildcards):

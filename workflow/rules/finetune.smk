@@ -44,6 +44,8 @@ rule train_variant:
         f"{LOGS}/train/{{variant}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train/{{variant}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        variant=UNSTACKED,
     threads: THREADS_PER_JOB
     resources:
         gpu=GPU_PER_JOB,
@@ -54,6 +56,39 @@ rule train_variant:
         resume="results/models/{variant}/seed{seed}.resume.pt",
     script:
         "../scripts/train_variant.py"
+
+
+for _seeds, _variants in STACKED.items():
+
+    rule:
+        """Every seed of a variant as one stacked model in one CUDA job (config cuda.stack_seeds)."""
+        name:
+            "train_seeds_" + "_".join(map(str, _seeds))
+        conda:
+            CONDA_ENV
+        input:
+            unpack(variant_split),
+            unpack(twin_choice),
+            backbone=BACKBONE,
+            train=variant_input("train"),
+        output:
+            checkpoint=expand("results/models/{{variant}}/seed{seed}.pt", seed=_seeds),
+            epochs=expand("results/metrics/{{variant}}/seed{seed}.epochs.tsv", seed=_seeds),
+            summary=expand("results/metrics/{{variant}}/seed{seed}.train.json", seed=_seeds),
+        log:
+            f"{LOGS}/train/{{variant}}/seeds.log",
+        benchmark:
+            f"{BENCHMARKS}/train/{{variant}}/seeds.tsv"
+        wildcard_constraints:
+            variant="|".join(_variants),
+        threads: THREADS_PER_JOB
+        resources:
+            gpu=GPU_PER_JOB,
+            gpu_share=GPU_SHARE,
+        params:
+            spec=stacked_spec(_seeds),
+        script:
+            "../scripts/train_seeds.py"
 
 
 rule evaluate_variant:

@@ -91,6 +91,9 @@ def job_costs(plan, config: dict, jobs: list[tuple[str, dict, int]]) -> tuple[li
     """(rule, wildcards, threads) of the jobs to run → the heavy jobs' costs, and the other jobs counted by rule."""
     costs, light = [], Counter()
     for rule, wildcards, threads in jobs:
+        members = 1
+        if rule.startswith("train_seeds_"):  # a stacked job, counted as its seeds' trainings: an upper bound
+            rule, members = "train_variant", len(plan.seeds[wildcards["variant"]])
         if rule not in HEAVY:
             light[rule] += 1
             continue
@@ -112,7 +115,7 @@ def job_costs(plan, config: dict, jobs: list[tuple[str, dict, int]]) -> tuple[li
             candidates = [search["settings"][slot]] if rung == 0 else search["settings"]
         if rule in ("train_variant", "tuning_trial"):
             for settings in candidates:
-                _epochs_of(cost, settings, cached, cost.epochs, config, threads, 1 / len(candidates))
+                _epochs_of(cost, settings, cached, cost.epochs, config, threads, members / len(candidates))
         elif rule == "evaluate_variant":
             if cost.on_images:
                 cost.images = n = _images(config, "test")
