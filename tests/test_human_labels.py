@@ -11,9 +11,9 @@ import pytest
 from conftest import CLASSES, closed_port_url
 
 from cmpt726.analysis.human_labels import (TSV_COLUMNS, check_alignment, confidence_bins, cross_entropy,
-                                           download_counts, human_table,
+                                           download_counts, human_metrics, human_table,
                                            load_counts, model_vs_humans, read_human_table,
-                                           write_human_labels, write_human_metrics, write_human_table)
+                                           write_human_labels, write_human_table)
 from cmpt726.config import schema_default
 from cmpt726.data import save_arrays
 from cmpt726.evaluation import read_scores, write_scores
@@ -48,7 +48,7 @@ def test_download_right_checksum(server, tmp_path):
     counts = unanimous(np.arange(20) % 10, voters=51)
     want = serve(server, counts)
     out = tmp_path / "data" / "cifar10h" / "cifar10h-counts.npy"
-    assert download_counts(f"{server.url}/cifar10h-counts.npy", want, out) == out
+    assert download_counts(f"{server.url}/cifar10h-counts.npy", want, out) == "downloaded"
     assert np.array_equal(load_counts(out), counts)
     assert sorted(p.name for p in out.parent.iterdir()) == ["cifar10h-counts.npy"]
 
@@ -134,10 +134,8 @@ def test_flags_exactly_the_chosen_images(tmp_path):
     assert table["entropy"][0] == 0.0 and table["entropy"][6] == pytest.approx(math.log(2))  # nats
 
     out = tmp_path / "out" / "human_labels.tsv"
-    result = write_human_table(saved(tmp_path / "counts.npy", counts), labels, out, CLASSES, unsure_below=UNSURE,
-                               summary_json=tmp_path / "out" / "h.json")
+    result = write_human_table(saved(tmp_path / "counts.npy", counts), labels, out, CLASSES, unsure_below=UNSURE)
     assert (result["n_images"], result["n_disagree"], result["n_unsure"]) == (8, 2, 3)
-    assert json.loads((tmp_path / "out" / "h.json").read_text())["n_disagree"] == 2
     assert out.read_text().splitlines()[0].split("\t") == TSV_COLUMNS
     back = read_human_table(out)
     assert flagged(back, "disagree") == [2, 7] and flagged(back, "unsure") == [2, 5, 6]
@@ -149,11 +147,10 @@ def test_flags_exactly_the_chosen_images(tmp_path):
         read_human_table(out)
 
 
-def test_labels_from_a_score_file_and_a_subset(tmp_path):
+def test_counts_for_more_images_than_the_run(tmp_path):
     labels, counts = flag_example()
     path = saved(tmp_path / "counts.npy", np.vstack([counts, unanimous([0, 1, 2])]))  # more rows than the run
-    write_scores(tmp_path / "scores.tsv", labels, np.full((8, 10), 0.1), np.zeros(8))
-    result = write_human_table(path, tmp_path / "scores.tsv", tmp_path / "h.tsv", CLASSES, unsure_below=UNSURE)
+    result = write_human_table(path, labels, tmp_path / "h.tsv", CLASSES, unsure_below=UNSURE)
     assert result["n_images"] == 8 and result["n_disagree"] == 2
 
 
@@ -212,9 +209,7 @@ def test_human_metrics_per_variant(tmp_path):
     files = {variant: [tmp_path / f"{variant}_{seed}.tsv" for seed in range(2)] for variant in ("head", "full")}
     for f in files["head"] + files["full"]:
         write_scores(f, labels, rng.dirichlet(np.ones(10), 30), np.zeros(30))
-    out = tmp_path / "m.json"
-    result = write_human_metrics(path, files, labels, out, unsure_below=UNSURE)
-    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    result = human_metrics(path, files, labels, unsure_below=UNSURE)
     assert result["humans"]["n_disagree"] == 5
     for variant, paths in files.items():
         per_seed = [model_vs_humans(counts, read_scores(p)["probs"], labels) for p in paths]
@@ -238,9 +233,7 @@ def test_human_metrics_per_variant(tmp_path):
     other[3] = 4
     write_scores(bad, other, np.full((30, 10), 0.1), np.zeros(30))
     with pytest.raises(ValueError, match=f"{bad}: labels disagree with the test set on 1 images .first: index 3"):
-        write_human_metrics(path, {"head": files["head"], "x": [bad]}, labels, tmp_path / "m2.json",
-                            unsure_below=UNSURE)
-    assert not (tmp_path / "m2.json").exists()
+        human_metrics(path, {"head": files["head"], "x": [bad]}, labels, unsure_below=UNSURE)
 
 
 def test_rule_refuses_a_counts_file_with_another_sha256_and_writes_nothing(tmp_path):

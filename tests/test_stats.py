@@ -112,16 +112,15 @@ def test_one_seed_bootstrap_interval_roughly_matches_wilson():
     low, high = np.percentile(boot["x"], [2.5, 97.5])
     w_low, w_high = stats.wilson_interval(int(row.sum()), 10_000)
     assert abs(low - w_low) < 0.3 and abs(high - w_high) < 0.3
-    flat = stats.bootstrap_accuracies({"x": row[None]}, replicates=4000, seed=0, resample_seeds=False)
-    np.testing.assert_array_equal(boot["x"], flat["x"])  # one seed: the seed level changes nothing
 
 
 def test_seed_noise_widens_the_two_level_interval():
-    # Seeds at 60, 75, 90 % on the same images: only the seed level of the bootstrap sees that uncertainty.
+    # Seeds at 60, 75, 90 % on the same images: only the seed level of the bootstrap sees that uncertainty; an
+    # image-only bootstrap of the seeds' mean per image does not.
     rng = np.random.default_rng(4)
     noisy = {"x": np.stack([planted(2000, r, rng) for r in (0.60, 0.75, 0.90)])}
     two = stats.bootstrap_accuracies(noisy, replicates=2000, seed=0)["x"]
-    one = stats.bootstrap_accuracies(noisy, replicates=2000, seed=0, resample_seeds=False)["x"]
+    one = stats.bootstrap_means({"x": 100 * noisy["x"].mean(0)}, replicates=2000, seed=0)["x"]
     width_two, width_one = (np.subtract(*np.percentile(x, [97.5, 2.5])) for x in (two, one))
     assert width_two > 3 * width_one
     summary = stats.accuracy_summary(noisy, replicates=2000, seed=0)["x"]  # reports the two-level interval
@@ -147,14 +146,6 @@ def test_inputs_must_share_the_test_images():
         stats.accuracy_summary({"a": np.ones((1, 10), bool), "b": np.ones((1, 11), bool)})
     with pytest.raises(ValueError, match="boolean"):
         stats.accuracy_summary({"a": np.full((1, 10), 0.5)})
-
-
-def test_correct_matrix_from_score_tables():
-    label = np.array([0, 1, 2, 3])
-    tables = [{"label": label, "pred": np.array([0, 1, 0, 3])}, {"label": label, "pred": np.array([1, 1, 2, 3])}]
-    np.testing.assert_array_equal(stats.correct_matrix(tables), [[1, 1, 0, 1], [0, 1, 1, 1]])
-    with pytest.raises(ValueError, match="labels differ"):
-        stats.correct_matrix([tables[0], {"label": label[::-1], "pred": label}])
 
 
 def planted_family(seeds: int, rng) -> dict:
@@ -197,19 +188,13 @@ def test_bootstrap_p_below_its_floor_comes_from_the_normal_approximation():
     assert stats.bootstrap_p(diff) == (pytest.approx(2 * (1 + np.count_nonzero(diff <= 0)) / 5001), "rank")
 
 
-def test_min_replicates_is_where_the_floor_clears_holm():
-    b = stats.min_replicates(45, 0.05)  # 10 variants
-    assert b == 1800 and 45 * 2 / (b + 1) < 0.05 <= 45 * 2 / b
-    with pytest.raises(ValueError):
-        stats.min_replicates(0, 0.05)
-
-
 def test_bootstrap_with_too_few_replicates_for_holm_still_reaches_significance():
-    # 45 pairs, B = 1000 < min_replicates: a floored p could not clear Holm; a 10-point gap must all the same.
+    # 45 pairs, B = 1000: the rank p's floor 2 / (B + 1) times Holm's 45 is above alpha; a 10-point gap must
+    # reach significance all the same.
     rng = np.random.default_rng(30)
     data = {f"v{j}": rng.random((3, 1000)) < (0.8 if j == 0 else 0.7) for j in range(10)}
     comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=0, method="bootstrap", **REPORT)
-    assert 1000 < stats.min_replicates(len(comparisons["pairs"]), 0.05)
+    assert len(comparisons["pairs"]) * 2 / (1000 + 1) > comparisons["alpha"]
     record = stats.find_pair(comparisons, "v0", "v1")
     assert record["p_adjusted"] < 0.05 and record["significant"]
 
@@ -225,13 +210,11 @@ def test_mixed_seed_counts_borrow_the_pooled_run_variance():
     assert comparisons["pooled_run_sd"] == pytest.approx(100 * np.sqrt(s2)) and df == 2
 
 
-def test_paired_test_and_find_pair_orientation():
-    data = planted_family(1, np.random.default_rng(12))
-    comparisons = stats.pairwise_comparisons(data, replicates=1000, seed=3, **REPORT)
-    forward = stats.paired_test(data, "A", "B", replicates=1000, seed=3, **REPORT)
-    assert forward == stats.find_pair(comparisons, "A", "B")
+def test_find_pair_orientation():
+    comparisons = stats.pairwise_comparisons(planted_family(1, np.random.default_rng(12)), **REPORT)
+    forward = stats.find_pair(comparisons, "A", "B")
     assert forward["p_adjusted"] >= forward["p"]  # Holm over the whole family, not just this pair
-    backward = stats.paired_test(data, "B", "A", comparisons=comparisons)
+    backward = stats.find_pair(comparisons, "B", "A")
     assert (backward["a"], backward["b"], backward["diff_points"]) == ("B", "A", -forward["diff_points"])
     assert (backward["ci_low"], backward["ci_high"]) == (-forward["ci_high"], -forward["ci_low"])
     assert backward["mcnemar"]["b"] == forward["mcnemar"]["c"] and backward["p_adjusted"] == forward["p_adjusted"]

@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from cmpt726 import stats
@@ -51,7 +52,7 @@ def main(argv=None) -> None:
     if test_set is None:
         parser.error(f"none of the folders holds the test set ({TEST_IMAGES}) to check the score files against")
     labels = load_arrays(test_set)[1]
-    correct = {t: stats.correct_matrix(read_score_set(paths, labels, test_set=str(test_set)))
+    correct = {t: np.stack([r["pred"] == labels for r in read_score_set(paths, labels, test_set=str(test_set))])
                for t, paths in runs.items()}
     summary = stats.accuracy_summary(correct, replicates=replicates)
     pairs = stats.pairwise_comparisons(correct, order=list(correct), alpha=alpha, smallest_effect=delta)

@@ -210,20 +210,17 @@ def accuracy_rows(runs: list[dict], variants: list[str]) -> list[dict]:
     return out
 
 
-def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replicates: int, seed: int = 0) -> dict:
+def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replicates: int) -> dict:
     """Every variant two experiments share, compared between them (later − earlier; Holm over the page)."""
-    keyed = {f"{i}/{variant}": correct for i, run in enumerate(runs) for variant, correct in run["correct"].items()}
     variants = list(dict.fromkeys(v for run in runs for v in run["correct"]))
     shared = [v for v in variants if sum(v in run["correct"] for run in runs) >= 2]
     if not shared:
         return {"tests": [], "alpha": alpha, "replicates": replicates}
-    boot = stats.bootstrap_accuracies(keyed, replicates=replicates, seed=seed)
     tests = []
     for variant in shared:
-        having = [(i, run) for i, run in enumerate(runs) if variant in run["correct"]][::-1]  # later first
-        family = stats.pairwise_comparisons({run["name"]: run["correct"][variant] for _, run in having}, alpha=alpha,
-                                            smallest_effect=smallest_effect,
-                                            boot={run["name"]: boot[f"{i}/{variant}"] for i, run in having})
+        having = [run for run in runs if variant in run["correct"]][::-1]  # later first
+        family = stats.pairwise_comparisons({run["name"]: run["correct"][variant] for run in having}, alpha=alpha,
+                                            smallest_effect=smallest_effect)
         tests += [{"variant": variant, **record} for record in family["pairs"]]
     for record, adjusted in zip(tests, stats.holm([t["p"] for t in tests])):
         record["p_adjusted"] = adjusted

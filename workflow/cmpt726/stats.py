@@ -20,19 +20,6 @@ SCOPE_VARIANTS = "variants"
 SCOPE_MODELS = "two trained models"
 
 
-def correct_matrix(scores_per_seed: Sequence[Mapping]) -> np.ndarray:
-    """(seeds, images) bool array from one variant's `read_scores` dicts, one per seed; refuses differing labels."""
-    if not scores_per_seed:
-        raise ValueError("no score tables given")
-    labels = np.asarray(scores_per_seed[0]["label"])
-    rows = []
-    for s, scores in enumerate(scores_per_seed):
-        if not np.array_equal(np.asarray(scores["label"]), labels):
-            raise ValueError(f"seed row {s}: labels differ from seed row 0 (not the same test images)")
-        rows.append(np.asarray(scores["pred"]) == labels)
-    return np.stack(rows)
-
-
 def _validate(correct_by_variant: Mapping[str, np.ndarray]) -> tuple[list[str], list[np.ndarray], int]:
     """Names, (seeds, images) bool arrays and the common image count; a 1-D array is one seed."""
     if not correct_by_variant:
@@ -102,7 +89,7 @@ def _image_counts(rng, m: int, n: int) -> np.ndarray:
 
 
 def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicates: int,
-                         seed: int = 0, chunk: int = 500, resample_seeds: bool = True) -> dict:
+                         seed: int = 0, chunk: int = 500) -> dict:
     """Bootstrap replicates of every variant's mean accuracy (percent): name -> (replicates,) array.
 
     Each replicate draws the test images (the same draw for every variant: paired) and, per variant, its seeds,
@@ -122,13 +109,11 @@ def bootstrap_accuracies(correct_by_variant: Mapping[str, np.ndarray], replicate
             k = hi - lo
             if k == 1:
                 out[name][start:start + m] = run_acc[:, lo]
-            elif resample_seeds:
+            else:
                 picks = seed_rng.integers(0, k, size=(m, k))
                 seed_w = np.zeros((m, k))
                 np.add.at(seed_w, (np.arange(m)[:, None], picks), 1.0 / k)
                 out[name][start:start + m] = (run_acc[:, lo:hi] * seed_w).sum(1)
-            else:
-                out[name][start:start + m] = run_acc[:, lo:hi].mean(1)
     return out
 
 
@@ -159,13 +144,6 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
 
 # Fewer replicates than this in a tail: the rank p is mostly its floor, so `bootstrap_p` takes the normal one.
 MIN_TAIL = 10
-
-
-def min_replicates(n_comparisons: int, alpha: float) -> int:
-    """The fewest bootstrap replicates whose smallest rank p, 2 / (B + 1), still clears Holm over `n_comparisons`."""
-    if n_comparisons < 1 or not 0 < alpha < 1:
-        raise ValueError(f"need n_comparisons >= 1 and 0 < alpha < 1, got {n_comparisons}, {alpha}")
-    return int(np.floor(2 * n_comparisons / alpha))
 
 
 def _one_sided(diff: np.ndarray, x0: float, upper: bool) -> tuple[float, str]:
@@ -472,14 +450,6 @@ def find_pair(comparisons: Mapping, a: str, b: str) -> dict:
                 flipped["per_seed_mcnemar"] = [dict(m, b=m["c"], c=m["b"]) for m in record["per_seed_mcnemar"]]
             return flipped
     raise KeyError(f"no comparison of {a!r} and {b!r} in {comparisons.get('order')}")
-
-
-def paired_test(correct_by_variant: Mapping[str, np.ndarray], a: str, b: str,
-                comparisons: Mapping | None = None, **kwargs) -> dict:
-    """One named comparison, oriented A - B, as its record in the family of all pairs."""
-    if comparisons is None:
-        comparisons = pairwise_comparisons(correct_by_variant, **kwargs)
-    return find_pair(comparisons, a, b)
 
 
 def detectable_effect(record: Mapping, alpha: float, power: float = 0.8) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import stats
-from ..evaluation import read_score_set, read_scores
+from ..evaluation import read_score_set
 from ..files import atomic_path, file_digest, make_read_only, read_table, write_json, write_tsv
 
 FILENAME = "cifar10h-counts.npy"
@@ -49,14 +49,9 @@ def _unreachable(url, error) -> ConnectionError:
         "human-label analysis")
 
 
-def download_counts(url, sha256, out_path, *, timeout: float = 60.0) -> Path:
-    """Download `url` to `out_path`, checking its sha256; all or nothing, and never over an existing file."""
-    _download(url, sha256, out_path, timeout)
-    return Path(out_path)
-
-
-def _download(url, sha256, out_path, timeout: float) -> str:
-    """`download_counts`: "downloaded", or "found" where another run's file took the name first."""
+def download_counts(url, sha256, out_path, *, timeout: float = 60.0) -> str:
+    """Download `url` to `out_path`, checking its sha256; all or nothing, and never over an existing file:
+    "downloaded", or "found" where another run's file took the name first."""
     out_path = Path(out_path)
     want = str(sha256).lower()
     digest = hashlib.sha256()
@@ -90,7 +85,7 @@ def _download(url, sha256, out_path, timeout: float) -> str:
 def fetch_counts(url, sha256, path, receipt, *, timeout: float = 60.0) -> str:
     """The download rule's job: `path` downloaded where it is missing, never replaced; `receipt` records which."""
     path = Path(path)
-    status = "found" if path.exists() else _download(url, sha256, path, timeout)
+    status = "found" if path.exists() else download_counts(url, sha256, path, timeout=timeout)
     if status == "downloaded":
         make_read_only(path)  # what protected() did for the rule's output: a shared file not edited by mistake
     else:
@@ -231,23 +226,9 @@ def model_vs_humans(counts, probs, labels, *, eps: float = EPS) -> dict:
             "bins": {"by": "agreement", **confidence_bins(value, probs, labels)}}
 
 
-def read_labels(source) -> np.ndarray:
-    """Official labels from an array, a prepared test set (.npz with "labels") or a score file (.tsv)."""
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if path.suffix == ".npz":
-            with np.load(path) as f:
-                if "labels" not in f:
-                    raise ValueError(f"{path}: no 'labels' array (has {sorted(f.files)})")
-                return np.asarray(f["labels"], dtype=np.int64)
-        return read_scores(path)["label"]
-    return np.asarray(source)
-
-
-def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: float,
-                      summary_json=None) -> dict:
-    """The per-image TSV (TSV_COLUMNS); returns (and writes to `summary_json`) the counts and means."""
-    labels = read_labels(labels)
+def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: float) -> dict:
+    """The per-image TSV (TSV_COLUMNS); returns the counts and means."""
+    labels = np.asarray(labels)
     classes = [str(c) for c in classes]
     counts = load_counts(counts_path, len(labels))
     check_alignment(counts, labels, counts_path)
@@ -256,11 +237,8 @@ def write_human_table(counts_path, labels, out_tsv, classes, *, unsure_below: fl
                                       float(table["top_share"][i]), float(table["entropy"][i]),
                                       float(table["agreement"][i]), int(table["disagree"][i]), int(table["unsure"][i]),
                                       ",".join(str(v) for v in table["votes"][i])] for i in range(len(labels))))
-    result = {**human_summary(table), "unsure_below": unsure_below, "entropy_unit": "nats",
-              "source": SOURCE, "license": LICENSE, "citation": CITATION}
-    if summary_json is not None:
-        write_json(summary_json, result)
-    return result
+    return {**human_summary(table), "unsure_below": unsure_below, "entropy_unit": "nats",
+            "source": SOURCE, "license": LICENSE, "citation": CITATION}
 
 
 def read_human_table(path) -> dict[str, np.ndarray]:
@@ -323,15 +301,9 @@ def human_metrics(counts_path, scores: Mapping, labels, *, test_set="the test se
     }
 
 
-def write_human_metrics(counts_path, scores: Mapping, labels, out_json, **kwargs) -> dict:
-    result = human_metrics(counts_path, scores, labels, **kwargs)
-    write_json(out_json, result)
-    return result
-
-
 def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metrics, *,
                        unsure_below: float, sha256: str | None = None) -> dict:
-    """Rule human_labels: `write_human_table` and `write_human_metrics` (`runs`: the (variant, seed) of `scores`)."""
+    """Rule human_labels: `write_human_table` and `human_metrics` (`runs`: the (variant, seed) of `scores`)."""
     from ..data import load_arrays
 
     if sha256 is not None:
@@ -343,8 +315,8 @@ def write_human_labels(counts_path, test_images, runs, scores, out_tsv, out_metr
     by_variant: dict[str, list] = {}
     for (variant, _seed), path in zip(runs, scores):
         by_variant.setdefault(variant, []).append(path)
-    metrics = write_human_metrics(counts_path, by_variant, labels, out_metrics, unsure_below=unsure_below,
-                                  test_set=test_images)
+    metrics = human_metrics(counts_path, by_variant, labels, unsure_below=unsure_below, test_set=test_images)
+    write_json(out_metrics, metrics)
     print(f"{summary['n_images']} images: people disagree with the label on {summary['n_disagree']}, "
           f"are unsure on {summary['n_unsure']}; {len(by_variant)} variants scored against them")
     return metrics
