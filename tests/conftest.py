@@ -85,7 +85,9 @@ def smoke_config(data_root: Path, backbone: Path, **overrides) -> dict:
 def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", check: bool = True,
               timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Snakemake in `workdir`, importing the Snakefile's own package; with `check`, a failure raises with its logs."""
-    env = {**os.environ, "PYTHONPATH": str(Path(snakefile).parent / "workflow"), **(env or {})}
+    # Fixed step times unless a test asks otherwise: the pre-flight's measurement would add seconds to every run.
+    env = {"CMPT726_STEP_SECONDS": "0.01", **os.environ, "PYTHONPATH": str(Path(snakefile).parent / "workflow"),
+           **(env or {})}
     proc = subprocess.run([*SNAKEMAKE, "-s", str(snakefile), *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:

@@ -86,7 +86,7 @@ def test_a_dry_run_asking_for_cuda_without_a_gpu_warns(tiny_inputs, tmp_path):
     if device.nvidia_driver()[0]:
         pytest.skip("this machine has an NVIDIA GPU: device=cuda is no problem here")
     workdir = make_project(tmp_path / "project", smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth"))
-    proc = snakemake(workdir, "-n", "--cores", "2", "--config", "device=cuda", check=False)
+    proc = snakemake(workdir, "-n", "--cores", "2", "--config", "device=cuda", check=False, env={ENV: ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
     [warning] = [line for line in proc.stderr.splitlines() if line.startswith("WARNING: pre-flight")]
     assert warning.startswith("WARNING: pre-flight: config key device: cuda, but this machine shows no NVIDIA GPU")
@@ -124,7 +124,7 @@ def test_a_dry_run_elsewhere_reads_the_config_paths_from_its_directory(tiny_inpu
     shutil.copytree(tiny_inputs / "cifar10", project / "data" / "cifar10")
     proc = snakemake(tmp_path, "-n", "--cores", "2", "--directory", "project", check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "A small plan" in proc.stderr and "not measured" in proc.stderr, proc.stderr[-3000:]
+    assert "a small plan (" in proc.stderr, proc.stderr[-3000:]
     assert "WARNING: pre-flight" not in proc.stderr, proc.stderr[-3000:]
 
 

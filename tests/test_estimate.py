@@ -101,16 +101,17 @@ def test_a_long_plan_names_the_change_that_shortens_it():
     assert "`--config 'seeds=[0]'` gives a shorter plan: it drops seeds 1, 2" in text
 
 
-def test_small_plans_cluster_runs_and_failures_are_said_not_measured():
+def test_small_plans_are_measured_too_and_cluster_runs_and_failures_are_said_not_measured():
     config = shipped()
     config["data"]["subset"] = {"train": 300, "test": 100}
     config["training"]["validation"] = 40
     plan = specs.make_plan(config, native_bf16=False)
-    jobs = [("train_variant", {"variant": "all", "seed": "0"}, 1)]
-    untouched = fixed(0.1)
-    assert "A small plan (3000 images through the network)" in estimate.report(
-        plan, config, jobs, cores=2, measure=untouched, env={})[1]
-    assert untouched.asked == []
+    jobs = [("train_variant", {"variant": "all", "seed": "0"}, 1), ("report_html", {}, 1)]
+    # 260 images 10 epochs (9 steps each) and 40 scored 10 times: 91.6 steps of 0.1 s and a 30 s start-up, beside
+    # the report's 30 s start-up: 39 s of wall time, 69 s of job time
+    lines = estimate.report(plan, config, jobs, cores=2, measure=fixed(0.1, startup=30), env={})
+    assert lines[2] == ("  ≈ 1 min on this machine, a small plan (3000 images through the network), 2 jobs at once on "
+                        "2 cores (1 min of job time).")
     assert "depends on the cluster" in estimate.report(plan, config, jobs, cores=2, local=False, env={})[1]
     failing = estimate.report(plan, config, jobs, cores=2, env={estimate.ENV: "fast"})
     assert "could not be measured (CMPT726_STEP_SECONDS='fast' is not a number of seconds)" in failing[1]
