@@ -120,4 +120,5 @@ def test_the_estimate_is_the_main_jobs_first_lines(tiny_inputs, tmp_path):
     first_job = re.search(r"^(local)?rule \w+:", err, re.MULTILINE)
     assert first_job and "pre-flight estimate: 1 training (1 on images: 1 epoch)" in err[:first_job.start()], err[-3000:]
     # the 200 images in the data folder less 40 held out, batches of 32: 5 steps and 40 / 250 of a forward pass
-    assert f"≈ {estimate.duration(5 + 40 / 250)} on this machine, 1 job at once on 2 cores" in err
+    assert (f"≈ {estimate.duration(5 + 40 / 250)} on this machine, a small plan (200 images through the network), "
+            "1 job at once on 2 cores") in err

@@ -36,17 +36,24 @@ def test_gpus_per_job_follows_the_device():
     assert gpus_per_job("auto", present=False) == 0
 
 
-@pytest.mark.parametrize("device, per_device, claims", [("cpu", 1, {"gpu=0", "gpu_share=0"}),
-                                                        ("cuda", 1, {"gpu=1", "gpu_share=1000"}),
-                                                        ("cuda", 4, {"gpu=1", "gpu_share=250"})])
-def test_heavy_rules_declare_a_gpu_only_for_cuda(tiny_inputs, tmp_path, device, per_device, claims):
+@pytest.mark.parametrize("device, per_device, heads_on_cpu, claims", [
+    ("cpu", 1, True, {"gpu=0", "gpu_share=0"}),
+    ("cuda", 1, False, {"gpu=1", "gpu_share=1000"}),
+    ("cuda", 4, True, {"gpu=1", "gpu_share=250"}),
+])
+def test_heavy_rules_declare_a_gpu_only_for_cuda(tiny_inputs, tmp_path, device, per_device, heads_on_cpu, claims):
+    """With cuda.heads_on_cpu the head on cached features (`head`) claims no GPU and runs on the CPU."""
     config = smoke_config(tiny_inputs / "cifar10", tiny_inputs / "backbone.pth", device=device, threads_per_job=3,
-                          gpu_jobs_per_device=per_device)
+                          gpu_jobs_per_device=per_device, cuda={"heads_on_cpu": heads_on_cpu})
     jobs = job_fields(snakemake(make_project(tmp_path, config), "-n", "--cores", "8").stdout)
     for rule in HEAVY_RULES:
-        declared = [f for name, f in jobs.items() if name.split("[")[0] == rule]
-        assert declared and all(claims <= set(f["resources"].split(", ")) for f in declared), (rule, declared)
-        assert {f["threads"] for f in declared} == {"3"}, rule
+        declared = {name: f for name, f in jobs.items() if name.split("[")[0] == rule}
+        assert declared, rule
+        for name, fields in declared.items():
+            on_cpu = heads_on_cpu and "variant=head" in name
+            assert (claims if not on_cpu else {"gpu=0", "gpu_share=0"}) <= set(fields["resources"].split(", ")), name
+        assert {f["threads"] for f in declared.values()} == {"3"}, rule
+    assert any("variant=head" in name for name in jobs) and any("variant=all" in name for name in jobs)
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,13 @@ GPU_PER_JOB = gpus_per_job(config["device"])
 # A card is 1000 shares (profiles/default's limit); a job on it claims 1000 // gpu_jobs_per_device.
 GPU_SHARE = GPU_PER_JOB * (1000 // config["gpu_jobs_per_device"])
 THREADS_PER_JOB = config["threads_per_job"]
+# With cuda.heads_on_cpu, a head on cached features trains and scores on the CPU while the rest uses CUDA.
+HEADS_ON_CPU = {name for name in SETTINGS if GPU_PER_JOB and config["cuda"]["heads_on_cpu"] and PLAN.cached(name)}
 # With cuda.stack_seeds on CUDA: seed list → the variants whose seeds train as one job (rule train_seeds_…).
-STACKED = stacked_variants(PLAN.seeds, GPU_PER_JOB and config["cuda"]["stack_seeds"])
+STACKED = stacked_variants(
+    {name: seeds for name, seeds in PLAN.seeds.items() if name not in HEADS_ON_CPU},
+    GPU_PER_JOB and config["cuda"]["stack_seeds"],
+)
 UNSTACKED = "|".join(name for name in SETTINGS if not any(name in names for names in STACKED.values()))
 LOGS = "results/logs"
 # Every rule's software with `--sdm conda` (the pins of requirements.txt); relative to the rule files.
@@ -45,6 +50,19 @@ wildcard_constraints:
     n_val=r"\d+",
 
 
+def job_device(variant):
+    """Where a variant's training and scoring run: config `device`, or the CPU for a head (cuda.heads_on_cpu)."""
+    return "cpu" if variant in HEADS_ON_CPU else config["device"]
+
+
+def gpu_claim(wildcards):
+    return 0 if wildcards.variant in HEADS_ON_CPU else GPU_PER_JOB
+
+
+def gpu_share_claim(wildcards):
+    return 0 if wildcards.variant in HEADS_ON_CPU else GPU_SHARE
+
+
 def verbatim(text):
     """A user's text as a param, never formatted by Snakemake (a string param's braces are read as wildcards)."""
     return lambda wildcards: text
@@ -57,7 +75,7 @@ def training_spec(wildcards):
         "variant": wildcards.variant,
         "seed": int(wildcards.seed),
         "settings": SETTINGS[wildcards.variant],
-        "device": config["device"],
+        "device": job_device(wildcards.variant),
         "code": STAGE_CODE["train"],
         "searched": sorted(canonical(TUNING[tuned]["configs"]), key=repr) if tuned else None,
     }
@@ -84,7 +102,7 @@ def trial_spec(wildcards):
         "plan": TUNING[wildcards.variant],
         "rung": int(wildcards.rung),
         "slot": int(wildcards.slot),
-        "device": config["device"],
+        "device": job_device(wildcards.variant),
         "code": STAGE_CODE["trial"],
     }
 

@@ -48,8 +48,8 @@ rule train_variant:
         variant=UNSTACKED,
     threads: THREADS_PER_JOB
     resources:
-        gpu=GPU_PER_JOB,
-        gpu_share=GPU_SHARE,
+        gpu=gpu_claim,
+        gpu_share=gpu_share_claim,
     params:
         spec=training_spec,
         # Epoch checkpoints of an interrupted run (not an output, so a failed job keeps them).
@@ -83,8 +83,8 @@ for _seeds, _variants in STACKED.items():
             variant="|".join(_variants),
         threads: THREADS_PER_JOB
         resources:
-            gpu=GPU_PER_JOB,
-            gpu_share=GPU_SHARE,
+            gpu=gpu_claim,
+            gpu_share=gpu_share_claim,
         params:
             spec=stacked_spec(_seeds),
         script:
@@ -107,12 +107,12 @@ rule evaluate_variant:
         f"{BENCHMARKS}/evaluate/{{variant}}/seed{{seed}}.tsv"
     threads: THREADS_PER_JOB
     resources:
-        gpu=GPU_PER_JOB,
-        gpu_share=GPU_SHARE,
+        gpu=gpu_claim,
+        gpu_share=gpu_share_claim,
     params:
         code=STAGE_CODE["evaluate"],
         normalize=lambda wildcards: SETTINGS[wildcards.variant]["normalize"],
         channels_last=lambda wildcards: SETTINGS[wildcards.variant]["channels_last"],
-        device=config["device"],
+        device=lambda wildcards: job_device(wildcards.variant),
     script:
         "../scripts/evaluate_variant.py"

@@ -19,8 +19,8 @@ rule tuning_trial:
         f"{BENCHMARKS}/tuning/{{variant}}/rung{{rung}}/trial{{slot}}.tsv"
     threads: THREADS_PER_JOB
     resources:
-        gpu=GPU_PER_JOB,
-        gpu_share=GPU_SHARE,
+        gpu=gpu_claim,
+        gpu_share=gpu_share_claim,
     params:
         spec=trial_spec,
         resume=f"{TUNING_DIR}/{{variant}}/rung{{rung}}/trial{{slot}}.resume.pt",
