@@ -1,8 +1,8 @@
 """The numbers a tiny run produces are pinned: the shared smoke run (conftest.smoke_run: 200 / 100 fake
 CIFAR-10 images, a random backbone, variants head and all, one epoch, seed 0 on the CPU) must give the score
 files and the report's numbers recorded in tests/data/pinned/. A refactor that changes a number fails here.
-Times, memory and paths are left out; floats are compared to 1e-6 (other CPUs' kernels may round the last
-digits differently), predictions and counts exactly."""
+Times, memory and paths are left out; floats are compared to 1e-6, predictions and counts exactly. Every x86 CPU
+computes them with the same AVX2 kernels (conftest.py); the pins were recorded so."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def train_seeds(spec: dict, paths: dict) -> list[list[dict]]:
     runs = [make_run(settings, seed, device, backbone_state, data) for seed in seeds]
     lr_at = schedule(settings, math.ceil(len(data.train[1]) / settings["batch_size"]))
     histories, kept, diverged = fit_stacked(runs, data.held_out, [lr_at] * len(runs),
-                                            capture=bool(spec.get("cuda_graph")),
+                                            capture=bool(spec.get("cuda_graph")) and device.type == "cuda",
                                             describe=f"variant {spec.get('variant', '?')}")
     keep = settings["keep"] if data.held_out is not None else "last"
     for k, run in enumerate(runs):
