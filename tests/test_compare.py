@@ -12,11 +12,8 @@ from workflow_helpers import copy_project, snakemake
 
 from cmpt726 import compare_runs as compare, stats
 from cmpt726.evaluation import read_scores
-from cmpt726.config import schema_default
 from cmpt726.files import file_digest, read_json, weights_digest
 from cmpt726.text import signed
-
-REPLICATES = schema_default("report.bootstrap_replicates")
 
 
 def _fake_run(name, settings, seeds):
@@ -46,7 +43,7 @@ def test_several_seeds_are_compared_by_the_run_level_test_with_holm_over_the_pag
     poor = rng.random((1, 400)) < 0.6  # one seed, ~60 % right
     runs = [{"name": "first", "correct": {"a": poor, "b": good[:1]}},
             {"name": "second", "correct": {"a": good, "b": good[:1], "c": good}}]
-    result = compare.paired_tests(runs, alpha=0.05, smallest_effect=0.5, replicates=500)
+    result = compare.paired_tests(runs, alpha=0.05, smallest_effect=0.5)
     tests = {t["variant"]: t for t in result["tests"]}
     assert set(tests) == {"a", "b"}  # c is in one experiment only
     a, b = tests["a"], tests["b"]
@@ -69,7 +66,7 @@ def test_weights_digest_sees_the_weights_not_the_file(tmp_path):
 def test_refuses_a_missing_folder(smoke_run, tmp_path):
     out = tmp_path / "cmp.html"
     with pytest.raises(compare.CompareError, match="nowhere: no such experiment folder"):
-        compare.write_comparison([smoke_run["dir"], tmp_path / "nowhere"], out, replicates=REPLICATES)
+        compare.write_comparison([smoke_run["dir"], tmp_path / "nowhere"], out)
     assert not out.exists()
 
 
@@ -89,7 +86,7 @@ def test_refuses_a_run_snakemake_marks_incomplete(smoke_run, tmp_path):
     (other / ".snakemake" / "incomplete").mkdir(parents=True, exist_ok=True)
     (other / ".snakemake" / "incomplete" / mark).write_text("")
     with pytest.raises(compare.CompareError, match=r"exp2: .*incomplete \(results/scores/head/seed0.tsv\)"):
-        compare.comparison_context([smoke_run["dir"], other], replicates=REPLICATES)
+        compare.comparison_context([smoke_run["dir"], other])
 
 
 def test_refuses_runs_on_other_test_images(smoke_run, tmp_path):
@@ -100,7 +97,7 @@ def test_refuses_runs_on_other_test_images(smoke_run, tmp_path):
     arrays["images"][0] ^= 1  # one pixel of one image: another test set, same labels
     np.savez(path, **arrays)
     with pytest.raises(compare.CompareError, match="exp2 was scored on other test images than"):
-        compare.comparison_context([smoke_run["dir"], other], replicates=REPLICATES)
+        compare.comparison_context([smoke_run["dir"], other])
 
 
 @pytest.mark.slow
@@ -115,7 +112,7 @@ def test_two_real_runs_side_by_side(smoke_run, tmp_path):
     snakemake(exp2, "--cores", "2", compare.NUMBERS)
 
     out = tmp_path / "pages" / "comparison.html"
-    context = compare.write_comparison([exp1, exp2], out, names=["assignment", "tuned"], replicates=REPLICATES)
+    context = compare.write_comparison([exp1, exp2], out, names=["assignment", "tuned"])
     html = out.read_text(encoding="utf-8")
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 

@@ -210,12 +210,12 @@ def accuracy_rows(runs: list[dict], variants: list[str]) -> list[dict]:
     return out
 
 
-def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replicates: int) -> dict:
+def paired_tests(runs: list[dict], alpha: float, smallest_effect: float) -> dict:
     """Every variant two experiments share, compared between them (later − earlier; Holm over the page)."""
     variants = list(dict.fromkeys(v for run in runs for v in run["correct"]))
     shared = [v for v in variants if sum(v in run["correct"] for run in runs) >= 2]
     if not shared:
-        return {"tests": [], "alpha": alpha, "replicates": replicates}
+        return {"tests": [], "alpha": alpha}
     tests = []
     for variant in shared:
         having = [run for run in runs if variant in run["correct"]][::-1]  # later first
@@ -225,7 +225,7 @@ def paired_tests(runs: list[dict], alpha: float, smallest_effect: float, replica
     for record, adjusted in zip(tests, stats.holm([t["p"] for t in tests])):
         record["p_adjusted"] = adjusted
         record["significant"] = bool(adjusted < alpha)
-    return {"tests": tests, "alpha": alpha, "replicates": replicates}
+    return {"tests": tests, "alpha": alpha}
 
 
 def shared_setting(runs: list[dict], key: str, option: str) -> float:
@@ -236,8 +236,8 @@ def shared_setting(runs: list[dict], key: str, option: str) -> float:
     return values.pop()
 
 
-def comparison_context(folders, names=None, alpha: float | None = None, *, replicates: int,
-                       smallest_effect: float | None = None, out_html=None) -> dict:
+def comparison_context(folders, names=None, alpha: float | None = None, *, smallest_effect: float | None = None,
+                       out_html=None) -> dict:
     """Everything the template lays out; refuses (CompareError) before anything is written."""
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
@@ -256,7 +256,7 @@ def comparison_context(folders, names=None, alpha: float | None = None, *, repli
     if smallest_effect is None:
         smallest_effect = shared_setting(runs, "smallest_effect", "--smallest-effect")
     settings = settings_differences(runs)
-    tests = paired_tests(runs, alpha, smallest_effect, replicates)
+    tests = paired_tests(runs, alpha, smallest_effect)
     base = Path(out_html).resolve().parent if out_html else Path.cwd()
     # Paths relative to the page, so that it works wherever it moves together with the experiments.
     experiments = [{"name": r["name"], "folder": os.path.relpath(r["folder"].resolve(), base),
@@ -266,17 +266,15 @@ def comparison_context(folders, names=None, alpha: float | None = None, *, repli
     significant = [t for t in tests["tests"] if t["significant"]]
     return {"experiments": experiments, "names": names, "settings": settings,
             "accuracy": accuracy_rows(runs, settings["variants"]), "tests": tests, "significant": significant,
-            "n_test": runs[0]["n_test"], "test_digest": runs[0]["test_digest"], "alpha": alpha,
-            "replicates": replicates}
+            "n_test": runs[0]["n_test"], "test_digest": runs[0]["test_digest"], "alpha": alpha}
 
 
-def write_comparison(folders, out_html, names=None, alpha: float | None = None, *, replicates: int,
+def write_comparison(folders, out_html, names=None, alpha: float | None = None, *,
                      smallest_effect: float | None = None, title: str | None = None, pdf=None) -> dict:
     from .files import write_text
     from .report.render import environment, html_to_pdf, provenance
 
-    context = comparison_context(folders, names, alpha, replicates=replicates, smallest_effect=smallest_effect,
-                                 out_html=out_html)
+    context = comparison_context(folders, names, alpha, smallest_effect=smallest_effect, out_html=out_html)
     context["title"] = title or "Experiments side by side: " + ", ".join(context["names"])
     context["provenance"] = {k: v for k, v in provenance({}).items() if k != "config"}
     context["stylesheet"] = TEMPLATE.with_name("report.css").read_text()
@@ -288,8 +286,6 @@ def write_comparison(folders, out_html, names=None, alpha: float | None = None, 
 
 
 def main(argv=None) -> int:
-    from .config import schema_default
-
     parser = argparse.ArgumentParser(prog="python -m cmpt726.compare_runs", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="experiment folders, each a finished run (snakemake --directory)")
     parser.add_argument("--names", nargs="+", help="one name per folder (default: the folders' names)")
@@ -298,12 +294,10 @@ def main(argv=None) -> int:
     parser.add_argument("--alpha", type=float, help="significance level (default: the runs' report.alpha)")
     parser.add_argument("--smallest-effect", type=float,
                         help="δ of the equivalence tests, in points (default: the runs' report.smallest_effect)")
-    parser.add_argument("--replicates", type=int, default=schema_default("report.bootstrap_replicates"),
-                        help="paired bootstrap replicates (default: %(default)s)")
     parser.add_argument("--title", help="the page's title")
     args = parser.parse_args(argv)
     try:
-        context = write_comparison(args.folders, args.output, args.names, args.alpha, replicates=args.replicates,
+        context = write_comparison(args.folders, args.output, args.names, args.alpha,
                                    smallest_effect=args.smallest_effect, title=args.title, pdf=args.pdf)
     except (ValueError, RuntimeError) as error:  # CompareError, a malformed score file, no wkhtmltopdf: each names it
         print(f"compare: {error}", file=sys.stderr)
