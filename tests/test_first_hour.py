@@ -57,12 +57,17 @@ def trial(tmp_path_factory):
 def test_offline_trial_as_written_builds_the_report(trial):
     for name in ["report.html", "report.pdf", "gallery.html", "gallery.pdf"]:
         assert (trial / ".test" / "report" / name).stat().st_size > 1000, name
+    for path in ["label_issues.tsv", "human_labels.tsv", "near_duplicates.tsv"]:
+        assert (trial / ".test/results/analysis" / path).stat().st_size > 0, path
+    assert (trial / ".test/results/scores/all_augment/seed1.tsv").stat().st_size > 0
     # the tuning stage ran too: every variant's search, its tuned and recipe twins, the report's tuning section
     for variant in ("head", "head_l2", "all", "all_augment"):
         assert json.loads((trial / f".test/results/tuning/{variant}/choice.json").read_text())["twin"] == f"{variant}-tuned"
         assert (trial / f".test/results/metrics/{variant}-recipe/seed1.json").exists()
     html = (trial / ".test/report/report.html").read_text()
     assert 'id="tuning"' in html and "The recipe's gain and the search's." in html
+    # two seeds: the intervals count them, and the variants are compared run by run
+    assert "paired bootstrap over test images and seeds" in html and "run-level t (runs + images)" in html
 
 
 @pytest.mark.parametrize("setting", ["device=cpu", "seeds=[0,1]", "threads_per_job=2"])

@@ -1,5 +1,5 @@
 """A finished project plans nothing new wherever it goes: moved (mv), copied (cp -a), or its results copied
-into a fresh git clone (after tools/restore_mtimes.py); and the offline trial of the README (.test) runs."""
+into a fresh git clone (after tools/restore_mtimes.py). The README's offline trial: test_first_hour.py."""
 
 import shutil
 import subprocess
@@ -67,21 +67,3 @@ def test_fresh_clone_with_copied_results_plans_nothing(finished, tmp_path):
     assert planned(clone), "a fresh clone's files are newer than the copied results: Snakemake plans reruns"
     subprocess.run([sys.executable, "tools/restore_mtimes.py"], cwd=clone, check=True, capture_output=True)
     assert planned(clone) == set()
-
-
-def test_offline_trial_of_the_readme_runs(tmp_path):
-    """`python -m cmpt726.fake_data .test/data` then `snakemake --cores 2 --directory .test`, in a copy of .test."""
-    trial = tmp_path / ".test"
-    trial.mkdir()
-    shutil.copy(REPO / ".test/config.yaml", trial / "config.yaml")
-    subprocess.run([sys.executable, "-m", "cmpt726.fake_data", str(trial / "data")], check=True, capture_output=True)
-    proc = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", "--directory", str(trial)],
-                          capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    for path in ["report/report.html", "report/report.pdf", "report/gallery.html", "report/gallery.pdf",
-                 "results/analysis/label_issues.tsv", "results/analysis/human_labels.tsv",
-                 "results/analysis/near_duplicates.tsv", "results/scores/all_augment/seed1.tsv"]:
-        assert (trial / path).stat().st_size > 0, path
-    html = (trial / "report/report.html").read_text()
-    # two seeds: the intervals count them, and the variants are compared run by run
-    assert "paired bootstrap over test images and seeds" in html and "run-level t (runs + images)" in html
