@@ -229,8 +229,14 @@ def _check_finite(job: Fit, epoch: int, which: str, loss: float) -> None:
     if math.isfinite(loss):
         return
     lr = job.optimizer.param_groups[0]["lr"]
-    raise Diverged(f"{job.name}{' of ' + job.describe if job.describe else ''} diverged: {which} loss {loss} in "
-                   f"epoch {epoch} at learning rate {lr:g}; nothing was kept (lower the learning rate)")
+    raise Diverged(diverged_message(job.name, job.describe, which, loss, epoch, lr)
+                   + "; nothing was kept (lower the learning rate)")
+
+
+def diverged_message(name: str, describe: str, which: str, loss: float, epoch: int, lr: float) -> str:
+    """How a non-finite loss is named, for a lone run and for a member of a stack alike."""
+    return (f"{name}{' of ' + describe if describe else ''} diverged: {which} loss {loss} in epoch {epoch} at "
+            f"learning rate {lr:g}")
 
 
 def progress_line(name: str, row: dict, epochs: int, seconds: list[float], held_out: str = "val") -> str:

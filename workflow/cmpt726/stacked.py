@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .loop import Diverged, batch_bounds, progress_line
+from .loop import batch_bounds, diverged_message, progress_line
 from .runtime import EVAL_BATCH
 
 
@@ -171,18 +171,18 @@ def fit_stacked(runs: list, held_out, lr_ats: list, capture: bool = False, name:
         orders = [torch.randperm(n, generator=run.shuffle).to(device) for run in runs]
         loss_sum = torch.zeros(k_all, device=device)
         correct = torch.zeros(k_all, device=device, dtype=torch.long)
-        first_lr = None
-        for start, stop in bounds:
-            lr_values = [run.settings["lr"] if lr_at is None else lr_at(step_index) for run, lr_at in zip(runs, lr_ats)]
-            first_lr = lr_values if first_lr is None else first_lr
-            lr = torch.tensor(lr_values, device=device)
+        # Every member's rate at every step of the epoch, sent to the device once, not once a step.
+        lrs = [[run.settings["lr"] if lr_at is None else lr_at(step) for run, lr_at in zip(runs, lr_ats)]
+               for step in range(step_index, step_index + len(bounds))]
+        lr_table = torch.tensor(lrs, device=device)
+        step_index += len(bounds)
+        for i, (start, stop) in enumerate(bounds):
             xs = torch.stack([run.train[0][order[start:stop]] for run, order in zip(runs, orders)])
             ys = torch.stack([run.train[1][order[start:stop]] for run, order in zip(runs, orders)])
             full = stop - start == settings["batch_size"]
-            loss, hits = (stack.captured_step if capture and full else stack.step)(xs, ys, lr)
+            loss, hits = (stack.captured_step if capture and full else stack.step)(xs, ys, lr_table[i])
             loss_sum += loss * (stop - start)
             correct += hits
-            step_index += 1
         train_loss, train_acc = (loss_sum / n).tolist(), (100.0 * correct / n).tolist()
         val_loss, val_acc = stack.evaluate(*held_out) if held_out is not None else ([None] * k_all, [None] * k_all)
         seconds.append(time.perf_counter() - tic)
@@ -190,15 +190,15 @@ def fit_stacked(runs: list, held_out, lr_ats: list, capture: bool = False, name:
             row = {"epoch": epoch + 1, "train_loss": train_loss[k], "train_acc": train_acc[k],
                    "val_loss": val_loss[k], "val_acc": val_acc[k], "seconds": seconds[-1] / k_all}
             if lr_ats[k] is not None:
-                row["lr"] = first_lr[k]
+                row["lr"] = lrs[0][k]
             histories[k].append(row)
             if k in diverged:
                 continue
             bad = next(((which, value) for which, value in (("training", train_loss[k]), ("val", val_loss[k]))
                         if value is not None and not math.isfinite(value)), None)
             if bad:  # set aside: its weights are junk, the others' are its own
-                diverged[k] = (f"{name} of {describe}, seed {run.seed} diverged: {bad[0]} loss {bad[1]} in epoch "
-                               f"{epoch + 1} at learning rate {first_lr[k]:g}")
+                diverged[k] = diverged_message(name, ", ".join(filter(None, [describe, f"seed {run.seed}"])), *bad,
+                                               epoch + 1, lrs[-1][k])
                 continue
             if keep_best and (best[k]["acc"] is None or val_acc[k] > best[k]["acc"]):  # ties: the earlier
                 best[k] = {"epoch": epoch + 1, "acc": val_acc[k], "state": stack.member_state(k)}
